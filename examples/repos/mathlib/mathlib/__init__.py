@@ -1,0 +1,3 @@
+from mathlib.vector import Vector
+
+__all__ = ["Vector"]

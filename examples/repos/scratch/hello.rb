@@ -1,0 +1,5 @@
+def hello(name)
+  puts "Hello, #{name}!"
+end
+
+hello(ARGV.fetch(0, "world"))

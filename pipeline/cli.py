@@ -1,0 +1,69 @@
+"""`code-corpus`: build, inspect and use dataset versions.
+
+    code-corpus run --config examples/sample.yaml --out datasets
+    code-corpus run --config c.yaml --stages tokenizer..binarize --version v0001
+    code-corpus run --config c.yaml --runner DataflowRunner --project P --region R --temp_location gs://B/tmp
+    code-corpus inspect datasets/sample/v0001
+
+Flags `run` does not know are Beam pipeline options; they are checked before any work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pipeline.run import describe_error, parse_stages, run_stages
+from pipeline.summary import counts_table, describe_manifest
+from pipeline.version import read_manifest
+from schemas.config import load_config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="code-corpus", description=__doc__.split("\n")[0])
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="build a dataset version (or run later stages on one)")
+    run.add_argument("--config", required=True, help="YAML config file (see examples/sample.yaml)")
+    run.add_argument("--out", default="datasets", help="root directory of dataset versions (default: datasets)")
+    run.add_argument("--stages", help="stage range: 'corpus..binarize', 'tokenizer,binarize', 'train' or 'all'")
+    run.add_argument("--version", help="version name to create (vNNNN), or the existing version later stages work on")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing version of the same name")
+
+    inspect = sub.add_parser("inspect", help="print a version's manifest and counts as tables")
+    inspect.add_argument("version_dir", help="a dataset version directory, e.g. datasets/sample/v0001")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command != "run" and extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        if args.command == "run":
+            return _run(args, extra)
+        print(describe_manifest(read_manifest(args.version_dir)))
+        return 0
+    except Exception as e:  # every failure ends in one readable line, with the traceback at DEBUG
+        logging.getLogger(__name__).debug("failed", exc_info=True)
+        print(describe_error(e), file=sys.stderr)
+        return 2 if isinstance(e, ValueError) else 1
+
+
+def _run(args, beam_args: list[str]) -> int:
+    config = load_config(args.config)
+    stages = parse_stages(args.stages, config.stages)
+    version_dir = run_stages(config, args.out, stages, beam_args, args.version, args.overwrite)
+    manifest = read_manifest(version_dir)
+    print(f"\n{manifest['name']} {manifest['version']} written to {version_dir}\n")
+    if manifest.get("counts"):
+        print(counts_table(manifest["counts"], manifest.get("flow")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

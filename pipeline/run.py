@@ -1,0 +1,181 @@
+"""Runs a range of stages and records the result as a dataset version.
+
+    corpus     sources → cleaned, formatted Documents (documents/, rejected/)
+    tokenizer  Documents → a trained BPE tokenizer (tokenizer/)
+    binarize   Documents + tokenizer → token shards (shards/)
+    train      shards → a causal-masking model checkpoint (checkpoints/)
+
+A range that starts with `corpus` makes a new version. A range that starts later
+works on an existing version (`--version`), adding or replacing that stage's
+outputs. Either way outputs are staged and moved into place only once the stages
+succeed and the manifest is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import os
+import shutil
+import time
+from typing import Callable
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline.corpus import run_corpus
+from pipeline.options import make_pipeline_options
+from pipeline.version import (
+    MANIFEST_FORMAT,
+    VersionError,
+    VersionStore,
+    code_version,
+    read_manifest,
+    write_manifest,
+    write_run_info,
+)
+from schemas.config import STAGES, ConfigError, PipelineConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class StageContext:
+    """What a stage runner gets: config, where to read earlier outputs, where to write."""
+
+    config: PipelineConfig
+    input_dir: str  # the version as it stands (earlier stages' outputs)
+    output_dir: str  # where this run writes; moved into the version on success
+    pipeline_options: PipelineOptions
+    manifest: dict  # the manifest so far; runners read earlier stages' entries
+
+
+StageRunner = Callable[[StageContext], dict]
+
+# Stage name → runner. A runner returns the manifest entries it adds; "files" and
+# "counts" are merged with what earlier stages recorded, other keys are set.
+STAGE_RUNNERS: dict[str, StageRunner] = {"corpus": run_corpus}
+
+
+def parse_stages(spec: str | None, default: tuple[str, ...]) -> list[str]:
+    """'corpus..binarize', 'tokenizer,binarize', 'train' or 'all' → ordered stage names."""
+    if not spec:
+        stages = list(default)
+    elif spec == "all":
+        stages = list(STAGES)
+    elif ".." in spec:
+        first, _, last = spec.partition("..")
+        for s in (first, last):
+            if s not in STAGES:
+                raise ConfigError(f"--stages: unknown stage {s!r}; choose from {list(STAGES)}")
+        stages = list(STAGES[STAGES.index(first) : STAGES.index(last) + 1])
+    else:
+        stages = [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown or not stages:
+        raise ConfigError(f"--stages: unknown stage(s) {unknown}; choose from {list(STAGES)} or a range a..b")
+    missing = [s for s in stages if s not in STAGE_RUNNERS]
+    if missing:
+        raise ConfigError(f"--stages: stage(s) {missing} are not available in this build")
+    return sorted(stages, key=STAGES.index)
+
+
+def run_stages(
+    config: PipelineConfig,
+    out_root: str,
+    stages: list[str],
+    beam_args: list[str] | None = None,
+    version: str | None = None,
+    overwrite: bool = False,
+) -> str:
+    """Run `stages` and return the directory of the version they built or extended."""
+    options = make_pipeline_options(beam_args or [])
+    store = VersionStore(out_root, config.name)
+    store.clean_incomplete()
+    started = time.time()
+    if stages[0] == "corpus":
+        version, work = store.begin(version, overwrite)
+        final = store.path(version)
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "name": config.name,
+            "version": version,
+            "parents": [],
+            "code_version": code_version(),
+            "config": config.to_dict(),
+            "config_hash": config.hash(),
+            "stages": [],
+            "files": {},
+        }
+        input_dir = work
+    else:
+        if not version:
+            raise ConfigError(f"--stages {','.join(stages)} works on an existing version: pass --version vNNNN")
+        final = store.path(version)
+        manifest = read_manifest(final)
+        work = os.path.join(final, f".{'-'.join(stages)}.partial")
+        if os.path.exists(work):
+            shutil.rmtree(work)
+        os.makedirs(work)
+        input_dir = final
+
+    try:
+        for stage in stages:
+            log.info("stage %s: starting", stage)
+            ctx = StageContext(config, input_dir, work, options, manifest)
+            added = STAGE_RUNNERS[stage](ctx)
+            merge_manifest(manifest, added)
+            manifest["stages"] = sorted(set(manifest["stages"]) | {stage}, key=STAGES.index)
+            if input_dir != work:
+                input_dir = _commit_into(work, final)
+                os.makedirs(work)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)  # a failed run leaves nothing that looks like output
+        raise
+
+    if stages[0] == "corpus":
+        write_manifest(work, manifest)
+        _record_run(work, stages, options, started)
+        final = store.commit(work, version)
+    else:
+        shutil.rmtree(work)
+        write_manifest(final, manifest)
+        _record_run(final, stages, options, started)
+    return final
+
+
+def merge_manifest(manifest: dict, added: dict) -> None:
+    for key, value in added.items():
+        if key in ("files", "counts") and isinstance(manifest.get(key), dict):
+            manifest[key] = {**manifest[key], **value}
+        else:
+            manifest[key] = value
+
+
+def _commit_into(work: str, final: str) -> str:
+    """Move each output of a stage run on an existing version into place."""
+    for entry in sorted(os.listdir(work)):
+        target = os.path.join(final, entry)
+        if os.path.isdir(target):
+            shutil.rmtree(target)
+        os.replace(os.path.join(work, entry), target)
+    os.rmdir(work)
+    return final
+
+
+def _record_run(version_dir: str, stages: list[str], options: PipelineOptions, started: float) -> None:
+    write_run_info(
+        version_dir,
+        {
+            "stages": stages,
+            "started": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(),
+            "wall_seconds": round(time.time() - started, 3),
+            "pipeline_options": options.get_all_options(drop_default=True),
+        },
+    )
+
+
+def describe_error(error: Exception) -> str:
+    if isinstance(error, (ConfigError, VersionError)):
+        return f"error: {error}"
+    return f"error: {type(error).__name__}: {error}"

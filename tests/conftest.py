@@ -1,0 +1,56 @@
+"""Shared fixtures: the bundled sample and a way to run the CLI as users do."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "examples")
+SAMPLE_CONFIG = os.path.join(EXAMPLES, "sample.yaml")
+SAMPLE_REPOS = os.path.join(EXAMPLES, "repos")
+
+# The two DirectRunner modes every pipeline test runs under.
+DIRECT_MODES = {
+    "in_memory": ["--direct_running_mode=in_memory"],
+    "multi_processing": ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+}
+
+
+def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run `code-corpus` in a fresh process, exactly as a user would."""
+    cli = shutil.which("code-corpus", path=os.path.dirname(sys.executable)) or "code-corpus"
+    proc = subprocess.run([cli, *args], capture_output=True, text=True, cwd=ROOT)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"code-corpus {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(params=sorted(DIRECT_MODES))
+def direct_mode(request) -> list[str]:
+    return DIRECT_MODES[request.param]
+
+
+def git(repo: str, *args: str) -> str:
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@t",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@t",
+        GIT_AUTHOR_DATE="2024-01-01T00:00:00Z",
+        GIT_COMMITTER_DATE="2024-01-01T00:00:00Z",
+    )
+    return subprocess.run(["git", "-C", repo, *args], check=True, capture_output=True, text=True, env=env).stdout
+
+
+def make_git_repo(path: str) -> str:
+    """Turn a folder into a git repository with one commit; return the commit id."""
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "initial")
+    return git(path, "rev-parse", "HEAD").strip()

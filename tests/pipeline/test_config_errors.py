@@ -1,0 +1,58 @@
+"""Bad configuration fails at once with a message that says what to change."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.options import make_pipeline_options
+from pipeline.run import parse_stages
+from schemas.config import ConfigError, load_config
+from tests.conftest import SAMPLE_CONFIG, run_cli
+
+
+def write(tmp_path, text: str) -> str:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_sample_config_loads_with_paths_relative_to_the_file():
+    config = load_config(SAMPLE_CONFIG)
+    assert config.name == "sample"
+    assert config.resolve(config.sources.local[0].path).endswith("examples/repos")
+
+
+def test_unknown_key_names_the_key_and_the_valid_ones(tmp_path):
+    with pytest.raises(ConfigError, match=r"license: unknown key\(s\) \['alow'\]; valid keys are \['allow'\]"):
+        load_config(write(tmp_path, "name: x\nlicense:\n  alow: [MIT]\n"))
+
+
+def test_wrong_type_names_the_path(tmp_path):
+    with pytest.raises(ConfigError, match=r"read.max_file_bytes: expected int"):
+        load_config(write(tmp_path, "name: x\nread:\n  max_file_bytes: lots\n"))
+
+
+def test_missing_source_path_fails_before_running(tmp_path):
+    path = write(tmp_path, "name: x\nsources:\n  local:\n    - path: nowhere\n")
+    proc = run_cli("run", "--config", path, "--out", str(tmp_path / "out"), check=False)
+    assert proc.returncode != 0
+    assert "sources.local[0].path" in proc.stderr and "nowhere" in proc.stderr
+    assert not (tmp_path / "out" / "x").exists() or not any((tmp_path / "out" / "x").iterdir())
+
+
+def test_bad_runner_option_is_reported():
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['--direct_num_workerz=2'\]"):
+        make_pipeline_options(["--direct_num_workerz=2"])
+    with pytest.raises(ConfigError, match="--runner 'NoSuchRunner'"):
+        make_pipeline_options(["--runner", "NoSuchRunner"])
+
+
+def test_bad_runner_option_from_the_cli(tmp_path):
+    proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path), "--runner=Nope", check=False)
+    assert proc.returncode == 2 and "--runner 'Nope'" in proc.stderr
+
+
+def test_stage_ranges():
+    assert parse_stages("corpus", ()) == ["corpus"]
+    with pytest.raises(ConfigError, match="unknown stage"):
+        parse_stages("corpus..frobnicate", ())

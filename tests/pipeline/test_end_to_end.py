@@ -1,0 +1,91 @@
+"""The README's main command on the bundled sample, under both DirectRunner modes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import pyarrow.parquet as pq
+
+from tests.conftest import SAMPLE_CONFIG, SAMPLE_REPOS, run_cli
+
+
+def sample_facts() -> dict:
+    """What the sample holds, worked out from the files on disk (not from the pipeline)."""
+    facts = {"files": 0, "binary": 0, "not-utf8": 0, "unlicensed_files": 0}
+    unlicensed_repos = {"gpl-app", "scratch"}  # GPL-3.0 and no license at all
+    for repo in os.listdir(SAMPLE_REPOS):
+        for dirpath, _, names in os.walk(os.path.join(SAMPLE_REPOS, repo)):
+            for name in names:
+                data = open(os.path.join(dirpath, name), "rb").read()
+                facts["files"] += 1
+                if b"\0" in data:
+                    facts["binary"] += 1
+                    continue
+                try:
+                    data.decode("utf-8")
+                except UnicodeDecodeError:
+                    facts["not-utf8"] += 1
+                    continue
+                if repo in unlicensed_repos:
+                    facts["unlicensed_files"] += 1
+    return facts
+
+
+def test_main_command_accounts_for_every_sample_file(tmp_path, direct_mode):
+    out = tmp_path / "datasets"
+    proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(out), *direct_mode)
+    version = out / "sample" / "v0001"
+    manifest = json.loads((version / "manifest.json").read_text())
+    counts = manifest["counts"]
+    facts = sample_facts()
+
+    assert counts["read"]["in"] == facts["files"]
+    assert counts["read"]["rejected"]["binary"] == facts["binary"] == 1
+    assert counts["read"]["rejected"]["not-utf8"] == facts["not-utf8"] == 1
+    assert counts["license"]["rejected"] == {"license": facts["unlicensed_files"]}
+    for stage, c in counts.items():
+        assert c["in"] == c["kept"] + sum(c["rejected"].values()), stage
+
+    documents = pq.read_table(version / "documents").to_pylist()
+    assert len(documents) == manifest["documents"] == counts[manifest["flow"][0][-1]]["kept"]
+    assert not {d["repo"] for d in documents} & {"freedom/gpl-app", "someone/scratch"}
+    assert {d["license"] for d in documents} <= {"MIT", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause"}
+    rejected = pq.read_table(version / "rejected").to_pylist()
+    gpl = [r for r in rejected if r["repo"] == "freedom/gpl-app"]
+    assert gpl and all(r["stage"] == "license" and r["reason"] == "license" for r in gpl)
+    assert "GPL-3.0" in gpl[0]["detail"]
+
+    for rel, info in manifest["files"].items():
+        data = (version / rel).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == info["sha256"] and len(data) == info["bytes"], rel
+    assert "license" in proc.stdout and "read" in proc.stdout  # the closing summary table
+
+
+def test_rerun_is_byte_identical(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(first))
+    run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(second), "--direct_running_mode=multi_processing")
+    a, b = first / "sample" / "v0001", second / "sample" / "v0001"
+    names = sorted(str(p.relative_to(a)) for p in a.rglob("*") if p.is_file() and p.name != "run.json")
+    assert names == sorted(str(p.relative_to(b)) for p in b.rglob("*") if p.is_file() and p.name != "run.json")
+    assert "manifest.json" in names and any(n.startswith("documents/") for n in names)
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_inspect_prints_counts_table(tmp_path):
+    run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path))
+    shown = run_cli("inspect", str(tmp_path / "sample" / "v0001")).stdout
+    assert "config hash" in shown
+    assert "license=4" in shown.replace(" ", "")
+    assert "documents/part-00000-of-00002.parquet" in shown
+
+
+def test_second_run_makes_a_new_version_and_never_overwrites(tmp_path):
+    run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path))
+    run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path))
+    assert sorted(os.listdir(tmp_path / "sample")) == ["v0001", "v0002"]
+    clash = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path), "--version", "v0001", check=False)
+    assert clash.returncode != 0 and "--overwrite" in clash.stderr

@@ -1,0 +1,1 @@
+"""BPE tokenizer training, tokenizer packaging, binarization into shards, and the shard reader."""

@@ -1,0 +1,1 @@
+"""The causal-masking objective, the model, the training loop and infilling inference."""

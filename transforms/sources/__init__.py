@@ -1,0 +1,1 @@
+"""Sources: each yields `RepoFile` records (and `Rejected` ones) into the same graph."""
