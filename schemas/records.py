@@ -121,3 +121,15 @@ class RepoSnapshot:
 
     def to_row(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def record_rng(seed: int, *parts: str) -> "random.Random":
+    """A random generator seeded by the run seed and a record's identity.
+
+    Every random choice about a record (markup placement, masking) comes from here,
+    so reruns and every worker make the same choice whatever the processing order.
+    """
+    import random
+
+    digest = hashlib.sha256("\0".join([str(seed), *map(str, parts)]).encode("utf-8")).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
