@@ -249,7 +249,7 @@ class ReadRepoFn(beam.DoFn):
 
 
 class ReadLocalRepos(beam.PTransform):
-    """Local repositories → RepoFile (main), Rejected, tallies and repository snapshots."""
+    """Local repositories → RepoFile (main, "kept"), Rejected, tallies and repository snapshots."""
 
     def __init__(self, repos: list[RepoRef], max_file_bytes: int):
         super().__init__()
@@ -261,5 +261,5 @@ class ReadLocalRepos(beam.PTransform):
             pbegin
             | "ListRepos" >> beam.Create(self.repos)
             | "SpreadRepos" >> beam.Reshuffle()
-            | "ReadRepoFiles" >> beam.ParDo(ReadRepoFn(self.max_file_bytes)).with_outputs(REJECTED, TALLY, SNAPSHOT, main="files")
+            | "ReadRepoFiles" >> beam.ParDo(ReadRepoFn(self.max_file_bytes)).with_outputs(REJECTED, TALLY, SNAPSHOT, main="kept")
         )
