@@ -14,6 +14,8 @@ import argparse
 import logging
 import sys
 
+from pipeline.diff import diff_versions, render_diff
+from pipeline.report import screenshot, write_report
 from pipeline.run import describe_error, parse_stages, run_stages
 from pipeline.summary import counts_table, describe_manifest
 from pipeline.version import read_manifest
@@ -31,9 +33,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stages", help="stage range: 'corpus..binarize', 'tokenizer,binarize', 'train' or 'all'")
     run.add_argument("--version", help="version name to create (vNNNN), or the existing version later stages work on")
     run.add_argument("--overwrite", action="store_true", help="replace an existing version of the same name")
+    run.add_argument("--previous", help="an earlier version directory this one builds on (recorded as its parent)")
 
     inspect = sub.add_parser("inspect", help="print a version's manifest and counts as tables")
     inspect.add_argument("version_dir", help="a dataset version directory, e.g. datasets/sample/v0001")
+
+    diff = sub.add_parser("diff", help="what changed between two versions: counts, documents, config, tokenizer")
+    diff.add_argument("a", help="the older version directory")
+    diff.add_argument("b", help="the newer version directory")
+    diff.add_argument("--all-ids", action="store_true", help="list every added/removed document id")
+
+    report = sub.add_parser("report", help="(re)write a version's report.html")
+    report.add_argument("version_dir")
+    report.add_argument("--screenshot", metavar="PNG", help="also render the page in headless Chromium to this PNG")
     return parser
 
 
@@ -46,7 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args, extra)
-        print(describe_manifest(read_manifest(args.version_dir)))
+        if args.command == "diff":
+            print(render_diff(diff_versions(args.a, args.b), all_ids=args.all_ids))
+        elif args.command == "report":
+            print(write_report(args.version_dir))
+            if args.screenshot:
+                print(screenshot(args.version_dir, args.screenshot))
+        else:
+            print(describe_manifest(read_manifest(args.version_dir)))
         return 0
     except Exception as e:  # every failure ends in one readable line, with the traceback at DEBUG
         logging.getLogger(__name__).debug("failed", exc_info=True)
@@ -57,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args, beam_args: list[str]) -> int:
     config = load_config(args.config)
     stages = parse_stages(args.stages, config.stages)
-    version_dir = run_stages(config, args.out, stages, beam_args, args.version, args.overwrite)
+    version_dir = run_stages(config, args.out, stages, beam_args, args.version, args.overwrite, args.previous)
     manifest = read_manifest(version_dir)
     print(f"\n{manifest['name']} {manifest['version']} written to {version_dir}\n")
     if manifest.get("counts"):

@@ -2,12 +2,22 @@
 
 Beam itself only warns about flags it cannot parse and fails late on an unknown
 runner; here both fail before any work starts, with the flag named.
+
+The local runner is Beam's FnApiRunner, the engine behind the DirectRunner that honours
+`--direct_running_mode` (in_memory, multi_threading, multi_processing) and
+`--direct_num_workers`. Beam's DirectRunner first tries to download and start its Prism
+runner from the internet, which ignores those flags and hangs or fails on machines
+without internet access; `LocalRunner` goes straight to the FnApiRunner.
 """
 
 from __future__ import annotations
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, _BeamArgumentParser
+from apache_beam.portability.api import beam_provision_api_pb2
 from apache_beam.runners import create_runner
+from apache_beam.runners.portability.fn_api_runner import fn_runner
+from apache_beam.runners.portability.portable_runner import JobServiceHandle
+from apache_beam.runners.runner import PipelineRunner
 
 from schemas.config import ConfigError
 
@@ -36,9 +46,24 @@ def make_pipeline_options(beam_args: list[str]) -> PipelineOptions:
             "(e.g. --runner, --direct_running_mode, --direct_num_workers, --project, --temp_location)"
         )
     options = PipelineOptions(beam_args)
-    runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    standard = options.view_as(StandardOptions)
+    if standard.runner in (None, "DirectRunner", "direct"):
+        standard.runner = LOCAL_RUNNER
+    runner = standard.runner
     try:
         create_runner(runner)
     except (ValueError, ImportError) as e:
         raise ConfigError(f"--runner {runner!r} is not usable: {e}") from None
     return options
+
+
+LOCAL_RUNNER = "pipeline.options.LocalRunner"
+
+
+class LocalRunner(PipelineRunner):
+    """The DirectRunner's FnApiRunner path, without the attempt to fetch Prism."""
+
+    def run_pipeline(self, pipeline, options):
+        encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+        provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
+        return fn_runner.FnApiRunner(provision_info=provision).run_pipeline(pipeline, options)

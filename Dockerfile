@@ -1,0 +1,23 @@
+# Dataflow worker image: the Beam Python SDK image with this project installed, so
+# workers run the same code and pinned dependencies as the launcher.
+#
+#   docker build -t REGION-docker.pkg.dev/PROJECT/REPO/code-corpus:0.1.0 .
+#   docker push REGION-docker.pkg.dev/PROJECT/REPO/code-corpus:0.1.0
+#
+# then run with --sdk_container_image=<that tag> --sdk_location=container (README, "Dataflow").
+FROM apache/beam_python3.11_sdk:2.77.0
+
+# git reads local repositories; everything else comes from pip.
+RUN apt-get update && apt-get install -y --no-install-recommends git && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /opt/code-corpus
+COPY setup.py README.md ./
+COPY pipeline ./pipeline
+COPY transforms ./transforms
+COPY tokenizer_training ./tokenizer_training
+COPY schemas ./schemas
+COPY trainer ./trainer
+RUN pip install --no-cache-dir ".[gcp]"
+
+# The SDK image's entrypoint starts the Beam worker harness.
+ENTRYPOINT ["/opt/apache/beam/boot"]

@@ -1,0 +1,173 @@
+"""`report.html`: a self-contained page describing one dataset version.
+
+Per-stage kept/rejected counts with reasons, bytes per language, star-bucket and
+document-length histograms (rendered to PNG with matplotlib and embedded as data
+URIs, so the file needs nothing else), and tokens per shard when the version has
+shards. The documents are read one Parquet batch at a time, only the columns needed.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import glob
+import html
+import io
+import math
+import os
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.summary import flow_order
+from pipeline.version import read_manifest
+
+REPORT = "report.html"
+BATCH_ROWS = 8192
+
+
+def document_stats(version_dir: str) -> dict:
+    """Bytes and documents per language, star buckets, and log2 length bins, streamed."""
+    bytes_per_lang: collections.Counter = collections.Counter()
+    docs_per_lang: collections.Counter = collections.Counter()
+    buckets: collections.Counter = collections.Counter()
+    lengths: collections.Counter = collections.Counter()
+    for path in sorted(glob.glob(os.path.join(version_dir, "documents", "*.parquet"))):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=["kind", "lang", "text", "star_bucket"]):
+            sizes = pc.binary_length(pc.cast(batch.column("text"), "large_binary")).to_pylist()
+            langs = batch.column("lang").to_pylist()
+            kinds = batch.column("kind").to_pylist()
+            for lang, kind, size, bucket in zip(langs, kinds, sizes, batch.column("star_bucket").to_pylist()):
+                label = lang or kind
+                bytes_per_lang[label] += size
+                docs_per_lang[label] += 1
+                lengths[max(0, int(math.log2(size))) if size else 0] += 1
+                if bucket is not None:
+                    buckets[bucket] += 1
+    return {"bytes_per_lang": bytes_per_lang, "docs_per_lang": docs_per_lang, "star_buckets": buckets, "length_bins": lengths}
+
+
+def shard_tokens(manifest: dict) -> list[tuple[str, int]]:
+    """(shard file, tokens) for every file the manifest lists with a token count."""
+    return sorted((path, f["tokens"]) for path, f in manifest.get("files", {}).items() if "tokens" in f)
+
+
+def _png(draw) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=100)
+    draw(ax)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})  # no version stamp: same bytes every run
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _bar(labels, values, title, xlabel, ylabel):
+    def draw(ax):
+        ax.bar([str(x) for x in labels], values, color="#3b6ea5")
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.tick_params(axis="x", labelrotation=45 if len(labels) > 6 else 0)
+
+    return _png(draw)
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def render_report(version_dir: str) -> str:
+    manifest = read_manifest(version_dir)
+    stats = document_stats(version_dir)
+    counts = manifest.get("counts", {})
+    sections = [f"<h1>{html.escape(manifest['name'])} {html.escape(manifest['version'])}</h1>"]
+    sections.append(
+        _table(
+            ["field", "value"],
+            [
+                ["documents", manifest.get("documents", 0)],
+                ["rejected", manifest.get("rejected", 0)],
+                ["stages", ", ".join(manifest.get("stages", []))],
+                ["parents", ", ".join(manifest.get("parents", [])) or "-"],
+                ["config hash", manifest.get("config_hash", "")],
+                ["code version", manifest.get("code_version", "")],
+            ],
+        )
+    )
+    rows = []
+    for stage in flow_order(counts, manifest.get("flow")):
+        c = counts[stage]
+        reasons = ", ".join(f"{r}: {n:,}" for r, n in sorted(c["rejected"].items(), key=lambda kv: -kv[1]))
+        rows.append([stage, c["in"], c["kept"], sum(c["rejected"].values()), reasons])
+    sections += ["<h2>Stages</h2>", _table(["stage", "read", "kept", "rejected", "reasons"], rows)]
+
+    langs = sorted(stats["bytes_per_lang"].items(), key=lambda kv: -kv[1])
+    sections += ["<h2>Size per language</h2>"]
+    if langs:
+        sections.append(f'<img alt="bytes per language" src="{_bar([l for l, _ in langs], [b for _, b in langs], "Bytes per language", "language", "bytes")}">')
+    sections.append(_table(["language", "documents", "bytes"], [[l, stats["docs_per_lang"][l], b] for l, b in langs]))
+
+    buckets = stats["star_buckets"]
+    sections += ["<h2>Star buckets</h2>"]
+    sections.append(
+        f'<img alt="star buckets" src="{_bar(list(range(6)), [buckets.get(i, 0) for i in range(6)], "Documents per star bucket", "dstars", "documents")}">'
+    )
+    bins = stats["length_bins"]
+    if bins:
+        top = max(bins)
+        labels = [f"2^{i}" for i in range(top + 1)]
+        sections += [
+            "<h2>Document length</h2>",
+            f'<img alt="document length" src="{_bar(labels, [bins.get(i, 0) for i in range(top + 1)], "Documents by length (bytes, log2 bins)", "bytes", "documents")}">',
+        ]
+    tokens = shard_tokens(manifest)
+    if tokens:
+        sections += ["<h2>Tokens per shard</h2>", _table(["shard", "tokens"], [[p, t] for p, t in tokens])]
+    style = (
+        "body{font-family:sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}img{display:block;margin:1em 0}"
+    )
+    title = html.escape(f"{manifest['name']} {manifest['version']}")
+    return f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title><style>{style}</style></head><body>{''.join(sections)}</body></html>\n"
+
+
+def write_report(version_dir: str) -> str:
+    path = os.path.join(version_dir, REPORT)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(render_report(version_dir))
+    return path
+
+
+def screenshot(version_dir: str, png_path: str, browser: str = "chromium") -> str:
+    """Render report.html in headless Chromium and save the page as a PNG."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    exe = shutil.which(browser)
+    if not exe:
+        raise FileNotFoundError(f"{browser} not found; install it (e.g. apt-get install chromium) to take screenshots")
+    page = os.path.abspath(os.path.join(version_dir, REPORT))
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run(
+            [
+                exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={profile}", "--window-size=1100,2600",
+                f"--screenshot={os.path.abspath(png_path)}", f"file://{page}",
+            ],
+            check=True, capture_output=True, timeout=120,
+        )
+    return png_path

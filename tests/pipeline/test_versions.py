@@ -1,0 +1,79 @@
+"""Versions: parents, diff, and crash safety (a killed run never looks complete)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from pipeline.diff import diff_versions, render_diff
+from schemas.records import RepoFile
+from tests.conftest import EXAMPLES, ROOT, SAMPLE_CONFIG, run_cli
+
+
+def copy_sample(tmp_path) -> str:
+    """A private copy of the bundled sample that a test may change."""
+    target = tmp_path / "examples"
+    shutil.copytree(EXAMPLES, target)
+    return str(target / "sample.yaml")
+
+
+def test_diff_reports_documents_config_and_counts(tmp_path):
+    config = copy_sample(tmp_path)
+    out = tmp_path / "out"
+    run_cli("run", "--config", config, "--out", str(out))
+    examples = tmp_path / "examples"
+    os.remove(examples / "repos" / "mathlib" / "mathlib" / "vector.py")
+    (examples / "repos" / "textkit" / "textkit" / "numbers.py").write_text("def double(x):\n    return 2 * x\n")
+    (examples / "repos" / "textkit" / "assets" / "icon.bin").write_bytes(b"\x00\x01\x02")
+    text = (examples / "sample.yaml").read_text().replace("max_file_bytes: 1000000", "max_file_bytes: 900000")
+    (examples / "sample.yaml").write_text(text)
+    run_cli("run", "--config", config, "--out", str(out), "--previous", str(out / "sample" / "v0001"))
+
+    v1, v2 = out / "sample" / "v0001", out / "sample" / "v0002"
+    assert json.loads((v2 / "manifest.json").read_text())["parents"] == ["sample/v0001"]
+    d = diff_versions(str(v1), str(v2))
+    added = RepoFile.make_id("local", "octo-org/textkit", "textkit/numbers.py", None)
+    removed = RepoFile.make_id("local", "numerics/mathlib", "mathlib/vector.py", None)
+    assert d["documents"]["added"] == [added]
+    assert d["documents"]["removed"] == [removed]
+    assert d["config"] == [("read.max_file_bytes", 1000000, 900000)]
+    m1 = json.loads((v1 / "manifest.json").read_text())
+    files, binaries = m1["counts"]["read"]["in"], m1["counts"]["read"]["rejected"]["binary"]
+    assert ("read", "read", files, files + 1) in d["counts"]
+    assert ("read", "rejected:binary", binaries, binaries + 1) in d["counts"]
+    shown = run_cli("diff", str(v1), str(v2)).stdout
+    assert f"+ {added}" in shown and f"- {removed}" in shown and "read.max_file_bytes" in shown
+    assert render_diff(d) in shown
+
+
+def test_diff_of_identical_versions_is_empty(tmp_path):
+    run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path))
+    run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path))
+    d = diff_versions(str(tmp_path / "sample" / "v0001"), str(tmp_path / "sample" / "v0002"))
+    assert d["documents"]["added"] == d["documents"]["removed"] == []
+    assert d["config"] == [] and d["counts"] == []
+
+
+def test_killed_run_leaves_no_complete_looking_version_and_next_run_cleans_it(tmp_path):
+    out = tmp_path / "out"
+    cli = os.path.join(os.path.dirname(sys.executable), "code-corpus")
+    proc = subprocess.Popen([cli, "run", "--config", SAMPLE_CONFIG, "--out", str(out)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    staging = out / "sample" / ".v0001.partial"
+    deadline = time.monotonic() + 60
+    while not staging.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert staging.exists()
+    assert not (out / "sample" / "v0001").exists()
+
+    rerun = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(out))
+    assert "removing .v0001.partial" in rerun.stderr
+    assert not staging.exists()
+    assert (out / "sample" / "v0001" / "manifest.json").is_file()
