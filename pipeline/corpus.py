@@ -28,13 +28,25 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.accounting import check_counts, fold_tallies, total_rejected
 from pipeline.writers import WriteParquetShards, WriteSmallJson, read_json, write_json
+from pipeline.version import MANIFEST
 from schemas import arrow
-from schemas.config import ConfigError, PipelineConfig
+from schemas.config import ConfigError, PipelineConfig, check_star_boundaries
 from transforms.base import ApplyStage
-from transforms.formatting import ToDocumentFn
+from transforms.formatting import FormatCodeFn, StarBuckets, entry_boundaries, star_buckets_entry
+from transforms.decontamination import DecontaminateFn, load_deny_list
+from transforms.dedup import ExactDedup, bloom_path
+from transforms.filters import QualityFilterFn
+from transforms.language import LanguageFn
 from transforms.license import LicenseFilterFn
+from transforms.scrub import ScrubEmailsFn
+from transforms.sources.crawl import network_sources
 from transforms.sources.local import STAGE as READ_STAGE
 from transforms.sources.local import ReadLocalRepos, list_repos
+from transforms.sources.stackoverflow import STAGE as SO_READ_STAGE
+from transforms.sources.stackoverflow import DumpError, ReadStackExchangeDump, find_dump_files, split_ranges
+from transforms.stackoverflow import FORMAT_STAGE as SO_FORMAT_STAGE
+from transforms.stackoverflow import JOIN_STAGE as SO_JOIN_STAGE
+from transforms.stackoverflow import JoinThreads, ScoreBuckets, format_threads
 
 COUNTS_FILE = "_counts.json"
 FILES_FILE = "_files.json"
@@ -68,9 +80,31 @@ class CorpusFlow:
         value | f"WriteManifestEntry_{key}" >> beam.Map(lambda v: write_json(path, v))
 
 
-def code_stages(config: PipelineConfig) -> list[beam.PTransform]:
-    """The per-file cleaning stages of the code path, in the paper's order (§3.1)."""
-    return [ApplyStage(LicenseFilterFn(config.license.allow))]
+def code_stages(flow: CorpusFlow) -> list[beam.PTransform]:
+    """The per-file cleaning stages of the code path, in the paper's order (§3.1).
+
+    Files they name (deny-list, earlier versions' Bloom filters) are checked now,
+    so a wrong path fails before the run; dedup writes its filter into the version.
+    """
+    config = flow.config
+    decont, filters, dedup = config.decontamination, config.filters, config.dedup
+    denied = load_deny_list(config.resolve(decont.denied_repos)) if decont.denied_repos else frozenset()
+    previous = tuple(config.resolve(v) for v in dedup.previous_versions)
+    for i, version in enumerate(previous):
+        if not FileSystems.exists(bloom_path(version)):
+            raise ConfigError(f"dedup.previous_versions[{i}]: {bloom_path(version)!r} does not exist; name a version directory")
+    return [
+        ApplyStage(LicenseFilterFn(config.license.allow)),
+        ApplyStage(LanguageFn(config.language.languages)),
+        ApplyStage(DecontaminateFn(decont.humaneval, decont.min_match_chars, denied)),
+        ApplyStage(
+            QualityFilterFn(
+                filters.max_line_tokens, filters.max_avg_line_tokens, filters.min_alnum_fraction, filters.extra_generated_phrases
+            )
+        ),
+        ExactDedup(flow, dedup.bloom_capacity, dedup.bloom_error_rate, previous),
+        ApplyStage(ScrubEmailsFn(config.scrub.replacement)),
+    ]
 
 
 def stage_name(transform: beam.PTransform) -> str:
@@ -98,25 +132,91 @@ def read_code_sources(flow: CorpusFlow) -> list[beam.PCollection]:
         read = flow.pipeline | f"ReadLocal{i}" >> ReadLocalRepos(repos, flow.config.read.max_file_bytes)
         files.append(flow.add_stage(read))
         flow.snapshots.append(read.snapshot)
+    # The network sources' state lives beside the versions (<out>/<name>/crawl/), so it outlives a failed run.
+    for name, source in network_sources(flow.config, posixpath.dirname(flow.out_dir)):
+        read = flow.pipeline | f"Read_{name}" >> source
+        files.append(flow.add_stage(read))
+        flow.snapshots.append(read.snapshot)
+        flow.add_manifest_entry(f"source_{name}", read.summary)
     return files
 
 
 def clean_code(flow: CorpusFlow, files: beam.PCollection) -> beam.PCollection:
     """Run the cleaning stages in order; return the RepoFiles that survive them all."""
     chain = [READ_STAGE]
-    for stage in code_stages(flow.config):
+    for stage in code_stages(flow):
         files = flow.add_stage(files | stage)
         chain.append(stage_name(stage))
     flow.chains.append(chain)
     return files
 
 
+def pinned_star_buckets(config: PipelineConfig) -> dict | None:
+    """The `star_buckets` entry the config pins (None: compute it), read now so a bad pin fails first."""
+    fmt = config.format
+    if fmt.star_boundaries is not None:
+        return star_buckets_entry(fmt.star_boundaries, pinned_from="format.star_boundaries")
+    if fmt.star_boundaries_from is None:
+        return None
+    manifest = posixpath.join(config.resolve(fmt.star_boundaries_from), MANIFEST)
+    try:
+        boundaries = read_json(manifest)["star_buckets"]["boundaries"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(
+            f"format.star_boundaries_from: {manifest!r} has no star_buckets.boundaries ({type(e).__name__}: {e}); "
+            "point it at a version directory built by the corpus stage"
+        ) from None
+    check_star_boundaries(boundaries, f"format.star_boundaries_from: star_buckets.boundaries in {manifest!r}")
+    return star_buckets_entry(boundaries, pinned_from=fmt.star_boundaries_from)
+
+
 def format_code(flow: CorpusFlow, files: beam.PCollection) -> beam.PCollection:
-    """Clean RepoFiles → Documents (the last stage of the code chain)."""
-    documents = flow.add_stage(files | "FormatCode" >> ApplyStage(ToDocumentFn()))
-    flow.chains[-1].append(ToDocumentFn.stage)
-    flow.document_stages.append(ToDocumentFn.stage)
+    """Clean RepoFiles → Documents (the last stage of the code chain), with the dstars buckets."""
+    pinned = pinned_star_buckets(flow.config)
+    if pinned is None:
+        star_buckets = files | "StarBuckets" >> StarBuckets()
+    else:
+        star_buckets = flow.pipeline | "PinnedStarBuckets" >> beam.Create([pinned])
+    flow.add_manifest_entry("star_buckets", star_buckets)
+    boundaries = beam.pvalue.AsSingleton(star_buckets | "StarBoundaries" >> beam.Map(entry_boundaries))
+    format_fn = FormatCodeFn(flow.config.seed)
+    documents = flow.add_stage(files | "FormatCode" >> ApplyStage(format_fn, star_boundaries=boundaries))
+    flow.chains[-1].append(format_fn.stage)
+    flow.document_stages.append(format_fn.stage)
     return documents
+
+
+def stackoverflow_ranges(config: PipelineConfig) -> list:
+    """The byte ranges of every StackOverflow dump, listed now so a bad path fails before the run."""
+    files, sites = [], {}
+    for i, path in enumerate(config.sources.stackoverflow):
+        try:
+            dump = find_dump_files(config.resolve(path))
+        except DumpError as e:
+            raise ConfigError(f"sources.stackoverflow[{i}]: {e}") from None
+        site = dump[0].site
+        if site in sites:
+            raise ConfigError(f"sources.stackoverflow[{i}]: site {site!r} is already sources.stackoverflow[{sites[site]}]")
+        sites[site] = i
+        files += dump
+    return split_ranges(files, config.stackoverflow.range_bytes)
+
+
+def stackoverflow_documents(flow: CorpusFlow) -> None:
+    """StackOverflow dumps → Documents (paper §3.2, Figure 6c), accounted in two chains:
+    posts and comments (read → join), then threads (format), as many as the join's
+    `threads` stat."""
+    ranges = stackoverflow_ranges(flow.config)
+    if not ranges:
+        return
+    limits = flow.config.stackoverflow
+    records = flow.add_stage(flow.pipeline | "ReadStackOverflow" >> ReadStackExchangeDump(ranges, limits.max_row_bytes))
+    threads = flow.add_stage(records | "JoinStackOverflow" >> JoinThreads(limits))
+    buckets = threads | "ScoreBuckets" >> ScoreBuckets()
+    flow.add_manifest_entry("score_buckets", buckets.entry)
+    flow.documents.append(flow.add_stage(threads | "FormatStackOverflow" >> format_threads(flow.config.seed, buckets.boundaries)))
+    flow.chains += [[SO_READ_STAGE, SO_JOIN_STAGE], [SO_FORMAT_STAGE]]
+    flow.document_stages.append(SO_FORMAT_STAGE)
 
 
 def build_corpus(p: beam.Pipeline, config: PipelineConfig, out_dir: str) -> CorpusFlow:
@@ -126,6 +226,7 @@ def build_corpus(p: beam.Pipeline, config: PipelineConfig, out_dir: str) -> Corp
     if sources:
         files = sources[0] if len(sources) == 1 else sources | "AllCodeSources" >> beam.Flatten()
         flow.documents.append(format_code(flow, clean_code(flow, files)))
+    stackoverflow_documents(flow)
     if not flow.documents:
         raise ConfigError("sources: no source configured; add e.g. sources.local: [{path: repos}]")
     write_outputs(flow)

@@ -13,6 +13,7 @@ import collections
 import glob
 import html
 import io
+import logging
 import math
 import os
 
@@ -48,14 +49,19 @@ def document_stats(version_dir: str) -> dict:
 
 
 def shard_tokens(manifest: dict) -> list[tuple[str, int]]:
-    """(shard file, tokens) for every file the manifest lists with a token count."""
-    return sorted((path, f["tokens"]) for path, f in manifest.get("files", {}).items() if "tokens" in f)
+    """(shard, tokens) for every shard the manifest lists with a token count (one row per .bin/.idx pair)."""
+    shards = {}
+    for path, f in manifest.get("files", {}).items():
+        if "tokens" in f:
+            shards[os.path.splitext(path)[0]] = f["tokens"]
+    return sorted(shards.items())
 
 
 def _png(draw) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # silence its per-plot INFO chatter
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=100)

@@ -25,6 +25,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.corpus import run_corpus
 from pipeline.options import make_pipeline_options
+from pipeline.report import write_report
 from pipeline.version import (
     MANIFEST_FORMAT,
     VersionError,
@@ -35,6 +36,8 @@ from pipeline.version import (
     write_run_info,
 )
 from schemas.config import STAGES, ConfigError, PipelineConfig
+from tokenizer_training.binarize import run_binarize
+from tokenizer_training.train_tokenizer import run_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,11 @@ StageRunner = Callable[[StageContext], dict]
 
 # Stage name → runner. A runner returns the manifest entries it adds; "files" and
 # "counts" are merged with what earlier stages recorded, other keys are set.
-STAGE_RUNNERS: dict[str, StageRunner] = {"corpus": run_corpus}
+STAGE_RUNNERS: dict[str, StageRunner] = {
+    "corpus": run_corpus,
+    "tokenizer": run_tokenizer,
+    "binarize": run_binarize,
+}
 
 
 def parse_stages(spec: str | None, default: tuple[str, ...]) -> list[str]:
@@ -87,8 +94,13 @@ def run_stages(
     beam_args: list[str] | None = None,
     version: str | None = None,
     overwrite: bool = False,
+    previous: str | None = None,
 ) -> str:
-    """Run `stages` and return the directory of the version they built or extended."""
+    """Run `stages` and return the directory of the version they built or extended.
+
+    `previous` names an earlier version directory: it is recorded as the new version's
+    parent (what the incremental options read from it is set in the config).
+    """
     options = make_pipeline_options(beam_args or [])
     store = VersionStore(out_root, config.name)
     store.clean_incomplete()
@@ -100,7 +112,7 @@ def run_stages(
             "format": MANIFEST_FORMAT,
             "name": config.name,
             "version": version,
-            "parents": [],
+            "parents": [parent_name(previous)] if previous else [],
             "code_version": code_version(),
             "config": config.to_dict(),
             "config_hash": config.hash(),
@@ -141,7 +153,14 @@ def run_stages(
         shutil.rmtree(work)
         write_manifest(final, manifest)
         _record_run(final, stages, options, started)
+    write_report(final)
     return final
+
+
+def parent_name(version_dir: str) -> str:
+    """How a parent is recorded: `<name>/<version>` from its manifest."""
+    manifest = read_manifest(version_dir)
+    return f"{manifest['name']}/{manifest['version']}"
 
 
 def merge_manifest(manifest: dict, added: dict) -> None:

@@ -16,6 +16,8 @@ DOCUMENT = pa.schema(
         ("star_bucket", pa.int8()),
         ("tags", pa.list_(pa.string())),
         ("meta", pa.list_(pa.list_(pa.string()))),
+        ("ext", pa.string()),
+        ("origin", pa.string()),
     ]
 )
 

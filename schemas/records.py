@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Any
+from typing import Any, ClassVar
 
 
 def record_id(*parts: str | None) -> str:
@@ -63,6 +63,8 @@ class Document:
     star_bucket: int | None = None
     tags: tuple[str, ...] = ()
     meta: tuple[tuple[str, str], ...] = ()  # extra key/value pairs, sorted by key
+    ext: str | None = None  # the `ext` markup attribute (".py", ".ipynb:python")
+    origin: str | None = None  # the `source` markup attribute: where the repository is hosted (github/gitlab)
 
     def to_row(self) -> dict:
         row = dataclasses.asdict(self)
@@ -133,3 +135,48 @@ def record_rng(seed: int, *parts: str) -> "random.Random":
 
     digest = hashlib.sha256("\0".join([str(seed), *map(str, parts)]).encode("utf-8")).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+@dataclasses.dataclass(frozen=True)
+class StackPost:
+    """A question or answer row of a Stack Exchange dump's Posts.xml (body HTML as in the dump)."""
+
+    QUESTION: ClassVar[int] = 1
+    ANSWER: ClassVar[int] = 2
+
+    id: str  # record id, `make_id(site, post_id)`
+    site: str  # the dump's site, e.g. stackoverflow.com
+    post_id: int  # Id
+    post_type: int  # PostTypeId: 1 question, 2 answer
+    parent_id: int | None  # ParentId: an answer's question
+    score: int  # Score
+    creation_date: str  # CreationDate, ISO 8601 as in the dump (sorts as text)
+    title: str = ""  # Title (questions)
+    tags: tuple[str, ...] = ()  # Tags (questions), in the dump's order
+    body: str = ""  # Body: HTML
+
+    @staticmethod
+    def make_id(site: str, post_id: int) -> str:
+        return record_id("stackoverflow", site, "post", str(post_id))
+
+    @property
+    def question_id(self) -> int:
+        """The id of the question this post belongs to (its own id for a question)."""
+        return self.post_id if self.post_type == self.QUESTION else self.parent_id
+
+
+@dataclasses.dataclass(frozen=True)
+class StackComment:
+    """A row of a Stack Exchange dump's Comments.xml (the text is plain, not HTML)."""
+
+    id: str  # record id, `make_id(site, comment_id)`
+    site: str
+    comment_id: int  # Id
+    post_id: int  # PostId: the question or answer commented on
+    score: int  # Score
+    creation_date: str  # CreationDate
+    text: str  # Text
+
+    @staticmethod
+    def make_id(site: str, comment_id: int) -> str:
+        return record_id("stackoverflow", site, "comment", str(comment_id))

@@ -120,9 +120,9 @@ class StageDoFn(beam.DoFn):
         self.fn.setup()
         self.tally = Tally(self.fn.stage)
 
-    def process(self, record):
+    def process(self, record, **side_inputs):
         self.tally.add_in()
-        out = self.fn(record)
+        out = self.fn(record, **side_inputs)
         if out is not None:
             yield self.tally.route(out)
 
@@ -132,14 +132,19 @@ class StageDoFn(beam.DoFn):
 
 
 class ApplyStage(beam.PTransform):
-    """A stage as a composite transform: kept records out, rejected and tallies tagged."""
+    """A stage as a composite transform: kept records out, rejected and tallies tagged.
 
-    def __init__(self, fn: RecordFn):
+    Keyword arguments are side inputs (e.g. `beam.pvalue.AsSingleton(pcoll)`); their
+    values reach the RecordFn's `__call__` as keyword arguments of the same names.
+    """
+
+    def __init__(self, fn: RecordFn, **side_inputs):
         super().__init__(label=None)
         self.fn = fn
+        self.record_fn_inputs = side_inputs  # not `side_inputs`: Beam's PTransform uses that name
 
     def default_label(self):
         return type(self.fn).__name__
 
     def expand(self, records):
-        return records | beam.ParDo(StageDoFn(self.fn)).with_outputs(REJECTED, TALLY, main="kept")
+        return records | beam.ParDo(StageDoFn(self.fn), **self.record_fn_inputs).with_outputs(REJECTED, TALLY, main="kept")

@@ -3,22 +3,30 @@
 Bucket 0 holds values up to the 50th percentile, bucket 1 up to the 75th, then the
 87.5th, 93.75th and 96.875th; bucket 5 holds the rest. Used for GitHub stars (`dstars`)
 and StackOverflow scores (`dscore`). The boundaries are computed over the run's data
-with Beam's ApproximateQuantiles and handed to the formatters as a side input.
+by Beam and handed to the formatters as a side input.
+
+The percentiles are exact (nearest rank: the boundary for percentile p is the smallest
+value with at least ceil(p * N) of the N values at or below it), computed from a
+histogram of the values. Beam's ApproximateQuantiles would also do, but beyond about
+ten thousand values its answer depends on how the runner splits the input into
+bundles, and a different boundary changes the training text: reruns would not be
+byte-identical. A histogram is exact whatever the bundling, and its memory is bounded
+by the number of distinct values (star counts and scores are integers with a few
+thousand distinct values), not by the number of repositories or posts.
 """
 
 from __future__ import annotations
 
 import bisect
+import collections
+from fractions import Fraction
 
 import apache_beam as beam
 
 NUM_BUCKETS = 6
 # Upper percentile of bucket k is 100 * (1 - 2 ** -(k + 1)): 50, 75, 87.5, 93.75, 96.875.
-BUCKET_PERCENTILES = tuple(100 * (1 - 2 ** -(k + 1)) for k in range(NUM_BUCKETS - 1))
-# ApproximateQuantiles with 33 quantiles gives the 0th, 1/32th, ..., 32/32th quantiles;
-# each bucket percentile is a multiple of 1/32.
-NUM_QUANTILES = 33
-QUANTILE_INDEXES = tuple(int(p * 32 / 100) for p in BUCKET_PERCENTILES)
+BUCKET_FRACTIONS = tuple(1 - Fraction(1, 2 ** (k + 1)) for k in range(NUM_BUCKETS - 1))
+BUCKET_PERCENTILES = tuple(float(100 * f) for f in BUCKET_FRACTIONS)
 
 
 def bucket_of(value: float, boundaries: list[float]) -> int:
@@ -26,13 +34,38 @@ def bucket_of(value: float, boundaries: list[float]) -> int:
     return bisect.bisect_left(boundaries, value)
 
 
-def boundaries_from_quantiles(quantiles: list[float]) -> list[float]:
-    """The five bucket boundaries from 33 evenly spaced quantiles (min ... max)."""
-    if not quantiles:
+def boundaries_from_histogram(histogram: dict) -> list:
+    """The five bucket boundaries from {value: how many times it occurs}; [] when empty."""
+    total = sum(histogram.values())
+    if not total:
         return []
-    if len(quantiles) != NUM_QUANTILES:
-        raise ValueError(f"expected {NUM_QUANTILES} quantiles, got {len(quantiles)}")
-    return [quantiles[i] for i in QUANTILE_INDEXES]
+    ranks = [-(-total * f.numerator // f.denominator) for f in BUCKET_FRACTIONS]  # ceil(total * f), exact
+    boundaries, seen = [], 0
+    for value, n in sorted(histogram.items()):
+        seen += n
+        while len(boundaries) < len(ranks) and seen >= ranks[len(boundaries)]:
+            boundaries.append(value)
+    return boundaries
+
+
+class HistogramFn(beam.CombineFn):
+    """Numbers → {value: count}. Combiner-lifted: each worker counts its own bundles first."""
+
+    def create_accumulator(self):
+        return collections.Counter()
+
+    def add_input(self, counts, value):
+        counts[value] += 1
+        return counts
+
+    def merge_accumulators(self, accumulators):
+        merged = collections.Counter()
+        for counts in accumulators:
+            merged.update(counts)
+        return merged
+
+    def extract_output(self, counts):
+        return dict(counts)
 
 
 class ComputeBucketBoundaries(beam.PTransform):
@@ -40,11 +73,12 @@ class ComputeBucketBoundaries(beam.PTransform):
 
     Feed it one value per unit that is bucketed (one per repository for stars, one per
     post for scores), not one per file. Use the result with `beam.pvalue.AsSingleton`.
+    An empty input gives [] (every value then falls in bucket 0).
     """
 
     def expand(self, values):
         return (
             values
-            | "Quantiles" >> beam.ApproximateQuantiles.Globally(NUM_QUANTILES)
-            | "PickBoundaries" >> beam.Map(boundaries_from_quantiles)
+            | "Histogram" >> beam.CombineGlobally(HistogramFn())
+            | "PickBoundaries" >> beam.Map(boundaries_from_histogram)
         )

@@ -15,6 +15,9 @@ ambiguous, fixed here:
   * the opening tag is followed by a newline; the body follows; the closing tag starts a
     new line (a body that lacks a final newline gets one);
   * attribute values never contain spaces or newlines: whitespace in them becomes "_".
+
+So the opening tag is the text's first line and the closing tag its last line, whatever
+the body holds (even tag-like lines), and `unwrap` gives back the body and attributes.
 """
 
 from __future__ import annotations
@@ -64,3 +67,32 @@ def wrap(kind: str, body: str, start: list[tuple[str, object]], end: list[tuple[
 def wrap_random(kind: str, body: str, attrs: list[tuple[str, object]], rng: random.Random) -> str:
     start, end = place_attributes(attrs, rng)
     return wrap(kind, body, start, end)
+
+
+def parse_tag(line: str, kind: str, closing: bool) -> list[tuple[str, str]]:
+    """The attributes of one tag line made by `open_tag`/`close_tag`, in their order."""
+    head = f"<|/ {kind}" if closing else f"<| {kind}"
+    if not (line.startswith(head) and line.endswith(" |>")):
+        raise ValueError(f"not a {'closing' if closing else 'opening'} {kind!r} tag: {line[:200]!r}")
+    inner = line[len(head) : -len(" |>")]
+    if inner and not inner.startswith(" "):
+        raise ValueError(f"not a {kind!r} tag: {line[:200]!r}")
+    attrs = []
+    for item in inner.split():
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"attribute without a value in {line[:200]!r}")
+        attrs.append((key, value))
+    return attrs
+
+
+def unwrap(kind: str, text: str) -> tuple[str, list[tuple[str, str]], list[tuple[str, str]]]:
+    """Inverse of `wrap`: (body, opening attributes, closing attributes).
+
+    The body comes back exactly, with the final newline that `wrap` ensures.
+    """
+    first, sep, rest = text.partition("\n")
+    cut = rest.rfind("\n") + 1
+    if not sep or not cut:
+        raise ValueError(f"not a wrapped {kind!r} region: no body lines")
+    return rest[:cut], parse_tag(first, kind, closing=False), parse_tag(rest[cut:], kind, closing=True)

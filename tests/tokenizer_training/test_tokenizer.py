@@ -1,0 +1,162 @@
+"""The whitespace-spanning byte-level BPE (paper §3.4): pieces, special tokens, packaging, sampling."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.run import StageContext
+from schemas.config import ConfigError, TokenizerConfig, load_config
+from tests.conftest import ROOT, SAMPLE_CONFIG
+from tokenizer_training.sample import choose_sample, document_files, iter_sample
+from tokenizer_training.tokenizer import (
+    EOM,
+    EOT,
+    MASK_TOKEN_FORMAT,
+    PAD,
+    SPECIAL_TOKENS,
+    new_tokenizer,
+    tokenizer_hash,
+    train_tokenizer,
+)
+from tokenizer_training.train_tokenizer import run_tokenizer
+
+CODE = [
+    "import numpy as np\nimport pandas as pd\n\n\ndef mean(xs):\n\treturn np.mean(xs)  # average\n",
+    "import numpy as np\n\nclass Point:\n    def __init__(self, x, y):\n        self.x = x\n        self.y = y\n",
+    "import numpy as np\nfrom os import path\n\nif __name__ == '__main__':\n    print(np.zeros(3))\n",
+]
+
+# Loads the version's tokenizer the way users do (a fresh interpreter, transformers'
+# loaders), round-trips every document and reports how special tokens encode.
+FRESH_PROCESS_CHECK = r"""
+import json, sys
+import pyarrow.parquet as pq
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+version = sys.argv[1]
+texts = pq.read_table(version + "/documents", columns=["text"]).column("text").to_pylist()
+report = {"documents": len(texts)}
+for name, cls in (("AutoTokenizer", AutoTokenizer), ("PreTrainedTokenizerFast", PreTrainedTokenizerFast)):
+    tok = cls.from_pretrained(version + "/tokenizer")
+    ids = [tok(t)["input_ids"] for t in texts]
+    report[name] = {
+        "fast": isinstance(tok, PreTrainedTokenizerFast),
+        "round_trip": sum(tok.decode(i[1:], clean_up_tokenization_spaces=False) == t for i, t in zip(ids, texts)),
+        "round_trip_skip_special": sum(
+            tok.decode(i, skip_special_tokens=True, clean_up_tokenization_spaces=False) == t for i, t in zip(ids, texts)
+        ),
+        "first_ids": sorted({i[0] for i in ids}),
+        "special": {s: tok(s, add_special_tokens=False)["input_ids"] for s in sys.argv[2:]},
+        "pad_token_id": tok.pad_token_id,
+        "eos_token_id": tok.eos_token_id,
+    }
+print(json.dumps(report))
+"""
+
+
+def test_users_load_it_with_autotokenizer_and_get_the_sample_back_exactly(sample_version):
+    version, _ = sample_version()
+    specials = [EOT, PAD, EOM, MASK_TOKEN_FORMAT.format(0), MASK_TOKEN_FORMAT.format(255)]
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS_CHECK, str(version), *specials],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["documents"] == json.loads((version / "manifest.json").read_text())["documents"] > 0
+    for loader in ("AutoTokenizer", "PreTrainedTokenizerFast"):
+        r = report[loader]
+        assert r["fast"]
+        assert r["round_trip"] == r["round_trip_skip_special"] == report["documents"]
+        assert r["first_ids"] == [0]  # <|endoftext|> starts every document
+        assert r["special"] == {s: [SPECIAL_TOKENS.index(s)] for s in specials}  # each one id
+        assert r["pad_token_id"] == 1 and r["eos_token_id"] == 0
+
+
+def test_pieces_span_spaces_and_tabs_but_break_at_newlines():
+    pre = new_tokenizer().pre_tokenizer
+    pieces = [p for p, _ in pre.pre_tokenize_str("import numpy as np\n\n\tx = 1  # c\ny")]
+    # Byte-level alphabet: Ġ is a space, ĉ a tab, Ċ a newline.
+    assert pieces == ["importĠnumpyĠasĠnp", "ĊĊ", "ĉxĠ=Ġ1ĠĠ#Ġc", "Ċ", "y"]
+
+
+def test_frequent_idioms_become_single_tokens_and_no_token_crosses_a_line():
+    tok = train_tokenizer(CODE * 20, vocab_size=400, min_frequency=2)
+    assert tok.encode("import numpy as np").tokens == [EOT, "importĠnumpyĠasĠnp"]
+    for token in tok.get_vocab():
+        if "Ċ" in token:
+            assert set(token) == {"Ċ"}, token
+    assert tok.get_vocab_size() <= 400 + len(SPECIAL_TOKENS)
+    assert [tok.token_to_id(s) for s in SPECIAL_TOKENS] == list(range(len(SPECIAL_TOKENS)))
+
+
+def test_training_depends_on_the_texts_not_their_order():
+    a = train_tokenizer(CODE * 5, vocab_size=300, min_frequency=2).to_str()
+    b = train_tokenizer(list(reversed(CODE * 5)), vocab_size=300, min_frequency=2).to_str()
+    assert a == b
+
+
+def test_sample_is_deterministic_nested_and_bounded(sample_version):
+    version, _ = sample_version()
+    paths = document_files(str(version))
+    five = choose_sample(paths, seed=7, max_documents=5, fraction=1.0)
+    assert len(five) == 5 and five == choose_sample(paths, seed=7, max_documents=5, fraction=1.0)
+    assert choose_sample(paths, seed=7, max_documents=3, fraction=1.0) < five
+    assert choose_sample(paths, seed=8, max_documents=5, fraction=1.0) != five
+    half = choose_sample(paths, seed=7, max_documents=1000, fraction=0.5)
+    total = len(pq.read_table(os.path.join(version, "documents")))
+    assert 0 < len(half) < total
+    texts = list(iter_sample(paths, five))
+    assert len(texts) == 5 and all(texts)
+
+
+def stage_context(version, out, **tokenizer) -> StageContext:
+    config = load_config(SAMPLE_CONFIG)
+    config = config.replace(tokenizer=TokenizerConfig(**tokenizer))
+    return StageContext(config, str(version), str(out), None, {"files": {}})
+
+
+def test_reuse_from_copies_an_earlier_tokenizer(sample_version, tmp_path):
+    version, _ = sample_version()
+    entries = run_tokenizer(stage_context(version, tmp_path, reuse_from=str(version)))
+    assert entries["tokenizer"]["hash"] == tokenizer_hash(str(version)) == tokenizer_hash(str(tmp_path))
+    assert entries["tokenizer"]["reused_from"] == {"path": str(version), "hash": tokenizer_hash(str(version))}
+    assert sorted(entries["files"]) == ["tokenizer/tokenizer.json", "tokenizer/tokenizer_config.json"]
+
+
+def test_reuse_from_a_folder_without_a_tokenizer_names_the_key(sample_version, tmp_path):
+    version, _ = sample_version()
+    with pytest.raises(ConfigError, match="tokenizer.reuse_from"):
+        run_tokenizer(stage_context(version, tmp_path, reuse_from=str(tmp_path)))
+
+
+def test_trained_entry_records_the_sample(sample_version, tmp_path):
+    version, _ = sample_version()
+    entries = run_tokenizer(stage_context(version, tmp_path, vocab_size=300, sample_documents=4))
+    assert entries["tokenizer"]["sample"]["documents"] == 4
+    assert entries["tokenizer"]["vocab_size"] <= 300 + len(SPECIAL_TOKENS)
+    assert entries["tokenizer"]["special_tokens"] == {EOT: 0, PAD: 1, EOM: 2, MASK_TOKEN_FORMAT.format(0): 3}
+
+
+@pytest.mark.parametrize(
+    "section, key",
+    [
+        ({"tokenizer": {"vocab_size": 100}}, "tokenizer.vocab_size"),
+        ({"tokenizer": {"sample_fraction": 0}}, "tokenizer.sample_fraction"),
+        ({"tokenizer": {"sample_documents": 0}}, "tokenizer.sample_documents"),
+        ({"binarize": {"num_shards": 0}}, "binarize.num_shards"),
+        ({"binarize": {"valid_fraction": 1.0}}, "binarize.valid_fraction"),
+        ({"binarize": {"shards": 2}}, "unknown key"),
+    ],
+)
+def test_bad_settings_fail_naming_the_key(section, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(SAMPLE_CONFIG, overrides=section)

@@ -1,0 +1,505 @@
+"""Local HTTP servers that answer like the GitHub, GitLab and BigQuery REST APIs.
+
+Each fake is a WSGI app served by werkzeug on 127.0.0.1 in a thread. They answer in the
+documented JSON shapes (search results, repository and project objects, license objects,
+commit lists, rate-limit headers, BigQuery job and getQueryResults resources) and serve
+real tar.gz archives. Faults are scripted per endpoint and repository: a list of
+(status, headers, body) answers served before the real one. Every request is counted;
+an archive request held at the gate (FakeApi.gate_after) is answered 503 and not counted as served.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import gzip
+import hashlib
+import io
+import json
+import logging
+import re
+import tarfile
+import threading
+import time
+import urllib.parse
+
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+
+
+logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request in test output
+
+
+def sha_of(*parts: str) -> str:
+    return hashlib.sha1("\0".join(parts).encode()).hexdigest()
+
+
+def make_tarball(top: str, files: dict, comment: str | None = None) -> bytes:
+    """A gzip'd tar like `git archive`: a top directory, then the files in order.
+
+    A value is the file's bytes, or ("symlink", target), ("hardlink", target), ("device",).
+    A key starting with "/" or holding ".." is used as the member name as it is.
+    """
+    raw = io.BytesIO()
+    pax = {"comment": comment} if comment else {}
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT, pax_headers=pax) as tar:
+        top_info = tarfile.TarInfo(top + "/")
+        top_info.type, top_info.mode = tarfile.DIRTYPE, 0o775
+        tar.addfile(top_info)
+        for path, spec in files.items():
+            name = path if path.startswith("/") or ".." in path.split("/") else f"{top}/{path}"
+            info = tarfile.TarInfo(name)
+            info.mode = 0o664
+            if isinstance(spec, bytes):
+                info.size = len(spec)
+                tar.addfile(info, io.BytesIO(spec))
+                continue
+            kind = spec[0]
+            info.type = {"symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE, "device": tarfile.CHRTYPE}[kind]
+            if kind in ("symlink", "hardlink"):
+                info.linkname = spec[1] if kind == "symlink" else f"{top}/{spec[1]}"
+            tar.addfile(info)
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
+        gz.write(raw.getvalue())
+    return out.getvalue()
+
+
+class FakeServer:
+    """Serves a WSGI app on 127.0.0.1 (threaded, so a blocked request does not stop others)."""
+
+    def __init__(self, app):
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def json_response(data, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(json.dumps(data), status=status, headers=headers or {}, content_type="application/json; charset=utf-8")
+
+
+def scripted(answer) -> Response:
+    status, headers, body = answer
+    if isinstance(body, (dict, list)):
+        return json_response(body, status, headers)
+    return Response(body, status=status, headers=headers)
+
+
+@dataclasses.dataclass
+class FakeRepo:
+    """A repository both fakes can serve: its files at one commit and its metadata."""
+
+    name: str  # owner/name (GitHub) or namespace/path (GitLab)
+    files: dict
+    language: str = "Python"
+    languages: dict | None = None  # GitLab's language shares; default {language: 100}
+    license: str | None = "mit"  # the licensee key the API reports
+    stars: int = 0
+    created_at: str = "2020-01-01T00:00:00Z"
+    default_branch: str = "main"
+    fork: bool = False
+    vanished: bool = False  # listed, then gone: 404 from every later request
+    empty: bool = False
+    truncate: bool = False  # serve only the first 60% of the archive's bytes
+    project_id: int = 0
+
+    @property
+    def sha(self) -> str:
+        return sha_of(self.name, json.dumps(sorted(self.files), default=str))
+
+    def tarball(self, top: str) -> bytes:
+        data = make_tarball(top, self.files, comment=self.sha)
+        return data[: int(len(data) * 0.6)] if self.truncate else data
+
+
+LICENSE_NAMES = {"mit": ("MIT", "MIT License"), "apache-2.0": ("Apache-2.0", "Apache License 2.0"),
+                 "bsd-3-clause": ("BSD-3-Clause", 'BSD 3-Clause "New" or "Revised" License'),
+                 "bsd-2-clause": ("BSD-2-Clause", 'BSD 2-Clause "Simplified" License'),
+                 "gpl-3.0": ("GPL-3.0", "GNU General Public License v3.0")}
+
+
+class FakeApi:
+    """What the fakes share: scripted faults, counters, token check, an archive gate."""
+
+    def __init__(self, repos: list[FakeRepo], token: str | None = None):
+        self.repos = {r.name: r for r in repos}
+        self.token = token
+        self.faults = collections.defaultdict(list)  # (endpoint, repo name or None) → answers
+        self.hits = collections.Counter()  # (endpoint, repo name or None) → requests
+        self.archives_served = collections.Counter()  # repo name → whole archives served
+        self.auth_failures = []
+        self.gate_after: int | None = None  # block archive requests once this many were served
+        self.gate_open = threading.Event()
+        self.blocked = 0
+        self.lock = threading.Lock()
+        self.server = FakeServer(self.wsgi)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def fault(self, endpoint: str, repo: str | None, *answers) -> None:
+        self.faults[(endpoint, repo)].extend(answers)
+
+    def close(self) -> None:
+        self.gate_open.set()
+        self.server.close()
+
+    def wsgi(self, environ, start_response):
+        request = Request(environ)
+        return self.route(request)(environ, start_response)
+
+    def answer(self, endpoint: str, repo: str | None, request: Request, authorized: bool, make) -> Response:
+        key = (endpoint, repo)
+        with self.lock:
+            self.hits[key] += 1
+            fault = self.faults[key].pop(0) if self.faults[key] else None
+        if not authorized:
+            self.auth_failures.append(request.path)
+            return json_response({"message": "Bad credentials"}, 401)
+        if fault is not None:
+            return scripted(fault)
+        return make()
+
+    def serve_archive(self, repo: FakeRepo, top: str) -> Response:
+        with self.lock:
+            wait = self.gate_after is not None and sum(self.archives_served.values()) >= self.gate_after
+            self.blocked += wait
+        if wait and not self.gate_open.wait(timeout=60):
+            return json_response({"message": "gate timeout"}, 503)
+        if wait:
+            return json_response({"message": "the client went away"}, 503)
+        data = repo.tarball(top)
+        with self.lock:
+            self.archives_served[repo.name] += 1
+        return Response(data, headers={"Content-Length": str(len(data)),
+                                         "Content-Disposition": f"attachment; filename={top}.tar.gz"},
+                        content_type="application/x-gzip")
+
+
+class FakeGitHub(FakeApi):
+    """GitHub REST v3: /search/repositories, /repos/{o}/{r}/commits, tarball via codeload."""
+
+    SEARCH_CAP = 1000
+
+    def __init__(self, repos, token=None, search_remaining: int = 30):
+        super().__init__(repos, token)
+        self.search_remaining = search_remaining
+
+    def authorized(self, request: Request) -> bool:
+        if request.path.startswith("/codeload/"):
+            if "Authorization" in request.headers:
+                self.auth_failures.append("token sent to codeload")
+            return True
+        return self.token is None or request.headers.get("Authorization") == f"Bearer {self.token}"
+
+    def route(self, request: Request) -> Response:
+        path, ok = request.path, self.authorized(request)
+        if path == "/search/repositories":
+            return self.answer("search", None, request, ok, lambda: self.search(request))
+        m = re.fullmatch(r"/repos/([^/]+/[^/]+)/(commits|tarball/[0-9a-f]+)", path)
+        if m and m.group(1) in self.repos:
+            repo = self.repos[m.group(1)]
+            endpoint = "commits" if m.group(2) == "commits" else "tarball"
+            make = (lambda: self.commits(repo)) if endpoint == "commits" else (lambda: self.tarball(repo, request))
+            return self.answer(endpoint, repo.name, request, ok, make)
+        m = re.fullmatch(r"/codeload/([^/]+/[^/]+)/legacy\.tar\.gz/([0-9a-f]+)", path)
+        if m and m.group(1) in self.repos:
+            repo = self.repos[m.group(1)]
+            owner, name = repo.name.split("/")
+            return self.answer("archive", repo.name, request, ok, lambda: self.serve_archive(repo, f"{owner}-{name}-{repo.sha[:7]}"))
+        return self.not_found()
+
+    @staticmethod
+    def not_found() -> Response:
+        return json_response({"message": "Not Found", "documentation_url": "https://docs.github.com/rest", "status": "404"}, 404)
+
+    def search(self, request: Request) -> Response:
+        q = request.args["q"]
+        m = re.fullmatch(r'language:"(.+)" license:(\S+) fork:false created:(\S+)\.\.(\S+)', q)
+        if not m:
+            return json_response({"message": "Validation Failed", "errors": [{"code": "invalid"}]}, 422)
+        language, key, start, end = m.groups()
+        matches = sorted(
+            (r for r in self.repos.values()
+             if r.language == language and r.license == key and not r.fork and start <= r.created_at <= end),
+            key=lambda r: r.name,
+        )
+        per_page, page = int(request.args.get("per_page", 30)), int(request.args.get("page", 1))
+        served = matches[: self.SEARCH_CAP]
+        items = served[(page - 1) * per_page: page * per_page]
+        with self.lock:
+            self.search_remaining = max(0, self.search_remaining - 1)
+            remaining = self.search_remaining
+        headers = {"X-RateLimit-Limit": "30", "X-RateLimit-Remaining": str(remaining),
+                   "X-RateLimit-Reset": str(int(time.time()) + 1), "X-RateLimit-Resource": "search"}
+        last = max(1, -(-len(served) // per_page))
+        links = []
+        base = f"{self.url}/search/repositories?" + urllib.parse.urlencode({"q": q, "per_page": per_page})
+        if page < last:
+            links.append(f'<{base}&page={page + 1}>; rel="next"')
+            links.append(f'<{base}&page={last}>; rel="last"')
+        if links:
+            headers["Link"] = ", ".join(links)
+        body = {"total_count": len(matches), "incomplete_results": False, "items": [self.repo_object(r) for r in items]}
+        return json_response(body, headers=headers)
+
+    def repo_object(self, repo: FakeRepo) -> dict:
+        owner, name = repo.name.split("/")
+        spdx, title = LICENSE_NAMES.get(repo.license, ("NOASSERTION", "Other"))
+        license = None if repo.license is None else {
+            "key": repo.license, "name": title, "spdx_id": spdx, "node_id": "MDc6TGljZW5zZTEz",
+            "url": f"https://api.github.com/licenses/{repo.license}"}
+        return {
+            "id": int(repo.sha[:6], 16), "node_id": "R_kgDO" + repo.sha[:8], "name": name, "full_name": repo.name,
+            "private": False, "owner": {"login": owner, "id": 1, "type": "User"},
+            "html_url": f"https://github.com/{repo.name}", "description": None, "fork": repo.fork,
+            "url": f"https://api.github.com/repos/{repo.name}", "created_at": repo.created_at,
+            "updated_at": repo.created_at, "pushed_at": repo.created_at, "size": 10,
+            "stargazers_count": repo.stars, "watchers_count": repo.stars, "language": repo.language,
+            "forks_count": 0, "archived": False, "disabled": False, "open_issues_count": 0, "license": license,
+            "topics": [], "visibility": "public", "default_branch": repo.default_branch, "score": 1.0,
+        }
+
+    def commits(self, repo: FakeRepo) -> Response:
+        if repo.vanished:
+            return self.not_found()
+        if repo.empty:
+            return json_response({"message": "Git Repository is empty.", "documentation_url": "https://docs.github.com/rest"}, 409)
+        return json_response([{"sha": repo.sha, "node_id": "C_" + repo.sha[:8],
+                               "commit": {"message": "initial", "committer": {"date": repo.created_at}},
+                               "url": f"https://api.github.com/repos/{repo.name}/commits/{repo.sha}", "parents": []}])
+
+    def tarball(self, repo: FakeRepo, request: Request) -> Response:
+        if repo.vanished:
+            return self.not_found()
+        # Like GitHub: a redirect to codeload, another host (the client must not send the token there).
+        location = f"http://localhost:{self.server.server.server_port}/codeload/{repo.name}/legacy.tar.gz/{repo.sha}"
+        return Response("", status=302, headers={"Location": location})
+
+
+class FakeGitLab(FakeApi):
+    """GitLab REST v4 under /api/v4: projects (keyset or offset pages), license, languages, commits, archive."""
+
+    def __init__(self, repos, token=None, keyset: bool = True):
+        for i, repo in enumerate(repos):
+            repo.project_id = repo.project_id or 1000 + i
+        super().__init__(repos, token)
+        self.by_id = {r.project_id: r for r in repos}
+        self.keyset = keyset
+
+    def route(self, request: Request) -> Response:
+        ok = self.token is None or request.headers.get("PRIVATE-TOKEN") == self.token
+        path = request.path.removeprefix("/api/v4")
+        if path == "/projects":
+            return self.answer("projects", None, request, ok, lambda: self.projects(request))
+        m = re.fullmatch(r"/projects/(\d+)(|/languages|/repository/commits|/repository/archive\.tar\.gz)", path)
+        if not m or int(m.group(1)) not in self.by_id:
+            return json_response({"message": "404 Project Not Found"}, 404)
+        repo = self.by_id[int(m.group(1))]
+        endpoint = {"": "project", "/languages": "languages", "/repository/commits": "commits",
+                    "/repository/archive.tar.gz": "archive"}[m.group(2)]
+        return self.answer(endpoint, repo.name, request, ok, lambda: self.project_part(endpoint, repo, request))
+
+    def headers(self) -> dict:
+        return {"RateLimit-Limit": "2000", "RateLimit-Remaining": "1999", "RateLimit-Reset": str(int(time.time()) + 60)}
+
+    def project_object(self, repo: FakeRepo, with_license: bool = False) -> dict:
+        namespace, _, path = repo.name.rpartition("/")
+        project = {
+            "id": repo.project_id, "name": path, "path": path, "path_with_namespace": repo.name,
+            "name_with_namespace": repo.name.replace("/", " / "), "default_branch": repo.default_branch,
+            "visibility": "public", "star_count": repo.stars, "forks_count": 0, "created_at": repo.created_at,
+            "last_activity_at": repo.created_at, "empty_repo": repo.empty, "archived": False,
+            "web_url": f"https://gitlab.com/{repo.name}", "namespace": {"path": namespace, "kind": "group"},
+        }
+        if repo.fork:
+            project["forked_from_project"] = {"id": 1, "path_with_namespace": "upstream/original"}
+        if with_license:
+            spdx, title = LICENSE_NAMES.get(repo.license, ("", "Other"))
+            project["license_url"] = None
+            project["license"] = None if repo.license is None else {
+                "key": repo.license, "name": title, "nickname": None,
+                "html_url": f"https://opensource.org/licenses/{spdx}", "source_url": None}
+        return project
+
+    def projects(self, request: Request) -> Response:
+        args = request.args
+        language = args.get("with_programming_language")
+        before, after = args.get("last_activity_before"), args.get("last_activity_after")
+        matches = sorted(
+            (r for r in self.repos.values()
+             if language in (r.languages or {r.language: 100})
+             and (before is None or r.created_at <= before) and (after is None or r.created_at >= after)),
+            key=lambda r: r.project_id,
+        )
+        per_page = int(args.get("per_page", 20))
+        headers = self.headers()
+        if args.get("pagination") == "keyset" and self.keyset:
+            id_after = int(args.get("id_after", 0))
+            rest = [r for r in matches if r.project_id > id_after]
+            page = rest[:per_page]
+            if len(rest) > per_page:
+                query = {k: v for k, v in args.items() if k != "id_after"}
+                query["id_after"] = page[-1].project_id
+                headers["Link"] = f'<{self.url}/api/v4/projects?{urllib.parse.urlencode(query)}>; rel="next"'
+        else:
+            number = int(args.get("page", 1))
+            pages = max(1, -(-len(matches) // per_page))
+            page = matches[(number - 1) * per_page: number * per_page]
+            headers.update({"X-Page": str(number), "X-Per-Page": str(per_page), "X-Total": str(len(matches)),
+                            "X-Total-Pages": str(pages), "X-Next-Page": str(number + 1) if number < pages else "",
+                            "X-Prev-Page": str(number - 1) if number > 1 else ""})
+        return json_response([self.project_object(r) for r in page], headers=headers)
+
+    def project_part(self, endpoint: str, repo: FakeRepo, request: Request) -> Response:
+        if repo.vanished:
+            return json_response({"message": "404 Project Not Found"}, 404)
+        if endpoint == "project":
+            return json_response(self.project_object(repo, request.args.get("license") == "true"), headers=self.headers())
+        if endpoint == "languages":
+            return json_response(repo.languages or {repo.language: 100.0}, headers=self.headers())
+        if endpoint == "commits":
+            if repo.empty:
+                return json_response([], headers=self.headers())
+            return json_response([{"id": repo.sha, "short_id": repo.sha[:8], "title": "initial",
+                                   "created_at": repo.created_at, "parent_ids": [], "message": "initial",
+                                   "author_name": "t", "committed_date": repo.created_at}], headers=self.headers())
+        if request.args.get("sha") != repo.sha:
+            return json_response({"message": "404 Not Found"}, 404)
+        path = repo.name.rpartition("/")[2]
+        return self.serve_archive(repo, f"{path}-{repo.sha}-{repo.sha}")
+
+
+# -- BigQuery -----------------------------------------------------------------------------
+
+RESULT_FIELDS = [("repo_name", "STRING"), ("ref", "STRING"), ("path", "STRING"), ("license", "STRING"),
+                 ("is_symlink", "BOOLEAN"), ("size", "INTEGER"), ("binary", "BOOLEAN"), ("content", "STRING")]
+
+
+@dataclasses.dataclass
+class FakeFile:
+    """A row of the github_repos files table joined with its contents row."""
+
+    repo_name: str
+    path: str
+    content: str | None
+    binary: bool = False
+    symlink: bool = False
+    ref: str = "refs/heads/master"
+    size: int | None = None
+
+
+class FakeBigQuery:
+    """The BigQuery REST API's job calls: jobs.insert, jobs.get and jobs.getQueryResults.
+
+    A query is "run" over `files` and `licenses` by applying its parameters the way
+    sql/github_files.sql does; its result is then served in pages.
+    """
+
+    def __init__(self, files: list[FakeFile], licenses: dict[str, str]):
+        self.files = files
+        self.licenses = licenses
+        self.jobs = {}
+        self.queries = []  # (sql, parameters) of every job inserted
+        self.pages = collections.Counter()  # job id → getQueryResults calls that returned rows
+        self.lock = threading.Lock()
+        self.server = FakeServer(self.wsgi)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def close(self) -> None:
+        self.server.close()
+
+    def wsgi(self, environ, start_response):
+        request = Request(environ)
+        path = request.path.removeprefix("/bigquery/v2")
+        if request.method == "POST" and re.fullmatch(r"/projects/[^/]+/jobs", path):
+            response = self.insert(request)
+        elif m := re.fullmatch(r"/projects/[^/]+/jobs/([^/]+)", path):
+            response = json_response(self.jobs[m.group(1)]["resource"])
+        elif m := re.fullmatch(r"/projects/[^/]+/queries/([^/]+)", path):
+            response = self.results(m.group(1), request)
+        else:
+            response = json_response({"error": {"code": 404, "message": f"Not found: {path}"}}, 404)
+        return response(environ, start_response)
+
+    @staticmethod
+    def parameters(config: dict) -> dict:
+        values = {}
+        for p in config.get("queryParameters", []):
+            value = p["parameterValue"]
+            if "arrayValues" in value or p["parameterType"]["type"] == "ARRAY":
+                values[p["name"]] = [v["value"] for v in value.get("arrayValues", [])]
+            else:
+                values[p["name"]] = value["value"]
+        return values
+
+    def insert(self, request: Request) -> Response:
+        body = request.get_json()
+        query = body["configuration"]["query"]
+        params = self.parameters(query)
+        with self.lock:
+            self.queries.append((query["query"], params))
+            job_id = body["jobReference"].get("jobId") or f"job_{len(self.jobs)}"
+        project = body["jobReference"]["projectId"]
+        location = body["jobReference"].get("location") or "US"
+        limit = int(params["max_file_bytes"])
+        rows = []
+        for f in self.files:
+            license = self.licenses.get(f.repo_name)
+            size = f.size if f.size is not None else len((f.content or "").encode())
+            if (license in params["licenses"]
+                    and any(f.path.lower().endswith(e) for e in params["extensions"])
+                    and f.repo_name.lower() not in params["exclude_repos"]):
+                content = f.content if size <= limit else None
+                rows.append([f.repo_name, f.ref, f.path, license, f.symlink, size, f.binary, content])
+        resource = {
+            "kind": "bigquery#job", "id": f"{project}:{location}.{job_id}",
+            "jobReference": {"projectId": project, "jobId": job_id, "location": location},
+            "configuration": {"query": {**query, "destinationTable": {
+                "projectId": project, "datasetId": "_anon", "tableId": "anon" + job_id}}, "jobType": "QUERY"},
+            "status": {"state": "DONE"},
+            "statistics": {"creationTime": "1700000000000", "startTime": "1700000000000", "endTime": "1700000001000",
+                           "query": {"totalBytesProcessed": "0", "statementType": "SELECT"}},
+        }
+        self.jobs[job_id] = {"resource": resource, "rows": rows}
+        return json_response(resource)
+
+    def results(self, job_id: str, request: Request) -> Response:
+        job = self.jobs[job_id]
+        rows = job["rows"]
+        start = int(request.args.get("pageToken") or request.args.get("startIndex") or 0)
+        limit = int(request.args.get("maxResults", 100))
+        body = {
+            "kind": "bigquery#getQueryResultsResponse", "jobReference": job["resource"]["jobReference"],
+            "schema": {"fields": [{"name": n, "type": t, "mode": "NULLABLE"} for n, t in RESULT_FIELDS]},
+            "totalRows": str(len(rows)), "jobComplete": True, "cacheHit": False, "totalBytesProcessed": "0",
+        }
+        if limit > 0:
+            page = rows[start: start + limit]
+            body["rows"] = [{"f": [{"v": encode_cell(v)} for v in row]} for row in page]
+            if start + limit < len(rows):
+                body["pageToken"] = str(start + limit)
+            with self.lock:
+                self.pages[job_id] += 1
+        return json_response(body)
+
+
+def encode_cell(value):
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

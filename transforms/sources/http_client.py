@@ -1,0 +1,243 @@
+"""An HTTP client for the crawled APIs: rate limits, retries, a request budget, a secret token.
+
+GitHub (REST v3) and GitLab (REST v4) answer a too-fast client with 403 or 429 and
+say how long to wait: `Retry-After`, or a remaining count of 0 with the epoch second
+it resets (`X-RateLimit-Remaining/Reset` on GitHub, `RateLimit-Remaining/Reset` on
+GitLab). Both also fail now and then with 5xx or time out. `ApiClient.get` waits as
+told, retries transient failures with bounded exponential backoff (jitter from a
+seeded generator, so runs and tests repeat), and counts every attempt against an
+optional budget. Sleeping goes through a `Clock`, which tests replace.
+
+The token comes from an environment variable, travels only in a request header
+(requests drops it on redirects to another host, e.g. GitHub's codeload), and is
+redacted from every message this module builds; `repr` never shows it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import random
+import time
+from typing import Any, Mapping
+
+import requests
+from requests.utils import parse_header_links
+
+from schemas.config import HttpSettings
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
+SECONDARY_LIMIT_WAIT = 60.0  # GitHub: without Retry-After, wait at least a minute after a secondary limit
+MAX_JSON_BYTES = 64 * 2**20  # an API answer larger than this is refused rather than held in memory
+CHUNK_BYTES = 1 << 16
+
+
+class Clock:
+    """Wall-clock time and sleep; tests pass one that only records the sleeps."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class RequestFailed(RuntimeError):
+    """A request that did not succeed. `transient` failures are worth trying again in a later run."""
+
+    def __init__(self, message: str, transient: bool, status: int | None = None):
+        super().__init__(message)
+        self.transient = transient
+        self.status = status
+
+
+class BudgetExhausted(RequestFailed):
+    """The client has made as many requests as its budget allows."""
+
+    def __init__(self, message: str):
+        super().__init__(message, transient=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Reply:
+    """A completed response: status, headers and the whole body (bounded by the caller's limit)."""
+
+    status: int
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def links(self) -> dict[str, str]:
+        """The Link header as {rel: url} (GitHub and GitLab keyset pagination)."""
+        header = self.headers.get("Link", "")
+        return {link["rel"]: link["url"] for link in parse_header_links(header) if "rel" in link} if header else {}
+
+    def message(self) -> str:
+        """The API's error message (`message` or `error` of a JSON body), else the start of the body."""
+        try:
+            data = self.json()
+        except ValueError:
+            return self.body[:200].decode("utf-8", "replace")
+        if isinstance(data, dict):
+            return str(data.get("message") or data.get("error") or "")[:200]
+        return ""
+
+
+class ApiClient:
+    """GET requests to one API, paced by its rate limits and retried within bounds."""
+
+    def __init__(
+        self,
+        base_url: str,
+        settings: HttpSettings,
+        token: str | None = None,
+        auth_header: str = "Authorization",
+        auth_prefix: str = "Bearer ",
+        headers: Mapping[str, str] | None = None,
+        clock: Clock | None = None,
+        seed: int = 0,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.settings = settings
+        self.clock = clock or Clock()
+        self._rng = random.Random(seed)
+        self._token = token or None
+        self._session = requests.Session()
+        self._session.headers["User-Agent"] = "code-corpus"
+        self._session.headers.update(headers or {})
+        if self._token:
+            self._session.headers[auth_header] = auth_prefix + self._token
+        self._blocked_until = 0.0
+        self.requests = 0  # attempts made, the budget counts these
+        self.retries = 0
+        self.waited_seconds = 0.0
+
+    @classmethod
+    def from_env(cls, base_url: str, settings: HttpSettings, token_env: str | None, **kwargs) -> "ApiClient":
+        """A client whose token is read from the environment variable `token_env` (if set there)."""
+        token = os.environ.get(token_env) if token_env else None
+        return cls(base_url, settings, token=token, **kwargs)
+
+    @property
+    def authenticated(self) -> bool:
+        return self._token is not None
+
+    def __repr__(self) -> str:
+        return f"ApiClient({self.base_url!r}, authenticated={self.authenticated})"
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None, max_bytes: int = MAX_JSON_BYTES) -> Reply:
+        """GET `path` (relative to the base URL, or a full URL from a Link header).
+
+        Returns the final reply, whatever its status, once it is not one to retry.
+        Raises RequestFailed(transient=True) when retries run out, RequestFailed
+        (transient=False) when the body exceeds `max_bytes`, BudgetExhausted when
+        the budget is spent.
+        """
+        url = self.url(path)
+        attempts = self.settings.max_retries + 1
+        for attempt in range(attempts):
+            self._wait_until_unblocked()
+            self._spend()
+            try:
+                reply = self._fetch(url, params, max_bytes)
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
+                problem = f"{type(e).__name__}: {e}"
+                wait = self._backoff(attempt)
+            else:
+                self._note_rate_limit(reply)
+                wait = self._retry_wait(reply, attempt)
+                if wait is None:
+                    return reply
+                problem = f"HTTP {reply.status} {reply.message()}".strip()
+            if attempt + 1 == attempts:
+                break
+            self.retries += 1
+            log.warning("GET %s: %s; retry %d/%d in %.1fs", _path(url), self.redact(problem), attempt + 1, attempts - 1, wait)
+            self._sleep(wait)
+        raise RequestFailed(self.redact(f"GET {_path(url)}: {problem} (after {attempts} attempts)"), transient=True)
+
+    def _fetch(self, url: str, params: Mapping[str, Any] | None, max_bytes: int) -> Reply:
+        timeout = self.settings.timeout_seconds
+        with self._session.get(url, params=params, timeout=timeout, stream=True) as response:
+            declared = response.headers.get("Content-Length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise RequestFailed(f"GET {_path(url)}: body of {declared} bytes exceeds {max_bytes}", transient=False)
+            body = bytearray()
+            for chunk in response.iter_content(CHUNK_BYTES):
+                body += chunk
+                if len(body) > max_bytes:
+                    raise RequestFailed(f"GET {_path(url)}: body exceeds {max_bytes} bytes", transient=False)
+            return Reply(response.status_code, response.url, response.headers, bytes(body))
+
+    def _spend(self) -> None:
+        budget = self.settings.request_budget
+        if budget is not None and self.requests >= budget:
+            raise BudgetExhausted(f"request budget of {budget} spent")
+        self.requests += 1
+
+    def _retry_wait(self, reply: Reply, attempt: int) -> float | None:
+        """Seconds to wait before retrying `reply`, or None when it is final."""
+        if reply.status in (403, 429):
+            retry_after = reply.headers.get("Retry-After", "")
+            if retry_after.isdigit():
+                return float(retry_after)
+            reset = self._exhausted_reset(reply)
+            if reset is not None:
+                return max(0.0, reset - self.clock.time()) + 1.0
+            if reply.status == 429 or "rate limit" in reply.message().lower():
+                return max(SECONDARY_LIMIT_WAIT, self._backoff(attempt))
+            return None
+        if reply.status in RETRYABLE_STATUS:
+            return self._backoff(attempt)
+        return None
+
+    @staticmethod
+    def _exhausted_reset(reply: Reply) -> float | None:
+        """The reset time when the reply says no requests remain (either header spelling)."""
+        for prefix in ("X-RateLimit-", "RateLimit-"):
+            remaining = reply.headers.get(prefix + "Remaining")
+            reset = reply.headers.get(prefix + "Reset", "")
+            if remaining == "0" and reset.isdigit():
+                return float(reset)
+        return None
+
+    def _note_rate_limit(self, reply: Reply) -> None:
+        """After the last request of a window, hold the next one until the window resets."""
+        reset = self._exhausted_reset(reply)
+        if reset is not None and reply.status < 400:
+            self._blocked_until = max(self._blocked_until, reset + 1.0)
+
+    def _wait_until_unblocked(self) -> None:
+        wait = self._blocked_until - self.clock.time()
+        if wait > 0:
+            log.info("%s: rate limit reached; waiting %.0fs for it to reset", self.base_url, wait)
+            self._sleep(wait)
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with "equal jitter": half fixed, half drawn from the seeded generator."""
+        delay = min(self.settings.max_backoff_seconds, self.settings.backoff_seconds * 2**attempt)
+        return delay / 2 + self._rng.uniform(0, delay / 2)
+
+    def _sleep(self, seconds: float) -> None:
+        seconds = min(seconds, self.settings.max_wait_seconds)
+        self.waited_seconds += seconds
+        self.clock.sleep(seconds)
+
+
+def _path(url: str) -> str:
+    """A URL without its query string, for messages (queries can be long)."""
+    return url.split("?", 1)[0]

@@ -1,0 +1,27 @@
+-- Python and Jupyter files of permissively licensed repositories in the GitHub archive on
+-- BigQuery (paper §3.1 and its footnote 5), leaving out the repositories the API crawl has.
+--
+-- Parameters:
+--   @licenses        ARRAY<STRING>  license keys as the licenses table spells them: mit, apache-2.0, ...
+--   @extensions      ARRAY<STRING>  lower-case file name endings to keep: .py, .ipynb
+--   @exclude_repos   ARRAY<STRING>  lower-case owner/name of repositories already crawled
+--   @max_file_bytes  INT64          larger files come back without content (rejected as too-large)
+-- `{dataset}` is replaced by the configured dataset (sources.bigquery.dataset) before the query runs;
+-- a dataset is an identifier, which BigQuery does not take as a parameter.
+SELECT
+  f.repo_name,
+  f.ref,
+  f.path,
+  l.license,
+  f.symlink_target IS NOT NULL AS is_symlink,
+  c.size,
+  c.binary,
+  IF(c.size <= @max_file_bytes, c.content, NULL) AS content
+FROM `{dataset}.files` AS f
+JOIN `{dataset}.licenses` AS l
+  ON l.repo_name = f.repo_name
+JOIN `{dataset}.contents` AS c
+  ON c.id = f.id
+WHERE l.license IN UNNEST(@licenses)
+  AND EXISTS (SELECT 1 FROM UNNEST(@extensions) AS ext WHERE ENDS_WITH(LOWER(f.path), ext))
+  AND LOWER(f.repo_name) NOT IN UNNEST(@exclude_repos)

@@ -1,0 +1,421 @@
+"""StackOverflow threads: join posts and comments, select (paper §3.2), format (Figure 6c).
+
+    posts ─── KeyPostToQuestion ── (post → question id) ──┐
+                                                           ├─ CoGroupByKey ─ LinkComments ─┐
+    comments ─ KeyCommentToPost ── (post → comment) ───────┘  (question → comment)         │
+                                                                                           ├─ CoGroupByKey
+    posts ─── KeyPostToThread ──── (question → post) ──────────────────────────────────────┘  ─ SelectThreads ─ Thread
+
+Comments name only the post they are on, so a first join finds each comment's
+question; the second gathers a question, its answers and all their comments.
+
+Selection, per question (§3.2; limits from the `stackoverflow` config section):
+  * a question needs at least one answer that is kept, else it is left out
+    (`unanswered`: none at all; `no-selected-answer`: all scored below the minimum);
+  * answers scored below `min_answer_score` (0) are left out (`low-score`); of the
+    others the `max_answers` (10) highest-scored are kept (`answer-limit` for the rest),
+    ties going to the earlier CreationDate, then the lower Id;
+  * of the comments on the question and on each kept answer, the `max_comments` (5)
+    earliest by CreationDate, then Id, are kept (`comment-limit`); comments on a left-out
+    post are `parent-not-selected`;
+  * answers and comments whose question (or post) is not in the dump are
+    `missing-parent`; a repeated Id keeps one row (`duplicate-id`).
+
+Format (Figure 6c): the question (title, a blank line, the body), its comments, then
+each answer (highest score first) followed by its comments:
+
+    <| q tags=python,django |>
+    Django - How to display a form with user input
+
+    I'm trying to ...
+    <code>
+    from django.shortcuts import render
+    </code>
+    <|/ q dscore=3 |>
+    <| c |>
+    Why aren't you using the django authentication library?
+    <|/ c |>
+    <| a dscore=4 |>
+    You need to add your form to the template:
+    ...
+    <|/ a tags=python,django |>
+
+Attributes: `tags` (the question's, comma-separated) on the question and, as Figures 6c
+and 11 show, on every answer; `dscore`, the post's score bucket (`transforms.buckets`,
+boundaries over the scores of every question and answer kept). Figure 6c ends with
+`<| a tags=python,django |>` where the closing answer tag is meant: we write the
+closing tag as `transforms.markup` does everywhere, `<|/ a ... |>`. Comments carry no
+attributes. Each attribute goes to the opening or the closing tag with probability 0.5
+(`markup.wrap_random`), all drawn from one generator per question,
+`record_rng(seed, site, question id)`.
+
+Bodies are HTML: they become text with the standard library's HTML parser. Each
+`<pre>` block (with or without `<code>` inside) becomes `<code>`, a newline, the code
+verbatim, a newline and `</code>`; other markup is dropped (inline `<code>` keeps its
+text, block elements and `<br>` end a line, runs of whitespace become one space) and
+entities are decoded. Comment text is plain in the dumps and is kept as it is.
+
+Accounting. Stage "stackoverflow-join" reads every post and comment that was read;
+each is kept (it is part of a thread) or rejected with one of the reasons above; its
+stat `threads` counts the questions kept. Stage "stackoverflow-format" reads the
+threads, one per kept question, and writes one Document each.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Iterable, Iterator, NamedTuple, Sequence
+
+import apache_beam as beam
+
+from schemas.config import StackOverflowConfig
+from schemas.records import Document, Rejected, StackComment, StackPost, record_rng
+from transforms import markup
+from transforms.base import REJECTED, TALLY, ApplyStage, RecordFn, Tally
+from transforms.buckets import ComputeBucketBoundaries, bucket_of
+from transforms.formatting import star_buckets_entry
+from transforms.sources.stackoverflow import COMMENTS, POSTS, SOURCE
+
+JOIN_STAGE = "stackoverflow-join"
+FORMAT_STAGE = "stackoverflow-format"
+KIND = "stackoverflow"
+
+
+# ---- body HTML → text ----------------------------------------------------------------------
+
+BLOCK_TAGS = frozenset(
+    "address article aside blockquote dd details div dl dt figcaption figure footer h1 h2 h3 h4 h5 h6 "
+    "header hr li main nav ol p section summary table tbody td tfoot th thead tr ul".split()
+)
+_HTML_SPACE = re.compile(r"[ \t\n\r\f]+")  # HTML's whitespace; a no-break space is kept
+
+
+class _BodyText(HTMLParser):
+    """Collects the lines of a body: text lines and `<code>` blocks."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.lines: list[str] = []
+        self.inline: list[str] = []
+        self.code: list[str] = []
+        self.pre_depth = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "pre":
+            if not self.pre_depth:
+                self.end_line()
+            self.pre_depth += 1
+        elif not self.pre_depth and (tag == "br" or tag in BLOCK_TAGS):
+            self.end_line()
+
+    def handle_endtag(self, tag):
+        if tag == "pre" and self.pre_depth:
+            self.pre_depth -= 1
+            if not self.pre_depth:
+                self.end_code()
+        elif not self.pre_depth and tag in BLOCK_TAGS:
+            self.end_line()
+
+    def handle_data(self, data):
+        (self.code if self.pre_depth else self.inline).append(data)
+
+    def end_line(self) -> None:
+        text = _HTML_SPACE.sub(" ", "".join(self.inline)).strip(" ")
+        if text:
+            self.lines.append(text)
+        self.inline = []
+
+    def end_code(self) -> None:
+        code = "".join(self.code)
+        code = code[1:] if code.startswith("\n") else code  # HTML drops a newline right after <pre>
+        self.lines.append(f"<code>\n{code.rstrip()}\n</code>")
+        self.code = []
+
+    def text(self) -> str:
+        self.close()
+        if self.pre_depth:  # an unclosed <pre> still ends as a code block
+            self.end_code()
+        self.end_line()
+        return "\n".join(self.lines)
+
+
+def body_text(html: str) -> str:
+    """A post body's HTML as training text (see the module docstring)."""
+    parser = _BodyText()
+    parser.feed(html)
+    return parser.text()
+
+
+# ---- join and select ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Thread:
+    """A kept question with its kept comments, and its kept answers (best first) with theirs."""
+
+    question: StackPost
+    comments: tuple[StackComment, ...]
+    answers: tuple[tuple[StackPost, tuple[StackComment, ...]], ...]
+
+    def scores(self) -> list[int]:
+        """One score per question and answer: what the dscore buckets are computed over."""
+        return [self.question.score] + [answer.score for answer, _ in self.answers]
+
+
+class Selection(NamedTuple):
+    thread: Thread | None
+    kept: int  # posts and comments in the thread
+    rejected: list[Rejected]
+
+
+def reject(record: StackPost | StackComment, reason: str, detail: str) -> Rejected:
+    table, what = (POSTS, "post") if isinstance(record, StackPost) else (COMMENTS, "comment")
+    number = record.post_id if isinstance(record, StackPost) else record.comment_id
+    return Rejected(record.id, JOIN_STAGE, reason, f"{what} {number}: {detail}", SOURCE, record.site, table)
+
+
+def post_order(post: StackPost) -> tuple:
+    return (post.creation_date, post.post_id, post.body, post.title, post.score)
+
+
+def comment_order(comment: StackComment) -> tuple:
+    return (comment.creation_date, comment.comment_id, comment.text, comment.score)
+
+
+def unique(records: Iterable, number, order, rejected: list[Rejected]) -> list:
+    """The records with distinct numbers (the first in `order` of each), sorted by `order`."""
+    seen, out = set(), []
+    for record in sorted(records, key=order):
+        if number(record) in seen:
+            rejected.append(reject(record, "duplicate-id", "the dump repeats this Id"))
+        else:
+            seen.add(number(record))
+            out.append(record)
+    return out
+
+
+def link_comments(post_questions: Sequence[int], comments: Iterable[StackComment]) -> Iterator:
+    """Comments on one post → (question id, comment), or a Rejected when the post is not in the dump."""
+    for comment in comments:
+        if post_questions:
+            yield min(post_questions), comment
+        else:
+            yield reject(comment, "missing-parent", f"post {comment.post_id} is not a question or answer of the dump")
+
+
+def select_thread(posts: Iterable[StackPost], comments: Iterable[StackComment], limits: StackOverflowConfig) -> Selection:
+    """One question's posts (itself and its answers) and comments → the thread to keep, if any."""
+    rejected: list[Rejected] = []
+    posts = unique(posts, lambda p: p.post_id, post_order, rejected)
+    comments = unique(comments, lambda c: c.comment_id, comment_order, rejected)
+    questions = [p for p in posts if p.post_type == StackPost.QUESTION]
+    answers = [p for p in posts if p.post_type == StackPost.ANSWER]
+    if not questions:
+        for record in answers + comments:
+            rejected.append(reject(record, "missing-parent", "its question is not in the dump"))
+        return Selection(None, 0, rejected)
+    question = questions[0]
+
+    ranked = sorted(answers, key=lambda a: (-a.score, a.creation_date, a.post_id))
+    scored = [a for a in ranked if a.score >= limits.min_answer_score]
+    for a in ranked:
+        if a.score < limits.min_answer_score:
+            rejected.append(reject(a, "low-score", f"score {a.score} < {limits.min_answer_score}"))
+    for a in scored[limits.max_answers :]:
+        rejected.append(reject(a, "answer-limit", f"not among the {limits.max_answers} best-scored answers"))
+    kept_answers = scored[: limits.max_answers] if scored else []
+    if not kept_answers:
+        reason = "no-selected-answer" if answers else "unanswered"
+        why = f"all {len(answers)} answers scored below {limits.min_answer_score}" if answers else "no answers"
+        rejected.append(reject(question, reason, why))
+
+    on_post = collections.defaultdict(list)
+    for c in comments:  # already sorted by CreationDate, then Id
+        on_post[c.post_id].append(c)
+    kept_ids = ({question.post_id} | {a.post_id for a in kept_answers}) if kept_answers else set()
+    for post_id, post_comments in on_post.items():
+        if post_id not in kept_ids:
+            for c in post_comments:
+                rejected.append(reject(c, "parent-not-selected", f"post {post_id} is not in a kept thread"))
+            continue
+        for c in post_comments[limits.max_comments :]:
+            rejected.append(reject(c, "comment-limit", f"not among the {limits.max_comments} earliest on post {post_id}"))
+    if not kept_answers:
+        return Selection(None, 0, rejected)
+
+    def kept_comments(post_id: int) -> tuple[StackComment, ...]:
+        return tuple(on_post.get(post_id, ())[: limits.max_comments])
+
+    thread = Thread(question, kept_comments(question.post_id), tuple((a, kept_comments(a.post_id)) for a in kept_answers))
+    kept = 1 + len(thread.comments) + sum(1 + len(cs) for _, cs in thread.answers)
+    return Selection(thread, kept, rejected)
+
+
+def key_post_to_question(post: StackPost) -> tuple[tuple[str, int], int]:
+    return (post.site, post.post_id), post.question_id
+
+
+def key_comment_to_post(comment: StackComment) -> tuple[tuple[str, int], StackComment]:
+    return (comment.site, comment.post_id), comment
+
+
+def key_post_to_thread(post: StackPost) -> tuple[tuple[str, int], StackPost]:
+    return (post.site, post.question_id), post
+
+
+class LinkCommentsFn(beam.DoFn):
+    """(site, post id) → {questions, comments} ⇒ ((site, question id), comment); counts comments in."""
+
+    def setup(self):
+        self.tally = Tally(JOIN_STAGE)
+
+    def process(self, element):
+        (site, _), grouped = element
+        for out in link_comments(list(grouped["questions"]), grouped["comments"]):
+            self.tally.add_in()
+            if isinstance(out, Rejected):
+                yield self.tally.route(out)
+            else:
+                question_id, comment = out
+                yield (site, question_id), comment  # kept or rejected by SelectThreadFn
+
+    def finish_bundle(self):
+        yield from self.tally.drain()
+
+
+class SelectThreadFn(beam.DoFn):
+    """(site, question id) → {posts, comments} ⇒ a Thread; counts posts in, and every record's fate."""
+
+    def __init__(self, limits: StackOverflowConfig):
+        self.limits = limits
+
+    def setup(self):
+        self.tally = Tally(JOIN_STAGE)
+        self.stats = collections.Counter()
+
+    def process(self, element):
+        _, grouped = element
+        posts = list(grouped["posts"])
+        self.tally.add_in(len(posts))
+        selection = select_thread(posts, grouped["comments"], self.limits)
+        for rejected in selection.rejected:
+            yield self.tally.route(rejected)
+        if selection.thread is not None:
+            self.tally.add_kept(selection.kept)
+            self.stats["threads"] += 1
+            yield selection.thread
+
+    def finish_bundle(self):
+        self.tally.add_stats(self.stats)
+        yield from self.tally.drain()
+
+
+class JoinOutputs(NamedTuple):
+    kept: beam.PCollection  # Thread
+    rejected: beam.PCollection
+    tally: beam.PCollection
+
+
+class JoinThreads(beam.PTransform):
+    """StackPost and StackComment records → Threads (kept), Rejected and tallies of stage stackoverflow-join."""
+
+    def __init__(self, limits: StackOverflowConfig):
+        super().__init__()
+        self.limits = limits
+
+    def expand(self, records):
+        posts = records | "Posts" >> beam.Filter(lambda r: isinstance(r, StackPost))
+        comments = records | "Comments" >> beam.Filter(lambda r: isinstance(r, StackComment))
+        post_to_question = posts | "KeyPostToQuestion" >> beam.Map(key_post_to_question)
+        post_to_comment = comments | "KeyCommentToPost" >> beam.Map(key_comment_to_post)
+        linked = (
+            {"questions": post_to_question, "comments": post_to_comment}
+            | "GroupCommentsByPost" >> beam.CoGroupByKey()
+            | "LinkComments" >> beam.ParDo(LinkCommentsFn()).with_outputs(REJECTED, TALLY, main="linked")
+        )
+        question_to_post = posts | "KeyPostToThread" >> beam.Map(key_post_to_thread)
+        selected = (
+            {"posts": question_to_post, "comments": linked.linked}
+            | "GroupThreads" >> beam.CoGroupByKey()
+            | "SelectThreads" >> beam.ParDo(SelectThreadFn(self.limits)).with_outputs(REJECTED, TALLY, main="kept")
+        )
+        return JoinOutputs(
+            selected.kept,
+            (linked.rejected, selected.rejected) | "JoinRejected" >> beam.Flatten(),
+            (linked.tally, selected.tally) | "JoinTallies" >> beam.Flatten(),
+        )
+
+
+# ---- format ----------------------------------------------------------------------------------
+
+
+def question_text(question: StackPost) -> str:
+    body = body_text(question.body)
+    return f"{question.title.strip()}\n\n{body}" if body else question.title.strip()
+
+
+def format_thread(thread: Thread, boundaries: Sequence[float], seed: int) -> Document:
+    """A Thread → its Document, marked up as in Figure 6c (see the module docstring)."""
+    q = thread.question
+    rng = record_rng(seed, q.site, str(q.post_id))
+    tags = [("tags", ",".join(q.tags))] if q.tags else []
+    q_bucket = bucket_of(q.score, boundaries)
+    parts = [markup.wrap_random("q", question_text(q), tags + [("dscore", q_bucket)], rng)]
+    parts += [markup.wrap_random("c", c.text.strip(), [], rng) for c in thread.comments]
+    for answer, comments in thread.answers:
+        parts.append(
+            markup.wrap_random("a", body_text(answer.body), tags + [("dscore", bucket_of(answer.score, boundaries))], rng)
+        )
+        parts += [markup.wrap_random("c", c.text.strip(), [], rng) for c in comments]
+    meta = {
+        "answers": len(thread.answers),
+        "comments": len(thread.comments) + sum(len(cs) for _, cs in thread.answers),
+        "dscore": q_bucket,
+        "question_id": q.post_id,
+        "score": q.score,
+        "site": q.site,
+    }
+    return Document(
+        id=q.id,
+        kind=KIND,
+        text="\n".join(parts) + "\n",
+        source=SOURCE,
+        tags=q.tags,
+        meta=tuple((k, str(v)) for k, v in sorted(meta.items())),
+    )
+
+
+class FormatThreadFn(RecordFn):
+    """Thread → Document; the score bucket boundaries arrive as the `score_boundaries` side input."""
+
+    stage = FORMAT_STAGE
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def __call__(self, thread: Thread, *, score_boundaries: Sequence[float]) -> Document:
+        return format_thread(thread, score_boundaries, self.seed)
+
+
+class BucketOutputs(NamedTuple):
+    boundaries: beam.PCollection  # one element: the five dscore boundaries
+    entry: beam.PCollection  # one element: the manifest's `score_buckets` entry
+
+
+class ScoreBuckets(beam.PTransform):
+    """Threads → the dscore boundaries over the score of every kept question and answer."""
+
+    def expand(self, threads):
+        scores = threads | "Scores" >> beam.FlatMap(Thread.scores)
+        boundaries = scores | "Boundaries" >> ComputeBucketBoundaries()
+        posts = scores | "CountPosts" >> beam.combiners.Count.Globally()
+        entry = boundaries | "ManifestEntry" >> beam.Map(star_buckets_entry, posts=beam.pvalue.AsSingleton(posts))
+        return BucketOutputs(boundaries, entry)
+
+
+def format_threads(seed: int, score_boundaries: beam.PCollection) -> ApplyStage:
+    """The format stage, with the single-element boundaries PCollection as its side input."""
+    return ApplyStage(FormatThreadFn(seed), score_boundaries=beam.pvalue.AsSingleton(score_boundaries))
