@@ -16,10 +16,10 @@ import sys
 
 from pipeline.diff import diff_versions, render_diff
 from pipeline.report import screenshot, write_report
-from pipeline.run import describe_error, parse_stages, run_stages
+from pipeline.run import build_on_previous, describe_error, parse_stages, run_stages
 from pipeline.summary import counts_table, describe_manifest
 from pipeline.version import read_manifest
-from schemas.config import load_config
+from schemas.config import ConfigError, load_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stages", help="stage range: 'corpus..binarize', 'tokenizer,binarize', 'train' or 'all'")
     run.add_argument("--version", help="version name to create (vNNNN), or the existing version later stages work on")
     run.add_argument("--overwrite", action="store_true", help="replace an existing version of the same name")
-    run.add_argument("--previous", help="an earlier version directory this one builds on (recorded as its parent)")
+    run.add_argument(
+        "--previous",
+        help="an earlier version directory to build on: recorded as the parent, and files already in it are left out",
+    )
+    run.add_argument(
+        "--reuse-tokenizer", action="store_true", help="with --previous: copy its tokenizer so old and new shards share ids"
+    )
 
     inspect = sub.add_parser("inspect", help="print a version's manifest and counts as tables")
     inspect.add_argument("version_dir", help="a dataset version directory, e.g. datasets/sample/v0001")
@@ -75,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args, beam_args: list[str]) -> int:
     config = load_config(args.config)
+    if args.previous:
+        config = build_on_previous(config, args.previous, args.reuse_tokenizer)
+    elif args.reuse_tokenizer:
+        raise ConfigError("--reuse-tokenizer needs --previous (the version whose tokenizer to reuse)")
     stages = parse_stages(args.stages, config.stages)
     version_dir = run_stages(config, args.out, stages, beam_args, args.version, args.overwrite, args.previous)
     manifest = read_manifest(version_dir)

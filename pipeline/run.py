@@ -157,6 +157,22 @@ def run_stages(
     return final
 
 
+def build_on_previous(config: PipelineConfig, previous: str, reuse_tokenizer: bool) -> PipelineConfig:
+    """The config of an incremental run on top of `previous` (a version directory).
+
+    Files whose dedup key is in the previous version's Bloom filter are left out
+    (`dedup-previous-version`), and with `reuse_tokenizer` the previous tokenizer is
+    copied instead of trained, so old and new shards share token ids.
+    """
+    previous = os.path.abspath(previous)
+    read_manifest(previous)  # fails now, naming the directory, if it is not a complete version
+    dedup = dataclasses.replace(config.dedup, previous_versions=(*config.dedup.previous_versions, previous))
+    config = config.replace(dedup=dedup)
+    if reuse_tokenizer:
+        config = config.replace(tokenizer=dataclasses.replace(config.tokenizer, reuse_from=previous))
+    return config
+
+
 def parent_name(version_dir: str) -> str:
     """How a parent is recorded: `<name>/<version>` from its manifest."""
     manifest = read_manifest(version_dir)

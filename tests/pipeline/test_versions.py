@@ -77,3 +77,28 @@ def test_killed_run_leaves_no_complete_looking_version_and_next_run_cleans_it(tm
     assert "removing .v0001.partial" in rerun.stderr
     assert not staging.exists()
     assert (out / "sample" / "v0001" / "manifest.json").is_file()
+
+
+def test_incremental_run_skips_what_the_previous_version_holds(tmp_path):
+    config = copy_sample(tmp_path)
+    out = tmp_path / "out"
+    run_cli("run", "--config", config, "--out", str(out), "--stages", "corpus")
+    v1 = out / "sample" / "v0001"
+    reached_dedup_before = json.loads((v1 / "manifest.json").read_text())["counts"]["dedup"]["in"]
+    new_file = tmp_path / "examples" / "repos" / "textkit" / "textkit" / "numbers.py"
+    new_file.write_text("def triple(value):\n    return 3 * value\n")
+
+    run_cli("run", "--config", config, "--out", str(out), "--stages", "corpus", "--previous", str(v1))
+    manifest = json.loads((out / "sample" / "v0002" / "manifest.json").read_text())
+    dedup = manifest["counts"]["dedup"]
+    assert manifest["parents"] == ["sample/v0001"]
+    # Every file that reached dedup in v0001 (kept or duplicate) has its key in v0001's Bloom filter.
+    assert dedup["rejected"]["dedup-previous-version"] == reached_dedup_before
+    assert dedup["kept"] == 1  # only the new file
+    d = diff_versions(str(v1), str(out / "sample" / "v0002"))
+    assert RepoFile.make_id("local", "octo-org/textkit", "textkit/numbers.py", None) in d["documents"]["added"]
+
+
+def test_previous_must_be_a_complete_version(tmp_path):
+    proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path), "--previous", str(tmp_path), check=False)
+    assert proc.returncode != 0 and "not a complete dataset version" in proc.stderr
