@@ -8,6 +8,13 @@ import subprocess
 import sys
 
 import pytest
+from apache_beam.options.pipeline_options import StandardOptions
+
+from pipeline.options import LOCAL_RUNNER
+
+# Test pipelines that name no runner use the CLI's local runner (Beam's FnApiRunner), not
+# the DirectRunner, whose first move is to download its Prism runner from the internet.
+StandardOptions.DEFAULT_RUNNER = LOCAL_RUNNER
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")
