@@ -15,7 +15,7 @@ setup(
     description="The open data pipeline for training code language models (InCoder's corpus, rebuilt on Apache Beam)",
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=[p + suffix for p in PACKAGES for suffix in ("", ".*")]),
-    package_data={"": ["*.sql", "*.txt", "*.json"]},
+    package_data={"": ["*.sql", "*.txt", "*.json"], "transforms.sources": ["sql/*.sql"]},
     install_requires=[
         "apache-beam==2.77.0",
         "pyarrow==25.0.1",

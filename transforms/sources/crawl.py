@@ -1,6 +1,6 @@
 """What the GitHub and GitLab crawls share: a listing in the driver, fetches in parallel.
 
-    driver     Host.list_repositories ─ <state>/listing.jsonl.gz      (once, resumable)
+    driver     Host.list_repositories ─ <state>/listing.jsonl.zst     (once, resumable)
     pipeline   ReadListing ─ SpreadRepos (Reshuffle) ─ FetchRepos ─┬─ RepoFile (kept)
                                                                     ├─ Rejected, tallies (stage "read")
                                                                     └─ RepoSnapshot ─ SnapshotId

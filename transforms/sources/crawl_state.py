@@ -2,9 +2,9 @@
 
     <state>/pages/<sha256>.json      one answered listing request (a search or project page):
                                      its repositories, the next page, the total it reported
-    <state>/listing.jsonl.gz         the listing the fetch step reads: one repository (or listing
+    <state>/listing.jsonl.zst        the listing the fetch step reads: one repository (or listing
                                      failure) per line, sorted; rewritten by every run
-    <state>/repos/<id>.jsonl.gz      one repository's outcome: a header with its pinned commit,
+    <state>/repos/<id>.jsonl.zst     one repository's outcome: a header with its pinned commit,
                                      then every record read from its archive at that commit (or
                                      the permanent reason it was rejected)
 
@@ -32,7 +32,7 @@ from apache_beam.io.filesystems import FileSystems
 from schemas.records import Rejected, RepoFile, RepoSnapshot, record_id
 
 RECORD_TYPES = {cls.__name__: cls for cls in (RepoFile, Rejected, RepoSnapshot)}
-LISTING = "listing.jsonl.gz"
+LISTING = "listing.jsonl.zst"  # zstd: Beam reads and writes it by its extension
 
 
 def crawl_key(source: str, section: Any, max_file_bytes: int) -> str:
@@ -55,7 +55,7 @@ def crawl_key(source: str, section: Any, max_file_bytes: int) -> str:
 
 
 def record_to_json(record: RepoFile | Rejected | RepoSnapshot) -> dict:
-    return {"type": type(record).__name__, **record.to_row()}
+    return {"type": type(record).__name__, **vars(record)}  # flat records: no asdict() deep copy
 
 
 def record_from_json(data: dict) -> RepoFile | Rejected | RepoSnapshot:
@@ -101,7 +101,7 @@ class CrawlState:
     # -- repositories --------------------------------------------------------------------
 
     def repo_file(self, source: str, repo: str) -> str:
-        return self._file("repos", record_id(source, repo) + ".jsonl.gz")
+        return self._file("repos", record_id(source, repo) + ".jsonl.zst")
 
     def load_repo(self, source: str, repo: str) -> Iterator[RepoFile | Rejected | RepoSnapshot] | None:
         """The saved records of a fetched repository, or None when it was not fetched yet."""
@@ -127,7 +127,7 @@ class RepoWriter:
 
     def __init__(self, path: str, header: dict):
         self.path = path
-        self.tmp = f"{path}.{uuid.uuid4().hex}.tmp.gz"
+        self.tmp = f"{path}.{uuid.uuid4().hex}.tmp.zst"
         self._file = FileSystems.create(self.tmp)
         self._write(header)
 
@@ -153,7 +153,7 @@ def _lines(f) -> Iterator[bytes]:
 
 
 def _write_atomically(path: str, lines: Iterable[str]) -> None:
-    tmp = f"{path}.{uuid.uuid4().hex}.tmp" + (".gz" if path.endswith(".gz") else "")
+    tmp = f"{path}.{uuid.uuid4().hex}.tmp" + (".zst" if path.endswith(".zst") else "")
     with FileSystems.create(tmp) as f:
         for line in lines:
             f.write((line + "\n").encode("utf-8"))

@@ -135,7 +135,8 @@ class FakeApi:
         self.token = token
         self.faults = collections.defaultdict(list)  # (endpoint, repo name or None) → answers
         self.hits = collections.Counter()  # (endpoint, repo name or None) → requests
-        self.archives_served = collections.Counter()  # repo name → whole archives served
+        self.archives_served = collections.Counter()  # repo name → archives served
+        self.tarballs = {}  # (repo name, top directory) → bytes, built once
         self.auth_failures = []
         self.gate_after: int | None = None  # block archive requests once this many were served
         self.gate_open = threading.Event()
@@ -178,8 +179,10 @@ class FakeApi:
             return json_response({"message": "gate timeout"}, 503)
         if wait:
             return json_response({"message": "the client went away"}, 503)
-        data = repo.tarball(top)
         with self.lock:
+            if (repo.name, top) not in self.tarballs:
+                self.tarballs[(repo.name, top)] = repo.tarball(top)
+            data = self.tarballs[(repo.name, top)]
             self.archives_served[repo.name] += 1
         return Response(data, headers={"Content-Length": str(len(data)),
                                          "Content-Disposition": f"attachment; filename={top}.tar.gz"},

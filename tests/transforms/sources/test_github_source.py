@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 
@@ -159,3 +160,18 @@ def test_archive_over_the_limit_is_rejected_unread(github, tmp_path):
     listed = host.list_repositories(state).repos["o/huge"]
     (rejected,) = list(fetch_repo(host, listed, state, 10**6))
     assert rejected.reason == "archive-too-large"
+
+
+def test_spent_request_budget_rejects_for_now_and_the_next_run_goes_on(github, tmp_path):
+    fake = github([FakeRepo("o/a", {"a.py": b"a\n"}), FakeRepo("o/b", {"b.py": b"b\n"})])
+    state = CrawlState(str(tmp_path))
+    listed = host_for(fake).list_repositories(state).repos
+    budget = dataclasses.replace(FAST, request_budget=2)  # a repository takes two: commits, tarball (+ its redirect)
+    host = host_for(fake, http=budget)
+    first = list(fetch_repo(host, listed["o/a"], state, 1000))
+    (stopped,) = list(fetch_repo(host, listed["o/b"], state, 1000))
+    assert [r.path for r in first if isinstance(r, RepoFile)] == ["a.py"]
+    assert stopped.reason == "request-budget" and state.load_repo("github", "o/b") is None
+    resumed = list(fetch_repo(host_for(fake, http=budget), listed["o/b"], state, 1000))
+    assert [r.path for r in resumed if isinstance(r, RepoFile)] == ["b.py"]
+    assert fake.archives_served == {"o/a": 1, "o/b": 1}

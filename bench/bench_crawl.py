@@ -1,0 +1,117 @@
+"""Benchmark: one crawl worker's path, over repositories made of the installed site-packages.
+
+The .py files of site-packages (ordered by a hash of their path) are grouped into repositories
+of `--files-per-repo` files and served by the tests' local GitHub fake. Three passes, one
+process, no pipeline start-up:
+
+    read     archives.read_archive over the tarballs already in memory (decompress, check, decode)
+    fetch    list, pin, download and read every repository through the real client (127.0.0.1),
+             saving each one's records in a fresh crawl state
+    replay   the same repositories again: every one comes from the crawl state
+
+Prints repositories/s, files/s and MB/s (uncompressed file bytes) of each pass.
+
+    .venv/bin/python bench/bench_crawl.py --max-mb 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import sysconfig
+import tempfile
+import time
+
+# The local GitHub fake lives with the tests; the checkout's root must come first on the path.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from schemas.config import GitHubSource, HttpSettings
+from schemas.records import RepoFile
+from tests.transforms.sources.network_fakes import FakeGitHub, FakeRepo, make_tarball
+from transforms.sources.archives import RepoInfo, read_archive
+from transforms.sources.crawl import fetch_repo
+from transforms.sources.crawl_state import CrawlState
+from transforms.sources.github import GitHubHost
+
+MAX_FILE_BYTES = 1_000_000
+
+
+def make_repos(max_bytes: int, files_per_repo: int) -> list[FakeRepo]:
+    root = sysconfig.get_paths()["purelib"]
+    paths = []
+    for dirpath, _, names in os.walk(root):
+        paths += [os.path.join(dirpath, n) for n in names if n.endswith(".py")]
+    paths.sort(key=lambda p: hashlib.sha256(p.encode()).hexdigest())
+    repos, files, total = [], {}, 0
+    for path in paths:
+        data = open(path, "rb").read()
+        if len(data) > MAX_FILE_BYTES:
+            continue
+        files[os.path.relpath(path, root)] = data
+        total += len(data)
+        if len(files) == files_per_repo or total >= max_bytes:
+            repos.append(FakeRepo(f"bench/repo{len(repos):04d}", files, stars=len(repos)))
+            files = {}
+        if total >= max_bytes:
+            break
+    return repos
+
+
+def report(name: str, seconds: float, repos: int, files: int, size: int) -> None:
+    print(f"| {name} | {repos} | {files} | {size / 1e6:.1f} | {seconds:.2f} | {repos / seconds:.1f} | "
+          f"{files / seconds:.0f} | {size / 1e6 / seconds:.2f} |")
+
+
+def crawl(host: GitHubHost, state: CrawlState) -> tuple[int, int]:
+    files = size = 0
+    for repo in host.list_repositories(state).repos.values():
+        for record in fetch_repo(host, repo, state, MAX_FILE_BYTES):
+            if isinstance(record, RepoFile):
+                files += 1
+                size += record.size
+    return files, size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--max-mb", type=float, default=30)
+    parser.add_argument("--files-per-repo", type=int, default=200)
+    args = parser.parse_args()
+    repos = make_repos(int(args.max_mb * 1e6), args.files_per_repo)
+    print("| pass | repositories | files | MB | seconds | repos/s | files/s | MB/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+
+    section = GitHubSource(licenses=("MIT",), languages=("Python",))
+    tarballs = [make_tarball(f"bench-{r.name[6:]}-{r.sha[:7]}", r.files) for r in repos]
+    started, files, size = time.perf_counter(), 0, 0
+    for repo, data in zip(repos, tarballs):
+        info = RepoInfo("github", repo.name, repo.sha, "MIT", repo.stars, "github")
+        for record in read_archive(info, data, section.limits, MAX_FILE_BYTES):
+            if isinstance(record, RepoFile):
+                files, size = files + 1, size + record.size
+    report("read", time.perf_counter() - started, len(repos), files, size)
+
+    fake = FakeGitHub(repos)
+    for repo in repos:  # build the archives now, so the fake's work is not timed
+        owner, name = repo.name.split("/")
+        top = f"{owner}-{name}-{repo.sha[:7]}"
+        fake.tarballs[(repo.name, top)] = repo.tarball(top)
+    try:
+        section = GitHubSource(base_url=fake.url, token_env=None, languages=("Python",), licenses=("MIT",),
+                               http=HttpSettings(timeout_seconds=30))
+        host = GitHubHost(section, GitHubHost.make_client(section, seed=0))
+        with tempfile.TemporaryDirectory() as tmp:
+            state = CrawlState(tmp)
+            for name in ("fetch", "replay"):
+                started = time.perf_counter()
+                files, size = crawl(host, state)
+                report(name, time.perf_counter() - started, len(repos), files, size)
+        print(f"\nrequests: {host.client.requests} ({len(repos)} repositories; the replay made none)")
+    finally:
+        fake.close()
+
+
+if __name__ == "__main__":
+    main()
