@@ -39,7 +39,7 @@ from pipeline.run import StageContext
 from pipeline.writers import write_parquet
 from schemas import arrow
 from schemas.config import BinarizeConfig, PipelineConfig
-from schemas.records import Document
+from schemas.records import Document, record_id
 from tokenizer_training.binarize import run_binarize
 from tokenizer_training.tokenizer import SPECIAL_TOKENS, new_tokenizer, save_tokenizer, train_tokenizer
 
@@ -128,7 +128,7 @@ def binarize_throughput(test: list[str], tokenizer_dir: str, workdir: str, beam_
     tokens = sum(len(e.ids) for e in encodings)
 
     version = os.path.join(workdir, "v0001")
-    docs = [Document(id=hashlib.sha256(t.encode()).hexdigest()[:24], kind="code", text=t, source="local") for t in texts]
+    docs = [Document(id=record_id(t), kind="code", text=t, source="local") for t in texts]
     rows = [d.to_row() for d in sorted(docs, key=lambda d: d.id)]
     write_parquet(os.path.join(version, "documents", "part-00000-of-00001.parquet"), arrow.DOCUMENT, rows)
     os.symlink(tokenizer_dir, os.path.join(version, "tokenizer"))
@@ -169,7 +169,8 @@ def main(argv=None) -> None:
             child.start()
             found[kind] = results.get()
             child.join()
-        print(f"\n{'tokenizer':<10} {'train s':>8} {'peak RSS MB':>12} {'tokens/byte':>12} {'encode MB/s':>12} {'vocab':>7}")
+        header = ("tokenizer", "train s", "peak RSS MB", "tokens/byte", "encode MB/s", "vocab")
+        print("\n{:<10} {:>8} {:>12} {:>12} {:>12} {:>7}".format(*header))
         for kind, seconds, peak, per_byte, encode_mbs, vocab in found.values():
             print(f"{kind:<10} {seconds:8.1f} {peak:12.0f} {per_byte:12.4f} {encode_mbs:12.2f} {vocab:7,}")
         fewer = 1 - found["ours"][3] / found["gpt2"][3]

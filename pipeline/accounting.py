@@ -29,11 +29,17 @@ def fold_tallies(pairs: list) -> dict:
     return {stage: dict(v, rejected=dict(sorted(v["rejected"].items())), stats=dict(sorted(v["stats"].items()))) for stage, v in sorted(counts.items())}
 
 
-def check_counts(counts: dict, chains: list[list[str]], outputs: dict[str, tuple[list[str], int]]) -> None:
+def check_counts(
+    counts: dict,
+    chains: list[list[str]],
+    outputs: dict[str, tuple[list[str], int]],
+    links: list[tuple[str, str, str]] = (),
+) -> None:
     """Raise AccountingError unless every record is accounted for.
 
     chains: stage names in flow order (each stage reads what the previous one kept).
     outputs: {name: (stages whose kept records make up the output, rows written)}.
+    links: (stage, stat, next stage) where a grouping stage's stat must equal what the next reads.
     """
     problems = []
     for stage, c in counts.items():
@@ -46,6 +52,11 @@ def check_counts(counts: dict, chains: list[list[str]], outputs: dict[str, tuple
             read = counts.get(after, {}).get("in", 0)
             if kept != read:
                 problems.append(f"stage {after} read {read} records but stage {before} kept {kept}")
+    for stage, stat, after in links:
+        emitted = counts.get(stage, {}).get("stats", {}).get(stat, 0)
+        read = counts.get(after, {}).get("in", 0)
+        if emitted != read:
+            problems.append(f"stage {after} read {read} records but stage {stage} emitted {emitted} ({stat})")
     for name, (stages, rows) in outputs.items():
         expected = sum(counts.get(s, {}).get("kept", 0) for s in stages)
         if expected != rows:

@@ -4,6 +4,7 @@
     code-corpus run --config c.yaml --stages tokenizer..binarize --version v0001
     code-corpus run --config c.yaml --runner DataflowRunner --project P --region R --temp_location gs://B/tmp
     code-corpus inspect datasets/sample/v0001
+    code-corpus infill datasets/sample/v0001 --text "def add(a, b):\n<insert>\n"
 
 Flags `run` does not know are Beam pipeline options; they are checked before any work.
 """
@@ -52,6 +53,22 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="(re)write a version's report.html")
     report.add_argument("version_dir")
     report.add_argument("--screenshot", metavar="PNG", help="also render the page in headless Chromium to this PNG")
+
+    for name, what in (
+        ("infill", "fill the <insert> regions of a text with a trained checkpoint (paper §2.2)"),
+        ("generate", "continue a text left to right with a trained checkpoint"),
+    ):
+        use = sub.add_parser(name, help=what)
+        use.add_argument("checkpoint", help="a checkpoint directory, or a version directory (its newest checkpoint)")
+        text = use.add_mutually_exclusive_group(required=True)
+        marked = ", regions to fill marked <insert>" if name == "infill" else ""
+        text.add_argument("--text", help=f"the input text{marked}")
+        text.add_argument("--file", help="read the input text from this file")
+        use.add_argument("--max-new-tokens", type=int, default=128, help="per region for infill (default: 128)")
+        use.add_argument("--temperature", type=float, default=0.0, help="0 (default): greedy; above 0: seeded sampling")
+        use.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass when sampling")
+        use.add_argument("--seed", type=int, default=0, help="sampling seed")
+        use.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     return parser
 
 
@@ -66,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args, extra)
         if args.command == "diff":
             print(render_diff(diff_versions(args.a, args.b), all_ids=args.all_ids))
+        elif args.command in ("infill", "generate"):
+            from trainer.infill import run_command  # torch loads only for these commands
+
+            print(run_command(args))
         elif args.command == "report":
             print(write_report(args.version_dir))
             if args.screenshot:

@@ -67,6 +67,9 @@ class CorpusFlow:
     documents: list = dataclasses.field(default_factory=list)
     chains: list = dataclasses.field(default_factory=list)  # stage names, each reading what the one before kept
     document_stages: list = dataclasses.field(default_factory=list)  # stages whose kept records are Documents
+    # (stage, stat, next stage): where a stage groups many records into one, the stat it
+    # keeps of the groups it emits must equal what the next stage reads.
+    links: list = dataclasses.field(default_factory=list)
 
     def add_stage(self, outputs) -> beam.PCollection:
         """Collect a stage's rejected and tally outputs; return its kept records."""
@@ -216,6 +219,7 @@ def stackoverflow_documents(flow: CorpusFlow) -> None:
     flow.add_manifest_entry("score_buckets", buckets.entry)
     flow.documents.append(flow.add_stage(threads | "FormatStackOverflow" >> format_threads(flow.config.seed, buckets.boundaries)))
     flow.chains += [[SO_READ_STAGE, SO_JOIN_STAGE], [SO_FORMAT_STAGE]]
+    flow.links.append((SO_JOIN_STAGE, "threads", SO_FORMAT_STAGE))
     flow.document_stages.append(SO_FORMAT_STAGE)
 
 
@@ -268,7 +272,7 @@ def run_corpus(ctx) -> dict:
     counts = fold_tallies(read_json(posixpath.join(ctx.output_dir, COUNTS_FILE)))
     files = read_json(posixpath.join(ctx.output_dir, FILES_FILE))
     rows = {name: sum(f["rows"] for f in files if f["path"].startswith(name + "/")) for name in ("documents", "rejected")}
-    check_counts(counts, flow.chains, {"documents": (flow.document_stages, rows["documents"])})
+    check_counts(counts, flow.chains, {"documents": (flow.document_stages, rows["documents"])}, flow.links)
     if rows["rejected"] != total_rejected(counts):
         raise RuntimeError(f"rejected/ holds {rows['rejected']} rows but the stages rejected {total_rejected(counts)}")
     entries = read_manifest_entries(ctx.output_dir)

@@ -55,12 +55,21 @@ class StageContext:
 
 StageRunner = Callable[[StageContext], dict]
 
+
+def run_train(ctx: StageContext) -> dict:
+    """The train stage; torch and transformers (the `train` extra) are imported only when it runs."""
+    from trainer.train import run_train_stage
+
+    return run_train_stage(ctx)
+
+
 # Stage name → runner. A runner returns the manifest entries it adds; "files" and
 # "counts" are merged with what earlier stages recorded, other keys are set.
 STAGE_RUNNERS: dict[str, StageRunner] = {
     "corpus": run_corpus,
     "tokenizer": run_tokenizer,
     "binarize": run_binarize,
+    "train": run_train,
 }
 
 

@@ -297,7 +297,9 @@ class TokenizerConfig:
 
     vocab_size: int = 50_000  # learned tokens (bytes included); the 259 special tokens come on top
     min_frequency: int = 2  # a pair must occur this often to be merged
-    sample_documents: int = 200_000  # train on at most this many documents (lowest hash of seed + id)
+    sample_documents: int = 100_000  # train on at most this many documents (lowest hash of seed + id)
+    # and at most this much text: BPE training takes roughly 80 times the sample's size in memory
+    sample_bytes: int = 100_000_000
     sample_fraction: float = 1.0  # and only on documents whose hash falls below this fraction
     # An earlier version directory (or tokenizer directory) whose tokenizer is copied instead of
     # training one, so the new version's shards share its token ids.
@@ -308,8 +310,9 @@ class TokenizerConfig:
             raise ConfigError(f"tokenizer.vocab_size must be at least 256 (the byte alphabet), got {self.vocab_size}")
         if self.min_frequency < 1:
             raise ConfigError(f"tokenizer.min_frequency must be at least 1, got {self.min_frequency}")
-        if self.sample_documents < 1:
-            raise ConfigError(f"tokenizer.sample_documents must be at least 1, got {self.sample_documents}")
+        for name in ("sample_documents", "sample_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"tokenizer.{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 < self.sample_fraction <= 1.0:
             raise ConfigError(f"tokenizer.sample_fraction must be in (0, 1], got {self.sample_fraction}")
 
@@ -365,7 +368,7 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
         if self.context_length < 32:
-            raise ConfigError(f"train.context_length must be at least 32 (room for masked spans), got {self.context_length}")
+            raise ConfigError(f"train.context_length must be at least 32 (room for spans), got {self.context_length}")
         if self.lr <= 0 or self.lr_end < 0 or self.lr_end > self.lr:
             raise ConfigError(f"train.lr must be positive and train.lr_end in [0, lr], got {self.lr} and {self.lr_end}")
         if not 0 <= self.warmup_steps <= self.steps:

@@ -1,9 +1,10 @@
 """The binarize stage: documents + tokenizer → Megatron token shards, as one Beam pipeline.
 
-    documents/*.parquet ─ ReadDocuments ─ BatchDocuments ─ Tokenize ─┬─ (split, shard) → (id, tokens)
-                                                                     │    ─ GroupByShard ─ WriteShard ─ shards/{train,valid}-NNNNN.{bin,idx}
-                                                                     ├─ Rejected (empty documents) ─ shards/rejected/*.parquet
-                                                                     └─ tallies ─ counts["binarize"]
+    documents/*.parquet ─ ReadDocuments ─ BatchDocuments ─ Tokenize ─┐
+      ┌──────────────────────────────────────────────────────────────┘
+      ├─ (split, shard) → (id, tokens) ─ GroupByShard ─ WriteShards ─ shards/{train,valid}-NNNNN.{bin,idx}
+      ├─ Rejected (empty documents) ─ WriteRejected ─ shards/rejected/*.parquet
+      └─ tallies ─ SumTallies ─ counts["binarize"]
 
 Each document becomes one sequence: `<|endoftext|>` then its tokens, whole (long
 documents are kept; the trainer cuts its own windows). Literal special-token text
@@ -22,7 +23,6 @@ worker's memory.
 from __future__ import annotations
 
 import collections
-import logging
 import os
 import posixpath
 
@@ -48,8 +48,6 @@ COUNTS_FILE = "_binarize_counts.json"
 FILES_FILE = "_binarize_files.json"
 READ_COLUMNS = ["id", "text", "source", "repo", "path"]
 BATCH_CHARS = 1 << 20  # characters per encode_batch call: the Rust encoder spreads a batch over all cores
-
-log = logging.getLogger(__name__)
 
 
 def split_of(seed: int, doc_id: str, valid_fraction: float) -> str:
@@ -89,8 +87,8 @@ class TokenizeDocumentsDoFn(beam.DoFn):
             if row["text"]:
                 kept.append(row)
                 continue
-            rejected = Rejected(row["id"], STAGE, "empty", "document text is empty", row["source"], row["repo"], row["path"])
-            yield self.tally.route(rejected)
+            where = (row["source"], row["repo"], row["path"])
+            yield self.tally.route(Rejected(row["id"], STAGE, "empty", "document text is empty", *where))
         encodings = self.tokenizer.encode_batch([row["text"] for row in kept]) if kept else []
         for row, encoding in zip(kept, encodings):
             split = split_of(self.seed, row["id"], self.valid_fraction)
@@ -128,7 +126,8 @@ def build_binarize(p: beam.Pipeline, input_dir: str, out_dir: str, tokenizer_pat
     shards = {"train": config.num_shards, "valid": config.valid_shards}
     tokenized = (
         p
-        | "ReadDocuments" >> beam.io.ReadFromParquet(posixpath.join(input_dir, DOCUMENTS_DIR, "*.parquet"), columns=READ_COLUMNS)
+        | "ReadDocuments"
+        >> beam.io.ReadFromParquet(posixpath.join(input_dir, DOCUMENTS_DIR, "*.parquet"), columns=READ_COLUMNS)
         | "BatchDocuments"
         >> beam.BatchElements(min_batch_size=BATCH_CHARS, max_batch_size=BATCH_CHARS, element_size_fn=_text_size)
         | "Tokenize"
@@ -160,7 +159,7 @@ def run_binarize(ctx) -> dict:
     """Write shards/ of the version from its documents and tokenizer; return its manifest part."""
     tokenizer_path = os.path.join(ctx.input_dir, TOKENIZER_DIR, TOKENIZER_FILE)
     if not os.path.isfile(tokenizer_path):
-        raise FileNotFoundError(f"no {TOKENIZER_DIR}/{TOKENIZER_FILE} in {ctx.input_dir}; run the tokenizer stage first")
+        raise FileNotFoundError(f"no {TOKENIZER_DIR}/{TOKENIZER_FILE} in {ctx.input_dir}; run the tokenizer stage")
     vocab_size = load_raw_tokenizer(os.path.dirname(tokenizer_path)).get_vocab_size(with_added_tokens=True)
     dtype = np.dtype(token_dtype(vocab_size)).name
     out = os.path.join(ctx.output_dir, SHARDS_DIR)

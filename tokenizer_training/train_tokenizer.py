@@ -80,7 +80,8 @@ def run_tokenizer(ctx) -> dict:
 def _train(ctx, out: str) -> dict:
     config = ctx.config.tokenizer
     paths = document_files(ctx.input_dir)
-    chosen = choose_sample(paths, ctx.config.seed, config.sample_documents, config.sample_fraction)
+    seed = ctx.config.seed
+    chosen = choose_sample(paths, seed, config.sample_documents, config.sample_fraction, config.sample_bytes)
     texts = _Measured(iter_sample(paths, chosen))
     started = time.monotonic()
     tokenizer = train_tokenizer(texts, config.vocab_size, config.min_frequency)
@@ -93,7 +94,7 @@ def _train(ctx, out: str) -> dict:
         time.monotonic() - started,
     )
     if not texts.documents:
-        raise ConfigError("tokenizer: the sample holds no non-empty documents; raise tokenizer.sample_fraction")
+        raise ConfigError("tokenizer: the sample holds no document; raise tokenizer.sample_fraction or sample_bytes")
     save_tokenizer(tokenizer, out)
     return {"sample": {"documents": texts.documents, "bytes": texts.bytes}, "reused_from": None}
 

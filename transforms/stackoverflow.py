@@ -226,7 +226,7 @@ def select_thread(posts: Iterable[StackPost], comments: Iterable[StackComment], 
             rejected.append(reject(a, "low-score", f"score {a.score} < {limits.min_answer_score}"))
     for a in scored[limits.max_answers :]:
         rejected.append(reject(a, "answer-limit", f"not among the {limits.max_answers} best-scored answers"))
-    kept_answers = scored[: limits.max_answers] if scored else []
+    kept_answers = scored[: limits.max_answers]
     if not kept_answers:
         reason = "no-selected-answer" if answers else "unanswered"
         why = f"all {len(answers)} answers scored below {limits.min_answer_score}" if answers else "no answers"

@@ -30,3 +30,14 @@ def test_check_counts_finds_a_broken_chain_and_a_short_output():
         check_counts(counts, [["read", "license"]], {"documents": (["license"], 1)})
     assert "stage license read 2 records but stage read kept 3" in str(err.value)
     assert "documents: wrote 1 rows but stages ['license'] kept 2" in str(err.value)
+
+
+def test_check_counts_follows_a_grouping_stage_by_its_stat():
+    counts = {
+        "join": {"in": 5, "kept": 5, "rejected": {}, "stats": {"threads": 2}},
+        "format": {"in": 1, "kept": 1, "rejected": {}, "stats": {}},
+    }
+    with pytest.raises(AccountingError, match=r"stage format read 1 records but stage join emitted 2 \(threads\)"):
+        check_counts(counts, [["join"], ["format"]], {}, [("join", "threads", "format")])
+    counts["format"].update({"in": 2, "kept": 2})
+    check_counts(counts, [["join"], ["format"]], {}, [("join", "threads", "format")])

@@ -9,6 +9,8 @@ import sys
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.run import StageContext
 from schemas.config import ConfigError, TokenizerConfig, load_config
@@ -49,7 +51,8 @@ for name, cls in (("AutoTokenizer", AutoTokenizer), ("PreTrainedTokenizerFast", 
         "fast": isinstance(tok, PreTrainedTokenizerFast),
         "round_trip": sum(tok.decode(i[1:], clean_up_tokenization_spaces=False) == t for i, t in zip(ids, texts)),
         "round_trip_skip_special": sum(
-            tok.decode(i, skip_special_tokens=True, clean_up_tokenization_spaces=False) == t for i, t in zip(ids, texts)
+            tok.decode(i, skip_special_tokens=True, clean_up_tokenization_spaces=False) == t
+            for i, t in zip(ids, texts)
         ),
         "first_ids": sorted({i[0] for i in ids}),
         "special": {s: tok(s, add_special_tokens=False)["input_ids"] for s in sys.argv[2:]},
@@ -98,6 +101,18 @@ def test_frequent_idioms_become_single_tokens_and_no_token_crosses_a_line():
     assert [tok.token_to_id(s) for s in SPECIAL_TOKENS] == list(range(len(SPECIAL_TOKENS)))
 
 
+AWKWARD = " \t\n\r\x00abcXYZ_(){}#'\"é→中😀\u200b"  # whitespace, NUL, multi-byte and zero-width characters
+ROUND_TRIP_TOKENIZER = train_tokenizer(CODE * 10, vocab_size=350, min_frequency=2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list(AWKWARD)) | st.characters(codec="utf-8"), max_size=200))
+def test_any_text_round_trips_exactly(text):
+    ids = ROUND_TRIP_TOKENIZER.encode(text).ids
+    assert ids[0] == 0
+    assert ROUND_TRIP_TOKENIZER.decode(ids[1:], skip_special_tokens=False) == text
+
+
 def test_training_depends_on_the_texts_not_their_order():
     a = train_tokenizer(CODE * 5, vocab_size=300, min_frequency=2).to_str()
     b = train_tokenizer(list(reversed(CODE * 5)), vocab_size=300, min_frequency=2).to_str()
@@ -107,15 +122,20 @@ def test_training_depends_on_the_texts_not_their_order():
 def test_sample_is_deterministic_nested_and_bounded(sample_version):
     version, _ = sample_version()
     paths = document_files(str(version))
-    five = choose_sample(paths, seed=7, max_documents=5, fraction=1.0)
-    assert len(five) == 5 and five == choose_sample(paths, seed=7, max_documents=5, fraction=1.0)
-    assert choose_sample(paths, seed=7, max_documents=3, fraction=1.0) < five
-    assert choose_sample(paths, seed=8, max_documents=5, fraction=1.0) != five
-    half = choose_sample(paths, seed=7, max_documents=1000, fraction=0.5)
+    unbounded = 1 << 40
+    five = choose_sample(paths, seed=7, max_documents=5, fraction=1.0, max_bytes=unbounded)
+    assert len(five) == 5 and five == choose_sample(paths, seed=7, max_documents=5, fraction=1.0, max_bytes=unbounded)
+    assert choose_sample(paths, seed=7, max_documents=3, fraction=1.0, max_bytes=unbounded) < five
+    assert choose_sample(paths, seed=8, max_documents=5, fraction=1.0, max_bytes=unbounded) != five
+    half = choose_sample(paths, seed=7, max_documents=1000, fraction=0.5, max_bytes=unbounded)
     total = len(pq.read_table(os.path.join(version, "documents")))
     assert 0 < len(half) < total
     texts = list(iter_sample(paths, five))
     assert len(texts) == 5 and all(texts)
+    sizes = sorted(len(t.encode("utf-8")) for t in texts)
+    capped = choose_sample(paths, seed=7, max_documents=5, fraction=1.0, max_bytes=sum(sizes) - 1)
+    assert capped < five  # the byte cap cuts the run short, keeping the lowest keys
+    assert sum(len(t.encode("utf-8")) for t in iter_sample(paths, capped)) <= sum(sizes) - 1
 
 
 def stage_context(version, out, **tokenizer) -> StageContext:
@@ -152,6 +172,7 @@ def test_trained_entry_records_the_sample(sample_version, tmp_path):
         ({"tokenizer": {"vocab_size": 100}}, "tokenizer.vocab_size"),
         ({"tokenizer": {"sample_fraction": 0}}, "tokenizer.sample_fraction"),
         ({"tokenizer": {"sample_documents": 0}}, "tokenizer.sample_documents"),
+        ({"tokenizer": {"sample_bytes": 0}}, "tokenizer.sample_bytes"),
         ({"binarize": {"num_shards": 0}}, "binarize.num_shards"),
         ({"binarize": {"valid_fraction": 1.0}}, "binarize.valid_fraction"),
         ({"binarize": {"shards": 2}}, "unknown key"),

@@ -1,0 +1,399 @@
+"""Benchmark: our cleaning path side by side with HuggingFace datatrove on the same corpus.
+
+The corpus is the .py files of the installed site-packages, one repository per
+top-level package (each with an MIT LICENSE file and a star count in a metadata
+file), copied until it holds `--mb` MB: `--copies` copies of `--mb / --copies` MB
+of distinct files, so exact dedup has real work. Both sides read that folder.
+
+    ours       read (local source) → license → language → filters → exact dedup →
+               email scrub → Parquet, the pipeline's own stages on the local runner
+               (default --direct_running_mode=multi_processing --direct_num_workers=2)
+    datatrove  LocalPipelineExecutor, `--workers` processes: a reader of the same
+               repositories → language (LambdaFilter) → the same quality filters
+               (a BaseFilter calling `transforms.filters.check_file`) → exact dedup
+               (ExactDedupSignature → ExactFindDedups → ExactDedupFilter, keyed by
+               `transforms.dedup.dedup_key`, priority = stars) → PIIFormatter (emails)
+               → ParquetWriter. Its dedup needs the filtered documents twice, so the
+               first pass also writes them as JSON lines for the third to read.
+
+datatrove has no license detection; ours reads each repository's LICENSE file and
+checks every file's license (all are MIT here, so nothing is dropped by it). Each
+side runs in its own process; peak RSS is the sum over that process and all its
+descendants, sampled every 0.2 s. Prints files/s, MB/s, peak RSS and ours/datatrove.
+
+    .venv/bin/pip install -e '.[bench]'    # datatrove==0.10.0
+    .venv/bin/python bench/bench_peer.py --mb 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+
+MIT_TEXT = """MIT License
+
+Copyright (c) 2024 The Authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+"""
+MAX_FILE_BYTES = 1_000_000  # read.max_file_bytes' default; larger files are left out of the corpus
+OUTPUT_SHARDS = 4
+REPOS_DIR = "repos"
+METADATA_FILE = "repos.json"
+
+
+# ---- the corpus ------------------------------------------------------------------------
+
+
+def stars_of(repo: str) -> int:
+    return int(hashlib.sha256(repo.encode()).hexdigest()[:4], 16) % 1000
+
+
+def list_py_files(root: str, max_bytes: int) -> list[tuple[str, int]]:
+    """(path relative to root, size) of sorted .py files, up to max_bytes in total."""
+    files, total = [], 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            if not name.endswith(".py") or os.path.islink(path) or not os.path.isfile(path):
+                continue
+            size = os.path.getsize(path)
+            if size > MAX_FILE_BYTES:
+                continue
+            if total + size > max_bytes:
+                return files
+            files.append((os.path.relpath(path, root), size))
+            total += size
+    return files
+
+
+def build_corpus(root: str, work: str, mb: float, copies: int, distinct: bool = False) -> dict:
+    """Copy the files into `copies` folders of repositories; return the corpus' size.
+
+    With `distinct`, each copy's files start with a `# copy N` line, so no two copies
+    are duplicates (the corpus grows for every stage, dedup included).
+    """
+    files = list_py_files(root, int(mb * 1e6 / copies))
+    repos_dir = os.path.join(work, REPOS_DIR)
+    metadata, count, size = {}, 0, 0
+    for copy in range(copies):
+        header = f"# copy {copy}\n".encode() if distinct else b""
+        for rel, nbytes in files:
+            top = rel.split(os.sep, 1)[0].removesuffix(".py")
+            repo = f"c{copy}-{top}"
+            target = os.path.join(repos_dir, repo, rel)
+            if repo not in metadata:
+                metadata[repo] = {"stars": stars_of(repo), "origin": "github"}
+                os.makedirs(os.path.join(repos_dir, repo))
+                with open(os.path.join(repos_dir, repo, "LICENSE"), "w") as f:
+                    f.write(MIT_TEXT)
+                count, size = count + 1, size + len(MIT_TEXT)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(os.path.join(root, rel), "rb") as src, open(target, "wb") as dst:
+                dst.write(header)
+                shutil.copyfileobj(src, dst)
+            count, size = count + 1, size + nbytes + len(header)
+    with open(os.path.join(work, METADATA_FILE), "w") as f:
+        json.dump(metadata, f, sort_keys=True)
+    return {"files": count, "bytes": size, "repos": len(metadata), "distinct_py_files": len(files)}
+
+
+def warm_cache(folder: str) -> None:
+    """Read every file once, so each measured run starts with the same warm page cache."""
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            with open(os.path.join(dirpath, name), "rb") as f:
+                while f.read(1 << 20):
+                    pass
+
+
+def parquet_rows(folder: str) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(
+        pq.ParquetFile(os.path.join(d, n)).metadata.num_rows
+        for d, _, names in os.walk(folder)
+        for n in names
+        if n.endswith(".parquet")
+    )
+
+
+# ---- our side --------------------------------------------------------------------------
+
+
+def run_ours(work: str, out: str, beam_args: list[str]) -> dict:
+    import apache_beam as beam
+    import pyarrow as pa
+
+    from pipeline.corpus import COUNTS_FILE, CorpusFlow, code_stages, read_code_sources, stage_name
+    from pipeline.options import make_pipeline_options
+    from pipeline.writers import WriteParquetShards, WriteSmallJson, read_json
+    from schemas.config import LocalSource, PipelineConfig, SourcesConfig
+    from transforms.decontamination import DecontaminateFn
+
+    file_schema = pa.schema(
+        [("id", pa.string()), ("source", pa.string()), ("repo", pa.string()), ("path", pa.string())]
+        + [("revision", pa.string()), ("license", pa.string()), ("stars", pa.int64()), ("size", pa.int64())]
+        + [("content", pa.large_string()), ("lang", pa.string()), ("origin", pa.string())]
+    )
+    source = LocalSource(os.path.join(work, REPOS_DIR), os.path.join(work, METADATA_FILE))
+    config = PipelineConfig(name="peer", sources=SourcesConfig(local=(source,)))
+    with beam.Pipeline(options=make_pipeline_options(beam_args)) as p:
+        flow = CorpusFlow(p, config, out)
+        (files,) = read_code_sources(flow)
+        for stage in code_stages(flow):
+            if stage_name(stage) != DecontaminateFn.stage:  # datatrove has no counterpart
+                files = flow.add_stage(files | stage)
+        files | "WriteFiles" >> WriteParquetShards(out, "files", file_schema, OUTPUT_SHARDS)
+        (
+            flow.tallies
+            | "AllTallies" >> beam.Flatten()
+            | "SumTallies" >> beam.CombinePerKey(sum)
+            | "WriteCounts" >> WriteSmallJson(os.path.join(out, COUNTS_FILE))
+        )
+    counts = {tuple(key): n for key, n in read_json(os.path.join(out, COUNTS_FILE))}
+    return {
+        "kept": parquet_rows(out),
+        "dedup_rejected": counts.get(("dedup", "rejected", "duplicate"), 0),
+        "emails_replaced": counts.get(("scrub", "stat", "emails-replaced"), 0),
+    }
+
+
+# ---- datatrove's side ------------------------------------------------------------------
+
+
+def run_datatrove(work: str, out: str, tasks: int, workers: int) -> dict:
+    from datatrove.data import Document
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup.exact_dedup import ExactDedupConfig, ExactDedupFilter, ExactDedupSignature, ExactFindDedups
+    from datatrove.pipeline.filters import LambdaFilter
+    from datatrove.pipeline.filters.base_filter import BaseFilter
+    from datatrove.pipeline.formatters import PIIFormatter
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.readers.base import BaseDiskReader
+    from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
+
+    from transforms.dedup import dedup_key
+    from transforms.filters import check_file
+    from transforms.language import language_of
+    from transforms.scrub import REPLACEMENT
+    from transforms.sources.local import decode_file
+
+    class RepositoryReader(BaseDiskReader):
+        """One input path = one repository folder; every regular file ≤ 1 MB, UTF-8 text, is a document."""
+
+        name = "repository reader"
+
+        def __init__(self, data_folder: str, paths_file: str, stars: dict):
+            super().__init__(data_folder, paths_file=paths_file)
+            self.stars = stars
+
+        def read_file(self, filepath: str):
+            top = os.path.join(self.data_folder.path, filepath)
+            for dirpath, dirnames, filenames in os.walk(top):
+                dirnames.sort()
+                for name in sorted(filenames):
+                    path = os.path.join(dirpath, name)
+                    if os.path.islink(path) or os.path.getsize(path) > MAX_FILE_BYTES:
+                        continue
+                    with open(path, "rb") as f:
+                        text, problem = decode_file(f.read())
+                    if problem:
+                        continue
+                    rel = os.path.relpath(path, top)
+                    yield Document(text=text, id=f"{filepath}/{rel}", metadata={"path": rel, "stars": self.stars[filepath]})
+
+    class CodeQualityFilter(BaseFilter):
+        """The pipeline's quality filters (paper §3.1), as a datatrove filter."""
+
+        name = "code quality"
+
+        def filter(self, doc):
+            failed = check_file(doc.text)
+            return (False, failed[0]) if failed else True
+
+    def content_key(doc: Document) -> bytes:
+        return dedup_key(doc.metadata["path"], doc.text).encode()
+
+    def priority(doc: Document) -> int:
+        return doc.metadata["stars"] + 1  # datatrove keeps the highest priority, in [1, 65535]
+
+    with open(os.path.join(work, METADATA_FILE)) as f:
+        stars = {repo: meta["stars"] for repo, meta in json.load(f).items()}
+    paths_file = os.path.join(out, "repos.txt")
+    os.makedirs(out)
+    with open(paths_file, "w") as f:
+        f.write("".join(f"{repo}\n" for repo in sorted(stars)))
+    dedup = ExactDedupConfig(content_getter=content_key, document_priority=priority)
+    parts = {name: os.path.join(out, name) for name in ("filtered", "signatures", "duplicates", "logs", "output")}
+    signatures = LocalPipelineExecutor(
+        [
+            RepositoryReader(os.path.join(work, REPOS_DIR), paths_file, stars),
+            LambdaFilter(lambda doc: language_of(doc.metadata["path"]) is not None),
+            CodeQualityFilter(),
+            JsonlWriter(parts["filtered"], compression=None),
+            ExactDedupSignature(parts["signatures"], dedup),
+        ],
+        tasks=tasks,
+        workers=workers,
+        logging_dir=os.path.join(parts["logs"], "signatures"),
+    )
+    find = LocalPipelineExecutor(
+        [ExactFindDedups(parts["signatures"], parts["duplicates"], dedup)],
+        tasks=1,
+        logging_dir=os.path.join(parts["logs"], "find"),
+        depends=signatures,
+    )
+    write = LocalPipelineExecutor(
+        [
+            JsonlReader(parts["filtered"]),
+            ExactDedupFilter(parts["duplicates"], dedup),
+            PIIFormatter(remove_ips=False, email_replacement=REPLACEMENT),
+            ParquetWriter(parts["output"], compression="zstd"),
+        ],
+        tasks=tasks,
+        workers=workers,
+        logging_dir=os.path.join(parts["logs"], "write"),
+        depends=find,
+    )
+    write.run()
+    return {"kept": parquet_rows(parts["output"])}
+
+
+# ---- measuring -------------------------------------------------------------------------
+
+
+def tree_usage(root_pid: int) -> dict[int, tuple[int, float]]:
+    """{pid: (resident bytes, CPU seconds)} of a process and all its descendants, from /proc."""
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stats[int(entry)] = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+    children: dict[int, list[int]] = {}
+    for pid, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(pid)
+    page, tick = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_CLK_TCK")
+    usage, stack = {}, [root_pid]
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, ()))
+        if pid in stats:  # fields after the name: state is [0], utime [11], stime [12], rss [21]
+            fields = stats[pid]
+            usage[pid] = (int(fields[21]) * page, (int(fields[11]) + int(fields[12])) / tick)
+    return usage
+
+
+def measure(argv: list[str], log_path: str) -> dict:
+    """Run a command in its own process: its stdout, wall seconds, CPU seconds and peak RSS of its process tree.
+
+    Both are sampled every 0.2 s over the whole tree (worker processes of a fork server
+    are not children the side waits for, so rusage would miss them).
+    """
+    started, peak, cpu = time.perf_counter(), 0, {}
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True)
+        done = threading.Event()
+
+        def sample():
+            nonlocal peak
+            while not done.wait(0.2):
+                usage = tree_usage(proc.pid)
+                peak = max(peak, sum(rss for rss, _ in usage.values()))
+                cpu.update((pid, seconds) for pid, (_, seconds) in usage.items())
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        stdout, _ = proc.communicate()
+        done.set()
+        sampler.join()
+    if proc.returncode:
+        with open(log_path) as log:
+            raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{log.read()[-3000:]}")
+    return dict(stdout=stdout, seconds=time.perf_counter() - started, cpu_seconds=sum(cpu.values()), peak_rss_mb=peak / 2**20)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mb", type=float, default=200.0, help="corpus size in MB (default 200)")
+    parser.add_argument("--copies", type=int, default=2, help="copies of the distinct files (default 2)")
+    parser.add_argument("--root", default=sysconfig.get_paths()["purelib"], help="directory of .py files")
+    parser.add_argument("--workers", type=int, default=2, help="datatrove worker processes (default 2)")
+    parser.add_argument("--tasks", type=int, default=4, help="datatrove tasks (default 4)")
+    parser.add_argument("--work", default=None, help="scratch directory (default: a new temporary one)")
+    parser.add_argument("--side", choices=["ours", "datatrove"], help=argparse.SUPPRESS)  # a child's job
+    args, beam_args = parser.parse_known_args(argv)
+    if args.side:
+        out = os.path.join(args.work, f"out-{args.side}")
+        shutil.rmtree(out, ignore_errors=True)
+        if args.side == "ours":
+            result = run_ours(args.work, out, beam_args)
+        else:
+            result = run_datatrove(args.work, out, args.tasks, args.workers)
+        print(json.dumps(result))
+        return
+
+    beam_args = beam_args or ["--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"]
+    work = tempfile.mkdtemp(prefix="bench-peer-", dir=args.work)
+    try:
+        corpus = build_corpus(args.root, work, args.mb, args.copies)
+        mb = corpus["bytes"] / 1e6
+        print(
+            f"corpus: {corpus['files']} files ({corpus['distinct_py_files']} distinct .py x {args.copies} copies "
+            f"+ a LICENSE per repository), {mb:.1f} MB, {corpus['repos']} repositories"
+        )
+        print(f"ours: {' '.join(beam_args)}; datatrove: LocalPipelineExecutor tasks={args.tasks} workers={args.workers}")
+        warm_cache(os.path.join(work, REPOS_DIR))
+        me = [sys.executable, os.path.abspath(__file__), "--work", work, "--workers", str(args.workers)]
+        sides = {"ours": [*me, "--side", "ours", *beam_args], "datatrove": [*me, "--side", "datatrove", "--tasks", str(args.tasks)]}
+        results = {}
+        for name, command in sides.items():
+            run = measure(command, os.path.join(work, f"{name}.log"))
+            results[name] = dict(run, **json.loads(run["stdout"].strip().splitlines()[-1]))
+        print(f"{'side':10} {'seconds':>8} {'CPU s':>7} {'files/s':>8} {'MB/s':>6} {'peak RSS MB':>12} {'kept':>7}")
+        for name, r in results.items():
+            print(
+                f"{name:10} {r['seconds']:8.1f} {r['cpu_seconds']:7.1f} {corpus['files'] / r['seconds']:8.0f} "
+                f"{mb / r['seconds']:6.2f} {r['peak_rss_mb']:12.0f} {r['kept']:7d}"
+            )
+        ours, theirs = results["ours"], results["datatrove"]
+        print(
+            f"ours / datatrove: throughput {theirs['seconds'] / ours['seconds']:.2f}, "
+            f"CPU {ours['cpu_seconds'] / theirs['cpu_seconds']:.2f}, peak RSS {ours['peak_rss_mb'] / theirs['peak_rss_mb']:.2f}"
+        )
+        print(f"ours: {ours['dedup_rejected']} duplicates rejected, {ours['emails_replaced']} emails replaced")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
