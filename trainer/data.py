@@ -63,7 +63,9 @@ class ShardDocuments:
 class MaskedSequences:
     """Masked chunks in training order, starting from a cursor."""
 
-    def __init__(self, docs: ShardDocuments, ids: SpecialIds, context_length: int, seed: int, shuffle: bool, cursor: Cursor):
+    def __init__(
+        self, docs: ShardDocuments, ids: SpecialIds, context_length: int, seed: int, shuffle: bool, cursor: Cursor
+    ):
         if not len(docs):
             raise ValueError("the split has no documents")
         self.docs = docs
@@ -103,7 +105,8 @@ class MaskedSequences:
             name, local, tokens, bounds = self._locate()
             start, end = bounds[c.chunk]
             rng = record_rng(self.seed, "mask", c.epoch, name, local, c.chunk)
-            self._current = ((c.epoch, c.position, c.chunk), *mask_chunk(tokens[start:end], rng, self.ids, self.context_length))
+            masked = mask_chunk(tokens[start:end], rng, self.ids, self.context_length)
+            self._current = ((c.epoch, c.position, c.chunk), *masked)
         return self._current[1], self._current[2]
 
     def advance(self) -> None:

@@ -47,11 +47,22 @@ def load_checkpoint(path: str, device: str = "cpu"):
     return model, AutoTokenizer.from_pretrained(path)
 
 
-def _sample(model, prompt: list[int], stop: int | None, suppress: list[int], max_new_tokens: int, temperature: float, top_p: float, seed: int) -> list[int]:
+def _sample(
+    model,
+    prompt: list[int],
+    stop: int,
+    suppress: list[int],
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    seed: int,
+) -> list[int]:
     """New token ids after `prompt`, up to and including `stop` when it comes."""
     device = next(model.parameters()).device
     input_ids = torch.tensor([prompt], device=device)
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
+    sampling = {"do_sample": False}
+    if temperature > 0:
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
         torch.manual_seed(seed)
         out = model.generate(
@@ -87,7 +98,9 @@ def infill(
     ids = SpecialIds.from_tokenizer(tokenizer)
     regions = len(parts) - 1
     if not 1 <= regions < len(ids.masks):
-        raise ValueError(f"infill needs 2 to {len(ids.masks)} parts (1 to {len(ids.masks) - 1} regions), got {len(parts)}")
+        raise ValueError(
+            f"infill needs 2 to {len(ids.masks)} parts (1 to {len(ids.masks) - 1} regions), not {len(parts)}"
+        )
     sequence = [ids.bos]
     for k, part in enumerate(parts):
         sequence += _encode(tokenizer, part) + [ids.masks[k]]  # the last one is the extra sentinel of footnote 3
@@ -116,7 +129,25 @@ def generate(
 ) -> str:
     """Left-to-right continuation of `prompt`, up to the end of the document (§2.2: no special tokens)."""
     ids = SpecialIds.from_tokenizer(tokenizer)
-    new = _sample(model, [ids.bos] + _encode(tokenizer, prompt), ids.bos, [*ids.masks, ids.eom], max_new_tokens, temperature, top_p, seed)
+    prompt_ids = [ids.bos] + _encode(tokenizer, prompt)
+    new = _sample(model, prompt_ids, ids.bos, [*ids.masks, ids.eom], max_new_tokens, temperature, top_p, seed)
     if new and new[-1] == ids.bos:
         new = new[:-1]
     return _decode(tokenizer, new)
+
+
+def run_command(args) -> str:
+    """`code-corpus infill|generate`: the completed (or continued) text."""
+    if args.text is not None:
+        text = args.text
+    else:
+        with open(args.file, encoding="utf-8") as f:
+            text = f.read()
+    model, tokenizer = load_checkpoint(args.checkpoint, args.device)
+    options = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed)
+    if args.command == "generate":
+        return text + generate(model, tokenizer, text, **options)
+    parts = text.split(INSERT_MARKER)
+    if len(parts) < 2:
+        raise ValueError(f"the text has no {INSERT_MARKER} marker: mark each region to fill with {INSERT_MARKER}")
+    return infill(model, tokenizer, parts, **options).text

@@ -55,6 +55,17 @@ class SpecialIds:
     eom: int
     masks: tuple[int, ...]  # <|mask:0|> ... <|mask:255|>
 
+    @functools.cached_property
+    def _sentinel_table(self) -> np.ndarray:
+        table = np.zeros(max(self.masks) + 2, dtype=bool)  # the last entry stands for every larger id
+        table[list(self.masks)] = True
+        return table
+
+    def is_sentinel(self, token_ids: np.ndarray) -> np.ndarray:
+        """Elementwise: is the token a mask sentinel?"""
+        table = self._sentinel_table
+        return table[np.minimum(token_ids, len(table) - 1)]
+
     @classmethod
     def from_tokenizer(cls, tokenizer) -> "SpecialIds":
         from tokenizer_training.tokenizer import EOM, EOT, MASKS, PAD
@@ -84,12 +95,6 @@ def _count_cdf(k_max: int) -> tuple[float, ...]:
     pmf = [math.exp(k * math.log(POISSON_MEAN) - POISSON_MEAN - math.lgamma(k + 1)) for k in range(1, k_max + 1)]
     total = sum(pmf)
     return tuple(itertools.accumulate(p / total for p in pmf))
-
-
-def span_count_probabilities(k_max: int) -> list[float]:
-    """P(k) for k = 1..k_max: Poisson(1) truncated to [1, k_max]."""
-    cdf = _count_cdf(k_max)
-    return [cdf[0]] + [cdf[i] - cdf[i - 1] for i in range(1, len(cdf))]
 
 
 def sample_span_count(rng: random.Random, k_max: int) -> int:
@@ -145,6 +150,10 @@ def sample_spans(rng: random.Random, n: int, k: int) -> list[tuple[int, int]]:
     """k disjoint [start, end) spans of 0..n, sorted, distributed as §2.1's rejection sampler."""
     if not 1 <= k <= n:
         raise ValueError(f"cannot place {k} non-empty disjoint spans in {n} tokens")
+    if k == 1:  # nothing to reject: the paper's draw as it stands
+        length = rng.randint(1, n)
+        start = rng.randint(0, n - length)
+        return [(start, start + length)]
     tables = _length_tables(n, k)
     total = _draw(rng, _total_length_cdf(n, k))
     lengths = []
@@ -167,33 +176,24 @@ def sample_spans(rng: random.Random, n: int, k: int) -> list[tuple[int, int]]:
     return spans
 
 
-def apply_masks(tokens: Sequence[int], spans: Sequence[tuple[int, int]], ids: SpecialIds) -> tuple[np.ndarray, np.ndarray]:
+def apply_masks(
+    tokens: Sequence[int], spans: Sequence[tuple[int, int]], ids: SpecialIds
+) -> tuple[np.ndarray, np.ndarray]:
     """(masked ids, target flags) for sorted disjoint spans: eq. (1) of §2.1, one span after another.
 
     target[i] is False exactly where masked[i] is a mask sentinel.
     """
-    tokens = np.asarray(tokens, dtype=np.int64)
-    if not spans:
-        return tokens, np.ones(len(tokens), dtype=bool)
+    tokens = np.asarray(tokens, dtype=np.int64).tolist()
     body, tail, pos = [], [], 0
     for k, (start, end) in enumerate(spans):
-        body += [tokens[pos:start], [ids.masks[k]]]
-        tail += [[ids.masks[k]], tokens[start:end], [ids.eom]]
+        body += tokens[pos:start]
+        body.append(ids.masks[k])
+        tail.append(ids.masks[k])
+        tail += tokens[start:end]
+        tail.append(ids.eom)
         pos = end
-    body.append(tokens[pos:])
-    masked = np.concatenate(body + tail)
-    # Sentinel positions: span k's in-place one, after k earlier sentinels and the text
-    # left of it minus the earlier spans; its moved one, after the body and earlier moved spans.
-    lengths = np.array([end - start for start, end in spans])
-    starts = np.array([start for start, _ in spans])
-    removed_before = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    in_place = starts - removed_before + np.arange(len(spans))
-    body_len = len(tokens) - lengths.sum() + len(spans)
-    moved = body_len + removed_before + 2 * np.arange(len(spans))
-    targets = np.ones(len(masked), dtype=bool)
-    targets[in_place] = False
-    targets[moved] = False
-    return masked, targets
+    masked = np.array(body + tokens[pos:] + tail, dtype=np.int64)
+    return masked, ~ids.is_sentinel(masked)
 
 
 def restore(masked: Sequence[int], ids: SpecialIds) -> list[int]:
@@ -234,7 +234,9 @@ def restore(masked: Sequence[int], ids: SpecialIds) -> list[int]:
     return out
 
 
-def mask_chunk(chunk: Sequence[int], rng: random.Random, ids: SpecialIds, context_length: int) -> tuple[np.ndarray, np.ndarray]:
+def mask_chunk(
+    chunk: Sequence[int], rng: random.Random, ids: SpecialIds, context_length: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Causal-mask one chunk (at most `chunk_length(context_length)` tokens).
 
     A leading <|endoftext|> stays in place. Returns (ids, target flags), at most

@@ -97,14 +97,13 @@ def autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-def masked_lm_loss(model, inputs: torch.Tensor, labels: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def masked_lm_loss(model, inputs: torch.Tensor, labels: torch.Tensor, device: torch.device):
     """(mean loss, target count): position t predicts labels[:, t + 1]."""
     with autocast(device):
         logits = model(input_ids=inputs, use_cache=False).logits  # (B, T, V)
-    targets = labels[:, 1:]
-    loss = F.cross_entropy(
-        logits[:, :-1].float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX
-    )
+    # Shift the labels, not the logits: slicing (B, T, V) would copy the largest tensor of the step.
+    targets = torch.cat([labels[:, 1:], torch.full_like(labels[:, :1], IGNORE_INDEX)], dim=1)  # (B, T)
+    loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
     return loss, (targets != IGNORE_INDEX).sum()
 
 
@@ -221,6 +220,9 @@ def train(cfg: TrainConfig, version_dir: str, checkpoints_dir: str | None = None
         raise ConfigError(f"train: {version_dir} has no train shards; run the binarize stage first")
     valid_docs = ShardDocuments(version_dir, "valid")
 
+    for entry in os.listdir(checkpoints_dir):  # half-written checkpoints of a killed run
+        if entry.endswith(".partial"):
+            shutil.rmtree(os.path.join(checkpoints_dir, entry))
     existing = list_checkpoints(checkpoints_dir)
     state = None
     if existing:
@@ -237,7 +239,8 @@ def train(cfg: TrainConfig, version_dir: str, checkpoints_dir: str | None = None
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, betas=ADAM_BETAS, weight_decay=cfg.weight_decay, fused=device.type == "cuda"
     )
-    schedule = functools.partial(polynomial_decay, warmup=cfg.warmup_steps, total=cfg.steps, end_ratio=cfg.lr_end / cfg.lr)
+    end_ratio = cfg.lr_end / cfg.lr
+    schedule = functools.partial(polynomial_decay, warmup=cfg.warmup_steps, total=cfg.steps, end_ratio=end_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     cursor, start = Cursor(), 0
     if state is not None:
@@ -301,6 +304,7 @@ def train(cfg: TrainConfig, version_dir: str, checkpoints_dir: str | None = None
             tick = time.perf_counter()
 
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            pause = time.perf_counter()
             steplog.write()
             checkpoint = save_checkpoint(
                 checkpoints_dir, step, model, tokenizer, optimizer, scheduler, seqs.cursor, cfg, cfg.keep_checkpoints
@@ -309,7 +313,7 @@ def train(cfg: TrainConfig, version_dir: str, checkpoints_dir: str | None = None
                 valid_loss = evaluate(model, valid_docs, ids, cfg, device)
                 steplog.append([{"step": step, "valid_loss": valid_loss}])
                 log.info("step %d valid loss %.4f", step, valid_loss)
-            tick = time.perf_counter()  # checkpoint time is not training time
+            tick += time.perf_counter() - pause  # checkpoint time is not training time
 
     history = read_log(os.path.join(checkpoints_dir, LOG_FILE))
     losses = [r["loss"] for r in history if "loss" in r]

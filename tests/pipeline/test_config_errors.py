@@ -56,3 +56,10 @@ def test_stage_ranges():
     assert parse_stages("corpus", ()) == ["corpus"]
     with pytest.raises(ConfigError, match="unknown stage"):
         parse_stages("corpus..frobnicate", ())
+
+
+def test_float_keys_accept_yaml_exponents(tmp_path):
+    config = load_config(write(tmp_path, "name: x\ntrain:\n  lr: 3e-4\n"))
+    assert config.train.lr == 0.0003
+    with pytest.raises(ConfigError, match=r"train.lr: expected a number, got 'fast'"):
+        load_config(write(tmp_path, "name: x\ntrain:\n  lr: fast\n"))

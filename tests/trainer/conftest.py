@@ -9,26 +9,24 @@ with the project's special tokens, packaged by the tokenizer stage's own code.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 
 import pytest
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
 from pipeline.version import MANIFEST_FORMAT, write_manifest
 from tokenizer_training.indexed_dataset import IndexedDatasetBuilder, token_dtype
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-
 from tokenizer_training.tokenizer import SPECIAL_TOKENS, add_document_start, save_tokenizer
 
 DATASET = "counting"
 VERSION = "v0001"
-
-
 MODULUS = 30
+HELD_OUT_STARTS = (3, 11, 17, 26)  # no training document starts here: documents that do are held out
 
 
-def counting_text(rng: random.Random, length: int) -> str:
-    start = rng.randrange(MODULUS)
+def counting_text(start: int, length: int) -> str:
     return " ".join(f"{(start + i) % MODULUS:02d}" for i in range(length))
 
 
@@ -42,10 +40,11 @@ def counting_tokenizer() -> Tokenizer:
     return tokenizer
 
 
-def write_version(root: str, train_docs: int, valid_docs: int, seed: int = 0, min_len: int = 5, max_len: int = 20) -> str:
+def write_version(root: str, train_docs: int, valid_docs: int, seed: int = 0, min_len: int = 4, max_len: int = 7):
     """<root>/counting/v0001 with tokenizer/, shards/train-00000 and valid-00000, and a manifest."""
     rng = random.Random(seed)
-    texts = [counting_text(rng, rng.randint(min_len, max_len)) for _ in range(train_docs + valid_docs)]
+    starts = [s for s in range(MODULUS) if s not in HELD_OUT_STARTS]
+    texts = [counting_text(rng.choice(starts), rng.randint(min_len, max_len)) for _ in range(train_docs + valid_docs)]
     version = os.path.join(root, DATASET, VERSION)
     tokenizer = counting_tokenizer()
     save_tokenizer(tokenizer, os.path.join(version, "tokenizer"))
@@ -64,6 +63,25 @@ def write_version(root: str, train_docs: int, valid_docs: int, seed: int = 0, mi
     return version
 
 
-@pytest.fixture(scope="session")
-def counting_version(tmp_path_factory) -> str:
-    return write_version(str(tmp_path_factory.mktemp("counting")), train_docs=400, valid_docs=40)
+@contextlib.contextmanager
+def one_thread():
+    """Train on one CPU thread: fast on a shared 2-core machine, and the same arithmetic as a
+    subprocess started with OMP_NUM_THREADS=1, so losses can be compared bit for bit."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Every trainer test on one thread (module fixtures that train take `one_thread` themselves)."""
+    with one_thread():
+        yield
