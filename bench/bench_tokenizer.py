@@ -32,7 +32,7 @@ import sysconfig
 import tempfile
 import time
 
-from tokenizers import Tokenizer, pre_tokenizers, trainers
+from tokenizers import Tokenizer, pre_tokenizers
 
 from pipeline.options import make_pipeline_options
 from pipeline.run import StageContext
@@ -41,7 +41,7 @@ from schemas import arrow
 from schemas.config import BinarizeConfig, PipelineConfig
 from schemas.records import Document, record_id
 from tokenizer_training.binarize import run_binarize
-from tokenizer_training.tokenizer import SPECIAL_TOKENS, new_tokenizer, save_tokenizer, train_tokenizer
+from tokenizer_training.tokenizer import bpe_trainer, new_tokenizer, save_tokenizer, train_tokenizer
 
 MB = 1 << 20
 
@@ -88,14 +88,7 @@ def gpt2_style(texts, vocab_size: int, min_frequency: int) -> Tokenizer:
     """The baseline: identical trainer settings, GPT-2's regex pre-tokenization."""
     tokenizer = new_tokenizer()
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size + len(SPECIAL_TOKENS),
-        min_frequency=min_frequency,
-        special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(texts, trainer=trainer)
+    tokenizer.train_from_iterator(texts, trainer=bpe_trainer(vocab_size, min_frequency))
     return tokenizer
 
 

@@ -62,17 +62,21 @@ def new_tokenizer() -> Tokenizer:
     return tokenizer
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int) -> Tokenizer:
-    """Learn `vocab_size` tokens (plus the special tokens) from a stream of texts."""
-    tokenizer = new_tokenizer()
-    trainer = trainers.BpeTrainer(
+def bpe_trainer(vocab_size: int, min_frequency: int) -> trainers.BpeTrainer:
+    """A byte-level BPE trainer for `vocab_size` learned tokens plus the special tokens."""
+    return trainers.BpeTrainer(
         vocab_size=vocab_size + len(SPECIAL_TOKENS),
         min_frequency=min_frequency,
         special_tokens=list(SPECIAL_TOKENS),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator(texts, trainer=trainer)
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int) -> Tokenizer:
+    """Learn `vocab_size` tokens (plus the special tokens) from a stream of texts."""
+    tokenizer = new_tokenizer()
+    tokenizer.train_from_iterator(texts, trainer=bpe_trainer(vocab_size, min_frequency))
     add_document_start(tokenizer)
     return tokenizer
 
