@@ -21,11 +21,13 @@ import hashlib
 import multiprocessing
 import os
 import resource
+import sys
 import sysconfig
 import tempfile
 import time
 
 import apache_beam as beam
+from apache_beam.internal.cloudpickle import cloudpickle
 from pybloom_live import BloomFilter
 
 from pipeline.corpus import CorpusFlow, code_stages
@@ -70,6 +72,8 @@ def read_file(root: str, path: str) -> RepoFile | None:
 
 
 def run_beam(root: str, paths: list[str], beam_args: list[str]) -> dict:
+    # This script is no module Beam's worker processes can import: ship its functions by value.
+    cloudpickle.register_pickle_by_value(sys.modules[read_file.__module__])
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as out_dir:
         with beam.Pipeline(options=make_pipeline_options(beam_args)) as p:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 def record_id(*parts: str | None) -> str:
     """A stable id: the first 24 hex digits of SHA-256 over the NUL-joined parts."""
     joined = "\0".join("" if p is None else str(p) for p in parts)
-    return hashlib.sha256(joined.encode("utf-8")).hexdigest()[:24]
+    return hashlib.sha256(joined.encode("utf-8", "surrogatepass")).hexdigest()[:24]  # stable even for broken names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +133,7 @@ def record_rng(seed: int, *parts: str) -> "random.Random":
     """
     import random
 
-    digest = hashlib.sha256("\0".join([str(seed), *map(str, parts)]).encode("utf-8")).digest()
+    digest = hashlib.sha256("\0".join([str(seed), *map(str, parts)]).encode("utf-8", "surrogatepass")).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 

@@ -74,4 +74,4 @@ def iter_sample(paths: list[str], chosen: set[str]) -> Iterator[str]:
     """The texts of the chosen documents (pass 2), in file and row order."""
     for batch in iter_batches(paths, ["id", "text"]):
         rows = [i for i, doc_id in enumerate(batch.column("id").to_pylist()) if doc_id in chosen]
-        yield from batch.column("text").take(rows).to_pylist()
+        yield from batch.column("text").take(pa.array(rows, pa.int64())).to_pylist()  # typed: [] alone is null-typed

@@ -5,11 +5,13 @@ sequence), as in the paper's footnote 6; an alphanumeric token is a maximal run 
 letters, digits and underscores, so whitespace, punctuation and comment markers do
 not tell copies apart. The graph groups by key, so it is exact at any scale:
 
-    files ─ KeyFiles ─ key_to_file ──────────────────────┐
-                          └ PickSurvivors (CombinePerKey) ┴ CoGroupByKey ─ ResolveDuplicates ─┬ kept (one file a key)
-                            key_to_winner: most stars,                                        ├ rejected: duplicate (detail:
-                            then smallest id                                                  │   survivor id), dedup-previous-version
-                                                                                              └ keys ─ BloomCombineFn ─ dedup/bloom.bin
+    files ─ KeyFiles ─ key_to_files (GroupByKey) ─ ResolveDuplicates ─┬ kept: one file a key (most stars, then smallest id)
+                                                                       ├ rejected: duplicate (detail: survivor id),
+                                                                       │   dedup-previous-version
+                                                                       └ keys ─ BloomCombineFn ─ dedup/bloom.bin
+
+The files are shuffled once: ResolveDuplicates reads a key's group twice, first for
+the survivor's rank, then to route each file (a GroupByKey's values can be re-read).
 
 Every key that reaches the stage goes, once, into a pybloom-live BloomFilter: each
 bundle fills its own filter and the CombineFn ORs them, which gives the same bits
@@ -123,18 +125,18 @@ class ResolveDuplicatesFn(beam.DoFn):
         self.previous = [(v, read_bloom(bloom_path(v))) for v in self.previous_versions]
 
     def process(self, element):
-        key, grouped = element
+        key, files = element
         yield pvalue.TaggedOutput(KEYS, key)
         seen_in = next((version for version, bloom in self.previous if key in bloom), None)
-        (winner,) = grouped["winner"]
-        for record in grouped["files"]:
+        winner = min(survivor_rank(record) for record in files)[1]
+        for record in files:
             self.tally.add_in()
             if seen_in:
                 out = Rejected.of(record, STAGE, "dedup-previous-version", f"key is in {version_label(seen_in)}")
-            elif record.id == winner[1]:
+            elif record.id == winner:
                 out = record
             else:
-                out = Rejected.of(record, STAGE, "duplicate", winner[1])
+                out = Rejected.of(record, STAGE, "duplicate", winner)
             yield self.tally.route(out)
 
     def finish_bundle(self):
@@ -166,15 +168,10 @@ class ExactDedup(beam.PTransform):
         self.previous_versions = previous_versions
 
     def expand(self, files):
-        key_to_file = files | "KeyFiles" >> beam.Map(lambda f: (dedup_key(f.path, f.content), f))
-        key_to_winner = (
-            key_to_file
-            | "RankFiles" >> beam.MapTuple(lambda key, f: (key, survivor_rank(f)))
-            | "PickSurvivors" >> beam.CombinePerKey(min)
-        )
         resolved = (
-            {"files": key_to_file, "winner": key_to_winner}
-            | "GroupByKey" >> beam.CoGroupByKey()
+            files
+            | "KeyFiles" >> beam.Map(lambda f: (dedup_key(f.path, f.content), f))
+            | "GroupByKey" >> beam.GroupByKey()
             | "ResolveDuplicates" >> beam.ParDo(ResolveDuplicatesFn(self.previous_versions)).with_outputs(
                 REJECTED, TALLY, KEYS, main="kept"
             )

@@ -34,6 +34,7 @@ MAX_LICENSE_TEXT_CHARS = 200_000  # license files beyond this are truncated befo
 MIN_CONTAINMENT = 0.9  # above BSD-3's 0.86 containment in BSD-2 and MIT's 0.84 in MIT-0
 MIN_COVERAGE = 0.8  # below this the file says more than the licenses found in it
 NOASSERTION = "NOASSERTION"  # a license file whose terms are not (only) known licenses
+MAX_EXPRESSION_DEPTH = 16  # nested parentheses in an SPDX expression; deeper ones are malformed
 
 _SPDX_TAG = re.compile(r"SPDX-License-Identifier:[ \t]*([A-Za-z0-9.+() -]+?)[ \t]*(?:\*/|-->|$)", re.MULTILINE)
 # A copyright statement line, not a wrapped line of terms such as "copyright notice and ...".
@@ -178,11 +179,14 @@ def is_license_candidate(path: str) -> bool:
 def expression_allowed(expression: str, allow: frozenset[str]) -> bool:
     """Whether an SPDX expression (ids with AND, OR, parentheses) is within the allow-list.
 
-    "A AND B" needs both allowed, "A OR B" either; a malformed expression is not allowed.
+    "A AND B" needs both allowed, "A OR B" either; a malformed expression (or one nested
+    deeper than MAX_EXPRESSION_DEPTH, which a tag in a hostile file can be) is not allowed.
     """
     tokens = _EXPRESSION_TOKEN.findall(expression)
 
     def parse(i: int, depth: int) -> tuple[bool, int]:
+        if depth > MAX_EXPRESSION_DEPTH:
+            raise ValueError(expression)
         any_of, all_of, expect_id = False, True, True
         while i < len(tokens):
             token = tokens[i]

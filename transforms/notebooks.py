@@ -55,6 +55,9 @@ def read_notebook(content: str) -> nbformat.NotebookNode:
             nb = nbformat.convert(reader.reads(content), NOTEBOOK_VERSION)
             _, nb = validator.normalize(nb)
             nbformat.validate(nb)
+        # A JSON escape such as \ud800 decodes to a lone surrogate, which no record or Parquet file can hold.
+        for text in [cell.source for cell in nb.cells] + [kernel_language(nb) or ""]:
+            text.encode("utf-8")
     except NotebookError:
         raise
     except Exception as e:  # noqa: BLE001 - nbformat's readers and converters are not hardened against

@@ -5,6 +5,7 @@ Nothing is extracted to disk. GitHub and GitLab archives hold one top directory
 becomes a RepoFile or a Rejected of stage "read":
 
     unsafe-path   an absolute path or one with `..`
+    not-utf8-path a name that is not valid UTF-8 (recorded with U+FFFD)
     outside-root  a member outside the archive's top directory
     duplicate-path  a second entry with a path already read
     symlink, hardlink, device      not a regular file
@@ -30,7 +31,7 @@ from typing import Iterator
 from schemas.config import ArchiveLimits
 from schemas.records import Rejected, RepoFile, RepoSnapshot
 from transforms.license import detect_repo_license, is_license_candidate
-from transforms.sources.local import STAGE, decode_file
+from transforms.sources.local import BAD_PATH, STAGE, decode_file, shown_path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +124,7 @@ def iter_members(data: bytes, limits: ArchiveLimits, max_file_bytes: int) -> Ite
                 seen += 1
                 if seen > limits.max_members:
                     raise ArchiveStopped("too-many-members", f"more than {limits.max_members} entries")
-                name = info.name
+                name, valid = shown_path(info.name)
                 parts = name.split("/")
                 if name.startswith("/") or ".." in parts:
                     yield Member(name, reason="unsafe-path", detail="absolute or parent path in archive")
@@ -134,6 +135,9 @@ def iter_members(data: bytes, limits: ArchiveLimits, max_file_bytes: int) -> Ite
                     continue
                 path = posixpath.normpath("/".join(parts[1:])) if len(parts) > 1 else ""
                 if info.isdir() or path in ("", "."):
+                    continue
+                if not valid:
+                    yield Member(path, reason=BAD_PATH, detail="not valid UTF-8, shown with U+FFFD")
                     continue
                 if path in paths:
                     yield Member(path, reason="duplicate-path", detail="a second entry with this path")

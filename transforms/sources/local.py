@@ -5,8 +5,10 @@ A git repository is read at its HEAD commit with git itself (`ls-tree` and
 dataset and the revision recorded is the commit id. A plain folder is walked in
 sorted order; its revision in the snapshot is a hash of its listing and contents.
 
-Per file: symlinks, submodules, files over `read.max_file_bytes`, binary files and
-files that are not valid UTF-8 become `Rejected` records of stage "read".
+Per file: symlinks, submodules, paths that are not valid UTF-8, files over
+`read.max_file_bytes` (rejected by their listed size, never read), binary files and
+files that are not valid UTF-8 become `Rejected` records of stage "read". A
+repository folder whose own name is not valid UTF-8 becomes one such record.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from transforms.license import detect_repo_license, is_license_candidate
 STAGE = "read"
 SNAPSHOT = "snapshot"
 BINARY_SNIFF_BYTES = 8192  # a NUL byte in this prefix marks a file as binary, as git does
+BAD_PATH = "not-utf8-path"  # Entry kind and reject reason of a name that is not valid UTF-8
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class Entry:
 
     path: str
     size: int
-    kind: str  # file | symlink | submodule
+    kind: str  # file | symlink | submodule | not-utf8-path
     blob: str | None = None  # git object id, for git repositories
 
 
@@ -72,6 +75,17 @@ def list_repos(root: str, metadata_path: str | None = None) -> list[RepoRef]:
             RepoRef(root=root, name=name, repo=meta.get("repo", name), stars=meta.get("stars"), origin=meta.get("origin"))
         )
     return refs
+
+
+def shown_path(raw: str | bytes) -> tuple[str, bool]:
+    """(the path as text, with U+FFFD for bytes that are not UTF-8; whether it was valid UTF-8).
+
+    os.walk hands undecodable bytes over as lone surrogates, which no record, id or
+    Parquet file can hold.
+    """
+    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape")
+    text = data.decode("utf-8", "replace")
+    return text, text.encode("utf-8") == data
 
 
 def is_git_repo(path: str) -> bool:
@@ -103,8 +117,10 @@ class GitReader:
                 continue
             meta, path = item.split(b"\t", 1)
             mode, otype, blob, size = meta.split()
-            path_str = path.decode("utf-8", errors="replace")
-            if otype == b"commit":
+            path_str, valid = shown_path(path)
+            if not valid:
+                entries.append(Entry(path_str, 0, BAD_PATH))
+            elif otype == b"commit":
                 entries.append(Entry(path_str, 0, "submodule"))
             elif mode == b"120000":
                 entries.append(Entry(path_str, int(size), "symlink", blob.decode()))
@@ -149,9 +165,9 @@ class FolderReader:
                     filenames.append(d)
             for name in filenames:
                 full = os.path.join(dirpath, name)
-                rel = os.path.relpath(full, self.path).replace(os.sep, "/")
+                rel, valid = shown_path(os.path.relpath(full, self.path).replace(os.sep, "/"))
                 st = os.lstat(full)
-                kind = "symlink" if os.path.islink(full) else "file"
+                kind = BAD_PATH if not valid else "symlink" if os.path.islink(full) else "file"
                 entries.append(Entry(rel, st.st_size, kind))
         return sorted(entries, key=lambda e: e.path)
 
@@ -175,6 +191,11 @@ def decode_file(data: bytes) -> tuple[str | None, str | None]:
 
 def read_repo(ref: RepoRef, max_file_bytes: int) -> Iterator[RepoFile | Rejected | RepoSnapshot]:
     """Every file of one repository as a RepoFile or a Rejected, then its snapshot."""
+    repo, valid = shown_path(ref.repo)
+    if not valid:
+        detail = "the repository folder's name is not valid UTF-8"
+        yield Rejected(RepoFile.make_id("local", repo, "", None), STAGE, BAD_PATH, detail, "local", repo, "")
+        return
     reader = GitReader(ref.path) if is_git_repo(ref.path) else FolderReader(ref.path)
     try:
         entries = reader.entries()
@@ -191,7 +212,8 @@ def read_repo(ref: RepoRef, max_file_bytes: int) -> Iterator[RepoFile | Rejected
             file_id = RepoFile.make_id("local", ref.repo, entry.path, reader.revision)
             where = dict(id=file_id, source="local", repo=ref.repo, path=entry.path)
             if entry.kind != "file":
-                yield Rejected(stage=STAGE, reason=entry.kind, detail="not a regular file", **where)
+                detail = "not valid UTF-8, shown with U+FFFD" if entry.kind == BAD_PATH else "not a regular file"
+                yield Rejected(stage=STAGE, reason=entry.kind, detail=detail, **where)
                 continue
             if entry.size > max_file_bytes:
                 yield Rejected(stage=STAGE, reason="too-large", detail=f"{entry.size} bytes > {max_file_bytes}", **where)
