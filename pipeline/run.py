@@ -58,7 +58,10 @@ StageRunner = Callable[[StageContext], dict]
 
 def run_train(ctx: StageContext) -> dict:
     """The train stage; torch and transformers (the `train` extra) are imported only when it runs."""
-    from trainer.train import run_train_stage
+    try:
+        from trainer.train import run_train_stage
+    except ImportError as e:
+        raise ImportError(f"the train stage needs the train extra ({e}): pip install -e '.[train]'") from None
 
     return run_train_stage(ctx)
 
