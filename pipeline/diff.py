@@ -79,7 +79,7 @@ def document_changes(a_dir: str, b_dir: str) -> tuple[list[str], list[str]]:
 
 def tokenizer_hash(manifest: dict) -> str | None:
     tok = manifest.get("tokenizer")
-    return tok.get("sha256") if isinstance(tok, dict) else None
+    return tok.get("hash") if isinstance(tok, dict) else None
 
 
 def diff_versions(a_dir: str, b_dir: str) -> dict:

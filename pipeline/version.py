@@ -54,15 +54,6 @@ class VersionStore:
     def path(self, version: str) -> str:
         return os.path.join(self.dataset_dir, version)
 
-    def versions(self) -> list[str]:
-        if not os.path.isdir(self.dataset_dir):
-            return []
-        found = [v for v in os.listdir(self.dataset_dir) if VERSION_PATTERN.match(v) and self.is_complete(v)]
-        return sorted(found, key=lambda v: int(VERSION_PATTERN.match(v).group(1)))
-
-    def is_complete(self, version: str) -> bool:
-        return os.path.isfile(os.path.join(self.path(version), MANIFEST))
-
     def next_version(self) -> str:
         taken = [int(m.group(1)) for v in self._entries() if (m := VERSION_PATTERN.match(v.lstrip(".").split(".")[0]))]
         return f"v{max(taken, default=0) + 1:04d}"

@@ -26,7 +26,7 @@ def test_report_is_self_contained_with_plots(tmp_path):
     for _, data in images:
         with Image.open(io.BytesIO(base64.b64decode(data))) as img:
             assert img.format == "PNG" and img.size[0] > 200 and img.size[1] > 100
-    assert "<td>Python</td>" in page or "<td>code</td>" in page
+    assert "<td>Python</td>" in page and "<td>stackoverflow</td>" in page
 
 
 def test_report_is_the_same_on_rerun(tmp_path):

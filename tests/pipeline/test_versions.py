@@ -41,12 +41,14 @@ def test_diff_reports_documents_config_and_counts(tmp_path):
     assert d["documents"]["added"] == [added]
     assert d["documents"]["removed"] == [removed]
     assert d["config"] == [("read.max_file_bytes", 1000000, 900000)]
+    assert None not in d["tokenizer"].values() and d["tokenizer"]["a"] != d["tokenizer"]["b"]  # retrained on other text
     m1 = json.loads((v1 / "manifest.json").read_text())
     files, binaries = m1["counts"]["read"]["in"], m1["counts"]["read"]["rejected"]["binary"]
     assert ("read", "read", files, files + 1) in d["counts"]
     assert ("read", "rejected:binary", binaries, binaries + 1) in d["counts"]
     shown = run_cli("diff", str(v1), str(v2)).stdout
     assert f"+ {added}" in shown and f"- {removed}" in shown and "read.max_file_bytes" in shown
+    assert "tokenizer: changed" in shown
     assert render_diff(d) in shown
 
 
@@ -56,6 +58,7 @@ def test_diff_of_identical_versions_is_empty(tmp_path):
     d = diff_versions(str(tmp_path / "sample" / "v0001"), str(tmp_path / "sample" / "v0002"))
     assert d["documents"]["added"] == d["documents"]["removed"] == []
     assert d["config"] == [] and d["counts"] == []
+    assert d["tokenizer"]["a"] is not None and d["tokenizer"]["a"] == d["tokenizer"]["b"]
 
 
 def test_killed_run_leaves_no_complete_looking_version_and_next_run_cleans_it(tmp_path):
