@@ -26,6 +26,7 @@ import posixpath
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline import storage
 from pipeline.accounting import check_counts, fold_tallies, total_rejected
 from pipeline.writers import WriteParquetShards, WriteSmallJson, read_json, write_json
 from pipeline.version import MANIFEST
@@ -291,9 +292,7 @@ def run_corpus(ctx) -> dict:
 def read_manifest_entries(out_dir: str) -> dict:
     """The `_manifest/<key>.json` values written by the graph, removed once read."""
     parts_dir = posixpath.join(out_dir, MANIFEST_PARTS_DIR)
-    if not FileSystems.exists(parts_dir):
-        return {}
-    paths = sorted(m.path for m in FileSystems.match([posixpath.join(parts_dir, "*.json")])[0].metadata_list)
-    entries = {posixpath.basename(p)[: -len(".json")]: read_json(p) for p in paths}
-    FileSystems.delete([parts_dir])
+    names = [n for n in storage.list_files(parts_dir) if n.endswith(".json")] if storage.is_dir(parts_dir) else []
+    entries = {n[: -len(".json")]: read_json(posixpath.join(parts_dir, n)) for n in names}
+    storage.delete_tree(parts_dir)
     return entries

@@ -8,15 +8,14 @@ so memory stays bounded by one shard's ids.
 
 from __future__ import annotations
 
-import glob
-import os
+import posixpath
 
-import pyarrow.parquet as pq
-
+from pipeline import storage
 from pipeline.summary import flow_order, table
-from pipeline.version import read_manifest
+from pipeline.version import document_paths, read_manifest
 
 MAX_IDS_SHOWN = 20
+ID_BATCH_ROWS = 65536
 
 
 def flatten(value, prefix: str = "") -> dict:
@@ -50,23 +49,20 @@ def count_changes(a: dict, b: dict, flow: list | None) -> list[tuple[str, str, i
     return rows
 
 
-def _shards(version_dir: str) -> list[str]:
-    return sorted(glob.glob(os.path.join(version_dir, "documents", "*.parquet")))
-
-
 def _ids(paths: list[str]) -> set[str]:
     ids: set[str] = set()
     for path in paths:
-        ids.update(pq.read_table(path, columns=["id"]).column("id").to_pylist())
+        for batch in storage.parquet_batches(path, ["id"], ID_BATCH_ROWS):
+            ids.update(batch.column("id").to_pylist())
     return ids
 
 
 def document_changes(a_dir: str, b_dir: str) -> tuple[list[str], list[str]]:
     """(ids added in B, ids removed from A), each sorted."""
-    sa, sb = _shards(a_dir), _shards(b_dir)
+    sa, sb = document_paths(a_dir), document_paths(b_dir)
     pairs = (
         [([x], [y]) for x, y in zip(sa, sb)]
-        if [os.path.basename(p) for p in sa] == [os.path.basename(p) for p in sb]
+        if [posixpath.basename(p) for p in sa] == [posixpath.basename(p) for p in sb]
         else [(sa, sb)]
     )
     added, removed = [], []

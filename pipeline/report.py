@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import collections
-import glob
 import html
 import io
 import logging
@@ -18,10 +17,10 @@ import math
 import os
 
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from pipeline import storage
 from pipeline.summary import flow_order
-from pipeline.version import read_manifest
+from pipeline.version import document_paths, read_manifest
 
 REPORT = "report.html"
 BATCH_ROWS = 8192
@@ -33,8 +32,8 @@ def document_stats(version_dir: str) -> dict:
     docs_per_lang: collections.Counter = collections.Counter()
     buckets: collections.Counter = collections.Counter()
     lengths: collections.Counter = collections.Counter()
-    for path in sorted(glob.glob(os.path.join(version_dir, "documents", "*.parquet"))):
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=["kind", "lang", "text", "star_bucket"]):
+    for path in document_paths(version_dir):
+        for batch in storage.parquet_batches(path, ["kind", "lang", "text", "star_bucket"], BATCH_ROWS):
             sizes = pc.binary_length(pc.cast(batch.column("text"), "large_binary")).to_pylist()
             langs = batch.column("lang").to_pylist()
             kinds = batch.column("kind").to_pylist()
@@ -150,9 +149,8 @@ def render_report(version_dir: str) -> str:
 
 
 def write_report(version_dir: str) -> str:
-    path = os.path.join(version_dir, REPORT)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(render_report(version_dir))
+    path = storage.join(version_dir, REPORT)
+    storage.write_bytes(path, render_report(version_dir).encode("utf-8"))
     return path
 
 
@@ -165,8 +163,8 @@ def screenshot(version_dir: str, png_path: str, browser: str = "chromium") -> st
     exe = shutil.which(browser)
     if not exe:
         raise FileNotFoundError(f"{browser} not found; install it (e.g. apt-get install chromium) to take screenshots")
-    page = os.path.abspath(os.path.join(version_dir, REPORT))
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory() as profile, storage.LocalCopy(version_dir, fetch=(REPORT,)) as local:
+        page = os.path.abspath(os.path.join(local, REPORT))
         subprocess.run(
             [
                 exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",

@@ -16,13 +16,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-import os
-import shutil
 import time
 from typing import Callable
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipeline import storage
 from pipeline.corpus import run_corpus
 from pipeline.options import make_pipeline_options
 from pipeline.report import write_report
@@ -137,10 +136,9 @@ def run_stages(
             raise ConfigError(f"--stages {','.join(stages)} works on an existing version: pass --version vNNNN")
         final = store.path(version)
         manifest = read_manifest(final)
-        work = os.path.join(final, f".{'-'.join(stages)}.partial")
-        if os.path.exists(work):
-            shutil.rmtree(work)
-        os.makedirs(work)
+        work = storage.join(final, f".{'-'.join(stages)}.partial")
+        storage.delete_tree(work)
+        storage.make_dirs(work)
         input_dir = final
 
     try:
@@ -152,9 +150,9 @@ def run_stages(
             manifest["stages"] = sorted(set(manifest["stages"]) | {stage}, key=STAGES.index)
             if input_dir != work:
                 input_dir = _commit_into(work, final)
-                os.makedirs(work)
+                storage.make_dirs(work)
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)  # a failed run leaves nothing that looks like output
+        _discard(work)  # a failed run leaves nothing that looks like output
         raise
 
     if stages[0] == "corpus":
@@ -162,7 +160,7 @@ def run_stages(
         _record_run(work, stages, options, started)
         final = store.commit(work, version)
     else:
-        shutil.rmtree(work)
+        storage.delete_tree(work)
         write_manifest(final, manifest)
         _record_run(final, stages, options, started)
     write_report(final)
@@ -176,7 +174,7 @@ def build_on_previous(config: PipelineConfig, previous: str, reuse_tokenizer: bo
     (`dedup-previous-version`), and with `reuse_tokenizer` the previous tokenizer is
     copied instead of trained, so old and new shards share token ids.
     """
-    previous = os.path.abspath(previous)
+    previous = storage.absolute(previous)
     read_manifest(previous)  # fails now, naming the directory, if it is not a complete version
     dedup = dataclasses.replace(config.dedup, previous_versions=(*config.dedup.previous_versions, previous))
     config = config.replace(dedup=dedup)
@@ -201,13 +199,17 @@ def merge_manifest(manifest: dict, added: dict) -> None:
 
 def _commit_into(work: str, final: str) -> str:
     """Move each output of a stage run on an existing version into place."""
-    for entry in sorted(os.listdir(work)):
-        target = os.path.join(final, entry)
-        if os.path.isdir(target):
-            shutil.rmtree(target)
-        os.replace(os.path.join(work, entry), target)
-    os.rmdir(work)
+    for entry in storage.list_children(work):
+        storage.move_tree(storage.join(work, entry), storage.join(final, entry))
+    storage.delete_tree(work)
     return final
+
+
+def _discard(work: str) -> None:
+    try:
+        storage.delete_tree(work)
+    except Exception:  # the run's own error is the one to report
+        log.warning("could not remove %s", work, exc_info=True)
 
 
 def _record_run(version_dir: str, stages: list[str], options: PipelineOptions, started: float) -> None:

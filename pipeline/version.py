@@ -1,9 +1,10 @@
 """Dataset versions on disk: naming, staging, committing, and the manifest.
 
-A version is built in a hidden staging directory (`.<version>.partial`) and renamed
-into place only after its manifest is written, so a directory named like a version
-is always complete. A staging directory left by a killed run is reported and
-removed by the next run.
+A version is built in a hidden staging directory (`.<version>.partial`) and moved
+into place only after its manifest is written, so a version with a manifest is
+always complete. What a killed run leaves (a staging directory, or on an object
+store a version directory the manifest never reached) is reported and removed by
+the next run. Paths may be local or `gs://...`.
 
 `manifest.json` holds only what the inputs and config determine, so two runs of the
 same config give the same bytes; wall-clock facts go into `run.json` beside it.
@@ -15,13 +16,16 @@ import json
 import logging
 import os
 import re
-import shutil
 import subprocess
 
+from apache_beam.io.filesystems import FileSystems
+
 import pipeline
+from pipeline import storage
 from pipeline.writers import write_json
 
 MANIFEST = "manifest.json"
+DOCUMENTS_DIR = "documents"
 RUN_INFO = "run.json"
 VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
 MANIFEST_FORMAT = 1
@@ -46,28 +50,41 @@ def code_version() -> str:
 
 
 class VersionStore:
-    """The versions of one dataset: `<out>/<name>/vNNNN`."""
+    """The versions of one dataset: `<out>/<name>/vNNNN`, on local disk or cloud storage.
+
+    A version is complete when its `manifest.json` exists: locally the staging
+    directory is renamed into place after the manifest is written; on an object store
+    the manifest is the last object moved in. A `vNNNN/` without a manifest is what a
+    commit cut short leaves there, and it is cleaned like a staging directory.
+    """
 
     def __init__(self, out_root: str, name: str):
-        self.dataset_dir = os.path.join(out_root, name)
+        self.dataset_dir = storage.join(storage.absolute(out_root), name)
 
     def path(self, version: str) -> str:
-        return os.path.join(self.dataset_dir, version)
+        return storage.join(self.dataset_dir, version)
+
+    def staging(self, version: str) -> str:
+        return storage.join(self.dataset_dir, f".{version}.partial")
 
     def next_version(self) -> str:
         taken = [int(m.group(1)) for v in self._entries() if (m := VERSION_PATTERN.match(v.lstrip(".").split(".")[0]))]
         return f"v{max(taken, default=0) + 1:04d}"
 
     def _entries(self) -> list[str]:
-        return os.listdir(self.dataset_dir) if os.path.isdir(self.dataset_dir) else []
+        return storage.list_children(self.dataset_dir)
+
+    def is_complete(self, version: str) -> bool:
+        return FileSystems.exists(storage.join(self.path(version), MANIFEST))
 
     def clean_incomplete(self) -> list[str]:
-        """Remove staging directories left by killed runs; return what was removed."""
+        """Remove what killed runs left (staging directories, cut-short commits); return it."""
         removed = []
-        for entry in sorted(self._entries()):
-            if entry.endswith(".partial"):
+        for entry in self._entries():
+            cut_short = VERSION_PATTERN.match(entry) and not self.is_complete(entry)
+            if entry.endswith(".partial") or cut_short:
                 log.warning("removing %s: an earlier run stopped before committing it", entry)
-                shutil.rmtree(os.path.join(self.dataset_dir, entry))
+                storage.delete_tree(storage.join(self.dataset_dir, entry))
                 removed.append(entry)
         return removed
 
@@ -77,41 +94,45 @@ class VersionStore:
         if not VERSION_PATTERN.match(version):
             raise VersionError(f"version names look like v0001, got {version!r}")
         final = self.path(version)
-        if os.path.exists(final) and not overwrite:
+        if storage.is_dir(final) and not overwrite:
             raise VersionError(f"{final} already exists; pass --overwrite to replace it or pick another --version")
-        staging = os.path.join(self.dataset_dir, f".{version}.partial")
-        if os.path.exists(staging):
-            shutil.rmtree(staging)
-        os.makedirs(staging)
+        staging = self.staging(version)
+        storage.delete_tree(staging)
+        storage.make_dirs(staging)
         return version, staging
 
     def commit(self, staging: str, version: str) -> str:
         final = self.path(version)
-        if os.path.exists(final):
-            shutil.rmtree(final)
-        os.rename(staging, final)
+        storage.move_tree(staging, final, last=(MANIFEST,))
         return final
 
 
+def document_paths(version_dir: str) -> list[str]:
+    """The version's documents/*.parquet shards, sorted (none is not an error here)."""
+    pattern = storage.join(version_dir, DOCUMENTS_DIR, "*.parquet")
+    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+
+
 def read_manifest(version_dir: str) -> dict:
-    path = os.path.join(version_dir, MANIFEST)
-    if not os.path.isfile(path):
+    path = storage.join(version_dir, MANIFEST)
+    if not FileSystems.exists(path):
         raise VersionError(f"{version_dir} is not a complete dataset version (no {MANIFEST})")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return json.loads(storage.read_bytes(path))
 
 
 def write_manifest(version_dir: str, manifest: dict) -> None:
-    """Write the manifest atomically: a reader sees the old one or the new one."""
-    tmp = os.path.join(version_dir, MANIFEST + ".tmp")
+    """Write the manifest atomically: a reader sees the old one or the new one.
+
+    Locally by rename; on an object store a single object appears whole when written.
+    """
+    final = storage.join(version_dir, MANIFEST)
+    tmp = final + ".tmp" if storage.is_local(version_dir) else final
     write_json(tmp, manifest)
-    os.replace(tmp, os.path.join(version_dir, MANIFEST))
+    if tmp != final:
+        os.replace(tmp, final)
 
 
 def write_run_info(version_dir: str, info: dict) -> None:
-    path = os.path.join(version_dir, RUN_INFO)
-    runs = []
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            runs = json.load(f).get("runs", [])
+    path = storage.join(version_dir, RUN_INFO)
+    runs = json.loads(storage.read_bytes(path)).get("runs", []) if FileSystems.exists(path) else []
     write_json(path, {"runs": runs + [info]})

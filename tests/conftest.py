@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 
 import pytest
 from apache_beam.options.pipeline_options import StandardOptions
 
 from pipeline.options import LOCAL_RUNNER
+from pipeline.storage import connect_anonymously_to_emulator
 
 # Test pipelines that name no runner use the CLI's local runner (Beam's FnApiRunner), not
 # the DirectRunner, whose first move is to download its Prism runner from the internet.
@@ -40,6 +45,52 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 @pytest.fixture(params=sorted(DIRECT_MODES))
 def direct_mode(request) -> list[str]:
     return DIRECT_MODES[request.param]
+
+
+GCS_BUCKET = "corpus"
+
+
+@pytest.fixture(scope="session")
+def gcs_server():
+    """A Cloud Storage JSON API server on 127.0.0.1 (in memory), for `gs://` paths.
+
+    google-cloud-storage, and so Beam's GCS filesystem, sends its requests there when
+    STORAGE_EMULATOR_HOST is set; NO_GCE_CHECK stops the credentials lookup from
+    probing for a metadata server.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = shutil.which("gcp-storage-emulator", path=os.path.dirname(sys.executable)) or "gcp-storage-emulator"
+    proc = subprocess.Popen(
+        [exe, "start", "-H", "127.0.0.1", "--port", str(port), "--default-bucket", GCS_BUCKET, "--in-memory", "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    host = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{host}/storage/v1/b/{GCS_BUCKET}", timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("the Cloud Storage emulator did not start") from None
+            time.sleep(0.1)
+    yield host
+    proc.terminate()
+    proc.wait()
+
+
+@pytest.fixture
+def gcs(gcs_server, monkeypatch, request) -> str:
+    """A `gs://` folder of its own for one test (the CLI's subprocesses see the server too)."""
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server)
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
+    connect_anonymously_to_emulator()  # this process imported the pipeline before the variable was set
+    return f"gs://{GCS_BUCKET}/{re.sub(r'[^A-Za-z0-9_-]+', '-', request.node.name)}"
 
 
 def git(repo: str, *args: str) -> str:

@@ -23,7 +23,6 @@ worker's memory.
 from __future__ import annotations
 
 import collections
-import os
 import posixpath
 
 import apache_beam as beam
@@ -31,12 +30,13 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from tokenizers import Tokenizer
 
+from pipeline import storage
 from pipeline.accounting import check_counts, fold_tallies
 from pipeline.writers import WriteParquetShards, WriteSmallJson, file_info, read_json, shard_of
 from schemas import arrow
 from schemas.records import Rejected, record_rng
 from tokenizer_training.indexed_dataset import IndexedDatasetBuilder, bin_path, idx_path, token_dtype
-from tokenizer_training.sample import DOCUMENTS_DIR
+from pipeline.version import DOCUMENTS_DIR
 from tokenizer_training.tokenizer import TOKENIZER_DIR, TOKENIZER_FILE, load_raw_tokenizer, tokenizer_hash
 from tokenizer_training.train_tokenizer import drop_file_entries
 from transforms.base import REJECTED, TALLY, Tally
@@ -157,14 +157,12 @@ def build_binarize(p: beam.Pipeline, input_dir: str, out_dir: str, tokenizer_pat
 
 def run_binarize(ctx) -> dict:
     """Write shards/ of the version from its documents and tokenizer; return its manifest part."""
-    tokenizer_path = os.path.join(ctx.input_dir, TOKENIZER_DIR, TOKENIZER_FILE)
-    if not os.path.isfile(tokenizer_path):
+    tokenizer_path = posixpath.join(ctx.input_dir, TOKENIZER_DIR, TOKENIZER_FILE)
+    if not FileSystems.exists(tokenizer_path):
         raise FileNotFoundError(f"no {TOKENIZER_DIR}/{TOKENIZER_FILE} in {ctx.input_dir}; run the tokenizer stage")
-    vocab_size = load_raw_tokenizer(os.path.dirname(tokenizer_path)).get_vocab_size(with_added_tokens=True)
+    vocab_size = load_raw_tokenizer(posixpath.dirname(tokenizer_path)).get_vocab_size(with_added_tokens=True)
     dtype = np.dtype(token_dtype(vocab_size)).name
-    out = os.path.join(ctx.output_dir, SHARDS_DIR)
-    if os.path.exists(out):
-        FileSystems.delete([out])
+    storage.delete_tree(posixpath.join(ctx.output_dir, SHARDS_DIR))
     with beam.Pipeline(options=ctx.pipeline_options) as p:
         build_binarize(p, ctx.input_dir, ctx.output_dir, tokenizer_path, ctx.config.seed, ctx.config.binarize, dtype)
 
@@ -186,7 +184,7 @@ def run_binarize(ctx) -> dict:
             "format": "MMIDIDX",
             "dtype": dtype,
             "vocab_size": vocab_size,
-            "tokenizer_hash": tokenizer_hash(os.path.dirname(tokenizer_path)),
+            "tokenizer_hash": tokenizer_hash(posixpath.dirname(tokenizer_path)),
             "splits": splits,
         },
     }

@@ -18,19 +18,18 @@ from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline import storage
+from pipeline.version import DOCUMENTS_DIR, document_paths
 from schemas.records import record_rng
 
-DOCUMENTS_DIR = "documents"
 BATCH_ROWS = 256  # rows per Parquet read; documents can be up to read.max_file_bytes each
 
 
 def document_files(version_dir: str) -> list[str]:
     """The version's documents/*.parquet, sorted."""
-    pattern = posixpath.join(version_dir, DOCUMENTS_DIR, "*.parquet")
-    paths = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    paths = document_paths(version_dir)
     if not paths:
         raise FileNotFoundError(f"no {DOCUMENTS_DIR}/*.parquet in {version_dir}; run the corpus stage first")
     return paths
@@ -39,8 +38,7 @@ def document_files(version_dir: str) -> list[str]:
 def iter_batches(paths: list[str], columns: list[str]) -> Iterator[pa.RecordBatch]:
     """Batches of `columns` from the files in order."""
     for path in paths:
-        with FileSystems.open(path) as f:
-            yield from pq.ParquetFile(f).iter_batches(batch_size=BATCH_ROWS, columns=columns)
+        yield from storage.parquet_batches(path, columns, BATCH_ROWS)
 
 
 def sample_key(seed: int, doc_id: str) -> float:

@@ -23,8 +23,10 @@ import hashlib
 import os
 from typing import Iterable
 
+from apache_beam.io.filesystems import FileSystems
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
+from pipeline import storage
 from pipeline.writers import write_json
 
 EOT = "<|endoftext|>"
@@ -92,35 +94,42 @@ def add_document_start(tokenizer: Tokenizer) -> None:
 def save_tokenizer(tokenizer: Tokenizer, directory: str) -> None:
     """Write tokenizer.json plus the tokenizer_config.json transformers' AutoTokenizer reads.
 
-    Written directly (not via transformers) so the pipeline itself needs only `tokenizers`.
+    Written directly (not via transformers) so the pipeline itself needs only `tokenizers`;
+    `directory` may be local or on cloud storage.
     """
-    os.makedirs(directory, exist_ok=True)
-    tokenizer.save(os.path.join(directory, TOKENIZER_FILE))
-    write_json(os.path.join(directory, TOKENIZER_CONFIG_FILE), TRANSFORMERS_CONFIG)
+    storage.write_bytes(storage.join(directory, TOKENIZER_FILE), tokenizer.to_str(pretty=True).encode("utf-8"))
+    write_json(storage.join(directory, TOKENIZER_CONFIG_FILE), TRANSFORMERS_CONFIG)
 
 
 def tokenizer_dir(path: str) -> str:
     """A tokenizer directory, given it or a version directory that holds one."""
-    inner = os.path.join(path, TOKENIZER_DIR)
-    return inner if os.path.isfile(os.path.join(inner, TOKENIZER_FILE)) else path
+    inner = storage.join(path, TOKENIZER_DIR)
+    return inner if FileSystems.exists(storage.join(inner, TOKENIZER_FILE)) else path
+
+
+def tokenizer_json(path: str) -> bytes:
+    """The tokenizer.json of a version or tokenizer directory, local or on cloud storage."""
+    file = storage.join(tokenizer_dir(path), TOKENIZER_FILE)
+    if not FileSystems.exists(file):
+        raise FileNotFoundError(f"no {TOKENIZER_FILE} under {path}; run the tokenizer stage first")
+    return storage.read_bytes(file)
 
 
 def load_tokenizer(path: str):
     """The tokenizer of a version (or a tokenizer directory) as a PreTrainedTokenizerFast."""
     from transformers import PreTrainedTokenizerFast
 
-    directory = tokenizer_dir(path)
-    if not os.path.isfile(os.path.join(directory, TOKENIZER_FILE)):
-        raise FileNotFoundError(f"no {TOKENIZER_FILE} under {path}; run the tokenizer stage first")
-    return PreTrainedTokenizerFast.from_pretrained(directory)
+    with storage.LocalCopy(tokenizer_dir(path), fetch=(TOKENIZER_FILE, TOKENIZER_CONFIG_FILE)) as directory:
+        if not os.path.isfile(os.path.join(directory, TOKENIZER_FILE)):
+            raise FileNotFoundError(f"no {TOKENIZER_FILE} under {path}; run the tokenizer stage first")
+        return PreTrainedTokenizerFast.from_pretrained(directory)
 
 
 def load_raw_tokenizer(path: str) -> Tokenizer:
     """The `tokenizers.Tokenizer` alone (fast to load; what binarization uses)."""
-    return Tokenizer.from_file(os.path.join(tokenizer_dir(path), TOKENIZER_FILE))
+    return Tokenizer.from_str(tokenizer_json(path).decode("utf-8"))
 
 
 def tokenizer_hash(path: str) -> str:
     """sha256 of tokenizer.json: two versions with equal hashes share token ids."""
-    with open(os.path.join(tokenizer_dir(path), TOKENIZER_FILE), "rb") as f:
-        return "sha256:" + hashlib.sha256(f.read()).hexdigest()
+    return "sha256:" + hashlib.sha256(tokenizer_json(path)).hexdigest()

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import shutil
 import time
 
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline import storage
 from pipeline.writers import file_info
 from schemas.config import ConfigError
 from tokenizer_training.sample import choose_sample, document_files, iter_sample
@@ -59,9 +60,8 @@ class _Measured:
 def run_tokenizer(ctx) -> dict:
     """Train (or reuse) the version's tokenizer; return its manifest part."""
     config = ctx.config.tokenizer
-    out = os.path.join(ctx.output_dir, TOKENIZER_DIR)
-    if os.path.exists(out):
-        shutil.rmtree(out)
+    out = storage.join(ctx.output_dir, TOKENIZER_DIR)
+    storage.delete_tree(out)
     if config.reuse_from:
         trained_on = _copy_tokenizer(ctx.config.resolve(config.reuse_from), out)
     else:
@@ -102,22 +102,21 @@ def _train(ctx, out: str) -> dict:
 def _copy_tokenizer(source: str, out: str) -> dict:
     """Copy an earlier tokenizer after checking it has this project's special tokens."""
     source_dir = tokenizer_dir(source)
-    if not os.path.isfile(os.path.join(source_dir, TOKENIZER_FILE)):
+    if not FileSystems.exists(storage.join(source_dir, TOKENIZER_FILE)):
         raise ConfigError(f"tokenizer.reuse_from: no {TOKENIZER_FILE} in {source!r} or its {TOKENIZER_DIR}/")
     tokenizer = load_raw_tokenizer(source_dir)
     wrong = [t for i, t in enumerate(SPECIAL_TOKENS) if tokenizer.token_to_id(t) != i]
     if wrong:
         raise ConfigError(f"tokenizer.reuse_from: {source!r} lacks the special tokens {wrong[:3]}... at their ids")
-    shutil.copytree(source_dir, out)
+    storage.copy_tree(source_dir, out)
     return {"reused_from": {"path": source, "hash": tokenizer_hash(source_dir)}}
 
 
 def _file_entries(version_dir: str, directory: str) -> dict:
     entries = {}
-    for name in sorted(os.listdir(directory)):
-        path = os.path.join(directory, name)
-        with open(path, "rb") as f:
-            data = f.read()
+    for name in storage.list_files(directory):
+        path = storage.join(directory, name)
+        data = storage.read_bytes(path)
         info = file_info(version_dir, path, hashlib.sha256(data).hexdigest(), len(data))
         entries[info.pop("path")] = info
     return entries

@@ -36,9 +36,11 @@ import torch
 import torch.nn.functional as F
 from transformers import XGLMForCausalLM
 
+from pipeline import storage
 from pipeline.writers import file_info, write_json
 from schemas.config import ConfigError, TrainConfig
-from tokenizer_training.tokenizer import load_tokenizer
+from tokenizer_training.binarize import SHARDS_DIR
+from tokenizer_training.tokenizer import TOKENIZER_DIR, load_tokenizer
 from trainer.data import IGNORE_INDEX, Cursor, MaskedSequences, ShardDocuments, next_batch
 from trainer.masking import SpecialIds
 from trainer.model import build_model, count_parameters, gpu_peak_flops, model_config, train_flops_per_token
@@ -115,7 +117,8 @@ def list_checkpoints(directory: str) -> list[str]:
     if not os.path.isdir(directory):
         return []
     found = [(int(m.group(1)), e) for e in os.listdir(directory) if (m := CHECKPOINT_NAME.match(e))]
-    return [os.path.join(directory, e) for _, e in sorted(found)]
+    complete = [e for _, e in sorted(found) if os.path.isfile(os.path.join(directory, e, STATE_FILE))]
+    return [os.path.join(directory, e) for e in complete]
 
 
 def save_checkpoint(directory, step, model, tokenizer, optimizer, scheduler, cursor, cfg, keep) -> str:
@@ -350,24 +353,48 @@ def run_train_stage(ctx) -> dict:
     the stage again; each checkpoint appears whole or not at all.
     """
     cfg = ctx.config.train
-    checkpoints_dir = os.path.join(ctx.input_dir, CHECKPOINTS_DIR)
-    result = train(cfg, ctx.input_dir, checkpoints_dir)
-    files = {}
-    for name in sorted(os.listdir(result.checkpoint)):
-        path = os.path.join(result.checkpoint, name)
-        info = file_info(ctx.input_dir, path, _sha256(path), os.path.getsize(path))
-        files[info.pop("path")] = info
+    # torch and the shard reader need real files: a version on cloud storage is trained from a local copy.
+    with storage.LocalCopy(ctx.input_dir, fetch=(SHARDS_DIR, TOKENIZER_DIR, CHECKPOINTS_DIR)) as local:
+        checkpoints_dir = os.path.join(local, CHECKPOINTS_DIR)
+        try:
+            result = train(cfg, local, checkpoints_dir)
+        except ConfigError as e:  # name the version's own paths, not the local copy's
+            raise ConfigError(str(e).replace(local, ctx.input_dir)) from None
+        files = {}
+        for name in sorted(os.listdir(result.checkpoint)):
+            path = os.path.join(result.checkpoint, name)
+            info = file_info(local, path, _sha256(path), os.path.getsize(path))
+            files[info.pop("path")] = info
+        if local != ctx.input_dir:
+            upload_checkpoints(checkpoints_dir, storage.join(ctx.input_dir, CHECKPOINTS_DIR))
     return {
         "train": {
             "preset": cfg.preset,
             "parameters": result.parameters,
             "steps": result.step,
-            "checkpoint": os.path.relpath(result.checkpoint, ctx.input_dir),
+            "checkpoint": os.path.relpath(result.checkpoint, local),
             "final_loss": result.final_loss,
             "valid_loss": result.valid_loss,
         },
         "files": files,
     }
+
+
+def upload_checkpoints(local: str, remote: str) -> None:
+    """Make `remote` hold what `local` does: new checkpoints copied with their state file
+    last (a checkpoint without one is not resumed from), the training log, old ones deleted."""
+    kept = {os.path.basename(c) for c in list_checkpoints(local)}
+    present = storage.list_children(remote)
+    uploaded = {n for n in present if storage.exists(storage.join(remote, n, STATE_FILE))}
+    for name in sorted(kept - uploaded):
+        source, target = os.path.join(local, name), storage.join(remote, name)
+        for rel in sorted(storage.list_files(source), key=lambda rel: rel == STATE_FILE):
+            storage.copy_file(os.path.join(source, rel), storage.join(target, rel))
+    files = {n for n in os.listdir(local) if os.path.isfile(os.path.join(local, n))}
+    for name in sorted(files):
+        storage.copy_file(os.path.join(local, name), storage.join(remote, name))
+    for name in set(present) - kept - files:
+        storage.delete_tree(storage.join(remote, name))
 
 
 def _sha256(path: str) -> str:

@@ -1,0 +1,195 @@
+"""Directory operations on local disk or cloud storage (`gs://...`), through Beam's FileSystems.
+
+The Beam graph already writes every file through `FileSystems`; this module gives the
+driver the few directory-level operations it needs around the graph (list, copy,
+move, delete a tree) with one meaning on both kinds of store. Object stores have no
+directories: a "directory" there is every object under a prefix, and moving one is a
+copy of each object followed by a delete, so it is not atomic. The version store
+(`pipeline/version.py`) orders its moves so that `manifest.json` arrives last and is
+the commit marker.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import tempfile
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+COPY_BLOCK = 8 << 20
+
+
+def is_local(path: str) -> bool:
+    return "://" not in path or path.startswith("file://")
+
+
+def join(path: str, *parts: str) -> str:
+    return os.path.join(path, *parts) if is_local(path) else posixpath.join(path, *parts)
+
+
+def absolute(path: str) -> str:
+    """A local path made absolute; a cloud path as given."""
+    return os.path.abspath(path) if is_local(path) else path
+
+
+def exists(path: str) -> bool:
+    """A file (object) at `path`."""
+    return FileSystems.exists(path)
+
+
+def is_dir(path: str) -> bool:
+    """A local directory, or a prefix that holds at least one object."""
+    if is_local(path):
+        return os.path.isdir(path)
+    return bool(_match(posixpath.join(path, "**")))
+
+
+def list_files(directory: str) -> list[str]:
+    """Paths of every file under `directory`, relative to it with `/` separators, sorted."""
+    if is_local(directory):
+        found = []
+        for root, _, files in os.walk(directory):
+            found += [os.path.relpath(os.path.join(root, f), directory).replace(os.sep, "/") for f in files]
+        return sorted(found)
+    prefix = directory.rstrip("/") + "/"
+    return sorted(p[len(prefix) :] for p in _match(prefix + "**"))
+
+
+def list_children(directory: str) -> list[str]:
+    """Names directly under `directory` (files and directories), sorted."""
+    if is_local(directory):
+        return sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+    return sorted({p.split("/", 1)[0] for p in list_files(directory)})
+
+
+def read_bytes(path: str) -> bytes:
+    with FileSystems.open(path) as f:
+        return f.read()
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    if is_local(path):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with FileSystems.create(path) as f:
+        f.write(data)
+
+
+def parquet_batches(path: str, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Record batches of some columns of one Parquet file on any store.
+
+    Read on the calling thread: pyarrow's reader threads calling back into a Python
+    file object from cloud storage abort the interpreter at exit.
+    """
+    with FileSystems.open(path) as f:
+        yield from pq.ParquetFile(f).iter_batches(batch_size=batch_rows, columns=columns, use_threads=False)
+
+
+def copy_file(source: str, target: str) -> None:
+    """Stream one file between any two stores (FileSystems.copy needs both on one)."""
+    if is_local(target):
+        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+    with FileSystems.open(source) as src, FileSystems.create(target) as dst:
+        shutil.copyfileobj(src, dst, COPY_BLOCK)
+
+
+def copy_tree(source: str, target: str) -> None:
+    """Copy every file under `source` to the same relative path under `target`."""
+    for rel in list_files(source):
+        copy_file(join(source, rel), join(target, rel))
+
+
+def delete_tree(path: str) -> None:
+    """Remove a directory (or prefix) and all it holds; nothing there is not an error."""
+    if is_local(path):
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.remove(path)
+    elif is_dir(path):
+        FileSystems.delete([path.rstrip("/") + "/"])
+
+
+def move_tree(source: str, target: str, last: tuple[str, ...] = ()) -> None:
+    """Replace `target` with `source`.
+
+    Locally this is one rename, atomic. On an object store each object is copied and
+    deleted, and the relative paths in `last` are moved after all others, so their
+    arrival marks the move complete.
+    """
+    if not is_local(target):  # the marker goes first, so a half-deleted target never looks complete
+        FileSystems.delete([join(target, f) for f in last if FileSystems.exists(join(target, f))])
+    delete_tree(target)
+    if is_local(source):
+        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+        os.replace(source, target)
+        return
+    if FileSystems.exists(source):  # a single object, not a prefix
+        FileSystems.rename([source], [target])
+        return
+    files = list_files(source)
+    ordered = [f for f in files if f not in last] + [f for f in last if f in files]
+    if ordered:
+        FileSystems.rename([join(source, f) for f in ordered], [join(target, f) for f in ordered])
+    delete_tree(source)
+
+
+def make_dirs(path: str) -> None:
+    """Create a local directory; object stores need none."""
+    if is_local(path):
+        os.makedirs(path, exist_ok=True)
+
+
+class LocalCopy:
+    """A local directory standing in for `path` while a library that needs real files works.
+
+    For a local `path` it is `path` itself. For a cloud path it is a temporary
+    directory, filled from `path` (the relative paths in `fetch`) on entry; the caller
+    uploads what it wants back with `copy_tree`. The temporary directory goes on exit.
+    """
+
+    def __init__(self, path: str, fetch: tuple[str, ...] = ()):
+        self.path, self.fetch, self._tmp = path, fetch, None
+
+    def __enter__(self) -> str:
+        if is_local(self.path):
+            return self.path
+        self._tmp = tempfile.mkdtemp(prefix="code-corpus-")
+        for rel in self.fetch:
+            source = join(self.path, rel)
+            if is_dir(source):
+                copy_tree(source, os.path.join(self._tmp, rel))
+            elif FileSystems.exists(source):
+                copy_file(source, os.path.join(self._tmp, rel))
+        return self._tmp
+
+    def __exit__(self, *exc) -> None:
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def connect_anonymously_to_emulator() -> None:
+    """With STORAGE_EMULATOR_HOST set (a local Cloud Storage emulator), skip Beam's credential lookup.
+
+    google-cloud-storage itself connects anonymously to an emulator; Beam first looks for
+    Google credentials and, finding none, retries for about half a minute in every
+    process. Marking its (private) credential cache as filled with "none" gives the
+    anonymous client at once. Without the variable nothing changes.
+    """
+    if not os.environ.get("STORAGE_EMULATOR_HOST"):
+        return
+    try:
+        from apache_beam.internal.gcp import auth
+    except ImportError:  # no gcp extra: Beam has no GCS filesystem to configure
+        return
+    with auth._Credentials._credentials_lock:
+        auth._Credentials._credentials = None
+        auth._Credentials._credentials_init = True
+
+
+def _match(pattern: str) -> list[str]:
+    return [m.path for m in FileSystems.match([pattern])[0].metadata_list]

@@ -1,0 +1,137 @@
+"""`--out gs://...`: versions on Cloud Storage, through the CLI as a user runs it.
+
+The bucket is a Cloud Storage JSON API server on 127.0.0.1; Beam's own GCS filesystem
+and google-cloud-storage talk to it as they would to the real service.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+
+from pipeline import storage
+from pipeline.diff import diff_versions
+from pipeline.version import MANIFEST, RUN_INFO
+from schemas.records import RepoFile
+from tests.conftest import EXAMPLES, SAMPLE_CONFIG, run_cli
+from tests.trainer.conftest import ONE_THREAD_ENV, write_version
+from trainer.train import LOG_FILE, STATE_FILE
+
+
+def manifest_of(version: str) -> dict:
+    return json.loads(storage.read_bytes(storage.join(version, MANIFEST)))
+
+
+def test_sample_on_cloud_storage_is_byte_identical_to_a_local_build(tmp_path, gcs):
+    run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path))
+    proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", gcs)
+    local, remote = str(tmp_path / "sample" / "v0001"), f"{gcs}/sample/v0001"
+    assert f"written to {remote}" in proc.stdout
+
+    assert storage.list_children(f"{gcs}/sample") == ["v0001"]  # no staging left behind
+    names = storage.list_files(remote)
+    assert names == storage.list_files(local)
+    assert {"manifest.json", "report.html", "dedup/bloom.bin", "tokenizer/tokenizer.json"} <= set(names)
+    assert any(n.startswith("shards/train-") for n in names) and not any(n.startswith("_") for n in names)
+    for name in names:
+        if name != RUN_INFO:
+            assert storage.read_bytes(f"{remote}/{name}") == storage.read_bytes(os.path.join(local, name)), name
+    for rel, info in manifest_of(remote)["files"].items():
+        assert hashlib.sha256(storage.read_bytes(f"{remote}/{rel}")).hexdigest() == info["sha256"], rel
+
+    shown = run_cli("inspect", remote).stdout
+    assert "sample" in shown and "v0001" in shown and "license" in shown
+
+
+def test_incremental_build_later_stages_and_diff_on_cloud_storage(tmp_path, gcs):
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    config = str(tmp_path / "examples" / "sample.yaml")
+    run_cli("run", "--config", config, "--out", gcs, "--stages", "corpus,tokenizer")
+    v1, v2 = f"{gcs}/sample/v0001", f"{gcs}/sample/v0002"
+    reached_dedup = manifest_of(v1)["counts"]["dedup"]["in"]
+    (tmp_path / "examples" / "repos" / "textkit" / "textkit" / "numbers.py").write_text("def triple(v):\n    return 3 * v\n")
+
+    run_cli("run", "--config", config, "--out", gcs, "--stages", "corpus,tokenizer", "--previous", v1, "--reuse-tokenizer")
+    manifest = manifest_of(v2)
+    assert manifest["parents"] == ["sample/v0001"]
+    assert manifest["counts"]["dedup"]["rejected"]["dedup-previous-version"] == reached_dedup
+    assert manifest["counts"]["dedup"]["kept"] == 1
+    assert manifest["tokenizer"]["hash"] == manifest_of(v1)["tokenizer"]["hash"]
+    assert manifest["tokenizer"]["reused_from"]["path"] == v1
+
+    run_cli("run", "--config", config, "--out", gcs, "--stages", "binarize", "--version", "v0002")
+    manifest = manifest_of(v2)
+    assert manifest["stages"] == ["corpus", "tokenizer", "binarize"]
+    assert manifest["shards"]["splits"]["train"]["documents"] > 0
+    assert not any(n.startswith(".") for n in storage.list_children(v2))  # the stage run's staging is gone
+    for rel, info in manifest["files"].items():
+        assert hashlib.sha256(storage.read_bytes(f"{v2}/{rel}")).hexdigest() == info["sha256"], rel
+    assert "Tokens per shard" in storage.read_bytes(f"{v2}/report.html").decode()
+
+    added = RepoFile.make_id("local", "octo-org/textkit", "textkit/numbers.py", None)
+    assert diff_versions(v1, v2)["documents"]["added"] == [added]
+    assert f"+ {added}" in run_cli("diff", v1, v2).stdout
+
+
+def test_commit_cut_short_on_cloud_storage_is_not_a_version_and_is_cleaned(gcs):
+    run_cli("run", "--config", SAMPLE_CONFIG, "--out", gcs, "--stages", "corpus")
+    v1 = f"{gcs}/sample/v0001"
+    # An object store moves a version object by object, manifest last: a kill part-way leaves this.
+    for name in storage.list_files(v1)[:3]:
+        storage.write_bytes(f"{gcs}/sample/v0002/{name}", storage.read_bytes(f"{v1}/{name}"))
+    storage.write_bytes(f"{gcs}/sample/.v0003.partial/documents/part-00000-of-00002.parquet", b"half")
+
+    proc = run_cli("inspect", f"{gcs}/sample/v0002", check=False)
+    assert proc.returncode != 0 and "not a complete dataset version" in proc.stderr
+
+    rerun = run_cli("run", "--config", SAMPLE_CONFIG, "--out", gcs, "--stages", "corpus")
+    assert "removing v0002" in rerun.stderr and "removing .v0003.partial" in rerun.stderr
+    assert storage.list_children(f"{gcs}/sample") == ["v0001", "v0002"]
+    assert storage.list_files(f"{gcs}/sample/v0002") == storage.list_files(v1)
+
+
+TRAIN_CONFIG = """\
+name: counting
+train:
+  preset: tiny
+  steps: {steps}
+  batch_size: 4
+  context_length: 32
+  warmup_steps: 2
+  checkpoint_every: 5
+  keep_checkpoints: 1
+  eval_batches: 1
+  log_every: 5
+  device: cpu
+"""
+
+
+def test_train_stage_on_a_cloud_version_uploads_checkpoints_and_resumes_from_them(tmp_path, gcs, monkeypatch):
+    for name, value in ONE_THREAD_ENV.items():
+        monkeypatch.setenv(name, value)
+    version = f"{gcs}/counting/v0001"
+    storage.copy_tree(write_version(str(tmp_path), train_docs=40, valid_docs=8), version)
+    config = tmp_path / "train.yaml"
+    config.write_text(TRAIN_CONFIG.format(steps=10))
+    train = ["run", "--config", str(config), "--out", gcs, "--stages", "train", "--version", "v0001"]
+
+    run_cli(*train)
+    manifest = manifest_of(version)
+    assert storage.list_children(f"{version}/checkpoints") == ["step-000010", LOG_FILE]  # keep_checkpoints: 1
+    assert manifest["train"]["steps"] == 10 and manifest["train"]["checkpoint"] == "checkpoints/step-000010"
+    assert f"checkpoints/step-000010/{STATE_FILE}" in manifest["files"]
+    for rel, info in manifest["files"].items():
+        assert hashlib.sha256(storage.read_bytes(f"{version}/{rel}")).hexdigest() == info["sha256"], rel
+    log = storage.read_bytes(f"{version}/checkpoints/{LOG_FILE}")
+
+    # An upload cut short leaves a checkpoint without its state file: it is not resumed from, and goes.
+    storage.write_bytes(f"{version}/checkpoints/step-000099/config.json", b"{}")
+    run_cli(*train)
+    assert storage.list_children(f"{version}/checkpoints") == ["step-000010", LOG_FILE]
+    assert storage.read_bytes(f"{version}/checkpoints/{LOG_FILE}") == log  # resumed at step 10: nothing retrained
+
+    config.write_text(TRAIN_CONFIG.format(steps=15))
+    proc = run_cli(*train, check=False)
+    assert proc.returncode != 0 and f"{version}/checkpoints/step-000010 was trained with other settings" in proc.stderr
