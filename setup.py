@@ -40,6 +40,7 @@ setup(
             "megatron-core==0.16.1",  # its IndexedDataset reads our shards back in the tests
             "google-cloud-bigquery==3.47.0",
             "gcp-storage-emulator==2026.7.19",  # a GCS JSON API server on 127.0.0.1 for gs:// version stores
+            "ruff==0.17.6",  # tests/test_lint.py
         ],
         "bench": ["datatrove==0.10.0"],
     },

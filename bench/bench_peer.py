@@ -374,7 +374,10 @@ def main(argv=None) -> None:
         print(f"ours: {' '.join(beam_args)}; datatrove: LocalPipelineExecutor tasks={args.tasks} workers={args.workers}")
         warm_cache(os.path.join(work, REPOS_DIR))
         me = [sys.executable, os.path.abspath(__file__), "--work", work, "--workers", str(args.workers)]
-        sides = {"ours": [*me, "--side", "ours", *beam_args], "datatrove": [*me, "--side", "datatrove", "--tasks", str(args.tasks)]}
+        sides = {
+            "ours": [*me, "--side", "ours", *beam_args],
+            "datatrove": [*me, "--side", "datatrove", "--tasks", str(args.tasks)],
+        }
         results = {}
         for name, command in sides.items():
             run = measure(command, os.path.join(work, f"{name}.log"))

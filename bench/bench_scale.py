@@ -32,7 +32,6 @@ import sysconfig
 import tempfile
 
 import yaml
-
 from bench_peer import METADATA_FILE, REPOS_DIR, build_corpus, measure, warm_cache
 
 SIZES = (1, 4, 16)
@@ -60,7 +59,8 @@ def run_size(root: str, work: str, mb: float, copies: int, sample_mb: float, bea
     config, out = write_config(work, sample_mb), os.path.join(work, "datasets")
     stages = {}
     for stage in STAGES:
-        command = [cli, "--log-level", "WARNING", "run", "--config", config, "--out", out, "--stages", stage, "--version", "v0001"]
+        command = [cli, "--log-level", "WARNING", "run", "--config", config, "--out", out]
+        command += ["--stages", stage, "--version", "v0001"]
         stages[stage] = measure([*command, *beam_args], os.path.join(work, f"{stage}.log"))
     return {"corpus": corpus, "stages": stages}
 
@@ -104,7 +104,8 @@ def main(argv=None) -> None:
     for stage in ("all", *SCALING_STAGES):
         seconds = {label: t["seconds"] if stage == "all" else t["stages"][stage] for label, t in totals.items()}
         steps = {
-            f"{a}→{b}": (totals[b]["mb"] - totals[a]["mb"]) / max(seconds[b] - seconds[a], 1e-9) for a, b in zip(labels, labels[1:])
+            f"{a}→{b}": (totals[b]["mb"] - totals[a]["mb"]) / max(seconds[b] - seconds[a], 1e-9)
+            for a, b in zip(labels, labels[1:])
         }
         mean = sum(steps.values()) / len(steps)
         spread = max(abs(rate - mean) / mean for rate in steps.values())

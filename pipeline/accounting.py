@@ -26,7 +26,10 @@ def fold_tallies(pairs: list) -> dict:
             entry["rejected"][reason] = entry["rejected"].get(reason, 0) + n
         elif kind == "stat":
             entry["stats"][reason] = entry["stats"].get(reason, 0) + n
-    return {stage: dict(v, rejected=dict(sorted(v["rejected"].items())), stats=dict(sorted(v["stats"].items()))) for stage, v in sorted(counts.items())}
+    return {
+        stage: dict(v, rejected=dict(sorted(v["rejected"].items())), stats=dict(sorted(v["stats"].items())))
+        for stage, v in sorted(counts.items())
+    }
 
 
 def check_counts(

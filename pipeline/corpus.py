@@ -28,15 +28,15 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline import storage
 from pipeline.accounting import check_counts, fold_tallies, total_rejected
-from pipeline.writers import WriteParquetShards, WriteSmallJson, read_json, write_json
 from pipeline.version import MANIFEST
+from pipeline.writers import WriteParquetShards, WriteSmallJson, read_json, write_json
 from schemas import arrow
 from schemas.config import ConfigError, PipelineConfig, check_star_boundaries
 from transforms.base import ApplyStage
-from transforms.formatting import FormatCodeFn, StarBuckets, entry_boundaries, star_buckets_entry
 from transforms.decontamination import DecontaminateFn, load_deny_list
 from transforms.dedup import ExactDedup, bloom_path
 from transforms.filters import QualityFilterFn
+from transforms.formatting import FormatCodeFn, StarBuckets, entry_boundaries, star_buckets_entry
 from transforms.language import LanguageFn
 from transforms.license import LicenseFilterFn
 from transforms.scrub import ScrubEmailsFn

@@ -121,22 +121,22 @@ def render_report(version_dir: str) -> str:
     langs = sorted(stats["bytes_per_lang"].items(), key=lambda kv: -kv[1])
     sections += ["<h2>Size per language</h2>"]
     if langs:
-        sections.append(f'<img alt="bytes per language" src="{_bar([l for l, _ in langs], [b for _, b in langs], "Bytes per language", "language", "bytes")}">')
-    sections.append(_table(["language", "documents", "bytes"], [[l, stats["docs_per_lang"][l], b] for l, b in langs]))
+        plot = _bar([lang for lang, _ in langs], [b for _, b in langs], "Bytes per language", "language", "bytes")
+        sections.append(_img("bytes per language", plot))
+    rows = [[lang, stats["docs_per_lang"][lang], b] for lang, b in langs]
+    sections.append(_table(["language", "documents", "bytes"], rows))
 
     buckets = stats["star_buckets"]
     sections += ["<h2>Star buckets</h2>"]
-    sections.append(
-        f'<img alt="star buckets" src="{_bar(list(range(6)), [buckets.get(i, 0) for i in range(6)], "Documents per star bucket", "dstars", "documents")}">'
-    )
+    plot = _bar(list(range(6)), [buckets.get(i, 0) for i in range(6)], "Documents per star bucket", "dstars", "documents")
+    sections.append(_img("star buckets", plot))
     bins = stats["length_bins"]
     if bins:
         top = max(bins)
         labels = [f"2^{i}" for i in range(top + 1)]
-        sections += [
-            "<h2>Document length</h2>",
-            f'<img alt="document length" src="{_bar(labels, [bins.get(i, 0) for i in range(top + 1)], "Documents by length (bytes, log2 bins)", "bytes", "documents")}">',
-        ]
+        counts = [bins.get(i, 0) for i in range(top + 1)]
+        plot = _bar(labels, counts, "Documents by length (bytes, log2 bins)", "bytes", "documents")
+        sections += ["<h2>Document length</h2>", _img("document length", plot)]
     tokens = shard_tokens(manifest)
     if tokens:
         sections += ["<h2>Tokens per shard</h2>", _table(["shard", "tokens"], [[p, t] for p, t in tokens])]
@@ -145,7 +145,12 @@ def render_report(version_dir: str) -> str:
         "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}img{display:block;margin:1em 0}"
     )
     title = html.escape(f"{manifest['name']} {manifest['version']}")
-    return f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title><style>{style}</style></head><body>{''.join(sections)}</body></html>\n"
+    head = f'<head><meta charset="utf-8"><title>{title}</title><style>{style}</style></head>'
+    return f"<!DOCTYPE html>\n<html>{head}<body>{''.join(sections)}</body></html>\n"
+
+
+def _img(alt: str, src: str) -> str:
+    return f'<img alt="{alt}" src="{src}">'
 
 
 def write_report(version_dir: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import random
 from typing import Any, ClassVar
 
 
@@ -125,14 +126,12 @@ class RepoSnapshot:
         return dataclasses.asdict(self)
 
 
-def record_rng(seed: int, *parts: str) -> "random.Random":
+def record_rng(seed: int, *parts: str) -> random.Random:
     """A random generator seeded by the run seed and a record's identity.
 
     Every random choice about a record (markup placement, masking) comes from here,
     so reruns and every worker make the same choice whatever the processing order.
     """
-    import random
-
     digest = hashlib.sha256("\0".join([str(seed), *map(str, parts)]).encode("utf-8", "surrogatepass")).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
 

@@ -32,11 +32,11 @@ from tokenizers import Tokenizer
 
 from pipeline import storage
 from pipeline.accounting import check_counts, fold_tallies
+from pipeline.version import DOCUMENTS_DIR
 from pipeline.writers import WriteParquetShards, WriteSmallJson, file_info, read_json, shard_of
 from schemas import arrow
 from schemas.records import Rejected, record_rng
 from tokenizer_training.indexed_dataset import IndexedDatasetBuilder, bin_path, idx_path, token_dtype
-from pipeline.version import DOCUMENTS_DIR
 from tokenizer_training.tokenizer import TOKENIZER_DIR, TOKENIZER_FILE, load_raw_tokenizer, tokenizer_hash
 from tokenizer_training.train_tokenizer import drop_file_entries
 from transforms.base import REJECTED, TALLY, Tally

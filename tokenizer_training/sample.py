@@ -13,12 +13,10 @@ yields the chosen ones. The corpus itself is never held.
 from __future__ import annotations
 
 import heapq
-import posixpath
 from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from apache_beam.io.filesystems import FileSystems
 
 from pipeline import storage
 from pipeline.version import DOCUMENTS_DIR, document_paths

@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 
 from schemas.records import Rejected, RepoFile
 from tests.fuzz.fuzz_settings import FUZZ
-from transforms.license import NOASSERTION, LicenseFilterFn, canonical_texts, detect_license_text, detect_repo_license, expression_allowed
+from transforms.license import (
+    NOASSERTION,
+    LicenseFilterFn,
+    canonical_texts,
+    detect_license_text,
+    detect_repo_license,
+    expression_allowed,
+)
 
 IDS = sorted(canonical_texts())
 ALLOW = frozenset({"MIT", "Apache-2.0", "BSD-3-Clause"})

@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.records import Document, Rejected, RepoFile
+from schemas.records import Rejected, RepoFile
 from tests.fuzz.fuzz_settings import FUZZ
 from transforms import markup
 from transforms.formatting import FormatCodeFn

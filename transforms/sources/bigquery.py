@@ -177,7 +177,8 @@ class ReadBigQueryFiles(beam.PTransform):
         query = (
             pbegin
             | "Start" >> beam.Create([None])
-            | "RunQuery" >> beam.ParDo(RunQueryFn(self.section, self.exclude_state, self.max_file_bytes)).with_outputs(TALLY, main="ranges")
+            | "RunQuery"
+            >> beam.ParDo(RunQueryFn(self.section, self.exclude_state, self.max_file_bytes)).with_outputs(TALLY, main="ranges")
         )
         read = (
             query.ranges

@@ -14,8 +14,10 @@ already there is replayed instead of fetched. Faults become Rejected records of 
     license-not-allowed, not-main-language, no-commit, archive-too-large
                      permanent: saved in the state, not asked again
     server-error     5xx or timeouts after every retry; unauthorized; request-budget
-                     (the worker's budget is spent): not saved, the next run tries again
-    listing-failed   a listing request that failed; its query's later pages are not listed
+                     (the worker's budget is spent); malformed-reply (an answer that is not
+                     the JSON the API documents): not saved, the next run tries again
+    listing-failed   a listing request that failed or whose answer was malformed; its
+                     query's later pages are not listed
 
 `network_sources` builds every configured network source (BigQuery included) for the graph.
 """
@@ -43,7 +45,7 @@ from schemas.records import Rejected, RepoFile, RepoSnapshot, record_id
 from transforms.base import REJECTED, TALLY, Tally
 from transforms.sources.archives import RepoInfo, read_archive
 from transforms.sources.crawl_state import CrawlState, crawl_key
-from transforms.sources.http_client import ApiClient, BudgetExhausted, Reply, RequestFailed
+from transforms.sources.http_client import ApiClient, BudgetExhausted, MalformedReply, Reply, RequestFailed
 from transforms.sources.local import SNAPSHOT, STAGE
 
 log = logging.getLogger(__name__)
@@ -65,8 +67,43 @@ LICENSE_KEYS = {
 }
 SPDX_KEYS = {spdx: key for key, spdx in LICENSE_KEYS.items()}
 
+# What reading an answer of an unexpected shape raises (MalformedReply is a ValueError too):
+# a list where a dict was expected, a missing field, a number that is not one.
+MALFORMED = (MalformedReply, AttributeError, IndexError, KeyError, TypeError, ValueError)
+OPTIONAL_STR, OPTIONAL_INT = (str, type(None)), (int, type(None))
+REPO_FIELDS = {
+    "repo": str,
+    "api_id": str,
+    "default_branch": OPTIONAL_STR,
+    "stars": OPTIONAL_INT,
+    "license": OPTIONAL_STR,
+    "pushed_at": OPTIONAL_STR,
+}
+COMMIT_CHARS = frozenset("0123456789abcdef")
+
 # Final statuses that say something about the repository itself.
 STATUS_REASONS = {403: "forbidden", 404: "vanished", 409: "empty-repository", 410: "vanished", 451: "unavailable-legal"}
+
+
+def malformed(e: Exception) -> str:
+    """The detail of a malformed answer (bounded: an error can quote the answer)."""
+    text = str(e) if isinstance(e, MalformedReply) else f"{type(e).__name__}: {e}"
+    return f"malformed reply: {text}"[:300]
+
+
+def check_repo(data: dict) -> dict:
+    """RemoteRepo fields of the types the records need; TypeError for an answer that gave others."""
+    for name, kind in REPO_FIELDS.items():
+        if not isinstance(data[name], kind) or (kind is str and not data[name]):
+            raise TypeError(f"{name} is {type(data[name]).__name__} {repr(data[name])[:60]}")
+    return data
+
+
+def check_commit(commit) -> str:
+    """A commit id as the APIs give it (40 or 64 lowercase hex digits); it goes into URLs and records."""
+    if not isinstance(commit, str) or len(commit) not in (40, 64) or not COMMIT_CHARS.issuperset(commit):
+        raise MalformedReply(f"commit id {repr(commit)[:80]} is not a hex object name")
+    return commit
 
 
 def spdx_of_key(key: str | None) -> str | None:
@@ -215,7 +252,12 @@ class Host:
             detail = self.client.redact(f"HTTP {reply.status} {reply.message()}")
             listing.failures.append(ListingFailure(self.source, request, "listing-failed", detail))
             return None
-        answer = self.read_page(reply)
+        try:
+            answer = self.read_page(reply)
+            answer["repos"] = [check_repo(data) for data in answer["repos"]]
+        except MALFORMED as e:  # not saved: the next run asks again
+            listing.failures.append(ListingFailure(self.source, request, "listing-failed", self.client.redact(malformed(e))))
+            return None
         state.save_page(request, answer)
         listing.facts["pages"] += 1
         return answer
@@ -279,7 +321,8 @@ def fetch_repo(host: Host, repo: RemoteRepo, state: CrawlState, max_file_bytes: 
         return
     try:
         repo = host.prepare(repo)
-        commit = host.pin_commit(repo)
+        check_repo(dataclasses.asdict(repo))
+        commit = check_commit(host.pin_commit(repo))
         data = host.archive(repo, commit)
     except RepoUnavailable as e:
         rejected = repo.unavailable(e.reason, e.detail)
@@ -291,6 +334,9 @@ def fetch_repo(host: Host, repo: RemoteRepo, state: CrawlState, max_file_bytes: 
         return
     except RequestFailed as e:  # transient: the next run tries again
         yield repo.unavailable("request-budget" if isinstance(e, BudgetExhausted) else "server-error", str(e))
+        return
+    except MALFORMED as e:  # not saved either: a proxy's page or a bad answer may be gone next run
+        yield repo.unavailable("malformed-reply", host.client.redact(malformed(e)))
         return
     info = RepoInfo(repo.source, repo.repo, commit, repo.license, repo.stars, origin=repo.source)
     header = {"repo": repo.repo, "commit": commit, "license": repo.license, "stars": repo.stars}
@@ -349,7 +395,10 @@ class FetchRepoFn(beam.DoFn):
     def teardown(self):
         client = getattr(getattr(self, "host", None), "client", None)
         if client is not None and client.requests:
-            log.info("%s fetch worker: %d requests, %d retries, %.0fs waited", self.host_cls.source, client.requests, client.retries, client.waited_seconds)
+            log.info(
+                "%s fetch worker: %d requests, %d retries, %.0fs waited",
+                self.host_cls.source, client.requests, client.retries, client.waited_seconds,
+            )
 
 
 class SourceOutputs(typing.NamedTuple):
@@ -424,12 +473,17 @@ def list_crawl(host_cls: type[Host], config: PipelineConfig, dataset_dir: str) -
         state_dir, shown = posixpath.join(dataset_dir, "crawl", name), posixpath.join("crawl", name)
     client = host_cls.make_client(section, config.seed)
     if section.token_env and not client.authenticated:
-        log.warning("%s.token_env: $%s is not set; the %s API is called without a token", where, section.token_env, host_cls.source)
+        log.warning(
+            "%s.token_env: $%s is not set; the %s API is called without a token", where, section.token_env, host_cls.source
+        )
     state = CrawlState(state_dir)
     listing = host_cls(section, client).list_repositories(state)
     items = listing.items()
     state.write_listing(listing_line(item) for item in items)
-    log.info("%s: %d repositories listed, %d listing failures (%d requests)", where, len(listing.repos), len(listing.failures), client.requests)
+    log.info(
+        "%s: %d repositories listed, %d listing failures (%d requests)",
+        where, len(listing.repos), len(listing.failures), client.requests,
+    )
     summary = {
         "state": shown,
         "repositories": len(listing.repos),

@@ -55,6 +55,10 @@ class RequestFailed(RuntimeError):
         self.status = status
 
 
+class MalformedReply(ValueError):
+    """A body that is not the JSON an API answers: a proxy's HTML page, or a string no UTF-8 writer can store."""
+
+
 class BudgetExhausted(RequestFailed):
     """The client has made as many requests as its budget allows."""
 
@@ -72,7 +76,20 @@ class Reply:
     body: bytes
 
     def json(self) -> Any:
-        return json.loads(self.body)
+        """The body as JSON; MalformedReply when it is not JSON or holds a lone surrogate.
+
+        json.loads accepts an escaped lone surrogate ("\\ud800") and returns a str that
+        cannot be encoded to UTF-8 (the Parquet writer fails on it), so such a body is
+        refused here rather than deep in the pipeline.
+        """
+        try:
+            data = json.loads(self.body)
+        except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise MalformedReply(f"GET {_path(self.url)}: body is not JSON ({type(e).__name__}: {str(e)[:100]})") from None
+        bad = _lone_surrogate(data)
+        if bad is not None:
+            raise MalformedReply(f"GET {_path(self.url)}: a string holds a lone surrogate ({bad[:60]!r})")
+        return data
 
     @property
     def links(self) -> dict[str, str]:
@@ -236,6 +253,27 @@ class ApiClient:
         seconds = min(seconds, self.settings.max_wait_seconds)
         self.waited_seconds += seconds
         self.clock.sleep(seconds)
+
+
+def _lone_surrogate(data: Any) -> str | None:
+    """The first string (key or value, at any depth) that UTF-8 cannot encode, else None.
+
+    Iterative, so a deeply nested body json.loads accepted cannot exhaust the stack here.
+    """
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return item
+    return None
 
 
 def _path(url: str) -> str:

@@ -26,8 +26,6 @@ import urllib.parse
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-
-
 logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request in test output
 
 
