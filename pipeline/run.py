@@ -112,6 +112,7 @@ def run_stages(
     `previous` names an earlier version directory: it is recorded as the new version's
     parent (what the incremental options read from it is set in the config).
     """
+    storage.check_reachable(out_root, "--out")
     options = make_pipeline_options(beam_args or [])
     store = VersionStore(out_root, config.name)
     store.clean_incomplete()
@@ -174,6 +175,7 @@ def build_on_previous(config: PipelineConfig, previous: str, reuse_tokenizer: bo
     (`dedup-previous-version`), and with `reuse_tokenizer` the previous tokenizer is
     copied instead of trained, so old and new shards share token ids.
     """
+    storage.check_reachable(previous, "--previous")
     previous = storage.absolute(previous)
     read_manifest(previous)  # fails now, naming the directory, if it is not a complete version
     dedup = dataclasses.replace(config.dedup, previous_versions=(*config.dedup.previous_versions, previous))

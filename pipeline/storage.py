@@ -21,11 +21,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from schemas.config import ConfigError
+
 COPY_BLOCK = 8 << 20
 
 
 def is_local(path: str) -> bool:
     return "://" not in path or path.startswith("file://")
+
+
+def check_reachable(path: str, what: str) -> None:
+    """Fail before any work, naming the option, when no installed Beam filesystem serves `path`."""
+    if is_local(path):
+        return
+    try:
+        FileSystems.get_filesystem(path)
+    except Exception as e:  # Beam raises ValueError or BeamIOError(ImportError) by scheme
+        hint = " (gs:// needs the gcp extra: pip install -e '.[gcp]')" if path.startswith("gs://") else ""
+        raise ConfigError(f"{what}: no filesystem can reach {path!r}{hint}: {e}") from None
 
 
 def join(path: str, *parts: str) -> str:

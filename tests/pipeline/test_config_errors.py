@@ -63,3 +63,12 @@ def test_float_keys_accept_yaml_exponents(tmp_path):
     assert config.train.lr == 0.0003
     with pytest.raises(ConfigError, match=r"train.lr: expected a number, got 'fast'"):
         load_config(write(tmp_path, "name: x\ntrain:\n  lr: fast\n"))
+
+
+def test_unreachable_output_store_fails_before_running():
+    proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", "nostore://bucket/datasets", check=False)
+    assert proc.returncode != 0
+    assert "error: --out: no filesystem can reach 'nostore://bucket/datasets'" in proc.stderr
+    assert "stage corpus: starting" not in proc.stderr
+    proc = run_cli("run", "--config", SAMPLE_CONFIG, "--previous", "nostore://bucket/v0001", check=False)
+    assert proc.returncode != 0 and "error: --previous: no filesystem can reach" in proc.stderr
