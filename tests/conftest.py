@@ -42,6 +42,25 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return proc
 
 
+@pytest.fixture(scope="session")
+def sample_version(tmp_path_factory):
+    """mode → (version, process) of the README's main command on the sample, built once per mode.
+
+    Shared by every test that only reads the result; a test that changes a version
+    copies it first.
+    """
+    built = {}
+
+    def build(mode: str = "in_memory"):
+        if mode not in built:
+            out = tmp_path_factory.mktemp(f"sample-{mode}")
+            proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(out), *DIRECT_MODES[mode])
+            built[mode] = (out / "sample" / "v0001", proc)
+        return built[mode]
+
+    return build
+
+
 @pytest.fixture(params=sorted(DIRECT_MODES))
 def direct_mode(request) -> list[str]:
     return DIRECT_MODES[request.param]

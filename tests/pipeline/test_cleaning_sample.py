@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLES, SAMPLE_CONFIG, run_cli
+from tests.conftest import DIRECT_MODES, EXAMPLES, SAMPLE_CONFIG, run_cli
 from transforms.dedup import BLOOM_FILE, read_bloom
 from transforms.scrub import REPLACEMENT
 
@@ -30,9 +30,7 @@ PLANTED = {
 }
 
 
-def run_sample(tmp_path, *args: str) -> tuple[dict, list, list, str]:
-    run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path), "--stages", "corpus", *args)
-    version = os.path.join(tmp_path, "sample", "v0001")
+def read_version(version: str) -> tuple[dict, list, list, str]:
     with open(os.path.join(version, "manifest.json"), encoding="utf-8") as f:
         manifest = json.load(f)
     rejected = pq.read_table(os.path.join(version, "rejected")).to_pylist()
@@ -40,8 +38,9 @@ def run_sample(tmp_path, *args: str) -> tuple[dict, list, list, str]:
     return manifest, rejected, documents, version
 
 
-def test_every_planted_case_lands_in_its_bucket(tmp_path, direct_mode):
-    manifest, rejected, documents, version = run_sample(tmp_path, *direct_mode)
+@pytest.mark.parametrize("mode", sorted(DIRECT_MODES))
+def test_every_planted_case_lands_in_its_bucket(sample_version, mode):
+    manifest, rejected, documents, version = read_version(str(sample_version(mode)[0]))
     where = {(r["repo"], r["path"]): r for r in rejected}
     for (repo, path), (stage, reason) in PLANTED.items():
         got = where.get((repo, path))
@@ -81,8 +80,8 @@ def write_config(path, **sections) -> str:
     return str(path)
 
 
-def test_a_later_version_leaves_out_what_an_earlier_one_holds(tmp_path):
-    first = run_sample(tmp_path / "one")
+def test_a_later_version_leaves_out_what_an_earlier_one_holds(sample_version, tmp_path):
+    first = read_version(str(sample_version()[0]))
     config = write_config(tmp_path / "next.yaml", dedup={"previous_versions": [first[3]]})
     run_cli("run", "--config", config, "--out", str(tmp_path / "two"))
     version = tmp_path / "two" / "sample" / "v0001"

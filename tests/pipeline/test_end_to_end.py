@@ -7,8 +7,9 @@ import json
 import os
 
 import pyarrow.parquet as pq
+import pytest
 
-from tests.conftest import SAMPLE_CONFIG, SAMPLE_REPOS, run_cli
+from tests.conftest import DIRECT_MODES, SAMPLE_CONFIG, SAMPLE_REPOS, run_cli
 
 
 def sample_facts() -> dict:
@@ -33,10 +34,9 @@ def sample_facts() -> dict:
     return facts
 
 
-def test_main_command_accounts_for_every_sample_file(tmp_path, direct_mode):
-    out = tmp_path / "datasets"
-    proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(out), *direct_mode)
-    version = out / "sample" / "v0001"
+@pytest.mark.parametrize("mode", sorted(DIRECT_MODES))
+def test_main_command_accounts_for_every_sample_file(sample_version, mode):
+    version, proc = sample_version(mode)
     manifest = json.loads((version / "manifest.json").read_text())
     counts = manifest["counts"]
     facts = sample_facts()
@@ -64,11 +64,8 @@ def test_main_command_accounts_for_every_sample_file(tmp_path, direct_mode):
     assert "license" in proc.stdout and "read" in proc.stdout  # the closing summary table
 
 
-def test_rerun_is_byte_identical(tmp_path):
-    first, second = tmp_path / "a", tmp_path / "b"
-    run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(first))
-    run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(second), "--direct_running_mode=multi_processing")
-    a, b = first / "sample" / "v0001", second / "sample" / "v0001"
+def test_rerun_is_byte_identical(sample_version):
+    (a, _), (b, _) = sample_version("in_memory"), sample_version("multi_processing")
     names = sorted(str(p.relative_to(a)) for p in a.rglob("*") if p.is_file() and p.name != "run.json")
     assert names == sorted(str(p.relative_to(b)) for p in b.rglob("*") if p.is_file() and p.name != "run.json")
     assert "manifest.json" in names and any(n.startswith("documents/") for n in names)
@@ -76,9 +73,8 @@ def test_rerun_is_byte_identical(tmp_path):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
-def test_inspect_prints_counts_table(tmp_path):
-    run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path))
-    shown = run_cli("inspect", str(tmp_path / "sample" / "v0001")).stdout
+def test_inspect_prints_counts_table(sample_version):
+    shown = run_cli("inspect", str(sample_version()[0])).stdout
     assert "config hash" in shown
     assert "license=4" in shown.replace(" ", "")
     assert "documents/part-00000-of-00002.parquet" in shown

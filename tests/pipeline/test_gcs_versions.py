@@ -24,10 +24,9 @@ def manifest_of(version: str) -> dict:
     return json.loads(storage.read_bytes(storage.join(version, MANIFEST)))
 
 
-def test_sample_on_cloud_storage_is_byte_identical_to_a_local_build(tmp_path, gcs):
-    run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path))
+def test_sample_on_cloud_storage_is_byte_identical_to_a_local_build(sample_version, gcs):
     proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", gcs)
-    local, remote = str(tmp_path / "sample" / "v0001"), f"{gcs}/sample/v0001"
+    local, remote = str(sample_version()[0]), f"{gcs}/sample/v0001"
     assert f"written to {remote}" in proc.stdout
 
     assert storage.list_children(f"{gcs}/sample") == ["v0001"]  # no staging left behind

@@ -6,15 +6,15 @@ import base64
 import io
 import json
 import re
+import shutil
 
 from PIL import Image
 
-from tests.conftest import SAMPLE_CONFIG, run_cli
+from tests.conftest import run_cli
 
 
-def test_report_is_self_contained_with_plots(tmp_path):
-    run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path))
-    version = tmp_path / "sample" / "v0001"
+def test_report_is_self_contained_with_plots(sample_version):
+    version, _ = sample_version()
     page = (version / "report.html").read_text()
     manifest = json.loads((version / "manifest.json").read_text())
 
@@ -29,9 +29,9 @@ def test_report_is_self_contained_with_plots(tmp_path):
     assert "<td>Python</td>" in page and "<td>stackoverflow</td>" in page
 
 
-def test_report_is_the_same_on_rerun(tmp_path):
-    run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path))
-    version = tmp_path / "sample" / "v0001"
+def test_report_is_the_same_on_rerun(sample_version, tmp_path):
+    version = tmp_path / "v0001"
+    shutil.copytree(sample_version()[0], version)
     first = (version / "report.html").read_bytes()
     run_cli("report", str(version))
     assert (version / "report.html").read_bytes() == first

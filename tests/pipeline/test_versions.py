@@ -52,10 +52,9 @@ def test_diff_reports_documents_config_and_counts(tmp_path):
     assert render_diff(d) in shown
 
 
-def test_diff_of_identical_versions_is_empty(tmp_path):
+def test_diff_of_identical_versions_is_empty(sample_version, tmp_path):
     run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path))
-    run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path))
-    d = diff_versions(str(tmp_path / "sample" / "v0001"), str(tmp_path / "sample" / "v0002"))
+    d = diff_versions(str(sample_version()[0]), str(tmp_path / "sample" / "v0001"))
     assert d["documents"]["added"] == d["documents"]["removed"] == []
     assert d["config"] == [] and d["counts"] == []
     assert d["tokenizer"]["a"] is not None and d["tokenizer"]["a"] == d["tokenizer"]["b"]
