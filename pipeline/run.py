@@ -19,7 +19,7 @@ import logging
 import time
 from typing import Callable
 
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipeline import storage
 from pipeline.corpus import run_corpus
@@ -114,6 +114,7 @@ def run_stages(
     """
     storage.check_reachable(out_root, "--out")
     options = make_pipeline_options(beam_args or [])
+    check_worker_paths(config, out_root, options)
     store = VersionStore(out_root, config.name)
     store.clean_incomplete()
     started = time.time()
@@ -166,6 +167,28 @@ def run_stages(
         _record_run(final, stages, options, started)
     write_report(final)
     return final
+
+
+def check_worker_paths(config: PipelineConfig, out_root: str, options: PipelineOptions) -> None:
+    """On Dataflow, fail now for paths the workers read or write that are on this machine's disk."""
+    runner = str(options.view_as(StandardOptions).runner)
+    if "Dataflow" not in runner:
+        return
+    sources = config.sources
+    network = {"github": sources.github, "gitlab": sources.gitlab}
+    paths = [
+        ("--out", out_root),
+        *((f"sources.local[{i}].path", config.resolve(s.path)) for i, s in enumerate(sources.local)),
+        *((f"sources.stackoverflow[{i}]", config.resolve(p)) for i, p in enumerate(sources.stackoverflow)),
+        *((f"dedup.previous_versions[{i}]", config.resolve(p)) for i, p in enumerate(config.dedup.previous_versions)),
+        *((f"sources.{name}.state_dir", s.state_dir) for name, s in network.items() if s and s.state_dir),
+    ]
+    local = [f"{key}={path!r}" for key, path in paths if storage.is_local(path)]
+    if local:
+        raise ConfigError(
+            f"--runner {runner}: the workers cannot reach this machine's disk; put these on cloud storage (gs://...): "
+            + ", ".join(local)
+        )
 
 
 def build_on_previous(config: PipelineConfig, previous: str, reuse_tokenizer: bool) -> PipelineConfig:

@@ -72,3 +72,12 @@ def test_unreachable_output_store_fails_before_running():
     assert "stage corpus: starting" not in proc.stderr
     proc = run_cli("run", "--config", SAMPLE_CONFIG, "--previous", "nostore://bucket/v0001", check=False)
     assert proc.returncode != 0 and "error: --previous: no filesystem can reach" in proc.stderr
+
+
+def test_dataflow_run_with_inputs_or_outputs_on_local_disk_fails_before_running(tmp_path):
+    dataflow = ["--runner", "DataflowRunner", "--project", "p", "--region", "us-central1", "--temp_location", "gs://b/tmp"]
+    proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path), *dataflow, check=False)
+    assert proc.returncode != 0 and "the workers cannot reach this machine's disk" in proc.stderr
+    for key in ("--out=", "sources.local[0].path=", "sources.stackoverflow[0]="):
+        assert key in proc.stderr
+    assert not (tmp_path / "sample").exists()
