@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
-from typing import Any
+from typing import Any, Iterator
 
 import apache_beam as beam
 import pyarrow as pa
@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 PARQUET_COMPRESSION = "zstd"
+ROW_GROUP_BYTES = 32 << 20  # text per Parquet row group: what a streaming reader holds of a column
 
 
 def shard_of(record_id: str, num_shards: int) -> int:
@@ -72,12 +73,31 @@ def file_info(version_dir: str, path: str, sha256: str, size: int, rows: int | N
 
 
 def write_parquet(path: str, schema: pa.Schema, rows: list[dict]) -> tuple[str, int]:
-    """Write rows to one Parquet file; return (sha256, bytes)."""
+    """Write rows to one Parquet file in row groups of about ROW_GROUP_BYTES; return (sha256, bytes).
+
+    Readers (the tokenizer sample, the report, Beam's ReadFromParquet) hold one row group
+    of a column at a time, so bounded groups keep their memory flat however big a shard is.
+    """
     out = HashingFile(FileSystems.create(path))
-    table = pa.Table.from_pylist(rows, schema=schema)
-    pq.write_table(table, out, compression=PARQUET_COMPRESSION)
+    with pq.ParquetWriter(out, schema, compression=PARQUET_COMPRESSION) as writer:
+        for group in row_groups(rows, ROW_GROUP_BYTES):
+            writer.write_table(pa.Table.from_pylist(group, schema=schema))
     out.close()
     return out.sha256.hexdigest(), out.size
+
+
+def row_groups(rows: list[dict], max_bytes: int) -> Iterator[list[dict]]:
+    """Consecutive runs of rows whose text and binary values add up to about `max_bytes` (at least one row each)."""
+    group: list[dict] = []
+    size = 0
+    for row in rows:
+        row_size = sum(len(v) for v in row.values() if isinstance(v, (str, bytes)))
+        if group and size + row_size > max_bytes:
+            yield group
+            group, size = [], 0
+        group.append(row)
+        size += row_size
+    yield group  # an empty file still gets one (empty) row group
 
 
 class WriteShardFn(beam.DoFn):
