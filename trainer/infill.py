@@ -15,11 +15,11 @@ to emit them). Decoding is greedy at temperature 0, otherwise seeded sampling.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Sequence
 
 import torch
 
+from pipeline import storage
 from trainer.masking import SpecialIds, restore
 
 INSERT_MARKER = "<insert>"  # marks a region to fill in CLI input, as in InCoder's demo
@@ -38,13 +38,14 @@ def load_checkpoint(path: str, device: str = "cpu"):
 
     from trainer.train import CHECKPOINTS_DIR, list_checkpoints
 
-    if not os.path.isfile(os.path.join(path, "config.json")):
-        found = list_checkpoints(os.path.join(path, CHECKPOINTS_DIR)) or list_checkpoints(path)
+    if not storage.exists(storage.join(path, "config.json")):
+        found = list_checkpoints(storage.join(path, CHECKPOINTS_DIR)) or list_checkpoints(path)
         if not found:
             raise FileNotFoundError(f"{path} is neither a checkpoint nor a version with checkpoints/")
         path = found[-1]
-    model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
-    return model, AutoTokenizer.from_pretrained(path)
+    with storage.LocalCopy(path, fetch=tuple(storage.list_files(path))) as local:  # a cloud checkpoint is copied here
+        model = AutoModelForCausalLM.from_pretrained(local).to(device).eval()
+        return model, AutoTokenizer.from_pretrained(local)
 
 
 def _sample(

@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import posixpath
 import re
 import shutil
 import time
@@ -113,12 +114,10 @@ def masked_lm_loss(model, inputs: torch.Tensor, labels: torch.Tensor, device: to
 
 
 def list_checkpoints(directory: str) -> list[str]:
-    """Complete checkpoint directories under `directory`, oldest first."""
-    if not os.path.isdir(directory):
-        return []
-    found = [(int(m.group(1)), e) for e in os.listdir(directory) if (m := CHECKPOINT_NAME.match(e))]
-    complete = [e for _, e in sorted(found) if os.path.isfile(os.path.join(directory, e, STATE_FILE))]
-    return [os.path.join(directory, e) for e in complete]
+    """Complete checkpoints (those with their state file) under `directory`, oldest first; local or cloud."""
+    found = [(int(m.group(1)), e) for e in storage.list_children(directory) if (m := CHECKPOINT_NAME.match(e))]
+    paths = [storage.join(directory, e) for _, e in sorted(found)]
+    return [p for p in paths if storage.exists(storage.join(p, STATE_FILE))]
 
 
 def save_checkpoint(directory, step, model, tokenizer, optimizer, scheduler, cursor, cfg, keep) -> str:
@@ -385,7 +384,7 @@ def upload_checkpoints(local: str, remote: str) -> None:
     last (a checkpoint without one is not resumed from), the training log, old ones deleted."""
     kept = {os.path.basename(c) for c in list_checkpoints(local)}
     present = storage.list_children(remote)
-    uploaded = {n for n in present if storage.exists(storage.join(remote, n, STATE_FILE))}
+    uploaded = {posixpath.basename(c) for c in list_checkpoints(remote)}
     for name in sorted(kept - uploaded):
         source, target = os.path.join(local, name), storage.join(remote, name)
         for rel in sorted(storage.list_files(source), key=lambda rel: rel == STATE_FILE):

@@ -124,6 +124,8 @@ def test_train_stage_on_a_cloud_version_uploads_checkpoints_and_resumes_from_the
     for rel, info in manifest["files"].items():
         assert hashlib.sha256(storage.read_bytes(f"{version}/{rel}")).hexdigest() == info["sha256"], rel
     log = storage.read_bytes(f"{version}/checkpoints/{LOG_FILE}")
+    generated = run_cli("generate", version, "--text", "04 05", "--max-new-tokens", "4").stdout
+    assert generated.startswith("04 05") and len(generated.split()) > 2  # the newest checkpoint, read from the bucket
 
     # An upload cut short leaves a checkpoint without its state file: it is not resumed from, and goes.
     storage.write_bytes(f"{version}/checkpoints/step-000099/config.json", b"{}")
