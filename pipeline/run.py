@@ -113,9 +113,9 @@ def run_stages(
     parent (what the incremental options read from it is set in the config).
     """
     storage.check_reachable(out_root, "--out")
+    store = VersionStore(out_root, config.name)
     options = make_pipeline_options(beam_args or [])
     check_worker_paths(config, out_root, options)
-    store = VersionStore(out_root, config.name)
     store.clean_incomplete()
     started = time.time()
     if stages[0] == "corpus":
@@ -176,9 +176,13 @@ def check_worker_paths(config: PipelineConfig, out_root: str, options: PipelineO
         return
     sources = config.sources
     network = {"github": sources.github, "gitlab": sources.gitlab}
+    if sources.local:
+        raise ConfigError(
+            f"--runner {runner}: sources.local reads repositories from this machine's disk, which Dataflow workers "
+            "cannot reach; run local sources with the local runner, or crawl them through a network source"
+        )
     paths = [
         ("--out", out_root),
-        *((f"sources.local[{i}].path", config.resolve(s.path)) for i, s in enumerate(sources.local)),
         *((f"sources.stackoverflow[{i}]", config.resolve(p)) for i, p in enumerate(sources.stackoverflow)),
         *((f"dedup.previous_versions[{i}]", config.resolve(p)) for i, p in enumerate(config.dedup.previous_versions)),
         *((f"sources.{name}.state_dir", s.state_dir) for name, s in network.items() if s and s.state_dir),

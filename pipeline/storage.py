@@ -30,8 +30,17 @@ def is_local(path: str) -> bool:
     return "://" not in path or path.startswith("file://")
 
 
+GLOB_CHARACTERS = frozenset("*?[]{}")
+
+
 def check_reachable(path: str, what: str) -> None:
-    """Fail before any work, naming the option, when no installed Beam filesystem serves `path`."""
+    """Fail before any work, naming the option, when no installed Beam filesystem serves `path`.
+
+    Beam finds files by glob patterns it cannot escape, so a path holding glob
+    characters would match other files (or none) and is refused too.
+    """
+    if GLOB_CHARACTERS & set(path):
+        raise ConfigError(f"{what}: {path!r} holds one of {''.join(sorted(GLOB_CHARACTERS))}, which Beam reads as a pattern")
     if is_local(path):
         return
     try:
@@ -123,8 +132,10 @@ def delete_tree(path: str) -> None:
             shutil.rmtree(path)
         elif os.path.lexists(path):
             os.remove(path)
-    elif is_dir(path):
-        FileSystems.delete([path.rstrip("/") + "/"])
+    else:  # object by object: a prefix delete only logs the objects it failed to delete
+        files = list_files(path)
+        if files:
+            FileSystems.delete([join(path, f) for f in files])
 
 
 def move_tree(source: str, target: str, last: tuple[str, ...] = ()) -> None:
@@ -145,9 +156,11 @@ def move_tree(source: str, target: str, last: tuple[str, ...] = ()) -> None:
         FileSystems.rename([source], [target])
         return
     files = list_files(source)
-    ordered = [f for f in files if f not in last] + [f for f in last if f in files]
-    if ordered:
-        FileSystems.rename([join(source, f) for f in ordered], [join(target, f) for f in ordered])
+    # Two calls: a batch of renames runs in no set order and reports failures only at its
+    # end, so `last` moves only once everything else has.
+    for group in ([f for f in files if f not in last], [f for f in last if f in files]):
+        if group:
+            FileSystems.rename([join(source, f) for f in group], [join(target, f) for f in group])
     delete_tree(source)
 
 

@@ -78,10 +78,15 @@ class VersionStore:
         return FileSystems.exists(storage.join(self.path(version), MANIFEST))
 
     def clean_incomplete(self) -> list[str]:
-        """Remove what killed runs left (staging directories, cut-short commits); return it."""
+        """Remove what killed runs left (staging directories, cut-short commits); return it.
+
+        Locally a commit is one rename and cannot be cut short, so a local version
+        directory is never removed here.
+        """
         removed = []
+        remote = not storage.is_local(self.dataset_dir)
         for entry in self._entries():
-            cut_short = VERSION_PATTERN.match(entry) and not self.is_complete(entry)
+            cut_short = remote and VERSION_PATTERN.match(entry) and not self.is_complete(entry)
             if entry.endswith(".partial") or cut_short:
                 log.warning("removing %s: an earlier run stopped before committing it", entry)
                 storage.delete_tree(storage.join(self.dataset_dir, entry))

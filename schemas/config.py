@@ -404,8 +404,8 @@ class PipelineConfig:
     base_dir: str = dataclasses.field(default=".", metadata={"internal": True})
 
     def __post_init__(self):
-        if not self.name or "/" in self.name or self.name.startswith("."):
-            raise ConfigError(f"name must be a plain directory name, got {self.name!r}")
+        if not self.name or "/" in self.name or self.name.startswith(".") or set(self.name) & set("*?[]{}"):
+            raise ConfigError(f"name must be a plain directory name (no /, no leading ., no *?[]{{}}), got {self.name!r}")
         unknown = [s for s in self.stages if s not in STAGES]
         if unknown:
             raise ConfigError(f"stages: unknown stage(s) {unknown}; choose from {list(STAGES)}")

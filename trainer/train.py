@@ -32,6 +32,7 @@ import posixpath
 import re
 import shutil
 import time
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -210,8 +211,13 @@ def evaluate(model, docs: ShardDocuments, ids: SpecialIds, cfg: TrainConfig, dev
     return float((total / count.clamp(min=1)).item())
 
 
-def train(cfg: TrainConfig, version_dir: str, checkpoints_dir: str | None = None) -> TrainResult:
-    """Train on `version_dir`'s shards, resuming from the newest checkpoint in `checkpoints_dir`."""
+def train(
+    cfg: TrainConfig, version_dir: str, checkpoints_dir: str | None = None, on_checkpoint: Callable[[], None] | None = None
+) -> TrainResult:
+    """Train on `version_dir`'s shards, resuming from the newest checkpoint in `checkpoints_dir`.
+
+    `on_checkpoint` runs after each checkpoint is saved (the train stage uploads it from there).
+    """
     checkpoints_dir = checkpoints_dir or os.path.join(version_dir, CHECKPOINTS_DIR)
     os.makedirs(checkpoints_dir, exist_ok=True)
     device = pick_device(cfg.device)
@@ -315,6 +321,8 @@ def train(cfg: TrainConfig, version_dir: str, checkpoints_dir: str | None = None
                 valid_loss = evaluate(model, valid_docs, ids, cfg, device)
                 steplog.append([{"step": step, "valid_loss": valid_loss}])
                 log.info("step %d valid loss %.4f", step, valid_loss)
+            if on_checkpoint:
+                on_checkpoint()
             tick += time.perf_counter() - pause  # checkpoint time is not training time
 
     history = read_log(os.path.join(checkpoints_dir, LOG_FILE))
@@ -352,20 +360,23 @@ def run_train_stage(ctx) -> dict:
     the stage again; each checkpoint appears whole or not at all.
     """
     cfg = ctx.config.train
-    # torch and the shard reader need real files: a version on cloud storage is trained from a local copy.
+    # torch and the shard reader need real files: a version on cloud storage is trained from a local
+    # copy, and each checkpoint is uploaded as soon as it is saved, so a killed run resumes from it.
     with storage.LocalCopy(ctx.input_dir, fetch=(SHARDS_DIR, TOKENIZER_DIR, CHECKPOINTS_DIR)) as local:
         checkpoints_dir = os.path.join(local, CHECKPOINTS_DIR)
+        remote = storage.join(ctx.input_dir, CHECKPOINTS_DIR)
+        upload = None if local == ctx.input_dir else lambda: upload_checkpoints(checkpoints_dir, remote)
         try:
-            result = train(cfg, local, checkpoints_dir)
+            result = train(cfg, local, checkpoints_dir, upload)
         except ConfigError as e:  # name the version's own paths, not the local copy's
             raise ConfigError(str(e).replace(local, ctx.input_dir)) from None
+        if upload:
+            upload()  # also when no step was left to train: the bucket then drops what is not a checkpoint
         files = {}
         for name in sorted(os.listdir(result.checkpoint)):
             path = os.path.join(result.checkpoint, name)
             info = file_info(local, path, _sha256(path), os.path.getsize(path))
             files[info.pop("path")] = info
-        if local != ctx.input_dir:
-            upload_checkpoints(checkpoints_dir, storage.join(ctx.input_dir, CHECKPOINTS_DIR))
     return {
         "train": {
             "preset": cfg.preset,

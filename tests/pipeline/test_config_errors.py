@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pipeline.options import make_pipeline_options
 from pipeline.run import parse_stages
 from schemas.config import ConfigError, load_config
-from tests.conftest import SAMPLE_CONFIG, run_cli
+from tests.conftest import EXAMPLES, SAMPLE_CONFIG, run_cli
 
 
 def write(tmp_path, text: str) -> str:
@@ -74,10 +76,21 @@ def test_unreachable_output_store_fails_before_running():
     assert proc.returncode != 0 and "error: --previous: no filesystem can reach" in proc.stderr
 
 
+DATAFLOW = ["--runner", "DataflowRunner", "--project", "p", "--region", "us-central1", "--temp_location", "gs://b/tmp"]
+
+
 def test_dataflow_run_with_inputs_or_outputs_on_local_disk_fails_before_running(tmp_path):
-    dataflow = ["--runner", "DataflowRunner", "--project", "p", "--region", "us-central1", "--temp_location", "gs://b/tmp"]
-    proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path), *dataflow, check=False)
+    proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", "gs://b/datasets", *DATAFLOW, check=False)
+    assert proc.returncode != 0 and "sources.local reads repositories from this machine's disk" in proc.stderr
+
+    config = tmp_path / "so.yaml"
+    config.write_text(f"name: so\nsources:\n  stackoverflow: [{os.path.join(EXAMPLES, 'stackoverflow')}]\n")
+    proc = run_cli("run", "--config", str(config), "--out", str(tmp_path), *DATAFLOW, check=False)
     assert proc.returncode != 0 and "the workers cannot reach this machine's disk" in proc.stderr
-    for key in ("--out=", "sources.local[0].path=", "sources.stackoverflow[0]="):
-        assert key in proc.stderr
-    assert not (tmp_path / "sample").exists()
+    assert "--out=" in proc.stderr and "sources.stackoverflow[0]=" in proc.stderr
+    assert not (tmp_path / "so").exists()
+
+
+def test_paths_with_glob_characters_are_refused(tmp_path):
+    proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path / "runs[1]"), check=False)
+    assert proc.returncode != 0 and "which Beam reads as a pattern" in proc.stderr

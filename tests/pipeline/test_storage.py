@@ -93,6 +93,10 @@ def test_version_store_treats_a_version_without_manifest_as_cut_short(root):
 
     write_tree(store.path("v0002"))  # what a commit cut short leaves on an object store: no manifest
     write_tree(store.staging("v0003"))
-    assert store.clean_incomplete() == [".v0003.partial", "v0002"]
-    assert storage.list_children(store.dataset_dir) == ["v0001"]
-    assert store.next_version() == "v0002"
+    if storage.is_local(root):  # a local commit is one rename: a folder without a manifest is not ours to remove
+        assert store.clean_incomplete() == [".v0003.partial"]
+        assert storage.list_children(store.dataset_dir) == ["v0001", "v0002"]
+    else:
+        assert store.clean_incomplete() == [".v0003.partial", "v0002"]
+        assert storage.list_children(store.dataset_dir) == ["v0001"]
+        assert store.next_version() == "v0002"
