@@ -19,6 +19,7 @@ from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from schemas.config import ConfigError
@@ -89,15 +90,19 @@ def list_children(directory: str) -> list[str]:
     return sorted({p.split("/", 1)[0] for p in list_files(directory)})
 
 
+# Bytes as stored: FileSystems would otherwise (de)compress by file extension (.gz, .zst, ...).
+RAW = CompressionTypes.UNCOMPRESSED
+
+
 def read_bytes(path: str) -> bytes:
-    with FileSystems.open(path) as f:
+    with FileSystems.open(path, compression_type=RAW) as f:
         return f.read()
 
 
 def write_bytes(path: str, data: bytes) -> None:
     if is_local(path):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with FileSystems.create(path) as f:
+    with FileSystems.create(path, compression_type=RAW) as f:
         f.write(data)
 
 
@@ -115,7 +120,7 @@ def copy_file(source: str, target: str) -> None:
     """Stream one file between any two stores (FileSystems.copy needs both on one)."""
     if is_local(target):
         os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-    with FileSystems.open(source) as src, FileSystems.create(target) as dst:
+    with FileSystems.open(source, compression_type=RAW) as src, FileSystems.create(target, compression_type=RAW) as dst:
         shutil.copyfileobj(src, dst, COPY_BLOCK)
 
 

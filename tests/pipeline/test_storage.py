@@ -12,7 +12,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline import storage
 from pipeline.version import MANIFEST, VersionStore
 
-FILES = {"x.json": b"{}", "b/y.bin": b"\x00\x01", "b/c/z.txt": "ünïcode".encode()}
+FILES = {"x.json": b"{}", "b/y.bin": b"\x00\x01", "b/c/z.txt": "ünïcode".encode(), "b/not-gzip.gz": b"plain"}
 
 
 @pytest.fixture(params=["local", "gcs"])
