@@ -116,6 +116,8 @@ def run_stages(
     store = VersionStore(out_root, config.name)
     options = make_pipeline_options(beam_args or [])
     check_worker_paths(config, out_root, options)
+    for finished in store.finish_commits():
+        write_report(store.path(finished))
     store.clean_incomplete()
     started = time.time()
     if stages[0] == "corpus":

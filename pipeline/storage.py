@@ -143,16 +143,17 @@ def delete_tree(path: str) -> None:
             FileSystems.delete([join(path, f) for f in files])
 
 
-def move_tree(source: str, target: str, last: tuple[str, ...] = ()) -> None:
-    """Replace `target` with `source`.
+def move_tree(source: str, target: str, last: tuple[str, ...] = (), replace: bool = True) -> None:
+    """Replace `target` with `source` (with `replace=False`, on an object store: move into it).
 
     Locally this is one rename, atomic. On an object store each object is copied and
     deleted, and the relative paths in `last` are moved after all others, so their
     arrival marks the move complete.
     """
-    if not is_local(target):  # the marker goes first, so a half-deleted target never looks complete
+    if not is_local(target) and replace:  # the marker goes first, so a half-deleted target never looks complete
         FileSystems.delete([join(target, f) for f in last if FileSystems.exists(join(target, f))])
-    delete_tree(target)
+    if replace or is_local(target):
+        delete_tree(target)
     if is_local(source):
         os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
         os.replace(source, target)

@@ -28,6 +28,7 @@ MANIFEST = "manifest.json"
 DOCUMENTS_DIR = "documents"
 RUN_INFO = "run.json"
 VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
+STAGING_PATTERN = re.compile(r"^\.(v\d{4,})\.partial$")
 MANIFEST_FORMAT = 1
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,31 @@ class VersionStore:
 
     def is_complete(self, version: str) -> bool:
         return FileSystems.exists(storage.join(self.path(version), MANIFEST))
+
+    def finish_commits(self) -> list[str]:
+        """Finish the object-store commits a killed run left half done; return their versions.
+
+        A staged manifest shows the run itself had finished, so its work is kept: objects
+        at the target that the version does not hold (an overwritten version's leftovers)
+        go, and the rest of the staging prefix moves in, manifest last.
+        """
+        if storage.is_local(self.dataset_dir):
+            return []
+        finished = []
+        for entry in self._entries():
+            match = STAGING_PATTERN.match(entry)
+            staging = storage.join(self.dataset_dir, entry)
+            if not match or self.is_complete(match.group(1)) or not FileSystems.exists(storage.join(staging, MANIFEST)):
+                continue
+            version, final = match.group(1), self.path(match.group(1))
+            log.warning("finishing the commit of %s: an earlier run stopped while moving it into place", version)
+            keep = {MANIFEST, RUN_INFO, *read_manifest(staging)["files"], *storage.list_files(staging)}
+            stale = [f for f in storage.list_files(final) if f not in keep]
+            if stale:
+                FileSystems.delete([storage.join(final, f) for f in stale])
+            storage.move_tree(staging, final, last=(MANIFEST,), replace=False)
+            finished.append(version)
+        return finished
 
     def clean_incomplete(self) -> list[str]:
         """Remove what killed runs left (staging directories, cut-short commits); return it.

@@ -136,3 +136,22 @@ def test_train_stage_on_a_cloud_version_uploads_checkpoints_and_resumes_from_the
     config.write_text(TRAIN_CONFIG.format(steps=15))
     proc = run_cli(*train, check=False)
     assert proc.returncode != 0 and f"{version}/checkpoints/step-000010 was trained with other settings" in proc.stderr
+
+
+def test_commit_cut_short_after_the_run_finished_is_completed_not_lost(gcs):
+    run_cli("run", "--config", SAMPLE_CONFIG, "--out", gcs, "--stages", "corpus")
+    v1, staged = f"{gcs}/sample/v0001", f"{gcs}/sample/.v0001.partial"
+    expected = {n: storage.read_bytes(f"{v1}/{n}") for n in storage.list_files(v1) if n != "report.html"}
+    # Turn the version back into a commit cut short: the manifest and half the objects still
+    # staged, no report yet, and an object an overwritten version left behind.
+    for name in [MANIFEST, *sorted(n for n in expected if n != MANIFEST)[::2]]:
+        storage.move_tree(f"{v1}/{name}", f"{staged}/{name}")
+    storage.delete_tree(f"{v1}/report.html")
+    storage.write_bytes(f"{v1}/documents/part-00007-of-00008.parquet", b"left behind")
+    assert run_cli("inspect", v1, check=False).returncode != 0
+
+    rerun = run_cli("run", "--config", SAMPLE_CONFIG, "--out", gcs, "--stages", "corpus")
+    assert "finishing the commit of v0001" in rerun.stderr
+    assert storage.list_children(f"{gcs}/sample") == ["v0001", "v0002"]
+    assert {n: storage.read_bytes(f"{v1}/{n}") for n in storage.list_files(v1) if n != "report.html"} == expected
+    assert storage.exists(f"{v1}/report.html")
