@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import tracemalloc
 import urllib.request
 
 import pytest
@@ -110,6 +111,15 @@ def gcs(gcs_server, monkeypatch, request) -> str:
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
     connect_anonymously_to_emulator()  # this process imported the pipeline before the variable was set
     return f"gs://{GCS_BUCKET}/{re.sub(r'[^A-Za-z0-9_-]+', '-', request.node.name)}"
+
+
+def peak_python_memory(compute):
+    """(compute(), the peak bytes Python allocated while it ran), measured by tracemalloc."""
+    tracemalloc.start()
+    try:
+        return compute(), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def git(repo: str, *args: str) -> str:

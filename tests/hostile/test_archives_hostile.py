@@ -6,11 +6,11 @@ import gzip
 import io
 import os
 import tarfile
-import tracemalloc
 import uuid
 
 from schemas.config import ArchiveLimits
 from schemas.records import Rejected, RepoFile, RepoSnapshot
+from tests.conftest import peak_python_memory
 from tests.hostile.test_local_hostile import tree_state
 from tests.transforms.sources.network_fakes import make_tarball
 from transforms.sources.archives import RepoInfo, read_archive
@@ -85,12 +85,7 @@ def test_a_decompression_bomb_stops_at_the_limit_with_bounded_memory():
     bomb = gzip.compress(raw.getvalue(), mtime=0)
     del raw
     assert len(bomb) < 200_000  # 64 MB from a small download
-    tracemalloc.start()
-    try:
-        records = read(bomb, ArchiveLimits(max_uncompressed_bytes=8 * 2**20))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    records, peak = peak_python_memory(lambda: read(bomb, ArchiveLimits(max_uncompressed_bytes=8 * 2**20)))
     assert [(r.path, r.reason) for r in records] == [("zeros0.py", "too-large"), ("", "archive-too-large")]
     assert peak < 4 * 2**20, f"{peak} bytes held while skipping through the bomb"
 

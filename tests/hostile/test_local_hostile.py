@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import tracemalloc
 
 import pytest
 
 from schemas.records import Rejected, RepoFile
-from tests.conftest import make_git_repo
+from tests.conftest import make_git_repo, peak_python_memory
 from tests.hostile.hostile_inputs import SECRET, TWO_GB, hostile_repos, make_outside, sparse_file, write
 from transforms.license import LicenseFilterFn
 from transforms.sources.local import list_repos, read_repo
@@ -55,12 +54,7 @@ def test_a_2gb_single_line_file_is_rejected_by_its_size_without_being_read(tmp_p
     write(str(tmp_path / "repo" / "ok.py"), "x = 1\n")
     sparse_file(str(tmp_path / "repo" / "one_line.py"), TWO_GB)
     sparse_file(str(tmp_path / "repo" / "LICENSE"), TWO_GB, b"MIT License\n")
-    tracemalloc.start()
-    try:
-        records = read_all(str(tmp_path))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    records, peak = peak_python_memory(lambda: read_all(str(tmp_path)))
     assert {(r.path, r.reason) for r in records if isinstance(r, Rejected)} == {
         ("one_line.py", "too-large"),
         ("LICENSE", "too-large"),

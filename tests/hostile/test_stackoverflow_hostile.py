@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import tracemalloc
 
 import py7zr
 
 from schemas.records import Rejected, StackComment, StackPost
+from tests.conftest import peak_python_memory
 from tests.hostile.hostile_inputs import SECRET, billion_laughs_dump, make_outside
 from transforms.sources.stackoverflow import find_dump_files, read_range, split_ranges
 
@@ -31,12 +31,7 @@ def test_entity_bombs_external_entities_and_bad_utf8_are_broken_rows(tmp_path):
     secret_path = os.path.join(make_outside(str(tmp_path)), "secret.py")
     dump = str(tmp_path / "site.example")
     hostile_rows = billion_laughs_dump(dump, secret_path)
-    tracemalloc.start()
-    try:
-        records = read_dump(dump)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    records, peak = peak_python_memory(lambda: read_dump(dump))
     assert {row_of(r) for r in records if isinstance(r, Rejected)} == hostile_rows
     assert all(r.reason == "broken-xml" for r in records if isinstance(r, Rejected))
     assert {row_of(r) for r in records if not isinstance(r, Rejected)} == {("Posts.xml", 10), ("Posts.xml", 11), ("Comments.xml", 20)}
@@ -61,12 +56,7 @@ def test_a_7z_row_bomb_is_rejected_as_too_large_and_the_rest_is_read(tmp_path):
         z.writestr(b"<comments>\n</comments>\n", "Comments.xml")
     del posts, row
     assert os.path.getsize(archive) < 100_000  # 32 MB from a small file
-    tracemalloc.start()
-    try:
-        records = read_dump(archive)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    records, peak = peak_python_memory(lambda: read_dump(archive))
     assert [(type(r).__name__, getattr(r, "reason", "")) for r in records] == [("Rejected", "too-large"), ("StackPost", "")]
     # py7zr decompresses in chunks of at most 128 MB whatever the member's size: memory stays
     # bounded by that, never by the row or the file (here the chunk is the whole 32 MB member).

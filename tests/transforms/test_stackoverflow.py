@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import collections
 import os
-import tracemalloc
 
 import py7zr
 import pytest
 
 from schemas.config import StackOverflowConfig
 from schemas.records import Rejected, StackComment, StackPost
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, peak_python_memory
 from transforms import markup
 from transforms.buckets import boundaries_from_histogram
 from transforms.sources.stackoverflow import (
@@ -418,12 +417,7 @@ def test_reading_uses_bounded_memory(tmp_path):
             out.write(row % i)
         out.write(b"</comments>\n")
     f = DumpFile("s", "Comments.xml", str(path), os.path.getsize(path))
-    tracemalloc.start()
-    try:
-        rows = sum(1 for _ in read_range(DumpRange(f, 0, f.size), 2**20))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    rows, peak = peak_python_memory(lambda: sum(1 for _ in read_range(DumpRange(f, 0, f.size), 2**20)))
     assert rows == 12_000
     assert peak < 4 * 2**20, peak  # a read block and a row, not the 12 MB file
 
