@@ -113,6 +113,15 @@ def gcs(gcs_server, monkeypatch, request) -> str:
     return f"gs://{GCS_BUCKET}/{re.sub(r'[^A-Za-z0-9_-]+', '-', request.node.name)}"
 
 
+def is_utf8(text: str) -> bool:
+    """Whether UTF-8 can encode the string (no unpaired surrogate): what the Parquet writer needs."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def peak_python_memory(compute):
     """(compute(), the peak bytes Python allocated while it ran), measured by tracemalloc."""
     tracemalloc.start()

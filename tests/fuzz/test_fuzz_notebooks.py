@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.records import Rejected, RepoFile
+from tests.conftest import is_utf8
 from tests.fuzz.fuzz_settings import FUZZ
 from transforms import markup
 from transforms.formatting import FormatCodeFn
@@ -38,14 +39,6 @@ def notebook(cells: list[tuple[str, str]], language: str | None, version: int) -
     return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": metadata, "cells": body})
 
 
-def is_text(s: str) -> bool:
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 @FUZZ
 @given(cells, languages, st.sampled_from([3, 4]))
 def test_notebooks_become_a_document_that_unwraps_or_a_reason(cells, language, version):
@@ -55,7 +48,7 @@ def test_notebooks_become_a_document_that_unwraps_or_a_reason(cells, language, v
     fn.setup()
     out = fn(record.replace(lang="Jupyter"), star_boundaries=[1, 2, 3, 4, 5])
     decoded = [json.loads(json.dumps(s)) for _, s in cells]  # JSON joins an escaped surrogate pair into one character
-    if not all(is_text(s) for s in decoded) or (language is not None and not is_text(json.loads(json.dumps(language)))):
+    if not all(is_utf8(s) for s in decoded) or (language is not None and not is_utf8(json.loads(json.dumps(language)))):
         assert isinstance(out, Rejected) and out.reason == "notebook-invalid"
         return
     if isinstance(out, Rejected):

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from schemas.records import Rejected, RepoFile, RepoSnapshot
-from tests.conftest import run_cli
+from tests.conftest import is_utf8, run_cli
 from tests.transforms.sources.network_fakes import FakeGitHub, FakeRepo
 from tests.transforms.sources.test_github_source import TOKEN as GITHUB_TOKEN
 from tests.transforms.sources.test_github_source import github  # noqa: F401 (fixture)
@@ -28,15 +28,6 @@ from transforms.sources.crawl_state import CrawlState
 from transforms.sources.http_client import MalformedReply, Reply
 
 HTML = (200, {"Content-Type": "text/html"}, "<html><body>Sign in to the corporate proxy</body></html>")
-
-
-def utf8_ok(text: str) -> bool:
-    """What the Parquet writer needs of every string."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 # -- Reply.json ------------------------------------------------------------------------------
@@ -66,7 +57,7 @@ def test_reply_json_refuses_what_is_not_storable_json(body, says):
         reply(body).json()
     assert isinstance(caught.value, ValueError)
     assert "https://api.example/search/repositories:" in str(caught.value)  # the URL, without its query
-    assert "page=2" not in str(caught.value) and utf8_ok(str(caught.value))
+    assert "page=2" not in str(caught.value) and is_utf8(str(caught.value))
 
 
 def test_reply_json_accepts_surrogate_pairs_and_other_text():
@@ -78,7 +69,7 @@ def test_reply_json_accepts_surrogate_pairs_and_other_text():
 def test_error_message_of_a_reply_with_a_lone_surrogate_is_storable():
     """A 404's `message` goes into a Rejected detail: it falls back to the body, decoded with replacement."""
     bad = Reply(404, "https://api.example/repos/o/r", {}, b'{"message": "Not Found \\ud800"}')
-    assert utf8_ok(bad.message()) and "Not Found" in bad.message()
+    assert is_utf8(bad.message()) and "Not Found" in bad.message()
 
 
 # -- listing ---------------------------------------------------------------------------------
@@ -119,9 +110,9 @@ def test_a_malformed_search_page_becomes_a_listing_failure_and_other_queries_go_
     assert sorted(listing.repos) == ["a/r0", "a/r1"]
     (failure,) = listing.failures
     assert failure.reason == "listing-failed" and failure.detail.startswith("malformed reply:")
-    assert says in failure.detail and utf8_ok(failure.detail) and GITHUB_TOKEN not in failure.detail
+    assert says in failure.detail and is_utf8(failure.detail) and GITHUB_TOKEN not in failure.detail
     rejected = failure.rejected()
-    assert rejected.stage == "read" and rejected.reason == "listing-failed" and utf8_ok(rejected.detail)
+    assert rejected.stage == "read" and rejected.reason == "listing-failed" and is_utf8(rejected.detail)
 
     # Not saved: the next run asks for the page again, and now gets the real one.
     again = github_host(fake, licenses=("MIT", "Apache-2.0")).list_repositories(state)
@@ -167,7 +158,7 @@ def test_a_malformed_github_commits_reply_rejects_that_repository_for_now(github
     (rejected,) = fetched(host, listed, state, "o/r1")
     assert isinstance(rejected, Rejected) and (rejected.reason, rejected.repo, rejected.stage) == ("malformed-reply", "o/r1", "read")
     assert rejected.detail.startswith("malformed reply:") and says in rejected.detail
-    assert utf8_ok(rejected.detail) and GITHUB_TOKEN not in rejected.detail
+    assert is_utf8(rejected.detail) and GITHUB_TOKEN not in rejected.detail
     assert fake.hits[("tarball", "o/r1")] == 0 and state.load_repo("github", "o/r1") is None  # not remembered
     for name, path in (("o/r0", "m0.py"), ("o/r2", "m2.py")):
         out = fetched(host, listed, state, name)
@@ -201,7 +192,7 @@ def test_a_malformed_gitlab_reply_rejects_that_project_for_now(gitlab, tmp_path,
 
     (rejected,) = fetched(host, listed, state, "g/p0")
     assert (rejected.reason, rejected.repo) == ("malformed-reply", "g/p0") and says in rejected.detail
-    assert utf8_ok(rejected.detail) and state.load_repo("gitlab", "g/p0") is None
+    assert is_utf8(rejected.detail) and state.load_repo("gitlab", "g/p0") is None
     assert fake.hits[("archive", "g/p0")] == 0
     assert [r.path for r in fetched(host, listed, state, "g/p1") if isinstance(r, RepoFile)] == ["m1.py"]
     assert [r.path for r in fetched(host, listed, state, "g/p0") if isinstance(r, RepoFile)] == ["m0.py"]
@@ -213,7 +204,7 @@ def test_a_lone_surrogate_in_an_error_message_leaves_a_storable_rejection(github
     state = CrawlState(str(tmp_path))
     host = github_host(fake)
     (rejected,) = fetched(host, host.list_repositories(state).repos, state, "o/gone")
-    assert rejected.reason == "vanished" and utf8_ok(rejected.detail)
+    assert rejected.reason == "vanished" and is_utf8(rejected.detail)
     pa.array([rejected.detail], pa.string())  # what the Parquet writer does with it
 
 

@@ -13,14 +13,10 @@ import yaml
 
 from tests.conftest import run_cli
 from tests.transforms.sources.network_fakes import FakeGitHub, FakeRepo
-from tests.transforms.sources.test_network_pipeline import FAST_HTTP, all_text
+from tests.transforms.sources.test_network_pipeline import FAST_HTTP, all_text, code
 
 TOKEN = "ghp_HOSTILEsecret0123456789abcdefABCDEF"
 TOKEN_ENV = "HOSTILE_TEST_GITHUB_TOKEN"
-
-
-def code(name: str) -> bytes:
-    return f"def {name}_value(argument):\n    return argument + len('{name}')\n".encode()
 
 
 @pytest.fixture

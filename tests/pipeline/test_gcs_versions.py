@@ -7,21 +7,16 @@ and google-cloud-storage talk to it as they would to the real service.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 
 from pipeline import storage
 from pipeline.diff import diff_versions
-from pipeline.version import MANIFEST, RUN_INFO
+from pipeline.version import MANIFEST, RUN_INFO, read_manifest
 from schemas.records import RepoFile
 from tests.conftest import EXAMPLES, SAMPLE_CONFIG, run_cli
 from tests.trainer.conftest import ONE_THREAD_ENV, write_version
 from trainer.train import LOG_FILE, STATE_FILE
-
-
-def manifest_of(version: str) -> dict:
-    return json.loads(storage.read_bytes(storage.join(version, MANIFEST)))
 
 
 def test_sample_on_cloud_storage_is_byte_identical_to_a_local_build(sample_version, gcs):
@@ -37,7 +32,7 @@ def test_sample_on_cloud_storage_is_byte_identical_to_a_local_build(sample_versi
     for name in names:
         if name != RUN_INFO:
             assert storage.read_bytes(f"{remote}/{name}") == storage.read_bytes(os.path.join(local, name)), name
-    for rel, info in manifest_of(remote)["files"].items():
+    for rel, info in read_manifest(remote)["files"].items():
         assert hashlib.sha256(storage.read_bytes(f"{remote}/{rel}")).hexdigest() == info["sha256"], rel
 
     shown = run_cli("inspect", remote).stdout
@@ -49,19 +44,19 @@ def test_incremental_build_later_stages_and_diff_on_cloud_storage(tmp_path, gcs)
     config = str(tmp_path / "examples" / "sample.yaml")
     run_cli("run", "--config", config, "--out", gcs, "--stages", "corpus,tokenizer")
     v1, v2 = f"{gcs}/sample/v0001", f"{gcs}/sample/v0002"
-    reached_dedup = manifest_of(v1)["counts"]["dedup"]["in"]
+    reached_dedup = read_manifest(v1)["counts"]["dedup"]["in"]
     (tmp_path / "examples" / "repos" / "textkit" / "textkit" / "numbers.py").write_text("def triple(v):\n    return 3 * v\n")
 
     run_cli("run", "--config", config, "--out", gcs, "--stages", "corpus,tokenizer", "--previous", v1, "--reuse-tokenizer")
-    manifest = manifest_of(v2)
+    manifest = read_manifest(v2)
     assert manifest["parents"] == ["sample/v0001"]
     assert manifest["counts"]["dedup"]["rejected"]["dedup-previous-version"] == reached_dedup
     assert manifest["counts"]["dedup"]["kept"] == 1
-    assert manifest["tokenizer"]["hash"] == manifest_of(v1)["tokenizer"]["hash"]
+    assert manifest["tokenizer"]["hash"] == read_manifest(v1)["tokenizer"]["hash"]
     assert manifest["tokenizer"]["reused_from"]["path"] == v1
 
     run_cli("run", "--config", config, "--out", gcs, "--stages", "binarize", "--version", "v0002")
-    manifest = manifest_of(v2)
+    manifest = read_manifest(v2)
     assert manifest["stages"] == ["corpus", "tokenizer", "binarize"]
     assert manifest["shards"]["splits"]["train"]["documents"] > 0
     assert not any(n.startswith(".") for n in storage.list_children(v2))  # the stage run's staging is gone
@@ -117,7 +112,7 @@ def test_train_stage_on_a_cloud_version_uploads_checkpoints_and_resumes_from_the
     train = ["run", "--config", str(config), "--out", gcs, "--stages", "train", "--version", "v0001"]
 
     run_cli(*train)
-    manifest = manifest_of(version)
+    manifest = read_manifest(version)
     assert storage.list_children(f"{version}/checkpoints") == ["step-000010", LOG_FILE]  # keep_checkpoints: 1
     assert manifest["train"]["steps"] == 10 and manifest["train"]["checkpoint"] == "checkpoints/step-000010"
     assert f"checkpoints/step-000010/{STATE_FILE}" in manifest["files"]
