@@ -292,7 +292,7 @@ def run_corpus(ctx) -> dict:
 def read_manifest_entries(out_dir: str) -> dict:
     """The `_manifest/<key>.json` values written by the graph, removed once read."""
     parts_dir = posixpath.join(out_dir, MANIFEST_PARTS_DIR)
-    names = [n for n in storage.list_files(parts_dir) if n.endswith(".json")] if storage.is_dir(parts_dir) else []
+    names = [n for n in storage.list_files(parts_dir) if n.endswith(".json")]
     entries = {n[: -len(".json")]: read_json(posixpath.join(parts_dir, n)) for n in names}
     storage.delete_tree(parts_dir)
     return entries

@@ -22,16 +22,13 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.config import ConfigError
+from schemas.config import GLOB_CHARACTERS, ConfigError
 
 COPY_BLOCK = 8 << 20
 
 
 def is_local(path: str) -> bool:
     return "://" not in path or path.startswith("file://")
-
-
-GLOB_CHARACTERS = frozenset("*?[]{}")
 
 
 def check_reachable(path: str, what: str) -> None:
@@ -69,7 +66,7 @@ def is_dir(path: str) -> bool:
     """A local directory, or a prefix that holds at least one object."""
     if is_local(path):
         return os.path.isdir(path)
-    return bool(_match(posixpath.join(path, "**")))
+    return bool(match(posixpath.join(path, "**"), limit=1))  # one object answers; no need to list them all
 
 
 def list_files(directory: str) -> list[str]:
@@ -80,7 +77,7 @@ def list_files(directory: str) -> list[str]:
             found += [os.path.relpath(os.path.join(root, f), directory).replace(os.sep, "/") for f in files]
         return sorted(found)
     prefix = directory.rstrip("/") + "/"
-    return sorted(p[len(prefix) :] for p in _match(prefix + "**"))
+    return sorted(p[len(prefix) :] for p in match(prefix + "**"))
 
 
 def list_children(directory: str) -> list[str]:
@@ -223,5 +220,6 @@ def connect_anonymously_to_emulator() -> None:
         auth._Credentials._credentials_init = True
 
 
-def _match(pattern: str) -> list[str]:
-    return [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+def match(pattern: str, limit: int | None = None) -> list[str]:
+    """Paths matching a FileSystems glob pattern (at most `limit` of them)."""
+    return [m.path for m in FileSystems.match([pattern], limits=[limit] if limit else None)[0].metadata_list]

@@ -140,8 +140,7 @@ class VersionStore:
 
 def document_paths(version_dir: str) -> list[str]:
     """The version's documents/*.parquet shards, sorted (none is not an error here)."""
-    pattern = storage.join(version_dir, DOCUMENTS_DIR, "*.parquet")
-    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    return sorted(storage.match(storage.join(version_dir, DOCUMENTS_DIR, "*.parquet")))
 
 
 def read_manifest(version_dir: str) -> dict:

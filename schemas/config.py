@@ -24,6 +24,10 @@ STAGES = ("corpus", "tokenizer", "binarize", "train")
 PERMISSIVE_LICENSES = ("MIT", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause")  # paper §3.1
 
 
+# Beam finds files by glob patterns it cannot escape, so paths must not hold these.
+GLOB_CHARACTERS = frozenset("*?[]{}")
+
+
 class ConfigError(ValueError):
     """A configuration problem, phrased as what to change."""
 
@@ -404,7 +408,7 @@ class PipelineConfig:
     base_dir: str = dataclasses.field(default=".", metadata={"internal": True})
 
     def __post_init__(self):
-        if not self.name or "/" in self.name or self.name.startswith(".") or set(self.name) & set("*?[]{}"):
+        if not self.name or "/" in self.name or self.name.startswith(".") or GLOB_CHARACTERS & set(self.name):
             raise ConfigError(f"name must be a plain directory name (no /, no leading ., no *?[]{{}}), got {self.name!r}")
         unknown = [s for s in self.stages if s not in STAGES]
         if unknown:
