@@ -5,13 +5,17 @@ worker image) gives Dataflow workers the same code the launcher runs. Versions a
 pinned to a set known to install together on Python 3.11.
 """
 
+import re
+
 from setuptools import find_packages, setup
 
-PACKAGES = ["pipeline", "transforms", "tokenizer_training", "schemas", "trainer"]
+PACKAGES = ["pipeline", "infra", "transforms", "tokenizer_training", "schemas", "trainer"]
+# The one place the version is written: infra/version.py (code_version and the manifest read it).
+VERSION = re.search(r'^PACKAGE_VERSION = "([^"]+)"', open("infra/version.py").read(), re.M).group(1)
 
 setup(
     name="code-corpus",
-    version="0.1.0",
+    version=VERSION,
     description="The open data pipeline for training code language models (InCoder's corpus, rebuilt on Apache Beam)",
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=[p + suffix for p in PACKAGES for suffix in ("", ".*")]),
@@ -41,6 +45,7 @@ setup(
             "google-cloud-bigquery==3.47.0",
             "gcp-storage-emulator==2026.7.19",  # a GCS JSON API server on 127.0.0.1 for gs:// version stores
             "ruff==0.17.6",  # tests/test_lint.py
+            "import-linter==2.17",  # tests/test_lint.py: the layers of .importlinter
         ],
         "bench": ["datatrove==0.10.0"],
     },

@@ -27,8 +27,8 @@ import time
 # The local GitHub fake lives with the tests; the checkout's root must come first on the path.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from schemas.config import GitHubSource, HttpSettings
 from schemas.records import RepoFile
+from schemas.sources_config import GitHubSource, HttpSettings
 from tests.transforms.sources.network_fakes import FakeGitHub, FakeRepo, make_tarball
 from transforms.sources.archives import RepoInfo, read_archive
 from transforms.sources.crawl import fetch_repo

@@ -151,10 +151,11 @@ def run_ours(work: str, out: str, beam_args: list[str]) -> dict:
     import apache_beam as beam
     import pyarrow as pa
 
+    from infra.writers import WriteParquetShards, WriteSmallJson, read_json
     from pipeline.corpus import COUNTS_FILE, CorpusFlow, code_stages, read_code_sources, stage_name
     from pipeline.options import make_pipeline_options
-    from pipeline.writers import WriteParquetShards, WriteSmallJson, read_json
-    from schemas.config import LocalSource, PipelineConfig, SourcesConfig
+    from schemas.config import PipelineConfig
+    from schemas.sources_config import LocalSource, SourcesConfig
     from transforms.decontamination import DecontaminateFn
 
     file_schema = pa.schema(
@@ -191,13 +192,13 @@ def run_ours(work: str, out: str, beam_args: list[str]) -> dict:
 def run_datatrove(work: str, out: str, tasks: int, workers: int) -> dict:
     from datatrove.data import Document
     from datatrove.executor import LocalPipelineExecutor
+    from datatrove.infra.writers import JsonlWriter, ParquetWriter
     from datatrove.pipeline.dedup.exact_dedup import ExactDedupConfig, ExactDedupFilter, ExactDedupSignature, ExactFindDedups
     from datatrove.pipeline.filters import LambdaFilter
     from datatrove.pipeline.filters.base_filter import BaseFilter
     from datatrove.pipeline.formatters import PIIFormatter
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.readers.base import BaseDiskReader
-    from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
     from transforms.dedup import dedup_key
     from transforms.filters import check_file

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from pipeline.writers import PARQUET_COMPRESSION, ROW_GROUP_BYTES, write_parquet  # noqa: E402
+from infra.writers import PARQUET_COMPRESSION, ROW_GROUP_BYTES, write_parquet  # noqa: E402
 from tokenizer_training.sample import choose_sample  # noqa: E402
 
 SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string())])

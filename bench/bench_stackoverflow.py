@@ -140,8 +140,10 @@ class Spill:
 def measure(dump: str) -> dict:
     from schemas.config import StackOverflowConfig
     from schemas.records import Rejected, StackComment, StackPost
-    from transforms.sources.stackoverflow import find_dump_files, read_range, split_ranges
-    from transforms.stackoverflow import format_thread, link_comments, select_thread
+    from transforms.sources.dump_files import find_dump_files, split_ranges
+    from transforms.sources.stackoverflow import read_range
+    from transforms.stackoverflow import link_comments, select_thread
+    from transforms.stackoverflow_format import format_thread
 
     limits = StackOverflowConfig()
     files = find_dump_files(dump)
@@ -229,8 +231,10 @@ def measure_beam(dump: str) -> dict:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from schemas.config import StackOverflowConfig
-    from transforms.sources.stackoverflow import ReadStackExchangeDump, find_dump_files, split_ranges
-    from transforms.stackoverflow import JoinThreads, ScoreBuckets, format_threads
+    from transforms.sources.dump_files import find_dump_files, split_ranges
+    from transforms.sources.stackoverflow import ReadStackExchangeDump
+    from transforms.stackoverflow import JoinThreads
+    from transforms.stackoverflow_format import ScoreBuckets, format_threads
 
     limits = StackOverflowConfig(range_bytes=4 * MIB)
     files = find_dump_files(dump)

@@ -34,9 +34,9 @@ import time
 
 from tokenizers import Tokenizer, pre_tokenizers
 
+from infra.writers import write_parquet
 from pipeline.options import make_pipeline_options
 from pipeline.run import StageContext
-from pipeline.writers import write_parquet
 from schemas import arrow
 from schemas.config import BinarizeConfig, PipelineConfig
 from schemas.records import Document, record_id

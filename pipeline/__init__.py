@@ -1,7 +1,3 @@
-"""The CLI, configuration, the graph that wires stages, and the dataset-version writer."""
+"""The CLI, run orchestration, the graph that wires stages, the stage adapters, report and diff."""
 
-__version__ = "0.1.0"
-
-from pipeline.storage import connect_anonymously_to_emulator  # noqa: E402  (every process, Beam workers too)
-
-connect_anonymously_to_emulator()
+from infra.version import PACKAGE_VERSION as __version__  # noqa: F401

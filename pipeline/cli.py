@@ -15,11 +15,11 @@ import argparse
 import logging
 import sys
 
+from infra.version import read_manifest
 from pipeline.diff import diff_versions, render_diff
 from pipeline.report import screenshot, write_report
 from pipeline.run import build_on_previous, describe_error, parse_stages, run_stages
 from pipeline.summary import counts_table, describe_manifest
-from pipeline.version import read_manifest
 from schemas.config import ConfigError, load_config
 
 

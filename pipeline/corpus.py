@@ -24,12 +24,11 @@ import os
 import posixpath
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 
-from pipeline import storage
-from pipeline.accounting import check_counts, fold_tallies, total_rejected
-from pipeline.version import MANIFEST
-from pipeline.writers import WriteParquetShards, WriteSmallJson, read_json, write_json
+from infra import storage
+from infra.accounting import check_counts, fold_tallies, total_rejected
+from infra.version import MANIFEST
+from infra.writers import WriteParquetShards, WriteSmallJson, read_json, write_json
 from schemas import arrow
 from schemas.config import ConfigError, PipelineConfig, check_star_boundaries
 from transforms.base import ApplyStage
@@ -40,14 +39,16 @@ from transforms.formatting import FormatCodeFn, StarBuckets, entry_boundaries, s
 from transforms.language import LanguageFn
 from transforms.license import LicenseFilterFn
 from transforms.scrub import ScrubEmailsFn
-from transforms.sources.crawl import network_sources
+from transforms.sources.dump_files import DumpError, find_dump_files, split_ranges
 from transforms.sources.local import STAGE as READ_STAGE
 from transforms.sources.local import ReadLocalRepos, list_repos
+from transforms.sources.registry import network_sources
 from transforms.sources.stackoverflow import STAGE as SO_READ_STAGE
-from transforms.sources.stackoverflow import DumpError, ReadStackExchangeDump, find_dump_files, split_ranges
-from transforms.stackoverflow import FORMAT_STAGE as SO_FORMAT_STAGE
+from transforms.sources.stackoverflow import ReadStackExchangeDump
 from transforms.stackoverflow import JOIN_STAGE as SO_JOIN_STAGE
-from transforms.stackoverflow import JoinThreads, ScoreBuckets, format_threads
+from transforms.stackoverflow import JoinThreads
+from transforms.stackoverflow_format import FORMAT_STAGE as SO_FORMAT_STAGE
+from transforms.stackoverflow_format import ScoreBuckets, format_threads
 
 COUNTS_FILE = "_counts.json"
 FILES_FILE = "_files.json"
@@ -95,7 +96,7 @@ def code_stages(flow: CorpusFlow) -> list[beam.PTransform]:
     denied = load_deny_list(config.resolve(decont.denied_repos)) if decont.denied_repos else frozenset()
     previous = tuple(config.resolve(v) for v in dedup.previous_versions)
     for i, version in enumerate(previous):
-        if not FileSystems.exists(bloom_path(version)):
+        if not storage.exists(bloom_path(version)):
             raise ConfigError(f"dedup.previous_versions[{i}]: {bloom_path(version)!r} does not exist; name a version directory")
     return [
         ApplyStage(LicenseFilterFn(config.license.allow)),
@@ -278,7 +279,7 @@ def run_corpus(ctx) -> dict:
         raise RuntimeError(f"rejected/ holds {rows['rejected']} rows but the stages rejected {total_rejected(counts)}")
     entries = read_manifest_entries(ctx.output_dir)
     for name in (COUNTS_FILE, FILES_FILE):
-        FileSystems.delete([posixpath.join(ctx.output_dir, name)])
+        storage.delete_files([posixpath.join(ctx.output_dir, name)])
     return {
         **entries,
         "flow": flow.chains,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import posixpath
 
-from pipeline import storage
+from infra import storage
+from infra.version import document_paths, read_manifest
 from pipeline.summary import flow_order, table
-from pipeline.version import document_paths, read_manifest
 
 MAX_IDS_SHOWN = 20
 ID_BATCH_ROWS = 65536

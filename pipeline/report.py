@@ -18,9 +18,9 @@ import os
 
 import pyarrow.compute as pc
 
-from pipeline import storage
+from infra import storage
+from infra.version import document_paths, read_manifest
 from pipeline.summary import flow_order
-from pipeline.version import document_paths, read_manifest
 
 REPORT = "report.html"
 BATCH_ROWS = 8192

@@ -21,11 +21,8 @@ from typing import Callable
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipeline import storage
-from pipeline.corpus import run_corpus
-from pipeline.options import make_pipeline_options
-from pipeline.report import write_report
-from pipeline.version import (
+from infra import storage
+from infra.version import (
     MANIFEST_FORMAT,
     VersionError,
     VersionStore,
@@ -34,6 +31,9 @@ from pipeline.version import (
     write_manifest,
     write_run_info,
 )
+from pipeline.corpus import run_corpus
+from pipeline.options import make_pipeline_options
+from pipeline.report import write_report
 from schemas.config import STAGES, ConfigError, PipelineConfig
 from tokenizer_training.binarize import run_binarize
 from tokenizer_training.train_tokenizer import run_tokenizer

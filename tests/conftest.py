@@ -15,8 +15,8 @@ import urllib.request
 import pytest
 from apache_beam.options.pipeline_options import StandardOptions
 
+from infra.storage import connect_anonymously_to_emulator
 from pipeline.options import LOCAL_RUNNER
-from pipeline.storage import connect_anonymously_to_emulator
 
 # Test pipelines that name no runner use the CLI's local runner (Beam's FnApiRunner), not
 # the DirectRunner, whose first move is to download its Prism runner from the internet.

@@ -1,13 +1,38 @@
-"""The project's own code passes its linter (settings in ruff.toml)."""
+"""The project's own code passes its linter (ruff.toml) and its layer rule (.importlinter)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
+
+import grimp
 
 from tests.conftest import ROOT
+
+PACKAGES = ("pipeline", "trainer", "tokenizer_training", "transforms", "infra", "schemas")
 
 
 def test_code_passes_ruff():
     proc = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_layers_import_only_downward():
+    lint_imports = Path(sys.executable).parent / "lint-imports"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([str(lint_imports)], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 kept, 0 broken" in proc.stdout
+
+
+def test_no_module_imports_itself_through_others():
+    graph = grimp.build_graph(*PACKAGES)
+    cycles = []
+    for module in sorted(graph.modules):
+        for imported in sorted(graph.find_modules_directly_imported_by(module)):
+            back = graph.find_shortest_chain(importer=imported, imported=module)
+            if back:
+                cycles.append(" -> ".join((module, *back)))
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)

@@ -27,13 +27,12 @@ import posixpath
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.io.filesystems import FileSystems
 from tokenizers import Tokenizer
 
-from pipeline import storage
-from pipeline.accounting import check_counts, fold_tallies
-from pipeline.version import DOCUMENTS_DIR
-from pipeline.writers import WriteParquetShards, WriteSmallJson, file_info, read_json, shard_of
+from infra import storage
+from infra.accounting import check_counts, fold_tallies
+from infra.version import DOCUMENTS_DIR
+from infra.writers import WriteParquetShards, WriteSmallJson, file_info, read_json, shard_of
 from schemas import arrow
 from schemas.records import Rejected, record_rng
 from tokenizer_training.indexed_dataset import IndexedDatasetBuilder, bin_path, idx_path, token_dtype
@@ -74,7 +73,7 @@ class TokenizeDocumentsDoFn(beam.DoFn):
         self.dtype = dtype
 
     def setup(self):
-        with FileSystems.open(self.tokenizer_path) as f:
+        with storage.open_file(self.tokenizer_path) as f:
             self.tokenizer = Tokenizer.from_str(f.read().decode("utf-8"))
         self.tokenizer.encode_special_tokens = True  # document text never yields a sentinel id
         self.tally = Tally(STAGE)
@@ -158,7 +157,7 @@ def build_binarize(p: beam.Pipeline, input_dir: str, out_dir: str, tokenizer_pat
 def run_binarize(ctx) -> dict:
     """Write shards/ of the version from its documents and tokenizer; return its manifest part."""
     tokenizer_path = posixpath.join(ctx.input_dir, TOKENIZER_DIR, TOKENIZER_FILE)
-    if not FileSystems.exists(tokenizer_path):
+    if not storage.exists(tokenizer_path):
         raise FileNotFoundError(f"no {TOKENIZER_DIR}/{TOKENIZER_FILE} in {ctx.input_dir}; run the tokenizer stage")
     vocab_size = load_raw_tokenizer(posixpath.dirname(tokenizer_path)).get_vocab_size(with_added_tokens=True)
     dtype = np.dtype(token_dtype(vocab_size)).name
@@ -168,7 +167,7 @@ def run_binarize(ctx) -> dict:
 
     counts = fold_tallies(read_json(posixpath.join(ctx.output_dir, COUNTS_FILE)))
     files = read_json(posixpath.join(ctx.output_dir, FILES_FILE))
-    FileSystems.delete([posixpath.join(ctx.output_dir, n) for n in (COUNTS_FILE, FILES_FILE)])
+    storage.delete_files([posixpath.join(ctx.output_dir, n) for n in (COUNTS_FILE, FILES_FILE)])
     entry = counts.get(STAGE, {"in": 0, "kept": 0, "rejected": {}, "stats": {}})
     splits = shard_summary(files)
     sequences = sum(s["documents"] for s in splits.values())

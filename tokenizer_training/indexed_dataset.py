@@ -27,9 +27,9 @@ import os
 import struct
 
 import numpy as np
-from apache_beam.io.filesystems import FileSystems
 
-from pipeline.writers import HashingFile
+from infra import storage
+from infra.writers import HashingFile
 
 INDEX_HEADER = b"MMIDIDX\x00\x00"
 INDEX_VERSION = 1
@@ -130,7 +130,7 @@ class IndexedDatasetBuilder:
         self.dtype = dtype
         self.sizes = array.array("i")
         self.limit = np.iinfo(dtype).max if np.issubdtype(dtype, np.integer) else None
-        self._bin = HashingFile(FileSystems.create(bin_path))
+        self._bin = HashingFile(storage.create_file(bin_path))
 
     def add_document(self, tokens) -> None:
         tokens = np.asarray(tokens)
@@ -148,7 +148,7 @@ class IndexedDatasetBuilder:
         np.cumsum(sizes[:-1], dtype=np.int64, out=pointers[1:])
         pointers *= itemsize
         document_indices = np.arange(len(sizes) + 1, dtype=np.int64)  # one sequence per document
-        out = HashingFile(FileSystems.create(idx_path))
+        out = HashingFile(storage.create_file(idx_path))
         out.write(INDEX_HEADER)
         out.write(struct.pack("<QBQQ", INDEX_VERSION, DTYPE_CODES[self.dtype], len(sizes), len(document_indices)))
         out.write(sizes.tobytes(order="C"))

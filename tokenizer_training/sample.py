@@ -18,8 +18,8 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import storage
-from pipeline.version import DOCUMENTS_DIR, document_paths
+from infra import storage
+from infra.version import DOCUMENTS_DIR, document_paths
 from schemas.records import record_rng
 
 BATCH_ROWS = 256  # rows per Parquet read; documents can be up to read.max_file_bytes each

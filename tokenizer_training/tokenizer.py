@@ -23,11 +23,10 @@ import hashlib
 import os
 from typing import Iterable
 
-from apache_beam.io.filesystems import FileSystems
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from pipeline import storage
-from pipeline.writers import write_json
+from infra import storage
+from infra.writers import write_json
 
 EOT = "<|endoftext|>"
 PAD = "<pad>"
@@ -104,13 +103,13 @@ def save_tokenizer(tokenizer: Tokenizer, directory: str) -> None:
 def tokenizer_dir(path: str) -> str:
     """A tokenizer directory, given it or a version directory that holds one."""
     inner = storage.join(path, TOKENIZER_DIR)
-    return inner if FileSystems.exists(storage.join(inner, TOKENIZER_FILE)) else path
+    return inner if storage.exists(storage.join(inner, TOKENIZER_FILE)) else path
 
 
 def tokenizer_json(path: str) -> bytes:
     """The tokenizer.json of a version or tokenizer directory, local or on cloud storage."""
     file = storage.join(tokenizer_dir(path), TOKENIZER_FILE)
-    if not FileSystems.exists(file):
+    if not storage.exists(file):
         raise FileNotFoundError(f"no {TOKENIZER_FILE} under {path}; run the tokenizer stage first")
     return storage.read_bytes(file)
 

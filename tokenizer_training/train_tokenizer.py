@@ -16,10 +16,8 @@ import hashlib
 import logging
 import time
 
-from apache_beam.io.filesystems import FileSystems
-
-from pipeline import storage
-from pipeline.writers import file_info
+from infra import storage
+from infra.writers import file_info
 from schemas.config import ConfigError
 from tokenizer_training.sample import choose_sample, document_files, iter_sample
 from tokenizer_training.tokenizer import (
@@ -102,7 +100,7 @@ def _train(ctx, out: str) -> dict:
 def _copy_tokenizer(source: str, out: str) -> dict:
     """Copy an earlier tokenizer after checking it has this project's special tokens."""
     source_dir = tokenizer_dir(source)
-    if not FileSystems.exists(storage.join(source_dir, TOKENIZER_FILE)):
+    if not storage.exists(storage.join(source_dir, TOKENIZER_FILE)):
         raise ConfigError(f"tokenizer.reuse_from: no {TOKENIZER_FILE} in {source!r} or its {TOKENIZER_DIR}/")
     tokenizer = load_raw_tokenizer(source_dir)
     wrong = [t for i, t in enumerate(SPECIAL_TOKENS) if tokenizer.token_to_id(t) != i]

@@ -19,7 +19,7 @@ from typing import Sequence
 
 import torch
 
-from pipeline import storage
+from infra import storage
 from trainer.masking import SpecialIds, restore
 
 INSERT_MARKER = "<insert>"  # marks a region to fill in CLI input, as in InCoder's demo

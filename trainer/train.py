@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from transformers import XGLMForCausalLM
 
-from pipeline import storage
-from pipeline.writers import file_info, write_json
+from infra import storage
+from infra.writers import file_info, write_json
 from schemas.config import ConfigError, TrainConfig
 from tokenizer_training.binarize import SHARDS_DIR
 from tokenizer_training.tokenizer import TOKENIZER_DIR, load_tokenizer

@@ -1,13 +1,19 @@
 """The contract every stage follows.
 
-A stage's logic is a `RecordFn`: a plain callable over one record that returns the
-record (possibly changed) to keep it, or a `Rejected` to drop it. `ApplyStage`
-wraps it in Beam with three outputs:
+A stage's logic is a `RecordFn`: a plain callable over one element that returns the
+record (possibly changed) to keep it, a `Rejected` to drop it, None for nothing, or a
+generator of any number of these (a source reading a repository, a group resolved at
+once). `pvalue.TaggedOutput`s it yields go to the extra outputs it names in
+`extra_outputs` (snapshots, keys). `ApplyStage` wraps it in Beam with these outputs:
 
     main      kept records
     rejected  `Rejected` records
     tally     ((stage, kind, reason), count) pairs, emitted once per bundle, where
               kind is "in", "kept", "rejected" or "stat"
+    ...       one per name in `extra_outputs`
+
+A stage reads one record per element, or, with `each_output_is_an_input`, one per
+record it yields (a source reads the files of a repository: read = kept + rejected).
 
 The tallies from every stage are summed into the manifest's counts, and the run
 checks in = kept + rejected for every stage before it commits the version.
@@ -16,6 +22,7 @@ checks in = kept + rejected for every stage before it commits the version.
 from __future__ import annotations
 
 import collections
+import inspect
 import logging
 import time
 from typing import Any, Iterable
@@ -44,12 +51,21 @@ class RecordFn:
     """
 
     stage: str = ""
+    extra_outputs: tuple[str, ...] = ()  # tags of the TaggedOutputs the fn yields besides kept/rejected
+    each_output_is_an_input = False  # True: every kept or rejected record it yields counts as one read
 
     def setup(self) -> None:
         pass
 
     def __call__(self, record: Any) -> Any:
         raise NotImplementedError
+
+    def finish_bundle(self) -> Iterable:
+        """Records or TaggedOutputs held back until the bundle ends (e.g. batched work)."""
+        return ()
+
+    def teardown(self) -> None:
+        pass
 
     def count(self, name: str, n: int = 1) -> None:
         """Add to a stage statistic (e.g. emails replaced); it lands in the manifest."""
@@ -106,7 +122,7 @@ class Tally:
     def drain(self) -> Iterable[pvalue.TaggedOutput]:
         """The bundle's counts as windowed tally outputs (for `finish_bundle`)."""
         for key, n in sorted(self.counts.items()):
-            yield pvalue.TaggedOutput(TALLY, WindowedValue((key, n), MIN_TIMESTAMP, [GlobalWindow()]))
+            yield in_global_window(pvalue.TaggedOutput(TALLY, (key, n)))
         self.counts.clear()
 
 
@@ -121,14 +137,43 @@ class StageDoFn(beam.DoFn):
         self.tally = Tally(self.fn.stage)
 
     def process(self, record, **side_inputs):
-        self.tally.add_in()
-        out = self.fn(record, **side_inputs)
-        if out is not None:
-            yield self.tally.route(out)
+        if not self.fn.each_output_is_an_input:
+            self.tally.add_in()
+        yield from self._route(self.fn(record, **side_inputs))
 
     def finish_bundle(self):
+        for out in self._route(self.fn.finish_bundle()):
+            yield in_global_window(out)
         self.tally.add_stats(self.fn.stats)
         yield from self.tally.drain()
+
+    def teardown(self):
+        self.fn.teardown()
+
+    def _route(self, out):
+        for item in outputs_of(out):
+            if isinstance(item, pvalue.TaggedOutput):
+                yield item
+                continue
+            if self.fn.each_output_is_an_input:
+                self.tally.add_in()
+            yield self.tally.route(item)
+
+
+def in_global_window(out):
+    """An output of `finish_bundle`, which Beam needs windowed (every stage runs in the global window)."""
+    if isinstance(out, pvalue.TaggedOutput):
+        return pvalue.TaggedOutput(out.tag, in_global_window(out.value))
+    return out if isinstance(out, WindowedValue) else WindowedValue(out, MIN_TIMESTAMP, [GlobalWindow()])
+
+
+def outputs_of(out) -> Iterable:
+    """What a RecordFn returned, as an iterable: nothing, one record, or what a generator yields."""
+    if out is None:
+        return ()
+    if inspect.isgenerator(out) or isinstance(out, (list, tuple)) and not hasattr(out, "_fields"):
+        return out
+    return (out,)
 
 
 class ApplyStage(beam.PTransform):
@@ -147,4 +192,6 @@ class ApplyStage(beam.PTransform):
         return type(self.fn).__name__
 
     def expand(self, records):
-        return records | beam.ParDo(StageDoFn(self.fn), **self.record_fn_inputs).with_outputs(REJECTED, TALLY, main="kept")
+        return records | beam.ParDo(StageDoFn(self.fn), **self.record_fn_inputs).with_outputs(
+            REJECTED, TALLY, *self.fn.extra_outputs, main="kept"
+        )

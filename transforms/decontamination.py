@@ -26,8 +26,7 @@ from __future__ import annotations
 import collections
 import re
 
-from apache_beam.io.filesystems import FileSystems
-
+from infra import storage
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
 from transforms.base import RecordFn
@@ -82,9 +81,9 @@ def normalise_repo(name: str) -> str:
 
 def load_deny_list(path: str, key: str = "decontamination.denied_repos") -> frozenset[str]:
     """Repository names from a deny-list file: one `owner/name` (or GitHub URL) a line, `#` comments."""
-    if not FileSystems.exists(path):
+    if not storage.exists(path):
         raise ConfigError(f"{key}: {path!r} does not exist; point it at a file of owner/name lines")
-    with FileSystems.open(path) as f:
+    with storage.open_file(path, decompress=True) as f:
         lines = f.read().decode("utf-8").splitlines()
     return frozenset(normalise_repo(line) for line in (l.split("#", 1)[0] for l in lines) if line.strip())
 

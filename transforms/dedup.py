@@ -31,10 +31,10 @@ import string
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.io.filesystems import FileSystems
 from pybloom_live import BloomFilter
 
-from pipeline.writers import HashingFile, file_info
+from infra import storage
+from infra.writers import HashingFile, file_info
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
 from transforms.base import REJECTED, TALLY, Tally
@@ -75,7 +75,7 @@ def bloom_path(version_dir: str) -> str:
 
 
 def read_bloom(path: str) -> BloomFilter:
-    with FileSystems.open(path) as f:
+    with storage.open_file(path) as f:
         return BloomFilter.fromfile(io.BytesIO(f.read()))
 
 
@@ -145,7 +145,7 @@ class ResolveDuplicatesFn(beam.DoFn):
 
 def write_bloom(serialized: tuple[bytes, int], version_dir: str) -> dict:
     path = bloom_path(version_dir)
-    out = HashingFile(FileSystems.create(path))
+    out = HashingFile(storage.create_file(path))
     out.write(serialized[0])
     out.close()
     return file_info(version_dir, path, out.sha256.hexdigest(), out.size)

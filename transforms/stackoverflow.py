@@ -64,92 +64,17 @@ threads, one per kept question, and writes one Document each.
 from __future__ import annotations
 
 import collections
-import re
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import apache_beam as beam
 
 from schemas.config import StackOverflowConfig
-from schemas.records import Document, Rejected, StackComment, StackPost, record_rng
-from transforms import markup
-from transforms.base import REJECTED, TALLY, ApplyStage, RecordFn, Tally
-from transforms.buckets import ComputeBucketBoundaries, bucket_of
-from transforms.formatting import star_buckets_entry
+from schemas.records import Rejected, StackComment, StackPost
+from transforms.base import REJECTED, TALLY, Tally
 from transforms.sources.stackoverflow import COMMENTS, POSTS, SOURCE
 
 JOIN_STAGE = "stackoverflow-join"
-FORMAT_STAGE = "stackoverflow-format"
-KIND = "stackoverflow"
-
-
-# ---- body HTML → text ----------------------------------------------------------------------
-
-BLOCK_TAGS = frozenset(
-    "address article aside blockquote dd details div dl dt figcaption figure footer h1 h2 h3 h4 h5 h6 "
-    "header hr li main nav ol p section summary table tbody td tfoot th thead tr ul".split()
-)
-_HTML_SPACE = re.compile(r"[ \t\n\r\f]+")  # HTML's whitespace; a no-break space is kept
-
-
-class _BodyText(HTMLParser):
-    """Collects the lines of a body: text lines and `<code>` blocks."""
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.lines: list[str] = []
-        self.inline: list[str] = []
-        self.code: list[str] = []
-        self.pre_depth = 0
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "pre":
-            if not self.pre_depth:
-                self.end_line()
-            self.pre_depth += 1
-        elif not self.pre_depth and (tag == "br" or tag in BLOCK_TAGS):
-            self.end_line()
-
-    def handle_endtag(self, tag):
-        if tag == "pre" and self.pre_depth:
-            self.pre_depth -= 1
-            if not self.pre_depth:
-                self.end_code()
-        elif not self.pre_depth and tag in BLOCK_TAGS:
-            self.end_line()
-
-    def handle_data(self, data):
-        (self.code if self.pre_depth else self.inline).append(data)
-
-    def end_line(self) -> None:
-        text = _HTML_SPACE.sub(" ", "".join(self.inline)).strip(" ")
-        if text:
-            self.lines.append(text)
-        self.inline = []
-
-    def end_code(self) -> None:
-        code = "".join(self.code)
-        code = code[1:] if code.startswith("\n") else code  # HTML drops a newline right after <pre>
-        self.lines.append(f"<code>\n{code.rstrip()}\n</code>")
-        self.code = []
-
-    def text(self) -> str:
-        self.close()
-        if self.pre_depth:  # an unclosed <pre> still ends as a code block
-            self.end_code()
-        self.end_line()
-        return "\n".join(self.lines)
-
-
-def body_text(html: str) -> str:
-    """A post body's HTML as training text (see the module docstring)."""
-    parser = _BodyText()
-    parser.feed(html)
-    return parser.text()
-
-
-# ---- join and select ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -350,72 +275,3 @@ class JoinThreads(beam.PTransform):
 
 
 # ---- format ----------------------------------------------------------------------------------
-
-
-def question_text(question: StackPost) -> str:
-    body = body_text(question.body)
-    return f"{question.title.strip()}\n\n{body}" if body else question.title.strip()
-
-
-def format_thread(thread: Thread, boundaries: Sequence[float], seed: int) -> Document:
-    """A Thread → its Document, marked up as in Figure 6c (see the module docstring)."""
-    q = thread.question
-    rng = record_rng(seed, q.site, str(q.post_id))
-    tags = [("tags", ",".join(q.tags))] if q.tags else []
-    q_bucket = bucket_of(q.score, boundaries)
-    parts = [markup.wrap_random("q", question_text(q), tags + [("dscore", q_bucket)], rng)]
-    parts += [markup.wrap_random("c", c.text.strip(), [], rng) for c in thread.comments]
-    for answer, comments in thread.answers:
-        parts.append(
-            markup.wrap_random("a", body_text(answer.body), tags + [("dscore", bucket_of(answer.score, boundaries))], rng)
-        )
-        parts += [markup.wrap_random("c", c.text.strip(), [], rng) for c in comments]
-    meta = {
-        "answers": len(thread.answers),
-        "comments": len(thread.comments) + sum(len(cs) for _, cs in thread.answers),
-        "dscore": q_bucket,
-        "question_id": q.post_id,
-        "score": q.score,
-        "site": q.site,
-    }
-    return Document(
-        id=q.id,
-        kind=KIND,
-        text="\n".join(parts) + "\n",
-        source=SOURCE,
-        tags=q.tags,
-        meta=tuple((k, str(v)) for k, v in sorted(meta.items())),
-    )
-
-
-class FormatThreadFn(RecordFn):
-    """Thread → Document; the score bucket boundaries arrive as the `score_boundaries` side input."""
-
-    stage = FORMAT_STAGE
-
-    def __init__(self, seed: int):
-        self.seed = seed
-
-    def __call__(self, thread: Thread, *, score_boundaries: Sequence[float]) -> Document:
-        return format_thread(thread, score_boundaries, self.seed)
-
-
-class BucketOutputs(NamedTuple):
-    boundaries: beam.PCollection  # one element: the five dscore boundaries
-    entry: beam.PCollection  # one element: the manifest's `score_buckets` entry
-
-
-class ScoreBuckets(beam.PTransform):
-    """Threads → the dscore boundaries over the score of every kept question and answer."""
-
-    def expand(self, threads):
-        scores = threads | "Scores" >> beam.FlatMap(Thread.scores)
-        boundaries = scores | "Boundaries" >> ComputeBucketBoundaries()
-        posts = scores | "CountPosts" >> beam.combiners.Count.Globally()
-        entry = boundaries | "ManifestEntry" >> beam.Map(star_buckets_entry, posts=beam.pvalue.AsSingleton(posts))
-        return BucketOutputs(boundaries, entry)
-
-
-def format_threads(seed: int, score_boundaries: beam.PCollection) -> ApplyStage:
-    """The format stage, with the single-element boundaries PCollection as its side input."""
-    return ApplyStage(FormatThreadFn(seed), score_boundaries=beam.pvalue.AsSingleton(score_boundaries))

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from schemas.records import Rejected, StackComment, StackPost
 from tests.fuzz.fuzz_settings import FUZZ
-from transforms.sources.stackoverflow import find_dump_files, read_range, split_ranges
+from transforms.sources.dump_files import find_dump_files, split_ranges
+from transforms.sources.stackoverflow import read_range
 
 SITE = "fuzz.example"
 MAX_ROW_BYTES = 4096

@@ -8,8 +8,8 @@ import os
 import tarfile
 import uuid
 
-from schemas.config import ArchiveLimits
 from schemas.records import Rejected, RepoFile, RepoSnapshot
+from schemas.sources_config import ArchiveLimits
 from tests.conftest import peak_python_memory
 from tests.hostile.test_local_hostile import tree_state
 from tests.transforms.sources.network_fakes import make_tarball

@@ -9,7 +9,8 @@ import py7zr
 from schemas.records import Rejected, StackComment, StackPost
 from tests.conftest import peak_python_memory
 from tests.hostile.hostile_inputs import SECRET, billion_laughs_dump, make_outside
-from transforms.sources.stackoverflow import find_dump_files, read_range, split_ranges
+from transforms.sources.dump_files import find_dump_files, split_ranges
+from transforms.sources.stackoverflow import read_range
 
 MAX_ROW_BYTES = 1 << 20
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.accounting import AccountingError, check_counts, fold_tallies
+from infra.accounting import AccountingError, check_counts, fold_tallies
 
 
 def test_fold_tallies_sums_per_stage_and_reason():

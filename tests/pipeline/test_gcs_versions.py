@@ -10,9 +10,9 @@ import hashlib
 import os
 import shutil
 
-from pipeline import storage
+from infra import storage
+from infra.version import MANIFEST, RUN_INFO, read_manifest
 from pipeline.diff import diff_versions
-from pipeline.version import MANIFEST, RUN_INFO, read_manifest
 from schemas.records import RepoFile
 from tests.conftest import EXAMPLES, SAMPLE_CONFIG, run_cli
 from tests.trainer.conftest import ONE_THREAD_ENV, write_version

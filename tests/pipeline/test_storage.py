@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline import storage
-from pipeline.version import MANIFEST, VersionStore
+from infra import storage
+from infra.version import MANIFEST, VersionStore
 
 FILES = {"x.json": b"{}", "b/y.bin": b"\x00\x01", "b/c/z.txt": "ünïcode".encode(), "b/not-gzip.gz": b"plain"}
 

@@ -6,7 +6,7 @@ import hashlib
 
 import pyarrow.parquet as pq
 
-from pipeline import storage, writers
+from infra import storage, writers
 from schemas import arrow
 from schemas.records import Rejected
 

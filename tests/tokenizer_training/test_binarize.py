@@ -10,9 +10,9 @@ import warnings
 import pyarrow.parquet as pq
 import pytest
 
+from infra.writers import shard_of, write_parquet
 from pipeline.options import make_pipeline_options
 from pipeline.run import StageContext, run_stages
-from pipeline.writers import shard_of, write_parquet
 from schemas import arrow
 from schemas.config import BinarizeConfig, load_config
 from schemas.records import Document

@@ -16,7 +16,7 @@ import random
 import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
-from pipeline.version import MANIFEST_FORMAT, write_manifest
+from infra.version import MANIFEST_FORMAT, write_manifest
 from tokenizer_training.indexed_dataset import IndexedDatasetBuilder, token_dtype
 from tokenizer_training.tokenizer import SPECIAL_TOKENS, add_document_start, save_tokenizer
 

@@ -18,7 +18,7 @@ from subprocess import DEVNULL
 
 import pytest
 
-from pipeline.version import read_manifest
+from infra.version import read_manifest
 from schemas.config import ConfigError, load_config
 from tests.conftest import ROOT
 from tests.trainer.conftest import ONE_THREAD_ENV, VERSION, write_version

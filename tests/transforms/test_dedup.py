@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pybloom_live import BloomFilter
 
+from infra.writers import read_json
 from pipeline.corpus import MANIFEST_PARTS_DIR, CorpusFlow
-from pipeline.writers import read_json
 from schemas.config import ConfigError, PipelineConfig
 from schemas.records import RepoFile
 from tests.conftest import SAMPLE_REPOS

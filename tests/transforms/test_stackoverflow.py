@@ -13,15 +13,12 @@ from schemas.records import Rejected, StackComment, StackPost
 from tests.conftest import EXAMPLES, peak_python_memory
 from transforms import markup
 from transforms.buckets import boundaries_from_histogram
-from transforms.sources.stackoverflow import (
-    DumpFile,
-    DumpRange,
-    find_dump_files,
-    parse_tags,
-    read_range,
-    split_ranges,
-)
-from transforms.stackoverflow import Thread, body_text, format_thread, link_comments, select_thread
+from transforms.sources.dump_files import DumpFile, DumpRange, find_dump_files, split_ranges
+from transforms.sources.dump_rows import parse_tags
+from transforms.sources.stackoverflow import read_range
+from transforms.stackoverflow import Thread, link_comments, select_thread
+from transforms.stackoverflow_format import format_thread
+from transforms.stackoverflow_html import body_text
 
 SAMPLE_DUMP = os.path.join(EXAMPLES, "stackoverflow")
 SEED = 1234  # examples/sample.yaml's seed

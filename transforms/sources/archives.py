@@ -28,8 +28,8 @@ import tarfile
 import zlib
 from typing import Iterator
 
-from schemas.config import ArchiveLimits
 from schemas.records import Rejected, RepoFile, RepoSnapshot
+from schemas.sources_config import ArchiveLimits
 from transforms.license import detect_repo_license, is_license_candidate
 from transforms.sources.local import BAD_PATH, STAGE, decode_file, shown_path
 

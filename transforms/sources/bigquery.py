@@ -25,11 +25,11 @@ import os
 import apache_beam as beam
 from apache_beam import pvalue
 
-from schemas.config import BigQuerySource
 from schemas.records import RepoSnapshot
+from schemas.sources_config import BigQuerySource
 from transforms.base import REJECTED, TALLY, Tally
 from transforms.sources.archives import RepoInfo
-from transforms.sources.crawl import SourceOutputs, license_keys, spdx_of_key, with_snapshot_id
+from transforms.sources.common import SourceOutputs, license_keys, spdx_of_key, with_snapshot_id
 from transforms.sources.crawl_state import CrawlState
 from transforms.sources.local import STAGE
 

@@ -27,8 +27,7 @@ import posixpath
 import uuid
 from typing import Any, Iterable, Iterator
 
-from apache_beam.io.filesystems import FileSystems
-
+from infra import storage
 from schemas.records import Rejected, RepoFile, RepoSnapshot, record_id
 
 RECORD_TYPES = {cls.__name__: cls for cls in (RepoFile, Rejected, RepoSnapshot)}
@@ -77,9 +76,9 @@ class CrawlState:
     def page(self, request: str) -> dict | None:
         """The saved answer to a listing request (its canonical URL), or None."""
         path = self._file("pages", hashlib.sha256(request.encode()).hexdigest() + ".json")
-        if not FileSystems.exists(path):
+        if not storage.exists(path):
             return None
-        with FileSystems.open(path) as f:
+        with storage.open_file(path, decompress=True) as f:
             return json.loads(f.read().decode("utf-8"))
 
     def save_page(self, request: str, answer: dict) -> None:
@@ -94,7 +93,7 @@ class CrawlState:
         _write_atomically(self.listing_path, (json.dumps(item, sort_keys=True) for item in items))
 
     def read_listing(self) -> Iterator[dict]:
-        with FileSystems.open(self.listing_path) as f:
+        with storage.open_file(self.listing_path, decompress=True) as f:
             for line in _lines(f):
                 yield json.loads(line)
 
@@ -106,13 +105,13 @@ class CrawlState:
     def load_repo(self, source: str, repo: str) -> Iterator[RepoFile | Rejected | RepoSnapshot] | None:
         """The saved records of a fetched repository, or None when it was not fetched yet."""
         path = self.repo_file(source, repo)
-        if not FileSystems.exists(path):
+        if not storage.exists(path):
             return None
         return self._replay(path)
 
     @staticmethod
     def _replay(path: str) -> Iterator[RepoFile | Rejected | RepoSnapshot]:
-        with FileSystems.open(path) as f:
+        with storage.open_file(path, decompress=True) as f:
             lines = _lines(f)
             next(lines)  # the header
             for line in lines:
@@ -128,7 +127,7 @@ class RepoWriter:
     def __init__(self, path: str, header: dict):
         self.path = path
         self.tmp = f"{path}.{uuid.uuid4().hex}.tmp.zst"
-        self._file = FileSystems.create(self.tmp)
+        self._file = storage.create_file(self.tmp, compress=True)
         self._write(header)
 
     def _write(self, data: dict) -> None:
@@ -139,11 +138,11 @@ class RepoWriter:
 
     def commit(self) -> None:
         self._file.close()
-        FileSystems.rename([self.tmp], [self.path])
+        storage.rename(self.tmp, self.path)
 
     def abort(self) -> None:
         self._file.close()
-        FileSystems.delete([self.tmp])
+        storage.delete_files([self.tmp])
 
 
 def _lines(f) -> Iterator[bytes]:
@@ -154,7 +153,7 @@ def _lines(f) -> Iterator[bytes]:
 
 def _write_atomically(path: str, lines: Iterable[str]) -> None:
     tmp = f"{path}.{uuid.uuid4().hex}.tmp" + (".zst" if path.endswith(".zst") else "")
-    with FileSystems.create(tmp) as f:
+    with storage.create_file(tmp, compress=True) as f:
         for line in lines:
             f.write((line + "\n").encode("utf-8"))
-    FileSystems.rename([tmp], [path])
+    storage.rename(tmp, path)

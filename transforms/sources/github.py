@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import datetime
 
-from transforms.sources.crawl import Host, Listing, RemoteRepo, RepoUnavailable, StopListing, license_keys
+from transforms.sources.common import license_keys
 from transforms.sources.crawl_state import CrawlState
+from transforms.sources.hosts import Host, Listing, RemoteRepo, RepoUnavailable, StopListing
 from transforms.sources.http_client import Reply
 
 SEARCH_CAP = 1000  # results one search query can return

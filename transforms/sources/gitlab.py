@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import urllib.parse
 
-from transforms.sources.crawl import Host, Listing, RemoteRepo, RepoUnavailable, StopListing, spdx_of_key
+from transforms.sources.common import spdx_of_key
 from transforms.sources.crawl_state import CrawlState
+from transforms.sources.hosts import Host, Listing, RemoteRepo, RepoUnavailable, StopListing
 from transforms.sources.http_client import Reply
 
 PER_PAGE = 100  # GitLab's largest page

@@ -26,7 +26,7 @@ from typing import Any, Mapping
 import requests
 from requests.utils import parse_header_links
 
-from schemas.config import HttpSettings
+from schemas.sources_config import HttpSettings
 
 log = logging.getLogger(__name__)
 

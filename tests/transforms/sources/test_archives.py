@@ -7,8 +7,8 @@ import io
 import os
 import tarfile
 
-from schemas.config import ArchiveLimits
 from schemas.records import Rejected, RepoFile, RepoSnapshot
+from schemas.sources_config import ArchiveLimits
 from tests.conftest import SAMPLE_REPOS
 from tests.transforms.sources.network_fakes import make_tarball
 from transforms.sources.archives import RepoInfo, read_archive

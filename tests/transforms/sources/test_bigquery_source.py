@@ -7,11 +7,11 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from schemas.config import BigQuerySource
+from schemas.sources_config import BigQuerySource
 from tests.transforms.sources.network_fakes import FakeBigQuery, FakeFile
 from transforms.sources.bigquery import ReadBigQueryFiles, query_sql
-from transforms.sources.crawl import RemoteRepo, listing_line
 from transforms.sources.crawl_state import CrawlState
+from transforms.sources.hosts import RemoteRepo, listing_line
 
 FILES = [FakeFile("py/lib", f"pkg/m{i:02d}.py", f"VALUE = {i}\n") for i in range(23)] + [
     FakeFile("py/lib", "nb/demo.ipynb", '{"cells": []}'),

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from schemas.config import GitLabSource, HttpSettings
 from schemas.records import Rejected, RepoFile, RepoSnapshot
+from schemas.sources_config import GitLabSource, HttpSettings
 from tests.conftest import SAMPLE_REPOS
 from tests.transforms.sources.network_fakes import FakeGitLab, FakeRepo
 from transforms.sources.crawl import fetch_repo

@@ -8,7 +8,7 @@ import time
 import pytest
 from werkzeug.wrappers import Response
 
-from schemas.config import HttpSettings
+from schemas.sources_config import HttpSettings
 from tests.transforms.sources.network_fakes import FakeServer, json_response
 from transforms.sources.http_client import ApiClient, BudgetExhausted, RequestFailed
 

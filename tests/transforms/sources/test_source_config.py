@@ -7,7 +7,7 @@ import yaml
 
 from schemas.config import ConfigError, load_config
 from tests.transforms.sources.network_fakes import FakeGitHub, FakeRepo
-from transforms.sources.crawl import network_sources
+from transforms.sources.registry import network_sources
 
 
 def config_with(tmp_path, sources: dict):

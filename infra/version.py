@@ -20,10 +20,10 @@ import subprocess
 
 from apache_beam.io.filesystems import FileSystems
 
-import pipeline
-from pipeline import storage
-from pipeline.writers import write_json
+from infra import storage
+from infra.writers import write_json
 
+PACKAGE_VERSION = "0.1.0"  # setup.py reads it from here
 MANIFEST = "manifest.json"
 DOCUMENTS_DIR = "documents"
 RUN_INFO = "run.json"
@@ -46,8 +46,8 @@ def code_version() -> str:
             ["git", "-C", here, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return pipeline.__version__
-    return f"{pipeline.__version__}+g{commit}"
+        return PACKAGE_VERSION
+    return f"{PACKAGE_VERSION}+g{commit}"
 
 
 class VersionStore:

@@ -5,7 +5,7 @@ driver the few directory-level operations it needs around the graph (list, copy,
 move, delete a tree) with one meaning on both kinds of store. Object stores have no
 directories: a "directory" there is every object under a prefix, and moving one is a
 copy of each object followed by a delete, so it is not atomic. The version store
-(`pipeline/version.py`) orders its moves so that `manifest.json` arrives last and is
+(`infra/version.py`) orders its moves so that `manifest.json` arrives last and is
 the commit marker.
 """
 
@@ -89,6 +89,30 @@ def list_children(directory: str) -> list[str]:
 
 # Bytes as stored: FileSystems would otherwise (de)compress by file extension (.gz, .zst, ...).
 RAW = CompressionTypes.UNCOMPRESSED
+
+
+def open_file(path: str, decompress: bool = False):
+    """A readable file on any store: its bytes as stored, or decompressed by extension (.gz, .zst)."""
+    return FileSystems.open(path, compression_type=CompressionTypes.AUTO if decompress else RAW)
+
+
+def create_file(path: str, compress: bool = False):
+    """A writable file on any store: the bytes as given, or compressed by extension (.gz, .zst)."""
+    return FileSystems.create(path, compression_type=CompressionTypes.AUTO if compress else RAW)
+
+
+def rename(source: str, target: str) -> None:
+    """Move one file within a store (atomic locally)."""
+    FileSystems.rename([source], [target])
+
+
+def delete_files(paths: list[str]) -> None:
+    FileSystems.delete(list(paths))
+
+
+def match_metadata(pattern: str) -> list:
+    """FileSystems metadata (path, size_in_bytes) of every file matching a glob pattern."""
+    return FileSystems.match([pattern])[0].metadata_list
 
 
 def read_bytes(path: str) -> bytes:

@@ -1,0 +1,10 @@
+"""Infrastructure every layer above uses: storage (local or gs://), deterministic writers,
+the dataset-version layout and store, and the accounting of what every stage read, kept and rejected.
+
+It imports nothing of the project but `schemas`, so transforms, tokenizer training and the
+trainer can write into a version without reaching up into the CLI's package.
+"""
+
+from infra.storage import connect_anonymously_to_emulator
+
+connect_anonymously_to_emulator()  # every process that touches storage, Beam workers too

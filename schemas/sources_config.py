@@ -1,0 +1,159 @@
+"""The `sources` section: where a run reads code from (local folders, GitHub, GitLab, BigQuery, dumps)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import re
+
+from schemas.errors import ConfigError
+
+PERMISSIVE_LICENSES = ("MIT", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause")  # paper §3.1
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalSource:
+    """A directory whose subdirectories are repositories (plain folders or git work trees)."""
+
+    path: str
+    metadata: str | None = None  # optional JSON file: {repo: {"stars": int, "origin": "github", "repo": "owner/name"}}
+
+
+PAPER_CRAWL_END = "2021-12-09T23:59:59Z"  # paper §3.1: the crawl ended on December 9th, 2021
+PAPER_LANGUAGES = ("Python", "JavaScript", "Jupyter Notebook")  # §3.1: the repositories' main languages
+
+
+def check_timestamp(value: str | None, key: str) -> None:
+    """An ISO 8601 date or date-time (e.g. 2021-12-09 or 2021-12-09T23:59:59Z), or None."""
+    if value is None:
+        return
+    try:
+        datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be an ISO 8601 date or date-time like 2021-12-09T23:59:59Z, got {value!r}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class HttpSettings:
+    """How an API crawl paces and retries its requests (5xx, timeouts, rate limits)."""
+
+    timeout_seconds: float = 60.0  # connect and read timeout of one request
+    max_retries: int = 6  # retries of one request; after that the repository is rejected (and retried next run)
+    backoff_seconds: float = 2.0  # first backoff; doubles per retry, with seeded jitter
+    max_backoff_seconds: float = 300.0  # cap of one backoff
+    max_wait_seconds: float = 3900.0  # cap of one rate-limit wait (GitHub's limits reset hourly)
+    request_budget: int | None = None  # most requests per client: the listing, and each fetch worker
+
+    def __post_init__(self):
+        if self.timeout_seconds <= 0 or self.backoff_seconds < 0 or self.max_backoff_seconds < self.backoff_seconds:
+            raise ConfigError("timeout_seconds must be positive and 0 <= backoff_seconds <= max_backoff_seconds")
+        if self.max_retries < 0 or self.max_wait_seconds < 0:
+            raise ConfigError("max_retries and max_wait_seconds must not be negative")
+        if self.request_budget is not None and self.request_budget < 1:
+            raise ConfigError(f"request_budget must be at least 1 (or null for none), got {self.request_budget}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchiveLimits:
+    """Bounds on one repository archive, read in memory (the per-file bound is read.max_file_bytes)."""
+
+    max_archive_bytes: int = 500_000_000  # compressed download; larger archives are rejected unread
+    max_uncompressed_bytes: int = 4_000_000_000  # decompression-bomb guard: reading stops here
+    max_members: int = 200_000  # entries of one archive; the rest is rejected
+
+    def __post_init__(self):
+        for name in ("max_archive_bytes", "max_uncompressed_bytes", "max_members"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiSource:
+    """What the GitHub and GitLab crawls share (paper §3.1: public, non-fork, permissive)."""
+
+    base_url: str = ""
+    token_env: str | None = None  # environment variable holding the API token; never logged
+    languages: tuple[str, ...] = PAPER_LANGUAGES  # the repository's main language must be one of these
+    licenses: tuple[str, ...] = PERMISSIVE_LICENSES  # SPDX ids
+    commits_until: str | None = PAPER_CRAWL_END  # pin each repository to its last commit by then; null: head
+    max_repositories: int | None = None  # stop listing after this many
+    state_dir: str | None = None  # crawl state (resume); default: <out>/<name>/crawl/
+    http: HttpSettings = HttpSettings()
+    limits: ArchiveLimits = ArchiveLimits()
+
+    def __post_init__(self):
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"base_url must start with http:// or https://, got {self.base_url!r}")
+        if not self.languages or not self.licenses:
+            raise ConfigError("languages and licenses must not be empty")
+        if self.max_repositories is not None and self.max_repositories < 1:
+            raise ConfigError(f"max_repositories must be at least 1 (or null for all), got {self.max_repositories}")
+        check_timestamp(self.commits_until, "commits_until")
+
+
+@dataclasses.dataclass(frozen=True)
+class GitHubSource(ApiSource):
+    """GitHub REST v3: repository search split by creation date, tarballs at pinned commits."""
+
+    base_url: str = "https://api.github.com"
+    token_env: str | None = "GITHUB_TOKEN"
+    created_from: str = "2008-01-01T00:00:00Z"  # search repositories created in this range
+    created_until: str = PAPER_CRAWL_END
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_timestamp(self.created_from, "created_from")
+        check_timestamp(self.created_until, "created_until")
+
+
+@dataclasses.dataclass(frozen=True)
+class GitLabSource(ApiSource):
+    """GitLab REST v4: public projects by language, license from the project endpoint."""
+
+    base_url: str = "https://gitlab.com/api/v4"
+    token_env: str | None = "GITLAB_TOKEN"
+    active_from: str | None = None  # projects with activity in this range (last_activity_after/before)
+    active_until: str | None = PAPER_CRAWL_END
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_timestamp(self.active_from, "active_from")
+        check_timestamp(self.active_until, "active_until")
+
+
+@dataclasses.dataclass(frozen=True)
+class BigQuerySource:
+    """The GitHub archive on BigQuery: Python and Jupyter files the API crawl did not get (§3.1, fn. 5)."""
+
+    project: str | None = None  # project billed for the query; null: the environment's default project
+    dataset: str = "bigquery-public-data.github_repos"  # tables licenses, files, contents
+    licenses: tuple[str, ...] = PERMISSIVE_LICENSES  # SPDX ids
+    extensions: tuple[str, ...] = (".py", ".ipynb")
+    exclude_crawled: bool = True  # leave out repositories the GitHub crawl lists
+    location: str | None = "US"  # where the query job runs (the public dataset is in US)
+    api_endpoint: str | None = None  # null: the real API; or e.g. a local emulator's URL
+    anonymous: bool = False  # no credentials (local emulators only)
+    rows_per_read: int = 50_000  # results are read in parallel ranges of this many rows
+    page_size: int = 500  # rows per results page
+    maximum_bytes_billed: int | None = None  # the query fails rather than bill more
+
+    def __post_init__(self):
+        if not re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_]+", self.dataset):
+            raise ConfigError(f"dataset must look like project.dataset, got {self.dataset!r}")
+        if not self.licenses or not self.extensions:
+            raise ConfigError("licenses and extensions must not be empty")
+        if self.rows_per_read < 1 or self.page_size < 1:
+            raise ConfigError("rows_per_read and page_size must be at least 1")
+        if self.anonymous and not self.project:
+            raise ConfigError("anonymous: true needs a project (there are no credentials to take it from)")
+
+
+@dataclasses.dataclass(frozen=True)
+class SourcesConfig:
+    local: tuple[LocalSource, ...] = ()
+    # Stack Exchange dumps: a folder holding Posts.xml and Comments.xml (or <site>-Posts.7z and
+    # <site>-Comments.7z), or a site's .7z archive holding both; the site name is the path's base name.
+    stackoverflow: tuple[str, ...] = ()
+    github: GitHubSource | None = None  # network sources; see docs/sources.md
+    gitlab: GitLabSource | None = None
+    bigquery: BigQuerySource | None = None

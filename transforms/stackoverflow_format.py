@@ -1,0 +1,88 @@
+"""StackOverflow threads → Documents in Figure 6c's markup, with score buckets (stage "stackoverflow-format")."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import apache_beam as beam
+
+from schemas.records import Document, StackPost, record_rng
+from transforms import markup
+from transforms.base import ApplyStage, RecordFn
+from transforms.buckets import ComputeBucketBoundaries, bucket_of
+from transforms.formatting import star_buckets_entry
+from transforms.sources.stackoverflow import SOURCE
+from transforms.stackoverflow import Thread
+from transforms.stackoverflow_html import body_text
+
+FORMAT_STAGE = "stackoverflow-format"
+KIND = "stackoverflow"
+
+
+def question_text(question: StackPost) -> str:
+    body = body_text(question.body)
+    return f"{question.title.strip()}\n\n{body}" if body else question.title.strip()
+
+
+def format_thread(thread: Thread, boundaries: Sequence[float], seed: int) -> Document:
+    """A Thread → its Document, marked up as in Figure 6c (see the module docstring)."""
+    q = thread.question
+    rng = record_rng(seed, q.site, str(q.post_id))
+    tags = [("tags", ",".join(q.tags))] if q.tags else []
+    q_bucket = bucket_of(q.score, boundaries)
+    parts = [markup.wrap_random("q", question_text(q), tags + [("dscore", q_bucket)], rng)]
+    parts += [markup.wrap_random("c", c.text.strip(), [], rng) for c in thread.comments]
+    for answer, comments in thread.answers:
+        parts.append(
+            markup.wrap_random("a", body_text(answer.body), tags + [("dscore", bucket_of(answer.score, boundaries))], rng)
+        )
+        parts += [markup.wrap_random("c", c.text.strip(), [], rng) for c in comments]
+    meta = {
+        "answers": len(thread.answers),
+        "comments": len(thread.comments) + sum(len(cs) for _, cs in thread.answers),
+        "dscore": q_bucket,
+        "question_id": q.post_id,
+        "score": q.score,
+        "site": q.site,
+    }
+    return Document(
+        id=q.id,
+        kind=KIND,
+        text="\n".join(parts) + "\n",
+        source=SOURCE,
+        tags=q.tags,
+        meta=tuple((k, str(v)) for k, v in sorted(meta.items())),
+    )
+
+
+class FormatThreadFn(RecordFn):
+    """Thread → Document; the score bucket boundaries arrive as the `score_boundaries` side input."""
+
+    stage = FORMAT_STAGE
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def __call__(self, thread: Thread, *, score_boundaries: Sequence[float]) -> Document:
+        return format_thread(thread, score_boundaries, self.seed)
+
+
+class BucketOutputs(NamedTuple):
+    boundaries: beam.PCollection  # one element: the five dscore boundaries
+    entry: beam.PCollection  # one element: the manifest's `score_buckets` entry
+
+
+class ScoreBuckets(beam.PTransform):
+    """Threads → the dscore boundaries over the score of every kept question and answer."""
+
+    def expand(self, threads):
+        scores = threads | "Scores" >> beam.FlatMap(Thread.scores)
+        boundaries = scores | "Boundaries" >> ComputeBucketBoundaries()
+        posts = scores | "CountPosts" >> beam.combiners.Count.Globally()
+        entry = boundaries | "ManifestEntry" >> beam.Map(star_buckets_entry, posts=beam.pvalue.AsSingleton(posts))
+        return BucketOutputs(boundaries, entry)
+
+
+def format_threads(seed: int, score_boundaries: beam.PCollection) -> ApplyStage:
+    """The format stage, with the single-element boundaries PCollection as its side input."""
+    return ApplyStage(FormatThreadFn(seed), score_boundaries=beam.pvalue.AsSingleton(score_boundaries))
