@@ -41,7 +41,7 @@ from transforms.license import LicenseFilterFn
 from transforms.scrub import ScrubEmailsFn
 from transforms.sources.dump_files import DumpError, find_dump_files, split_ranges
 from transforms.sources.local import STAGE as READ_STAGE
-from transforms.sources.local import ReadLocalRepos, list_repos
+from transforms.sources.local import ReadLocalRepos, check_local_sources, list_repos
 from transforms.sources.registry import network_sources
 from transforms.sources.stackoverflow import STAGE as SO_READ_STAGE
 from transforms.sources.stackoverflow import ReadStackExchangeDump
@@ -116,9 +116,9 @@ def stage_name(transform: beam.PTransform) -> str:
     return transform.fn.stage if isinstance(transform, ApplyStage) else transform.stage
 
 
-def local_repos(config: PipelineConfig) -> list[list]:
-    """The repositories of each local source, listed now so a bad path fails before the run."""
-    listed = []
+def local_repos(config: PipelineConfig, out_dir: str | None = None) -> list[list]:
+    """The entries of each local source, listed and checked now so a bad path or metadata fails before the run."""
+    listed, roots = [], []
     for i, source in enumerate(config.sources.local):
         root = config.resolve(source.path)
         if not os.path.isdir(root):
@@ -126,14 +126,19 @@ def local_repos(config: PipelineConfig) -> list[list]:
         metadata = config.resolve(source.metadata) if source.metadata else None
         if metadata and not os.path.isfile(metadata):
             raise ConfigError(f"sources.local[{i}].metadata: {metadata!r} does not exist")
-        listed.append(list_repos(root, metadata))
+        try:
+            listed.append(list_repos(root, metadata))
+        except ConfigError as e:
+            raise ConfigError(f"sources.local[{i}].metadata: {e}") from None
+        roots.append(root)
+    check_local_sources(roots, listed, out_dir)
     return listed
 
 
 def read_code_sources(flow: CorpusFlow) -> list[beam.PCollection]:
     """Every configured code source's RepoFile PCollection (its rejects and tallies go to flow)."""
     files = []
-    for i, repos in enumerate(local_repos(flow.config)):
+    for i, repos in enumerate(local_repos(flow.config, flow.out_dir)):
         read = flow.pipeline | f"ReadLocal{i}" >> ReadLocalRepos(repos, flow.config.read.max_file_bytes)
         files.append(flow.add_stage(read))
         flow.snapshots.append(read.snapshot)

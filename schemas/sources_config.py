@@ -19,6 +19,38 @@ class LocalSource:
     metadata: str | None = None  # optional JSON file: {repo: {"stars": int, "origin": "github", "repo": "owner/name"}}
 
 
+MAX_STARS = 2**63 - 1  # stars are stored as int64
+METADATA_KEYS = ("repo", "stars", "origin")
+
+
+def check_repo_metadata(data, path: str) -> dict[str, dict]:
+    """A local source's metadata file, checked before any work; each error names the file and the key.
+
+    `{folder: {"repo": "owner/name", "stars": 120, "origin": "github"}}`, every field optional;
+    stars is a whole number from 0 to 2^63-1 (null: unknown).
+    """
+    if not isinstance(data, dict):
+        shape = "{folder: {repo, stars, origin}}"
+        raise ConfigError(f"{path}: the top level must be an object {shape}, got a {type(data).__name__}")
+    checked = {}
+    for folder, meta in data.items():
+        where = f"{path}: [{folder!r}]"
+        if not isinstance(meta, dict):
+            raise ConfigError(f"{where} must be an object with {', '.join(METADATA_KEYS)}, got {meta!r}")
+        unknown = sorted(set(meta) - set(METADATA_KEYS))
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {list(METADATA_KEYS)}")
+        stars, repo, origin = meta.get("stars"), meta.get("repo", folder), meta.get("origin")
+        if stars is not None and (type(stars) is not int or not 0 <= stars <= MAX_STARS):
+            raise ConfigError(f"{where}.stars must be a whole number from 0 to 2^63-1 (or null), got {stars!r}")
+        if not isinstance(repo, str) or not repo.strip():
+            raise ConfigError(f"{where}.repo must be a non-empty string like owner/name, got {repo!r}")
+        if origin is not None and not isinstance(origin, str):
+            raise ConfigError(f"{where}.origin must be a string like github (or null), got {origin!r}")
+        checked[folder] = {"repo": repo, "stars": stars, "origin": origin}
+    return checked
+
+
 PAPER_CRAWL_END = "2021-12-09T23:59:59Z"  # paper §3.1: the crawl ended on December 9th, 2021
 PAPER_LANGUAGES = ("Python", "JavaScript", "Jupyter Notebook")  # §3.1: the repositories' main languages
 

@@ -9,8 +9,11 @@ be entered mid-stream, so one worker reads it whole.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import queue
+import re
+import stat
 import threading
 from dataclasses import dataclass
 from typing import Iterator
@@ -35,6 +38,22 @@ class DumpError(ValueError):
 
 class UnreadableFile(RuntimeError):
     """A file or archive member failed while being read."""
+
+
+class NotXml(UnreadableFile):
+    """A table whose first bytes are not Stack Exchange XML (compressed, another encoding)."""
+
+
+def checked_head(blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """The blocks of a table read from its first byte, after checking they begin as UTF-8 XML."""
+    first = True
+    for block in blocks:
+        if first and block:
+            first = False
+            reason = not_xml_reason(block[:SNIFF_BYTES])
+            if reason:
+                raise NotXml(reason)
+        yield block
 
 
 @dataclass(frozen=True)
@@ -89,8 +108,58 @@ def archive_tables(site: str, path: str, tables: tuple[str, ...]) -> list[DumpFi
 
 
 def file_size(path: str) -> int | None:
+    """The size of the file at `path`, None if there is none; a local path that is not a regular
+    file (a folder, a FIFO, a device) is a DumpError, since reading it would fail or block."""
+    if storage.is_local(path):
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise DumpError(f"{path!r} cannot be read: {e.strerror}") from None
+        if not stat.S_ISREG(mode):
+            what = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+            raise DumpError(f"{path!r} is {what}; a dump table must be a regular file (XML, or a .7z archive)")
     matched = storage.match_metadata(path)
     return matched[0].size_in_bytes if matched else None
+
+
+SNIFF_BYTES = 4096
+MAGIC = {  # what a table that is not plain XML most often is
+    b"\x1f\x8b": "gzip-compressed",
+    b"BZh": "bzip2-compressed",
+    b"\xfd7zXZ\x00": "xz-compressed",
+    b"\x28\xb5\x2f\xfd": "zstd-compressed",
+    b"7z\xbc\xaf\x27\x1c": "a 7z archive",
+    b"PK\x03\x04": "a zip archive",
+    b"\xff\xfe": "UTF-16 (little endian)",
+    b"\xfe\xff": "UTF-16 (big endian)",
+}
+DECLARED_ENCODING = re.compile(rb"""^<\?xml[^>]*encoding\s*=\s*["']([^"']+)["']""")
+
+
+def not_xml_reason(head: bytes) -> str | None:
+    """Why the first bytes of a table are not Stack Exchange XML (UTF-8 markup), or None if they may be."""
+    for magic, what in MAGIC.items():
+        if head.startswith(magic):
+            return f"it is {what}, not UTF-8 XML; decompress or convert it first"
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if not text:
+        return None  # an empty table holds no rows, which is no error
+    if not text.startswith(b"<"):
+        return f"it does not start with XML markup (first bytes {head[:16]!r})"
+    declared = DECLARED_ENCODING.match(text)
+    if declared and declared.group(1).lower().replace(b"-", b"").replace(b"_", b"") != b"utf8":
+        return f"it declares encoding {declared.group(1).decode('ascii', 'replace')!r}; dumps are read as UTF-8"
+    return None
+
+
+def check_plain_table(path: str) -> None:
+    """Fail before any work on a plain table that is not UTF-8 XML (compressed, another encoding)."""
+    with storage.open_file(path) as f:
+        reason = not_xml_reason(f.read(SNIFF_BYTES))
+    if reason:
+        raise DumpError(f"{path!r} is not Stack Exchange XML: {reason}")
 
 
 def find_dump_files(path: str) -> list[DumpFile]:
@@ -109,6 +178,7 @@ def find_dump_files(path: str) -> list[DumpFile]:
         plain = storage.join(path, table)
         size = file_size(plain)
         if size is not None:
+            check_plain_table(plain)
             files.append(DumpFile(site, table, plain, size))
             continue
         stem = table[: -len(".xml")]

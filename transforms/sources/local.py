@@ -1,14 +1,19 @@
 """Local source: a directory of repositories, each a plain folder or a git repository.
 
-A git repository is read at its HEAD commit with git itself (`ls-tree` and
-`cat-file --batch`), so uncommitted edits in its work tree are not part of the
-dataset and the revision recorded is the commit id. A plain folder is walked in
-sorted order; its revision in the snapshot is a hash of its listing and contents.
+A git repository (a folder holding a `.git` folder) is read at its HEAD commit with git
+itself (`ls-tree` and `cat-file --batch`), so uncommitted edits in its work tree are not
+part of the dataset and the revision recorded is the commit id. A plain folder is walked
+(`local_tree`), in sorted order; its revision in the snapshot is a hash of its listing
+and contents.
 
-Per file: symlinks, submodules, paths that are not valid UTF-8, files over
-`read.max_file_bytes` (rejected by their listed size, never read), binary files and
-files that are not valid UTF-8 become `Rejected` records of stage "read". A
-repository folder whose own name is not valid UTF-8 becomes one such record.
+The listing is the ground truth: every entry under the source root is exactly one
+record, kept or rejected with its own reason, and a fault is isolated to the entry where
+it happens. At the root, an entry that is not a plain folder (a link, a file, a hidden
+name) is one rejection with path "". In a repository, symlinks, submodules, FIFOs,
+sockets, devices, folders that cannot be listed, paths that are not valid UTF-8, files
+over `read.max_file_bytes` (by their listed size, unread, or by the capped read of a file
+that grew), binary files and files that are not valid UTF-8 are rejected, as is any file
+git or the OS fails to hand over, with git's or the OS's own reason.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import subprocess
 from dataclasses import dataclass
 from typing import Iterator
@@ -23,73 +29,92 @@ from typing import Iterator
 import apache_beam as beam
 from apache_beam import pvalue
 
+from infra import storage
+from schemas.errors import ConfigError
 from schemas.records import Rejected, RepoFile, RepoSnapshot
-from transforms.base import REJECTED, TALLY, Tally
+from schemas.sources_config import check_repo_metadata
+from transforms.base import ApplyStage, RecordFn
 from transforms.license import detect_repo_license, is_license_candidate
+from transforms.sources.local_tree import (
+    BAD_PATH,
+    UNREADABLE,
+    Entry,
+    EntryUnreadable,
+    FolderReader,
+    kind_of,
+    os_reason,
+    shown_path,
+)
+
+__all__ = ["BAD_PATH", "STAGE", "decode_file", "shown_path", "list_repos", "read_repo", "ReadLocalRepos"]
 
 STAGE = "read"
 SNAPSHOT = "snapshot"
 BINARY_SNIFF_BYTES = 8192  # a NUL byte in this prefix marks a file as binary, as git does
-BAD_PATH = "not-utf8-path"  # Entry kind and reject reason of a name that is not valid UTF-8
+REPO_UNREADABLE = "repo-unreadable"
+GIT_TIMEOUT_SECONDS = 600  # one git listing command; a repository git cannot list in this time is rejected
+GIT_DETAIL_CHARS = 500
 
 
 @dataclass(frozen=True)
 class RepoRef:
-    """A repository to read and what the source's metadata file says about it."""
+    """An entry of a source root: a repository to read, or (kind != "folder") one to reject."""
 
     root: str
-    name: str  # folder name under root
+    name: str  # entry name under root (surrogate-escaped where not UTF-8)
     repo: str  # repository name recorded on the records (metadata may say owner/name)
     stars: int | None = None
     origin: str | None = None
+    kind: str = "folder"  # folder | hidden | symlink | file | fifo | ... : what else sits at the root
+    detail: str = ""
 
     @property
     def path(self) -> str:
         return os.path.join(self.root, self.name)
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One file of a repository listing, before it is read."""
-
-    path: str
-    size: int
-    kind: str  # file | symlink | submodule | not-utf8-path
-    blob: str | None = None  # git object id, for git repositories
+def root_entry_kind(root: str, name: str) -> tuple[str, str]:
+    """(kind, detail) of one entry at a source root: "folder" for a repository to read."""
+    try:
+        mode = os.lstat(os.path.join(root, name)).st_mode
+    except OSError as e:
+        return UNREADABLE, f"cannot stat: {os_reason(e)}"
+    if name.startswith("."):
+        return "hidden", "a hidden entry at the source root is not a repository"
+    if stat.S_ISDIR(mode):
+        return "folder", ""
+    kind = kind_of(mode)
+    return kind, f"a {kind} at the source root is not a repository folder (links are never followed)"
 
 
 def list_repos(root: str, metadata_path: str | None = None) -> list[RepoRef]:
-    """The repositories under `root`, sorted, with stars/origin from the metadata file."""
+    """Every entry under `root`, sorted, with stars/origin/repo from the metadata file (checked)."""
     if not os.path.isdir(root):
         raise FileNotFoundError(f"local source {root!r} is not a directory")
     metadata = {}
     if metadata_path:
-        with open(metadata_path, encoding="utf-8") as f:
-            metadata = json.load(f)
+        try:
+            with open(metadata_path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{metadata_path}: not a readable JSON file: {e}") from None
+        metadata = check_repo_metadata(data, metadata_path)
     refs = []
     for name in sorted(os.listdir(root)):
-        if name.startswith(".") or not os.path.isdir(os.path.join(root, name)):
-            continue
-        meta = metadata.get(name, {})
+        kind, detail = root_entry_kind(root, name)
+        meta = metadata.get(name, {}) if kind == "folder" else {}
         refs.append(
-            RepoRef(root=root, name=name, repo=meta.get("repo", name), stars=meta.get("stars"), origin=meta.get("origin"))
+            RepoRef(root, name, meta.get("repo", name), meta.get("stars"), meta.get("origin"), kind=kind, detail=detail)
         )
     return refs
 
 
-def shown_path(raw: str | bytes) -> tuple[str, bool]:
-    """(the path as text, with U+FFFD for bytes that are not UTF-8; whether it was valid UTF-8).
-
-    os.walk hands undecodable bytes over as lone surrogates, which no record, id or
-    Parquet file can hold.
-    """
-    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape")
-    text = data.decode("utf-8", "replace")
-    return text, text.encode("utf-8") == data
-
-
 def is_git_repo(path: str) -> bool:
-    return os.path.exists(os.path.join(path, ".git"))
+    """A folder holding a `.git` folder (not a link, not a `gitdir:` file pointing elsewhere)."""
+    try:
+        return stat.S_ISDIR(os.lstat(os.path.join(path, ".git")).st_mode)
+    except OSError:
+        return False
 
 
 class GitReader:
@@ -97,20 +122,25 @@ class GitReader:
 
     def __init__(self, path: str):
         self.path = path
-        self.revision = self._git("rev-parse", "HEAD").strip()
+        self.revision = self._git("rev-parse", "--verify", "HEAD").decode("utf-8", "replace").strip()
         self._proc: subprocess.Popen | None = None
 
-    def _git(self, *args: str) -> str:
-        return subprocess.run(
-            ["git", "-C", self.path, *args], check=True, capture_output=True, text=True, encoding="utf-8"
-        ).stdout
+    def _git(self, *args: str) -> bytes:
+        """A git command's output; its failure as EntryUnreadable carrying git's own message."""
+        command = ["git", "-C", self.path, *args]
+        try:
+            done = subprocess.run(command, capture_output=True, timeout=GIT_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            raise EntryUnreadable(f"git {args[0]} did not finish in {GIT_TIMEOUT_SECONDS}s") from None
+        except OSError as e:
+            raise EntryUnreadable(f"git {args[0]}: {os_reason(e)}") from None
+        if done.returncode:
+            said = done.stderr.decode("utf-8", "replace").strip() or f"exit status {done.returncode}"
+            raise EntryUnreadable(f"git {args[0]}: {said}"[:GIT_DETAIL_CHARS])
+        return done.stdout
 
     def entries(self) -> list[Entry]:
-        out = subprocess.run(
-            ["git", "-C", self.path, "ls-tree", "-r", "-z", "--long", "--full-tree", self.revision],
-            check=True,
-            capture_output=True,
-        ).stdout
+        out = self._git("ls-tree", "-r", "-z", "--long", "--full-tree", self.revision)
         entries = []
         for item in out.split(b"\0"):
             if not item:
@@ -118,65 +148,51 @@ class GitReader:
             meta, path = item.split(b"\t", 1)
             mode, otype, blob, size = meta.split()
             path_str, valid = shown_path(path)
+            size = int(size) if size.isdigit() else -1  # git prints "BAD" for a blob it cannot find
             if not valid:
-                entries.append(Entry(path_str, 0, BAD_PATH))
+                entries.append(Entry(path_str, 0, BAD_PATH, detail="not valid UTF-8, shown with U+FFFD"))
             elif otype == b"commit":
-                entries.append(Entry(path_str, 0, "submodule"))
+                entries.append(Entry(path_str, 0, "submodule", detail="a submodule is another repository"))
             elif mode == b"120000":
-                entries.append(Entry(path_str, int(size), "symlink", blob.decode()))
+                entries.append(Entry(path_str, size, "symlink", blob.decode()))
             else:
-                entries.append(Entry(path_str, int(size), "file", blob.decode()))
+                entries.append(Entry(path_str, size, "file", blob.decode()))
         return sorted(entries, key=lambda e: e.path)
 
-    def read(self, entry: Entry) -> bytes:
-        if self._proc is None:
-            self._proc = subprocess.Popen(
-                ["git", "-C", self.path, "cat-file", "--batch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-            )
-        self._proc.stdin.write(entry.blob.encode() + b"\n")
-        self._proc.stdin.flush()
-        header = self._proc.stdout.readline().split()
-        size = int(header[2])
-        data = self._proc.stdout.read(size)
-        self._proc.stdout.read(1)  # the newline after the object
-        return data
+    def read(self, entry: Entry, limit: int) -> bytes:
+        """At most `limit + 1` bytes of the blob; a missing object is this entry's fault alone."""
+        try:
+            if self._proc is None:
+                self._proc = subprocess.Popen(
+                    ["git", "-C", self.path, "cat-file", "--batch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+                )
+            self._proc.stdin.write(entry.blob.encode() + b"\n")
+            self._proc.stdin.flush()
+            header = self._proc.stdout.readline().split()
+            if len(header) != 3:
+                said = b" ".join(header).decode("utf-8", "replace") or "no answer"
+                raise EntryUnreadable(f"git cat-file: {said}")
+            remaining = int(header[2])
+            data = self._proc.stdout.read(min(remaining, limit + 1))
+            remaining -= len(data)
+            while remaining > 0:  # skip the rest of an over-long blob without holding it
+                skipped = self._proc.stdout.read(min(remaining, 1 << 20))
+                if not skipped:
+                    raise OSError("git cat-file stopped in the middle of an object")
+                remaining -= len(skipped)
+            self._proc.stdout.read(1)  # the newline after the object
+            return data
+        except (OSError, ValueError) as e:
+            self.close()  # the next entry starts a fresh process
+            raise EntryUnreadable(f"git cat-file failed: {e}") from None
 
     def close(self) -> None:
         if self._proc is not None:
-            self._proc.stdin.close()
-            self._proc.wait()
-            self._proc = None
-
-
-class FolderReader:
-    """Reads a plain folder's files (no git), skipping any `.git` directory."""
-
-    revision = None
-
-    def __init__(self, path: str):
-        self.path = path
-
-    def entries(self) -> list[Entry]:
-        entries = []
-        for dirpath, dirnames, filenames in os.walk(self.path):
-            dirnames[:] = sorted(d for d in dirnames if d != ".git" and not os.path.islink(os.path.join(dirpath, d)))
-            for d in os.listdir(dirpath):
-                if os.path.islink(os.path.join(dirpath, d)) and os.path.isdir(os.path.join(dirpath, d)):
-                    filenames.append(d)
-            for name in filenames:
-                full = os.path.join(dirpath, name)
-                rel, valid = shown_path(os.path.relpath(full, self.path).replace(os.sep, "/"))
-                st = os.lstat(full)
-                kind = BAD_PATH if not valid else "symlink" if os.path.islink(full) else "file"
-                entries.append(Entry(rel, st.st_size, kind))
-        return sorted(entries, key=lambda e: e.path)
-
-    def read(self, entry: Entry) -> bytes:
-        with open(os.path.join(self.path, entry.path), "rb") as f:
-            return f.read()
-
-    def close(self) -> None:
-        pass
+            proc, self._proc = self._proc, None
+            proc.kill()  # it holds no state worth a clean exit; a wedged one must not hang the worker
+            proc.wait()
+            proc.stdin.close()
+            proc.stdout.close()
 
 
 def decode_file(data: bytes) -> tuple[str | None, str | None]:
@@ -189,85 +205,100 @@ def decode_file(data: bytes) -> tuple[str | None, str | None]:
         return None, f"not-utf8:{e.start}"
 
 
+def repo_rejection(ref: RepoRef, reason: str, detail: str) -> Rejected:
+    """The one record of a root entry that is not read (or a repository that cannot be listed)."""
+    repo, _ = shown_path(ref.repo)
+    return Rejected(RepoFile.make_id("local", repo, "", None), STAGE, reason, detail[:GIT_DETAIL_CHARS], "local", repo, "")
+
+
 def read_repo(ref: RepoRef, max_file_bytes: int) -> Iterator[RepoFile | Rejected | RepoSnapshot]:
-    """Every file of one repository as a RepoFile or a Rejected, then its snapshot."""
+    """Every entry of one repository as a RepoFile or a Rejected, then its snapshot."""
     repo, valid = shown_path(ref.repo)
     if not valid:
-        detail = "the repository folder's name is not valid UTF-8"
-        yield Rejected(RepoFile.make_id("local", repo, "", None), STAGE, BAD_PATH, detail, "local", repo, "")
+        yield repo_rejection(ref, BAD_PATH, "the repository folder's name is not valid UTF-8")
         return
-    reader = GitReader(ref.path) if is_git_repo(ref.path) else FolderReader(ref.path)
+    if ref.kind != "folder":
+        yield repo_rejection(ref, ref.kind, ref.detail)
+        return
     try:
+        reader = GitReader(ref.path) if is_git_repo(ref.path) else FolderReader(ref.path)
         entries = reader.entries()
-        license_texts = {}
-        for entry in entries:
-            if entry.kind == "file" and is_license_candidate(entry.path) and entry.size <= max_file_bytes:
-                text, _ = decode_file(reader.read(entry))
-                if text is not None:
-                    license_texts[entry.path] = text
-        license = detect_repo_license(license_texts)
-        tree = hashlib.sha1()
-        kept = 0
-        for entry in entries:
-            file_id = RepoFile.make_id("local", ref.repo, entry.path, reader.revision)
-            where = dict(id=file_id, source="local", repo=ref.repo, path=entry.path)
-            if entry.kind != "file":
-                detail = "not valid UTF-8, shown with U+FFFD" if entry.kind == BAD_PATH else "not a regular file"
-                yield Rejected(stage=STAGE, reason=entry.kind, detail=detail, **where)
-                continue
-            if entry.size > max_file_bytes:
-                yield Rejected(stage=STAGE, reason="too-large", detail=f"{entry.size} bytes > {max_file_bytes}", **where)
-                continue
-            data = reader.read(entry)
-            tree.update(f"{entry.path}\0{hashlib.sha1(data).hexdigest()}\0".encode("utf-8", "replace"))
-            text, problem = decode_file(data)
-            if problem:
-                reason, _, detail = problem.partition(":")
-                yield Rejected(stage=STAGE, reason=reason, detail=f"at byte {detail}" if detail else "", **where)
-                continue
-            kept += 1
-            yield RepoFile(
-                id=file_id,
-                source="local",
-                repo=ref.repo,
-                path=entry.path,
-                revision=reader.revision,
-                license=license,
-                stars=ref.stars,
-                size=len(data),
-                content=text,
-                origin=ref.origin,
-            )
-        revision = reader.revision or "tree:" + tree.hexdigest()
-        yield RepoSnapshot("local", ref.repo, revision, license, ref.stars, kept)
+    except (EntryUnreadable, OSError) as e:
+        yield repo_rejection(ref, REPO_UNREADABLE, str(e))
+        return
+    try:
+        yield from read_entries(ref, reader, entries, max_file_bytes)
     finally:
         reader.close()
 
 
-class ReadRepoFn(beam.DoFn):
-    """Reads one repository per element; files out, rejects and snapshot tagged."""
+def read_entry(reader, entry: Entry, max_file_bytes: int) -> tuple[bytes | None, str, str]:
+    """(bytes, "", "") of a file to keep reading, or (None, reason, detail) of one to reject."""
+    if entry.kind != "file":
+        return None, entry.kind, entry.detail or "not a regular file"
+    if entry.size > max_file_bytes:
+        return None, "too-large", f"{entry.size} bytes > {max_file_bytes}"
+    try:
+        data = reader.read(entry, max_file_bytes)
+    except EntryUnreadable as e:
+        return None, UNREADABLE, str(e)
+    if len(data) > max_file_bytes:
+        return None, "too-large", f"over {max_file_bytes} bytes when read (it grew after it was listed)"
+    return data, "", ""
+
+
+def read_entries(ref: RepoRef, reader, entries: list[Entry], max_file_bytes: int) -> Iterator:
+    license_data = {}
+    for entry in entries:
+        if entry.kind == "file" and is_license_candidate(entry.path):
+            license_data[entry.path] = read_entry(reader, entry, max_file_bytes)
+    texts = {path: decode_file(data)[0] for path, (data, _, _) in license_data.items() if data is not None}
+    license = detect_repo_license({path: text for path, text in texts.items() if text is not None})
+    tree = hashlib.sha1()
+    kept = 0
+    for entry in entries:
+        file_id = RepoFile.make_id("local", ref.repo, entry.path, reader.revision)
+        where = dict(id=file_id, source="local", repo=ref.repo, path=entry.path)
+        data, reason, detail = license_data.get(entry.path) or read_entry(reader, entry, max_file_bytes)
+        if data is None:
+            yield Rejected(stage=STAGE, reason=reason, detail=detail[:GIT_DETAIL_CHARS], **where)
+            continue
+        tree.update(f"{entry.path}\0{hashlib.sha1(data).hexdigest()}\0".encode("utf-8", "replace"))
+        text, problem = decode_file(data)
+        if problem:
+            reason, _, at = problem.partition(":")
+            yield Rejected(stage=STAGE, reason=reason, detail=f"at byte {at}" if at else "", **where)
+            continue
+        kept += 1
+        yield RepoFile(
+            id=file_id,
+            source="local",
+            repo=ref.repo,
+            path=entry.path,
+            revision=reader.revision,
+            license=license,
+            stars=ref.stars,
+            size=len(data),
+            content=text,
+            origin=ref.origin,
+        )
+    revision = reader.revision or "tree:" + tree.hexdigest()
+    yield RepoSnapshot("local", ref.repo, revision, license, ref.stars, kept)
+
+
+class ReadRepoFn(RecordFn):
+    """One repository in; each of its entries is one read (kept or rejected); its snapshot tagged."""
+
+    stage = STAGE
+    extra_outputs = (SNAPSHOT,)
+    each_output_is_an_input = True
 
     def __init__(self, max_file_bytes: int):
         self.max_file_bytes = max_file_bytes
 
-    def setup(self):
-        self.tally = Tally(STAGE)
-
-    def process(self, ref: RepoRef):
-        try:
-            for out in read_repo(ref, self.max_file_bytes):
-                if isinstance(out, RepoSnapshot):
-                    yield pvalue.TaggedOutput(SNAPSHOT, out)
-                    continue
-                self.tally.add_in()
-                yield self.tally.route(out)
-        except (OSError, subprocess.CalledProcessError) as e:
-            self.tally.add_in()
-            rid = RepoFile.make_id("local", ref.repo, "", None)
-            yield self.tally.route(Rejected(rid, STAGE, "repo-unreadable", str(e)[:500], "local", ref.repo, ""))
-
-    def finish_bundle(self):
-        yield from self.tally.drain()
+    def __call__(self, ref: RepoRef):
+        for out in read_repo(ref, self.max_file_bytes):
+            yield pvalue.TaggedOutput(SNAPSHOT, out) if isinstance(out, RepoSnapshot) else out
 
 
 class ReadLocalRepos(beam.PTransform):
@@ -283,5 +314,34 @@ class ReadLocalRepos(beam.PTransform):
             pbegin
             | "ListRepos" >> beam.Create(self.repos)
             | "SpreadRepos" >> beam.Reshuffle()
-            | "ReadRepoFiles" >> beam.ParDo(ReadRepoFn(self.max_file_bytes)).with_outputs(REJECTED, TALLY, SNAPSHOT, main="kept")
+            | "ReadRepoFiles" >> ApplyStage(ReadRepoFn(self.max_file_bytes))
         )
+
+
+def check_local_sources(roots: list[str], listed: list[list[RepoRef]], out_dir: str | None) -> None:
+    """Fail before any work on sources that would read a folder twice, give two folders one id, or read the output back."""
+    real = [os.path.realpath(r) for r in roots]
+    for i, root in enumerate(real):
+        for j in range(i):
+            if root == real[j] or root.startswith(real[j] + os.sep) or real[j].startswith(root + os.sep):
+                same = "is the same folder as" if root == real[j] else "overlaps"
+                raise ConfigError(f"sources.local[{i}].path: {roots[i]!r} {same} sources.local[{j}].path {roots[j]!r}")
+        if out_dir and storage.is_local(out_dir):
+            out = os.path.realpath(out_dir)
+            if out == root or out.startswith(root + os.sep):
+                raise ConfigError(
+                    f"--out: {out_dir!r} is inside sources.local[{i}].path {roots[i]!r}; the next run would read it "
+                    "back as a repository. Put the output elsewhere"
+                )
+    seen: dict[str, tuple[int, str]] = {}
+    for i, refs in enumerate(listed):
+        for ref in refs:
+            if ref.kind != "folder":
+                continue
+            if ref.repo in seen:
+                j, name = seen[ref.repo]
+                raise ConfigError(
+                    f"sources.local[{i}]: folders {name!r} (sources.local[{j}]) and {ref.name!r} are both repository "
+                    f"{ref.repo!r}; give each its own `repo` in the metadata file"
+                )
+            seen[ref.repo] = (i, ref.name)

@@ -24,6 +24,8 @@ that is rebuilt after a broken row, so one bad row costs only itself. Stage
   post-type       posts other than questions and answers (tag wikis, nominations, ...)
   unreadable-file a file or archive that cannot be opened or decompressed: one record
                   for what is left of the range; the rest of the dump is still read
+  not-xml         an archive member that is not UTF-8 XML (compressed again, UTF-16):
+                  one record for the table (a plain file like that fails before the run)
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Iterator
 import apache_beam as beam
 
 from schemas.records import Rejected, StackComment, StackPost, record_id
-from transforms.base import REJECTED, TALLY, Tally
+from transforms.base import ApplyStage, RecordFn
 from transforms.sources.dump_files import (
     COMMENTS,
     POSTS,
@@ -42,8 +44,10 @@ from transforms.sources.dump_files import (
     STAGE,
     DumpFile,
     DumpRange,
+    NotXml,
     UnreadableFile,
     archive_blocks,
+    checked_head,
     plain_blocks,
 )
 from transforms.sources.dump_rows import BrokenRow, MalformedRow, RowParser, comment_from_row, post_from_row, row_pieces
@@ -85,6 +89,8 @@ def read_range(r: DumpRange, max_row_bytes: int) -> Iterator[StackPost | StackCo
             blocks, end = archive_blocks(f.path, f.member), math.inf
         else:
             blocks, end = plain_blocks(f.path, r.start), r.end
+        if r.start == 0:
+            blocks = checked_head(blocks)
         for offset, piece in row_pieces(blocks, r.start, end, max_row_bytes):
             rows += 1
             if piece is None:
@@ -100,28 +106,24 @@ def read_range(r: DumpRange, max_row_bytes: int) -> Iterator[StackPost | StackCo
         where = f"{f.path}{'!' + f.member if f.member else ''} bytes {r.start}-{r.end}"
         rid = record_id(SOURCE, f.site, f.table, f.path, str(r.start), "unreadable")
         detail = f"{where}, after {rows} rows: {type(e).__name__}: {e}"
-        yield Rejected(rid, STAGE, "unreadable-file", detail[:500], SOURCE, f.site, f.table)
+        reason = "not-xml" if isinstance(e, NotXml) else "unreadable-file"
+        yield Rejected(rid, STAGE, reason, detail[:500], SOURCE, f.site, f.table)
 
 
 # ---- Beam --------------------------------------------------------------------------------
 
 
-class ReadDumpRangeFn(beam.DoFn):
-    """Reads one byte range per element: StackPost/StackComment out, Rejected and tallies tagged."""
+class ReadDumpRangeFn(RecordFn):
+    """One byte range in; each of its rows is one read (StackPost/StackComment kept, or Rejected)."""
+
+    stage = STAGE
+    each_output_is_an_input = True
 
     def __init__(self, max_row_bytes: int):
         self.max_row_bytes = max_row_bytes
 
-    def setup(self):
-        self.tally = Tally(STAGE)
-
-    def process(self, r: DumpRange):
-        for out in read_range(r, self.max_row_bytes):
-            self.tally.add_in()
-            yield self.tally.route(out)
-
-    def finish_bundle(self):
-        yield from self.tally.drain()
+    def __call__(self, r: DumpRange):
+        return read_range(r, self.max_row_bytes)
 
 
 class ReadStackExchangeDump(beam.PTransform):
@@ -137,5 +139,5 @@ class ReadStackExchangeDump(beam.PTransform):
             pbegin
             | "ListRanges" >> beam.Create(self.ranges)
             | "SpreadRanges" >> beam.Reshuffle()
-            | "ReadRows" >> beam.ParDo(ReadDumpRangeFn(self.max_row_bytes)).with_outputs(REJECTED, TALLY, main="kept")
+            | "ReadRows" >> ApplyStage(ReadDumpRangeFn(self.max_row_bytes))
         )
