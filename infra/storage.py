@@ -247,3 +247,38 @@ def connect_anonymously_to_emulator() -> None:
 def match(pattern: str, limit: int | None = None) -> list[str]:
     """Paths matching a FileSystems glob pattern (at most `limit` of them)."""
     return [m.path for m in FileSystems.match([pattern], limits=[limit] if limit else None)[0].metadata_list]
+
+
+def _gcs_blob(path: str):
+    """The google-cloud-storage blob at a gs:// path (the gcp extra brings the library)."""
+    from google.cloud import storage as gcs  # imported only for gs:// paths
+
+    bucket, _, name = path[len("gs://") :].partition("/")
+    return gcs.Client().bucket(bucket).blob(name)
+
+
+def create_if_absent(path: str, data: bytes) -> int | None:
+    """Create an object only if none is at `path`, atomically (the store's compare-and-swap).
+
+    On Cloud Storage this is a write with the precondition ifGenerationMatch=0; returns the
+    new object's generation, or None when an object was already there. gs:// only.
+    """
+    from google.api_core.exceptions import PreconditionFailed
+
+    blob = _gcs_blob(path)
+    try:
+        blob.upload_from_string(data, if_generation_match=0)
+    except PreconditionFailed:
+        return None
+    return blob.generation
+
+
+def delete_if_generation(path: str, generation: int) -> bool:
+    """Delete the object at `path` only if it is still the one of `generation`; whether it was."""
+    from google.api_core.exceptions import NotFound, PreconditionFailed
+
+    try:
+        _gcs_blob(path).delete(if_generation_match=generation)
+    except (NotFound, PreconditionFailed):
+        return False
+    return True

@@ -4,7 +4,8 @@ A version is built in a hidden staging directory (`.<version>.partial`) and move
 into place only after its manifest is written, so a version with a manifest is
 always complete. What a killed run leaves (a staging directory, or on an object
 store a version directory the manifest never reached) is reported and removed by
-the next run. Paths may be local or `gs://...`.
+the next run. Paths may be local or `gs://...`. One run at a time works on a dataset
+(`infra/lock.py`), and a commit never replaces an existing version without `--overwrite`.
 
 `manifest.json` holds only what the inputs and config determine, so two runs of the
 same config give the same bytes; wall-clock facts go into `run.json` beside it.
@@ -132,8 +133,11 @@ class VersionStore:
         storage.make_dirs(staging)
         return version, staging
 
-    def commit(self, staging: str, version: str) -> str:
+    def commit(self, staging: str, version: str, overwrite: bool = False) -> str:
+        """Move the staged version into place; an existing version goes only with `overwrite`."""
         final = self.path(version)
+        if not overwrite and storage.is_dir(final):
+            raise VersionError(f"{final} already exists and --overwrite was not given; it was left as it is")
         storage.move_tree(staging, final, last=(MANIFEST,))
         return final
 

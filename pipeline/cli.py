@@ -4,6 +4,7 @@
     code-corpus run --config c.yaml --stages tokenizer..binarize --version v0001
     code-corpus run --config c.yaml --runner DataflowRunner --project P --region R --temp_location gs://B/tmp
     code-corpus inspect datasets/sample/v0001
+    code-corpus verify datasets/sample/v0001
     code-corpus infill datasets/sample/v0001 --text "def add(a, b):\n<insert>\n"
 
 Flags `run` does not know are Beam pipeline options; they are checked before any work.
@@ -15,6 +16,7 @@ import argparse
 import logging
 import sys
 
+from infra.verify import verify_version
 from infra.version import read_manifest
 from pipeline.diff import diff_versions, render_diff
 from pipeline.report import screenshot, write_report
@@ -49,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("a", help="the older version directory")
     diff.add_argument("b", help="the newer version directory")
     diff.add_argument("--all-ids", action="store_true", help="list every added/removed document id")
+
+    verify = sub.add_parser("verify", help="re-hash a version's files against its manifest; non-zero exit on any difference")
+    verify.add_argument("version_dir", help="a dataset version directory, e.g. datasets/sample/v0001")
 
     report = sub.add_parser("report", help="(re)write a version's report.html")
     report.add_argument("version_dir")
@@ -87,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
             from trainer.infill import run_command  # torch loads only for these commands
 
             print(run_command(args))
+        elif args.command == "verify":
+            verification = verify_version(args.version_dir)
+            print(verification.render())
+            return 0 if verification.ok else 1
         elif args.command == "report":
             print(write_report(args.version_dir))
             if args.screenshot:

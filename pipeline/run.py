@@ -22,6 +22,8 @@ from typing import Callable
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from infra import storage
+from infra.lock import DatasetLock
+from infra.verify import verify_version
 from infra.version import (
     MANIFEST_FORMAT,
     VersionError,
@@ -31,10 +33,11 @@ from infra.version import (
     write_manifest,
     write_run_info,
 )
-from pipeline.corpus import run_corpus
+from pipeline.corpus import local_repos, run_corpus
 from pipeline.options import make_pipeline_options
 from pipeline.report import write_report
 from schemas.config import STAGES, ConfigError, PipelineConfig
+from schemas.errors import EmptyCorpusError
 from tokenizer_training.binarize import run_binarize
 from tokenizer_training.train_tokenizer import run_tokenizer
 
@@ -116,6 +119,18 @@ def run_stages(
     store = VersionStore(out_root, config.name)
     options = make_pipeline_options(beam_args or [])
     check_worker_paths(config, out_root, options)
+    if stages[0] == "corpus":
+        local_repos(config, store.dataset_dir)  # sources and metadata checked before the dataset is touched
+    with DatasetLock(store.dataset_dir):
+        final = _run_locked(store, config, stages, options, version, overwrite, previous)
+        verification = verify_version(final)  # as `code-corpus verify` does: every file against the manifest
+    if not verification.ok:
+        raise VersionError(verification.render())
+    return final
+
+
+def _run_locked(store, config, stages, options, version, overwrite, previous) -> str:
+    """The body of `run_stages`, while this run holds the dataset's lock."""
     for finished in store.finish_commits():
         write_report(store.path(finished))
     store.clean_incomplete()
@@ -155,6 +170,13 @@ def run_stages(
             if input_dir != work:
                 input_dir = _commit_into(work, final)
                 storage.make_dirs(work)
+    except EmptyCorpusError as e:
+        if stages[0] != "corpus" or "corpus" not in manifest["stages"]:
+            _discard(work)
+            raise
+        kept = _commit_corpus_only(store, work, version, overwrite, manifest, options, started)
+        raise EmptyCorpusError(f"{e}. The corpus stage's version was kept to show why: {kept} (its rejected/ holds "
+                               f"every rejection with its stage and reason; code-corpus inspect {kept})") from None
     except BaseException:
         _discard(work)  # a failed run leaves nothing that looks like output
         raise
@@ -162,11 +184,21 @@ def run_stages(
     if stages[0] == "corpus":
         write_manifest(work, manifest)
         _record_run(work, stages, options, started)
-        final = store.commit(work, version)
+        final = store.commit(work, version, overwrite)
     else:
         storage.delete_tree(work)
         write_manifest(final, manifest)
         _record_run(final, stages, options, started)
+    write_report(final)
+    return final
+
+
+def _commit_corpus_only(store, work, version, overwrite, manifest, options, started) -> str:
+    """Commit what the corpus stage built when a later stage found it empty: a version that explains itself."""
+    storage.delete_tree(storage.join(work, "tokenizer"))
+    write_manifest(work, manifest)
+    _record_run(work, ["corpus"], options, started)
+    final = store.commit(work, version, overwrite)
     write_report(final)
     return final
 

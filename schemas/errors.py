@@ -3,3 +3,7 @@
 
 class ConfigError(ValueError):
     """A configuration problem, phrased as what to change."""
+
+
+class EmptyCorpusError(ConfigError):
+    """The corpus kept no document, so a later stage has nothing to work on; the version is kept to show why."""

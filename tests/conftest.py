@@ -81,11 +81,11 @@ def gcs_server():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    exe = shutil.which("gcp-storage-emulator", path=os.path.dirname(sys.executable)) or "gcp-storage-emulator"
-    proc = subprocess.Popen(
-        [exe, "start", "-H", "127.0.0.1", "--port", str(port), "--default-bucket", GCS_BUCKET, "--in-memory", "-q"],
+    proc = subprocess.Popen(  # gcp-storage-emulator, taught generation preconditions (tests/gcs_emulator.py)
+        [sys.executable, "-m", "tests.gcs_emulator", "start", "-H", "127.0.0.1", "--port", str(port), "--default-bucket", GCS_BUCKET, "--in-memory", "-q"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     )
     host = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

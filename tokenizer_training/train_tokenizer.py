@@ -19,6 +19,7 @@ import time
 from infra import storage
 from infra.writers import file_info
 from schemas.config import ConfigError
+from schemas.errors import EmptyCorpusError
 from tokenizer_training.sample import choose_sample, document_files, iter_sample
 from tokenizer_training.tokenizer import (
     EOM,
@@ -91,10 +92,22 @@ def _train(ctx, out: str) -> dict:
         texts.bytes,
         time.monotonic() - started,
     )
+    if not texts.documents and not ctx.manifest.get("documents", 1):
+        said = rejections(ctx.manifest)
+        raise EmptyCorpusError(f"tokenizer: the corpus kept no document, so there is nothing to train on: {said}")
     if not texts.documents:
         raise ConfigError("tokenizer: the sample holds no document; raise tokenizer.sample_fraction or sample_bytes")
     save_tokenizer(tokenizer, out)
     return {"sample": {"documents": texts.documents, "bytes": texts.bytes}, "reused_from": None}
+
+
+def rejections(manifest: dict, top: int = 5) -> str:
+    """The corpus's rejections in one line: how many, and the commonest (stage, reason) pairs."""
+    counts = manifest.get("counts", {})
+    found = [(n, f"{stage}/{reason}") for stage, entry in counts.items() for reason, n in entry.get("rejected", {}).items()]
+    found.sort(key=lambda x: (-x[0], x[1]))
+    shown = ", ".join(f"{what} {n}" for n, what in found[:top])
+    return f"{sum(n for n, _ in found)} records were rejected ({shown or 'none'})"
 
 
 def _copy_tokenizer(source: str, out: str) -> dict:

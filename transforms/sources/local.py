@@ -103,9 +103,7 @@ def list_repos(root: str, metadata_path: str | None = None) -> list[RepoRef]:
     for name in sorted(os.listdir(root)):
         kind, detail = root_entry_kind(root, name)
         meta = metadata.get(name, {}) if kind == "folder" else {}
-        refs.append(
-            RepoRef(root, name, meta.get("repo", name), meta.get("stars"), meta.get("origin"), kind=kind, detail=detail)
-        )
+        refs.append(RepoRef(root, name, meta.get("repo", name), meta.get("stars"), meta.get("origin"), kind=kind, detail=detail))
     return refs
 
 
