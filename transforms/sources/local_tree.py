@@ -78,6 +78,42 @@ def _entry(rel: str, kind: str, size: int = 0, inode=None, detail: str = "") -> 
     return Entry(path, size, kind, raw=rel, inode=inode, detail=detail)
 
 
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_beneath(top: str, rel: str, flags: int) -> int:
+    """Open `rel` under `top` one component at a time, each relative to the last, following no link.
+
+    So nothing outside `top` is opened whatever was swapped in after the listing, and
+    a path longer than the OS's limit (deep nesting, long names) opens like any other.
+    """
+    fd = os.open(top, DIR_FLAGS)
+    try:
+        *folders, last = rel.split("/") if rel else [os.curdir]
+        for name in folders:
+            inner = os.open(name, DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        return os.open(last, flags, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def list_folder(top: str, rel_dir: str) -> list[tuple[str, os.stat_result | OSError]]:
+    """(name, lstat or the error getting it) of every entry of one folder, sorted by name."""
+    fd = open_beneath(top, rel_dir, DIR_FLAGS)
+    try:
+        found = []
+        for name in sorted(os.listdir(fd)):
+            try:
+                found.append((name, os.stat(name, dir_fd=fd, follow_symlinks=False)))
+            except OSError as e:
+                found.append((name, e))
+        return found
+    finally:
+        os.close(fd)
+
+
 def walk_folder(top: str) -> list[Entry]:
     """Every entry under `top`, sorted by path, found without recursion and without following links."""
     entries = []
@@ -85,19 +121,15 @@ def walk_folder(top: str) -> list[Entry]:
     while pending:
         rel_dir = pending.pop()
         try:
-            with os.scandir(os.path.join(top, rel_dir) if rel_dir else top) as listing:
-                children = sorted(listing, key=lambda e: e.name)
+            children = list_folder(top, rel_dir)
         except OSError as e:
             entries.append(_entry(rel_dir, UNREADABLE_FOLDER, detail=f"cannot list this folder: {os_reason(e)}"))
             continue
-        for child in children:
-            rel = f"{rel_dir}/{child.name}" if rel_dir else child.name
-            try:
-                st = child.stat(follow_symlinks=False)
-            except OSError as e:
-                entries.append(_entry(rel, UNREADABLE, detail=f"cannot stat: {os_reason(e)}"))
-                continue
-            if child.name == ".git":
+        for name, st in children:
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            if isinstance(st, OSError):
+                entries.append(_entry(rel, UNREADABLE, detail=f"cannot stat: {os_reason(st)}"))
+            elif name == ".git":
                 entries.append(_entry(rel, GIT_METADATA, detail="git's storage inside a plain folder is not read"))
             elif stat.S_ISDIR(st.st_mode):
                 pending.append(rel)
@@ -106,10 +138,10 @@ def walk_folder(top: str) -> list[Entry]:
     return sorted(entries, key=lambda e: e.path)
 
 
-def read_regular_file(path: str, inode: tuple[int, int] | None, limit: int) -> bytes:
-    """At most `limit + 1` bytes of the regular file at `path`, which must still be the inode listed."""
+def read_regular_file(top: str, rel: str, inode: tuple[int, int] | None, limit: int) -> bytes:
+    """At most `limit + 1` bytes of the regular file `rel` under `top`, which must still be the inode listed."""
     try:
-        fd = os.open(path, OPEN_FLAGS)
+        fd = open_beneath(top, rel, OPEN_FLAGS)
     except OSError as e:
         raise EntryUnreadable(f"cannot open: {os_reason(e)}") from None
     try:
@@ -144,7 +176,7 @@ class FolderReader:
         return walk_folder(self.path)
 
     def read(self, entry: Entry, limit: int) -> bytes:
-        return read_regular_file(os.path.join(self.path, entry.raw), entry.inode, limit)
+        return read_regular_file(self.path, entry.raw, entry.inode, limit)
 
     def close(self) -> None:
         pass
