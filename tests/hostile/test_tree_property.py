@@ -128,23 +128,22 @@ def shown(raw: str) -> str:
 
 def expected_records(root: str) -> list[tuple[str, str]]:
     """(repo, path) of every entry the reader must account for: each non-folder entry of a repository,
-    and each root entry that is not a repository folder (path "")."""
+    and each root entry that is not read as a repository (path ""), which is one record with all it holds."""
     expected = []
     for rel, (mode, _, _) in listing(root).items():
         repo, _, path = rel.partition("/")
-        if not path:
-            if not stat.S_ISDIR(mode) or repo.startswith("."):
+        if not is_repository(root, repo):
+            if not path:
                 expected.append((shown(repo), ""))
-            continue
-        if repo.startswith(".") or not stat.S_ISDIR(listing_mode(root, repo)):
             continue
         if not stat.S_ISDIR(mode) or path.split("/")[-1] == ".git":
             expected.append((shown(repo), shown(path)))
     return sorted(expected)
 
 
-def listing_mode(root: str, name: str) -> int:
-    return os.lstat(os.path.join(root, name)).st_mode
+def is_repository(root: str, name: str) -> bool:
+    """A root entry that is read as a repository: a real folder, not hidden, named in UTF-8."""
+    return stat.S_ISDIR(os.lstat(os.path.join(root, name)).st_mode) and not name.startswith(".") and shown(name) == name
 
 
 def read_everything(root: str) -> list:
