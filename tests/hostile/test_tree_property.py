@@ -40,7 +40,9 @@ DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 leaf = st.one_of(
     st.tuples(st.just("file"), st.sampled_from(NAMES), st.binary(max_size=1200)),
     st.tuples(st.just("text"), st.sampled_from(NAMES), st.text(max_size=300)),
-    st.tuples(st.sampled_from(["link_in", "link_out", "link_up", "link_dev", "fifo", "socket", "null", "zero"]), st.sampled_from(NAMES)),
+    st.tuples(
+        st.sampled_from(["link_in", "link_out", "link_up", "link_dev", "fifo", "socket", "null", "zero"]), st.sampled_from(NAMES)
+    ),
     st.tuples(st.just("deep"), st.sampled_from(NAMES), st.integers(1, 1200)),
 )
 tree = st.recursive(
@@ -50,7 +52,9 @@ tree = st.recursive(
     ),
     max_leaves=12,
 )
-repos = st.lists(st.tuples(st.sampled_from(NAMES + [".hidden"]), st.sampled_from(["folder", "link_out", "fifo", "file"]), tree), max_size=4)
+repos = st.lists(
+    st.tuples(st.sampled_from(NAMES + [".hidden"]), st.sampled_from(["folder", "link_out", "fifo", "file"]), tree), max_size=4
+)
 
 
 def build(fd: int, nodes: list, outside: str) -> None:
