@@ -3,9 +3,11 @@
 Every entry under a folder (file, link, FIFO, socket, device, a folder that cannot be
 listed, a name that is not UTF-8, a nested `.git`) is one `Entry` with its own kind;
 readable folders are only containers. The walk is iterative, so no depth of nesting
-exhausts the stack, and it never follows a link. Only regular files are opened, with
-O_NOFOLLOW|O_NONBLOCK, and the file opened must be the very inode that was listed, so
-nothing outside the folder is read and nothing blocks (a FIFO swapped in after the
+exhausts the stack, and it never follows a link. Every path is opened one component at a
+time, each relative to the last with O_NOFOLLOW (so no path length limit applies and no
+link is followed anywhere). Only regular files are opened, with O_NONBLOCK, and the file
+opened must be the very inode that was listed, so nothing outside the folder is read and
+nothing blocks (a FIFO swapped in after the
 listing opens at once and is refused). A read is capped: a file that grew past the
 limit after it was listed is cut off and rejected, never kept whole.
 """
