@@ -28,7 +28,7 @@ from pipeline.corpus import local_repos
 from schemas.config import load_config
 from schemas.errors import ConfigError
 from schemas.records import Rejected, RepoFile
-from tests.conftest import make_git_repo
+from tests.conftest import make_git_repo, run_cli
 from tests.hostile.hostile_inputs import SECRET, make_outside, write
 from transforms.sources.dump_files import DumpError, find_dump_files, split_ranges
 from transforms.sources.local import list_repos, read_entries, read_repo
@@ -56,6 +56,11 @@ def read_root(root, bound: float = 60.0) -> list:
     return done[0]
 
 
+def remove_deep_tree(path: str) -> None:
+    """Remove a tree too deep for shutil.rmtree (and so for pytest's own cleanup of old tmp folders)."""
+    subprocess.run(["rm", "-rf", "--", path], check=True)
+
+
 # ---- 2. one bad repository stopped the whole run -------------------------------------
 
 
@@ -80,7 +85,10 @@ def test_a_plain_folder_nested_1100_deep_is_read_to_the_bottom(tmp_path):
         os.mkdir(deep)
     write(os.path.join(deep, "bottom.py"), "x = 1\n")
     write(str(tmp_path / "repos" / "deep" / "top.py"), "y = 2\n")
-    records = read_root(tmp_path / "repos")
+    try:
+        records = read_root(tmp_path / "repos")
+    finally:
+        remove_deep_tree(str(tmp_path / "repos"))
     assert outcome(records) == {"/".join(["d"] * 1100 + ["bottom.py"]): "kept", "top.py": "kept"}
 
 
@@ -299,3 +307,18 @@ def test_a_repository_git_cannot_read_is_rejected_with_gits_own_reason(tmp_path)
     (rejected,) = read_root(tmp_path / "repos")
     assert rejected.reason == "repo-unreadable"
     assert rejected.detail.startswith("git rev-parse: fatal:"), rejected.detail
+
+
+@pytest.mark.slow
+def test_when_every_file_is_rejected_the_run_says_so_and_keeps_the_version_that_shows_why(tmp_path):
+    write(str(tmp_path / "repos" / "nolicense" / "a.py"), "def f():\n    return 1\n")
+    (tmp_path / "c.yaml").write_text(
+        json.dumps({"name": "t", "stages": ["corpus", "tokenizer"], "sources": {"local": [{"path": "repos"}]}})
+    )
+    proc = run_cli("run", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out"), check=False)
+    assert proc.returncode != 0
+    assert "the corpus kept no document" in proc.stderr and "license/" in proc.stderr
+    assert "sample_fraction" not in proc.stderr  # no advice to raise a fraction: the sample is not the cause
+    version = str(tmp_path / "out" / "t" / "v0001")
+    assert f"kept to show why: {version}" in proc.stderr
+    assert run_cli("verify", version).returncode == 0
