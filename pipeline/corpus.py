@@ -38,6 +38,7 @@ from transforms.filters import QualityFilterFn
 from transforms.formatting import FormatCodeFn, StarBuckets, entry_boundaries, star_buckets_entry
 from transforms.language import LanguageFn
 from transforms.license import LicenseFilterFn
+from transforms.notebooks import ConvertNotebooksFn
 from transforms.scrub import ScrubEmailsFn
 from transforms.sources.dump_files import DumpError, find_dump_files, split_ranges
 from transforms.sources.local import STAGE as READ_STAGE
@@ -86,7 +87,8 @@ class CorpusFlow:
 
 
 def code_stages(flow: CorpusFlow) -> list[beam.PTransform]:
-    """The per-file cleaning stages of the code path, in the paper's order (§3.1).
+    """The per-file cleaning stages of the code path, in the paper's order (§3.1), with
+    notebooks converted to their text and code (§3.1, A.3) before anything judges them.
 
     Files they name (deny-list, earlier versions' Bloom filters) are checked now,
     so a wrong path fails before the run; dedup writes its filter into the version.
@@ -101,6 +103,7 @@ def code_stages(flow: CorpusFlow) -> list[beam.PTransform]:
     return [
         ApplyStage(LicenseFilterFn(config.license.allow)),
         ApplyStage(LanguageFn(config.language.languages)),
+        ApplyStage(ConvertNotebooksFn()),  # so every later stage judges a notebook's text, not its JSON
         ApplyStage(DecontaminateFn(decont.humaneval, decont.min_match_chars, denied)),
         ApplyStage(
             QualityFilterFn(
@@ -134,7 +137,7 @@ def read_code_sources(flow: CorpusFlow) -> list[beam.PCollection]:
     """Every configured code source's RepoFile PCollection (its rejects and tallies go to flow)."""
     files = []
     for i, repos in enumerate(local_repos(flow.config)):
-        read = flow.pipeline | f"ReadLocal{i}" >> ReadLocalRepos(repos, flow.config.read.max_file_bytes)
+        read = flow.pipeline | f"ReadLocal{i}" >> ReadLocalRepos(repos, *flow.config.read.limits())
         files.append(flow.add_stage(read))
         flow.snapshots.append(read.snapshot)
     # The network sources' state lives beside the versions (<out>/<name>/crawl/), so it outlives a failed run.

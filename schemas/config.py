@@ -28,11 +28,21 @@ GLOB_CHARACTERS = frozenset("*?[]{}")
 
 @dataclasses.dataclass(frozen=True)
 class ReadConfig:
+    """Raw-size guards of the sources. Not from the paper: they bound a worker's memory per file."""
+
     max_file_bytes: int = 1_000_000  # larger files are rejected as too-large before they are read
+    # A notebook's JSON carries its outputs (images as base64), which the notebooks stage drops
+    # before the filters judge its text, so notebooks get more room.
+    max_notebook_bytes: int = 20_000_000
 
     def __post_init__(self):
-        if self.max_file_bytes <= 0:
-            raise ConfigError(f"read.max_file_bytes must be positive, got {self.max_file_bytes}")
+        for name in ("max_file_bytes", "max_notebook_bytes"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"read.{name} must be positive, got {getattr(self, name)}")
+
+    def limits(self) -> tuple[int, int]:
+        """(max_file_bytes, max_notebook_bytes), as the local source takes them."""
+        return self.max_file_bytes, self.max_notebook_bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,6 +192,11 @@ class BinarizeConfig:
         if not 0.0 <= self.valid_fraction < 1.0:
             raise ConfigError(f"binarize.valid_fraction must be in [0, 1), got {self.valid_fraction}")
 
+
+# How `infill` and `generate` sample (paper §5: nucleus top-p 0.95 at temperature 0.2 for pass@1,
+# also the defaults of InCoder's example code); temperature 0 decodes greedily.
+SAMPLE_TEMPERATURE = 0.2
+SAMPLE_TOP_P = 0.95
 
 MODEL_PRESETS = ("tiny", "125m", "1.3b", "6.7b")  # trainer/model.py's shapes; 1.3b and 6.7b are Table 8's
 

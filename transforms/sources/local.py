@@ -6,7 +6,8 @@ dataset and the revision recorded is the commit id. A plain folder is walked in
 sorted order; its revision in the snapshot is a hash of its listing and contents.
 
 Per file: symlinks, submodules, paths that are not valid UTF-8, files over
-`read.max_file_bytes` (rejected by their listed size, never read), binary files and
+`read.max_file_bytes` (notebooks: `read.max_notebook_bytes`, as their JSON carries their
+outputs; rejected by their listed size, never read), binary files and
 files that are not valid UTF-8 become `Rejected` records of stage "read". A
 repository folder whose own name is not valid UTF-8 becomes one such record.
 """
@@ -26,6 +27,7 @@ from apache_beam import pvalue
 from schemas.records import Rejected, RepoFile, RepoSnapshot
 from transforms.base import REJECTED, TALLY, Tally
 from transforms.license import detect_repo_license, is_license_candidate
+from transforms.notebooks import is_notebook_path
 
 STAGE = "read"
 SNAPSHOT = "snapshot"
@@ -189,8 +191,13 @@ def decode_file(data: bytes) -> tuple[str | None, str | None]:
         return None, f"not-utf8:{e.start}"
 
 
-def read_repo(ref: RepoRef, max_file_bytes: int) -> Iterator[RepoFile | Rejected | RepoSnapshot]:
-    """Every file of one repository as a RepoFile or a Rejected, then its snapshot."""
+def read_repo(
+    ref: RepoRef, max_file_bytes: int, max_notebook_bytes: int | None = None
+) -> Iterator[RepoFile | Rejected | RepoSnapshot]:
+    """Every file of one repository as a RepoFile or a Rejected, then its snapshot.
+
+    Notebooks may be up to `max_notebook_bytes` (default: `max_file_bytes`).
+    """
     repo, valid = shown_path(ref.repo)
     if not valid:
         detail = "the repository folder's name is not valid UTF-8"
@@ -215,8 +222,9 @@ def read_repo(ref: RepoRef, max_file_bytes: int) -> Iterator[RepoFile | Rejected
                 detail = "not valid UTF-8, shown with U+FFFD" if entry.kind == BAD_PATH else "not a regular file"
                 yield Rejected(stage=STAGE, reason=entry.kind, detail=detail, **where)
                 continue
-            if entry.size > max_file_bytes:
-                yield Rejected(stage=STAGE, reason="too-large", detail=f"{entry.size} bytes > {max_file_bytes}", **where)
+            limit = max_notebook_bytes if max_notebook_bytes and is_notebook_path(entry.path) else max_file_bytes
+            if entry.size > limit:
+                yield Rejected(stage=STAGE, reason="too-large", detail=f"{entry.size} bytes > {limit}", **where)
                 continue
             data = reader.read(entry)
             tree.update(f"{entry.path}\0{hashlib.sha1(data).hexdigest()}\0".encode("utf-8", "replace"))
@@ -247,15 +255,16 @@ def read_repo(ref: RepoRef, max_file_bytes: int) -> Iterator[RepoFile | Rejected
 class ReadRepoFn(beam.DoFn):
     """Reads one repository per element; files out, rejects and snapshot tagged."""
 
-    def __init__(self, max_file_bytes: int):
+    def __init__(self, max_file_bytes: int, max_notebook_bytes: int | None = None):
         self.max_file_bytes = max_file_bytes
+        self.max_notebook_bytes = max_notebook_bytes
 
     def setup(self):
         self.tally = Tally(STAGE)
 
     def process(self, ref: RepoRef):
         try:
-            for out in read_repo(ref, self.max_file_bytes):
+            for out in read_repo(ref, self.max_file_bytes, self.max_notebook_bytes):
                 if isinstance(out, RepoSnapshot):
                     yield pvalue.TaggedOutput(SNAPSHOT, out)
                     continue
@@ -273,15 +282,19 @@ class ReadRepoFn(beam.DoFn):
 class ReadLocalRepos(beam.PTransform):
     """Local repositories → RepoFile (main, "kept"), Rejected, tallies and repository snapshots."""
 
-    def __init__(self, repos: list[RepoRef], max_file_bytes: int):
+    def __init__(self, repos: list[RepoRef], max_file_bytes: int, max_notebook_bytes: int | None = None):
         super().__init__()
         self.repos = repos
         self.max_file_bytes = max_file_bytes
+        self.max_notebook_bytes = max_notebook_bytes
 
     def expand(self, pbegin):
         return (
             pbegin
             | "ListRepos" >> beam.Create(self.repos)
             | "SpreadRepos" >> beam.Reshuffle()
-            | "ReadRepoFiles" >> beam.ParDo(ReadRepoFn(self.max_file_bytes)).with_outputs(REJECTED, TALLY, SNAPSHOT, main="kept")
+            | "ReadRepoFiles"
+            >> beam.ParDo(ReadRepoFn(self.max_file_bytes, self.max_notebook_bytes)).with_outputs(
+                REJECTED, TALLY, SNAPSHOT, main="kept"
+            )
         )
