@@ -39,7 +39,7 @@ from transforms.formatting import FormatCodeFn, StarBuckets, entry_boundaries, s
 from transforms.language import LanguageFn
 from transforms.license import LicenseFilterFn
 from transforms.notebooks import ConvertNotebooksFn
-from transforms.scrub import ScrubEmailsFn
+from transforms.scrub import ScrubFn
 from transforms.sources.dump_files import DumpError, find_dump_files, split_ranges
 from transforms.sources.local import STAGE as READ_STAGE
 from transforms.sources.local import ReadLocalRepos, list_repos
@@ -111,7 +111,7 @@ def code_stages(flow: CorpusFlow) -> list[beam.PTransform]:
             )
         ),
         ExactDedup(flow, dedup.bloom_capacity, dedup.bloom_error_rate, previous),
-        ApplyStage(ScrubEmailsFn(config.scrub.replacement)),
+        ApplyStage(ScrubFn(config.scrub)),
     ]
 
 
@@ -222,7 +222,8 @@ def stackoverflow_documents(flow: CorpusFlow) -> None:
     threads = flow.add_stage(records | "JoinStackOverflow" >> JoinThreads(limits))
     buckets = threads | "ScoreBuckets" >> ScoreBuckets()
     flow.add_manifest_entry("score_buckets", buckets.entry)
-    flow.documents.append(flow.add_stage(threads | "FormatStackOverflow" >> format_threads(flow.config.seed, buckets.boundaries)))
+    formatted = threads | "FormatStackOverflow" >> format_threads(flow.config.seed, buckets.boundaries, flow.config.scrub)
+    flow.documents.append(flow.add_stage(formatted))
     flow.chains += [[SO_READ_STAGE, SO_JOIN_STAGE], [SO_FORMAT_STAGE]]
     flow.links.append((SO_JOIN_STAGE, "threads", SO_FORMAT_STAGE))
     flow.document_stages.append(SO_FORMAT_STAGE)

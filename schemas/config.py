@@ -56,6 +56,9 @@ class StackOverflowConfig:
 
     max_answers: int = 10  # answers per question, the highest-scored first (§3.2: up to ten)
     min_answer_score: int = 0  # answers scored below this are left out (§3.2: non-negative)
+    # §3.2 includes "all questions that have at least one answer", so a question whose answers
+    # all score below min_answer_score is kept without them; True leaves such a question out.
+    require_kept_answer: bool = False
     max_comments: int = 5  # comments per question and per answer, the earliest first (§3.2: up to five)
     range_bytes: int = 64 * 2**20  # plain XML files are read in byte ranges of this size, in parallel
     max_row_bytes: int = 16 * 2**20  # a longer row is rejected (too-large) unparsed, so memory stays bounded
@@ -113,7 +116,15 @@ class DedupConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ScrubConfig:
-    replacement: str = "removed@example.com"  # paper footnote 7
+    """What the scrub stage (and the StackOverflow format stage) replace, and with what."""
+
+    replacement: str = "removed@example.com"  # email addresses (paper footnote 7)
+    # Beyond the paper, as StarCoder's PII step: API keys, tokens and private keys found by
+    # detect-secrets, and public IPv4 addresses. False leaves them in the text.
+    secrets: bool = True
+    ip_addresses: bool = True
+    key_replacement: str = "<KEY>"  # StarCoder's placeholder for keys
+    ip_replacement: str = "<IP_ADDRESS>"
 
 
 @dataclasses.dataclass(frozen=True)
