@@ -32,7 +32,7 @@ from infra.writers import WriteParquetShards, WriteSmallJson, read_json, write_j
 from schemas import arrow
 from schemas.config import ConfigError, PipelineConfig, check_star_boundaries
 from transforms.base import ApplyStage
-from transforms.decontamination import DecontaminateFn, load_deny_list
+from transforms.decontamination import DecontaminateFn, announce_checks, load_deny_list
 from transforms.dedup import ExactDedup, bloom_path
 from transforms.filters import QualityFilterFn
 from transforms.formatting import FormatCodeFn, StarBuckets, entry_boundaries, star_buckets_entry
@@ -96,6 +96,7 @@ def code_stages(flow: CorpusFlow) -> list[beam.PTransform]:
     config = flow.config
     decont, filters, dedup = config.decontamination, config.filters, config.dedup
     denied = load_deny_list(config.resolve(decont.denied_repos)) if decont.denied_repos else frozenset()
+    announce_checks(decont.humaneval, denied, decont.denied_repos)
     previous = tuple(config.resolve(v) for v in dedup.previous_versions)
     for i, version in enumerate(previous):
         if not storage.exists(bloom_path(version)):
