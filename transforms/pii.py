@@ -14,7 +14,8 @@ Candidates that detect-secrets' own heuristics call a UUID, a templated value
 - IPv4 addresses: detect-secrets' public-IPv4 matcher, keeping only addresses the
   standard library calls global (`ipaddress`: not private, loopback, link-local,
   documentation, reserved or `0.0.0.0`) and not part of a version (`pkg==1.2.3.4`,
-  `v1.2.3.4`, a line that says `version`). A `:port` after one stays.
+  `v1.2.3.4`, `image:9.3.0.25`, `group:artifact:9.3.0.25`, a line that says
+  `version`). A `:port` after one stays.
 
 Each finding is (start, end, kind), the secret alone where a detector's pattern
 captures it after its key name (`aws_secret = "..."`); kinds are slugs of
@@ -58,7 +59,7 @@ MIN_SECRET_CHARS = 8  # shorter matches are replaced nowhere: too likely to occu
 PEM_BLOCK = re.compile(
     r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY((?: BLOCK)?)-----.*?-----END \1PRIVATE KEY\2-----", re.DOTALL
 )
-_VERSION_BEFORE = re.compile(r"(?:[=<>~!^@]=?|[vV])\s*\Z")
+_VERSION_BEFORE = re.compile(r"(?:(?:[=<>~!^@]=?|[vV])\s*|:)\Z")  # pins, v1.2.3.4, image:tag, group:artifact:version
 _VERSION_WORD = re.compile(r"version", re.IGNORECASE)
 
 

@@ -133,6 +133,7 @@ def test_secrets_and_ip_addresses_are_replaced(text, expected, kind):
         'HOST = "127.0.0.1"; LAN = "192.168.1.20"; ANY = "0.0.0.0"; MASK = "255.255.255.0"',  # not global
         'DOCS = "192.0.2.10"',  # the documentation range
         '__version__ = "2.0.0.1"',
+        "image = 'icr.io/ibm-messaging/mq:9.3.0.25-r1'; dep = 'com.ibm.mq:allclient:9.3.0.25'",  # tags, coordinates
         'if "BEGIN RSA PRIVATE KEY" in pem:  # a check, not a key',
         "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu1SU1L\n-----END PUBLIC KEY-----",
         'digest = "3f786850e387550fdab836ed7e6dc881de23001b"',  # a SHA-1: entropy is not a secret here
