@@ -1,6 +1,6 @@
 """Benchmark: the code-cleaning stages on the .py files of the installed site-packages.
 
-Runs license → language → decontamination → filters → dedup → scrub twice over the
+Runs license → language → notebooks → decontamination → filters → dedup → scrub twice over the
 same files, each in its own process so peak RSS is its own:
 
     beam   the pipeline's own stages (`pipeline.corpus.code_stages`) on the DirectRunner
@@ -90,7 +90,7 @@ def run_beam(root: str, paths: list[str], beam_args: list[str]) -> dict:
 def run_loop(root: str, paths: list[str]) -> dict:
     started = time.perf_counter()
     stages = [s.fn for s in code_stages(CorpusFlow(None, CONFIG, "")) if isinstance(s, ApplyStage)]
-    dedup_at = 4  # license, language, decontamination, filters run before dedup; scrub after
+    dedup_at = 5  # license, language, notebooks, decontamination, filters run before dedup; scrub after
     for fn in stages:
         fn.setup()
     rejected, best = 0, {}

@@ -154,7 +154,7 @@ def run_ours(work: str, out: str, beam_args: list[str]) -> dict:
     from infra.writers import WriteParquetShards, WriteSmallJson, read_json
     from pipeline.corpus import COUNTS_FILE, CorpusFlow, code_stages, read_code_sources, stage_name
     from pipeline.options import make_pipeline_options
-    from schemas.config import PipelineConfig
+    from schemas.config import PipelineConfig, ScrubConfig
     from schemas.sources_config import LocalSource, SourcesConfig
     from transforms.decontamination import DecontaminateFn
 
@@ -164,7 +164,8 @@ def run_ours(work: str, out: str, beam_args: list[str]) -> dict:
         + [("content", pa.large_string()), ("lang", pa.string()), ("origin", pa.string())]
     )
     source = LocalSource(os.path.join(work, REPOS_DIR), os.path.join(work, METADATA_FILE))
-    config = PipelineConfig(name="peer", sources=SourcesConfig(local=(source,)))
+    emails_only = ScrubConfig(secrets=False, ip_addresses=False)  # as datatrove's PIIFormatter(remove_ips=False)
+    config = PipelineConfig(name="peer", sources=SourcesConfig(local=(source,)), scrub=emails_only)
     with beam.Pipeline(options=make_pipeline_options(beam_args)) as p:
         flow = CorpusFlow(p, config, out)
         (files,) = read_code_sources(flow)
@@ -182,7 +183,7 @@ def run_ours(work: str, out: str, beam_args: list[str]) -> dict:
     return {
         "kept": parquet_rows(out),
         "dedup_rejected": counts.get(("dedup", "rejected", "duplicate"), 0),
-        "emails_replaced": counts.get(("scrub", "stat", "emails-replaced"), 0),
+        "emails_replaced": counts.get(("scrub", "stat", "replaced-email"), 0),
     }
 
 

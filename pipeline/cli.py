@@ -22,7 +22,7 @@ from pipeline.diff import diff_versions, render_diff
 from pipeline.report import screenshot, write_report
 from pipeline.run import build_on_previous, describe_error, parse_stages, run_stages
 from pipeline.summary import counts_table, describe_manifest
-from schemas.config import ConfigError, load_config
+from schemas.config import SAMPLE_TEMPERATURE, SAMPLE_TOP_P, ConfigError, load_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,8 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
         text.add_argument("--text", help=f"the input text{marked}")
         text.add_argument("--file", help="read the input text from this file")
         use.add_argument("--max-new-tokens", type=int, default=128, help="per region for infill (default: 128)")
-        use.add_argument("--temperature", type=float, default=0.0, help="0 (default): greedy; above 0: seeded sampling")
-        use.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass when sampling")
+        sampling = f"seeded sampling (default: {SAMPLE_TEMPERATURE}, paper §5); 0: greedy"
+        use.add_argument("--temperature", type=float, default=SAMPLE_TEMPERATURE, help=sampling)
+        nucleus = f"nucleus sampling mass (default: {SAMPLE_TOP_P}, paper §5)"
+        use.add_argument("--top-p", type=float, default=SAMPLE_TOP_P, help=nucleus)
+        use.add_argument("--ext", help="file extension, e.g. .py: the text starts with the tag <| file ext=.py |> (§3.3)")
         use.add_argument("--seed", type=int, default=0, help="sampling seed")
         use.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     return parser

@@ -32,13 +32,14 @@ from infra.writers import WriteParquetShards, WriteSmallJson, read_json, write_j
 from schemas import arrow
 from schemas.config import ConfigError, PipelineConfig, check_star_boundaries
 from transforms.base import ApplyStage
-from transforms.decontamination import DecontaminateFn, load_deny_list
+from transforms.decontamination import DecontaminateFn, announce_checks, load_deny_list
 from transforms.dedup import ExactDedup, bloom_path
 from transforms.filters import QualityFilterFn
 from transforms.formatting import FormatCodeFn, StarBuckets, entry_boundaries, star_buckets_entry
 from transforms.language import LanguageFn
 from transforms.license import LicenseFilterFn
-from transforms.scrub import ScrubEmailsFn
+from transforms.notebooks import ConvertNotebooksFn
+from transforms.scrub import ScrubFn
 from transforms.sources.dump_files import DumpError, find_dump_files, split_ranges
 from transforms.sources.local import STAGE as READ_STAGE
 from transforms.sources.local import ReadLocalRepos, check_local_sources, list_repos
@@ -86,7 +87,8 @@ class CorpusFlow:
 
 
 def code_stages(flow: CorpusFlow) -> list[beam.PTransform]:
-    """The per-file cleaning stages of the code path, in the paper's order (§3.1).
+    """The per-file cleaning stages of the code path, in the paper's order (§3.1), with
+    notebooks converted to their text and code (§3.1, A.3) before anything judges them.
 
     Files they name (deny-list, earlier versions' Bloom filters) are checked now,
     so a wrong path fails before the run; dedup writes its filter into the version.
@@ -94,6 +96,7 @@ def code_stages(flow: CorpusFlow) -> list[beam.PTransform]:
     config = flow.config
     decont, filters, dedup = config.decontamination, config.filters, config.dedup
     denied = load_deny_list(config.resolve(decont.denied_repos)) if decont.denied_repos else frozenset()
+    announce_checks(decont.humaneval, denied, decont.denied_repos)
     previous = tuple(config.resolve(v) for v in dedup.previous_versions)
     for i, version in enumerate(previous):
         if not storage.exists(bloom_path(version)):
@@ -101,6 +104,7 @@ def code_stages(flow: CorpusFlow) -> list[beam.PTransform]:
     return [
         ApplyStage(LicenseFilterFn(config.license.allow)),
         ApplyStage(LanguageFn(config.language.languages)),
+        ApplyStage(ConvertNotebooksFn()),  # so every later stage judges a notebook's text, not its JSON
         ApplyStage(DecontaminateFn(decont.humaneval, decont.min_match_chars, denied)),
         ApplyStage(
             QualityFilterFn(
@@ -108,7 +112,7 @@ def code_stages(flow: CorpusFlow) -> list[beam.PTransform]:
             )
         ),
         ExactDedup(flow, dedup.bloom_capacity, dedup.bloom_error_rate, previous),
-        ApplyStage(ScrubEmailsFn(config.scrub.replacement)),
+        ApplyStage(ScrubFn(config.scrub)),
     ]
 
 
@@ -139,7 +143,7 @@ def read_code_sources(flow: CorpusFlow) -> list[beam.PCollection]:
     """Every configured code source's RepoFile PCollection (its rejects and tallies go to flow)."""
     files = []
     for i, repos in enumerate(local_repos(flow.config, flow.out_dir)):
-        read = flow.pipeline | f"ReadLocal{i}" >> ReadLocalRepos(repos, flow.config.read.max_file_bytes)
+        read = flow.pipeline | f"ReadLocal{i}" >> ReadLocalRepos(repos, *flow.config.read.limits())
         files.append(flow.add_stage(read))
         flow.snapshots.append(read.snapshot)
     # The network sources' state lives beside the versions (<out>/<name>/crawl/), so it outlives a failed run.
@@ -224,7 +228,8 @@ def stackoverflow_documents(flow: CorpusFlow) -> None:
     threads = flow.add_stage(records | "JoinStackOverflow" >> JoinThreads(limits))
     buckets = threads | "ScoreBuckets" >> ScoreBuckets()
     flow.add_manifest_entry("score_buckets", buckets.entry)
-    flow.documents.append(flow.add_stage(threads | "FormatStackOverflow" >> format_threads(flow.config.seed, buckets.boundaries)))
+    formatted = threads | "FormatStackOverflow" >> format_threads(flow.config.seed, buckets.boundaries, flow.config.scrub)
+    flow.documents.append(flow.add_stage(formatted))
     flow.chains += [[SO_READ_STAGE, SO_JOIN_STAGE], [SO_FORMAT_STAGE]]
     flow.links.append((SO_JOIN_STAGE, "threads", SO_FORMAT_STAGE))
     flow.document_stages.append(SO_FORMAT_STAGE)

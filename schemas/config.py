@@ -28,11 +28,21 @@ GLOB_CHARACTERS = frozenset("*?[]{}")
 
 @dataclasses.dataclass(frozen=True)
 class ReadConfig:
+    """Raw-size guards of the sources. Not from the paper: they bound a worker's memory per file."""
+
     max_file_bytes: int = 1_000_000  # larger files are rejected as too-large before they are read
+    # A notebook's JSON carries its outputs (images as base64), which the notebooks stage drops
+    # before the filters judge its text, so notebooks get more room.
+    max_notebook_bytes: int = 20_000_000
 
     def __post_init__(self):
-        if self.max_file_bytes <= 0:
-            raise ConfigError(f"read.max_file_bytes must be positive, got {self.max_file_bytes}")
+        for name in ("max_file_bytes", "max_notebook_bytes"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"read.{name} must be positive, got {getattr(self, name)}")
+
+    def limits(self) -> tuple[int, int]:
+        """(max_file_bytes, max_notebook_bytes), as the local source takes them."""
+        return self.max_file_bytes, self.max_notebook_bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +56,9 @@ class StackOverflowConfig:
 
     max_answers: int = 10  # answers per question, the highest-scored first (§3.2: up to ten)
     min_answer_score: int = 0  # answers scored below this are left out (§3.2: non-negative)
+    # §3.2 includes "all questions that have at least one answer", so a question whose answers
+    # all score below min_answer_score is kept without them; True leaves such a question out.
+    require_kept_answer: bool = False
     max_comments: int = 5  # comments per question and per answer, the earliest first (§3.2: up to five)
     range_bytes: int = 64 * 2**20  # plain XML files are read in byte ranges of this size, in parallel
     max_row_bytes: int = 16 * 2**20  # a longer row is rejected (too-large) unparsed, so memory stays bounded
@@ -103,7 +116,15 @@ class DedupConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ScrubConfig:
-    replacement: str = "removed@example.com"  # paper footnote 7
+    """What the scrub stage (and the StackOverflow format stage) replace, and with what."""
+
+    replacement: str = "removed@example.com"  # email addresses (paper footnote 7)
+    # Beyond the paper, as StarCoder's PII step: API keys, tokens and private keys found by
+    # detect-secrets, and public IPv4 addresses. False leaves them in the text.
+    secrets: bool = True
+    ip_addresses: bool = True
+    key_replacement: str = "<KEY>"  # StarCoder's placeholder for keys
+    ip_replacement: str = "<IP_ADDRESS>"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,6 +203,11 @@ class BinarizeConfig:
         if not 0.0 <= self.valid_fraction < 1.0:
             raise ConfigError(f"binarize.valid_fraction must be in [0, 1), got {self.valid_fraction}")
 
+
+# How `infill` and `generate` sample (paper §5: nucleus top-p 0.95 at temperature 0.2 for pass@1,
+# also the defaults of InCoder's example code); temperature 0 decodes greedily.
+SAMPLE_TEMPERATURE = 0.2
+SAMPLE_TOP_P = 0.95
 
 MODEL_PRESETS = ("tiny", "125m", "1.3b", "6.7b")  # trainer/model.py's shapes; 1.3b and 6.7b are Table 8's
 

@@ -33,6 +33,9 @@ class RepoFile:
     content: str
     lang: str | None = None  # set by the language stage
     origin: str | None = None  # where the repository was hosted (github/gitlab) when known
+    # Set by the notebooks stage, which replaces a notebook's JSON with its text and code:
+    nbformat: int | None = None  # the format version the notebook was written in (None: not a converted notebook)
+    kernel: str | None = None  # the notebook's language (`python`), None when it names none
 
     @staticmethod
     def make_id(source: str, repo: str, path: str, revision: str | None) -> str:

@@ -8,7 +8,7 @@
 
 Each document becomes one sequence: `<|endoftext|>` then its tokens, whole (long
 documents are kept; the trainer cuts its own windows). Literal special-token text
-inside a document (say `<eom>` in a source file) is encoded as plain text, so only
+inside a document (say `<|endofmask|>` in a source file) is encoded as plain text, so only
 the trainer puts real sentinels into a sequence.
 
 A document goes to `valid` when `record_rng(seed, id, "valid")` falls below

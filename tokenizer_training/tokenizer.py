@@ -6,12 +6,14 @@ own piece and everything between them (spaces, tabs, punctuation, words) is one 
 that BPE may merge freely, so frequent idioms and indentation become single tokens.
 Tokens never contain a newline together with other text.
 
-Special tokens (single ids, before the learned vocabulary):
+Special tokens (single ids, before the learned vocabulary), named as facebook/incoder's
+released tokenizer and example code name them, so stop strings and scripts written
+for InCoder work on our checkpoints (docs/tokenizer.md compares the two):
 
-    <|endoftext|>   prepended to every encoded document (as InCoder's tokenizer does)
-    <pad>           padding for batches
-    <eom>           end of a moved span (causal masking, paper §2)
-    <|mask:0|> ... <|mask:255|>   span sentinels
+    <|endoftext|>   id 0, prepended to every encoded document (InCoder's bos_token, id 0)
+    <pad>           id 1, padding for batches (InCoder's pad_token_id 1)
+    <|endofmask|>   id 2, end of a moved span (the paper's <EOM>, §2)
+    <|mask:0|> ... <|mask:255|>   ids 3-258, span sentinels (the paper's <Mask:k>)
 
 The packaged directory loads with `transformers.AutoTokenizer.from_pretrained(dir)`;
 decoding with `clean_up_tokenization_spaces=False` gives the text back exactly.
@@ -30,11 +32,15 @@ from infra.writers import write_json
 
 EOT = "<|endoftext|>"
 PAD = "<pad>"
-EOM = "<eom>"
+EOM = "<|endofmask|>"
 MASK_TOKEN_FORMAT = "<|mask:{}|>"
 NUM_MASKS = 256  # the paper samples up to 256 spans per document (§2)
 MASKS = tuple(MASK_TOKEN_FORMAT.format(k) for k in range(NUM_MASKS))
 SPECIAL_TOKENS = (EOT, PAD, EOM, *MASKS)  # ids 0, 1, 2, 3..258
+
+# InCoder's context window (§2.2 footnote 3; facebook/incoder-1B's tokenizer_config.json): what
+# transformers warns about and truncates to. The paper presets (1.3b, 6.7b) train at this length.
+MODEL_MAX_LENGTH = 2048
 
 TOKENIZER_DIR = "tokenizer"
 TOKENIZER_FILE = "tokenizer.json"
@@ -46,6 +52,7 @@ TRANSFORMERS_CONFIG = {
     "pad_token": PAD,
     "additional_special_tokens": [EOM, *MASKS],
     "clean_up_tokenization_spaces": False,  # the cleanup deletes spaces before punctuation
+    "model_max_length": MODEL_MAX_LENGTH,
 }
 NEWLINES = r"\n+"
 

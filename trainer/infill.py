@@ -2,14 +2,20 @@
 
 Infilling n regions of a document given as n + 1 parts conditions on the parts with
 a sentinel in each gap and one more at the end, then generates each region in turn
-after its sentinel, until <eom>:
+after its sentinel, until <|endofmask|>:
 
-    <|endoftext|> A <M0> C <M1> E <M2> <M0> B <eom> <M1> D <eom>
+    <|endoftext|> A <M0> C <M1> E <M2> <M0> B <|endofmask|> <M1> D <|endofmask|>
 
 For one region this is footnote 3's prompt, `Left <M0> Right <M1> <M0>`: the extra
 <M1> says that the document may go on after Right, which §2.2 found helps the model
-end the infill with <eom>. Sentinels are never generated (the model was not trained
-to emit them). Decoding is greedy at temperature 0, otherwise seeded sampling.
+end the infill with <|endofmask|>. Sentinels are never generated (the model was not trained
+to emit them). Decoding samples as the paper's evaluations do (§5: nucleus top-p 0.95 at
+temperature 0.2, also the defaults of InCoder's example code), seeded; temperature 0 is
+greedy.
+
+With `ext`, the document starts with the opening file tag `<| file ext=.py |>` (the
+metadata markup of §3.3, written by `transforms.markup`), so the model knows the
+language; the returned text leaves the tag out.
 """
 
 from __future__ import annotations
@@ -20,16 +26,24 @@ from typing import Sequence
 import torch
 
 from infra import storage
+from schemas.config import SAMPLE_TEMPERATURE as TEMPERATURE
+from schemas.config import SAMPLE_TOP_P as TOP_P
 from trainer.masking import SpecialIds, restore
+from transforms import markup
 
 INSERT_MARKER = "<insert>"  # marks a region to fill in CLI input, as in InCoder's demo
+
+
+def file_prefix(ext: str | None) -> str:
+    """The opening file tag with the extension attribute (`<| file ext=.py |>` and a newline), or ""."""
+    return markup.open_tag("file", [("ext", ext)]) + "\n" if ext else ""
 
 
 @dataclasses.dataclass(frozen=True)
 class Infill:
     text: str  # the document with every region filled in
     infills: tuple[str, ...]  # the text generated for each region
-    finished: tuple[bool, ...]  # whether each region ended with <eom> (not the token limit)
+    finished: tuple[bool, ...]  # whether each region ended with <|endofmask|> (not the token limit)
 
 
 def load_checkpoint(path: str, device: str = "cpu"):
@@ -91,9 +105,10 @@ def infill(
     tokenizer,
     parts: Sequence[str],
     max_new_tokens: int = 128,
-    temperature: float = 0.0,
-    top_p: float = 0.95,
+    temperature: float = TEMPERATURE,
+    top_p: float = TOP_P,
     seed: int = 0,
+    ext: str | None = None,
 ) -> Infill:
     """Fill the len(parts) - 1 regions between consecutive parts, in order."""
     ids = SpecialIds.from_tokenizer(tokenizer)
@@ -102,7 +117,8 @@ def infill(
         raise ValueError(
             f"infill needs 2 to {len(ids.masks)} parts (1 to {len(ids.masks) - 1} regions), not {len(parts)}"
         )
-    sequence = [ids.bos]
+    head = [ids.bos] + _encode(tokenizer, file_prefix(ext))
+    sequence = list(head)
     for k, part in enumerate(parts):
         sequence += _encode(tokenizer, part) + [ids.masks[k]]  # the last one is the extra sentinel of footnote 3
     suppress = list(ids.masks)
@@ -115,7 +131,7 @@ def infill(
         sequence += span + [ids.eom]
         infills.append(_decode(tokenizer, span))
         finished.append(done)
-    text = _decode(tokenizer, restore(sequence, ids)[1:])
+    text = _decode(tokenizer, restore(sequence, ids)[len(head) :])
     return Infill(text=text, infills=tuple(infills), finished=tuple(finished))
 
 
@@ -124,13 +140,14 @@ def generate(
     tokenizer,
     prompt: str,
     max_new_tokens: int = 128,
-    temperature: float = 0.0,
-    top_p: float = 0.95,
+    temperature: float = TEMPERATURE,
+    top_p: float = TOP_P,
     seed: int = 0,
+    ext: str | None = None,
 ) -> str:
     """Left-to-right continuation of `prompt`, up to the end of the document (§2.2: no special tokens)."""
     ids = SpecialIds.from_tokenizer(tokenizer)
-    prompt_ids = [ids.bos] + _encode(tokenizer, prompt)
+    prompt_ids = [ids.bos] + _encode(tokenizer, file_prefix(ext)) + _encode(tokenizer, prompt)
     new = _sample(model, prompt_ids, ids.bos, [*ids.masks, ids.eom], max_new_tokens, temperature, top_p, seed)
     if new and new[-1] == ids.bos:
         new = new[:-1]
@@ -145,7 +162,9 @@ def run_command(args) -> str:
         with open(args.file, encoding="utf-8") as f:
             text = f.read()
     model, tokenizer = load_checkpoint(args.checkpoint, args.device)
-    options = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed)
+    options = dict(
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed, ext=args.ext
+    )
     if args.command == "generate":
         return text + generate(model, tokenizer, text, **options)
     parts = text.split(INSERT_MARKER)

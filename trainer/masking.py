@@ -2,9 +2,9 @@
 
 A training sequence is one chunk of one document. Some spans of it are cut out,
 each replaced by a sentinel `<|mask:k|>`, and appended at the end as
-`<|mask:k|> span <eom>`, in order:
+`<|mask:k|> span <|endofmask|>`, in order:
 
-    Left <|mask:0|> Right <|mask:0|> Span <eom>          (one span, the paper's eq. 1)
+    Left <|mask:0|> Right <|mask:0|> Span <|endofmask|>          (one span, the paper's eq. 1)
 
 The loss covers every token except the sentinels, so the model never learns to emit
 one (§2.1, last sentence).
@@ -42,7 +42,7 @@ import numpy as np
 
 MAX_SPANS = 256  # §2.1: the number of spans is truncated to [1, 256]
 POISSON_MEAN = 1.0  # §2.1
-SPAN_OVERHEAD = 3  # tokens a span adds: the in-place sentinel, the moved sentinel, <eom>
+SPAN_OVERHEAD = 3  # tokens a span adds: the in-place sentinel, the moved sentinel, <|endofmask|>
 FULL_CHUNK_SPANS = 8  # spans a full-length chunk has room for (see module docstring)
 
 
@@ -200,7 +200,7 @@ def restore(masked: Sequence[int], ids: SpecialIds) -> list[int]:
     """The document a masked sequence stands for: each sentinel replaced by its span.
 
     Reads the layout `apply_masks` writes, and the completed infill prompts of §2.2
-    (`A <M0> C <M1> E <M2> <M0> B <eom> <M1> D <eom>`; a sentinel with no moved span,
+    (`A <M0> C <M1> E <M2> <M0> B <|endofmask|> <M1> D <|endofmask|>`; a sentinel with no moved span,
     such as the final <M2> there, is dropped).
     """
     masked = [int(t) for t in masked]

@@ -24,12 +24,16 @@ the stage's stats count matches per kind.
 from __future__ import annotations
 
 import collections
+import logging
 import re
 
 from infra import storage
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
 from transforms.base import RecordFn
+
+log = logging.getLogger(__name__)
+DENY_LIST_HOWTO = "docs/cleaning.md, 'Building the paper's deny-list'"
 
 _GITHUB_URL = re.compile(r"^(?:https?://)?(?:www\.)?github\.com/", re.IGNORECASE)
 
@@ -86,6 +90,21 @@ def load_deny_list(path: str, key: str = "decontamination.denied_repos") -> froz
     with storage.open_file(path, decompress=True) as f:
         lines = f.read().decode("utf-8").splitlines()
     return frozenset(normalise_repo(line) for line in (l.split("#", 1)[0] for l in lines) if line.strip())
+
+
+def announce_checks(humaneval: bool, denied: frozenset[str], path: str | None) -> str:
+    """Log (and return) which decontamination checks the run makes: the paper's setup needs both."""
+    if path is None:
+        active = "only HumanEval is active" if humaneval else "no check is active"
+        message = (
+            f"decontamination: {active}; no repository deny-list is set (decontamination.denied_repos). "
+            f"The paper also removes the CodeSearchNet valid/test and JuICe evaluation repositories: see {DENY_LIST_HOWTO}"
+        )
+        log.warning(message)
+    else:
+        message = f"decontamination: HumanEval {'on' if humaneval else 'off'}, {len(denied)} denied repositories from {path}"
+        log.info(message)
+    return message
 
 
 class DecontaminateFn(RecordFn):

@@ -19,11 +19,11 @@ Attributes, in this order before they are placed at random:
 
 Each attribute goes to the opening tag with probability 0.5, else to the closing tag,
 in random order; the generator is `record_rng(seed, record id)`, so the text is the
-same on every rerun and worker. Notebooks (`.ipynb`) get the body of
-`transforms.notebooks` and kind "notebook"; one that does not parse is rejected
-(`notebook-invalid`), one with no text or code is rejected (`notebook-empty`).
-The star bucket boundaries arrive as a side input (`StarBuckets` computes them over the
-run's repositories, or the config pins them).
+same on every rerun and worker. Notebooks arrive already converted to their text and
+code by the notebooks stage (`transforms.notebooks`, before the filters and dedup);
+they get kind "notebook" and the `nbformat` meta entry. The star bucket boundaries
+arrive as a side input (`StarBuckets` computes them over the run's repositories, or
+the config pins them).
 """
 
 from __future__ import annotations
@@ -33,15 +33,14 @@ from typing import Sequence
 
 import apache_beam as beam
 
-from schemas.records import Document, Rejected, RepoFile, record_rng
-from transforms import markup, notebooks
+from schemas.records import Document, RepoFile, record_rng
+from transforms import markup
 from transforms.base import RecordFn
 from transforms.buckets import BUCKET_PERCENTILES, ComputeBucketBoundaries, bucket_of
 
 STAGE = "format"
 HOSTS = ("github", "gitlab")
 SOURCE_HOSTS = {"github": "github", "gitlab": "gitlab", "bigquery": "github"}  # record.source → host
-NOTEBOOK_EXT = ".ipynb"
 
 
 def host_of(record: RepoFile) -> str | None:
@@ -60,10 +59,6 @@ def file_ext(path: str) -> str:
     return posixpath.splitext(posixpath.basename(path))[1]
 
 
-def is_notebook(record: RepoFile) -> bool:
-    return file_ext(record.path).lower() == NOTEBOOK_EXT
-
-
 class FormatCodeFn(RecordFn):
     """RepoFile → Document (kind code or notebook) with the markup text and metadata columns."""
 
@@ -72,23 +67,12 @@ class FormatCodeFn(RecordFn):
     def __init__(self, seed: int):
         self.seed = seed
 
-    def setup(self) -> None:
-        self.markdown = notebooks.make_markdown_parser()
-
-    def __call__(self, record: RepoFile, *, star_boundaries: Sequence[float]) -> Document | Rejected:
-        ext, kind, body, meta = file_ext(record.path), "code", record.content, ()
-        if is_notebook(record):
-            try:
-                nb = notebooks.read_notebook(record.content)
-            except notebooks.NotebookError as e:
-                return Rejected.of(record, STAGE, "notebook-invalid", str(e))
-            body = notebooks.notebook_body(nb, self.markdown)
-            if not body:
-                return Rejected.of(record, STAGE, "notebook-empty", "no text or code cells")
-            language = notebooks.kernel_language(nb)
-            ext = f"{ext}:{language}" if language else ext
+    def __call__(self, record: RepoFile, *, star_boundaries: Sequence[float]) -> Document:
+        ext, kind, meta = file_ext(record.path), "code", ()
+        if record.nbformat is not None:  # converted by the notebooks stage
+            ext = f"{ext}:{record.kernel}" if record.kernel else ext
             kind = "notebook"
-            meta = (("nbformat", f"{nb.metadata.get('orig_nbformat', nb.nbformat)}"),)
+            meta = (("nbformat", str(record.nbformat)),)
             self.count("notebooks")
         host = host_of(record)
         bucket = bucket_of(record.stars, star_boundaries) if counts_for_stars(record) else None
@@ -102,7 +86,7 @@ class FormatCodeFn(RecordFn):
         return Document(
             id=record.id,
             kind=kind,
-            text=markup.wrap("file", body, start, end),
+            text=markup.wrap("file", record.content, start, end),
             source=record.source,
             repo=record.repo,
             path=record.path,

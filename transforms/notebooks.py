@@ -1,4 +1,12 @@
-"""Jupyter notebooks as training text (paper §3.1 and appendix A.3, Figure 6b).
+"""Jupyter notebooks as training text (paper §3.1 and appendix A.3, Figure 6b): stage "notebooks".
+
+The stage runs right after the language stage, before decontamination, the filters and
+dedup, and replaces each `.ipynb` file's JSON with its text and code, so every later
+stage judges what the model will see: a 60 KB PNG output no longer makes a notebook a
+`long-line` file, and two notebooks that differ only in outputs or execution counts
+have the same dedup key. Other files pass through unchanged. A notebook nbformat cannot
+read is rejected as `notebook-invalid`, one with no text or code as `notebook-empty`;
+stats count the notebooks converted and the outputs left out.
 
 A notebook's body is its cells in order, outputs left out:
 
@@ -26,6 +34,7 @@ the same way) and validated against nbformat's schema; anything that fails raise
 
 from __future__ import annotations
 
+import posixpath
 import warnings
 
 import nbformat
@@ -33,6 +42,11 @@ from markdown_it import MarkdownIt
 from nbformat import reader, validator
 from nbformat.warnings import DuplicateCellId, MissingIDFieldWarning
 
+from schemas.records import Rejected, RepoFile
+from transforms.base import RecordFn
+
+STAGE = "notebooks"
+NOTEBOOK_EXT = ".ipynb"
 NOTEBOOK_VERSION = 4
 READ_VERSIONS = (3, 4)  # the formats of notebooks in the wild since 2013; older ones are rejected
 
@@ -140,3 +154,31 @@ def notebook_body(nb: nbformat.NotebookNode, md: MarkdownIt) -> str:
         if text.strip():
             blocks.append(f"<{tag}>\n{text}\n</{tag}>")
     return "\n".join(blocks)
+
+
+def is_notebook_path(path: str) -> bool:
+    return posixpath.splitext(posixpath.basename(path))[1].lower() == NOTEBOOK_EXT
+
+
+class ConvertNotebooksFn(RecordFn):
+    """`.ipynb` RepoFile → the same RepoFile holding the notebook's text (outputs left out)."""
+
+    stage = STAGE
+
+    def setup(self) -> None:
+        self.markdown = make_markdown_parser()
+
+    def __call__(self, record: RepoFile) -> RepoFile | Rejected:
+        if not is_notebook_path(record.path):
+            return record
+        try:
+            nb = read_notebook(record.content)
+        except NotebookError as e:
+            return Rejected.of(record, STAGE, "notebook-invalid", str(e))
+        body = notebook_body(nb, self.markdown)
+        if not body:
+            return Rejected.of(record, STAGE, "notebook-empty", "no text or code cells")
+        self.count("notebooks")
+        self.count("outputs-dropped", sum(len(cell.get("outputs", ())) for cell in nb.cells))
+        version = nb.metadata.get("orig_nbformat", nb.nbformat)
+        return record.replace(content=body, nbformat=int(version), kernel=kernel_language(nb))

@@ -10,8 +10,10 @@ Comments name only the post they are on, so a first join finds each comment's
 question; the second gathers a question, its answers and all their comments.
 
 Selection, per question (§3.2; limits from the `stackoverflow` config section):
-  * a question needs at least one answer that is kept, else it is left out
-    (`unanswered`: none at all; `no-selected-answer`: all scored below the minimum);
+  * a question needs at least one answer, else it is left out (`unanswered`); the
+    paper includes "all questions that have at least one answer", so one whose answers
+    all score below the minimum is kept with none of them, unless `require_kept_answer`
+    is set (then it is left out as `no-selected-answer`);
   * answers scored below `min_answer_score` (0) are left out (`low-score`); of the
     others the `max_answers` (10) highest-scored are kept (`answer-limit` for the rest),
     ties going to the earlier CreationDate, then the lower Id;
@@ -152,7 +154,8 @@ def select_thread(posts: Iterable[StackPost], comments: Iterable[StackComment], 
     for a in scored[limits.max_answers :]:
         rejected.append(reject(a, "answer-limit", f"not among the {limits.max_answers} best-scored answers"))
     kept_answers = scored[: limits.max_answers]
-    if not kept_answers:
+    keep = bool(kept_answers) or (bool(answers) and not limits.require_kept_answer)
+    if not keep:
         reason = "no-selected-answer" if answers else "unanswered"
         why = f"all {len(answers)} answers scored below {limits.min_answer_score}" if answers else "no answers"
         rejected.append(reject(question, reason, why))
@@ -160,7 +163,7 @@ def select_thread(posts: Iterable[StackPost], comments: Iterable[StackComment], 
     on_post = collections.defaultdict(list)
     for c in comments:  # already sorted by CreationDate, then Id
         on_post[c.post_id].append(c)
-    kept_ids = ({question.post_id} | {a.post_id for a in kept_answers}) if kept_answers else set()
+    kept_ids = ({question.post_id} | {a.post_id for a in kept_answers}) if keep else set()
     for post_id, post_comments in on_post.items():
         if post_id not in kept_ids:
             for c in post_comments:
@@ -168,7 +171,7 @@ def select_thread(posts: Iterable[StackPost], comments: Iterable[StackComment], 
             continue
         for c in post_comments[limits.max_comments :]:
             rejected.append(reject(c, "comment-limit", f"not among the {limits.max_comments} earliest on post {post_id}"))
-    if not kept_answers:
+    if not keep:
         return Selection(None, 0, rejected)
 
     def kept_comments(post_id: int) -> tuple[StackComment, ...]:

@@ -1,16 +1,24 @@
-"""StackOverflow threads → Documents in Figure 6c's markup, with score buckets (stage "stackoverflow-format")."""
+"""StackOverflow threads → Documents in Figure 6c's markup, with score buckets (stage "stackoverflow-format").
+
+Titles, bodies and comments are scrubbed as code files are (`transforms.scrub`: emails,
+secrets, IP addresses) before they are marked up; the stage's stats count each
+replacement kind (`replaced-email`, ...) and the documents changed.
+"""
 
 from __future__ import annotations
 
+import collections
 from typing import NamedTuple, Sequence
 
 import apache_beam as beam
 
+from schemas.config import ScrubConfig
 from schemas.records import Document, StackPost, record_rng
 from transforms import markup
 from transforms.base import ApplyStage, RecordFn
 from transforms.buckets import ComputeBucketBoundaries, bucket_of
 from transforms.formatting import star_buckets_entry
+from transforms.scrub import count_replacements, scrub_text
 from transforms.sources.stackoverflow import SOURCE
 from transforms.stackoverflow import Thread
 from transforms.stackoverflow_html import body_text
@@ -24,19 +32,37 @@ def question_text(question: StackPost) -> str:
     return f"{question.title.strip()}\n\n{body}" if body else question.title.strip()
 
 
-def format_thread(thread: Thread, boundaries: Sequence[float], seed: int) -> Document:
-    """A Thread → its Document, marked up as in Figure 6c (see the module docstring)."""
+def format_thread(
+    thread: Thread,
+    boundaries: Sequence[float],
+    seed: int,
+    scrub: ScrubConfig | None = None,
+    replaced: collections.Counter | None = None,
+) -> Document:
+    """A Thread → its Document, marked up as in Figure 6c (see the module docstring).
+
+    With `scrub`, every title, body and comment is scrubbed first; `replaced` (when given)
+    adds up the replacements per kind.
+    """
+
+    def clean(text: str) -> str:
+        if scrub is None:
+            return text
+        text, found = scrub_text(text, scrub)
+        if replaced is not None:
+            replaced.update(found)
+        return text
+
     q = thread.question
     rng = record_rng(seed, q.site, str(q.post_id))
     tags = [("tags", ",".join(q.tags))] if q.tags else []
     q_bucket = bucket_of(q.score, boundaries)
-    parts = [markup.wrap_random("q", question_text(q), tags + [("dscore", q_bucket)], rng)]
-    parts += [markup.wrap_random("c", c.text.strip(), [], rng) for c in thread.comments]
+    parts = [markup.wrap_random("q", clean(question_text(q)), tags + [("dscore", q_bucket)], rng)]
+    parts += [markup.wrap_random("c", clean(c.text.strip()), [], rng) for c in thread.comments]
     for answer, comments in thread.answers:
-        parts.append(
-            markup.wrap_random("a", body_text(answer.body), tags + [("dscore", bucket_of(answer.score, boundaries))], rng)
-        )
-        parts += [markup.wrap_random("c", c.text.strip(), [], rng) for c in comments]
+        attrs = tags + [("dscore", bucket_of(answer.score, boundaries))]
+        parts.append(markup.wrap_random("a", clean(body_text(answer.body)), attrs, rng))
+        parts += [markup.wrap_random("c", clean(c.text.strip()), [], rng) for c in comments]
     meta = {
         "answers": len(thread.answers),
         "comments": len(thread.comments) + sum(len(cs) for _, cs in thread.answers),
@@ -56,15 +82,21 @@ def format_thread(thread: Thread, boundaries: Sequence[float], seed: int) -> Doc
 
 
 class FormatThreadFn(RecordFn):
-    """Thread → Document; the score bucket boundaries arrive as the `score_boundaries` side input."""
+    """Thread → scrubbed Document; the score bucket boundaries arrive as the `score_boundaries` side input."""
 
     stage = FORMAT_STAGE
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, scrub: ScrubConfig = ScrubConfig()):
         self.seed = seed
+        self.scrub = scrub
 
     def __call__(self, thread: Thread, *, score_boundaries: Sequence[float]) -> Document:
-        return format_thread(thread, score_boundaries, self.seed)
+        replaced: collections.Counter = collections.Counter()
+        document = format_thread(thread, score_boundaries, self.seed, self.scrub, replaced)
+        if replaced:
+            count_replacements(self, replaced)
+            self.count("documents-changed")
+        return document
 
 
 class BucketOutputs(NamedTuple):
@@ -83,6 +115,6 @@ class ScoreBuckets(beam.PTransform):
         return BucketOutputs(boundaries, entry)
 
 
-def format_threads(seed: int, score_boundaries: beam.PCollection) -> ApplyStage:
+def format_threads(seed: int, score_boundaries: beam.PCollection, scrub: ScrubConfig = ScrubConfig()) -> ApplyStage:
     """The format stage, with the single-element boundaries PCollection as its side input."""
-    return ApplyStage(FormatThreadFn(seed), score_boundaries=beam.pvalue.AsSingleton(score_boundaries))
+    return ApplyStage(FormatThreadFn(seed, scrub), score_boundaries=beam.pvalue.AsSingleton(score_boundaries))

@@ -1,4 +1,4 @@
-"""Fuzzing the notebook converter (transforms/notebooks.py) through the format stage."""
+"""Fuzzing the notebook converter (transforms/notebooks.py) through the notebooks and format stages."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tests.conftest import is_utf8
 from tests.fuzz.fuzz_settings import FUZZ
 from transforms import markup
 from transforms.formatting import FormatCodeFn
-from transforms.notebooks import make_markdown_parser, markdown_text
+from transforms.notebooks import ConvertNotebooksFn, make_markdown_parser, markdown_text
 
 markdown_bits = st.sampled_from(
     ["#", "*", "_", "`", "```", "[", "](", ")", "!", ">", "-", "1.", "|", "---", "<b>", "&amp;", "\n", "\n\n", "    ", " "]
@@ -44,9 +44,13 @@ def notebook(cells: list[tuple[str, str]], language: str | None, version: int) -
 def test_notebooks_become_a_document_that_unwraps_or_a_reason(cells, language, version):
     content = notebook(cells, language, version)
     record = RepoFile(RepoFile.make_id("local", "r", "n.ipynb", None), "local", "r", "n.ipynb", None, "MIT", None, len(content), content)
-    fn = FormatCodeFn(seed=3)
-    fn.setup()
-    out = fn(record.replace(lang="Jupyter"), star_boundaries=[1, 2, 3, 4, 5])
+    convert = ConvertNotebooksFn()
+    convert.setup()
+    out = convert(record.replace(lang="Jupyter"))
+    if not isinstance(out, Rejected):
+        fn = FormatCodeFn(seed=3)
+        fn.setup()
+        out = fn(out, star_boundaries=[1, 2, 3, 4, 5])
     decoded = [json.loads(json.dumps(s)) for _, s in cells]  # JSON joins an escaped surrogate pair into one character
     if not all(is_utf8(s) for s in decoded) or (language is not None and not is_utf8(json.loads(json.dumps(language)))):
         assert isinstance(out, Rejected) and out.reason == "notebook-invalid"

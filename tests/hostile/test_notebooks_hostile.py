@@ -10,16 +10,22 @@ import pytest
 from schemas.records import Document, Rejected, RepoFile
 from tests.hostile.hostile_inputs import code_cell, markdown_cell, notebook
 from transforms.formatting import FormatCodeFn
+from transforms.notebooks import ConvertNotebooksFn
 
 BOUNDARIES = [1, 2, 3, 4, 5]
 SECONDS = 20  # generous on a loaded 2-core machine; each case takes well under a second alone
 
 
 def format_notebook(content: str) -> Document | Rejected:
+    record = RepoFile(RepoFile.make_id("local", "r", "nb.ipynb", None), "local", "r", "nb.ipynb", None, "MIT", 3, len(content), content)
+    convert = ConvertNotebooksFn()
+    convert.setup()
+    converted = convert(record.replace(lang="Jupyter"))
+    if isinstance(converted, Rejected):
+        return converted
     fn = FormatCodeFn(seed=0)
     fn.setup()
-    record = RepoFile(RepoFile.make_id("local", "r", "nb.ipynb", None), "local", "r", "nb.ipynb", None, "MIT", 3, len(content), content)
-    return fn(record.replace(lang="Jupyter"), star_boundaries=BOUNDARIES)
+    return fn(converted, star_boundaries=BOUNDARIES)
 
 
 @pytest.mark.parametrize(

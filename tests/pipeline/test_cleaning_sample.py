@@ -55,9 +55,9 @@ def test_every_planted_case_lands_in_its_bucket(sample_version, mode):
     assert where[("acme/webapp", "vendor/strings.py")]["detail"] == survivor["id"]
 
     counts = manifest["counts"]
-    assert counts["scrub"]["stats"] == {"emails-replaced": 4, "files-changed": 1}
+    assert counts["scrub"]["stats"] == {"replaced-email": 4, "files-changed": 1}
     assert counts["decontamination"]["stats"] == {"denied-repo": 2, "humaneval-prompt": 1, "humaneval-solution": 1}
-    assert manifest["flow"][0][:7] == ["read", "license", "language", "decontamination", "filters", "dedup", "scrub"]
+    assert manifest["flow"][0][:8] == ["read", "license", "language", "notebooks", "decontamination", "filters", "dedup", "scrub"]
     contact = next(d for d in documents if d["path"] == "textkit/contact.py")
     assert "textkit-dev.org" not in contact["text"] and contact["text"].count(REPLACEMENT) == 4
     assert {d["lang"] for d in documents if d["kind"] == "code"} >= {"Python", "JavaScript", "Go", "C", "Shell"}

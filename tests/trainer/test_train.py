@@ -65,7 +65,9 @@ def held_out_cases(n: int) -> list[tuple[list[str], int, int]]:
 
 
 def fill(model, tokenizer, numbers, i, j):
-    return infill(model, tokenizer, [" ".join(numbers[:i]) + " ", " " + " ".join(numbers[j:])], max_new_tokens=8)
+    """Greedy infilling (accuracy is measured without sampling noise)."""
+    parts = [" ".join(numbers[:i]) + " ", " " + " ".join(numbers[j:])]
+    return infill(model, tokenizer, parts, max_new_tokens=8, temperature=0.0)
 
 
 def test_training_lowers_the_loss_clearly(trained):
@@ -99,7 +101,7 @@ def test_infills_held_out_spans_far_better_than_chance(trained):
 def test_generates_left_to_right(trained):
     version, _ = trained
     model, tokenizer = load_checkpoint(version)
-    continuation = generate(model, tokenizer, "11 12 13", max_new_tokens=3).split()
+    continuation = generate(model, tokenizer, "11 12 13", max_new_tokens=3, temperature=0.0).split()
     assert continuation[:1] == ["14"]
 
 
@@ -110,7 +112,7 @@ from trainer.infill import infill
 model = AutoModelForCausalLM.from_pretrained(sys.argv[1])
 tokenizer = AutoTokenizer.from_pretrained(sys.argv[1])
 ids = tokenizer.encode("05 06")
-result = infill(model, tokenizer, sys.argv[2:], max_new_tokens=8)
+result = infill(model, tokenizer, sys.argv[2:], max_new_tokens=8, temperature=0.0)
 print(json.dumps({"class": type(model).__name__, "tokens": tokenizer.convert_ids_to_tokens(ids),
                   "text": result.text, "infills": result.infills}))
 """
@@ -121,7 +123,7 @@ def test_checkpoint_loads_with_auto_classes_in_a_fresh_process_and_infills(train
     numbers, i, j = held_out_cases(1)[0]
     parts = [" ".join(numbers[:i]) + " ", " " + " ".join(numbers[j:])]
     model, tokenizer = load_checkpoint(result.checkpoint)
-    here = infill(model, tokenizer, parts, max_new_tokens=8)
+    here = infill(model, tokenizer, parts, max_new_tokens=8, temperature=0.0)
     proc = subprocess.run(
         [sys.executable, "-c", MODEL_CARD_SCRIPT, result.checkpoint, *parts],
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, **ONE_THREAD_ENV}, check=True,
@@ -136,7 +138,7 @@ def test_cli_infills_and_generates_from_a_version(trained, capsys):
     version, _ = trained
     model, tokenizer = load_checkpoint(version)
     expected = fill(model, tokenizer, ["07", "08", "09", "10", "11"], 2, 3).text
-    assert cli.main(["infill", version, "--text", "07 08 <insert> 10 11", "--max-new-tokens", "8"]) == 0
+    assert cli.main(["infill", version, "--text", "07 08 <insert> 10 11", "--max-new-tokens", "8", "--temperature", "0"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == expected
     assert cli.main(["generate", version, "--text", "20 21", "--max-new-tokens", "2"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("20 21")
@@ -193,3 +195,30 @@ def test_sampling_is_seeded_and_leaves_the_global_rng_alone(trained):
     assert generate(model, tokenizer, "11", temperature=1.5, seed=7) == generate(
         model, tokenizer, "11", temperature=1.5, seed=7
     )
+
+
+def test_sampling_follows_the_paper_by_default_and_ext_adds_the_file_tag(trained):
+    """§5 samples with top-p 0.95 at temperature 0.2; `ext` starts the document with `<| file ext=... |>`."""
+    version, _ = trained
+    model, tokenizer = load_checkpoint(version)
+    ids = SpecialIds.from_tokenizer(tokenizer)
+    recorded = RecordingModel(model)
+    calls = []
+    recorded_generate = recorded.generate
+
+    def generate_and_record(input_ids, **kwargs):
+        calls.append(kwargs)
+        return recorded_generate(input_ids, **kwargs)
+
+    recorded.generate = generate_and_record
+    result = infill(recorded, tokenizer, ["05 06", "09"], max_new_tokens=4, ext=".py")
+    assert (calls[0]["do_sample"], calls[0]["temperature"], calls[0]["top_p"]) == (True, 0.2, 0.95)
+    tag = tokenizer.encode("<| file ext=.py |>\n", add_special_tokens=False)
+    assert recorded.prompts[0][: 1 + len(tag)] == [ids.bos, *tag]
+    assert result.text.startswith("05 06") and "<| file" not in result.text
+    generate(recorded, tokenizer, "11", max_new_tokens=2, ext=".js")
+    tag = tokenizer.encode("<| file ext=.js |>\n", add_special_tokens=False)
+    assert recorded.prompts[-1] == [ids.bos, *tag, *tokenizer.encode("11", add_special_tokens=False)]
+    parser = cli.build_parser()
+    args = parser.parse_args(["infill", version, "--text", "x <insert>", "--ext", ".py"])
+    assert (args.temperature, args.top_p, args.ext) == (0.2, 0.95, ".py")

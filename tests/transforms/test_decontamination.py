@@ -111,3 +111,15 @@ def test_deny_list_format_and_rejections(tmp_path):
 def test_missing_deny_list_names_the_key(tmp_path):
     with pytest.raises(ConfigError, match="decontamination.denied_repos"):
         load_deny_list(str(tmp_path / "nope.txt"))
+
+
+def test_a_run_without_a_deny_list_says_that_only_humaneval_is_active(caplog):
+    from transforms.decontamination import announce_checks
+
+    with caplog.at_level("INFO", logger="transforms.decontamination"):
+        announce_checks(True, frozenset(), None)
+        announce_checks(True, frozenset({"a/b", "c/d"}), "denied.txt")
+    first, second = caplog.records
+    assert first.levelname == "WARNING" and "only HumanEval is active" in first.getMessage()
+    assert "decontamination.denied_repos" in first.getMessage() and "docs/cleaning.md" in first.getMessage()
+    assert second.levelname == "INFO" and "2 denied repositories from denied.txt" in second.getMessage()

@@ -81,10 +81,20 @@ def make_notebook_file(content: str, path="nb/analysis.ipynb", origin="github", 
     )
 
 
+def convert(record: RepoFile) -> RepoFile | Rejected:
+    fn = notebooks.ConvertNotebooksFn()
+    fn.setup()
+    return fn(record)
+
+
 def format_notebook(content: str, seed=0, **kw) -> Document | Rejected:
+    """The notebooks stage, then the format stage, as the pipeline runs them."""
+    converted = convert(make_notebook_file(content, **kw))
+    if isinstance(converted, Rejected):
+        return converted
     fn = FormatCodeFn(seed)
     fn.setup()
-    return fn(make_notebook_file(content, **kw), star_boundaries=[1, 2, 3, 4, 5])
+    return fn(converted, star_boundaries=[1, 2, 3, 4, 5])
 
 
 def body_of(doc: Document) -> str:
@@ -211,13 +221,13 @@ BROKEN = {
 def test_broken_notebooks_are_rejected(name):
     out = format_notebook(BROKEN[name])
     assert isinstance(out, Rejected), out
-    assert (out.stage, out.reason, out.path, out.repo) == ("format", "notebook-invalid", "nb/analysis.ipynb", "o/r")
+    assert (out.stage, out.reason, out.path, out.repo) == ("notebooks", "notebook-invalid", "nb/analysis.ipynb", "o/r")
     assert out.detail and len(out.detail) <= 300
 
 
 def test_a_notebook_with_nothing_in_it_is_rejected():
     out = format_notebook(notebook_v4([("code", "   "), ("markdown", "<br>")]))
-    assert isinstance(out, Rejected) and (out.stage, out.reason) == ("format", "notebook-empty")
+    assert isinstance(out, Rejected) and (out.stage, out.reason) == ("notebooks", "notebook-empty")
 
 
 NOTEBOOK_KEYS = ["nbformat", "nbformat_minor", "cells", "metadata", "worksheets", "cell_type", "source", "x"]

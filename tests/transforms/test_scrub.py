@@ -1,4 +1,4 @@
-"""Email scrubbing: addresses replaced, code patterns with `@` left alone."""
+"""Scrubbing: emails, secrets and IP addresses replaced; code patterns that look like them left alone."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import re
 
 import pytest
 
+from schemas.config import ScrubConfig
 from schemas.records import RepoFile
 from tests.conftest import SAMPLE_REPOS
-from transforms.scrub import REPLACEMENT, ScrubEmailsFn, scrub_emails
+from transforms.scrub import REPLACEMENT, ScrubFn, scrub_emails, scrub_text
 
 DECORATOR = re.compile(r"^\s*@\w")
 
@@ -26,6 +27,10 @@ DECORATOR = re.compile(r"^\s*@\w")
         ("Contact: OPS@EXAMPLE.CO.UK.", f"Contact: {REPLACEMENT}."),
         ("a@b.io,c@d.de", f"{REPLACEMENT},{REPLACEMENT}"),
         ("# Author: Łukasz <l.nowak@uni.edu.pl>", f"# Author: Łukasz <{REPLACEMENT}>"),
+        ("write to x@y.Com today", f"write to {REPLACEMENT} today"),  # mixed-case domain
+        ("Sales@Shop.Example.Org", REPLACEMENT),
+        ("ana@studio.engineering, ben@kiez.berlin", f"{REPLACEMENT}, {REPLACEMENT}"),  # TLDs of the ICANN list
+        ("ivan@example.xn--p1ai", REPLACEMENT),  # an IDN TLD (.рф) in its ASCII form
     ],
 )
 def test_addresses_are_replaced(text, expected):
@@ -83,10 +88,80 @@ def test_real_decorator_heavy_code_keeps_every_decorator():
 
 
 def test_stage_counts_replacements_and_changed_files():
-    fn = ScrubEmailsFn()
+    fn = ScrubFn()
     a = RepoFile("a", "local", "o/r", "a.py", None, "MIT", 1, 1, "# by ann@example.org and bob@example.org\n")
     b = RepoFile("b", "local", "o/r", "b.py", None, "MIT", 1, 1, "@property\ndef x(self): ...\n")
     assert fn(a).content == f"# by {REPLACEMENT} and {REPLACEMENT}\n"
     assert fn(b) is b
-    assert fn.stats == {"emails-replaced": 2, "files-changed": 1}
-    assert ScrubEmailsFn("nobody@invalid.example")(a).content.count("nobody@invalid.example") == 2
+    assert fn.stats == {"replaced-email": 2, "files-changed": 1}
+    other = ScrubFn(ScrubConfig(replacement="nobody@invalid.example"))
+    assert other(a).content.count("nobody@invalid.example") == 2
+
+
+# Made-up credentials in the formats the detectors know (none is a real key).
+AWS_KEY_ID = "AKIA" + "Z7VRSQ5TJKF3Q2BN"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYzKlq3Tp9Wd"
+GITHUB_TOKEN = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\nVTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n-----END RSA PRIVATE KEY-----"
+CONFIG = ScrubConfig()
+
+
+@pytest.mark.parametrize(
+    "text, expected, kind",
+    [
+        (f'aws_access_key_id = "{AWS_KEY_ID}"', 'aws_access_key_id = "<KEY>"', "aws-access-key"),
+        (f'aws_secret_access_key = "{AWS_SECRET}"', 'aws_secret_access_key = "<KEY>"', "aws-access-key"),
+        (f"export GH_TOKEN={GITHUB_TOKEN}\n", "export GH_TOKEN=<KEY>\n", "github-token"),
+        (f'KEY = """{PEM}"""\n', 'KEY = """<KEY>"""\n', "private-key"),
+        (f"key = '{PEM}'".replace("\n", "\\n"), "key = '<KEY>'", "private-key"),  # one line, escaped newlines
+        ('DNS = "8.8.4.4"', 'DNS = "<IP_ADDRESS>"', "ipv4"),
+        ("connect(('93.184.216.34', 443))", "connect(('<IP_ADDRESS>', 443))", "ipv4"),
+        ("server 203.0.114.7:8080;", "server <IP_ADDRESS>:8080;", "ipv4"),  # the port stays
+    ],
+)
+def test_secrets_and_ip_addresses_are_replaced(text, expected, kind):
+    assert scrub_text(text, CONFIG) == (expected, {kind: 1})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "@dataclass\nclass Point: ...",  # decorator
+        "w = a@b.T",  # transposed matrix product
+        "requests==2.31.0\nurllib3>=1.26.18\npywin32==306.1.2.3",  # version pins
+        "git remote add origin git@gitlab.com:group/project.git",  # scp-style remote
+        'HOST = "127.0.0.1"; LAN = "192.168.1.20"; ANY = "0.0.0.0"; MASK = "255.255.255.0"',  # not global
+        'DOCS = "192.0.2.10"',  # the documentation range
+        '__version__ = "2.0.0.1"',
+        "image = 'icr.io/ibm-messaging/mq:9.3.0.25-r1'; dep = 'com.ibm.mq:allclient:9.3.0.25'",  # tags, coordinates
+        'if "BEGIN RSA PRIVATE KEY" in pem:  # a check, not a key',
+        "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu1SU1L\n-----END PUBLIC KEY-----",
+        'digest = "3f786850e387550fdab836ed7e6dc881de23001b"',  # a SHA-1: entropy is not a secret here
+        'AWS_ACCESS_KEY_ID = "${AWS_ACCESS_KEY_ID}"',  # a template
+        'uuid = "123e4567-e89b-12d3-a456-426614174000"',
+    ],
+)
+def test_negative_twins_stay_untouched(text):
+    assert scrub_text(text, CONFIG) == (text, {})
+
+
+def test_switches_turn_secrets_and_addresses_off():
+    text = f'key = "{AWS_KEY_ID}"; ip = "8.8.8.8"; mail = "a@b.com"'
+    off = ScrubConfig(secrets=False, ip_addresses=False)
+    assert scrub_text(text, off) == (f'key = "{AWS_KEY_ID}"; ip = "8.8.8.8"; mail = "{REPLACEMENT}"', {"email": 1})
+    custom = ScrubConfig(key_replacement="REDACTED", ip_replacement="0.0.0.0")
+    assert scrub_text(text, custom)[0] == f'key = "REDACTED"; ip = "0.0.0.0"; mail = "{REPLACEMENT}"'
+
+
+def test_stage_counts_every_kind():
+    content = f'# ops@corp.io\nKEY = "{AWS_KEY_ID}"\nPEM = """{PEM}"""\nIP = "8.8.8.8"\n'
+    fn = ScrubFn()
+    out = fn(RepoFile("a", "local", "o/r", "a.py", None, "MIT", 1, 1, content))
+    assert "corp.io" not in out.content and AWS_KEY_ID not in out.content and "MIIE" not in out.content
+    assert fn.stats == {
+        "replaced-email": 1,
+        "replaced-aws-access-key": 1,
+        "replaced-private-key": 1,
+        "replaced-ipv4": 1,
+        "files-changed": 1,
+    }

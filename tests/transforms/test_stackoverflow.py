@@ -17,7 +17,7 @@ from transforms.sources.dump_files import DumpFile, DumpRange, find_dump_files, 
 from transforms.sources.dump_rows import parse_tags
 from transforms.sources.stackoverflow import read_range
 from transforms.stackoverflow import Thread, link_comments, select_thread
-from transforms.stackoverflow_format import format_thread
+from transforms.stackoverflow_format import FormatThreadFn, format_thread
 from transforms.stackoverflow_html import body_text
 
 SAMPLE_DUMP = os.path.join(EXAMPLES, "stackoverflow")
@@ -180,7 +180,10 @@ def read_dump(path: str, range_bytes: int = 64 * 2**20, max_row_bytes: int = 2**
     return [out for r in split_ranges(find_dump_files(path), range_bytes) for out in read_range(r, max_row_bytes)]
 
 
-def join(records: list, limits: StackOverflowConfig = StackOverflowConfig()) -> tuple[dict[int, Thread], list[Rejected]]:
+SAMPLE_LIMITS = StackOverflowConfig(require_kept_answer=True)  # as examples/sample.yaml sets it
+
+
+def join(records: list, limits: StackOverflowConfig = SAMPLE_LIMITS) -> tuple[dict[int, Thread], list[Rejected]]:
     """The two joins of JoinThreads, done with dicts: {question id: Thread} and the rejects."""
     posts = [r for r in records if isinstance(r, StackPost)]
     question_of = collections.defaultdict(list)
@@ -281,10 +284,22 @@ def test_selection_limits_follow_the_config():
     ]
 
 
-def test_a_question_needs_a_kept_answer_and_a_repeated_id_counts_once():
+def test_by_default_a_question_with_only_negative_answers_is_kept_without_them():
+    """§3.2: "all questions that have at least one answer", with "up to ten answers with a non-negative score"."""
     question = post(1, 5, "2020-01-01", parent=None)
     assert select_thread([question], [], StackOverflowConfig()).rejected[0].reason == "unanswered"
-    negative = select_thread([question, post(2, -1, "2020-01-02")], [comment(9, 2, "d")], StackOverflowConfig())
+    comments = [comment(8, 1, "d"), comment(9, 2, "d")]
+    selection = select_thread([question, post(2, -1, "2020-01-02")], comments, StackOverflowConfig())
+    assert selection.thread.question == question and selection.thread.answers == ()
+    assert [c.comment_id for c in selection.thread.comments] == [8] and selection.kept == 2
+    assert sorted(r.reason for r in selection.rejected) == ["low-score", "parent-not-selected"]
+    assert format_thread(selection.thread, [0, 1, 2, 3, 4], 0).text.count("<| a") == 0
+
+
+def test_require_kept_answer_keeps_the_older_rule_and_a_repeated_id_counts_once():
+    question = post(1, 5, "2020-01-01", parent=None)
+    strict = StackOverflowConfig(require_kept_answer=True)
+    negative = select_thread([question, post(2, -1, "2020-01-02")], [comment(9, 2, "d")], strict)
     assert negative.thread is None and negative.kept == 0
     assert sorted(r.reason for r in negative.rejected) == ["low-score", "no-selected-answer", "parent-not-selected"]
     twice = select_thread([question, question, post(2, 0, "2020-01-02")], [], StackOverflowConfig())
@@ -461,3 +476,28 @@ def test_a_file_gone_at_read_time_is_one_rejected_record(tmp_path):
     (out,) = list(read_range(DumpRange(f, 1000, 2000), 2**20))
     assert (out.stage, out.reason) == ("stackoverflow-read", "unreadable-file")
     assert "bytes 1000-2000" in out.detail
+
+
+# ---- scrubbing ---------------------------------------------------------------------------------
+
+
+def test_titles_bodies_and_comments_are_scrubbed_and_counted():
+    aws_key = "AKIA" + "Z7VRSQ5TJKF3Q2BN"  # made up, in the AWS key-id format
+    question = StackPost(
+        StackPost.make_id("s", 1), "s", 1, StackPost.QUESTION, None, 2, "2020-01-01",
+        title="Mail to Jane.Doe@Example.Com bounces",
+        body="<p>My server at <code>93.184.216.34</code> rejects mail to ops@mail.example.engineering.</p>",
+    )  # fmt: skip
+    answer = StackPost(
+        StackPost.make_id("s", 2), "s", 2, StackPost.ANSWER, 1, 3, "2020-01-02",
+        body=f"<pre><code>client = boto3.client('ses', aws_access_key_id='{aws_key}')\n</code></pre>",
+    )  # fmt: skip
+    comments = (StackComment(StackComment.make_id("s", 5), "s", 5, 1, 0, "2020-01-03", "ask bob@kiez.berlin, he knows"),)
+    thread = Thread(question, comments, ((answer, ()),))
+    fn = FormatThreadFn(seed=0)
+    text = fn(thread, score_boundaries=[0, 1, 2, 3, 4]).text
+    for secret in ("Jane.Doe", "Example.Com", "93.184.216.34", "ops@", "bob@kiez", aws_key):
+        assert secret not in text
+    assert text.count("removed@example.com") == 3 and "<IP_ADDRESS>" in text and "aws_access_key_id='<KEY>'" in text
+    assert fn.stats == {"replaced-email": 3, "replaced-ipv4": 1, "replaced-aws-access-key": 1, "documents-changed": 1}
+    assert format_thread(thread, [0, 1, 2, 3, 4], 0).text.count("removed@example.com") == 0  # without scrub: as written

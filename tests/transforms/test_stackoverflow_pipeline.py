@@ -39,7 +39,8 @@ def broken_archive(tmp_path) -> str:
 
 
 def test_pipeline_writes_the_expected_documents_and_accounts_for_every_row(tmp_path, direct_mode):
-    config = write_config(tmp_path, [SAMPLE_DUMP, broken_archive(tmp_path)], stackoverflow={"range_bytes": 1024})
+    limits = {"range_bytes": 1024, "require_kept_answer": True}  # as examples/sample.yaml
+    config = write_config(tmp_path, [SAMPLE_DUMP, broken_archive(tmp_path)], stackoverflow=limits)
     run_cli("run", "--config", config, "--out", str(tmp_path / "out"), *direct_mode)
     version = tmp_path / "out" / "so" / "v0001"
     manifest = json.loads((version / "manifest.json").read_text())

@@ -13,7 +13,8 @@ name) is one rejection with path "". In a repository, symlinks, submodules, FIFO
 sockets, devices, folders that cannot be listed, paths that are not valid UTF-8, files
 over `read.max_file_bytes` (by their listed size, unread, or by the capped read of a file
 that grew), binary files and files that are not valid UTF-8 are rejected, as is any file
-git or the OS fails to hand over, with git's or the OS's own reason.
+git or the OS fails to hand over, with git's or the OS's own reason. Notebooks may be up to
+`read.max_notebook_bytes`, as their JSON carries their outputs (judged after conversion).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from schemas.records import Rejected, RepoFile, RepoSnapshot
 from schemas.sources_config import check_repo_metadata
 from transforms.base import ApplyStage, RecordFn
 from transforms.license import detect_repo_license, is_license_candidate
+from transforms.notebooks import is_notebook_path
 from transforms.sources.local_tree import (
     BAD_PATH,
     UNREADABLE,
@@ -209,8 +211,13 @@ def repo_rejection(ref: RepoRef, reason: str, detail: str) -> Rejected:
     return Rejected(RepoFile.make_id("local", repo, "", None), STAGE, reason, detail[:GIT_DETAIL_CHARS], "local", repo, "")
 
 
-def read_repo(ref: RepoRef, max_file_bytes: int) -> Iterator[RepoFile | Rejected | RepoSnapshot]:
-    """Every entry of one repository as a RepoFile or a Rejected, then its snapshot."""
+def read_repo(
+    ref: RepoRef, max_file_bytes: int, max_notebook_bytes: int | None = None
+) -> Iterator[RepoFile | Rejected | RepoSnapshot]:
+    """Every entry of one repository as a RepoFile or a Rejected, then its snapshot.
+
+    Notebooks may be up to `max_notebook_bytes` (default: `max_file_bytes`).
+    """
     repo, valid = shown_path(ref.repo)
     if not valid:
         yield repo_rejection(ref, BAD_PATH, "the repository folder's name is not valid UTF-8")
@@ -225,15 +232,17 @@ def read_repo(ref: RepoRef, max_file_bytes: int) -> Iterator[RepoFile | Rejected
         yield repo_rejection(ref, REPO_UNREADABLE, str(e))
         return
     try:
-        yield from read_entries(ref, reader, entries, max_file_bytes)
+        yield from read_entries(ref, reader, entries, max_file_bytes, max_notebook_bytes or max_file_bytes)
     finally:
         reader.close()
 
 
-def read_entry(reader, entry: Entry, max_file_bytes: int) -> tuple[bytes | None, str, str]:
+def read_entry(reader, entry: Entry, max_file_bytes: int, max_notebook_bytes: int) -> tuple[bytes | None, str, str]:
     """(bytes, "", "") of a file to keep reading, or (None, reason, detail) of one to reject."""
     if entry.kind != "file":
         return None, entry.kind, entry.detail or "not a regular file"
+    if is_notebook_path(entry.path):
+        max_file_bytes = max_notebook_bytes
     if entry.size > max_file_bytes:
         return None, "too-large", f"{entry.size} bytes > {max_file_bytes}"
     try:
@@ -245,11 +254,11 @@ def read_entry(reader, entry: Entry, max_file_bytes: int) -> tuple[bytes | None,
     return data, "", ""
 
 
-def read_entries(ref: RepoRef, reader, entries: list[Entry], max_file_bytes: int) -> Iterator:
+def read_entries(ref: RepoRef, reader, entries: list[Entry], max_file_bytes: int, max_notebook_bytes: int) -> Iterator:
     license_data = {}
     for entry in entries:
         if entry.kind == "file" and is_license_candidate(entry.path):
-            license_data[entry.path] = read_entry(reader, entry, max_file_bytes)
+            license_data[entry.path] = read_entry(reader, entry, max_file_bytes, max_notebook_bytes)
     texts = {path: decode_file(data)[0] for path, (data, _, _) in license_data.items() if data is not None}
     license = detect_repo_license({path: text for path, text in texts.items() if text is not None})
     tree = hashlib.sha1()
@@ -257,7 +266,7 @@ def read_entries(ref: RepoRef, reader, entries: list[Entry], max_file_bytes: int
     for entry in entries:
         file_id = RepoFile.make_id("local", ref.repo, entry.path, reader.revision)
         where = dict(id=file_id, source="local", repo=ref.repo, path=entry.path)
-        data, reason, detail = license_data.get(entry.path) or read_entry(reader, entry, max_file_bytes)
+        data, reason, detail = license_data.get(entry.path) or read_entry(reader, entry, max_file_bytes, max_notebook_bytes)
         if data is None:
             yield Rejected(stage=STAGE, reason=reason, detail=detail[:GIT_DETAIL_CHARS], **where)
             continue
@@ -291,28 +300,30 @@ class ReadRepoFn(RecordFn):
     extra_outputs = (SNAPSHOT,)
     each_output_is_an_input = True
 
-    def __init__(self, max_file_bytes: int):
+    def __init__(self, max_file_bytes: int, max_notebook_bytes: int | None = None):
         self.max_file_bytes = max_file_bytes
+        self.max_notebook_bytes = max_notebook_bytes
 
     def __call__(self, ref: RepoRef):
-        for out in read_repo(ref, self.max_file_bytes):
+        for out in read_repo(ref, self.max_file_bytes, self.max_notebook_bytes):
             yield pvalue.TaggedOutput(SNAPSHOT, out) if isinstance(out, RepoSnapshot) else out
 
 
 class ReadLocalRepos(beam.PTransform):
     """Local repositories → RepoFile (main, "kept"), Rejected, tallies and repository snapshots."""
 
-    def __init__(self, repos: list[RepoRef], max_file_bytes: int):
+    def __init__(self, repos: list[RepoRef], max_file_bytes: int, max_notebook_bytes: int | None = None):
         super().__init__()
         self.repos = repos
         self.max_file_bytes = max_file_bytes
+        self.max_notebook_bytes = max_notebook_bytes
 
     def expand(self, pbegin):
         return (
             pbegin
             | "ListRepos" >> beam.Create(self.repos)
             | "SpreadRepos" >> beam.Reshuffle()
-            | "ReadRepoFiles" >> ApplyStage(ReadRepoFn(self.max_file_bytes))
+            | "ReadRepoFiles" >> ApplyStage(ReadRepoFn(self.max_file_bytes, self.max_notebook_bytes))
         )
 
 
