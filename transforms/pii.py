@@ -99,26 +99,67 @@ def _ipv4_pattern() -> re.Pattern:
     return IPPublicDetector.denylist[0]
 
 
-def secret_spans(plugin, text: str):
+# Detectors whose patterns only match on a line holding one of these (lowercase) strings,
+# and never across lines: they scan those lines alone. Their patterns start with a
+# keyword or a prefix; scanning every position of every file is what made them slow.
+LINE_GATES = {
+    "ArtifactoryDetector": ("akc", "ap"),
+    "AWSKeyDetector": ("a3t", "abia", "acca", "akia", "asia", "aws"),
+    "CloudantDetector": ("key", "pw", "pass", "token", "cloudant"),
+    "IbmCloudIamDetector": ("key", "pwd", "pass", "token"),
+    "IbmCosHmacDetector": ("secret",),
+    "MailchimpDetector": ("-us",),
+    "SlackDetector": ("xox", "hooks.slack"),
+    "SoftlayerDetector": ("key", "pwd", "pass", "token", "softlayer"),
+}
+
+
+def gated_regions(text: str, lowered: str, needles: tuple[str, ...]) -> list[tuple[int, int]]:
+    """[start, end) of the runs of lines holding a needle, each widened by the newline on either
+    side so that patterns anchored on whitespace match there exactly as in the whole text."""
+    lines = set()
+    for needle in needles:
+        at = lowered.find(needle)
+        while at != -1:
+            start = lowered.rfind("\n", 0, at) + 1
+            end = lowered.find("\n", at)
+            end = len(text) if end == -1 else end
+            lines.add((start, end))
+            at = lowered.find(needle, end)
+    regions: list[tuple[int, int]] = []
+    for start, end in sorted(lines):
+        start, end = max(0, start - 1), min(len(text), end + 1)
+        if regions and start <= regions[-1][1]:
+            regions[-1] = (regions[-1][0], max(end, regions[-1][1]))
+        else:
+            regions.append((start, end))
+    return regions
+
+
+def secret_spans(plugin, text: str, lowered: str | None = None):
     """(start, end) of each match of a detector's patterns: its longest group, or the whole match
     where the groups only name a prefix (`(ghp|gho|...)_[A-Za-z0-9_]{36}`)."""
+    needles = LINE_GATES.get(type(plugin).__name__)
+    regions = gated_regions(text, lowered or text.lower(), needles) if needles else [(0, len(text))]
     for pattern in plugin.denylist:
-        for match in pattern.finditer(text):
-            groups = [match.span(i) for i in range(1, (pattern.groups or 0) + 1) if match.group(i)]
-            span = max(groups, key=lambda g: g[1] - g[0], default=match.span())
-            yield span if span[1] - span[0] >= MIN_SECRET_CHARS else match.span()
+        for start, end in regions:
+            for match in pattern.finditer(text, start, end):
+                groups = [match.span(i) for i in range(1, (pattern.groups or 0) + 1) if match.group(i)]
+                span = max(groups, key=lambda g: g[1] - g[0], default=match.span())
+                yield span if span[1] - span[0] >= MIN_SECRET_CHARS else match.span()
 
 
 def find_secrets(text: str) -> list[Finding]:
     """Every secret detect-secrets' token detectors find in text."""
     findings = []
+    lowered = text.lower()
     for plugin in secret_plugins():
         kind = slug(plugin.secret_type)
         if kind == PRIVATE_KEY:
             if any(True for _ in plugin.analyze_string(text)):
                 findings += [Finding(m.start(), m.end(), kind) for m in PEM_BLOCK.finditer(text)]
             continue
-        for start, end in secret_spans(plugin, text):
+        for start, end in secret_spans(plugin, text, lowered):
             value = text[start:end]
             if len(value) >= MIN_SECRET_CHARS and not any(check(value) for check in _heuristics()):
                 findings.append(Finding(start, end, kind))
