@@ -53,7 +53,9 @@ class DatasetFile:
     path: str
     size: int
     format: str  # parquet | jsonl
-    name: str = ""  # the path below its pattern's folder: what the manifest's digest names
+    # The path below its pattern's folder: what rejections and the manifest's digest name, so
+    # they are the same wherever the dataset is stored (local, gs://, the Hub).
+    name: str = ""
 
     @property
     def compressed(self) -> bool:
@@ -198,7 +200,7 @@ def parquet_rows(unit: DatasetUnit, columns: list[str], batch_rows: int) -> Iter
     for batch in batches:
         values = {name: as_binary(batch.column(name)).to_pylist() for name in batch.schema.names}
         for i in range(batch.num_rows):
-            yield f"{unit.file.path} row group {unit.row_group} row {n}", {name: v[i] for name, v in values.items()}
+            yield f"{unit.file.name} row group {unit.row_group} row {n}", {name: v[i] for name, v in values.items()}
             n += 1
 
 
@@ -206,7 +208,7 @@ def jsonl_rows(unit: DatasetUnit, max_row_bytes: int) -> Iterator[tuple[str, dic
     """(where, row) of every line of a byte range; a line that is no JSON object comes as a BadRow."""
     end = float("inf") if unit.end is None else unit.end
     for offset, piece in line_pieces(jsonl_blocks(unit), unit.start, end, max_row_bytes):
-        where = f"{unit.file.path} line at byte {offset}"
+        where = f"{unit.file.name} line at byte {offset}"
         if piece is None:
             yield where, BadRow("too-large", f"the line is over {max_row_bytes} bytes (max_row_bytes)")
             continue
@@ -242,14 +244,14 @@ class ReadDatasetUnitFn(RecordFn):
                 read += 1
                 if isinstance(row, BadRow):
                     rid = record_id(SOURCE, mapping.dataset, where)
-                    yield Rejected(rid, STAGE, row.reason, f"{where}: {row}"[:500], SOURCE, mapping.dataset, unit.file.path)
+                    yield Rejected(rid, STAGE, row.reason, f"{where}: {row}"[:500], SOURCE, mapping.dataset, unit.file.name)
                 else:
                     yield row_record(row, mapping, where, self.max_file_bytes)
         except UNREADABLE as e:
             part = f"row group {unit.row_group}" if unit.row_group is not None else f"bytes {unit.start}-{unit.end or 'end'}"
-            rid = record_id(SOURCE, mapping.dataset, unit.file.path, part, "unreadable")
-            detail = f"{unit.file.path} {part}, after {read} rows: {type(e).__name__}: {e}"
-            yield Rejected(rid, STAGE, "unreadable-file", detail[:500], SOURCE, mapping.dataset, unit.file.path)
+            rid = record_id(SOURCE, mapping.dataset, unit.file.name, part, "unreadable")
+            detail = f"{unit.file.name} {part}, after {read} rows: {type(e).__name__}: {e}"
+            yield Rejected(rid, STAGE, "unreadable-file", detail[:500], SOURCE, mapping.dataset, unit.file.name)
 
 
 class ReadDatasets(beam.PTransform):

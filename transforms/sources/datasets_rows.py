@@ -147,6 +147,11 @@ def row_record(row: dict, mapping: RowMapping, where: str, max_file_bytes: int) 
 # ---- JSON Lines: cutting a byte stream into lines -----------------------------------------
 
 
+def is_row(buf: bytearray, start: int, end: int) -> bool:
+    """Whether buf[start:end] holds more than whitespace (copying it only when it starts with some)."""
+    return end > start and (buf[start] not in b" \t\r\f\v" or bool(buf[start:end].strip()))
+
+
 def line_pieces(blocks: Iterator[bytes], start: int, end: float, max_row_bytes: int) -> Iterator[tuple[int, bytes | None]]:
     """(offset, bytes) of every line whose first byte lies in [start, end), without its newline.
 
@@ -155,6 +160,8 @@ def line_pieces(blocks: Iterator[bytes], start: int, end: float, max_row_bytes: 
     end to finish its last line. A line longer than `max_row_bytes` comes as
     (offset, None) and is never held whole. Blank lines are no rows and are skipped.
     """
+    if start >= end:
+        return
     buf = bytearray()
     base = max(start - 1, 0)  # file offset of buf[0]
     line = 0 if start == 0 else None  # offset in buf where the current line starts; None: skipping to a newline
@@ -166,7 +173,7 @@ def line_pieces(blocks: Iterator[bytes], start: int, end: float, max_row_bytes: 
             if oversize is not None:
                 yield oversize, None
                 oversize = None
-            elif line is not None and nl > line and (nl - line > 2 or buf[line:nl].strip()):
+            elif line is not None and is_row(buf, line, nl):
                 yield base + line, bytes(buf[line:nl]) if nl - line <= max_row_bytes else None
             if base + nl + 1 >= end:
                 return
@@ -183,5 +190,5 @@ def line_pieces(blocks: Iterator[bytes], start: int, end: float, max_row_bytes: 
             line = None
     if oversize is not None:
         yield oversize, None
-    elif line is not None and buf[line:].strip() and base + line < end:
+    elif line is not None and is_row(buf, line, len(buf)) and base + line < end:
         yield base + line, bytes(buf[line:]) if len(buf) - line <= max_row_bytes else None
