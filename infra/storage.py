@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+import infra.hub_filesystem  # noqa: F401  (registers hf:// with FileSystems)
 from schemas.config import GLOB_CHARACTERS, ConfigError
 
 COPY_BLOCK = 8 << 20

@@ -16,6 +16,7 @@ from infra import storage
 from schemas.config import ConfigError, load_config
 from schemas.records import Rejected, RepoFile, record_id
 from tests.conftest import DIRECT_MODES, run_cli
+from tests.transforms.sources.hub_fake import FakeHub
 from tests.transforms.sources.stack_files import stack_rows, stack_schema, write_parquet
 from transforms.sources.datasets import DatasetFile, ReadDatasetUnitFn, read_datasets, split_file
 from transforms.sources.datasets_rows import RowMapping, line_pieces, row_record
@@ -291,3 +292,36 @@ def test_parquet_with_large_string_and_a_missing_column_in_a_later_file(tmp_path
     read = [r for f in source.files for u in split_file(f, 1 << 20) for r in fn(u)]
     assert [type(r).__name__ for r in read] == ["RepoFile"] * 3 + ["Rejected"] * 3
     assert {r.reason for r in read[3:]} == {"missing-column"} and "max_stars_count" in read[3].detail
+
+
+@pytest.mark.slow
+def test_a_hub_dataset_is_listed_by_its_split_and_read_as_the_local_files(tmp_path, monkeypatch):
+    """huggingface_hub's own HfFileSystem against a Hub API on 127.0.0.1: only the listing differs."""
+    rows = stack_rows(files_per_package=3)
+    write_parquet(rows[::2], str(tmp_path / "local" / "train-00000-of-00002.parquet"), row_group_rows=4)
+    write_parquet(rows[1::2], str(tmp_path / "local" / "train-00001-of-00002.parquet"), row_group_rows=4)
+    files = {f"data/python/{n}": (tmp_path / "local" / n).read_bytes() for n in sorted(os.listdir(tmp_path / "local"))}
+    files |= {"data/python/valid-00000-of-00001.parquet": files["data/python/train-00000-of-00002.parquet"],
+              "data/java/train-00000-of-00001.parquet": b"not read", "README.md": b"# The Stack\n"}
+    hub = FakeHub("bigcode/the-stack-dedup", files, revision="v1.1")
+    try:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+        on_hub = {"name": "stack", "preset": "the-stack-v1",
+                  "hub": {"repo_id": "bigcode/the-stack-dedup", "data_dir": "data/python", "revision": "v1.1"}}
+        local = {"name": "stack", "preset": "the-stack-v1", "paths": ["local/*.parquet"]}
+        (tmp_path / "hub").mkdir()
+        run_cli("run", "--config", _write_config(tmp_path / "hub", [on_hub]), "--out", str(tmp_path / "hub-out"))
+        run_cli("run", "--config", _write_config(tmp_path, [local]), "--out", str(tmp_path / "local-out"))
+    finally:
+        hub.close()
+    a, b = tmp_path / "local-out" / "ds" / "v0001", tmp_path / "hub-out" / "ds" / "v0001"
+    for part in ("documents", "rejected", "snapshot"):
+        for name in sorted(os.listdir(a / part)):
+            assert (a / part / name).read_bytes() == (b / part / name).read_bytes(), f"{part}/{name}"
+    manifest = json.loads((b / "manifest.json").read_text())
+    assert manifest["counts"]["read"]["in"] == len(rows)
+    (entry,) = manifest["source_datasets"]["datasets"]
+    assert entry["files"] == 2 and entry["hub"]["revision"] == "v1.1"
+    fetched = {path for method, path, _ in hub.requests if "/resolve/" in path}
+    assert fetched == {f"/datasets/bigcode/the-stack-dedup/resolve/v1.1/data/python/train-0000{i}-of-00002.parquet" for i in (0, 1)}
