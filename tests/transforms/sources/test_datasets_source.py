@@ -15,7 +15,7 @@ import zstandard
 from infra import storage
 from schemas.config import ConfigError, load_config
 from schemas.records import Rejected, RepoFile, record_id
-from tests.conftest import DIRECT_MODES, run_cli
+from tests.conftest import DIRECT_MODES, EXAMPLES, run_cli
 from tests.transforms.sources.hub_fake import FakeHub
 from tests.transforms.sources.stack_files import stack_rows, stack_schema, write_parquet
 from transforms.sources.datasets import DatasetFile, ReadDatasetUnitFn, read_datasets, split_file
@@ -325,3 +325,12 @@ def test_a_hub_dataset_is_listed_by_its_split_and_read_as_the_local_files(tmp_pa
     assert entry["files"] == 2 and entry["hub"]["revision"] == "v1.1"
     fetched = {path for method, path, _ in hub.requests if "/resolve/" in path}
     assert fetched == {f"/datasets/bigcode/the-stack-dedup/resolve/v1.1/data/python/train-0000{i}-of-00002.parquet" for i in (0, 1)}
+
+
+@pytest.mark.slow
+def test_the_bundled_stack_example_runs_the_incoder_stages(tmp_path):
+    run_cli("run", "--config", os.path.join(EXAMPLES, "the-stack.yaml"), "--out", str(tmp_path), "--stages", "corpus")
+    counts = json.loads((tmp_path / "the-stack" / "v0001" / "manifest.json").read_text())["counts"]
+    assert counts["read"]["rejected"] == {"null-column": 1}
+    assert counts["license"]["rejected"] == {"license": 6}  # miurahr/py7zr: LGPL-2.1-or-later
+    assert counts["format"]["kept"] == counts["read"]["kept"] - 6 > 30
