@@ -114,5 +114,12 @@ def write_parquet(rows: list[dict], path: str, row_group_rows: int | None = None
     pq.write_table(pa.Table.from_pylist(rows, schema=stack_schema()), path, row_group_size=row_group_rows)
 
 
+def example_rows() -> list[dict]:
+    """The bundled example: every package's files, and a row with null content (a read rejection)."""
+    rows = stack_rows()
+    planted = {**rows[0], "content": None, "hexsha": "0" * 40, "max_stars_repo_path": "yaml/missing_content.py"}
+    return rows + [planted]
+
+
 if __name__ == "__main__":
-    write_parquet(stack_rows(), sys.argv[1], row_group_rows=16)
+    write_parquet(example_rows(), sys.argv[1], row_group_rows=16)
