@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import zlib
 from typing import Callable, Iterator
@@ -44,6 +45,7 @@ READ_BLOCK = 1 << 20  # bytes read (or decompressed) at a time from a JSON Lines
 EXTENSIONS = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 COMPRESSED = (".gz", ".zst")
 # What reading a damaged file raises: I/O, truncated or corrupt compressed streams, bad Parquet.
+COLUMN_CHECK_LINES = 100  # a JSON Lines file's columns are those of the first object among these lines
 UNREADABLE = (OSError, EOFError, ValueError, zlib.error, zstandard.ZstdError, pa.ArrowException)
 
 
@@ -111,16 +113,19 @@ def list_files(section: DatasetSource, where: str, resolve: Callable[[str], str]
 
 
 def file_columns(file: DatasetFile, max_row_bytes: int) -> list[str]:
-    """The columns of a Parquet file's schema, or of the first row of a JSON Lines file."""
+    """The columns of a Parquet file's schema, or of the first JSON object among a JSON Lines file's first lines."""
     if file.format == "parquet":
         with storage.parquet_file(file.path) as f:
             return list(f.schema_arrow.names)
-    for _, piece in line_pieces(jsonl_blocks(DatasetUnit(file)), 0, float("inf"), max_row_bytes):
-        row = json.loads(piece) if piece is not None else None
-        if not isinstance(row, dict):
-            raise ValueError("its first line is not a JSON object")
-        return list(row)
-    return []
+    lines = line_pieces(jsonl_blocks(DatasetUnit(file)), 0, float("inf"), max_row_bytes)
+    for _, piece in itertools.islice(lines, COLUMN_CHECK_LINES):
+        try:
+            row = json.loads(piece) if piece is not None else None
+        except ValueError:
+            continue  # a broken line is that row's rejection, not the run's end
+        if isinstance(row, dict):
+            return list(row)
+    raise ValueError(f"none of its first {COLUMN_CHECK_LINES} lines is a JSON object")
 
 
 def check_columns(section: DatasetSource, where: str, file: DatasetFile) -> None:
@@ -303,6 +308,8 @@ def read_datasets(sections: tuple[DatasetSource, ...], resolve: Callable[[str], 
     for i, section in enumerate(sections):
         where = f"sources.datasets[{i}]"
         listed = list_files(section, where, resolve)
-        check_columns(section, where, listed[0])
+        first = next((f for f in listed if f.size > 0), None)
+        if first is not None:  # empty files hold no rows to map
+            check_columns(section, where, first)
         files += listed
     return ReadDatasets(sections, files, max_file_bytes)

@@ -334,3 +334,14 @@ def test_the_bundled_stack_example_runs_the_incoder_stages(tmp_path):
     assert counts["read"]["rejected"] == {"null-column": 1}
     assert counts["license"]["rejected"] == {"license": 6}  # miurahr/py7zr: LGPL-2.1-or-later
     assert counts["format"]["kept"] == counts["read"]["kept"] - 6 > 30
+
+
+def test_the_column_check_reads_past_broken_first_lines_and_empty_files(tmp_path):
+    (tmp_path / "a-empty.jsonl").write_bytes(b"")
+    (tmp_path / "b.jsonl").write_text('{"text": broken\n[1]\n' + json.dumps({"text": "x = 1\n", "file": "x.py"}) + "\n")
+    dataset = {"name": "d", "columns": {"content": "text", "path": "file"}, "paths": ["*.jsonl"]}
+    config = load_config(_write_config(tmp_path, [dataset]))
+    assert [f.name for f in read_datasets(config.sources.datasets, config.resolve, 100).files] == ["a-empty.jsonl", "b.jsonl"]
+    config = load_config(_write_config(tmp_path, [{**dataset, "columns": {"content": "text", "path": "name"}}]))
+    with pytest.raises(ConfigError, match=r"sources.datasets\[0\].columns.path: column 'name' is not in .*b.jsonl"):
+        read_datasets(config.sources.datasets, config.resolve, 100)
