@@ -345,3 +345,15 @@ def test_the_column_check_reads_past_broken_first_lines_and_empty_files(tmp_path
     config = load_config(_write_config(tmp_path, [{**dataset, "columns": {"content": "text", "path": "name"}}]))
     with pytest.raises(ConfigError, match=r"sources.datasets\[0\].columns.path: column 'name' is not in .*b.jsonl"):
         read_datasets(config.sources.datasets, config.resolve, 100)
+
+
+def test_a_dataflow_run_refuses_dataset_files_on_local_disk(tmp_path):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.run import check_worker_paths
+
+    dataset = {"name": "s", "preset": "the-stack-v1", "paths": ["gs://b/stack/*.parquet", "local/*.parquet"]}
+    config = load_config(_write_config(tmp_path, [dataset]))
+    with pytest.raises(ConfigError, match=r"sources.datasets\[0\].paths\[1\]=") as e:
+        check_worker_paths(config, "gs://b/datasets", PipelineOptions(["--runner", "DataflowRunner"]))
+    assert "paths[0]" not in str(e.value)
