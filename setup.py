@@ -34,6 +34,7 @@ setup(
         "matplotlib==3.10.9",  # the plots of report.html
         "publicsuffixlist==1.1.2.20261023",  # ships the Public Suffix List: the TLDs email scrubbing accepts, offline
         "detect-secrets==1.5.0",  # finds API keys, tokens, private keys and public IPv4 addresses for scrubbing
+        "huggingface_hub==2.4.0",  # hf:// paths: sources.datasets[].hub lists and reads Hub datasets through HfFileSystem
     ],
     extras_require={
         "gcp": ["apache-beam[gcp]==2.77.0", "google-cloud-bigquery==3.47.0"],

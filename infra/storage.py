@@ -11,6 +11,7 @@ the commit marker.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import shutil
@@ -22,6 +23,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+import infra.hub_filesystem  # noqa: F401  (registers hf:// with FileSystems)
 from schemas.config import GLOB_CHARACTERS, ConfigError
 
 COPY_BLOCK = 8 << 20
@@ -127,14 +129,23 @@ def write_bytes(path: str, data: bytes) -> None:
         f.write(data)
 
 
-def parquet_batches(path: str, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """Record batches of some columns of one Parquet file on any store.
+@contextlib.contextmanager
+def parquet_file(path: str) -> Iterator[pq.ParquetFile]:
+    """One Parquet file on any store, open: its footer (schema, row groups) is read, no data yet."""
+    with FileSystems.open(path, compression_type=RAW) as f:
+        yield pq.ParquetFile(f)
+
+
+def parquet_batches(
+    path: str, columns: list[str], batch_rows: int, row_groups: list[int] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of some columns (of some row groups) of one Parquet file on any store.
 
     Read on the calling thread: pyarrow's reader threads calling back into a Python
     file object from cloud storage abort the interpreter at exit.
     """
-    with FileSystems.open(path) as f:
-        yield from pq.ParquetFile(f).iter_batches(batch_size=batch_rows, columns=columns, use_threads=False)
+    with parquet_file(path) as f:
+        yield from f.iter_batches(batch_size=batch_rows, columns=columns, row_groups=row_groups, use_threads=False)
 
 
 def copy_file(source: str, target: str) -> None:

@@ -218,6 +218,11 @@ def check_worker_paths(config: PipelineConfig, out_root: str, options: PipelineO
     paths = [
         ("--out", out_root),
         *((f"sources.stackoverflow[{i}]", config.resolve(p)) for i, p in enumerate(sources.stackoverflow)),
+        *(
+            (f"sources.datasets[{i}].paths[{j}]", config.resolve(p))
+            for i, d in enumerate(sources.datasets)
+            for j, p in enumerate(d.paths)
+        ),
         *((f"dedup.previous_versions[{i}]", config.resolve(p)) for i, p in enumerate(config.dedup.previous_versions)),
         *((f"sources.{name}.state_dir", s.state_dir) for name, s in network.items() if s and s.state_dir),
     ]

@@ -1,4 +1,4 @@
-"""The `sources` section: where a run reads code from (local folders, GitHub, GitLab, BigQuery, dumps)."""
+"""The `sources` section: where a run reads code from (local folders, GitHub, GitLab, BigQuery, datasets, dumps)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 import re
 
+from schemas.datasets_config import DatasetSource
 from schemas.errors import ConfigError
 
 PERMISSIVE_LICENSES = ("MIT", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause")  # paper §3.1
@@ -189,3 +190,10 @@ class SourcesConfig:
     github: GitHubSource | None = None  # network sources; see docs/sources.md
     gitlab: GitLabSource | None = None
     bigquery: BigQuerySource | None = None
+    datasets: tuple[DatasetSource, ...] = ()  # published datasets of files (The Stack, Parquet, JSON Lines)
+
+    def __post_init__(self):
+        names = [d.name for d in self.datasets]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ConfigError(f"datasets[{i}].name: {name!r} is already datasets[{names.index(name)}].name")

@@ -25,11 +25,10 @@ import os
 import apache_beam as beam
 from apache_beam import pvalue
 
-from schemas.records import RepoSnapshot
 from schemas.sources_config import BigQuerySource
 from transforms.base import REJECTED, TALLY, Tally
 from transforms.sources.archives import RepoInfo
-from transforms.sources.common import SourceOutputs, license_keys, spdx_of_key, with_snapshot_id
+from transforms.sources.common import CountFilesPerRepo, SourceOutputs, license_keys, spdx_of_key, with_snapshot_id
 from transforms.sources.crawl_state import CrawlState
 from transforms.sources.local import STAGE
 
@@ -149,18 +148,6 @@ class ReadRowsFn(beam.DoFn):
 
     def finish_bundle(self):
         yield from self.tally.drain()
-
-
-class CountFilesPerRepo(beam.PTransform):
-    """Kept BigQuery files → one RepoSnapshot per (repository, ref, license)."""
-
-    def expand(self, files):
-        return (
-            files
-            | "KeyByRepo" >> beam.Map(lambda f: ((f.repo, f.revision, f.license), 1))
-            | "CountFiles" >> beam.CombinePerKey(sum)
-            | "ToSnapshot" >> beam.MapTuple(lambda key, n: RepoSnapshot("bigquery", key[0], key[1], key[2], None, n))
-        )
 
 
 class ReadBigQueryFiles(beam.PTransform):

@@ -115,6 +115,19 @@ class SnapshotIdFn(beam.CombineFn):
         return f"{total:064x}"
 
 
+class CountFilesPerRepo(beam.PTransform):
+    """Kept files of a source whose records carry the repository facts → one RepoSnapshot per
+    (source, repository, revision, license, stars)."""
+
+    def expand(self, files):
+        return (
+            files
+            | "KeyByRepo" >> beam.Map(lambda f: ((f.source, f.repo, f.revision, f.license, f.stars), 1))
+            | "CountFiles" >> beam.CombinePerKey(sum)
+            | "ToSnapshot" >> beam.MapTuple(lambda key, n: RepoSnapshot(*key, n))
+        )
+
+
 def with_snapshot_id(pbegin, summary: dict, snapshots: beam.PCollection) -> beam.PCollection:
     """The source's manifest entry: `summary` plus the snapshot id of what it read."""
     snapshot_id = snapshots | "SnapshotId" >> beam.CombineGlobally(SnapshotIdFn())

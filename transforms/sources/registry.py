@@ -1,4 +1,4 @@
-"""Every configured network source, built for the graph (the crawls list their repositories now)."""
+"""Every configured network or dataset source, built for the graph (crawls and datasets list their files now)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import apache_beam as beam
 from schemas.config import PipelineConfig
 from transforms.sources.bigquery import ReadBigQueryFiles
 from transforms.sources.crawl import list_crawl
+from transforms.sources.datasets import read_datasets
 from transforms.sources.github import GitHubHost
 from transforms.sources.gitlab import GitLabHost
 
 
 def network_sources(config: PipelineConfig, dataset_dir: str) -> list[tuple[str, beam.PTransform]]:
-    """(name, transform) of each configured network source; the API listings run now."""
+    """(name, transform) of each configured network or dataset source; the API listings run now."""
     sources = []
     for host_cls in (GitHubHost, GitLabHost):
         if getattr(config.sources, host_cls.source) is not None:
@@ -22,5 +23,7 @@ def network_sources(config: PipelineConfig, dataset_dir: str) -> list[tuple[str,
         crawled = dict(sources).get("github")
         exclude = crawled.state_dir if crawled is not None and section.exclude_crawled else None
         sources.append(("bigquery", ReadBigQueryFiles(section, exclude, config.read.max_file_bytes)))
+    if config.sources.datasets:
+        sources.append(("datasets", read_datasets(config.sources.datasets, config.resolve, config.read.max_file_bytes)))
     return sources
 

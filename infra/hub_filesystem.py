@@ -1,0 +1,116 @@
+"""`hf://` paths for Beam's FileSystems: Hugging Face Hub repositories, read-only, through huggingface_hub.
+
+With this registered (importing the module is enough: Beam finds FileSystem subclasses by
+scheme), `hf://datasets/<owner>/<name>@<revision>/<path>` is listed, matched by globs,
+sized and opened exactly like a local or gs:// path, on the launcher and on every worker.
+Reads go through huggingface_hub's HfFileSystem (ranged HTTP requests, so a Parquet
+reader fetches only the footer and the row groups it reads). The endpoint and token are
+huggingface_hub's own settings: HF_ENDPOINT (default https://huggingface.co) and HF_TOKEN
+(or a cached `hf auth login`), read when a filesystem is made.
+"""
+
+from __future__ import annotations
+
+import os
+
+from apache_beam.io.filesystem import BeamIOError, CompressedFile, CompressionTypes, FileMetadata, FileSystem
+
+SCHEME = "hf"
+PREFIX = SCHEME + "://"
+
+
+def _hf_filesystem():
+    try:
+        from huggingface_hub import HfFileSystem
+    except ImportError:
+        raise ImportError("hf:// paths need huggingface_hub: pip install huggingface_hub") from None
+    # Not cached across endpoints: HfFileSystem caches instances by its arguments.
+    return HfFileSystem(endpoint=os.environ.get("HF_ENDPOINT") or None)
+
+
+class HubFileSystem(FileSystem):
+    """Read-only Beam FileSystem over HfFileSystem; paths keep the `hf://` prefix."""
+
+    @classmethod
+    def scheme(cls):
+        return SCHEME
+
+    def _fs(self):
+        if not hasattr(self, "_hf"):
+            self._hf = _hf_filesystem()
+        return self._hf
+
+    def join(self, basepath, *paths):
+        return "/".join([basepath.rstrip("/"), *(p.strip("/") for p in paths)])
+
+    def split(self, path):
+        head, _, tail = path.rstrip("/").rpartition("/")
+        return head, tail
+
+    def has_dirs(self):
+        return False  # matched like an object store: list the prefix, then filter by the glob
+
+    def _list(self, dir_or_prefix):
+        """Every file under a prefix (a folder of the repository, or a name's start)."""
+        fs = self._fs()
+        plain = dir_or_prefix[len(PREFIX) :]
+        folder = plain if plain.endswith("/") else plain.rpartition("/")[0]
+        try:
+            found = fs.find(folder, detail=True)
+        except FileNotFoundError:
+            return
+        except Exception as e:  # HTTP errors of the Hub (gated repository, bad token, unknown revision)
+            raise BeamIOError(f"listing {dir_or_prefix} failed", {dir_or_prefix: e}) from e
+        for path, info in sorted(found.items()):
+            full = PREFIX + self._with_revision(path, plain)
+            if full.startswith(dir_or_prefix) and info.get("type") == "file":
+                yield FileMetadata(full, info.get("size") or 0)
+
+    @staticmethod
+    def _with_revision(found: str, asked: str) -> str:
+        """HfFileSystem names files without the `@revision` the listing asked for; put it back."""
+        repo_part, at, rest = asked.partition("@")
+        if not at:
+            return found
+        revision = rest.split("/", 1)[0]
+        if found.startswith(repo_part + "/"):
+            return f"{repo_part}@{revision}/{found[len(repo_part) + 1 :]}"
+        return found
+
+    def open(self, path, mime_type="application/octet-stream", compression_type=CompressionTypes.AUTO):
+        raw = self._fs().open(path[len(PREFIX) :], "rb")
+        compression_type = FileSystem._get_compression_type(path, compression_type)
+        return raw if compression_type == CompressionTypes.UNCOMPRESSED else CompressedFile(raw, compression_type)
+
+    def exists(self, path):
+        return self._fs().exists(path[len(PREFIX) :])
+
+    def size(self, path):
+        return self._fs().info(path[len(PREFIX) :])["size"]
+
+    def metadata(self, path):
+        return FileMetadata(path, self.size(path))
+
+    def last_updated(self, path):
+        raise BeamIOError("hf:// has no modification times", {path: NotImplementedError()})
+
+    def checksum(self, path):
+        return str(self._fs().info(path[len(PREFIX) :]).get("blob_id", ""))
+
+    def _read_only(self, *paths):
+        raise BeamIOError("hf:// is read-only here", {str(p): NotImplementedError() for p in paths})
+
+    def mkdirs(self, path):
+        self._read_only(path)
+
+    def create(self, path, mime_type="application/octet-stream", compression_type=CompressionTypes.AUTO):
+        self._read_only(path)
+
+    def copy(self, source_file_names, destination_file_names):
+        self._read_only(*destination_file_names)
+
+    def rename(self, source_file_names, destination_file_names):
+        self._read_only(*source_file_names)
+
+    def delete(self, paths):
+        self._read_only(*paths)
