@@ -135,8 +135,11 @@ class Host:
         """{"repos": [RemoteRepo fields], "next": url or None, "total": int or None} of one page."""
         raise NotImplementedError
 
-    def page(self, state: CrawlState, listing: Listing, path: str, params: dict | None = None) -> dict | None:
-        """One listing page, from the state when it was answered before; None when it failed."""
+    def page(self, state: CrawlState, listing: Listing, path: str, params: dict | None = None, save_if=None) -> dict | None:
+        """One listing page, from the state when it was answered before; None when it failed.
+
+        `save_if(answer)` False keeps an answer out of the state (the next run asks again).
+        """
         request = canonical_request(self.client.url(path), params)
         saved = state.page(request)
         if saved is not None:
@@ -164,7 +167,8 @@ class Host:
         except MALFORMED as e:  # not saved: the next run asks again
             listing.failures.append(ListingFailure(self.source, request, "listing-failed", self.client.redact(malformed(e))))
             return None
-        state.save_page(request, answer)
+        if save_if is None or save_if(answer):
+            state.save_page(request, answer)
         listing.facts["pages"] += 1
         return answer
 
