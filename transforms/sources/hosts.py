@@ -106,8 +106,6 @@ class Host:
     """One API's calls. Subclasses list repositories, pin commits and download archives."""
 
     source = ""
-    auth_header = "Authorization"
-    auth_prefix = "Bearer "
     headers: dict = {}
 
     def __init__(self, section: ApiSource, client: ApiClient):
@@ -120,8 +118,6 @@ class Host:
             section.base_url,
             section.http,
             section.token_env,
-            auth_header=cls.auth_header,
-            auth_prefix=cls.auth_prefix,
             headers=cls.headers,
             seed=seed,
         )

@@ -118,8 +118,6 @@ class ApiClient:
         base_url: str,
         settings: HttpSettings,
         token: str | None = None,
-        auth_header: str = "Authorization",
-        auth_prefix: str = "Bearer ",
         headers: Mapping[str, str] | None = None,
         clock: Clock | None = None,
         seed: int = 0,
@@ -133,7 +131,9 @@ class ApiClient:
         self._session.headers["User-Agent"] = "code-corpus"
         self._session.headers.update(headers or {})
         if self._token:
-            self._session.headers[auth_header] = auth_prefix + self._token
+            # `Authorization` (GitHub and GitLab both take `Bearer`), because requests drops it on a
+            # redirect to another host (GitHub's codeload, a GitLab archive CDN); a custom header it keeps.
+            self._session.headers["Authorization"] = "Bearer " + self._token
         self._blocked_until = 0.0
         self._secondary_limits = 0  # secondary-limit answers in a row: each doubles the next wait
         self.requests = 0  # attempts made, the budget counts these

@@ -297,12 +297,29 @@ class FakeGitLab(FakeApi):
         super().__init__(repos, token)
         self.by_id = {r.project_id: r for r in repos}
         self.keyset = keyset
+        self.redirect_archives = False
+        self.redirected = {}  # /download/... path → repository
+
+    SIMPLE_FIELDS = ("id", "name", "name_with_namespace", "path", "path_with_namespace", "created_at", "default_branch",
+                     "web_url", "star_count", "forks_count", "last_activity_at", "namespace")
+
+    @staticmethod
+    def token_of(request: Request) -> str | None:
+        """The token as GitLab takes it: `Authorization: Bearer` or `PRIVATE-TOKEN`."""
+        bearer = request.headers.get("Authorization", "")
+        return bearer.removeprefix("Bearer ") if bearer.startswith("Bearer ") else request.headers.get("PRIVATE-TOKEN")
 
     def route(self, request: Request) -> Response:
-        ok = self.token is None or request.headers.get("PRIVATE-TOKEN") == self.token
+        token = self.token_of(request)
+        ok = self.token is None or token in (None, self.token)  # public projects answer anonymous requests too
         path = request.path.removeprefix("/api/v4")
+        if path.startswith("/download/"):  # another host serving a redirected archive: no token may arrive
+            if token is not None:
+                self.auth_failures.append("token sent to the download host")
+            return self.serve_archive(self.redirected[path], path.rsplit("/", 1)[1])
         if path == "/projects":
-            return self.answer("projects", None, request, ok, lambda: self.projects(request))
+            simple = token is None  # like GitLab: an anonymous listing gets the simple fields only
+            return self.answer("projects", None, request, ok, lambda: self.projects(request, simple))
         m = re.fullmatch(r"/projects/(\d+)(|/languages|/repository/commits|/repository/archive\.tar\.gz)", path)
         if not m or int(m.group(1)) not in self.by_id:
             return json_response({"message": "404 Project Not Found"}, 404)
@@ -333,7 +350,7 @@ class FakeGitLab(FakeApi):
                 "html_url": f"https://opensource.org/licenses/{spdx}", "source_url": None}
         return project
 
-    def projects(self, request: Request) -> Response:
+    def projects(self, request: Request, simple: bool = False) -> Response:
         args = request.args
         language = args.get("with_programming_language")
         before, after = args.get("last_activity_before"), args.get("last_activity_after")
@@ -360,7 +377,10 @@ class FakeGitLab(FakeApi):
             headers.update({"X-Page": str(number), "X-Per-Page": str(per_page), "X-Total": str(len(matches)),
                             "X-Total-Pages": str(pages), "X-Next-Page": str(number + 1) if number < pages else "",
                             "X-Prev-Page": str(number - 1) if number > 1 else ""})
-        return json_response([self.project_object(r) for r in page], headers=headers)
+        objects = [self.project_object(r) for r in page]
+        if simple:
+            objects = [{k: o[k] for k in self.SIMPLE_FIELDS} for o in objects]
+        return json_response(objects, headers=headers)
 
     def project_part(self, endpoint: str, repo: FakeRepo, request: Request) -> Response:
         if repo.vanished:
@@ -378,7 +398,13 @@ class FakeGitLab(FakeApi):
         if request.args.get("sha") != repo.sha:
             return json_response({"message": "404 Not Found"}, 404)
         path = repo.name.rpartition("/")[2]
-        return self.serve_archive(repo, f"{path}-{repo.sha}-{repo.sha}")
+        top = f"{path}-{repo.sha}-{repo.sha}"
+        if self.redirect_archives:  # to another host name (localhost, not 127.0.0.1), as a CDN would serve it
+            download = f"/download/{repo.project_id}/{top}"
+            self.redirected[download] = repo
+            port = self.server.server.server_port
+            return Response("", status=302, headers={"Location": f"http://localhost:{port}/api/v4{download}"})
+        return self.serve_archive(repo, top)
 
 
 # -- BigQuery -----------------------------------------------------------------------------
