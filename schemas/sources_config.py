@@ -73,6 +73,10 @@ class ApiSource:
 
     base_url: str = ""
     token_env: str | None = None  # environment variable holding the API token; never logged
+    # Secret Manager version holding the token (projects/P/secrets/S/versions/V), read by each worker in
+    # setup: what a Dataflow crawl needs, since workers do not see the launcher's environment. Wins over token_env.
+    token_secret: str | None = None
+    secret_api_endpoint: str | None = None  # null: the real Secret Manager; or a local emulator's URL (no credentials)
     languages: tuple[str, ...] = PAPER_LANGUAGES  # the repository's main language must be one of these
     licenses: tuple[str, ...] = PERMISSIVE_LICENSES  # SPDX ids
     commits_until: str | None = PAPER_CRAWL_END  # pin each repository to its last commit by then; null: head
@@ -89,6 +93,11 @@ class ApiSource:
         if self.max_repositories is not None and self.max_repositories < 1:
             raise ConfigError(f"max_repositories must be at least 1 (or null for all), got {self.max_repositories}")
         check_timestamp(self.commits_until, "commits_until")
+        if self.token_secret is not None and not re.fullmatch(r"projects/[^/]+/secrets/[^/]+/versions/[^/]+", self.token_secret):
+            raise ConfigError(
+                "token_secret must name a secret version like projects/PROJECT/secrets/NAME/versions/latest, "
+                f"got {self.token_secret!r}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

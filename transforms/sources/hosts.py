@@ -21,6 +21,7 @@ from transforms.sources.common import MALFORMED, STATUS_REASONS, check_repo, mal
 from transforms.sources.crawl_state import CrawlState
 from transforms.sources.http_client import ApiClient, BudgetExhausted, Reply, RequestFailed
 from transforms.sources.local import STAGE
+from transforms.sources.secrets import section_token
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +115,11 @@ class Host:
 
     @classmethod
     def make_client(cls, section: ApiSource, seed: int) -> ApiClient:
-        return ApiClient.from_env(
-            section.base_url,
-            section.http,
-            section.token_env,
-            headers=cls.headers,
-            seed=seed,
-        )
+        """A client with the section's token: from Secret Manager (token_secret), else from $token_env."""
+        token = section_token(section)
+        if token is not None:
+            return ApiClient(section.base_url, section.http, token=token, headers=cls.headers, seed=seed)
+        return ApiClient.from_env(section.base_url, section.http, section.token_env, headers=cls.headers, seed=seed)
 
     # -- listing (driver) ----------------------------------------------------------------
 

@@ -405,3 +405,35 @@ class FakeGitLab(FakeApi):
             port = self.server.server.server_port
             return Response("", status=302, headers={"Location": f"http://localhost:{port}/api/v4{download}"})
         return self.serve_archive(repo, top)
+
+
+class FakeSecretManager:
+    """Secret Manager's REST API v1: versions.access (GET /v1/{name}:access), payload base64 with its CRC32C."""
+
+    def __init__(self, secrets: dict[str, str]):
+        self.secrets = secrets  # projects/P/secrets/S/versions/V → value
+        self.accessed = []
+        self.server = FakeServer(self.wsgi)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def close(self) -> None:
+        self.server.close()
+
+    def wsgi(self, environ, start_response):
+        import base64
+
+        import google_crc32c
+
+        request = Request(environ)
+        name = request.path.removeprefix("/v1/").removesuffix(":access")
+        self.accessed.append(name)
+        if name not in self.secrets:
+            secret = name.split("/versions/")[0]
+            body = {"error": {"code": 404, "message": f"Secret [{secret}] not found or has no versions.", "status": "NOT_FOUND"}}
+            return json_response(body, 404)(environ, start_response)
+        data = self.secrets[name].encode()
+        payload = {"data": base64.b64encode(data).decode(), "dataCrc32c": str(google_crc32c.value(data))}
+        return json_response({"name": name, "payload": payload})(environ, start_response)
