@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import apache_beam as beam
 import pytest
+import yaml
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.errors import ConfigError
 from schemas.sources_config import DEFAULT_MAXIMUM_BYTES_BILLED, BigQuerySource
+from tests.conftest import run_cli
 from tests.transforms.sources.bigquery_fakes import FakeBigQuery, FakeFile
 from transforms.sources.bigquery import ReadBigQueryFiles, estimate_and_check
 from transforms.sources.bigquery_jobs import Staging, make_client, query_sql
@@ -148,3 +150,16 @@ def test_a_query_over_the_cap_fails_unbilled_naming_the_key(bigquery):
         with TestPipeline() as p:
             _ = p | ReadBigQueryFiles(section, None, max_file_bytes=1000)
     assert not fake.queries
+
+
+def test_the_cost_command_prints_the_dry_run_as_a_table(bigquery, tmp_path):
+    fake = bigquery()
+    section = {"project": "test-project", "api_endpoint": fake.url, "anonymous": True}
+    config = tmp_path / "bq.yaml"
+    config.write_text(yaml.safe_dump({"name": "bq", "sources": {"bigquery": section}}))
+    proc = run_cli("bigquery-cost", "--config", str(config))
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:4] == ["bytes", "the", "query", "scans"] and f"{fake.scan_bytes():,}" in lines[0]
+    assert lines[1].startswith("on-demand cost") and "$0.00" in lines[1]
+    assert lines[2].startswith("sources.bigquery.maximum_bytes_billed") and "100,000,000,000" in lines[2] and "ok" in lines[2]
+    assert fake.dry_runs == 1 and not fake.jobs
