@@ -17,7 +17,9 @@ setup(
     name="code-corpus",
     version=VERSION,
     description="The open data pipeline for training code language models (InCoder's corpus, rebuilt on Apache Beam)",
-    python_requires=">=3.10,<3.13",
+    # The launcher's Python must be the worker image's (Dockerfile: apache/beam_python3.11_sdk): the job's
+    # pickled code is loaded there. pipeline.run checks it again before a Dataflow submission.
+    python_requires=">=3.11,<3.12",
     packages=find_packages(include=[p + suffix for p in PACKAGES for suffix in ("", ".*")]),
     package_data={"": ["*.sql", "*.txt", "*.json"], "transforms.sources": ["sql/*.sql"]},
     install_requires=[
@@ -37,7 +39,12 @@ setup(
         "huggingface_hub==2.4.0",  # hf:// paths: sources.datasets[].hub lists and reads Hub datasets through HfFileSystem
     ],
     extras_require={
-        "gcp": ["apache-beam[gcp]==2.77.0", "google-cloud-bigquery==3.47.0"],
+        "gcp": [
+            "apache-beam[gcp]==2.77.0",
+            "google-cloud-bigquery==3.47.0",
+            "google-cloud-bigquery-storage==2.43.0",  # reads the BigQuery source's result table in parallel streams
+            "google-cloud-secret-manager==2.32.0",  # crawl tokens for Dataflow workers (token_secret)
+        ],
         "train": ["torch==2.13.0", "transformers==5.24.0"],
         "test": [
             "pytest==9.2.0",
@@ -46,6 +53,8 @@ setup(
             "pytest-httpserver==1.2.0",
             "megatron-core==0.16.1",  # its IndexedDataset reads our shards back in the tests
             "google-cloud-bigquery==3.47.0",
+            "google-cloud-bigquery-storage==2.43.0",  # the BigQuery source's reads, against a local gRPC server
+            "google-cloud-secret-manager==2.32.0",  # token_secret, against a local REST server
             "gcp-storage-emulator==2026.7.19",  # a GCS JSON API server on 127.0.0.1 for gs:// version stores
             "ruff==0.17.6",  # tests/test_lint.py
             "import-linter==2.17",  # tests/test_lint.py: the layers of .importlinter

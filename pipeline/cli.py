@@ -5,6 +5,7 @@
     code-corpus run --config c.yaml --runner DataflowRunner --project P --region R --temp_location gs://B/tmp
     code-corpus inspect datasets/sample/v0001
     code-corpus verify datasets/sample/v0001
+    code-corpus bigquery-cost --config c.yaml   (a dry run: what the BigQuery source would scan and cost)
     code-corpus infill datasets/sample/v0001 --text "def add(a, b):\n<insert>\n"
 
 Flags `run` does not know are Beam pipeline options; they are checked before any work.
@@ -59,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("version_dir")
     report.add_argument("--screenshot", metavar="PNG", help="also render the page in headless Chromium to this PNG")
 
+    cost = sub.add_parser("bigquery-cost", help="dry-run the BigQuery source's query: bytes it scans, cost, the cap")
+    cost.add_argument("--config", required=True, help="YAML config file with a sources.bigquery section")
+
     for name, what in (
         ("infill", "fill the <insert> regions of a text with a trained checkpoint (paper §2.2)"),
         ("generate", "continue a text left to right with a trained checkpoint"),
@@ -99,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             verification = verify_version(args.version_dir)
             print(verification.render())
             return 0 if verification.ok else 1
+        elif args.command == "bigquery-cost":
+            print(bigquery_cost(load_config(args.config)))
         elif args.command == "report":
             print(write_report(args.version_dir))
             if args.screenshot:
@@ -110,6 +116,16 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(__name__).debug("failed", exc_info=True)
         print(describe_error(e), file=sys.stderr)
         return 2 if isinstance(e, ValueError) else 1
+
+
+def bigquery_cost(config) -> str:
+    """The dry run's table; nothing runs and nothing is billed."""
+    from transforms.sources.bigquery_jobs import dry_run, make_client
+
+    section = config.sources.bigquery
+    if section is None:
+        raise ConfigError("sources.bigquery: the config has no BigQuery source to estimate")
+    return dry_run(make_client(section), section, config.read.max_file_bytes).table()
 
 
 def _run(args, beam_args: list[str]) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import sys
 import time
 from typing import Callable
 
@@ -40,8 +41,11 @@ from schemas.config import STAGES, ConfigError, PipelineConfig
 from schemas.errors import EmptyCorpusError
 from tokenizer_training.binarize import run_binarize
 from tokenizer_training.train_tokenizer import run_tokenizer
+from transforms.sources.secrets import check_worker_token
 
 log = logging.getLogger(__name__)
+
+WORKER_PYTHON = (3, 11)  # the Python of the worker image (Dockerfile: FROM apache/beam_python3.11_sdk)
 
 
 @dataclasses.dataclass
@@ -203,13 +207,26 @@ def _commit_corpus_only(store, work, version, overwrite, manifest, options, star
     return final
 
 
-def check_worker_paths(config: PipelineConfig, out_root: str, options: PipelineOptions) -> None:
-    """On Dataflow, fail now for paths the workers read or write that are on this machine's disk."""
+def check_worker_paths(
+    config: PipelineConfig, out_root: str, options: PipelineOptions, launcher_python: tuple = tuple(sys.version_info[:2])
+) -> None:
+    """On Dataflow, fail now for what the workers could not run with: another Python than the
+    worker image's (the job's pickled code must load there), paths on this machine's disk, a
+    crawl token they would not have."""
     runner = str(options.view_as(StandardOptions).runner)
     if "Dataflow" not in runner:
         return
+    if launcher_python != WORKER_PYTHON:
+        raise ConfigError(
+            f"--runner {runner}: this launcher runs Python {'.'.join(map(str, launcher_python))}, the worker image "
+            f"(Dockerfile: apache/beam_python{'.'.join(map(str, WORKER_PYTHON))}_sdk) runs "
+            f"{'.'.join(map(str, WORKER_PYTHON))}; launch from a Python {'.'.join(map(str, WORKER_PYTHON))} environment"
+        )
     sources = config.sources
     network = {"github": sources.github, "gitlab": sources.gitlab}
+    for name, section in network.items():
+        if section is not None:
+            check_worker_token(section, f"sources.{name}")
     if sources.local:
         raise ConfigError(
             f"--runner {runner}: sources.local reads repositories from this machine's disk, which Dataflow workers "

@@ -106,6 +106,10 @@ class ApiSource:
 
     base_url: str = ""
     token_env: str | None = None  # environment variable holding the API token; never logged
+    # Secret Manager version holding the token (projects/P/secrets/S/versions/V), read by each worker in
+    # setup: what a Dataflow crawl needs, since workers do not see the launcher's environment. Wins over token_env.
+    token_secret: str | None = None
+    secret_api_endpoint: str | None = None  # null: the real Secret Manager; or a local emulator's URL (no credentials)
     languages: tuple[str, ...] = PAPER_LANGUAGES  # the repository's main language must be one of these
     licenses: tuple[str, ...] = PERMISSIVE_LICENSES  # SPDX ids
     commits_until: str | None = PAPER_CRAWL_END  # pin each repository to its last commit by then; null: head
@@ -122,6 +126,11 @@ class ApiSource:
         if self.max_repositories is not None and self.max_repositories < 1:
             raise ConfigError(f"max_repositories must be at least 1 (or null for all), got {self.max_repositories}")
         check_timestamp(self.commits_until, "commits_until")
+        if self.token_secret is not None and not re.fullmatch(r"projects/[^/]+/secrets/[^/]+/versions/[^/]+", self.token_secret):
+            raise ConfigError(
+                "token_secret must name a secret version like projects/PROJECT/secrets/NAME/versions/latest, "
+                f"got {self.token_secret!r}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,29 +163,42 @@ class GitLabSource(ApiSource):
         check_timestamp(self.active_until, "active_until")
 
 
+# The cap a BigQuery run starts with: 100 GB, well below the paper-scale query (about 2.7 TB,
+# docs/sources.md), so that query fails before it bills anything until the cap is raised on purpose.
+DEFAULT_MAXIMUM_BYTES_BILLED = 100 * 10**9
+
+
 @dataclasses.dataclass(frozen=True)
 class BigQuerySource:
     """The GitHub archive on BigQuery: Python and Jupyter files the API crawl did not get (§3.1, fn. 5)."""
 
-    project: str | None = None  # project billed for the query; null: the environment's default project
+    project: str | None = None  # project billed for the query and holding results_dataset; null: the default project
     dataset: str = "bigquery-public-data.github_repos"  # tables licenses, files, contents
     licenses: tuple[str, ...] = PERMISSIVE_LICENSES  # SPDX ids
     extensions: tuple[str, ...] = (".py", ".ipynb")
     exclude_crawled: bool = True  # leave out repositories the GitHub crawl lists
-    location: str | None = "US"  # where the query job runs (the public dataset is in US)
+    location: str | None = "US"  # where the jobs run and results_dataset lives (the public dataset is in US)
+    maximum_bytes_billed: int = DEFAULT_MAXIMUM_BYTES_BILLED  # the query fails, unbilled, rather than bill more
+    results_dataset: str = "code_corpus_staging"  # dataset in `project` for the result and exclusion tables
+    results_expiration_hours: int = 24  # those tables expire after this long
+    read_streams: int = 200  # most Storage Read API streams the result is read in (one task each)
     api_endpoint: str | None = None  # null: the real API; or e.g. a local emulator's URL
+    storage_api_endpoint: str | None = None  # null: the real Storage Read API; or host:port of a plain-gRPC emulator
     anonymous: bool = False  # no credentials (local emulators only)
-    rows_per_read: int = 50_000  # results are read in parallel ranges of this many rows
-    page_size: int = 500  # rows per results page
-    maximum_bytes_billed: int | None = None  # the query fails rather than bill more
 
     def __post_init__(self):
         if not re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_]+", self.dataset):
             raise ConfigError(f"dataset must look like project.dataset, got {self.dataset!r}")
+        if not re.fullmatch(r"[A-Za-z0-9_]+", self.results_dataset):
+            raise ConfigError(f"results_dataset must be a dataset name (letters, digits, _), got {self.results_dataset!r}")
         if not self.licenses or not self.extensions:
             raise ConfigError("licenses and extensions must not be empty")
-        if self.rows_per_read < 1 or self.page_size < 1:
-            raise ConfigError("rows_per_read and page_size must be at least 1")
+        if self.read_streams < 1 or self.results_expiration_hours < 1:
+            raise ConfigError("read_streams and results_expiration_hours must be at least 1")
+        if not isinstance(self.maximum_bytes_billed, int) or self.maximum_bytes_billed < 1:
+            raise ConfigError(
+                f"maximum_bytes_billed must be a number of bytes (no query runs uncapped), got {self.maximum_bytes_billed!r}"
+            )
         if self.anonymous and not self.project:
             raise ConfigError("anonymous: true needs a project (there are no credentials to take it from)")
 

@@ -12,11 +12,17 @@ from __future__ import annotations
 import json
 
 import apache_beam as beam
+import pytest
+import yaml
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.corpus import build_corpus
-from schemas.config import load_config
+from pipeline.run import WORKER_PYTHON, check_worker_paths
+from schemas.config import ConfigError, load_config
+from schemas.sources_config import SourcesConfig
 from tests.conftest import SAMPLE_CONFIG
+from tests.transforms.sources.bigquery_fakes import FakeBigQuery, FakeFile
+from transforms.sources.bigquery import ReadRowsFn, RunQueryFn
 
 IMAGE = "us-central1-docker.pkg.dev/example-project/images/code-corpus:0.1.0"
 DATAFLOW_PRIMITIVES = {
@@ -64,3 +70,46 @@ def test_corpus_graph_translates_for_dataflow():
     reloaded = beam.Pipeline.from_runner_api(proto, beam.runners.DirectRunner(), PipelineOptions())
     names = {t.unique_name for t in reloaded.to_runner_api().components.transforms.values()}
     assert set(leaves) <= names
+
+
+def stage_fn(proto, name_part: str):
+    """The RecordFn of the ParDo whose name holds `name_part`, unpickled from the job's proto as a worker would."""
+    from apache_beam.internal import pickler
+    from apache_beam.portability.api import beam_runner_api_pb2
+
+    (transform,) = [t for t in proto.components.transforms.values()
+                    if name_part in t.unique_name and t.spec.urn == "beam:transform:pardo:v1"]
+    payload = beam_runner_api_pb2.ParDoPayload.FromString(transform.spec.payload)
+    return pickler.loads(payload.do_fn.payload)[0].fn
+
+
+def test_a_bigquery_source_translates_with_its_cap(tmp_path):
+    cap = 3_000_000_000_000
+    fake = FakeBigQuery([FakeFile("py/lib", "a.py", "a = 1\n")], {"py/lib": "mit"})
+    try:
+        section = {"project": "example-project", "api_endpoint": fake.url, "anonymous": True,
+                   "storage_api_endpoint": fake.storage_endpoint, "maximum_bytes_billed": cap}
+        path = tmp_path / "bigquery.yaml"
+        path.write_text(yaml.safe_dump({"name": "bq", "sources": {"bigquery": section}}))
+        p = beam.Pipeline(options=dry_run_options())
+        build_corpus(p, load_config(str(path)), "gs://example-bucket/datasets/bq/.v0001.partial")
+        result = p.run()
+    finally:
+        fake.close()
+    assert fake.dry_runs == 1 and not fake.jobs  # the launcher checked the cost; nothing ran
+
+    proto = result.job.proto_pipeline
+    leaves = {t.unique_name: t.spec.urn for t in proto.components.transforms.values() if not t.subtransforms}
+    assert not {name: urn for name, urn in leaves.items() if urn not in DATAFLOW_PRIMITIVES}
+    run_query, read_rows = stage_fn(proto, "RunQuery"), stage_fn(proto, "ReadRows")
+    assert type(run_query) is RunQueryFn and type(read_rows) is ReadRowsFn
+    assert run_query.section.maximum_bytes_billed == cap  # the cap travels with the query step
+    assert any("SpreadStreams" in name for name in leaves)  # the read streams are spread over the workers
+
+
+def test_a_launcher_on_another_python_than_the_worker_image_stops(tmp_path):
+    config = load_config(SAMPLE_CONFIG).replace(sources=SourcesConfig())
+    check_worker_paths(config, "gs://b/datasets", dry_run_options(), launcher_python=WORKER_PYTHON)
+    with pytest.raises(ConfigError, match=r"this launcher runs Python 3.12, the worker image .* runs 3.11"):
+        check_worker_paths(config, "gs://b/datasets", dry_run_options(), launcher_python=(3, 12))
+    check_worker_paths(config, str(tmp_path), PipelineOptions([]), launcher_python=(3, 12))  # local runs: any Python

@@ -3,14 +3,17 @@
 `bigquery-public-data.github_repos` has `licenses` (repo_name, license key), `files`
 (repo_name, ref, path, id) and `contents` (id, size, binary, content). The query in
 sql/github_files.sql selects the .py and .ipynb files of repositories with an allowed
-license, leaving out the repositories the GitHub crawl listed. It runs once; its result
-is then read in parallel, in ranges of `rows_per_read` rows, each streamed page by page
-through the client's row iterator (jobs.getQueryResults), so no worker holds more than
-a page:
+license, anti-joined with a loaded table of the repositories the GitHub crawl listed.
+It runs once, under a deterministic job id and a bytes-billed cap, into a destination
+table that expires; that table is read in parallel through the BigQuery Storage Read
+API, one stream per task, one record batch in memory at a time (bigquery_jobs.py):
 
-    Create ─ RunQuery ─ ReadRange per rows_per_read ─ SpreadRanges ─ ReadRows ─┬─ RepoFile (kept)
-                                                                                ├─ Rejected, tallies
+    Create ─ RunQuery (exclusions, query, read session) ─ SpreadStreams ─ ReadRows ─┬─ RepoFile (kept)
+                                                                                    ├─ Rejected, tallies
     kept ─ CountFilesPerRepo ─ RepoSnapshot (revision: the archive's ref) ─ SnapshotId
+
+Before the graph is built, a dry run says what the query would scan; a cap below that
+fails the run before any work (`estimate_and_check`).
 
 Files over read.max_file_bytes come back without content and are rejected as too-large;
 binary files and symlinks are rejected by reason, like the other sources' files.
@@ -18,66 +21,45 @@ binary files and symlinks are rejected by reason, like the other sources' files.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
+import logging
 import os
 
 import apache_beam as beam
 from apache_beam import pvalue
 
 from schemas.sources_config import BigQuerySource
-from transforms.base import REJECTED, TALLY, Tally
+from transforms.base import ApplyStage, RecordFn
 from transforms.sources.archives import RepoInfo
+from transforms.sources.bigquery_jobs import (
+    SQL_FILE,
+    Staging,
+    check_cap,
+    dry_run,
+    make_client,
+    make_read_client,
+    read_streams,
+    stream_rows,
+)
 from transforms.sources.common import CountFilesPerRepo, SourceOutputs, license_keys, spdx_of_key, with_snapshot_id
 from transforms.sources.crawl_state import CrawlState
 from transforms.sources.local import STAGE
 
-SQL_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sql", "github_files.sql")
+log = logging.getLogger(__name__)
+
+STREAMS = "streams"
 
 
-def _bigquery():
-    try:
-        from google.cloud import bigquery
-    except ImportError:
-        raise ImportError("sources.bigquery needs google-cloud-bigquery: pip install 'code-corpus[gcp]'") from None
-    return bigquery
-
-
-def query_sql(dataset: str) -> str:
-    with open(SQL_FILE, encoding="utf-8") as f:
-        return f.read().replace("{dataset}", dataset)
-
-
-def query_parameters(section: BigQuerySource, exclude_repos: list[str], max_file_bytes: int) -> list:
-    bigquery = _bigquery()
-    return [
-        bigquery.ArrayQueryParameter("licenses", "STRING", license_keys(section.licenses, "sources.bigquery.licenses")),
-        bigquery.ArrayQueryParameter("extensions", "STRING", [e.lower() for e in section.extensions]),
-        bigquery.ArrayQueryParameter("exclude_repos", "STRING", sorted(exclude_repos)),
-        bigquery.ScalarQueryParameter("max_file_bytes", "INT64", max_file_bytes),
-    ]
-
-
-def make_client(section: BigQuerySource):
-    bigquery = _bigquery()
-    kwargs = {}
-    if section.api_endpoint:
-        kwargs["client_options"] = {"api_endpoint": section.api_endpoint}
-    if section.anonymous:
-        from google.auth.credentials import AnonymousCredentials
-
-        kwargs["credentials"] = AnonymousCredentials()
-    return bigquery.Client(project=section.project, location=section.location, **kwargs)
-
-
-def crawled_repos(state_dir: str | None) -> list[str]:
-    """Lower-case names of the repositories a crawl listed (what the query leaves out)."""
+def crawled_repos(state_dir: str | None):
+    """Lower-case names of the repositories a crawl listed (what the query leaves out), streamed."""
     if state_dir is None:
-        return []
-    return [item["repo"].lower() for item in CrawlState(state_dir).read_listing() if item["kind"] == "RemoteRepo"]
+        return
+    for item in CrawlState(state_dir).read_listing():
+        if item["kind"] == "RemoteRepo":
+            yield item["repo"].lower()
 
 
-def row_record(row, max_file_bytes: int):
+def row_record(row: dict, max_file_bytes: int):
     """One result row as a RepoFile, or a Rejected saying why not."""
     info = RepoInfo("bigquery", row["repo_name"], row["ref"], spdx_of_key(row["license"]), None, origin="github")
     path, size = row["path"], row["size"] or 0
@@ -92,19 +74,20 @@ def row_record(row, max_file_bytes: int):
     return info.file(path, row["content"].encode("utf-8"))
 
 
-@dataclasses.dataclass(frozen=True)
-class ReadRange:
-    """Rows [start, start + count) of a finished query job's result."""
-
-    project: str
-    location: str | None
-    job_id: str
-    start: int
-    count: int
+def estimate_and_check(section: BigQuerySource, max_file_bytes: int):
+    """The dry run's estimate, logged as a table; ConfigError when it is over the cap."""
+    estimate = dry_run(make_client(section), section, max_file_bytes)
+    log.info("sources.bigquery: dry run of the query\n%s", estimate.table())
+    check_cap(estimate)
+    return estimate
 
 
-class RunQueryFn(beam.DoFn):
-    """Runs the query once; yields the ranges its result is read in, and row counts as tallies."""
+class RunQueryFn(RecordFn):
+    """Loads the exclusions, runs the query into its table, and yields the table's read streams."""
+
+    stage = STAGE
+    each_output_is_an_input = True  # it reads no records itself: only its statistics are tallied
+    extra_outputs = (STREAMS,)
 
     def __init__(self, section: BigQuerySource, exclude_state: str | None, max_file_bytes: int):
         self.section = section
@@ -113,41 +96,38 @@ class RunQueryFn(beam.DoFn):
 
     def setup(self):
         self.client = make_client(self.section)
+        self.read_client = make_read_client(self.section)
 
-    def process(self, _):
-        bigquery = _bigquery()
-        exclude = crawled_repos(self.exclude_state)
-        config = bigquery.QueryJobConfig(
-            query_parameters=query_parameters(self.section, exclude, self.max_file_bytes),
-            maximum_bytes_billed=self.section.maximum_bytes_billed,
-        )
-        job = self.client.query(query_sql(self.section.dataset), job_config=config)
-        total = job.result().total_rows or 0  # waits for the job; reads no rows
-        for start in range(0, total, self.section.rows_per_read):
-            yield ReadRange(job.project, job.location, job.job_id, start, min(self.section.rows_per_read, total - start))
-        yield pvalue.TaggedOutput(TALLY, ((STAGE, "stat", "bigquery.rows"), total))
-        yield pvalue.TaggedOutput(TALLY, ((STAGE, "stat", "bigquery.excluded_repositories"), len(exclude)))
+    def __call__(self, _):
+        staging = Staging(self.client, self.section)
+        staging.ensure()
+        exclude = None
+        if self.exclude_state is not None:
+            names = list(crawled_repos(self.exclude_state))
+            self.count("bigquery.excluded_repositories", len(names))
+            exclude = staging.load_exclusions(names) if names else None
+        table_id = staging.run_query(exclude, self.max_file_bytes)
+        self.count("bigquery.rows", self.client.get_table(table_id).num_rows or 0)
+        for stream in read_streams(self.read_client, table_id, self.client.project, self.section.read_streams):
+            yield pvalue.TaggedOutput(STREAMS, stream)
 
 
-class ReadRowsFn(beam.DoFn):
-    """One range of the result, page by page → RepoFile (main), Rejected and tallies."""
+class ReadRowsFn(RecordFn):
+    """One read stream of the result table → RepoFile (kept) or Rejected per row."""
+
+    stage = STAGE
+    each_output_is_an_input = True
 
     def __init__(self, section: BigQuerySource, max_file_bytes: int):
         self.section = section
         self.max_file_bytes = max_file_bytes
 
     def setup(self):
-        self.client = make_client(self.section)
-        self.tally = Tally(STAGE)
+        self.read_client = make_read_client(self.section)
 
-    def process(self, part: ReadRange):
-        job = self.client.get_job(part.job_id, project=part.project, location=part.location)
-        for row in job.result(start_index=part.start, max_results=part.count, page_size=self.section.page_size):
-            self.tally.add_in()
-            yield self.tally.route(row_record(row, self.max_file_bytes))
-
-    def finish_bundle(self):
-        yield from self.tally.drain()
+    def __call__(self, stream: str):
+        for row in stream_rows(self.read_client, stream):
+            yield row_record(row, self.max_file_bytes)
 
 
 class ReadBigQueryFiles(beam.PTransform):
@@ -164,18 +144,21 @@ class ReadBigQueryFiles(beam.PTransform):
         query = (
             pbegin
             | "Start" >> beam.Create([None])
-            | "RunQuery"
-            >> beam.ParDo(RunQueryFn(self.section, self.exclude_state, self.max_file_bytes)).with_outputs(TALLY, main="ranges")
+            | "RunQuery" >> ApplyStage(RunQueryFn(self.section, self.exclude_state, self.max_file_bytes))
         )
         read = (
-            query.ranges
-            | "SpreadRanges" >> beam.Reshuffle()
-            | "ReadRows" >> beam.ParDo(ReadRowsFn(self.section, self.max_file_bytes)).with_outputs(REJECTED, TALLY, main="kept")
+            query[STREAMS]
+            | "SpreadStreams" >> beam.Reshuffle()
+            | "ReadRows" >> ApplyStage(ReadRowsFn(self.section, self.max_file_bytes))
         )
-        tally = (query[TALLY], read[TALLY]) | "AllTallies" >> beam.Flatten()
+        tally = (query.tally, read.tally) | "AllTallies" >> beam.Flatten()
         snapshot = read.kept | "CountFilesPerRepo" >> CountFilesPerRepo()
         with open(SQL_FILE, "rb") as f:
             sql_sha256 = hashlib.sha256(f.read()).hexdigest()
-        summary = {"dataset": self.section.dataset, "query": os.path.basename(SQL_FILE), "query_sha256": sql_sha256}
-        return SourceOutputs(read.kept, read[REJECTED], tally, snapshot, with_snapshot_id(pbegin, summary, snapshot))
-
+        summary = {
+            "dataset": self.section.dataset,
+            "query": os.path.basename(SQL_FILE),
+            "query_sha256": sql_sha256,
+            "maximum_bytes_billed": self.section.maximum_bytes_billed,
+        }
+        return SourceOutputs(read.kept, read.rejected, tally, snapshot, with_snapshot_id(pbegin, summary, snapshot))

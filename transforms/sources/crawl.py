@@ -24,7 +24,6 @@ already there is replayed instead of fetched. Faults become Rejected records of 
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import hashlib
 import logging
@@ -40,7 +39,7 @@ from apache_beam.metrics import Metrics
 from schemas.config import PipelineConfig
 from schemas.records import RepoSnapshot
 from schemas.sources_config import ApiSource
-from transforms.base import REJECTED, TALLY, Tally
+from transforms.base import ApplyStage, RecordFn
 from transforms.sources.archives import RepoInfo, read_archive
 from transforms.sources.common import (
     MALFORMED,
@@ -97,8 +96,12 @@ def fetch_repo(host: Host, repo: RemoteRepo, state: CrawlState, max_file_bytes: 
     writer.commit()
 
 
-class FetchRepoFn(beam.DoFn):
-    """Listing line → the repository's RepoFiles (main), Rejected, tallies and its snapshot."""
+class FetchRepoFn(RecordFn):
+    """Listing line → the repository's RepoFiles (kept), Rejected and its snapshot (tagged)."""
+
+    stage = STAGE
+    each_output_is_an_input = True  # each file read (or the repository's rejection) counts as one input
+    extra_outputs = (SNAPSHOT,)
 
     def __init__(self, host_cls: type[Host], section: ApiSource, state_dir: str, max_file_bytes: int):
         self.host_cls = host_cls
@@ -107,36 +110,26 @@ class FetchRepoFn(beam.DoFn):
         self.max_file_bytes = max_file_bytes
 
     def setup(self):
-        # Jitter differs per worker so that workers do not retry in step.
+        # Jitter differs per worker so that workers do not retry in step. The token is read here,
+        # on the worker (from Secret Manager with token_secret), never carried in the graph.
         seed = int.from_bytes(hashlib.sha256(f"{os.getpid()}:{threading.get_ident()}:{id(self)}".encode()).digest()[:8], "big")
         self.host = self.host_cls(self.section, self.host_cls.make_client(self.section, seed))
         self.state = CrawlState(self.state_dir)
-        self.tally = Tally(STAGE)
-        self.stats = collections.Counter()
         source = self.host_cls.source
         self.requests = Metrics.counter(f"crawl-{source}", "requests")
         self.retries = Metrics.counter(f"crawl-{source}", "retries")
 
-    def process(self, line: str):
+    def __call__(self, line: str):
         item = listing_item(line)
         if isinstance(item, ListingFailure):
-            self.tally.add_in()
-            yield self.tally.route(item.rejected())
+            yield item.rejected()
             return
-        self.stats[f"{item.source}.repositories"] += 1
+        self.count(f"{item.source}.repositories")
         requests, retries = self.host.client.requests, self.host.client.retries
         for record in fetch_repo(self.host, item, self.state, self.max_file_bytes):
-            if isinstance(record, RepoSnapshot):
-                yield pvalue.TaggedOutput(SNAPSHOT, record)
-                continue
-            self.tally.add_in()
-            yield self.tally.route(record)
+            yield pvalue.TaggedOutput(SNAPSHOT, record) if isinstance(record, RepoSnapshot) else record
         self.requests.inc(self.host.client.requests - requests)
         self.retries.inc(self.host.client.retries - retries)
-
-    def finish_bundle(self):
-        self.tally.add_stats(self.stats)
-        yield from self.tally.drain()
 
     def teardown(self):
         client = getattr(getattr(self, "host", None), "client", None)
@@ -164,10 +157,10 @@ class CrawlRepos(beam.PTransform):
             pbegin
             | "ReadListing" >> beam.io.ReadFromText(CrawlState(self.state_dir).listing_path)
             | "SpreadRepos" >> beam.Reshuffle()
-            | "FetchRepos" >> beam.ParDo(fetch).with_outputs(REJECTED, TALLY, SNAPSHOT, main="kept")
+            | "FetchRepos" >> ApplyStage(fetch)
         )
         summary = with_snapshot_id(pbegin, self.summary, read[SNAPSHOT])
-        return SourceOutputs(read.kept, read[REJECTED], read[TALLY], read[SNAPSHOT], summary)
+        return SourceOutputs(read.kept, read.rejected, read.tally, read[SNAPSHOT], summary)
 
 
 def list_crawl(host_cls: type[Host], config: PipelineConfig, dataset_dir: str) -> CrawlRepos:

@@ -4,7 +4,10 @@ Listing: repository search, one query per (language, license) with `fork:false` 
 `created:` range, followed page by page through the Link header. Search answers at most
 1000 results per query, so a range whose total_count is larger is split in halves (down
 to one second) until each part fits. Each item gives the repository's stars, license
-SPDX id, default branch and pushed_at.
+license (its licensee `key`, mapped to an SPDX id: GitHub's own `spdx_id` says `GPL-3.0`
+where SPDX says `GPL-3.0-only`), default branch and pushed_at. A page that says
+`incomplete_results` (the search timed out on GitHub's side) is asked again, up to
+INCOMPLETE_RETRIES times, before it is used as it is and noted in the manifest.
 
 Fetching: the default branch is pinned to its last commit at or before `commits_until`
 (or its head), and the tarball at that commit is downloaded; GitHub redirects it to
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import datetime
 
-from transforms.sources.common import license_keys
+from transforms.sources.common import license_keys, spdx_of_key
 from transforms.sources.crawl_state import CrawlState
 from transforms.sources.hosts import Host, Listing, RemoteRepo, RepoUnavailable, StopListing
 from transforms.sources.http_client import Reply
@@ -23,6 +26,7 @@ from transforms.sources.http_client import Reply
 SEARCH_CAP = 1000  # results one search query can return
 PER_PAGE = 100  # the most the search API gives per page
 ONE_SECOND = datetime.timedelta(seconds=1)
+INCOMPLETE_RETRIES = 3  # asks of a search page that came back with incomplete_results
 
 
 def parse_time(value: str) -> datetime.datetime:
@@ -38,7 +42,8 @@ def repo_from_item(item: dict) -> dict | None:
     """A search result item as RemoteRepo fields (None for a fork)."""
     if item.get("fork"):
         return None
-    spdx = (item.get("license") or {}).get("spdx_id")
+    license = item.get("license") or {}
+    spdx = spdx_of_key(license.get("key")) or license.get("spdx_id")
     return dict(
         source="github",
         repo=item["full_name"],
@@ -88,6 +93,16 @@ class GitHubHost(Host):
         if first["incomplete"]:
             listing.notes["incomplete_queries"].append(query)
         self.follow(state, listing, first)
+
+    def page(self, state, listing: Listing, path: str, params: dict | None = None) -> dict | None:
+        """A search page; one with incomplete_results is asked again (and not saved) before it is used."""
+        for attempt in range(INCOMPLETE_RETRIES):
+            answer = super().page(state, listing, path, params, save_if=lambda a: not a["incomplete"])
+            if answer is None or not answer["incomplete"]:
+                return answer
+            listing.facts["incomplete_pages_retried"] += 1
+            self.client.pause(attempt)
+        return super().page(state, listing, path, params, save_if=lambda a: not a["incomplete"])
 
     def read_page(self, reply: Reply) -> dict:
         data = reply.json()

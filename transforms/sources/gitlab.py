@@ -3,10 +3,11 @@
 Listing: `/projects?visibility=public&with_programming_language=...`, one listing per
 language, ordered by id and followed page by page: keyset pagination's Link header
 when the server gives one, else offset pagination's X-Next-Page (X-Total-Pages says how
-many). Forks (items with `forked_from_project`) are left out.
+many). Forks (items with `forked_from_project`) are left out; a listing without a token
+gets GitLab's simple fields, which do not say, so the project endpoint is checked again.
 
 Fetching: the project endpoint with `license=true` gives the license (a licensee key,
-mapped to SPDX), star_count and default branch; a license not in `licenses` or a main
+mapped to SPDX), star_count and default branch; a fork, a license not in `licenses` or a main
 language (largest share of `/languages`) not in `languages` rejects the project before
 its archive is downloaded. The default branch is pinned to a commit, and the archive
 at that commit is read like GitHub's.
@@ -14,12 +15,15 @@ at that commit is read like GitHub's.
 
 from __future__ import annotations
 
+import logging
 import urllib.parse
 
 from transforms.sources.common import spdx_of_key
 from transforms.sources.crawl_state import CrawlState
 from transforms.sources.hosts import Host, Listing, RemoteRepo, RepoUnavailable, StopListing
 from transforms.sources.http_client import Reply
+
+log = logging.getLogger(__name__)
 
 PER_PAGE = 100  # GitLab's largest page
 
@@ -54,12 +58,18 @@ def next_page_url(reply: Reply) -> str | None:
 
 class GitLabHost(Host):
     source = "gitlab"
-    auth_header = "PRIVATE-TOKEN"
-    auth_prefix = ""
+    # GitLab takes a personal access token as `Authorization: Bearer` too; unlike PRIVATE-TOKEN,
+    # requests drops that header when a redirect leaves the API's host.
 
     def list_repositories(self, state: CrawlState) -> Listing:
         section = self.section
         listing = Listing(section.max_repositories)
+        if not self.client.authenticated:
+            log.warning(
+                "sources.gitlab: no token, so GitLab lists projects with its simple fields only, without "
+                "forked_from_project; forks are found (and rejected as `fork`) only when each project is fetched. "
+                "Set the token (sources.gitlab.token_env or token_secret) to leave them out of the listing."
+            )
         try:
             for language in section.languages:
                 params = {
@@ -92,6 +102,8 @@ class GitLabHost(Host):
 
     def prepare(self, repo: RemoteRepo) -> RemoteRepo:
         project = self.check(self.client.get(f"projects/{repo.api_id}", {"license": "true"}), "project").json()
+        if project.get("forked_from_project"):  # a listing without a token does not say so; this answer does
+            raise RepoUnavailable("fork", "forked from another project")
         if project.get("empty_repo"):
             raise RepoUnavailable("empty-repository", "the project has no commits")
         license = spdx_of_key((project.get("license") or {}).get("key"))

@@ -21,6 +21,7 @@ from transforms.sources.common import MALFORMED, STATUS_REASONS, check_repo, mal
 from transforms.sources.crawl_state import CrawlState
 from transforms.sources.http_client import ApiClient, BudgetExhausted, Reply, RequestFailed
 from transforms.sources.local import STAGE
+from transforms.sources.secrets import section_token
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,6 @@ class Host:
     """One API's calls. Subclasses list repositories, pin commits and download archives."""
 
     source = ""
-    auth_header = "Authorization"
-    auth_prefix = "Bearer "
     headers: dict = {}
 
     def __init__(self, section: ApiSource, client: ApiClient):
@@ -116,15 +115,11 @@ class Host:
 
     @classmethod
     def make_client(cls, section: ApiSource, seed: int) -> ApiClient:
-        return ApiClient.from_env(
-            section.base_url,
-            section.http,
-            section.token_env,
-            auth_header=cls.auth_header,
-            auth_prefix=cls.auth_prefix,
-            headers=cls.headers,
-            seed=seed,
-        )
+        """A client with the section's token: from Secret Manager (token_secret), else from $token_env."""
+        token = section_token(section)
+        if token is not None:
+            return ApiClient(section.base_url, section.http, token=token, headers=cls.headers, seed=seed)
+        return ApiClient.from_env(section.base_url, section.http, section.token_env, headers=cls.headers, seed=seed)
 
     # -- listing (driver) ----------------------------------------------------------------
 
@@ -135,8 +130,11 @@ class Host:
         """{"repos": [RemoteRepo fields], "next": url or None, "total": int or None} of one page."""
         raise NotImplementedError
 
-    def page(self, state: CrawlState, listing: Listing, path: str, params: dict | None = None) -> dict | None:
-        """One listing page, from the state when it was answered before; None when it failed."""
+    def page(self, state: CrawlState, listing: Listing, path: str, params: dict | None = None, save_if=None) -> dict | None:
+        """One listing page, from the state when it was answered before; None when it failed.
+
+        `save_if(answer)` False keeps an answer out of the state (the next run asks again).
+        """
         request = canonical_request(self.client.url(path), params)
         saved = state.page(request)
         if saved is not None:
@@ -164,7 +162,8 @@ class Host:
         except MALFORMED as e:  # not saved: the next run asks again
             listing.failures.append(ListingFailure(self.source, request, "listing-failed", self.client.redact(malformed(e))))
             return None
-        state.save_page(request, answer)
+        if save_if is None or save_if(answer):
+            state.save_page(request, answer)
         listing.facts["pages"] += 1
         return answer
 

@@ -31,7 +31,9 @@ from schemas.sources_config import HttpSettings
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
-SECONDARY_LIMIT_WAIT = 60.0  # GitHub: without Retry-After, wait at least a minute after a secondary limit
+# GitHub: without Retry-After, wait at least a minute after a secondary limit, and longer each
+# time it answers with one again ("wait for an exponentially increasing amount of time").
+SECONDARY_LIMIT_WAIT = 60.0
 MAX_JSON_BYTES = 64 * 2**20  # an API answer larger than this is refused rather than held in memory
 CHUNK_BYTES = 1 << 16
 
@@ -116,8 +118,6 @@ class ApiClient:
         base_url: str,
         settings: HttpSettings,
         token: str | None = None,
-        auth_header: str = "Authorization",
-        auth_prefix: str = "Bearer ",
         headers: Mapping[str, str] | None = None,
         clock: Clock | None = None,
         seed: int = 0,
@@ -131,8 +131,11 @@ class ApiClient:
         self._session.headers["User-Agent"] = "code-corpus"
         self._session.headers.update(headers or {})
         if self._token:
-            self._session.headers[auth_header] = auth_prefix + self._token
+            # `Authorization` (GitHub and GitLab both take `Bearer`), because requests drops it on a
+            # redirect to another host (GitHub's codeload, a GitLab archive CDN); a custom header it keeps.
+            self._session.headers["Authorization"] = "Bearer " + self._token
         self._blocked_until = 0.0
+        self._secondary_limits = 0  # secondary-limit answers in a row: each doubles the next wait
         self.requests = 0  # attempts made, the budget counts these
         self.retries = 0
         self.waited_seconds = 0.0
@@ -216,8 +219,9 @@ class ApiClient:
             if reset is not None:
                 return max(0.0, reset - self.clock.time()) + 1.0
             if reply.status == 429 or "rate limit" in reply.message().lower():
-                return max(SECONDARY_LIMIT_WAIT, self._backoff(attempt))
+                return self._secondary_limit_wait()
             return None
+        self._secondary_limits = 0
         if reply.status in RETRYABLE_STATUS:
             return self._backoff(attempt)
         return None
@@ -243,6 +247,17 @@ class ApiClient:
         if wait > 0:
             log.info("%s: rate limit reached; waiting %.0fs for it to reset", self.base_url, wait)
             self._sleep(wait)
+
+    def pause(self, attempt: int) -> None:
+        """Back off before asking again for an answer that came back 200 but unusable (GitHub's incomplete search)."""
+        self.retries += 1
+        self._sleep(self._backoff(attempt))
+
+    def _secondary_limit_wait(self) -> float:
+        """60 s, then 120, 240, ... while the API keeps answering with a secondary limit (capped by _sleep)."""
+        wait = SECONDARY_LIMIT_WAIT * 2 ** min(self._secondary_limits, 16)
+        self._secondary_limits += 1
+        return wait
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with "equal jitter": half fixed, half drawn from the seeded generator."""

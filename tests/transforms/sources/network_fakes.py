@@ -1,8 +1,8 @@
-"""Local HTTP servers that answer like the GitHub, GitLab and BigQuery REST APIs.
+"""Local HTTP servers that answer like the GitHub and GitLab REST APIs (BigQuery: bigquery_fakes.py).
 
 Each fake is a WSGI app served by werkzeug on 127.0.0.1 in a thread. They answer in the
 documented JSON shapes (search results, repository and project objects, license objects,
-commit lists, rate-limit headers, BigQuery job and getQueryResults resources) and serve
+commit lists, rate-limit headers) and serve
 real tar.gz archives. Faults are scripted per endpoint and repository: a list of
 (status, headers, body) answers served before the real one. Every request is counted;
 an archive request held at the gate (FakeApi.gate_after) is answered 503 and not counted as served.
@@ -297,12 +297,29 @@ class FakeGitLab(FakeApi):
         super().__init__(repos, token)
         self.by_id = {r.project_id: r for r in repos}
         self.keyset = keyset
+        self.redirect_archives = False
+        self.redirected = {}  # /download/... path → repository
+
+    SIMPLE_FIELDS = ("id", "name", "name_with_namespace", "path", "path_with_namespace", "created_at", "default_branch",
+                     "web_url", "star_count", "forks_count", "last_activity_at", "namespace")
+
+    @staticmethod
+    def token_of(request: Request) -> str | None:
+        """The token as GitLab takes it: `Authorization: Bearer` or `PRIVATE-TOKEN`."""
+        bearer = request.headers.get("Authorization", "")
+        return bearer.removeprefix("Bearer ") if bearer.startswith("Bearer ") else request.headers.get("PRIVATE-TOKEN")
 
     def route(self, request: Request) -> Response:
-        ok = self.token is None or request.headers.get("PRIVATE-TOKEN") == self.token
+        token = self.token_of(request)
+        ok = self.token is None or token in (None, self.token)  # public projects answer anonymous requests too
         path = request.path.removeprefix("/api/v4")
+        if path.startswith("/download/"):  # another host serving a redirected archive: no token may arrive
+            if token is not None:
+                self.auth_failures.append("token sent to the download host")
+            return self.serve_archive(self.redirected[path], path.rsplit("/", 1)[1])
         if path == "/projects":
-            return self.answer("projects", None, request, ok, lambda: self.projects(request))
+            simple = token is None  # like GitLab: an anonymous listing gets the simple fields only
+            return self.answer("projects", None, request, ok, lambda: self.projects(request, simple))
         m = re.fullmatch(r"/projects/(\d+)(|/languages|/repository/commits|/repository/archive\.tar\.gz)", path)
         if not m or int(m.group(1)) not in self.by_id:
             return json_response({"message": "404 Project Not Found"}, 404)
@@ -333,7 +350,7 @@ class FakeGitLab(FakeApi):
                 "html_url": f"https://opensource.org/licenses/{spdx}", "source_url": None}
         return project
 
-    def projects(self, request: Request) -> Response:
+    def projects(self, request: Request, simple: bool = False) -> Response:
         args = request.args
         language = args.get("with_programming_language")
         before, after = args.get("last_activity_before"), args.get("last_activity_after")
@@ -360,7 +377,10 @@ class FakeGitLab(FakeApi):
             headers.update({"X-Page": str(number), "X-Per-Page": str(per_page), "X-Total": str(len(matches)),
                             "X-Total-Pages": str(pages), "X-Next-Page": str(number + 1) if number < pages else "",
                             "X-Prev-Page": str(number - 1) if number > 1 else ""})
-        return json_response([self.project_object(r) for r in page], headers=headers)
+        objects = [self.project_object(r) for r in page]
+        if simple:
+            objects = [{k: o[k] for k in self.SIMPLE_FIELDS} for o in objects]
+        return json_response(objects, headers=headers)
 
     def project_part(self, endpoint: str, repo: FakeRepo, request: Request) -> Response:
         if repo.vanished:
@@ -378,42 +398,21 @@ class FakeGitLab(FakeApi):
         if request.args.get("sha") != repo.sha:
             return json_response({"message": "404 Not Found"}, 404)
         path = repo.name.rpartition("/")[2]
-        return self.serve_archive(repo, f"{path}-{repo.sha}-{repo.sha}")
+        top = f"{path}-{repo.sha}-{repo.sha}"
+        if self.redirect_archives:  # to another host name (localhost, not 127.0.0.1), as a CDN would serve it
+            download = f"/download/{repo.project_id}/{top}"
+            self.redirected[download] = repo
+            port = self.server.server.server_port
+            return Response("", status=302, headers={"Location": f"http://localhost:{port}/api/v4{download}"})
+        return self.serve_archive(repo, top)
 
 
-# -- BigQuery -----------------------------------------------------------------------------
+class FakeSecretManager:
+    """Secret Manager's REST API v1: versions.access (GET /v1/{name}:access), payload base64 with its CRC32C."""
 
-RESULT_FIELDS = [("repo_name", "STRING"), ("ref", "STRING"), ("path", "STRING"), ("license", "STRING"),
-                 ("is_symlink", "BOOLEAN"), ("size", "INTEGER"), ("binary", "BOOLEAN"), ("content", "STRING")]
-
-
-@dataclasses.dataclass
-class FakeFile:
-    """A row of the github_repos files table joined with its contents row."""
-
-    repo_name: str
-    path: str
-    content: str | None
-    binary: bool = False
-    symlink: bool = False
-    ref: str = "refs/heads/master"
-    size: int | None = None
-
-
-class FakeBigQuery:
-    """The BigQuery REST API's job calls: jobs.insert, jobs.get and jobs.getQueryResults.
-
-    A query is "run" over `files` and `licenses` by applying its parameters the way
-    sql/github_files.sql does; its result is then served in pages.
-    """
-
-    def __init__(self, files: list[FakeFile], licenses: dict[str, str]):
-        self.files = files
-        self.licenses = licenses
-        self.jobs = {}
-        self.queries = []  # (sql, parameters) of every job inserted
-        self.pages = collections.Counter()  # job id → getQueryResults calls that returned rows
-        self.lock = threading.Lock()
+    def __init__(self, secrets: dict[str, str]):
+        self.secrets = secrets  # projects/P/secrets/S/versions/V → value
+        self.accessed = []
         self.server = FakeServer(self.wsgi)
 
     @property
@@ -424,83 +423,17 @@ class FakeBigQuery:
         self.server.close()
 
     def wsgi(self, environ, start_response):
+        import base64
+
+        import google_crc32c
+
         request = Request(environ)
-        path = request.path.removeprefix("/bigquery/v2")
-        if request.method == "POST" and re.fullmatch(r"/projects/[^/]+/jobs", path):
-            response = self.insert(request)
-        elif m := re.fullmatch(r"/projects/[^/]+/jobs/([^/]+)", path):
-            response = json_response(self.jobs[m.group(1)]["resource"])
-        elif m := re.fullmatch(r"/projects/[^/]+/queries/([^/]+)", path):
-            response = self.results(m.group(1), request)
-        else:
-            response = json_response({"error": {"code": 404, "message": f"Not found: {path}"}}, 404)
-        return response(environ, start_response)
-
-    @staticmethod
-    def parameters(config: dict) -> dict:
-        values = {}
-        for p in config.get("queryParameters", []):
-            value = p["parameterValue"]
-            if "arrayValues" in value or p["parameterType"]["type"] == "ARRAY":
-                values[p["name"]] = [v["value"] for v in value.get("arrayValues", [])]
-            else:
-                values[p["name"]] = value["value"]
-        return values
-
-    def insert(self, request: Request) -> Response:
-        body = request.get_json()
-        query = body["configuration"]["query"]
-        params = self.parameters(query)
-        with self.lock:
-            self.queries.append((query["query"], params))
-            job_id = body["jobReference"].get("jobId") or f"job_{len(self.jobs)}"
-        project = body["jobReference"]["projectId"]
-        location = body["jobReference"].get("location") or "US"
-        limit = int(params["max_file_bytes"])
-        rows = []
-        for f in self.files:
-            license = self.licenses.get(f.repo_name)
-            size = f.size if f.size is not None else len((f.content or "").encode())
-            if (license in params["licenses"]
-                    and any(f.path.lower().endswith(e) for e in params["extensions"])
-                    and f.repo_name.lower() not in params["exclude_repos"]):
-                content = f.content if size <= limit else None
-                rows.append([f.repo_name, f.ref, f.path, license, f.symlink, size, f.binary, content])
-        resource = {
-            "kind": "bigquery#job", "id": f"{project}:{location}.{job_id}",
-            "jobReference": {"projectId": project, "jobId": job_id, "location": location},
-            "configuration": {"query": {**query, "destinationTable": {
-                "projectId": project, "datasetId": "_anon", "tableId": "anon" + job_id}}, "jobType": "QUERY"},
-            "status": {"state": "DONE"},
-            "statistics": {"creationTime": "1700000000000", "startTime": "1700000000000", "endTime": "1700000001000",
-                           "query": {"totalBytesProcessed": "0", "statementType": "SELECT"}},
-        }
-        self.jobs[job_id] = {"resource": resource, "rows": rows}
-        return json_response(resource)
-
-    def results(self, job_id: str, request: Request) -> Response:
-        job = self.jobs[job_id]
-        rows = job["rows"]
-        start = int(request.args.get("pageToken") or request.args.get("startIndex") or 0)
-        limit = int(request.args.get("maxResults", 100))
-        body = {
-            "kind": "bigquery#getQueryResultsResponse", "jobReference": job["resource"]["jobReference"],
-            "schema": {"fields": [{"name": n, "type": t, "mode": "NULLABLE"} for n, t in RESULT_FIELDS]},
-            "totalRows": str(len(rows)), "jobComplete": True, "cacheHit": False, "totalBytesProcessed": "0",
-        }
-        if limit > 0:
-            page = rows[start: start + limit]
-            body["rows"] = [{"f": [{"v": encode_cell(v)} for v in row]} for row in page]
-            if start + limit < len(rows):
-                body["pageToken"] = str(start + limit)
-            with self.lock:
-                self.pages[job_id] += 1
-        return json_response(body)
-
-
-def encode_cell(value):
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+        name = request.path.removeprefix("/v1/").removesuffix(":access")
+        self.accessed.append(name)
+        if name not in self.secrets:
+            secret = name.split("/versions/")[0]
+            body = {"error": {"code": 404, "message": f"Secret [{secret}] not found or has no versions.", "status": "NOT_FOUND"}}
+            return json_response(body, 404)(environ, start_response)
+        data = self.secrets[name].encode()
+        payload = {"data": base64.b64encode(data).decode(), "dataCrc32c": str(google_crc32c.value(data))}
+        return json_response({"name": name, "payload": payload})(environ, start_response)

@@ -1,15 +1,19 @@
-"""The BigQuery source against a local endpoint answering jobs.insert / jobs.get / getQueryResults."""
+"""The BigQuery source, through google-cloud-bigquery and google-cloud-bigquery-storage, against a local BigQuery."""
 
 from __future__ import annotations
 
 import apache_beam as beam
 import pytest
+import yaml
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from schemas.sources_config import BigQuerySource
-from tests.transforms.sources.network_fakes import FakeBigQuery, FakeFile
-from transforms.sources.bigquery import ReadBigQueryFiles, query_sql
+from schemas.errors import ConfigError
+from schemas.sources_config import DEFAULT_MAXIMUM_BYTES_BILLED, BigQuerySource
+from tests.conftest import run_cli
+from tests.transforms.sources.bigquery_fakes import FakeBigQuery, FakeFile
+from transforms.sources.bigquery import ReadBigQueryFiles, estimate_and_check
+from transforms.sources.bigquery_jobs import Staging, make_client, query_sql
 from transforms.sources.crawl_state import CrawlState
 from transforms.sources.hosts import RemoteRepo, listing_line
 
@@ -23,47 +27,139 @@ FILES = [FakeFile("py/lib", f"pkg/m{i:02d}.py", f"VALUE = {i}\n") for i in range
     FakeFile("gpl/app", "g.py", "g = 1\n"),
 ]
 LICENSES = {"py/lib": "mit", "Crawled/Already": "apache-2.0", "gpl/app": "gpl-3.0"}
+KEPT = [f"pkg/m{i:02d}.py" for i in range(23)] + ["nb/demo.ipynb"]
 
 
 @pytest.fixture
 def bigquery():
-    fake = FakeBigQuery(FILES, LICENSES)
-    yield fake
-    fake.close()
+    fakes = []
+
+    def make(files=FILES, licenses=LICENSES):
+        fake = FakeBigQuery(files, licenses)
+        fakes.append(fake)
+        return fake
+
+    yield make
+    for fake in fakes:
+        fake.close()
 
 
-def crawl_listing(tmp_path) -> str:
+def section_for(fake: FakeBigQuery, **settings) -> BigQuerySource:
+    return BigQuerySource(project="test-project", api_endpoint=fake.url, storage_api_endpoint=fake.storage_endpoint,
+                          anonymous=True, **settings)
+
+
+def crawl_listing(tmp_path, names=("crawled/already",)) -> str:
     state = CrawlState(str(tmp_path / "github-crawl"))
-    state.write_listing([listing_line(RemoteRepo("github", "crawled/already", "crawled/already", "main", 1, "MIT"))])
+    line = listing_line(RemoteRepo("github", "", "", "main", 1, "MIT"))
+    state.write_listing({**line, "repo": n, "api_id": n} for n in names)
     return state.path
 
 
-def test_query_streams_pages_in_parallel_ranges(bigquery, tmp_path):
-    section = BigQuerySource(project="test-project", api_endpoint=bigquery.url, anonymous=True, rows_per_read=10, page_size=4)
+def test_query_into_a_destination_table_read_in_parallel_streams(bigquery, tmp_path):
+    fake = bigquery()
+    section = section_for(fake, read_streams=3, maximum_bytes_billed=10**6)
     with TestPipeline() as p:
         out = p | ReadBigQueryFiles(section, crawl_listing(tmp_path), max_file_bytes=1000)
-        assert_that(out.kept | "Paths" >> beam.Map(lambda f: f.path),
-                    equal_to([f"pkg/m{i:02d}.py" for i in range(23)] + ["nb/demo.ipynb"]), label="Kept")
+        assert_that(out.kept | "Paths" >> beam.Map(lambda f: f.path), equal_to(KEPT), label="Kept")
         assert_that(out.rejected | "Reasons" >> beam.Map(lambda r: (r.path, r.reason)),
                     equal_to([("big.py", "too-large"), ("blob.py", "binary"), ("link.py", "symlink")]), label="Rejected")
         assert_that(out.snapshot | "Snap" >> beam.Map(lambda s: (s.source, s.repo, s.revision, s.license, s.files)),
                     equal_to([("bigquery", "py/lib", "refs/heads/master", "MIT", 24)]), label="Snapshot")
-        assert_that(out.summary | "Keys" >> beam.Map(lambda s: sorted(s)),
-                    equal_to([["dataset", "query", "query_sha256", "snapshot_id"]]), label="Summary")
+        assert_that(out.summary | "Cap" >> beam.Map(lambda s: (sorted(s), s["maximum_bytes_billed"])),
+                    equal_to([(["dataset", "maximum_bytes_billed", "query", "query_sha256", "snapshot_id"], 10**6)]),
+                    label="Summary")
 
-    ((sql, params),) = bigquery.queries
-    assert sql == query_sql("bigquery-public-data.github_repos") and "UNNEST(@exclude_repos)" in sql
-    assert params["licenses"] == ["mit", "apache-2.0", "bsd-2-clause", "bsd-3-clause"]
-    assert params["extensions"] == [".py", ".ipynb"] and params["exclude_repos"] == ["crawled/already"]
-    assert params["max_file_bytes"] == "1000"
-    (job_id,) = bigquery.pages
-    assert bigquery.pages[job_id] == 3 + 3 + 2  # 27 rows in ranges of 10, 10 and 7, pages of at most 4 rows
+    ((sql, params),) = fake.queries
+    (exclude_table,) = [t for t in fake.tables if ".exclude_" in t]
+    assert sql == query_sql("bigquery-public-data.github_repos", f"`{exclude_table}`")
+    assert exclude_table.startswith("test-project.code_corpus_staging.")
+    assert params == {"licenses": ["mit", "apache-2.0", "bsd-2-clause", "bsd-3-clause"],
+                      "extensions": [".py", ".ipynb"], "max_file_bytes": "1000"}
+    (query_job,) = [j for j in fake.jobs.values() if "query" in j["configuration"]]
+    config = query_job["configuration"]["query"]
+    assert config["maximumBytesBilled"] == str(10**6) and config["destinationTable"]["tableId"].startswith("files_")
+    assert query_job["jobReference"]["jobId"].startswith("code_corpus_files_")
+    assert set(fake.expiry) == {exclude_table, ".".join(config["destinationTable"].values())}  # both tables expire
+    assert fake.datasets["test-project.code_corpus_staging"]["defaultTableExpirationMs"] == str(24 * 3_600_000)
+    assert len(fake.batches) == 3 and sum(fake.batches.values()) == 3 + 3 + 3  # 27 rows, 9 per stream, 4 per batch
 
 
-def test_records_match_the_other_sources(bigquery, tmp_path):
-    section = BigQuerySource(project="test-project", api_endpoint=bigquery.url, anonymous=True, exclude_crawled=False)
+def test_records_match_the_other_sources(bigquery):
+    section = section_for(bigquery(), exclude_crawled=False)
     with TestPipeline() as p:
-        out = p | ReadBigQueryFiles(section, None, max_file_bytes=1000)
-        kept = out.kept | beam.Filter(lambda f: f.path == "a.py")
-        assert_that(kept | beam.Map(lambda f: (f.source, f.origin, f.repo, f.license, f.stars, f.content)),
+        kept = p | ReadBigQueryFiles(section, None, max_file_bytes=1000)
+        a = kept.kept | beam.Filter(lambda f: f.path == "a.py")
+        assert_that(a | beam.Map(lambda f: (f.source, f.origin, f.repo, f.license, f.stars, f.content)),
                     equal_to([("bigquery", "github", "Crawled/Already", "Apache-2.0", None, "a = 1\n")]))
+
+
+def test_a_retry_finds_the_job_it_already_ran(bigquery, tmp_path):
+    fake = bigquery()
+    section = section_for(fake)
+    listing = crawl_listing(tmp_path)
+    for _ in range(2):  # the second run asks for the same job ids and gets 409: nothing runs or bills again
+        with TestPipeline() as p:
+            out = p | ReadBigQueryFiles(section, listing, max_file_bytes=1000)
+            assert_that(out.kept | beam.Map(lambda f: f.path), equal_to(KEPT))
+    assert len(fake.queries) == 1
+    assert sorted(fake.inserts.values()) == [2, 2]  # the exclusion load and the query, asked twice each
+
+    # Once its table has expired, a rerun runs the query again under the next id.
+    for table in [t for t in fake.tables if ".files_" in t]:
+        del fake.tables[table]
+    client = make_client(section)
+    staging = Staging(client, section)
+    (exclude_table,) = [t for t in fake.tables if ".exclude_" in t]
+    table = staging.run_query(exclude_table, 1000)
+    assert len(fake.queries) == 2 and table in fake.tables
+    assert [j for j in fake.inserts if j.endswith("_2")] == [next(j for j in fake.inserts if "files" in j) + "_2"]
+
+
+@pytest.mark.slow
+def test_an_exclusion_list_of_a_million_names_is_loaded_and_anti_joined(bigquery, tmp_path):
+    names = [f"owner{i % 9973}/repo-{i:07d}" for i in range(999_999)] + ["crawled/already"]
+    fake = bigquery()
+    section = section_for(fake)
+    with TestPipeline() as p:
+        out = p | ReadBigQueryFiles(section, crawl_listing(tmp_path, names), max_file_bytes=1000)
+        assert_that(out.kept | beam.Map(lambda f: f.repo), equal_to(["py/lib"] * len(KEPT)))
+    (exclude_table,) = [t for t in fake.tables if ".exclude_" in t]
+    assert len(fake.tables[exclude_table]) == 1_000_000
+    ((sql, params),) = fake.queries
+    assert "exclude_repos" not in params and f"LEFT JOIN `{exclude_table}` AS x" in sql
+
+
+def test_the_default_cap_stops_a_query_that_scans_more_before_any_work(bigquery, caplog):
+    caplog.set_level("INFO")
+    fake = bigquery([FakeFile("py/lib", f"m{i}.py", "x" * 1000) for i in range(10)], LICENSES)
+    with pytest.raises(ConfigError) as e:
+        estimate_and_check(section_for(fake, maximum_bytes_billed=5000), max_file_bytes=1000)
+    assert "sources.bigquery.maximum_bytes_billed" in str(e.value) and "10,110" in str(e.value)
+    assert fake.dry_runs == 1 and not fake.jobs  # a dry run only: nothing ran, nothing billed
+
+    estimate = estimate_and_check(section_for(fake), max_file_bytes=1000)  # the default cap is far above 10 kB
+    assert estimate.bytes_processed == 10_110 and estimate.cap == DEFAULT_MAXIMUM_BYTES_BILLED
+    assert "bytes the query scans" in caplog.text and "on-demand cost" in caplog.text
+
+
+def test_a_query_over_the_cap_fails_unbilled_naming_the_key(bigquery):
+    fake = bigquery()
+    section = section_for(fake, maximum_bytes_billed=100)
+    with pytest.raises(Exception, match="sources.bigquery.maximum_bytes_billed"):
+        with TestPipeline() as p:
+            _ = p | ReadBigQueryFiles(section, None, max_file_bytes=1000)
+    assert not fake.queries
+
+
+def test_the_cost_command_prints_the_dry_run_as_a_table(bigquery, tmp_path):
+    fake = bigquery()
+    section = {"project": "test-project", "api_endpoint": fake.url, "anonymous": True}
+    config = tmp_path / "bq.yaml"
+    config.write_text(yaml.safe_dump({"name": "bq", "sources": {"bigquery": section}}))
+    proc = run_cli("bigquery-cost", "--config", str(config))
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:4] == ["bytes", "the", "query", "scans"] and f"{fake.scan_bytes():,}" in lines[0]
+    assert lines[1].startswith("on-demand cost") and "$0.00" in lines[1]
+    assert lines[2].startswith("sources.bigquery.maximum_bytes_billed") and "100,000,000,000" in lines[2] and "ok" in lines[2]
+    assert fake.dry_runs == 1 and not fake.jobs

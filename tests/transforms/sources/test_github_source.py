@@ -176,3 +176,29 @@ def test_spent_request_budget_rejects_for_now_and_the_next_run_goes_on(github, t
     resumed = list(fetch_repo(host_for(fake, http=budget), listed["o/b"], state, 1000))
     assert [r.path for r in resumed if isinstance(r, RepoFile)] == ["b.py"]
     assert fake.archives_served == {"o/a": 1, "o/b": 1}
+
+
+def test_licenses_are_recorded_as_spdx_ids_through_the_license_key(github, tmp_path):
+    # GitHub's own spdx_id for gpl-3.0 is "GPL-3.0"; SPDX (and a copyleft allow-list) says GPL-3.0-only.
+    fake = github([FakeRepo("o/gpl", {"a.py": b"a\n"}, license="gpl-3.0"), FakeRepo("o/mit", {"m.py": b"m\n"})])
+    host = host_for(fake, licenses=("GPL-3.0-only", "MIT"))
+    state = CrawlState(str(tmp_path))
+    listing = host.list_repositories(state)
+    assert {name: r.license for name, r in listing.repos.items()} == {"o/gpl": "GPL-3.0-only", "o/mit": "MIT"}
+    out = list(fetch_repo(host, listing.repos["o/gpl"], state, 1000))
+    assert {r.license for r in out if isinstance(r, RepoFile)} == {"GPL-3.0-only"}
+
+
+def test_incomplete_search_pages_are_asked_again(github, tmp_path):
+    repos = spread(150)
+    fake = github(repos)
+    # GitHub's search timed out: a 200 with incomplete_results and only some of the items.
+    partial = {"total_count": 150, "incomplete_results": True, "items": [fake.repo_object(r) for r in repos[:10]]}
+    fake.fault("search", None, (200, {}, partial), (200, {}, partial))
+    host = host_for(fake)
+    state = CrawlState(str(tmp_path))
+    listing = host.list_repositories(state)
+    assert len(listing.repos) == 150
+    assert listing.facts["incomplete_pages_retried"] == 2 and not listing.notes.get("incomplete_queries")
+    assert fake.hits[("search", None)] == 2 + 2  # two incomplete answers, then the two pages
+    assert len(host_for(fake).list_repositories(state).repos) == 150 and fake.hits[("search", None)] == 4  # saved

@@ -104,3 +104,29 @@ def test_429_with_retry_after_is_retried(gitlab, tmp_path):
     out = list(fetch_repo(host, host.list_repositories(state).repos["group/busy"], state, 1000))
     assert [r.path for r in out if isinstance(r, RepoFile)] == ["a.py"]
     assert fake.hits[("archive", "group/busy")] == 2 and host.client.retries == 1
+
+
+def test_the_token_goes_as_bearer_and_is_dropped_on_a_redirect_to_another_host(gitlab, tmp_path):
+    repo = FakeRepo("group/cdn", {"a.py": b"a\n"})
+    fake = gitlab([repo])
+    fake.redirect_archives = True  # the archive is served from localhost, not the API's 127.0.0.1
+    host = host_for(fake)
+    state = CrawlState(str(tmp_path))
+    out = list(fetch_repo(host, host.list_repositories(state).repos["group/cdn"], state, 1000))
+    assert [r.path for r in out if isinstance(r, RepoFile)] == ["a.py"]
+    assert fake.hits[("project", "group/cdn")] == 1 and not fake.auth_failures
+
+
+def test_a_fork_listed_without_a_token_is_refused_from_its_project_answer(gitlab, tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv(TOKEN_ENV)
+    fake = gitlab([FakeRepo("group/own", {"a.py": b"a\n"}), FakeRepo("group/fork", {"f.py": b"f\n"}, fork=True)])
+    host = host_for(fake)
+    state = CrawlState(str(tmp_path))
+    listing = host.list_repositories(state)
+    assert "simple fields" in caplog.text and "forks" in caplog.text
+    assert sorted(listing.repos) == ["group/fork", "group/own"]  # the simple fields do not say which is a fork
+    (rejected,) = list(fetch_repo(host, listing.repos["group/fork"], state, 1000))
+    assert isinstance(rejected, Rejected) and rejected.reason == "fork"
+    assert fake.hits[("archive", "group/fork")] == 0
+    own = list(fetch_repo(host, listing.repos["group/own"], state, 1000))
+    assert [r.path for r in own if isinstance(r, RepoFile)] == ["a.py"]

@@ -97,6 +97,18 @@ def test_secondary_rate_limit_403_waits_retry_after(script):
     assert clock.sleeps == [17.0]
 
 
+def test_repeated_secondary_limits_wait_exponentially_longer(script):
+    # GitHub: without Retry-After wait at least a minute, then exponentially longer while it persists.
+    limited = json_response({"message": "You have exceeded a secondary rate limit."}, 403)
+    s = script(limited, limited, limited, None, limited)
+    clock = RecordingClock()
+    client = client_for(s, clock)
+    assert client.get("x").status == 200
+    assert clock.sleeps == [60.0, 120.0, 240.0]
+    assert client.get("y").status == 200  # a success in between starts again at a minute
+    assert clock.sleeps[3:] == [60.0]
+
+
 def test_primary_rate_limit_waits_until_reset(script):
     clock = RecordingClock()
     reset = str(int(clock.now) + 120)

@@ -16,7 +16,8 @@ import yaml
 import zstandard
 
 from tests.conftest import ROOT, run_cli
-from tests.transforms.sources.network_fakes import FakeBigQuery, FakeFile, FakeGitHub, FakeGitLab, FakeRepo
+from tests.transforms.sources.bigquery_fakes import FakeBigQuery, FakeFile
+from tests.transforms.sources.network_fakes import FakeGitHub, FakeGitLab, FakeRepo
 
 GITHUB_TOKEN = "ghp_PIPELINEsecret1234567890abcdefABCDEF"
 GITLAB_TOKEN = "glpat-PIPELINEsecret0987654321"
@@ -51,7 +52,7 @@ def write_config(tmp_path, github=None, gitlab=None, bigquery=None) -> str:
                              "languages": ["Python"], "http": FAST_HTTP}
     if bigquery:
         sources["bigquery"] = {"project": "test-project", "api_endpoint": bigquery.url, "anonymous": True,
-                               "rows_per_read": 3, "page_size": 2}
+                               "storage_api_endpoint": bigquery.storage_endpoint, "read_streams": 2}
     config = {"name": "crawl", "seed": 3, "sources": sources, "output": {"document_shards": 1}}
     path = tmp_path / "crawl.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -124,7 +125,8 @@ def test_faults_become_counted_rejections_and_a_rerun_replays_the_state(tmp_path
     cut = [path for source, repo, path in documents if repo == "o/cut"]
     assert 0 < len(cut) < 12  # the files before the truncation
     assert ("bigquery", "o/ok", "ok.py") not in documents  # the crawl already has o/ok
-    assert bigquery.queries[0][1]["exclude_repos"] == ["o/cut", "o/down", "o/flaky", "o/gone", "o/ok", "o/secondary", "o/unsafe"]
+    (excluded,) = [rows for table, rows in bigquery.tables.items() if ".exclude_" in table]
+    assert [r["repo_name"] for r in excluded] == ["o/cut", "o/down", "o/flaky", "o/gone", "o/ok", "o/secondary", "o/unsafe"]
 
     snapshot = {(s["source"], s["repo"]): s["revision"] for s in read_rows(version, "snapshot")}
     repos = {r.name: r for r in github_repos()}

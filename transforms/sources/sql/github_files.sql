@@ -4,10 +4,11 @@
 -- Parameters:
 --   @licenses        ARRAY<STRING>  license keys as the licenses table spells them: mit, apache-2.0, ...
 --   @extensions      ARRAY<STRING>  lower-case file name endings to keep: .py, .ipynb
---   @exclude_repos   ARRAY<STRING>  lower-case owner/name of repositories already crawled
 --   @max_file_bytes  INT64          larger files come back without content (rejected as too-large)
--- `{dataset}` is replaced by the configured dataset (sources.bigquery.dataset) before the query runs;
--- a dataset is an identifier, which BigQuery does not take as a parameter.
+-- Filled in before the query runs (identifiers, which BigQuery does not take as parameters):
+--   {dataset}  the configured dataset (sources.bigquery.dataset)
+--   {exclude}  the loaded table of lower-case owner/name already crawled (column repo_name), or an
+--              empty subquery; the anti-join below has no size cap, unlike an array parameter
 SELECT
   f.repo_name,
   f.ref,
@@ -22,6 +23,8 @@ JOIN `{dataset}.licenses` AS l
   ON l.repo_name = f.repo_name
 JOIN `{dataset}.contents` AS c
   ON c.id = f.id
+LEFT JOIN {exclude} AS x
+  ON x.repo_name = LOWER(f.repo_name)
 WHERE l.license IN UNNEST(@licenses)
   AND EXISTS (SELECT 1 FROM UNNEST(@extensions) AS ext WHERE ENDS_WITH(LOWER(f.path), ext))
-  AND LOWER(f.repo_name) NOT IN UNNEST(@exclude_repos)
+  AND x.repo_name IS NULL

@@ -1,0 +1,270 @@
+"""The BigQuery calls of the BigQuery source: staging dataset, exclusion load, query, dry run, read session.
+
+Every job has a deterministic id, a digest of everything that decides its result (SQL,
+parameters, the excluded names, the bytes-billed cap, the tables it writes). A retried
+bundle, or a rerun with the same inputs, asks for the same id; BigQuery answers 409, and
+the job it already ran (and billed) is reused with its destination table. A reused job
+that failed for a reason other than the cap, or whose table has expired, is run again
+under the next id (`<id>_2`, `<id>_3`, ...).
+
+The query writes to an explicit destination table (`files_<digest>`) in the staging
+dataset, whose tables expire after `results_expiration_hours`. An anonymous result is
+capped at about 10 GB; a destination table is not. That table is then read through
+the BigQuery Storage Read API: one read session, split by the service into up to
+`read_streams` streams, each read by one worker task.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import io
+import json
+import logging
+import os
+from typing import Callable, Iterable
+
+from schemas.errors import ConfigError
+from schemas.sources_config import BigQuerySource
+from transforms.sources.common import license_keys
+
+log = logging.getLogger(__name__)
+
+SQL_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sql", "github_files.sql")
+NOTHING_EXCLUDED = "(SELECT CAST(NULL AS STRING) AS repo_name LIMIT 0)"
+USD_PER_TIB = 6.25  # on-demand query price per TiB scanned (cloud.google.com/bigquery/pricing)
+MAX_JOB_ATTEMPTS = 5  # ids <id>, <id>_2, ... tried before a job's failure is final
+CAP_KEY = "sources.bigquery.maximum_bytes_billed"
+
+
+def bigquery_module():
+    try:
+        from google.cloud import bigquery
+    except ImportError:
+        raise ImportError("sources.bigquery needs google-cloud-bigquery: pip install 'code-corpus[gcp]'") from None
+    return bigquery
+
+
+def make_client(section: BigQuerySource):
+    bigquery = bigquery_module()
+    kwargs = {}
+    if section.api_endpoint:
+        kwargs["client_options"] = {"api_endpoint": section.api_endpoint}
+    if section.anonymous:
+        from google.auth.credentials import AnonymousCredentials
+
+        kwargs["credentials"] = AnonymousCredentials()
+    return bigquery.Client(project=section.project, location=section.location, **kwargs)
+
+
+def make_read_client(section: BigQuerySource):
+    """A Storage Read API client; with `storage_api_endpoint`, plain gRPC to that host:port (an emulator)."""
+    from google.cloud import bigquery_storage_v1
+
+    if not section.storage_api_endpoint:
+        return bigquery_storage_v1.BigQueryReadClient()
+    import grpc
+    from google.cloud.bigquery_storage_v1.services.big_query_read.transports import BigQueryReadGrpcTransport
+
+    channel = grpc.insecure_channel(section.storage_api_endpoint)
+    return bigquery_storage_v1.BigQueryReadClient(transport=BigQueryReadGrpcTransport(channel=channel))
+
+
+def query_sql(dataset: str, exclude_from: str = NOTHING_EXCLUDED) -> str:
+    """The query, with the dataset and the exclusion table (or an empty one) filled in."""
+    with open(SQL_FILE, encoding="utf-8") as f:
+        return f.read().replace("{dataset}", dataset).replace("{exclude}", exclude_from)
+
+
+def query_parameters(section: BigQuerySource, max_file_bytes: int) -> list:
+    bigquery = bigquery_module()
+    return [
+        bigquery.ArrayQueryParameter("licenses", "STRING", license_keys(section.licenses, "sources.bigquery.licenses")),
+        bigquery.ArrayQueryParameter("extensions", "STRING", [e.lower() for e in section.extensions]),
+        bigquery.ScalarQueryParameter("max_file_bytes", "INT64", max_file_bytes),
+    ]
+
+
+def digest(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """What a dry run says the query would scan, against the configured cap."""
+
+    bytes_processed: int
+    cap: int
+
+    @property
+    def usd(self) -> float:
+        return self.bytes_processed / 2**40 * USD_PER_TIB
+
+    def table(self) -> str:
+        rows = [
+            ("bytes the query scans", f"{self.bytes_processed:,}", f"{self.bytes_processed / 1e12:.3f} TB"),
+            ("on-demand cost", f"${self.usd:,.2f}", f"at ${USD_PER_TIB}/TiB"),
+            (CAP_KEY, f"{self.cap:,}", "ok" if self.bytes_processed <= self.cap else "TOO LOW: the query would fail"),
+        ]
+        width = max(len(r[0]) for r in rows)
+        return "\n".join(f"{a:<{width}}  {b:>22}  {c}" for a, b, c in rows)
+
+
+def dry_run(client, section: BigQuerySource, max_file_bytes: int) -> Estimate:
+    """A BigQuery dry run of the query: nothing runs, nothing is billed (the exclusion table adds a few MB)."""
+    bigquery = bigquery_module()
+    config = bigquery.QueryJobConfig(
+        dry_run=True, use_query_cache=False, query_parameters=query_parameters(section, max_file_bytes)
+    )
+    job = client.query(query_sql(section.dataset), job_config=config, location=section.location)
+    return Estimate(int(job.total_bytes_processed or 0), section.maximum_bytes_billed)
+
+
+def check_cap(estimate: Estimate) -> None:
+    """Fail before any work when the query would scan more than the cap lets it bill."""
+    if estimate.bytes_processed > estimate.cap:
+        raise ConfigError(
+            f"{CAP_KEY}: the query would scan {estimate.bytes_processed:,} bytes (about ${estimate.usd:,.2f}), "
+            f"more than the cap of {estimate.cap:,}; raise the cap on purpose to run it:\n{estimate.table()}"
+        )
+
+
+class Staging:
+    """The staging dataset of one section: created with a table expiration, holding the run's tables."""
+
+    def __init__(self, client, section: BigQuerySource):
+        self.client = client
+        self.section = section
+        self.dataset = f"{client.project}.{section.results_dataset}"
+
+    def ensure(self) -> None:
+        bigquery = bigquery_module()
+        dataset = bigquery.Dataset(self.dataset)
+        dataset.location = self.section.location
+        dataset.default_table_expiration_ms = self.section.results_expiration_hours * 3_600_000
+        self.client.create_dataset(dataset, exists_ok=True)
+
+    def expire(self, table_id: str) -> None:
+        """Give a table the expiration even when the dataset existed before without one."""
+        table = self.client.get_table(table_id)
+        hours = datetime.timedelta(hours=self.section.results_expiration_hours)
+        table.expires = datetime.datetime.now(datetime.timezone.utc) + hours
+        self.client.update_table(table, ["expires"])
+
+    def table_exists(self, table_id: str) -> bool:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            self.client.get_table(table_id)
+        except NotFound:
+            return False
+        return True
+
+    def run_job(self, job_id: str, start: Callable[[str], object], table_id: str):
+        """Start the job under `job_id`, or reuse the one already there (see the module docstring)."""
+        from google.api_core.exceptions import Conflict, GoogleAPICallError
+
+        for attempt in range(MAX_JOB_ATTEMPTS):
+            attempt_id = job_id if attempt == 0 else f"{job_id}_{attempt + 1}"
+            try:
+                job = start(attempt_id)
+                reused = False
+            except Conflict:
+                job = self.client.get_job(attempt_id, location=self.section.location)
+                reused = True
+                log.info("BigQuery job %s already exists; reusing it", attempt_id)
+            try:
+                wait(job)
+            except GoogleAPICallError as e:
+                if (job.error_result or {}).get("reason") == "bytesBilledLimitExceeded":
+                    raise ConfigError(f"{CAP_KEY}: BigQuery refused the query: {e}; raise the cap on purpose") from None
+                if not reused:
+                    raise
+                continue  # an earlier attempt's failure: run it again under the next id
+            if reused and not self.table_exists(table_id):
+                continue  # its table expired
+            return job
+        raise RuntimeError(f"BigQuery job {job_id}: {MAX_JOB_ATTEMPTS} attempts failed")
+
+    def load_exclusions(self, names: Iterable[str]) -> str:
+        """Load the names into a one-column table (newline-delimited JSON); returns its id."""
+        bigquery = bigquery_module()
+        data = "".join(json.dumps({"repo_name": n}) + "\n" for n in sorted(set(names))).encode()
+        key = hashlib.sha256(data).hexdigest()[:32]
+        table_id = f"{self.dataset}.exclude_{key}"
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
+            schema=[bigquery.SchemaField("repo_name", "STRING", mode="REQUIRED")],
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+        )
+
+        def start(job_id):
+            return self.client.load_table_from_file(
+                io.BytesIO(data), table_id, job_id=job_id, job_config=config, location=self.section.location
+            )
+
+        self.run_job(f"code_corpus_exclude_{key}", start, table_id)
+        self.expire(table_id)
+        return table_id
+
+    def run_query(self, exclude_table: str | None, max_file_bytes: int) -> str:
+        """Run the query into its destination table (or reuse the run that did); returns the table id."""
+        bigquery = bigquery_module()
+        section = self.section
+        sql = query_sql(section.dataset, f"`{exclude_table}`" if exclude_table else NOTHING_EXCLUDED)
+        params = query_parameters(section, max_file_bytes)
+        key = digest(sql, [p.to_api_repr() for p in params], section.maximum_bytes_billed, self.dataset, section.location)
+        table_id = f"{self.dataset}.files_{key}"
+        config = bigquery.QueryJobConfig(
+            destination=table_id,
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+            maximum_bytes_billed=section.maximum_bytes_billed,
+            query_parameters=params,
+            use_legacy_sql=False,
+        )
+        self.run_job(
+            f"code_corpus_files_{key}",
+            lambda job_id: self.client.query(sql, job_config=config, job_id=job_id, location=section.location, job_retry=None),
+            table_id,
+        )
+        self.expire(table_id)
+        return table_id
+
+
+def wait(job) -> None:
+    """Wait for a job; a query job is not restarted under a new, random id (job_retry=None)."""
+    if isinstance(job, bigquery_module().QueryJob):
+        job.result(job_retry=None)
+    else:
+        job.result()
+
+
+def read_streams(read_client, table_id: str, billing_project: str, max_streams: int) -> list[str]:
+    """A Storage Read API session over the table, as the names of its streams."""
+    from google.cloud.bigquery_storage_v1 import types
+
+    project, dataset, table = table_id.split(".")
+    session = read_client.create_read_session(
+        parent=f"projects/{billing_project}",
+        read_session=types.ReadSession(
+            table=f"projects/{project}/datasets/{dataset}/tables/{table}", data_format=types.DataFormat.ARROW
+        ),
+        max_stream_count=max_streams,
+    )
+    return [stream.name for stream in session.streams]
+
+
+def stream_rows(read_client, stream: str) -> Iterable[dict]:
+    """A stream's rows as dicts of Python values, one Arrow record batch in memory at a time.
+
+    The client resumes a broken stream at the row it reached; the first answer carries the schema.
+    """
+    import pyarrow as pa
+
+    schema = None
+    for message in read_client.read_rows(stream):
+        if schema is None:
+            schema = pa.ipc.read_schema(pa.py_buffer(message.arrow_schema.serialized_schema))
+        batch = pa.ipc.read_record_batch(pa.py_buffer(message.arrow_record_batch.serialized_record_batch), schema)
+        yield from batch.to_pylist()
