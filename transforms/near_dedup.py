@@ -1,0 +1,231 @@
+"""Near-dedup stage: one file per cluster of near-duplicates, by MinHash LSH (beyond the paper).
+
+The paper removes exact copies only; every current code corpus (The Stack, StarCoder,
+datatrove, NeMo Curator) also removes near-copies: forks with a changed line, vendored
+copies, generated variants. The graph decides on small values and then filters the
+streamed files, so it is exact at any scale:
+
+    files ─ SignFiles ─┬ (band key, node) ─ GroupByKey ─ StarEdges ─ Distinct ─ candidate edges
+                       └ signatures ─ dedup/minhash/*.parquet
+    candidate edges ─ [CheckJaccard: files whose id is in an edge send their shingles to
+                       the edge (a side-input lookup on ids); GroupByKey per edge] ─ edges
+    edges ─ adjacency (GroupByKey) ─ max_rounds x (send labels, GroupByKey, keep the least)
+          ─ (id, survivor id) of every node whose label is not its own
+    files ─ DropNearDuplicates (side-input lookup on ids) ─┬ kept
+                                                           └ rejected: near-duplicate (detail: survivor id)
+
+A node is a file's `survivor_rank` (most stars, then smallest id), as exact dedup
+chooses survivors, so the least label of a connected component is its survivor.
+Files in one LSH band bucket are linked as a star around the bucket's least node,
+which keeps the component and never lists all pairs of a big bucket. Labels spread
+one hop per round; components wider than `max_rounds` hops stay split (the
+`labels-changed-in-last-round` stat says whether that happened).
+
+What crosses the shuffles is ids, star counts, band keys and, only for files in a
+candidate edge with the check on, their shingle hashes. Contents travel once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+from apache_beam import pvalue
+
+from infra.writers import WriteParquetShards
+from schemas.config import NearDedupConfig
+from schemas.records import Rejected
+from transforms.base import ApplyStage, RecordFn
+from transforms.dedup import survivor_rank
+from transforms.minhash import MinHasher, jaccard
+
+STAGE = "near-dedup"
+REASON = "near-duplicate"
+SIGNATURES = "signatures"
+SIGNATURES_DIR = "dedup/minhash"  # Parquet shards of (id, minhash) for every file that has shingles
+SIGNATURE_SCHEMA = pa.schema([("id", pa.string()), ("minhash", pa.binary())])
+
+
+def hasher_of(config: NearDedupConfig) -> MinHasher:
+    return MinHasher(config.shingle_tokens, config.permutations, config.bands, config.rows, config.seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class FileSignature:
+    """A file's MinHash signature (little-endian uint32 per permutation), as written to the version."""
+
+    id: str
+    minhash: bytes
+
+    def to_row(self) -> dict:
+        return {"id": self.id, "minhash": self.minhash}
+
+
+class SignFilesFn(beam.DoFn):
+    """A file → (band key, node) per band, and its signature to SIGNATURES; files too short for a shingle: nothing."""
+
+    def __init__(self, config: NearDedupConfig):
+        self.config = config
+
+    def setup(self):
+        self.hasher = hasher_of(self.config)
+
+    def process(self, record):
+        shingles = self.hasher.shingles(record.content)
+        if not len(shingles):
+            return
+        signature = self.hasher.signature(shingles)
+        yield pvalue.TaggedOutput(SIGNATURES, FileSignature(record.id, signature.astype("<u4").tobytes()))
+        node = survivor_rank(record)
+        for key in self.hasher.band_keys(signature):
+            yield key, node
+
+
+def star_edges(bucket):
+    """(band key, nodes) → (least node, node) for every other node of the bucket."""
+    _, nodes = bucket
+    nodes = sorted(set(nodes))
+    for node in nodes[1:]:
+        yield nodes[0], node
+
+
+class ShinglesOfCandidatesFn(beam.DoFn):
+    """A file in candidate edges → (edge, its shingle hashes) for each; other files: nothing."""
+
+    def __init__(self, config: NearDedupConfig):
+        self.config = config
+
+    def setup(self):
+        self.hasher = hasher_of(self.config)
+
+    def process(self, record, edges_of):
+        edges = list(edges_of[record.id])
+        if edges:
+            shingles = self.hasher.shingles(record.content).tobytes()
+            for edge in edges:
+                yield edge, shingles
+
+
+def similar_enough(edge_shingles, threshold: float):
+    """(edge, [shingles of both ends]) → the edge if their true Jaccard reaches the threshold."""
+    edge, (a, b) = edge_shingles
+    if jaccard(np.frombuffer(a, dtype=np.uint64), np.frombuffer(b, dtype=np.uint64)) >= threshold:
+        yield edge
+
+
+def send_labels(state):
+    """(node, (label, neighbours, _)) → itself, and its label to each neighbour."""
+    node, (label, neighbours, _) = state
+    yield node, (label, neighbours)
+    for other in neighbours:
+        yield other, (label, None)
+
+
+def keep_least_label(messages):
+    """(node, [(label, neighbours or None)]) → (node, (least label, neighbours, whether it changed))."""
+    node, received = messages
+    own_label, neighbours = next(m for m in received if m[1] is not None)
+    least = min(m[0] for m in received)
+    return node, (least, neighbours, least != own_label)
+
+
+class DropNearDuplicatesFn(RecordFn):
+    """Keep a file unless its cluster's survivor is another file."""
+
+    stage = STAGE
+
+    def __call__(self, record, survivor_of):
+        survivor = list(survivor_of[record.id])
+        if survivor:
+            return Rejected.of(record, STAGE, REASON, survivor[0])
+        return record
+
+
+def stat(name: str):
+    """A count → the stage's tally of stat `name`."""
+    return lambda n: ((STAGE, "stat", name), n)
+
+
+class NearDedup(beam.PTransform):
+    """RepoFiles → kept, rejected near-duplicates and tallies; writes the signatures into the version.
+
+    `flow` is the CorpusFlow being built (extra tallies, files written, manifest entry).
+    """
+
+    stage = STAGE
+
+    def __init__(self, flow, config: NearDedupConfig, signature_shards: int = 1):
+        super().__init__()
+        self.flow = flow
+        self.config = config
+        self.signature_shards = signature_shards
+
+    def expand(self, files):
+        config, flow = self.config, self.flow
+        sign = beam.ParDo(SignFilesFn(config)).with_output_types(tuple[int, tuple[int, str]])
+        signed = files | "SignFiles" >> sign.with_outputs(SIGNATURES, main="bands")
+        edges = (
+            signed.bands
+            | "GroupByBand" >> beam.GroupByKey()
+            | "StarEdges" >> beam.FlatMap(star_edges)
+            | "DistinctEdges" >> beam.Distinct()
+        )
+        stats = [edges | "CountCandidates" >> beam.combiners.Count.Globally() | "CandidateStat" >> beam.Map(stat("candidate-pairs"))]
+        if config.check_jaccard:
+            edges = self.check_jaccard(files, edges)
+            stats.append(edges | "CountChecked" >> beam.combiners.Count.Globally() | "CheckedStat" >> beam.Map(stat("similar-pairs")))
+        labels, changed = self.propagate_labels(edges)
+        stats.append(changed | "LastRoundStat" >> beam.Map(stat("labels-changed-in-last-round")))
+        survivor_of = labels | "NearDuplicates" >> beam.FlatMap(
+            lambda s: [(s[0][1], s[1][0][1])] if s[1][0] != s[0] else []
+        )
+        flow.tallies.append(stats | "AllNearDedupStats" >> beam.Flatten())
+        self.write_signatures(signed[SIGNATURES])
+        return files | "DropNearDuplicates" >> ApplyStage(DropNearDuplicatesFn(), survivor_of=beam.pvalue.AsMultiMap(survivor_of))
+
+    def check_jaccard(self, files, edges):
+        """Candidate edges → those whose two files' shingle sets reach the Jaccard threshold."""
+        by_id = edges | "EdgesById" >> beam.FlatMap(lambda e: [(e[0][1], e), (e[1][1], e)])
+        return (
+            files
+            | "ShinglesOfCandidates" >> beam.ParDo(ShinglesOfCandidatesFn(self.config), edges_of=beam.pvalue.AsMultiMap(by_id))
+            | "GroupByEdge" >> beam.GroupByKey()
+            | "SimilarEnough" >> beam.FlatMap(similar_enough, self.config.threshold)
+        )
+
+    def propagate_labels(self, edges):
+        """Edges → (node, (least node of its component, neighbours)), and how many labels the last round changed."""
+        state = (
+            edges
+            | "BothDirections" >> beam.FlatMap(lambda e: [e, (e[1], e[0])])
+            | "Adjacency" >> beam.GroupByKey()
+            | "FirstLabels" >> beam.Map(lambda a: (a[0], (min(a[0], *a[1]), sorted(a[1]), True)))
+        )
+        for i in range(self.config.max_rounds):
+            state = (
+                state
+                | f"SendLabels{i}" >> beam.FlatMap(send_labels)
+                | f"GatherLabels{i}" >> beam.GroupByKey()
+                | f"KeepLeastLabel{i}" >> beam.Map(keep_least_label)
+            )
+        changed = state | "ChangedInLastRound" >> beam.Map(lambda s: int(s[1][2])) | "SumChanged" >> beam.CombineGlobally(sum)
+        return state, changed
+
+    def write_signatures(self, signatures):
+        flow = self.flow
+        written = signatures | "WriteSignatures" >> WriteParquetShards(
+            flow.out_dir, SIGNATURES_DIR, SIGNATURE_SCHEMA, self.signature_shards
+        )
+        flow.files_written.append(written)
+        entry = {**dataclasses.asdict(self.config), "signatures": SIGNATURES_DIR, "signature_dtype": "<u4"}
+        flow.add_manifest_entry("near_dedup", flow.pipeline | "NearDedupEntry" >> beam.Create([entry]))
+
+
+def near_dedup_stages(flow) -> list[beam.PTransform]:
+    """The near-dedup stage as configured under `dedup.near`: none when it is off (the paper's corpus)."""
+    config = flow.config
+    if not config.dedup.near.enabled:
+        return []
+    return [NearDedup(flow, config.dedup.near, config.output.document_shards)]
