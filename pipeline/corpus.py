@@ -37,8 +37,8 @@ from transforms.dedup import ExactDedup, bloom_path
 from transforms.filters import QualityFilterFn
 from transforms.formatting import FormatCodeFn, StarBuckets, entry_boundaries, star_buckets_entry
 from transforms.language import LanguageFn
-from transforms.near_dedup import near_dedup_stages
 from transforms.license import LicenseFilterFn
+from transforms.near_dedup import near_dedup_stages
 from transforms.scrub import ScrubEmailsFn
 from transforms.sources.dump_files import DumpError, find_dump_files, split_ranges
 from transforms.sources.local import STAGE as READ_STAGE

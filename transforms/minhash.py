@@ -20,6 +20,7 @@ Files with fewer tokens than one shingle have no shingles and no signature.
 from __future__ import annotations
 
 import dataclasses
+
 import numpy as np
 
 from transforms.dedup import _ASCII_TO_SPACES, _WORD

@@ -172,15 +172,17 @@ class NearDedup(beam.PTransform):
             | "StarEdges" >> beam.FlatMap(star_edges)
             | "DistinctEdges" >> beam.Distinct()
         )
-        stats = [edges | "CountCandidates" >> beam.combiners.Count.Globally() | "CandidateStat" >> beam.Map(stat("candidate-pairs"))]
+        stats = [
+            edges | "CountCandidates" >> beam.combiners.Count.Globally() | "CandidateStat" >> beam.Map(stat("candidate-pairs"))
+        ]
         if config.check_jaccard:
             edges = self.check_jaccard(files, edges)
-            stats.append(edges | "CountChecked" >> beam.combiners.Count.Globally() | "CheckedStat" >> beam.Map(stat("similar-pairs")))
+            stats.append(
+                edges | "CountChecked" >> beam.combiners.Count.Globally() | "CheckedStat" >> beam.Map(stat("similar-pairs"))
+            )
         labels, changed = self.propagate_labels(edges)
         stats.append(changed | "LastRoundStat" >> beam.Map(stat("labels-changed-in-last-round")))
-        survivor_of = labels | "NearDuplicates" >> beam.FlatMap(
-            lambda s: [(s[0][1], s[1][0][1])] if s[1][0] != s[0] else []
-        )
+        survivor_of = labels | "NearDuplicates" >> beam.FlatMap(lambda s: [(s[0][1], s[1][0][1])] if s[1][0] != s[0] else [])
         flow.tallies.append(stats | "AllNearDedupStats" >> beam.Flatten())
         self.write_signatures(signed[SIGNATURES])
         return files | "DropNearDuplicates" >> ApplyStage(DropNearDuplicatesFn(), survivor_of=beam.pvalue.AsMultiMap(survivor_of))

@@ -18,7 +18,7 @@ from infra.writers import read_json
 from pipeline.corpus import MANIFEST_PARTS_DIR, CorpusFlow
 from schemas.config import ConfigError, NearDedupConfig, PipelineConfig, load_config
 from schemas.records import RepoFile
-from tests.conftest import DIRECT_MODES, SAMPLE_CONFIG, SAMPLE_REPOS
+from tests.conftest import SAMPLE_CONFIG, SAMPLE_REPOS
 from transforms.minhash import MinHasher, jaccard, token_bytes
 from transforms.near_dedup import REASON, SIGNATURES_DIR, STAGE, NearDedup
 
@@ -58,7 +58,7 @@ def test_shingles_are_runs_of_exact_dedup_tokens():
     text = sample("textkit/textkit/strings.py")
     # Whitespace and punctuation do not count, as in exact dedup: the whitespace variant has the same shingles.
     assert np.array_equal(hasher().shingles(text), hasher().shingles(sample("mathlib/mathlib/text_utils.py")))
-    assert token_bytes("x=foo(1) # é") .split() == [b"x", b"foo", b"1", "é".encode()]
+    assert token_bytes("x=foo(1) # é").split() == [b"x", b"foo", b"1", "é".encode()]
     assert len(hasher().shingles("a b c d")) == 0  # fewer tokens than one shingle
     edited = text.replace("def ", "def renamed_", 2)
     assert true_jaccard(text, edited) == pytest.approx(reference_jaccard(text, edited))
