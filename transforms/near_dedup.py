@@ -5,14 +5,16 @@ datatrove, NeMo Curator) also removes near-copies: forks with a changed line, ve
 copies, generated variants. The graph decides on small values and then filters the
 streamed files, so it is exact at any scale:
 
-    files ─ SignFiles ─┬ (band key, node) ─ GroupByKey ─ StarEdges ─ Distinct ─ candidate edges
-                       └ signatures ─ dedup/minhash/*.parquet
+    files ─ SignFiles ─┬ (band key, node) ─────────────────────┐
+                       └ signatures ─ dedup/minhash/*.parquet   ├ GroupByKey ─ StarEdges ─ Distinct ─ candidate edges
+    earlier versions' dedup/minhash/ ─ (band key, earlier node) ┘   (near_dedup_versions.py)
     candidate edges ─ [CheckJaccard: files whose id is in an edge send their shingles to
                        the edge (a side-input lookup on ids); GroupByKey per edge] ─ edges
     edges ─ adjacency (GroupByKey) ─ max_rounds x (send labels, GroupByKey, keep the least)
           ─ (id, survivor id) of every node whose label is not its own
     files ─ DropNearDuplicates (side-input lookup on ids) ─┬ kept
-                                                           └ rejected: near-duplicate (detail: survivor id)
+                                                           └ rejected: near-duplicate (detail: survivor id),
+                                                               near-duplicate-previous-version
 
 A node is a file's `survivor_rank` (most stars, then smallest id), as exact dedup
 chooses survivors, so the least label of a connected component is its survivor.
@@ -31,7 +33,6 @@ import dataclasses
 
 import apache_beam as beam
 import numpy as np
-import pyarrow as pa
 from apache_beam import pvalue
 
 from infra.writers import WriteParquetShards
@@ -39,17 +40,26 @@ from schemas.config import NearDedupConfig
 from schemas.records import Rejected
 from transforms.base import ApplyStage, RecordFn
 from transforms.dedup import survivor_rank
-from transforms.minhash import MinHasher, jaccard
+from transforms.minhash import jaccard
+from transforms.near_dedup_versions import (
+    MINHASH,
+    SHINGLES,
+    SIGNATURE_DTYPE,
+    SIGNATURE_SCHEMA,
+    SIGNATURES_DIR,
+    BandEarlierFn,
+    SignaturesOfCandidatesFn,
+    earlier_signature_files,
+    hasher_of,
+    is_earlier,
+    read_earlier_signatures,
+    version_name,
+)
 
 STAGE = "near-dedup"
 REASON = "near-duplicate"
+REASON_PREVIOUS = "near-duplicate-previous-version"
 SIGNATURES = "signatures"
-SIGNATURES_DIR = "dedup/minhash"  # Parquet shards of (id, minhash) for every file that has shingles
-SIGNATURE_SCHEMA = pa.schema([("id", pa.string()), ("minhash", pa.binary())])
-
-
-def hasher_of(config: NearDedupConfig) -> MinHasher:
-    return MinHasher(config.shingle_tokens, config.permutations, config.bands, config.rows, config.seed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +87,7 @@ class SignFilesFn(beam.DoFn):
         if not len(shingles):
             return
         signature = self.hasher.signature(shingles)
-        yield pvalue.TaggedOutput(SIGNATURES, FileSignature(record.id, signature.astype("<u4").tobytes()))
+        yield pvalue.TaggedOutput(SIGNATURES, FileSignature(record.id, signature.astype(SIGNATURE_DTYPE).tobytes()))
         node = survivor_rank(record)
         for key in self.hasher.band_keys(signature):
             yield key, node
@@ -92,7 +102,11 @@ def star_edges(bucket):
 
 
 class ShinglesOfCandidatesFn(beam.DoFn):
-    """A file in candidate edges → (edge, its shingle hashes) for each; other files: nothing."""
+    """A file in candidate edges → (edge, what the check compares) for each; other files: nothing.
+
+    Against a file of an earlier version (whose text is not read) that is the signature,
+    otherwise the shingle hashes.
+    """
 
     def __init__(self, config: NearDedupConfig):
         self.config = config
@@ -103,15 +117,23 @@ class ShinglesOfCandidatesFn(beam.DoFn):
     def process(self, record, edges_of):
         edges = list(edges_of[record.id])
         if edges:
-            shingles = self.hasher.shingles(record.content).tobytes()
+            shingles = self.hasher.shingles(record.content)
             for edge in edges:
-                yield edge, shingles
+                if is_earlier(edge[0]):
+                    yield edge, (MINHASH, self.hasher.signature(shingles).astype(SIGNATURE_DTYPE).tobytes())
+                else:
+                    yield edge, (SHINGLES, shingles.tobytes())
 
 
-def similar_enough(edge_shingles, threshold: float):
-    """(edge, [shingles of both ends]) → the edge if their true Jaccard reaches the threshold."""
-    edge, (a, b) = edge_shingles
-    if jaccard(np.frombuffer(a, dtype=np.uint64), np.frombuffer(b, dtype=np.uint64)) >= threshold:
+def similar_enough(edge_values, threshold: float):
+    """(edge, [what both ends sent]) → the edge if their Jaccard reaches the threshold: exact from two shingle
+    sets, else estimated by the share of equal signature values (within about 0.03 at 256 permutations)."""
+    edge, ((kind_a, a), (kind_b, b)) = edge_values
+    if kind_a == kind_b == SHINGLES:
+        similarity = jaccard(np.frombuffer(a, dtype=np.uint64), np.frombuffer(b, dtype=np.uint64))
+    else:
+        similarity = float(np.mean(np.frombuffer(a, dtype=SIGNATURE_DTYPE) == np.frombuffer(b, dtype=SIGNATURE_DTYPE)))
+    if similarity >= threshold:
         yield edge
 
 
@@ -132,15 +154,24 @@ def keep_least_label(messages):
 
 
 class DropNearDuplicatesFn(RecordFn):
-    """Keep a file unless its cluster's survivor is another file."""
+    """Keep a file unless its cluster's survivor is another file (or a file of an earlier version)."""
 
     stage = STAGE
 
     def __call__(self, record, survivor_of):
         survivor = list(survivor_of[record.id])
-        if survivor:
-            return Rejected.of(record, STAGE, REASON, survivor[0])
-        return record
+        if not survivor:
+            return record
+        if is_earlier(survivor[0]):
+            return Rejected.of(record, STAGE, REASON_PREVIOUS, survivor[0][1])
+        return Rejected.of(record, STAGE, REASON, survivor[0][1])
+
+
+def near_duplicates(state):
+    """(node, (label, ...)) → (file id, survivor node) for a file of this run whose label is another node."""
+    node, (label, *_) = state
+    if label != node and not is_earlier(node):
+        yield node[1], label
 
 
 def stat(name: str):
@@ -156,18 +187,24 @@ class NearDedup(beam.PTransform):
 
     stage = STAGE
 
-    def __init__(self, flow, config: NearDedupConfig, signature_shards: int = 1):
+    def __init__(self, flow, config: NearDedupConfig, signature_shards: int = 1, previous_versions: tuple[str, ...] = ()):
         super().__init__()
         self.flow = flow
         self.config = config
         self.signature_shards = signature_shards
+        self.previous_versions = previous_versions
+        self.earlier_files = earlier_signature_files(previous_versions, config)
 
     def expand(self, files):
         config, flow = self.config, self.flow
         sign = beam.ParDo(SignFilesFn(config)).with_output_types(tuple[int, tuple[int, str]])
         signed = files | "SignFiles" >> sign.with_outputs(SIGNATURES, main="bands")
+        bands = [signed.bands]
+        if self.earlier_files:
+            bands.append(self.read_earlier(files.pipeline, "ForBands") | "BandEarlier" >> beam.ParDo(BandEarlierFn(config)))
         edges = (
-            signed.bands
+            bands
+            | "AllBands" >> beam.Flatten()
             | "GroupByBand" >> beam.GroupByKey()
             | "StarEdges" >> beam.FlatMap(star_edges)
             | "DistinctEdges" >> beam.Distinct()
@@ -182,17 +219,31 @@ class NearDedup(beam.PTransform):
             )
         labels, changed = self.propagate_labels(edges)
         stats.append(changed | "LastRoundStat" >> beam.Map(stat("labels-changed-in-last-round")))
-        survivor_of = labels | "NearDuplicates" >> beam.FlatMap(lambda s: [(s[0][1], s[1][0][1])] if s[1][0] != s[0] else [])
+        survivor_of = labels | "NearDuplicates" >> beam.FlatMap(near_duplicates)
         flow.tallies.append(stats | "AllNearDedupStats" >> beam.Flatten())
         self.write_signatures(signed[SIGNATURES])
         return files | "DropNearDuplicates" >> ApplyStage(DropNearDuplicatesFn(), survivor_of=beam.pvalue.AsMultiMap(survivor_of))
 
-    def check_jaccard(self, files, edges):
-        """Candidate edges → those whose two files' shingle sets reach the Jaccard threshold."""
-        by_id = edges | "EdgesById" >> beam.FlatMap(lambda e: [(e[0][1], e), (e[1][1], e)])
+    def read_earlier(self, pipeline, purpose: str):
+        """(earlier node, signature) of every file of the earlier versions."""
         return (
-            files
-            | "ShinglesOfCandidates" >> beam.ParDo(ShinglesOfCandidatesFn(self.config), edges_of=beam.pvalue.AsMultiMap(by_id))
+            pipeline
+            | f"EarlierSignatureFiles{purpose}" >> beam.Create(self.earlier_files)
+            | f"ReadEarlierSignatures{purpose}" >> beam.FlatMap(read_earlier_signatures)
+        )
+
+    def check_jaccard(self, files, edges):
+        """Candidate edges → those whose two files reach the Jaccard threshold."""
+        edges_of = beam.pvalue.AsMultiMap(edges | "EdgesById" >> beam.FlatMap(lambda e: [(e[0][1], e), (e[1][1], e)]))
+        values = [files | "ShinglesOfCandidates" >> beam.ParDo(ShinglesOfCandidatesFn(self.config), edges_of=edges_of)]
+        if self.earlier_files:
+            earlier = self.read_earlier(files.pipeline, "ForCheck")
+            values.append(earlier | "SignaturesOfCandidates" >> beam.ParDo(SignaturesOfCandidatesFn(), edges_of=edges_of))
+            # Two side-input consumers fused into one Flatten leave Beam's local runner waiting on itself.
+            values = [v | f"SettleCheckValues{i}" >> beam.Reshuffle() for i, v in enumerate(values)]
+        return (
+            values
+            | "AllCheckValues" >> beam.Flatten()
             | "GroupByEdge" >> beam.GroupByKey()
             | "SimilarEnough" >> beam.FlatMap(similar_enough, self.config.threshold)
         )
@@ -221,7 +272,12 @@ class NearDedup(beam.PTransform):
             flow.out_dir, SIGNATURES_DIR, SIGNATURE_SCHEMA, self.signature_shards
         )
         flow.files_written.append(written)
-        entry = {**dataclasses.asdict(self.config), "signatures": SIGNATURES_DIR, "signature_dtype": "<u4"}
+        entry = {
+            **dataclasses.asdict(self.config),
+            "signatures": SIGNATURES_DIR,
+            "signature_dtype": SIGNATURE_DTYPE,
+            "previous_versions": [version_name(v) for v in self.previous_versions],
+        }
         flow.add_manifest_entry("near_dedup", flow.pipeline | "NearDedupEntry" >> beam.Create([entry]))
 
 
@@ -230,4 +286,5 @@ def near_dedup_stages(flow) -> list[beam.PTransform]:
     config = flow.config
     if not config.dedup.near.enabled:
         return []
-    return [NearDedup(flow, config.dedup.near, config.output.document_shards)]
+    previous = tuple(config.resolve(v) for v in config.dedup.previous_versions)
+    return [NearDedup(flow, config.dedup.near, config.output.document_shards, previous)]

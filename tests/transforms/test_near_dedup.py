@@ -14,13 +14,13 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from infra.writers import read_json
+from infra.writers import read_json, write_json
 from pipeline.corpus import MANIFEST_PARTS_DIR, CorpusFlow
 from schemas.config import ConfigError, NearDedupConfig, PipelineConfig, load_config
 from schemas.records import RepoFile
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_REPOS
 from transforms.minhash import MinHasher, jaccard, token_bytes
-from transforms.near_dedup import REASON, SIGNATURES_DIR, STAGE, NearDedup
+from transforms.near_dedup import REASON, REASON_PREVIOUS, SIGNATURES_DIR, STAGE, NearDedup
 
 CONFIG = NearDedupConfig(enabled=True)
 
@@ -92,11 +92,11 @@ def chain() -> tuple[str, str, str]:
     return a_text, b_text, c_text
 
 
-def run_near_dedup(tmp_path, files, config=CONFIG, options=None):
+def run_near_dedup(tmp_path, files, config=CONFIG, options=None, previous=()):
     out_dir = str(tmp_path / "v")
     with TestPipeline(options=PipelineOptions(options or [])) as p:
         flow = CorpusFlow(p, PipelineConfig("t"), out_dir)
-        result = p | beam.Create(files) | NearDedup(flow, config)
+        result = p | beam.Create(files) | NearDedup(flow, config, previous_versions=previous)
         yield {
             "kept": result.kept | "KeptIds" >> beam.Map(lambda f: f.id),
             "rejected": result.rejected | "RejectedIds" >> beam.Map(lambda r: (r.id, r.stage, r.reason, r.detail)),
@@ -170,3 +170,27 @@ def test_bad_near_dedup_config_names_the_key(tmp_path):
         NearDedupConfig(threshold=1.5)
     assert load_config(SAMPLE_CONFIG).dedup.near.enabled  # the sample turns it on
     assert not PipelineConfig("t").dedup.near.enabled  # off by default: the paper's corpus
+
+
+def test_a_later_version_drops_near_duplicates_of_an_earlier_one(tmp_path):
+    a, b, _ = chain()
+    first = run_near_dedup(tmp_path / "one", [make("a", a, 1)])
+    next(first)
+    first_dir = next(first)
+    # A version directory's manifest holds the entry the run wrote as a part.
+    entry = read_json(os.path.join(first_dir, MANIFEST_PARTS_DIR, "near_dedup.json"))
+    write_json(os.path.join(first_dir, "manifest.json"), {"near_dedup": entry})
+
+    files = [make("b", b, 1000), make("other", "\n".join(lines_of_code(9, 60)), 1)]
+    second = run_near_dedup(tmp_path / "two", files, previous=(first_dir,))
+    outputs = next(second)
+    # The earlier file survives whatever the stars: b goes, naming it and its version.
+    assert_that(outputs["kept"], equal_to(["other"]), label="Kept")
+    assert_that(outputs["rejected"], equal_to([("b", STAGE, REASON_PREVIOUS, "a in one/v")]), label="Rejected")
+    second_dir = next(second)
+    assert read_json(os.path.join(second_dir, MANIFEST_PARTS_DIR, "near_dedup.json"))["previous_versions"] == ["one/v"]
+
+    with pytest.raises(ConfigError, match=r"dedup.previous_versions\[0\].*dedup.near.seed=42"):
+        NearDedup(None, NearDedupConfig(enabled=True, seed=7), previous_versions=(first_dir,))
+    with pytest.raises(ConfigError, match=r"dedup.previous_versions\[0\].*no near-dedup signatures"):
+        NearDedup(None, CONFIG, previous_versions=(str(tmp_path),))
