@@ -108,13 +108,12 @@ class MinHasher:
     def signature(self, shingles: np.ndarray) -> np.ndarray:
         """The MinHash signature (uint32, one value per permutation) of a non-empty shingle set."""
         x = (shingles >> np.uint64(32))[:, None]
-        sig = np.full(self.permutations, 0xFFFFFFFF, dtype=np.uint64)
+        least = np.full(self.permutations, np.iinfo(np.uint64).max, dtype=np.uint64)
         for start in range(0, len(x), _CHUNK):
             block = x[start : start + _CHUNK] * self.a  # wraps mod 2^64
             block += self.b
-            block >>= np.uint64(32)
-            np.minimum(sig, block.min(axis=0), out=sig)
-        return sig.astype(np.uint32)
+            np.minimum(least, block.min(axis=0), out=least)
+        return (least >> np.uint64(32)).astype(np.uint32)  # the shift is monotonic: min, then shift
 
     def band_keys(self, signature: np.ndarray) -> list[int]:
         """One signed 64-bit key per band: files that share a key agree on that band's `rows` values."""

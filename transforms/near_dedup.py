@@ -9,7 +9,8 @@ streamed files, so it is exact at any scale:
                        └ signatures ─ dedup/minhash/*.parquet   ├ GroupByKey ─ StarEdges ─ Distinct ─ candidate edges
     earlier versions' dedup/minhash/ ─ (band key, earlier node) ┘   (near_dedup_versions.py)
     candidate edges ─ [CheckJaccard: files whose id is in an edge send their shingles to
-                       the edge (a side-input lookup on ids); GroupByKey per edge] ─ edges
+                       the edge (a side-input lookup on ids, transforms/id_lookup.py);
+                       GroupByKey per edge] ─ edges
     edges ─ adjacency (GroupByKey) ─ max_rounds x (send labels, GroupByKey, keep the least)
           ─ (id, survivor id) of every node whose label is not its own
     files ─ DropNearDuplicates (side-input lookup on ids) ─┬ kept
@@ -38,8 +39,10 @@ from apache_beam import pvalue
 from infra.writers import WriteParquetShards
 from schemas.config import NearDedupConfig
 from schemas.records import Rejected
+from transforms import id_lookup
 from transforms.base import ApplyStage, RecordFn
 from transforms.dedup import survivor_rank
+from transforms.id_lookup import lookup
 from transforms.minhash import jaccard
 from transforms.near_dedup_versions import (
     MINHASH,
@@ -114,8 +117,8 @@ class ShinglesOfCandidatesFn(beam.DoFn):
     def setup(self):
         self.hasher = hasher_of(self.config)
 
-    def process(self, record, edges_of):
-        edges = list(edges_of[record.id])
+    def process(self, record, edges_of, edge_ids):
+        edges = lookup(edges_of, edge_ids, record.id)
         if edges:
             shingles = self.hasher.shingles(record.content)
             for edge in edges:
@@ -158,8 +161,8 @@ class DropNearDuplicatesFn(RecordFn):
 
     stage = STAGE
 
-    def __call__(self, record, survivor_of):
-        survivor = list(survivor_of[record.id])
+    def __call__(self, record, survivor_of, rejected_ids):
+        survivor = lookup(survivor_of, rejected_ids, record.id)
         if not survivor:
             return record
         if is_earlier(survivor[0]):
@@ -217,12 +220,16 @@ class NearDedup(beam.PTransform):
             stats.append(
                 edges | "CountChecked" >> beam.combiners.Count.Globally() | "CheckedStat" >> beam.Map(stat("similar-pairs"))
             )
+        self.edges = edges  # the pairs judged near-duplicates, for measuring (bench/bench_near_dedup.py)
         labels, changed = self.propagate_labels(edges)
         stats.append(changed | "LastRoundStat" >> beam.Map(stat("labels-changed-in-last-round")))
         survivor_of = labels | "NearDuplicates" >> beam.FlatMap(near_duplicates)
         flow.tallies.append(stats | "AllNearDedupStats" >> beam.Flatten())
         self.write_signatures(signed[SIGNATURES])
-        return files | "DropNearDuplicates" >> ApplyStage(DropNearDuplicatesFn(), survivor_of=beam.pvalue.AsMultiMap(survivor_of))
+        survivor_of, rejected_ids = id_lookup.side_inputs(survivor_of, "Rejected")
+        return files | "DropNearDuplicates" >> ApplyStage(
+            DropNearDuplicatesFn(), survivor_of=survivor_of, rejected_ids=rejected_ids
+        )
 
     def read_earlier(self, pipeline, purpose: str):
         """(earlier node, signature) of every file of the earlier versions."""
@@ -234,11 +241,14 @@ class NearDedup(beam.PTransform):
 
     def check_jaccard(self, files, edges):
         """Candidate edges → those whose two files reach the Jaccard threshold."""
-        edges_of = beam.pvalue.AsMultiMap(edges | "EdgesById" >> beam.FlatMap(lambda e: [(e[0][1], e), (e[1][1], e)]))
-        values = [files | "ShinglesOfCandidates" >> beam.ParDo(ShinglesOfCandidatesFn(self.config), edges_of=edges_of)]
+        edges_by_id = edges | "EdgesById" >> beam.FlatMap(lambda e: [(e[0][1], e), (e[1][1], e)])
+        edges_of, edge_ids = id_lookup.side_inputs(edges_by_id, "Candidate")
+        shingles_of = ShinglesOfCandidatesFn(self.config)
+        values = [files | "ShinglesOfCandidates" >> beam.ParDo(shingles_of, edges_of=edges_of, edge_ids=edge_ids)]
         if self.earlier_files:
             earlier = self.read_earlier(files.pipeline, "ForCheck")
-            values.append(earlier | "SignaturesOfCandidates" >> beam.ParDo(SignaturesOfCandidatesFn(), edges_of=edges_of))
+            signatures_of = beam.ParDo(SignaturesOfCandidatesFn(), edges_of=edges_of, edge_ids=edge_ids)
+            values.append(earlier | "SignaturesOfCandidates" >> signatures_of)
             # Two side-input consumers fused into one Flatten leave Beam's local runner waiting on itself.
             values = [v | f"SettleCheckValues{i}" >> beam.Reshuffle() for i, v in enumerate(values)]
         return (

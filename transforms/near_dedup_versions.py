@@ -22,6 +22,7 @@ from infra import storage
 from infra.version import MANIFEST
 from infra.writers import read_json
 from schemas.config import ConfigError, NearDedupConfig
+from transforms.id_lookup import lookup
 from transforms.minhash import MinHasher
 
 SIGNATURES_DIR = "dedup/minhash"  # Parquet shards of (id, minhash) for every file that has shingles
@@ -93,7 +94,7 @@ class BandEarlierFn(beam.DoFn):
 class SignaturesOfCandidatesFn(beam.DoFn):
     """(earlier node, signature) → (edge, its signature) for each candidate edge it is in."""
 
-    def process(self, node_signature, edges_of):
+    def process(self, node_signature, edges_of, edge_ids):
         node, minhash = node_signature
-        for edge in edges_of[node[1]]:
+        for edge in lookup(edges_of, edge_ids, node[1]):
             yield edge, (MINHASH, minhash)

@@ -19,6 +19,7 @@ from pipeline.corpus import MANIFEST_PARTS_DIR, CorpusFlow
 from schemas.config import ConfigError, NearDedupConfig, PipelineConfig, load_config
 from schemas.records import RepoFile
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_REPOS
+from transforms.id_lookup import IdBitmapFn, lookup
 from transforms.minhash import MinHasher, jaccard, token_bytes
 from transforms.near_dedup import REASON, REASON_PREVIOUS, SIGNATURES_DIR, STAGE, NearDedup
 
@@ -194,3 +195,24 @@ def test_a_later_version_drops_near_duplicates_of_an_earlier_one(tmp_path):
         NearDedup(None, NearDedupConfig(enabled=True, seed=7), previous_versions=(first_dir,))
     with pytest.raises(ConfigError, match=r"dedup.previous_versions\[0\].*no near-dedup signatures"):
         NearDedup(None, CONFIG, previous_versions=(str(tmp_path),))
+
+
+def test_id_bitmap_skips_absent_ids_and_ignores_bundling():
+    ids = [f"id-{i}" for i in range(1000)]
+    fn = IdBitmapFn()
+
+    def combine(bundles):
+        accumulators = []
+        for b in range(bundles):
+            acc = fn.create_accumulator()
+            for record_id in ids[b::bundles]:
+                acc = fn.add_input(acc, record_id)
+            accumulators.append(acc)
+        return fn.extract_output(fn.merge_accumulators(accumulators))
+
+    bitmap = combine(1)
+    assert np.array_equal(bitmap, combine(7))
+    values_of = {record_id: [record_id.upper()] for record_id in ids}
+    assert all(lookup(values_of, bitmap, record_id) == [record_id.upper()] for record_id in ids)
+    absent = [f"other-{i}" for i in range(1000)]
+    assert lookup({}, bitmap, "other-0") == [] and sum(lookup({k: [1] for k in absent}, bitmap, k) == [1] for k in absent) < 5
