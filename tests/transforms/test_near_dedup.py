@@ -106,6 +106,7 @@ def run_near_dedup(tmp_path, files, config=CONFIG, options=None, previous=()):
     yield out_dir
 
 
+@pytest.mark.slow  # a Beam pipeline of some sixty stages
 def test_a_chain_ends_as_one_cluster_with_the_most_starred_survivor(tmp_path):
     a, b, c = chain()
     assert true_jaccard(a, b) >= 0.7 and true_jaccard(b, c) >= 0.7 and true_jaccard(a, c) < 0.7
@@ -134,6 +135,7 @@ def test_a_chain_ends_as_one_cluster_with_the_most_starred_survivor(tmp_path):
     assert entry["threshold"] == 0.7 and entry["signatures"] == SIGNATURES_DIR
 
 
+@pytest.mark.slow  # a Beam pipeline of some sixty stages
 def test_one_round_too_few_leaves_a_long_chain_split_and_says_so(tmp_path):
     a, b, c = chain()
     # Stars make the survivor an end of the chain: its label needs two hops to reach c.
@@ -146,6 +148,7 @@ def test_one_round_too_few_leaves_a_long_chain_split_and_says_so(tmp_path):
     next(run)
 
 
+@pytest.mark.slow  # a Beam pipeline of some sixty stages
 def test_candidates_below_the_threshold_are_not_clustered_when_checked(tmp_path):
     a, _, c = chain()
     j = true_jaccard(a, c)
@@ -173,6 +176,7 @@ def test_bad_near_dedup_config_names_the_key(tmp_path):
     assert not PipelineConfig("t").dedup.near.enabled  # off by default: the paper's corpus
 
 
+@pytest.mark.slow  # a Beam pipeline of some sixty stages
 def test_a_later_version_drops_near_duplicates_of_an_earlier_one(tmp_path):
     a, b, _ = chain()
     first = run_near_dedup(tmp_path / "one", [make("a", a, 1)])
