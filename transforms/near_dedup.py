@@ -21,8 +21,9 @@ A node is a file's `survivor_rank` (most stars, then smallest id), as exact dedu
 chooses survivors, so the least label of a connected component is its survivor.
 Files in one LSH band bucket are linked as a star around the bucket's least node,
 which keeps the component and never lists all pairs of a big bucket. Labels spread
-one hop per round; components wider than `max_rounds` hops stay split (the
-`labels-changed-in-last-round` stat says whether that happened).
+one hop per round: a file further than `max_rounds` hops from its cluster's survivor
+names a nearer member instead (itself rejected), and a cluster may keep more than one
+file. The `labels-changed-in-last-round` stat is 0 when every label had settled.
 
 What crosses the shuffles is ids, star counts, band keys and, only for files in a
 candidate edge with the check on, their shingle hashes. Contents travel once.

@@ -135,16 +135,37 @@ def test_a_chain_ends_as_one_cluster_with_the_most_starred_survivor(tmp_path):
     assert entry["threshold"] == 0.7 and entry["signatures"] == SIGNATURES_DIR
 
 
+def path_of_four() -> list[str]:
+    """x0 ~ x1 ~ x2 ~ x3, each next to the one before it (Jaccard 0.81-0.83) and no other."""
+    texts = [lines_of_code(1, 100)]
+    for k, position in enumerate((0, 33, 66)):
+        edited = texts[-1][:]
+        edited[position : position + 9] = lines_of_code(10 + k, 9)
+        texts.append(edited)
+    return ["\n".join(t) + "\n" for t in texts]
+
+
 @pytest.mark.slow  # a Beam pipeline of some sixty stages
-def test_one_round_too_few_leaves_a_long_chain_split_and_says_so(tmp_path):
-    a, b, c = chain()
-    # Stars make the survivor an end of the chain: its label needs two hops to reach c.
-    files = [make("a", a, 90), make("b", b, 5), make("c", c, 1)]
-    config = NearDedupConfig(enabled=True, max_rounds=1)
-    run = run_near_dedup(tmp_path, files, config)
+@pytest.mark.parametrize("rounds", [1, 3])
+def test_labels_spread_one_hop_per_round_and_the_stat_says_when_they_settled(tmp_path, rounds):
+    texts = path_of_four()
+    # Stars make x0 the survivor, at one end of the path: its label needs three hops to reach x3.
+    files = [make(f"x{i}", text, 100 - i) for i, text in enumerate(texts)]
+    run = run_near_dedup(tmp_path, files, NearDedupConfig(enabled=True, max_rounds=rounds))
     outputs = next(run)
-    # First labels come from neighbours; the single round carries a's label on to c.
-    assert_that(outputs["rejected"], equal_to([("b", STAGE, REASON, "a"), ("c", STAGE, REASON, "a")]), label="Rejected")
+    if rounds == 1:
+        # Neighbours' labels first, then one round: x3 has only come to x1's label, itself a near-duplicate.
+        expected = [("x1", "x0"), ("x2", "x0"), ("x3", "x1")]
+        changed = 2
+    else:
+        expected = [("x1", "x0"), ("x2", "x0"), ("x3", "x0")]
+        changed = 0
+    assert_that(outputs["rejected"] | beam.Map(lambda r: (r[0], r[3])), equal_to(expected), label="Rejected")
+    assert_that(
+        outputs["tally"] | beam.Filter(lambda t: t[0][2] == "labels-changed-in-last-round"),
+        equal_to([((STAGE, "stat", "labels-changed-in-last-round"), changed)]),
+        label="Settled",
+    )
     next(run)
 
 
