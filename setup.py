@@ -59,7 +59,10 @@ setup(
             "ruff==0.17.6",  # tests/test_lint.py
             "import-linter==2.17",  # tests/test_lint.py: the layers of .importlinter
         ],
-        "bench": ["datatrove==0.10.0"],
+        "bench": [
+            "datatrove==0.10.0",
+            "scipy==1.17.1",  # bench_near_dedup.py: the exact Jaccard of every pair, as a sparse matrix product
+        ],
     },
     entry_points={"console_scripts": ["code-corpus=pipeline.cli:main"]},
 )

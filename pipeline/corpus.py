@@ -38,6 +38,7 @@ from transforms.filters import QualityFilterFn
 from transforms.formatting import FormatCodeFn, StarBuckets, entry_boundaries, star_buckets_entry
 from transforms.language import LanguageFn
 from transforms.license import LicenseFilterFn
+from transforms.near_dedup import near_dedup_stages
 from transforms.notebooks import ConvertNotebooksFn
 from transforms.scrub import ScrubFn
 from transforms.sources.dump_files import DumpError, find_dump_files, split_ranges
@@ -112,6 +113,7 @@ def code_stages(flow: CorpusFlow) -> list[beam.PTransform]:
             )
         ),
         ExactDedup(flow, dedup.bloom_capacity, dedup.bloom_error_rate, previous),
+        *near_dedup_stages(flow),
         ApplyStage(ScrubFn(config.scrub)),
     ]
 

@@ -102,10 +102,47 @@ class FiltersConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class NearDedupConfig:
+    """Near-duplicate removal by MinHash LSH, beyond the paper (which removes exact copies only).
+
+    Shingles, permutations, threshold and seed are BigCode's near-deduplication settings
+    (bigcode-dataset near_deduplication/minhash_deduplication.py, used for The Stack and
+    StarCoder): 5-token shingles, 256 permutations, Jaccard 0.7. BigCode's bands x rows,
+    25 x 10, come from `optimal_param(0.7, 256)` weighing missed pairs and false candidates
+    equally, which finds a pair at the threshold only half the time. Candidates are checked
+    here, so a false one costs only a check: the same search with weights 0.95 (missed) and
+    0.05 (false) gives 36 x 7, which finds a pair at the threshold with probability 0.955.
+    """
+
+    enabled: bool = False  # off: the paper's corpus (exact dedup only)
+    shingle_tokens: int = 5  # alphanumeric tokens per shingle (BigCode: 5-grams)
+    permutations: int = 256  # MinHash hash functions (BigCode: num_perm 256)
+    bands: int = 36  # LSH bands: optimal_param(0.7, 256) with misses weighted 0.95 (BigCode, unchecked: 25)
+    rows: int = 7  # signature values per band (BigCode: 10); bands x rows must not exceed permutations
+    threshold: float = 0.7  # Jaccard similarity of the shingle sets at which two files are duplicates (BigCode: 0.7)
+    check_jaccard: bool = True  # a candidate pair joins a cluster only if its true Jaccard >= threshold
+    max_rounds: int = 10  # label-propagation rounds, a GroupByKey each: files up to max_rounds + 1 hops from the survivor name it
+    seed: int = 42  # of the permutations; signatures compare only under the same seed (BigCode: 42)
+
+    def __post_init__(self):
+        for name in ("shingle_tokens", "permutations", "bands", "rows", "max_rounds"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"dedup.near.{name} must be at least 1, got {getattr(self, name)}")
+        if self.bands * self.rows > self.permutations:
+            raise ConfigError(
+                f"dedup.near.bands x dedup.near.rows ({self.bands} x {self.rows}) must not exceed "
+                f"dedup.near.permutations ({self.permutations})"
+            )
+        if not 0.0 < self.threshold <= 1.0:
+            raise ConfigError(f"dedup.near.threshold must be within (0, 1], got {self.threshold}")
+
+
+@dataclasses.dataclass(frozen=True)
 class DedupConfig:
     bloom_capacity: int = 1_000_000  # distinct keys the version's Bloom filter holds at bloom_error_rate
     bloom_error_rate: float = 0.001  # false-positive rate of the Bloom filter at capacity
     previous_versions: tuple[str, ...] = ()  # version directories whose dedup/bloom.bin excludes files
+    near: NearDedupConfig = NearDedupConfig()  # MinHash LSH after exact dedup (off by default)
 
     def __post_init__(self):
         if self.bloom_capacity < 1:

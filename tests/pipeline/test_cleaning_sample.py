@@ -27,6 +27,7 @@ PLANTED = {
     ("numerics/mathlib", "LICENSE.txt"): ("language", "language"),
     ("octo-org/textkit", "textkit/strings.py"): ("dedup", "duplicate"),
     ("acme/webapp", "vendor/strings.py"): ("dedup", "duplicate"),
+    ("shell-club/cli-tools", "tools/stats.py"): ("near-dedup", "near-duplicate"),
 }
 
 
@@ -53,11 +54,19 @@ def test_every_planted_case_lands_in_its_bucket(sample_version, mode):
     assert survivor["repo"] == "numerics/mathlib"
     assert where[("octo-org/textkit", "textkit/strings.py")]["detail"] == survivor["id"]
     assert where[("acme/webapp", "vendor/strings.py")]["detail"] == survivor["id"]
+    # A fork with one changed line (Jaccard 0.85) names the more-starred original; a pair at 0.65 both stay.
+    original = next(d for d in documents if d["path"] == "mathlib/stats.py")
+    assert where[("shell-club/cli-tools", "tools/stats.py")]["detail"] == original["id"]
+    assert {("octo-org/textkit", "textkit/wrap.py"), ("webcraft/devtools", "devtools/wrap.py")} <= {
+        (d["repo"], d["path"]) for d in documents
+    }
 
     counts = manifest["counts"]
     assert counts["scrub"]["stats"] == {"replaced-email": 4, "files-changed": 1}
     assert counts["decontamination"]["stats"] == {"denied-repo": 2, "humaneval-prompt": 1, "humaneval-solution": 1}
-    assert manifest["flow"][0][:8] == ["read", "license", "language", "notebooks", "decontamination", "filters", "dedup", "scrub"]
+    assert manifest["flow"][0][:9] == [
+        "read", "license", "language", "notebooks", "decontamination", "filters", "dedup", "near-dedup", "scrub"
+    ]
     contact = next(d for d in documents if d["path"] == "textkit/contact.py")
     assert "textkit-dev.org" not in contact["text"] and contact["text"].count(REPLACEMENT) == 4
     assert {d["lang"] for d in documents if d["kind"] == "code"} >= {"Python", "JavaScript", "Go", "C", "Shell"}

@@ -1,0 +1,243 @@
+"""Near-dedup: MinHash over exact dedup's tokens, LSH candidates, clusters by label propagation in Beam."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+
+import apache_beam as beam
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from infra.writers import read_json, write_json
+from pipeline.corpus import MANIFEST_PARTS_DIR, CorpusFlow
+from schemas.config import ConfigError, NearDedupConfig, PipelineConfig, load_config
+from schemas.records import RepoFile
+from tests.conftest import SAMPLE_CONFIG, SAMPLE_REPOS
+from transforms.id_lookup import IdBitmapFn, lookup
+from transforms.minhash import MinHasher, jaccard, token_bytes
+from transforms.near_dedup import REASON, REASON_PREVIOUS, SIGNATURES_DIR, STAGE, NearDedup
+
+CONFIG = NearDedupConfig(enabled=True)
+
+
+def sample(path: str) -> str:
+    with open(os.path.join(SAMPLE_REPOS, path), encoding="utf-8") as f:
+        return f.read()
+
+
+def make(file_id: str, content: str, stars: int | None) -> RepoFile:
+    return RepoFile(file_id, "local", "o/" + file_id, "m.py", None, "MIT", stars, len(content), content)
+
+
+def hasher(config: NearDedupConfig = CONFIG) -> MinHasher:
+    return MinHasher(config.shingle_tokens, config.permutations, config.bands, config.rows, config.seed)
+
+
+def true_jaccard(a: str, b: str) -> float:
+    h = hasher()
+    return jaccard(h.shingles(a), h.shingles(b))
+
+
+def reference_jaccard(a: str, b: str, n: int = 5) -> float:
+    """Jaccard of the sets of n-token shingles, written plainly with the regex of exact dedup."""
+
+    def shingles(text):
+        tokens = re.findall(r"\w+", text)
+        return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
+
+    x, y = shingles(a), shingles(b)
+    return len(x & y) / len(x | y)
+
+
+def test_shingles_are_runs_of_exact_dedup_tokens():
+    text = sample("textkit/textkit/strings.py")
+    # Whitespace and punctuation do not count, as in exact dedup: the whitespace variant has the same shingles.
+    assert np.array_equal(hasher().shingles(text), hasher().shingles(sample("mathlib/mathlib/text_utils.py")))
+    assert token_bytes("x=foo(1) # é").split() == [b"x", b"foo", b"1", "é".encode()]
+    assert len(hasher().shingles("a b c d")) == 0  # fewer tokens than one shingle
+    edited = text.replace("def ", "def renamed_", 2)
+    assert true_jaccard(text, edited) == pytest.approx(reference_jaccard(text, edited))
+
+
+def test_signature_agreement_estimates_jaccard():
+    rng = random.Random(7)
+    words = [f"w{i}" for i in range(400)]
+    base = [rng.choice(words) for _ in range(3000)]
+    h = hasher()
+    for rate in (0.01, 0.05, 0.1, 0.2):
+        edited = [rng.choice(words) if rng.random() < rate else w for w in base]
+        a, b = h.shingles(" ".join(base)), h.shingles(" ".join(edited))
+        agreement = float(np.mean(h.signature(a) == h.signature(b)))
+        assert agreement == pytest.approx(jaccard(a, b), abs=0.1), rate
+
+
+def lines_of_code(seed: int, n: int) -> list[str]:
+    rng = random.Random(seed)
+    return [f"value_{rng.randrange(10**6)} = compute_{rng.randrange(10**6)}(arg_{rng.randrange(10**6)})" for _ in range(n)]
+
+
+def chain() -> tuple[str, str, str]:
+    """A, B, C where A~B and B~C reach the threshold and A~C does not."""
+    base = lines_of_code(1, 100)
+    b = base[:]
+    b[0:9] = lines_of_code(2, 9)
+    c = b[:]
+    c[50:59] = lines_of_code(3, 9)
+    a_text, b_text, c_text = ("\n".join(x) + "\n" for x in (base, b, c))
+    return a_text, b_text, c_text
+
+
+def run_near_dedup(tmp_path, files, config=CONFIG, options=None, previous=()):
+    out_dir = str(tmp_path / "v")
+    with TestPipeline(options=PipelineOptions(options or [])) as p:
+        flow = CorpusFlow(p, PipelineConfig("t"), out_dir)
+        result = p | beam.Create(files) | NearDedup(flow, config, previous_versions=previous)
+        yield {
+            "kept": result.kept | "KeptIds" >> beam.Map(lambda f: f.id),
+            "rejected": result.rejected | "RejectedIds" >> beam.Map(lambda r: (r.id, r.stage, r.reason, r.detail)),
+            "tally": (result.tally, *flow.tallies) | beam.Flatten() | "SumTally" >> beam.CombinePerKey(sum),
+        }
+    yield out_dir
+
+
+@pytest.mark.slow  # a Beam pipeline of some sixty stages
+def test_a_chain_ends_as_one_cluster_with_the_most_starred_survivor(tmp_path):
+    a, b, c = chain()
+    assert true_jaccard(a, b) >= 0.7 and true_jaccard(b, c) >= 0.7 and true_jaccard(a, c) < 0.7
+    files = [make("a", a, 3), make("b", b, 50), make("c", c, 3), make("other", "\n".join(lines_of_code(9, 60)), 1)]
+    run = run_near_dedup(tmp_path, files)
+    outputs = next(run)
+    assert_that(outputs["kept"], equal_to(["b", "other"]), label="Kept")
+    assert_that(outputs["rejected"], equal_to([("a", STAGE, REASON, "b"), ("c", STAGE, REASON, "b")]), label="Rejected")
+    assert_that(
+        outputs["tally"] | beam.Filter(lambda t: t[0][1] != "stat" or t[0][2] == "labels-changed-in-last-round"),
+        equal_to(
+            [
+                ((STAGE, "in", ""), 4),
+                ((STAGE, "kept", ""), 2),
+                ((STAGE, "rejected", REASON), 2),
+                ((STAGE, "stat", "labels-changed-in-last-round"), 0),
+            ]
+        ),
+        label="Tally",
+    )
+    out_dir = next(run)
+    signatures = pq.read_table(os.path.join(out_dir, SIGNATURES_DIR)).to_pylist()
+    assert sorted(s["id"] for s in signatures) == ["a", "b", "c", "other"]
+    assert all(len(s["minhash"]) == 4 * CONFIG.permutations for s in signatures)
+    entry = read_json(os.path.join(out_dir, MANIFEST_PARTS_DIR, "near_dedup.json"))
+    assert entry["threshold"] == 0.7 and entry["signatures"] == SIGNATURES_DIR
+
+
+def path_of_four() -> list[str]:
+    """x0 ~ x1 ~ x2 ~ x3, each next to the one before it (Jaccard 0.81-0.83) and no other."""
+    texts = [lines_of_code(1, 100)]
+    for k, position in enumerate((0, 33, 66)):
+        edited = texts[-1][:]
+        edited[position : position + 9] = lines_of_code(10 + k, 9)
+        texts.append(edited)
+    return ["\n".join(t) + "\n" for t in texts]
+
+
+@pytest.mark.slow  # a Beam pipeline of some sixty stages
+@pytest.mark.parametrize("rounds", [1, 3])
+def test_labels_spread_one_hop_per_round_and_the_stat_says_when_they_settled(tmp_path, rounds):
+    texts = path_of_four()
+    # Stars make x0 the survivor, at one end of the path: its label needs three hops to reach x3.
+    files = [make(f"x{i}", text, 100 - i) for i, text in enumerate(texts)]
+    run = run_near_dedup(tmp_path, files, NearDedupConfig(enabled=True, max_rounds=rounds))
+    outputs = next(run)
+    if rounds == 1:
+        # Neighbours' labels first, then one round: x3 has only come to x1's label, itself a near-duplicate.
+        expected = [("x1", "x0"), ("x2", "x0"), ("x3", "x1")]
+        changed = 2
+    else:
+        expected = [("x1", "x0"), ("x2", "x0"), ("x3", "x0")]
+        changed = 0
+    assert_that(outputs["rejected"] | beam.Map(lambda r: (r[0], r[3])), equal_to(expected), label="Rejected")
+    assert_that(
+        outputs["tally"] | beam.Filter(lambda t: t[0][2] == "labels-changed-in-last-round"),
+        equal_to([((STAGE, "stat", "labels-changed-in-last-round"), changed)]),
+        label="Settled",
+    )
+    next(run)
+
+
+@pytest.mark.slow  # a Beam pipeline of some sixty stages
+def test_candidates_below_the_threshold_are_not_clustered_when_checked(tmp_path):
+    a, _, c = chain()
+    j = true_jaccard(a, c)
+    assert 0.4 < j < 0.7
+    files = [make("a", a, 1), make("c", c, 1)]
+    # One row per band: nearly every pair is a candidate, so only the true-Jaccard check tells them apart.
+    loose = NearDedupConfig(enabled=True, bands=256, rows=1)
+    run = run_near_dedup(tmp_path / "checked", files, loose)
+    outputs = next(run)
+    assert_that(outputs["kept"], equal_to(["a", "c"]))
+    next(run)
+    unchecked = NearDedupConfig(enabled=True, bands=256, rows=1, check_jaccard=False)
+    run = run_near_dedup(tmp_path / "unchecked", files, unchecked)
+    outputs = next(run)
+    assert_that(outputs["rejected"], equal_to([("c", STAGE, REASON, "a")]))
+    next(run)
+
+
+def test_bad_near_dedup_config_names_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"dedup.near.bands x dedup.near.rows"):
+        NearDedupConfig(bands=30, rows=10)
+    with pytest.raises(ConfigError, match=r"dedup.near.threshold"):
+        NearDedupConfig(threshold=1.5)
+    assert load_config(SAMPLE_CONFIG).dedup.near.enabled  # the sample turns it on
+    assert not PipelineConfig("t").dedup.near.enabled  # off by default: the paper's corpus
+
+
+@pytest.mark.slow  # a Beam pipeline of some sixty stages
+def test_a_later_version_drops_near_duplicates_of_an_earlier_one(tmp_path):
+    a, b, _ = chain()
+    first = run_near_dedup(tmp_path / "one", [make("a", a, 1)])
+    next(first)
+    first_dir = next(first)
+    # A version directory's manifest holds the entry the run wrote as a part.
+    entry = read_json(os.path.join(first_dir, MANIFEST_PARTS_DIR, "near_dedup.json"))
+    write_json(os.path.join(first_dir, "manifest.json"), {"near_dedup": entry})
+
+    files = [make("b", b, 1000), make("other", "\n".join(lines_of_code(9, 60)), 1)]
+    second = run_near_dedup(tmp_path / "two", files, previous=(first_dir,))
+    outputs = next(second)
+    # The earlier file survives whatever the stars: b goes, naming it and its version.
+    assert_that(outputs["kept"], equal_to(["other"]), label="Kept")
+    assert_that(outputs["rejected"], equal_to([("b", STAGE, REASON_PREVIOUS, "a in one/v")]), label="Rejected")
+    second_dir = next(second)
+    assert read_json(os.path.join(second_dir, MANIFEST_PARTS_DIR, "near_dedup.json"))["previous_versions"] == ["one/v"]
+
+    with pytest.raises(ConfigError, match=r"dedup.previous_versions\[0\].*dedup.near.seed=42"):
+        NearDedup(None, NearDedupConfig(enabled=True, seed=7), previous_versions=(first_dir,))
+    with pytest.raises(ConfigError, match=r"dedup.previous_versions\[0\].*no near-dedup signatures"):
+        NearDedup(None, CONFIG, previous_versions=(str(tmp_path),))
+
+
+def test_id_bitmap_skips_absent_ids_and_ignores_bundling():
+    ids = [f"id-{i}" for i in range(1000)]
+    fn = IdBitmapFn()
+
+    def combine(bundles):
+        accumulators = []
+        for b in range(bundles):
+            acc = fn.create_accumulator()
+            for record_id in ids[b::bundles]:
+                acc = fn.add_input(acc, record_id)
+            accumulators.append(acc)
+        return fn.extract_output(fn.merge_accumulators(accumulators))
+
+    bitmap = combine(1)
+    assert np.array_equal(bitmap, combine(7))
+    values_of = {record_id: [record_id.upper()] for record_id in ids}
+    assert all(lookup(values_of, bitmap, record_id) == [record_id.upper()] for record_id in ids)
+    absent = [f"other-{i}" for i in range(1000)]
+    assert lookup({}, bitmap, "other-0") == [] and sum(lookup({k: [1] for k in absent}, bitmap, k) == [1] for k in absent) < 5
