@@ -232,7 +232,7 @@ def read_repo(
         yield repo_rejection(ref, REPO_UNREADABLE, str(e))
         return
     try:
-        yield from read_entries(ref, reader, entries, max_file_bytes, max_notebook_bytes or max_file_bytes)
+        yield from read_entries(ref, reader, entries, max_file_bytes, max_notebook_bytes)
     finally:
         reader.close()
 
@@ -254,7 +254,10 @@ def read_entry(reader, entry: Entry, max_file_bytes: int, max_notebook_bytes: in
     return data, "", ""
 
 
-def read_entries(ref: RepoRef, reader, entries: list[Entry], max_file_bytes: int, max_notebook_bytes: int) -> Iterator:
+def read_entries(
+    ref: RepoRef, reader, entries: list[Entry], max_file_bytes: int, max_notebook_bytes: int | None = None
+) -> Iterator:
+    max_notebook_bytes = max_notebook_bytes or max_file_bytes
     license_data = {}
     for entry in entries:
         if entry.kind == "file" and is_license_candidate(entry.path):
