@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ import pytest
 from apache_beam.options.pipeline_options import StandardOptions
 
 from infra.storage import connect_anonymously_to_emulator
+from pipeline import cli as cli_module
 from pipeline.options import LOCAL_RUNNER
 
 # Test pipelines that name no runner use the CLI's local runner (Beam's FnApiRunner), not
@@ -41,6 +43,35 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     if check and proc.returncode != 0:
         raise AssertionError(f"code-corpus {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return proc
+
+
+@pytest.fixture
+def cli(capsys):
+    """`code-corpus ARGS` in this process (cli.main), without a new interpreter's start-up.
+
+    Returns what run_cli does: the exit code and what went to stdout and stderr, log
+    lines included (pytest's own log capture would otherwise keep them from stderr).
+    """
+
+    def call(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        root = logging.getLogger()
+        level, handler = root.level, logging.StreamHandler(sys.stderr)  # sys.stderr is capsys's here
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        try:
+            code = cli_module.main(list(args))
+        except SystemExit as e:  # argparse's usage errors, --help and --version
+            code = e.code
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)
+        out, err = capsys.readouterr()
+        if check and code:
+            raise AssertionError(f"code-corpus {' '.join(args)} failed ({code}):\n{err[-4000:]}")
+        return subprocess.CompletedProcess(["code-corpus", *args], code, out, err)
+
+    return call
 
 
 @pytest.fixture(scope="session")
