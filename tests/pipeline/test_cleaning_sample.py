@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.conftest import DIRECT_MODES, EXAMPLES, SAMPLE_CONFIG, run_cli
+from tests.conftest import DIRECT_MODES, EXAMPLES, SAMPLE_CONFIG
 from transforms.dedup import BLOOM_FILE, read_bloom
 from transforms.scrub import REPLACEMENT
 
@@ -38,6 +38,7 @@ def read_version(version: str) -> tuple[dict, list, list, str]:
     return manifest, rejected, documents, version
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", sorted(DIRECT_MODES))
 def test_every_planted_case_lands_in_its_bucket(sample_version, mode):
     manifest, rejected, documents, version = read_version(str(sample_version(mode)[0]))
@@ -80,10 +81,11 @@ def write_config(path, **sections) -> str:
     return str(path)
 
 
-def test_a_later_version_leaves_out_what_an_earlier_one_holds(sample_version, tmp_path):
+@pytest.mark.slow
+def test_a_later_version_leaves_out_what_an_earlier_one_holds(sample_version, tmp_path, cli):
     first = read_version(str(sample_version()[0]))
     config = write_config(tmp_path / "next.yaml", dedup={"previous_versions": [first[3]]})
-    run_cli("run", "--config", config, "--out", str(tmp_path / "two"))
+    cli("run", "--config", config, "--out", str(tmp_path / "two"), "--stages", "corpus")
     version = tmp_path / "two" / "sample" / "v0001"
     manifest = json.loads((version / "manifest.json").read_text())
     dedup = manifest["counts"]["dedup"]
@@ -101,8 +103,8 @@ def test_a_later_version_leaves_out_what_an_earlier_one_holds(sample_version, tm
         ({"filters": {"min_alnum_fraction": 1.5}}, "filters.min_alnum_fraction"),
     ],
 )
-def test_bad_cleaning_config_fails_fast_naming_the_key(tmp_path, sections, key):
+def test_bad_cleaning_config_fails_fast_naming_the_key(tmp_path, sections, key, cli):
     config = write_config(tmp_path / "bad.yaml", **sections)
-    proc = run_cli("run", "--config", config, "--out", str(tmp_path / "out"), check=False)
+    proc = cli("run", "--config", config, "--out", str(tmp_path / "out"), check=False)
     assert proc.returncode != 0 and key in proc.stderr
     assert not (tmp_path / "out" / "sample" / "v0001").exists()

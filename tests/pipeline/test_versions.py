@@ -10,9 +10,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from pipeline.diff import diff_versions, render_diff
 from schemas.records import RepoFile
-from tests.conftest import EXAMPLES, ROOT, SAMPLE_CONFIG, run_cli
+from tests.conftest import EXAMPLES, ROOT, SAMPLE_CONFIG
 
 
 def copy_sample(tmp_path) -> str:
@@ -22,17 +24,18 @@ def copy_sample(tmp_path) -> str:
     return str(target / "sample.yaml")
 
 
-def test_diff_reports_documents_config_and_counts(tmp_path):
+@pytest.mark.slow
+def test_diff_reports_documents_config_and_counts(tmp_path, cli):
     config = copy_sample(tmp_path)
     out = tmp_path / "out"
-    run_cli("run", "--config", config, "--out", str(out))
+    cli("run", "--config", config, "--out", str(out), "--stages", "corpus,tokenizer")
     examples = tmp_path / "examples"
     os.remove(examples / "repos" / "mathlib" / "mathlib" / "vector.py")
     (examples / "repos" / "textkit" / "textkit" / "numbers.py").write_text("def double(x):\n    return 2 * x\n")
     (examples / "repos" / "textkit" / "assets" / "icon.bin").write_bytes(b"\x00\x01\x02")
     text = (examples / "sample.yaml").read_text().replace("max_file_bytes: 1000000", "max_file_bytes: 900000")
     (examples / "sample.yaml").write_text(text)
-    run_cli("run", "--config", config, "--out", str(out))
+    cli("run", "--config", config, "--out", str(out), "--stages", "corpus,tokenizer")
 
     v1, v2 = out / "sample" / "v0001", out / "sample" / "v0002"
     d = diff_versions(str(v1), str(v2))
@@ -46,25 +49,26 @@ def test_diff_reports_documents_config_and_counts(tmp_path):
     files, binaries = m1["counts"]["read"]["in"], m1["counts"]["read"]["rejected"]["binary"]
     assert ("read", "read", files, files + 1) in d["counts"]
     assert ("read", "rejected:binary", binaries, binaries + 1) in d["counts"]
-    shown = run_cli("diff", str(v1), str(v2)).stdout
+    shown = cli("diff", str(v1), str(v2)).stdout
     assert f"+ {added}" in shown and f"- {removed}" in shown and "read.max_file_bytes" in shown
     assert "tokenizer: changed" in shown
     assert render_diff(d) in shown
 
 
-def test_diff_of_identical_versions_is_empty(sample_version, tmp_path):
-    run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path))
-    d = diff_versions(str(sample_version()[0]), str(tmp_path / "sample" / "v0001"))
+@pytest.mark.slow
+def test_diff_of_identical_versions_is_empty(sample_version):
+    d = diff_versions(str(sample_version("in_memory")[0]), str(sample_version("multi_processing")[0]))
     assert d["documents"]["added"] == d["documents"]["removed"] == []
     assert d["config"] == [] and d["counts"] == []
     assert d["tokenizer"]["a"] is not None and d["tokenizer"]["a"] == d["tokenizer"]["b"]
 
 
-def test_killed_run_leaves_no_complete_looking_version_and_next_run_cleans_it(tmp_path):
+@pytest.mark.slow
+def test_killed_run_leaves_no_complete_looking_version_and_next_run_cleans_it(tmp_path, cli):
     out = tmp_path / "out"
-    cli = os.path.join(os.path.dirname(sys.executable), "code-corpus")
-    proc = subprocess.Popen([cli, "run", "--config", SAMPLE_CONFIG, "--out", str(out)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = ["run", "--config", SAMPLE_CONFIG, "--out", str(out), "--stages", "corpus"]
+    exe = os.path.join(os.path.dirname(sys.executable), "code-corpus")
+    proc = subprocess.Popen([exe, *run], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     staging = out / "sample" / ".v0001.partial"
     deadline = time.monotonic() + 60
     while not staging.exists() and time.monotonic() < deadline:
@@ -74,22 +78,23 @@ def test_killed_run_leaves_no_complete_looking_version_and_next_run_cleans_it(tm
     assert staging.exists()
     assert not (out / "sample" / "v0001").exists()
 
-    rerun = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(out))
+    rerun = cli(*run)
     assert "removing .v0001.partial" in rerun.stderr
     assert not staging.exists()
     assert (out / "sample" / "v0001" / "manifest.json").is_file()
 
 
-def test_incremental_run_skips_what_the_previous_version_holds(tmp_path):
+@pytest.mark.slow
+def test_incremental_run_skips_what_the_previous_version_holds(tmp_path, cli):
     config = copy_sample(tmp_path)
     out = tmp_path / "out"
-    run_cli("run", "--config", config, "--out", str(out), "--stages", "corpus")
+    cli("run", "--config", config, "--out", str(out), "--stages", "corpus")
     v1 = out / "sample" / "v0001"
     reached_dedup_before = json.loads((v1 / "manifest.json").read_text())["counts"]["dedup"]["in"]
     new_file = tmp_path / "examples" / "repos" / "textkit" / "textkit" / "numbers.py"
     new_file.write_text("def triple(value):\n    return 3 * value\n")
 
-    run_cli("run", "--config", config, "--out", str(out), "--stages", "corpus", "--previous", str(v1))
+    cli("run", "--config", config, "--out", str(out), "--stages", "corpus", "--previous", str(v1))
     manifest = json.loads((out / "sample" / "v0002" / "manifest.json").read_text())
     dedup = manifest["counts"]["dedup"]
     assert manifest["parents"] == ["sample/v0001"]
@@ -100,6 +105,6 @@ def test_incremental_run_skips_what_the_previous_version_holds(tmp_path):
     assert RepoFile.make_id("local", "octo-org/textkit", "textkit/numbers.py", None) in d["documents"]["added"]
 
 
-def test_previous_must_be_a_complete_version(tmp_path):
-    proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path), "--previous", str(tmp_path), check=False)
+def test_previous_must_be_a_complete_version(tmp_path, cli):
+    proc = cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path), "--previous", str(tmp_path), check=False)
     assert proc.returncode != 0 and "not a complete dataset version" in proc.stderr
