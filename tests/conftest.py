@@ -93,6 +93,13 @@ def sample_version(tmp_path_factory):
     return build
 
 
+def pytest_collection_modifyitems(items):
+    """A test that reads the session's sample build waits for it: it is slow by construction."""
+    for item in items:
+        if "sample_version" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(params=sorted(DIRECT_MODES))
 def direct_mode(request) -> list[str]:
     return DIRECT_MODES[request.param]

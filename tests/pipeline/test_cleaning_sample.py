@@ -38,7 +38,6 @@ def read_version(version: str) -> tuple[dict, list, list, str]:
     return manifest, rejected, documents, version
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("mode", sorted(DIRECT_MODES))
 def test_every_planted_case_lands_in_its_bucket(sample_version, mode):
     manifest, rejected, documents, version = read_version(str(sample_version(mode)[0]))
@@ -81,7 +80,6 @@ def write_config(path, **sections) -> str:
     return str(path)
 
 
-@pytest.mark.slow
 def test_a_later_version_leaves_out_what_an_earlier_one_holds(sample_version, tmp_path, cli):
     first = read_version(str(sample_version()[0]))
     config = write_config(tmp_path / "next.yaml", dedup={"previous_versions": [first[3]]})

@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 
 import apache_beam as beam
+import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.corpus import build_corpus
 from schemas.config import load_config
 from tests.conftest import SAMPLE_CONFIG
+
+pytestmark = pytest.mark.slow  # translates the whole graph with Dataflow's runner
 
 IMAGE = "us-central1-docker.pkg.dev/example-project/images/code-corpus:0.1.0"
 DATAFLOW_PRIMITIVES = {

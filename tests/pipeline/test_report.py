@@ -9,7 +9,6 @@ import re
 import shutil
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from pipeline.report import rendered_dom, screenshot
@@ -40,7 +39,6 @@ def test_report_is_the_same_on_rerun(sample_version, tmp_path):
     assert (version / "report.html").read_bytes() == first
 
 
-@pytest.mark.slow
 def test_chromium_draws_the_report_with_its_stage_table(sample_version, tmp_path):
     """Headless Chromium (installed by .ci/run) draws a page that is not blank and holds the stage table."""
     version, _ = sample_version()

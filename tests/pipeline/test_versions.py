@@ -55,7 +55,6 @@ def test_diff_reports_documents_config_and_counts(tmp_path, cli):
     assert render_diff(d) in shown
 
 
-@pytest.mark.slow
 def test_diff_of_identical_versions_is_empty(sample_version):
     d = diff_versions(str(sample_version("in_memory")[0]), str(sample_version("multi_processing")[0]))
     assert d["documents"]["added"] == d["documents"]["removed"] == []

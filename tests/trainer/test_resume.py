@@ -25,6 +25,8 @@ from tests.trainer.conftest import ONE_THREAD_ENV, VERSION, write_version
 from trainer.checkpoints import LOG_FILE, list_checkpoints, read_log
 from trainer.train import train
 
+pytestmark = pytest.mark.slow  # trains a model, twice
+
 CONFIG = """\
 name: counting
 train:

@@ -26,6 +26,8 @@ from trainer.infill import generate, infill, load_checkpoint
 from trainer.masking import SpecialIds
 from trainer.train import train
 
+pytestmark = pytest.mark.slow  # trains a model
+
 E2E = TrainConfig(
     preset="tiny",
     steps=400,
