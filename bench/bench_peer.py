@@ -192,14 +192,15 @@ def run_ours(work: str, out: str, beam_args: list[str]) -> dict:
 def run_datatrove(work: str, out: str, tasks: int, workers: int) -> dict:
     from datatrove.data import Document
     from datatrove.executor import LocalPipelineExecutor
-    from datatrove.infra.writers import JsonlWriter, ParquetWriter
     from datatrove.pipeline.dedup.exact_dedup import ExactDedupConfig, ExactDedupFilter, ExactDedupSignature, ExactFindDedups
     from datatrove.pipeline.filters import LambdaFilter
     from datatrove.pipeline.filters.base_filter import BaseFilter
     from datatrove.pipeline.formatters import PIIFormatter
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.readers.base import BaseDiskReader
+    from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
+    from schemas.config import FiltersConfig
     from transforms.dedup import dedup_key
     from transforms.filters import check_file
     from transforms.language import language_of
@@ -236,7 +237,7 @@ def run_datatrove(work: str, out: str, tasks: int, workers: int) -> dict:
         name = "code quality"
 
         def filter(self, doc):
-            failed = check_file(doc.text)
+            failed = check_file(doc.text, FiltersConfig())
             return (False, failed[0]) if failed else True
 
     def content_key(doc: Document) -> bytes:

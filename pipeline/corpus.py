@@ -102,11 +102,7 @@ def code_stages(flow: CorpusFlow) -> list[beam.PTransform]:
         ApplyStage(LicenseFilterFn(config.license.allow)),
         ApplyStage(LanguageFn(config.language.languages)),
         ApplyStage(DecontaminateFn(decont.humaneval, decont.min_match_chars, denied)),
-        ApplyStage(
-            QualityFilterFn(
-                filters.max_line_tokens, filters.max_avg_line_tokens, filters.min_alnum_fraction, filters.extra_generated_phrases
-            )
-        ),
+        ApplyStage(QualityFilterFn(filters)),
         ExactDedup(flow, dedup.bloom_capacity, dedup.bloom_error_rate, previous),
         ApplyStage(ScrubEmailsFn(config.scrub.replacement)),
     ]
