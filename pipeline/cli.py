@@ -34,6 +34,16 @@ See README.md, "Running on more cores or on Dataflow"."""
 # they still log their warnings, and everything at --log-level DEBUG. Dataflow's job links stay.
 QUIET_BELOW_WARNING = ("apache_beam",)
 KEEP_INFO = ("apache_beam.runners.dataflow",)
+# Start-up notes each multi-processing Beam worker sends as warnings on every run; they say nothing
+# about the data or the outcome. Other warnings from the workers (ours included) still show.
+WORKER_LOG = "apache_beam.runners.portability.local_job_service"
+WORKER_START_UP_NOTES = ("No semi_persistent_directory found", "Discarding unparseable args")
+
+
+class _DropWorkerStartUpNotes(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(note in message for note in WORKER_START_UP_NOTES)
 
 
 class _PrintVersion(argparse.Action):
@@ -147,6 +157,9 @@ def configure_logging(level: str) -> None:
         )
     for name in KEEP_INFO:
         logging.getLogger(name).setLevel(level)
+    worker_log = logging.getLogger(WORKER_LOG)
+    if not any(isinstance(f, _DropWorkerStartUpNotes) for f in worker_log.filters):
+        worker_log.addFilter(_DropWorkerStartUpNotes())
 
 
 def _run(args, beam_args: list[str]) -> int:
