@@ -90,6 +90,7 @@ def make_version(root, documents: list[Document]) -> str:
     return str(version)
 
 
+@pytest.mark.slow
 def test_empty_documents_are_rejected_and_long_ones_kept_whole(tmp_path):
     long_text = "".join(f"    value_{i} = compute({i}, scale=2.5)  # step {i}\n" for i in range(3000))
     literal = f"text = '{EOM} and {MASK_TOKEN_FORMAT.format(3)} are plain text here'\n"

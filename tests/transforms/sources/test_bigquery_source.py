@@ -38,6 +38,7 @@ def crawl_listing(tmp_path) -> str:
     return state.path
 
 
+@pytest.mark.slow
 def test_query_streams_pages_in_parallel_ranges(bigquery, tmp_path):
     section = BigQuerySource(project="test-project", api_endpoint=bigquery.url, anonymous=True, rows_per_read=10, page_size=4)
     with TestPipeline() as p:
@@ -60,6 +61,7 @@ def test_query_streams_pages_in_parallel_ranges(bigquery, tmp_path):
     assert bigquery.pages[job_id] == 3 + 3 + 2  # 27 rows in ranges of 10, 10 and 7, pages of at most 4 rows
 
 
+@pytest.mark.slow
 def test_records_match_the_other_sources(bigquery, tmp_path):
     section = BigQuerySource(project="test-project", api_endpoint=bigquery.url, anonymous=True, exclude_crawled=False)
     with TestPipeline() as p:
