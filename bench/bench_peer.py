@@ -40,7 +40,7 @@ from site_corpus import MAX_FILE_BYTES, METADATA_FILE, REPOS_DIR, build_corpus, 
 
 OUTPUT_SHARDS = 4
 
-# ---- the corpus ------------------------------------------------------------------------
+# ---- outputs -------------------------------------------------------------------------------
 
 
 def parquet_rows(folder: str) -> int:
