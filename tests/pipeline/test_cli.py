@@ -23,11 +23,12 @@ def test_run_help_says_other_flags_go_to_beam(cli):
 def test_log_level_is_accepted_before_or_after_the_command(cli, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nsources:\n  local:\n    - path: nowhere\n")
-    for args in (["--log-level", "DEBUG", "run", "--config", str(bad)], ["run", "--config", str(bad), "--log-level", "DEBUG"]):
+    run = ["run", "--config", str(bad), "--out", str(tmp_path / "out")]
+    for args in (["--log-level", "DEBUG", *run], [*run, "--log-level", "DEBUG"]):
         proc = cli(*args, check=False)
         assert proc.returncode == 2 and "sources.local[0].path" in proc.stderr
         assert "DEBUG pipeline.cli: failed" in proc.stderr  # the traceback, logged at DEBUG only
-    quiet = cli("run", "--config", str(bad), "--log-level", "ERROR", check=False)
+    quiet = cli(*run, "--log-level", "ERROR", check=False)
     assert "DEBUG" not in quiet.stderr and "sources.local[0].path" in quiet.stderr
 
 
