@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
+from infra import storage
 from infra.version import code_version, read_manifest
 from pipeline.diff import diff_versions, render_diff
 from pipeline.report import screenshot, write_report
@@ -171,10 +173,17 @@ def _run(args, beam_args: list[str]) -> int:
     stages = parse_stages(args.stages, config.stages)
     version_dir = run_stages(config, args.out, stages, beam_args, args.version, args.overwrite, args.previous)
     manifest = read_manifest(version_dir)
-    print(f"\n{manifest['name']} {manifest['version']} written to {version_dir}\n")
+    print(f"\n{manifest['name']} {manifest['version']} written to {_as_given(version_dir, args.out)}\n")
     if manifest.get("counts"):
         print(counts_table(manifest["counts"], manifest.get("flow")))
     return 0
+
+
+def _as_given(version_dir: str, out: str) -> str:
+    """The version's path the way --out was written (relative stays relative)."""
+    if storage.is_local(out) and not os.path.isabs(out):
+        return os.path.relpath(version_dir)
+    return version_dir
 
 
 if __name__ == "__main__":

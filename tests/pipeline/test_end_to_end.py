@@ -84,10 +84,12 @@ def test_inspect_prints_counts_table(sample_version, cli):
     assert "documents/part-00000-of-00002.parquet" in shown
 
 
-def test_second_run_makes_a_new_version_and_never_overwrites(tmp_path, cli):
-    run = ("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path), "--stages", "corpus")
+def test_second_run_makes_a_new_version_and_never_overwrites(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = ("run", "--config", SAMPLE_CONFIG, "--out", "datasets", "--stages", "corpus")
+    first = cli(*run)
+    assert "sample v0001 written to datasets/sample/v0001\n" in first.stdout  # as --out was given
     cli(*run)
-    cli(*run)
-    assert sorted(os.listdir(tmp_path / "sample")) == ["v0001", "v0002"]
+    assert sorted(os.listdir(tmp_path / "datasets" / "sample")) == ["v0001", "v0002"]
     clash = cli(*run, "--version", "v0001", check=False)
     assert clash.returncode != 0 and "--overwrite" in clash.stderr
