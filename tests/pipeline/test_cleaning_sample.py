@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.conftest import DIRECT_MODES, EXAMPLES, SAMPLE_CONFIG
+from tests.conftest import DIRECT_MODES, EXAMPLES, SAMPLE_CONFIG, run_cli
 from transforms.dedup import BLOOM_FILE, read_bloom
 from transforms.scrub import REPLACEMENT
 
@@ -80,10 +80,10 @@ def write_config(path, **sections) -> str:
     return str(path)
 
 
-def test_a_later_version_leaves_out_what_an_earlier_one_holds(sample_version, tmp_path, cli):
+def test_a_later_version_leaves_out_what_an_earlier_one_holds(sample_version, tmp_path):
     first = read_version(str(sample_version()[0]))
     config = write_config(tmp_path / "next.yaml", dedup={"previous_versions": [first[3]]})
-    cli("run", "--config", config, "--out", str(tmp_path / "two"), "--stages", "corpus")
+    run_cli("run", "--config", config, "--out", str(tmp_path / "two"), "--stages", "corpus")
     version = tmp_path / "two" / "sample" / "v0001"
     manifest = json.loads((version / "manifest.json").read_text())
     dedup = manifest["counts"]["dedup"]
@@ -101,8 +101,8 @@ def test_a_later_version_leaves_out_what_an_earlier_one_holds(sample_version, tm
         ({"filters": {"min_alnum_fraction": 1.5}}, "filters.min_alnum_fraction"),
     ],
 )
-def test_bad_cleaning_config_fails_fast_naming_the_key(tmp_path, sections, key, cli):
+def test_bad_cleaning_config_fails_fast_naming_the_key(tmp_path, sections, key):
     config = write_config(tmp_path / "bad.yaml", **sections)
-    proc = cli("run", "--config", config, "--out", str(tmp_path / "out"), check=False)
+    proc = run_cli("run", "--config", config, "--out", str(tmp_path / "out"), check=False)
     assert proc.returncode != 0 and key in proc.stderr
     assert not (tmp_path / "out" / "sample" / "v0001").exists()

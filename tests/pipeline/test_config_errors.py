@@ -9,7 +9,7 @@ import pytest
 from pipeline.options import make_pipeline_options
 from pipeline.run import parse_stages
 from schemas.config import ConfigError, load_config
-from tests.conftest import EXAMPLES, SAMPLE_CONFIG
+from tests.conftest import EXAMPLES, SAMPLE_CONFIG, run_cli
 
 
 def write(tmp_path, text: str) -> str:
@@ -34,9 +34,9 @@ def test_wrong_type_names_the_path(tmp_path):
         load_config(write(tmp_path, "name: x\nread:\n  max_file_bytes: lots\n"))
 
 
-def test_missing_source_path_fails_before_running(cli, tmp_path):
+def test_missing_source_path_fails_before_running(tmp_path):
     path = write(tmp_path, "name: x\nsources:\n  local:\n    - path: nowhere\n")
-    proc = cli("run", "--config", path, "--out", str(tmp_path / "out"), check=False)
+    proc = run_cli("run", "--config", path, "--out", str(tmp_path / "out"), check=False)
     assert proc.returncode != 0
     assert "sources.local[0].path" in proc.stderr and "nowhere" in proc.stderr
     assert not (tmp_path / "out" / "x").exists() or not any((tmp_path / "out" / "x").iterdir())
@@ -49,8 +49,8 @@ def test_bad_runner_option_is_reported():
         make_pipeline_options(["--runner", "NoSuchRunner"])
 
 
-def test_bad_runner_option_from_the_cli(cli, tmp_path):
-    proc = cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path), "--runner=Nope", check=False)
+def test_bad_runner_option_from_the_cli(tmp_path):
+    proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path), "--runner=Nope", check=False)
     assert proc.returncode == 2 and "--runner 'Nope'" in proc.stderr
 
 
@@ -67,30 +67,30 @@ def test_float_keys_accept_yaml_exponents(tmp_path):
         load_config(write(tmp_path, "name: x\ntrain:\n  lr: fast\n"))
 
 
-def test_unreachable_output_store_fails_before_running(cli):
-    proc = cli("run", "--config", SAMPLE_CONFIG, "--out", "nostore://bucket/datasets", check=False)
+def test_unreachable_output_store_fails_before_running():
+    proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", "nostore://bucket/datasets", check=False)
     assert proc.returncode != 0
     assert "error: --out: no filesystem can reach 'nostore://bucket/datasets'" in proc.stderr
     assert "stage corpus: starting" not in proc.stderr
-    proc = cli("run", "--config", SAMPLE_CONFIG, "--previous", "nostore://bucket/v0001", check=False)
+    proc = run_cli("run", "--config", SAMPLE_CONFIG, "--previous", "nostore://bucket/v0001", check=False)
     assert proc.returncode != 0 and "error: --previous: no filesystem can reach" in proc.stderr
 
 
 DATAFLOW = ["--runner", "DataflowRunner", "--project", "p", "--region", "us-central1", "--temp_location", "gs://b/tmp"]
 
 
-def test_dataflow_run_with_inputs_or_outputs_on_local_disk_fails_before_running(cli, tmp_path):
-    proc = cli("run", "--config", SAMPLE_CONFIG, "--out", "gs://b/datasets", *DATAFLOW, check=False)
+def test_dataflow_run_with_inputs_or_outputs_on_local_disk_fails_before_running(tmp_path):
+    proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", "gs://b/datasets", *DATAFLOW, check=False)
     assert proc.returncode != 0 and "sources.local reads repositories from this machine's disk" in proc.stderr
 
     config = tmp_path / "so.yaml"
     config.write_text(f"name: so\nsources:\n  stackoverflow: [{os.path.join(EXAMPLES, 'stackoverflow')}]\n")
-    proc = cli("run", "--config", str(config), "--out", str(tmp_path), *DATAFLOW, check=False)
+    proc = run_cli("run", "--config", str(config), "--out", str(tmp_path), *DATAFLOW, check=False)
     assert proc.returncode != 0 and "the workers cannot reach this machine's disk" in proc.stderr
     assert "--out=" in proc.stderr and "sources.stackoverflow[0]=" in proc.stderr
     assert not (tmp_path / "so").exists()
 
 
-def test_paths_with_glob_characters_are_refused(cli, tmp_path):
-    proc = cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path / "runs[1]"), check=False)
+def test_paths_with_glob_characters_are_refused(tmp_path):
+    proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path / "runs[1]"), check=False)
     assert proc.returncode != 0 and "which Beam reads as a pattern" in proc.stderr

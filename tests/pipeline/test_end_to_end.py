@@ -9,7 +9,7 @@ import os
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import DIRECT_MODES, SAMPLE_CONFIG, SAMPLE_REPOS
+from tests.conftest import DIRECT_MODES, SAMPLE_CONFIG, SAMPLE_REPOS, run_cli
 
 pytestmark = pytest.mark.slow  # every test here runs the pipeline on the whole sample
 
@@ -77,19 +77,19 @@ def test_rerun_is_byte_identical(sample_version):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
-def test_inspect_prints_counts_table(sample_version, cli):
-    shown = cli("inspect", str(sample_version()[0])).stdout
+def test_inspect_prints_counts_table(sample_version):
+    shown = run_cli("inspect", str(sample_version()[0])).stdout
     assert "config hash" in shown
     assert "license=4" in shown.replace(" ", "")
     assert "documents/part-00000-of-00002.parquet" in shown
 
 
-def test_second_run_makes_a_new_version_and_never_overwrites(tmp_path, cli, monkeypatch):
+def test_second_run_makes_a_new_version_and_never_overwrites(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run = ("run", "--config", SAMPLE_CONFIG, "--out", "datasets", "--stages", "corpus")
-    first = cli(*run)
+    first = run_cli(*run)
     assert "sample v0001 written to datasets/sample/v0001\n" in first.stdout  # as --out was given
-    cli(*run)
+    run_cli(*run)
     assert sorted(os.listdir(tmp_path / "datasets" / "sample")) == ["v0001", "v0002"]
-    clash = cli(*run, "--version", "v0001", check=False)
+    clash = run_cli(*run, "--version", "v0001", check=False)
     assert clash.returncode != 0 and "--overwrite" in clash.stderr

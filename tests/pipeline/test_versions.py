@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.diff import diff_versions, render_diff
 from schemas.records import RepoFile
-from tests.conftest import EXAMPLES, ROOT, SAMPLE_CONFIG
+from tests.conftest import EXAMPLES, ROOT, SAMPLE_CONFIG, run_cli
 
 
 def copy_sample(tmp_path) -> str:
@@ -25,17 +25,17 @@ def copy_sample(tmp_path) -> str:
 
 
 @pytest.mark.slow
-def test_diff_reports_documents_config_and_counts(tmp_path, cli):
+def test_diff_reports_documents_config_and_counts(tmp_path):
     config = copy_sample(tmp_path)
     out = tmp_path / "out"
-    cli("run", "--config", config, "--out", str(out), "--stages", "corpus,tokenizer")
+    run_cli("run", "--config", config, "--out", str(out), "--stages", "corpus,tokenizer")
     examples = tmp_path / "examples"
     os.remove(examples / "repos" / "mathlib" / "mathlib" / "vector.py")
     (examples / "repos" / "textkit" / "textkit" / "numbers.py").write_text("def double(x):\n    return 2 * x\n")
     (examples / "repos" / "textkit" / "assets" / "icon.bin").write_bytes(b"\x00\x01\x02")
     text = (examples / "sample.yaml").read_text().replace("max_file_bytes: 1000000", "max_file_bytes: 900000")
     (examples / "sample.yaml").write_text(text)
-    cli("run", "--config", config, "--out", str(out), "--stages", "corpus,tokenizer")
+    run_cli("run", "--config", config, "--out", str(out), "--stages", "corpus,tokenizer")
 
     v1, v2 = out / "sample" / "v0001", out / "sample" / "v0002"
     d = diff_versions(str(v1), str(v2))
@@ -49,7 +49,7 @@ def test_diff_reports_documents_config_and_counts(tmp_path, cli):
     files, binaries = m1["counts"]["read"]["in"], m1["counts"]["read"]["rejected"]["binary"]
     assert ("read", "read", files, files + 1) in d["counts"]
     assert ("read", "rejected:binary", binaries, binaries + 1) in d["counts"]
-    shown = cli("diff", str(v1), str(v2)).stdout
+    shown = run_cli("diff", str(v1), str(v2)).stdout
     assert f"+ {added}" in shown and f"- {removed}" in shown and "read.max_file_bytes" in shown
     assert "tokenizer: changed" in shown
     assert render_diff(d) in shown
@@ -63,7 +63,7 @@ def test_diff_of_identical_versions_is_empty(sample_version):
 
 
 @pytest.mark.slow
-def test_killed_run_leaves_no_complete_looking_version_and_next_run_cleans_it(tmp_path, cli):
+def test_killed_run_leaves_no_complete_looking_version_and_next_run_cleans_it(tmp_path):
     out = tmp_path / "out"
     run = ["run", "--config", SAMPLE_CONFIG, "--out", str(out), "--stages", "corpus"]
     exe = os.path.join(os.path.dirname(sys.executable), "code-corpus")
@@ -77,23 +77,23 @@ def test_killed_run_leaves_no_complete_looking_version_and_next_run_cleans_it(tm
     assert staging.exists()
     assert not (out / "sample" / "v0001").exists()
 
-    rerun = cli(*run)
+    rerun = run_cli(*run)
     assert "removing .v0001.partial" in rerun.stderr
     assert not staging.exists()
     assert (out / "sample" / "v0001" / "manifest.json").is_file()
 
 
 @pytest.mark.slow
-def test_incremental_run_skips_what_the_previous_version_holds(tmp_path, cli):
+def test_incremental_run_skips_what_the_previous_version_holds(tmp_path):
     config = copy_sample(tmp_path)
     out = tmp_path / "out"
-    cli("run", "--config", config, "--out", str(out), "--stages", "corpus")
+    run_cli("run", "--config", config, "--out", str(out), "--stages", "corpus")
     v1 = out / "sample" / "v0001"
     reached_dedup_before = json.loads((v1 / "manifest.json").read_text())["counts"]["dedup"]["in"]
     new_file = tmp_path / "examples" / "repos" / "textkit" / "textkit" / "numbers.py"
     new_file.write_text("def triple(value):\n    return 3 * value\n")
 
-    cli("run", "--config", config, "--out", str(out), "--stages", "corpus", "--previous", str(v1))
+    run_cli("run", "--config", config, "--out", str(out), "--stages", "corpus", "--previous", str(v1))
     manifest = json.loads((out / "sample" / "v0002" / "manifest.json").read_text())
     dedup = manifest["counts"]["dedup"]
     assert manifest["parents"] == ["sample/v0001"]
@@ -104,6 +104,6 @@ def test_incremental_run_skips_what_the_previous_version_holds(tmp_path, cli):
     assert RepoFile.make_id("local", "octo-org/textkit", "textkit/numbers.py", None) in d["documents"]["added"]
 
 
-def test_previous_must_be_a_complete_version(tmp_path, cli):
-    proc = cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path), "--previous", str(tmp_path), check=False)
+def test_previous_must_be_a_complete_version(tmp_path):
+    proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path), "--previous", str(tmp_path), check=False)
     assert proc.returncode != 0 and "not a complete dataset version" in proc.stderr

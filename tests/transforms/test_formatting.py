@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from pipeline.corpus import pinned_star_buckets
 from schemas.config import ConfigError, load_config
 from schemas.records import Document, RepoFile
-from tests.conftest import DIRECT_MODES, EXAMPLES, SAMPLE_CONFIG, SAMPLE_REPOS
+from tests.conftest import DIRECT_MODES, EXAMPLES, SAMPLE_CONFIG, SAMPLE_REPOS, run_cli
 from transforms import markup
 from transforms.base import ApplyStage
 from transforms.buckets import boundaries_from_histogram, bucket_of
@@ -291,11 +291,11 @@ def pinned_config(tmp_path, **format_section) -> str:
     return str(path)
 
 
-def test_pinned_boundaries_from_an_earlier_version(sample_runs, tmp_path, cli):
+def test_pinned_boundaries_from_an_earlier_version(sample_runs, tmp_path):
     out, earlier_manifest, earlier = sample_runs["in_memory"]
     earlier_version = str(out / "sample" / "v0001")
     config = pinned_config(tmp_path, star_boundaries_from=earlier_version)
-    cli("run", "--config", config, "--out", str(tmp_path / "out"), "--stages", "corpus")
+    run_cli("run", "--config", config, "--out", str(tmp_path / "out"), "--stages", "corpus")
     manifest, documents = read_sample(tmp_path / "out" / "sample" / "v0001")
     assert manifest["star_buckets"] == {
         "percentiles": [50.0, 75.0, 87.5, 93.75, 96.875],
