@@ -9,7 +9,7 @@ import os
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import DIRECT_MODES, SAMPLE_CONFIG, SAMPLE_REPOS, run_cli
+from tests.conftest import DIRECT_MODES, EXAMPLES, SAMPLE_REPOS, run_cli
 
 pytestmark = pytest.mark.slow  # every test here runs the pipeline on the whole sample
 
@@ -86,10 +86,12 @@ def test_inspect_prints_counts_table(sample_version):
 
 def test_second_run_makes_a_new_version_and_never_overwrites(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    run = ("run", "--config", SAMPLE_CONFIG, "--out", "datasets", "--stages", "corpus")
+    config = tmp_path / "so.yaml"  # the sample's StackOverflow dump alone: versions, not content, are tested here
+    config.write_text(f"name: so\nsources:\n  stackoverflow: [{os.path.join(EXAMPLES, 'stackoverflow')}]\n")
+    run = ("run", "--config", str(config), "--out", "datasets")
     first = run_cli(*run)
-    assert "sample v0001 written to datasets/sample/v0001\n" in first.stdout  # as --out was given
+    assert "so v0001 written to datasets/so/v0001\n" in first.stdout  # as --out was given
     run_cli(*run)
-    assert sorted(os.listdir(tmp_path / "datasets" / "sample")) == ["v0001", "v0002"]
+    assert sorted(os.listdir(tmp_path / "datasets" / "so")) == ["v0001", "v0002"]
     clash = run_cli(*run, "--version", "v0001", check=False)
     assert clash.returncode != 0 and "--overwrite" in clash.stderr

@@ -31,7 +31,7 @@ CONFIG = """\
 name: counting
 train:
   preset: tiny
-  steps: 100
+  steps: 50
   batch_size: 8
   context_length: 32
   lr: 0.01
