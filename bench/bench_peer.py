@@ -28,109 +28,19 @@ descendants, sampled every 0.2 s. Prints files/s, MB/s, peak RSS and ours/datatr
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import sysconfig
 import tempfile
-import threading
-import time
 
-MIT_TEXT = """MIT License
+from process_tree import measure
+from site_corpus import MAX_FILE_BYTES, METADATA_FILE, REPOS_DIR, build_corpus, warm_cache
 
-Copyright (c) 2024 The Authors
-
-Permission is hereby granted, free of charge, to any person obtaining a copy
-of this software and associated documentation files (the "Software"), to deal
-in the Software without restriction, including without limitation the rights
-to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
-copies of the Software, and to permit persons to whom the Software is
-furnished to do so, subject to the following conditions:
-
-The above copyright notice and this permission notice shall be included in all
-copies or substantial portions of the Software.
-
-THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
-IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
-FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
-AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
-LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
-OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
-SOFTWARE.
-"""
-MAX_FILE_BYTES = 1_000_000  # read.max_file_bytes' default; larger files are left out of the corpus
 OUTPUT_SHARDS = 4
-REPOS_DIR = "repos"
-METADATA_FILE = "repos.json"
 
-
-# ---- the corpus ------------------------------------------------------------------------
-
-
-def stars_of(repo: str) -> int:
-    return int(hashlib.sha256(repo.encode()).hexdigest()[:4], 16) % 1000
-
-
-def list_py_files(root: str, max_bytes: int) -> list[tuple[str, int]]:
-    """(path relative to root, size) of sorted .py files, up to max_bytes in total."""
-    files, total = [], 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = os.path.join(dirpath, name)
-            if not name.endswith(".py") or os.path.islink(path) or not os.path.isfile(path):
-                continue
-            size = os.path.getsize(path)
-            if size > MAX_FILE_BYTES:
-                continue
-            if total + size > max_bytes:
-                return files
-            files.append((os.path.relpath(path, root), size))
-            total += size
-    return files
-
-
-def build_corpus(root: str, work: str, mb: float, copies: int, distinct: bool = False) -> dict:
-    """Copy the files into `copies` folders of repositories; return the corpus' size.
-
-    With `distinct`, each copy's files start with a `# copy N` line, so no two copies
-    are duplicates (the corpus grows for every stage, dedup included).
-    """
-    files = list_py_files(root, int(mb * 1e6 / copies))
-    repos_dir = os.path.join(work, REPOS_DIR)
-    metadata, count, size = {}, 0, 0
-    for copy in range(copies):
-        header = f"# copy {copy}\n".encode() if distinct else b""
-        for rel, nbytes in files:
-            top = rel.split(os.sep, 1)[0].removesuffix(".py")
-            repo = f"c{copy}-{top}"
-            target = os.path.join(repos_dir, repo, rel)
-            if repo not in metadata:
-                metadata[repo] = {"stars": stars_of(repo), "origin": "github"}
-                os.makedirs(os.path.join(repos_dir, repo))
-                with open(os.path.join(repos_dir, repo, "LICENSE"), "w") as f:
-                    f.write(MIT_TEXT)
-                count, size = count + 1, size + len(MIT_TEXT)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            with open(os.path.join(root, rel), "rb") as src, open(target, "wb") as dst:
-                dst.write(header)
-                shutil.copyfileobj(src, dst)
-            count, size = count + 1, size + nbytes + len(header)
-    with open(os.path.join(work, METADATA_FILE), "w") as f:
-        json.dump(metadata, f, sort_keys=True)
-    return {"files": count, "bytes": size, "repos": len(metadata), "distinct_py_files": len(files)}
-
-
-def warm_cache(folder: str) -> None:
-    """Read every file once, so each measured run starts with the same warm page cache."""
-    for dirpath, _, names in os.walk(folder):
-        for name in names:
-            with open(os.path.join(dirpath, name), "rb") as f:
-                while f.read(1 << 20):
-                    pass
+# ---- outputs -------------------------------------------------------------------------------
 
 
 def parquet_rows(folder: str) -> int:
@@ -193,14 +103,15 @@ def run_ours(work: str, out: str, beam_args: list[str]) -> dict:
 def run_datatrove(work: str, out: str, tasks: int, workers: int) -> dict:
     from datatrove.data import Document
     from datatrove.executor import LocalPipelineExecutor
-    from datatrove.infra.writers import JsonlWriter, ParquetWriter
     from datatrove.pipeline.dedup.exact_dedup import ExactDedupConfig, ExactDedupFilter, ExactDedupSignature, ExactFindDedups
     from datatrove.pipeline.filters import LambdaFilter
     from datatrove.pipeline.filters.base_filter import BaseFilter
     from datatrove.pipeline.formatters import PIIFormatter
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.readers.base import BaseDiskReader
+    from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
+    from schemas.config import FiltersConfig
     from transforms.dedup import dedup_key
     from transforms.filters import check_file
     from transforms.language import language_of
@@ -237,7 +148,7 @@ def run_datatrove(work: str, out: str, tasks: int, workers: int) -> dict:
         name = "code quality"
 
         def filter(self, doc):
-            failed = check_file(doc.text)
+            failed = check_file(doc.text, FiltersConfig())
             return (False, failed[0]) if failed else True
 
     def content_key(doc: Document) -> bytes:
@@ -286,62 +197,6 @@ def run_datatrove(work: str, out: str, tasks: int, workers: int) -> dict:
     )
     write.run()
     return {"kept": parquet_rows(parts["output"])}
-
-
-# ---- measuring -------------------------------------------------------------------------
-
-
-def tree_usage(root_pid: int) -> dict[int, tuple[int, float]]:
-    """{pid: (resident bytes, CPU seconds)} of a process and all its descendants, from /proc."""
-    stats = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    stats[int(entry)] = f.read().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-    children: dict[int, list[int]] = {}
-    for pid, fields in stats.items():
-        children.setdefault(int(fields[1]), []).append(pid)
-    page, tick = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_CLK_TCK")
-    usage, stack = {}, [root_pid]
-    while stack:
-        pid = stack.pop()
-        stack.extend(children.get(pid, ()))
-        if pid in stats:  # fields after the name: state is [0], utime [11], stime [12], rss [21]
-            fields = stats[pid]
-            usage[pid] = (int(fields[21]) * page, (int(fields[11]) + int(fields[12])) / tick)
-    return usage
-
-
-def measure(argv: list[str], log_path: str) -> dict:
-    """Run a command in its own process: its stdout, wall seconds, CPU seconds and peak RSS of its process tree.
-
-    Both are sampled every 0.2 s over the whole tree (worker processes of a fork server
-    are not children the side waits for, so rusage would miss them).
-    """
-    started, peak, cpu = time.perf_counter(), 0, {}
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True)
-        done = threading.Event()
-
-        def sample():
-            nonlocal peak
-            while not done.wait(0.2):
-                usage = tree_usage(proc.pid)
-                peak = max(peak, sum(rss for rss, _ in usage.values()))
-                cpu.update((pid, seconds) for pid, (_, seconds) in usage.items())
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        stdout, _ = proc.communicate()
-        done.set()
-        sampler.join()
-    if proc.returncode:
-        with open(log_path) as log:
-            raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{log.read()[-3000:]}")
-    return dict(stdout=stdout, seconds=time.perf_counter() - started, cpu_seconds=sum(cpu.values()), peak_rss_mb=peak / 2**20)
 
 
 def main(argv=None) -> None:

@@ -32,7 +32,8 @@ import sysconfig
 import tempfile
 
 import yaml
-from bench_peer import METADATA_FILE, REPOS_DIR, build_corpus, measure, warm_cache
+from process_tree import measure
+from site_corpus import METADATA_FILE, REPOS_DIR, build_corpus, warm_cache
 
 SIZES = (1, 4, 16)
 STAGES = ("corpus", "tokenizer", "binarize")

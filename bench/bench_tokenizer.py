@@ -13,7 +13,7 @@ held-out text, and how many fewer tokens ours needs (goal: >= 30%; the paper rep
 45% against GPT-2's own tokenizer, §3.4).
 
 Binarization: the held-out files become a version's documents/ Parquet, and the
-binarize stage (`run_binarize`, the DirectRunner) writes its shards; its throughput is
+binarize stage (`binarize_version`, the DirectRunner) writes its shards; its throughput is
 compared with `Tokenizer.encode_batch` alone over the same texts (goal: >= 80%).
 
     .venv/bin/python bench/bench_tokenizer.py
@@ -36,11 +36,10 @@ from tokenizers import Tokenizer, pre_tokenizers
 
 from infra.writers import write_parquet
 from pipeline.options import make_pipeline_options
-from pipeline.run import StageContext
 from schemas import arrow
-from schemas.config import BinarizeConfig, PipelineConfig
+from schemas.config import BinarizeConfig
 from schemas.records import Document, record_id
-from tokenizer_training.binarize import run_binarize
+from tokenizer_training.binarize import binarize_version
 from tokenizer_training.tokenizer import bpe_trainer, new_tokenizer, save_tokenizer, train_tokenizer
 
 MB = 1 << 20
@@ -125,12 +124,10 @@ def binarize_throughput(test: list[str], tokenizer_dir: str, workdir: str, beam_
     rows = [d.to_row() for d in sorted(docs, key=lambda d: d.id)]
     write_parquet(os.path.join(version, "documents", "part-00000-of-00001.parquet"), arrow.DOCUMENT, rows)
     os.symlink(tokenizer_dir, os.path.join(version, "tokenizer"))
-    config = PipelineConfig(name="bench", binarize=BinarizeConfig(num_shards=4))
     out = os.path.join(workdir, "out")
     os.makedirs(out)
-    ctx = StageContext(config, version, out, make_pipeline_options(beam_args), {"documents": len(docs)})
     started = time.perf_counter()
-    entries = run_binarize(ctx)
+    entries = binarize_version(version, out, BinarizeConfig(num_shards=4), 0, make_pipeline_options(beam_args))
     staged = time.perf_counter() - started
     written = sum(s["tokens"] for s in entries["shards"]["splits"].values())
     assert written == tokens, (written, tokens)

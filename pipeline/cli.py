@@ -9,29 +9,76 @@
     code-corpus infill datasets/sample/v0001 --text "def add(a, b):\n<insert>\n"
 
 Flags `run` does not know are Beam pipeline options; they are checked before any work.
+`--log-level` may come before or after the command.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
+from infra import storage
 from infra.verify import verify_version
-from infra.version import read_manifest
+from infra.version import code_version, read_manifest
 from pipeline.diff import diff_versions, render_diff
 from pipeline.report import screenshot, write_report
 from pipeline.run import build_on_previous, describe_error, parse_stages, run_stages
 from pipeline.summary import counts_table, describe_manifest
 from schemas.config import SAMPLE_TEMPERATURE, SAMPLE_TOP_P, ConfigError, load_config
 
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
+RUN_EPILOG = """\
+Any other flag is a Beam pipeline option and goes to Beam, checked before any work:
+  --direct_running_mode=multi_processing --direct_num_workers=2   (more local cores)
+  --runner DataflowRunner --project P --region R --temp_location gs://B/tmp
+  --sdk_container_image IMAGE --sdk_location=container             (Google Cloud Dataflow)
+See README.md, "Running on more cores or on Dataflow"."""
+# Libraries whose INFO lines say nothing a user acts on (Beam's per-type-hint and cache chatter);
+# they still log their warnings, and everything at --log-level DEBUG. Dataflow's job links stay.
+QUIET_BELOW_WARNING = ("apache_beam",)
+KEEP_INFO = ("apache_beam.runners.dataflow",)
+# Start-up notes each multi-processing Beam worker sends as warnings on every run; they say nothing
+# about the data or the outcome. Other warnings from the workers (ours included) still show.
+WORKER_LOG = "apache_beam.runners.portability.local_job_service"
+WORKER_START_UP_NOTES = ("No semi_persistent_directory found", "Discarding unparseable args")
+
+
+class _DropWorkerStartUpNotes(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(note in message for note in WORKER_START_UP_NOTES)
+
+
+class _PrintVersion(argparse.Action):
+    """`--version`: the package version and commit, computed only when asked."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog} {code_version()}")
+        parser.exit()
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="code-corpus", description=__doc__.split("\n")[0])
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--version", action=_PrintVersion, help="print the program's version and exit")
+    parser.add_argument("--log-level", default="INFO", choices=LOG_LEVELS)
+    # Also accepted after the command; SUPPRESS keeps the value given before it when absent there.
+    log_level = argparse.ArgumentParser(add_help=False)
+    log_level.add_argument("--log-level", default=argparse.SUPPRESS, choices=LOG_LEVELS, help="default: INFO")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="build a dataset version (or run later stages on one)")
+    run = sub.add_parser(
+        "run",
+        parents=[log_level],
+        help="build a dataset version (or run later stages on one)",
+        usage="%(prog)s --config CONFIG [options] [BEAM_OPTION ...]",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("--config", required=True, help="YAML config file (see examples/sample.yaml)")
     run.add_argument("--out", default="datasets", help="root directory of dataset versions (default: datasets)")
     run.add_argument("--stages", help="stage range: 'corpus..binarize', 'tokenizer,binarize', 'train' or 'all'")
@@ -45,29 +92,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--reuse-tokenizer", action="store_true", help="with --previous: copy its tokenizer so old and new shards share ids"
     )
 
-    inspect = sub.add_parser("inspect", help="print a version's manifest and counts as tables")
+    inspect = sub.add_parser("inspect", parents=[log_level], help="print a version's manifest and counts as tables")
     inspect.add_argument("version_dir", help="a dataset version directory, e.g. datasets/sample/v0001")
 
-    diff = sub.add_parser("diff", help="what changed between two versions: counts, documents, config, tokenizer")
+    diff = sub.add_parser(
+        "diff", parents=[log_level], help="what changed between two versions: counts, documents, config, tokenizer"
+    )
     diff.add_argument("a", help="the older version directory")
     diff.add_argument("b", help="the newer version directory")
     diff.add_argument("--all-ids", action="store_true", help="list every added/removed document id")
 
-    verify = sub.add_parser("verify", help="re-hash a version's files against its manifest; non-zero exit on any difference")
+    verify = sub.add_parser(
+        "verify", parents=[log_level], help="re-hash a version's files against its manifest; non-zero exit on any difference"
+    )
     verify.add_argument("version_dir", help="a dataset version directory, e.g. datasets/sample/v0001")
 
-    report = sub.add_parser("report", help="(re)write a version's report.html")
+    report = sub.add_parser("report", parents=[log_level], help="(re)write a version's report.html")
     report.add_argument("version_dir")
     report.add_argument("--screenshot", metavar="PNG", help="also render the page in headless Chromium to this PNG")
 
-    cost = sub.add_parser("bigquery-cost", help="dry-run the BigQuery source's query: bytes it scans, cost, the cap")
+    cost = sub.add_parser(
+        "bigquery-cost", parents=[log_level], help="dry-run the BigQuery source's query: bytes it scans, cost, the cap"
+    )
     cost.add_argument("--config", required=True, help="YAML config file with a sources.bigquery section")
 
     for name, what in (
         ("infill", "fill the <insert> regions of a text with a trained checkpoint (paper §2.2)"),
         ("generate", "continue a text left to right with a trained checkpoint"),
     ):
-        use = sub.add_parser(name, help=what)
+        use = sub.add_parser(name, parents=[log_level], help=what)
         use.add_argument("checkpoint", help="a checkpoint directory, or a version directory (its newest checkpoint)")
         text = use.add_mutually_exclusive_group(required=True)
         marked = ", regions to fill marked <insert>" if name == "infill" else ""
@@ -87,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level)
     if args.command != "run" and extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
@@ -128,6 +181,21 @@ def bigquery_cost(config) -> str:
     return dry_run(make_client(section), section, config.read.max_file_bytes).table()
 
 
+def configure_logging(level: str) -> None:
+    """The root logger at `level`; chatty libraries at WARNING unless `level` is DEBUG."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level)
+    for name in QUIET_BELOW_WARNING:
+        logging.getLogger(name).setLevel(
+            logging.NOTSET if level == "DEBUG" else max(logging.WARNING, logging.getLevelName(level))
+        )
+    for name in KEEP_INFO:
+        logging.getLogger(name).setLevel(level)
+    worker_log = logging.getLogger(WORKER_LOG)
+    if not any(isinstance(f, _DropWorkerStartUpNotes) for f in worker_log.filters):
+        worker_log.addFilter(_DropWorkerStartUpNotes())
+
+
 def _run(args, beam_args: list[str]) -> int:
     config = load_config(args.config)
     if args.previous:
@@ -137,10 +205,17 @@ def _run(args, beam_args: list[str]) -> int:
     stages = parse_stages(args.stages, config.stages)
     version_dir = run_stages(config, args.out, stages, beam_args, args.version, args.overwrite, args.previous)
     manifest = read_manifest(version_dir)
-    print(f"\n{manifest['name']} {manifest['version']} written to {version_dir}\n")
+    print(f"\n{manifest['name']} {manifest['version']} written to {_as_given(version_dir, args.out)}\n")
     if manifest.get("counts"):
         print(counts_table(manifest["counts"], manifest.get("flow")))
     return 0
+
+
+def _as_given(version_dir: str, out: str) -> str:
+    """The version's path the way --out was written (relative stays relative)."""
+    if storage.is_local(out) and not os.path.isabs(out):
+        return os.path.relpath(version_dir)
+    return version_dir
 
 
 if __name__ == "__main__":

@@ -107,11 +107,7 @@ def code_stages(flow: CorpusFlow) -> list[beam.PTransform]:
         ApplyStage(LanguageFn(config.language.languages)),
         ApplyStage(ConvertNotebooksFn()),  # so every later stage judges a notebook's text, not its JSON
         ApplyStage(DecontaminateFn(decont.humaneval, decont.min_match_chars, denied)),
-        ApplyStage(
-            QualityFilterFn(
-                filters.max_line_tokens, filters.max_avg_line_tokens, filters.min_alnum_fraction, filters.extra_generated_phrases
-            )
-        ),
+        ApplyStage(QualityFilterFn(filters)),
         ExactDedup(flow, dedup.bloom_capacity, dedup.bloom_error_rate, previous),
         *near_dedup_stages(flow),
         ApplyStage(ScrubFn(config.scrub)),

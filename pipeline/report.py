@@ -161,6 +161,17 @@ def write_report(version_dir: str) -> str:
 
 def screenshot(version_dir: str, png_path: str, browser: str = "chromium") -> str:
     """Render report.html in headless Chromium and save the page as a PNG."""
+    _headless(version_dir, browser, "--hide-scrollbars", "--window-size=1100,2600", f"--screenshot={os.path.abspath(png_path)}")
+    return png_path
+
+
+def rendered_dom(version_dir: str, browser: str = "chromium") -> str:
+    """report.html's DOM as headless Chromium builds it (what a reader's browser shows)."""
+    return _headless(version_dir, browser, "--dump-dom")
+
+
+def _headless(version_dir: str, browser: str, *flags: str) -> str:
+    """Run headless `browser` on the version's report.html with `flags`; return its stdout."""
     import shutil
     import subprocess
     import tempfile
@@ -170,13 +181,12 @@ def screenshot(version_dir: str, png_path: str, browser: str = "chromium") -> st
         raise FileNotFoundError(f"{browser} not found; install it (e.g. apt-get install chromium) to take screenshots")
     with tempfile.TemporaryDirectory() as profile, storage.LocalCopy(version_dir, fetch=(REPORT,)) as local:
         page = os.path.abspath(os.path.join(local, REPORT))
-        subprocess.run(
+        proc = subprocess.run(
             [
-                exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+                exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                f"--user-data-dir={profile}", "--window-size=1100,2600",
-                f"--screenshot={os.path.abspath(png_path)}", f"file://{page}",
+                f"--user-data-dir={profile}", *flags, f"file://{page}",
             ],
-            check=True, capture_output=True, timeout=120,
-        )
-    return png_path
+            check=True, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    return proc.stdout

@@ -18,7 +18,6 @@ import datetime
 import logging
 import sys
 import time
-from typing import Callable
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
@@ -34,52 +33,17 @@ from infra.version import (
     write_manifest,
     write_run_info,
 )
-from pipeline.corpus import local_repos, run_corpus
+from pipeline.corpus import local_repos
 from pipeline.options import make_pipeline_options
 from pipeline.report import write_report
+from pipeline.stages import STAGE_RUNNERS, StageContext
 from schemas.config import STAGES, ConfigError, PipelineConfig
 from schemas.errors import EmptyCorpusError
-from tokenizer_training.binarize import run_binarize
-from tokenizer_training.train_tokenizer import run_tokenizer
 from transforms.sources.secrets import check_worker_token
 
 log = logging.getLogger(__name__)
 
 WORKER_PYTHON = (3, 11)  # the Python of the worker image (Dockerfile: FROM apache/beam_python3.11_sdk)
-
-
-@dataclasses.dataclass
-class StageContext:
-    """What a stage runner gets: config, where to read earlier outputs, where to write."""
-
-    config: PipelineConfig
-    input_dir: str  # the version as it stands (earlier stages' outputs)
-    output_dir: str  # where this run writes; moved into the version on success
-    pipeline_options: PipelineOptions
-    manifest: dict  # the manifest so far; runners read earlier stages' entries
-
-
-StageRunner = Callable[[StageContext], dict]
-
-
-def run_train(ctx: StageContext) -> dict:
-    """The train stage; torch and transformers (the `train` extra) are imported only when it runs."""
-    try:
-        from trainer.train import run_train_stage
-    except ImportError as e:
-        raise ImportError(f"the train stage needs the train extra ({e}): pip install -e '.[train]'") from None
-
-    return run_train_stage(ctx)
-
-
-# Stage name → runner. A runner returns the manifest entries it adds; "files" and
-# "counts" are merged with what earlier stages recorded, other keys are set.
-STAGE_RUNNERS: dict[str, StageRunner] = {
-    "corpus": run_corpus,
-    "tokenizer": run_tokenizer,
-    "binarize": run_binarize,
-    "train": run_train,
-}
 
 
 def parse_stages(spec: str | None, default: tuple[str, ...]) -> list[str]:

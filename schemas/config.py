@@ -246,7 +246,23 @@ class BinarizeConfig:
 SAMPLE_TEMPERATURE = 0.2
 SAMPLE_TOP_P = 0.95
 
-MODEL_PRESETS = ("tiny", "125m", "1.3b", "6.7b")  # trainer/model.py's shapes; 1.3b and 6.7b are Table 8's
+@dataclasses.dataclass(frozen=True)
+class ModelPreset:
+    """An XGLM shape (paper §4) named by `train.preset`, in fairseq's flag names."""
+
+    d_model: int  # --decoder-embed-dim
+    ffn_dim: int  # --decoder-ffn-embed-dim
+    layers: int  # --decoder-layers
+    heads: int  # --decoder-attention-heads
+    dropout: float  # residual and attention dropout
+
+
+MODEL_PRESETS = {
+    "tiny": ModelPreset(d_model=64, ffn_dim=256, layers=2, heads=4, dropout=0.0),
+    "125m": ModelPreset(d_model=768, ffn_dim=3072, layers=12, heads=12, dropout=0.1),
+    "1.3b": ModelPreset(d_model=2048, ffn_dim=8192, layers=24, heads=32, dropout=0.1),  # Table 8, INCODER-1.3B
+    "6.7b": ModelPreset(d_model=4096, ffn_dim=16384, layers=32, heads=32, dropout=0.1),  # Table 8, INCODER-6.7B
+}
 
 
 @dataclasses.dataclass(frozen=True)

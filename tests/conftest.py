@@ -1,7 +1,10 @@
-"""Shared fixtures: the bundled sample and a way to run the CLI as users do."""
+"""Shared fixtures: the bundled sample, built once per runner mode, and a way to run the CLI."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import re
 import shutil
@@ -16,6 +19,7 @@ import pytest
 from apache_beam.options.pipeline_options import StandardOptions
 
 from infra.storage import connect_anonymously_to_emulator
+from pipeline import cli
 from pipeline.options import LOCAL_RUNNER
 
 # Test pipelines that name no runner use the CLI's local runner (Beam's FnApiRunner), not
@@ -34,13 +38,39 @@ DIRECT_MODES = {
 }
 
 
-def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run `code-corpus` in a fresh process, exactly as a user would."""
-    cli = shutil.which("code-corpus", path=os.path.dirname(sys.executable)) or "code-corpus"
-    proc = subprocess.run([cli, *args], capture_output=True, text=True, cwd=ROOT)
+def run_cli(*args: str, check: bool = True, fresh_process: bool = False) -> subprocess.CompletedProcess:
+    """Run `code-corpus ARGS`; return its exit code and what it wrote to stdout and stderr.
+
+    In this process by default (cli.main, with its log lines in stderr), which spares each
+    call an interpreter's start-up; in a new process, exactly as a user runs it, with
+    `fresh_process` (the session's sample builds are run so).
+    """
+    if fresh_process:
+        exe = shutil.which("code-corpus", path=os.path.dirname(sys.executable)) or "code-corpus"
+        proc = subprocess.run([exe, *args], capture_output=True, text=True, cwd=ROOT)
+    else:
+        proc = _run_cli_here(list(args))
     if check and proc.returncode != 0:
         raise AssertionError(f"code-corpus {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return proc
+
+
+def _run_cli_here(args: list[str]) -> subprocess.CompletedProcess:
+    out, err = io.StringIO(), io.StringIO()
+    root = logging.getLogger()
+    level, handler = root.level, logging.StreamHandler(err)  # pytest's own log capture keeps lines from stderr
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(args)
+            except SystemExit as e:  # argparse's usage errors, --help and --version
+                code = e.code or 0
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    return subprocess.CompletedProcess(["code-corpus", *args], code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="session")
@@ -55,11 +85,18 @@ def sample_version(tmp_path_factory):
     def build(mode: str = "in_memory"):
         if mode not in built:
             out = tmp_path_factory.mktemp(f"sample-{mode}")
-            proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(out), *DIRECT_MODES[mode])
+            proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(out), *DIRECT_MODES[mode], fresh_process=True)
             built[mode] = (out / "sample" / "v0001", proc)
         return built[mode]
 
     return build
+
+
+def pytest_collection_modifyitems(items):
+    """A test that reads the session's sample build waits for it: it is slow by construction."""
+    for item in items:
+        if "sample_version" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(params=sorted(DIRECT_MODES))

@@ -27,6 +27,7 @@ import posixpath
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.options.pipeline_options import PipelineOptions
 from tokenizers import Tokenizer
 
 from infra import storage
@@ -34,10 +35,10 @@ from infra.accounting import check_counts, fold_tallies
 from infra.version import DOCUMENTS_DIR
 from infra.writers import WriteParquetShards, WriteSmallJson, file_info, read_json, shard_of
 from schemas import arrow
+from schemas.config import BinarizeConfig
 from schemas.records import Rejected, record_rng
 from tokenizer_training.indexed_dataset import IndexedDatasetBuilder, bin_path, idx_path, token_dtype
 from tokenizer_training.tokenizer import TOKENIZER_DIR, TOKENIZER_FILE, load_raw_tokenizer, tokenizer_hash
-from tokenizer_training.train_tokenizer import drop_file_entries
 from transforms.base import REJECTED, TALLY, Tally
 
 STAGE = "binarize"
@@ -154,28 +155,24 @@ def build_binarize(p: beam.Pipeline, input_dir: str, out_dir: str, tokenizer_pat
     )
 
 
-def run_binarize(ctx) -> dict:
-    """Write shards/ of the version from its documents and tokenizer; return its manifest part."""
-    tokenizer_path = posixpath.join(ctx.input_dir, TOKENIZER_DIR, TOKENIZER_FILE)
+def binarize_version(version_dir: str, output_dir: str, config: BinarizeConfig, seed: int, options: PipelineOptions) -> dict:
+    """Write `<output_dir>/shards/` from `version_dir`'s documents and tokenizer; return the manifest part."""
+    tokenizer_path = posixpath.join(version_dir, TOKENIZER_DIR, TOKENIZER_FILE)
     if not storage.exists(tokenizer_path):
-        raise FileNotFoundError(f"no {TOKENIZER_DIR}/{TOKENIZER_FILE} in {ctx.input_dir}; run the tokenizer stage")
+        raise FileNotFoundError(f"no {TOKENIZER_DIR}/{TOKENIZER_FILE} in {version_dir}; run the tokenizer stage")
     vocab_size = load_raw_tokenizer(posixpath.dirname(tokenizer_path)).get_vocab_size(with_added_tokens=True)
     dtype = np.dtype(token_dtype(vocab_size)).name
-    storage.delete_tree(posixpath.join(ctx.output_dir, SHARDS_DIR))
-    with beam.Pipeline(options=ctx.pipeline_options) as p:
-        build_binarize(p, ctx.input_dir, ctx.output_dir, tokenizer_path, ctx.config.seed, ctx.config.binarize, dtype)
+    storage.delete_tree(posixpath.join(output_dir, SHARDS_DIR))
+    with beam.Pipeline(options=options) as p:
+        build_binarize(p, version_dir, output_dir, tokenizer_path, seed, config, dtype)
 
-    counts = fold_tallies(read_json(posixpath.join(ctx.output_dir, COUNTS_FILE)))
-    files = read_json(posixpath.join(ctx.output_dir, FILES_FILE))
-    storage.delete_files([posixpath.join(ctx.output_dir, n) for n in (COUNTS_FILE, FILES_FILE)])
+    counts = fold_tallies(read_json(posixpath.join(output_dir, COUNTS_FILE)))
+    files = read_json(posixpath.join(output_dir, FILES_FILE))
+    storage.delete_files([posixpath.join(output_dir, n) for n in (COUNTS_FILE, FILES_FILE)])
     entry = counts.get(STAGE, {"in": 0, "kept": 0, "rejected": {}, "stats": {}})
     splits = shard_summary(files)
     sequences = sum(s["documents"] for s in splits.values())
     check_counts({STAGE: entry}, [], {"shards": ([STAGE], sequences)})
-    documents = ctx.manifest.get("documents")
-    if documents is not None and entry["in"] != documents:
-        raise RuntimeError(f"binarize read {entry['in']} documents but documents/ holds {documents}")
-    drop_file_entries(ctx.manifest, SHARDS_DIR + "/")
     return {
         "counts": {STAGE: entry},
         "files": {f["path"]: {k: v for k, v in f.items() if k != "path"} for f in files},

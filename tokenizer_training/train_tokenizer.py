@@ -2,9 +2,9 @@
 
 Trains the whitespace-spanning byte-level BPE of `tokenizer.py` on a deterministic
 sample of the documents (`sample.py`), or copies the tokenizer of an earlier version
-(`tokenizer.reuse_from`) so that old and new shards share token ids. The manifest
-gets the tokenizer's hash, its vocabulary and special-token ids, and what it was
-trained on.
+(`tokenizer.reuse_from`) so that old and new shards share token ids. It returns the
+manifest's `tokenizer` entry: the tokenizer's hash, its vocabulary and special-token
+ids, and what it was trained on.
 
 Training runs in this process (the BPE trainer is multi-threaded Rust); memory is
 bounded by the sample, not the corpus.
@@ -12,14 +12,11 @@ bounded by the sample, not the corpus.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 
 from infra import storage
-from infra.writers import file_info
-from schemas.config import ConfigError
-from schemas.errors import EmptyCorpusError
+from schemas.config import ConfigError, TokenizerConfig
 from tokenizer_training.sample import choose_sample, document_files, iter_sample
 from tokenizer_training.tokenizer import (
     EOM,
@@ -56,30 +53,30 @@ class _Measured:
             yield text
 
 
-def run_tokenizer(ctx) -> dict:
-    """Train (or reuse) the version's tokenizer; return its manifest part."""
-    config = ctx.config.tokenizer
-    out = storage.join(ctx.output_dir, TOKENIZER_DIR)
+class EmptySampleError(ConfigError):
+    """The sample to train on holds no document (the caller knows whether the corpus is empty too)."""
+
+
+def make_tokenizer(version_dir: str, output_dir: str, config: TokenizerConfig, seed: int, reuse_from: str | None) -> dict:
+    """Train the tokenizer on `version_dir`'s documents, or copy the one at `reuse_from` (a
+    resolved path), into `<output_dir>/tokenizer/`; return the manifest's tokenizer entry."""
+    out = storage.join(output_dir, TOKENIZER_DIR)
     storage.delete_tree(out)
-    if config.reuse_from:
-        trained_on = _copy_tokenizer(ctx.config.resolve(config.reuse_from), out)
+    if reuse_from:
+        trained_on = _copy_tokenizer(reuse_from, out)
     else:
-        trained_on = _train(ctx, out)
+        trained_on = _train(version_dir, out, config, seed)
     tokenizer = load_raw_tokenizer(out)
-    entry = {
+    return {
         "hash": tokenizer_hash(out),
         "vocab_size": tokenizer.get_vocab_size(with_added_tokens=True),
         "special_tokens": {t: tokenizer.token_to_id(t) for t in (EOT, PAD, EOM, MASK_TOKEN_FORMAT.format(0))},
         **trained_on,
     }
-    drop_file_entries(ctx.manifest, TOKENIZER_DIR + "/")
-    return {"tokenizer": entry, "files": _file_entries(ctx.output_dir, out)}
 
 
-def _train(ctx, out: str) -> dict:
-    config = ctx.config.tokenizer
-    paths = document_files(ctx.input_dir)
-    seed = ctx.config.seed
+def _train(version_dir: str, out: str, config: TokenizerConfig, seed: int) -> dict:
+    paths = document_files(version_dir)
     chosen = choose_sample(paths, seed, config.sample_documents, config.sample_fraction, config.sample_bytes)
     texts = _Measured(iter_sample(paths, chosen))
     started = time.monotonic()
@@ -92,22 +89,10 @@ def _train(ctx, out: str) -> dict:
         texts.bytes,
         time.monotonic() - started,
     )
-    if not texts.documents and not ctx.manifest.get("documents", 1):
-        said = rejections(ctx.manifest)
-        raise EmptyCorpusError(f"tokenizer: the corpus kept no document, so there is nothing to train on: {said}")
     if not texts.documents:
-        raise ConfigError("tokenizer: the sample holds no document; raise tokenizer.sample_fraction or sample_bytes")
+        raise EmptySampleError("tokenizer: the sample holds no document; raise tokenizer.sample_fraction or sample_bytes")
     save_tokenizer(tokenizer, out)
     return {"sample": {"documents": texts.documents, "bytes": texts.bytes}, "reused_from": None}
-
-
-def rejections(manifest: dict, top: int = 5) -> str:
-    """The corpus's rejections in one line: how many, and the commonest (stage, reason) pairs."""
-    counts = manifest.get("counts", {})
-    found = [(n, f"{stage}/{reason}") for stage, entry in counts.items() for reason, n in entry.get("rejected", {}).items()]
-    found.sort(key=lambda x: (-x[0], x[1]))
-    shown = ", ".join(f"{what} {n}" for n, what in found[:top])
-    return f"{sum(n for n, _ in found)} records were rejected ({shown or 'none'})"
 
 
 def _copy_tokenizer(source: str, out: str) -> dict:
@@ -121,19 +106,3 @@ def _copy_tokenizer(source: str, out: str) -> dict:
         raise ConfigError(f"tokenizer.reuse_from: {source!r} lacks the special tokens {wrong[:3]}... at their ids")
     storage.copy_tree(source_dir, out)
     return {"reused_from": {"path": source, "hash": tokenizer_hash(source_dir)}}
-
-
-def _file_entries(version_dir: str, directory: str) -> dict:
-    entries = {}
-    for name in storage.list_files(directory):
-        path = storage.join(directory, name)
-        data = storage.read_bytes(path)
-        info = file_info(version_dir, path, hashlib.sha256(data).hexdigest(), len(data))
-        entries[info.pop("path")] = info
-    return entries
-
-
-def drop_file_entries(manifest: dict, prefix: str) -> None:
-    """A rerun replaces the whole directory, so earlier file entries under it go."""
-    for path in [p for p in manifest.get("files", {}) if p.startswith(prefix)]:
-        del manifest["files"][path]

@@ -50,7 +50,7 @@ def load_checkpoint(path: str, device: str = "cpu"):
     """(model, tokenizer) from a checkpoint directory, or the newest checkpoint of a version."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trainer.train import CHECKPOINTS_DIR, list_checkpoints
+    from trainer.checkpoints import CHECKPOINTS_DIR, list_checkpoints
 
     if not storage.exists(storage.join(path, "config.json")):
         found = list_checkpoints(storage.join(path, CHECKPOINTS_DIR)) or list_checkpoints(path)

@@ -7,37 +7,21 @@ pre-norm blocks (`--decoder-normalize-before`), fixed sinusoidal positions
 So a checkpoint saved here loads with `AutoModelForCausalLM.from_pretrained(dir)`
 exactly as facebook/incoder-1B does.
 
-Presets: `tiny` trains in seconds on a laptop CPU; `125m` is the GPT-3 Small shape
-(the benchmark's GPU size); `1.3b` and `6.7b` are Table 8's INCODER shapes.
+Presets (schemas.config.MODEL_PRESETS): `tiny` trains in seconds on a laptop CPU;
+`125m` is the GPT-3 Small shape (the benchmark's GPU size); `1.3b` and `6.7b` are
+Table 8's INCODER shapes.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from transformers import XGLMConfig, XGLMForCausalLM
 
+from schemas.config import MODEL_PRESETS
 from trainer.masking import SpecialIds
 
 POSITION_OFFSET = 2  # XGLM's sinusoidal table starts at row 2; it zeroes the row numbered pad_token_id
 
-
-@dataclasses.dataclass(frozen=True)
-class Preset:
-    d_model: int  # --decoder-embed-dim
-    ffn_dim: int  # --decoder-ffn-embed-dim
-    layers: int  # --decoder-layers
-    heads: int  # --decoder-attention-heads
-    dropout: float  # residual and attention dropout
-
-
-PRESETS = {
-    "tiny": Preset(d_model=64, ffn_dim=256, layers=2, heads=4, dropout=0.0),
-    "125m": Preset(d_model=768, ffn_dim=3072, layers=12, heads=12, dropout=0.1),
-    "1.3b": Preset(d_model=2048, ffn_dim=8192, layers=24, heads=32, dropout=0.1),  # Table 8, INCODER-1.3B
-    "6.7b": Preset(d_model=4096, ffn_dim=16384, layers=32, heads=32, dropout=0.1),  # Table 8, INCODER-6.7B
-}
 
 # Dense bf16 peak of the GPUs we know, in FLOP/s, for model FLOPs utilisation.
 # Matched in order against torch.cuda.get_device_name().
@@ -54,9 +38,9 @@ GPU_PEAK_BF16 = (
 
 def model_config(preset: str, vocab_size: int, ids: SpecialIds, context_length: int) -> XGLMConfig:
     """The XGLM config of a preset for a tokenizer of `vocab_size` tokens."""
-    if preset not in PRESETS:
-        raise ValueError(f"train.preset: unknown preset {preset!r}; choose from {sorted(PRESETS)}")
-    shape = PRESETS[preset]
+    if preset not in MODEL_PRESETS:
+        raise ValueError(f"train.preset: unknown preset {preset!r}; choose from {sorted(MODEL_PRESETS)}")
+    shape = MODEL_PRESETS[preset]
     return XGLMConfig(
         vocab_size=vocab_size,
         max_position_embeddings=max(2048, context_length),  # InCoder's context; sinusoids extend past it

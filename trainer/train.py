@@ -8,15 +8,10 @@ on every target token (mask sentinels and padding excluded); Adam with betas
 (linear warm-up, then linear decay to `lr_end`) (§4). On CUDA the forward pass runs
 under bf16 autocast with fp32 weights; on CPU everything is fp32.
 
-Checkpoints go to `<version>/checkpoints/step-NNNNNN/`, each written whole under a
-temporary name and then renamed, so the directory only ever holds complete ones:
-`save_pretrained` of the model and the tokenizer together (so
-`AutoModelForCausalLM.from_pretrained(dir)` and `AutoTokenizer.from_pretrained(dir)`
-work as on the InCoder model card), plus `trainer_state.pt` (optimizer, scheduler,
-step, data cursor, RNG states) and `train_config.json`. A run started again on the
-same version resumes from the newest checkpoint and computes the same losses it
-would have computed without the interruption. Per-update losses go to
-`checkpoints/train_log.jsonl`.
+Checkpoints go to `<version>/checkpoints/step-NNNNNN/` (trainer/checkpoints.py). A
+run started again on the same version resumes from the newest checkpoint and computes
+the same losses it would have computed without the interruption. Per-update losses go
+to `checkpoints/train_log.jsonl`.
 """
 
 from __future__ import annotations
@@ -24,13 +19,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import hashlib
-import json
 import logging
 import os
-import posixpath
-import re
-import shutil
 import time
 from typing import Callable
 
@@ -38,11 +28,19 @@ import torch
 import torch.nn.functional as F
 from transformers import XGLMForCausalLM
 
-from infra import storage
-from infra.writers import file_info, write_json
 from schemas.config import ConfigError, TrainConfig
-from tokenizer_training.binarize import SHARDS_DIR
-from tokenizer_training.tokenizer import TOKENIZER_DIR, load_tokenizer
+from tokenizer_training.tokenizer import load_tokenizer
+from trainer.checkpoints import (
+    CHECKPOINTS_DIR,
+    LOG_FILE,
+    StepLog,
+    check_resumable,
+    list_checkpoints,
+    load_state,
+    read_log,
+    remove_partial_checkpoints,
+    save_checkpoint,
+)
 from trainer.data import IGNORE_INDEX, Cursor, MaskedSequences, ShardDocuments, next_batch
 from trainer.masking import SpecialIds
 from trainer.model import build_model, count_parameters, gpu_peak_flops, model_config, train_flops_per_token
@@ -51,13 +49,6 @@ log = logging.getLogger(__name__)
 
 ADAM_BETAS = (0.9, 0.98)  # §4
 GRAD_CLIP = 1.0  # §4
-CHECKPOINTS_DIR = "checkpoints"
-STATE_FILE = "trainer_state.pt"
-CONFIG_FILE = "train_config.json"
-LOG_FILE = "train_log.jsonl"
-CHECKPOINT_NAME = re.compile(r"^step-(\d{6,})$")
-# Settings a resumed run may change: none of them changes what is computed.
-RESUMABLE_CHANGES = {"checkpoint_every", "keep_checkpoints", "log_every", "eval_batches", "device", "gpu_peak_tflops"}
 
 
 @dataclasses.dataclass
@@ -111,88 +102,6 @@ def masked_lm_loss(model, inputs: torch.Tensor, labels: torch.Tensor, device: to
     return loss, (targets != IGNORE_INDEX).sum()
 
 
-# ---------------------------------------------------------------------------- checkpoints
-
-
-def list_checkpoints(directory: str) -> list[str]:
-    """Complete checkpoints (those with their state file) under `directory`, oldest first; local or cloud."""
-    found = [(int(m.group(1)), e) for e in storage.list_children(directory) if (m := CHECKPOINT_NAME.match(e))]
-    paths = [storage.join(directory, e) for _, e in sorted(found)]
-    return [p for p in paths if storage.exists(storage.join(p, STATE_FILE))]
-
-
-def save_checkpoint(directory, step, model, tokenizer, optimizer, scheduler, cursor, cfg, keep) -> str:
-    final = os.path.join(directory, f"step-{step:06d}")
-    partial = final + ".partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    state = {
-        "step": step,
-        "cursor": cursor.to_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-    torch.save(state, os.path.join(partial, STATE_FILE))
-    write_json(os.path.join(partial, CONFIG_FILE), dataclasses.asdict(cfg))
-    shutil.rmtree(final, ignore_errors=True)
-    os.rename(partial, final)
-    for old in list_checkpoints(directory)[:-keep]:
-        shutil.rmtree(old)
-    return final
-
-
-def check_resumable(checkpoint: str, cfg: TrainConfig) -> None:
-    with open(os.path.join(checkpoint, CONFIG_FILE), encoding="utf-8") as f:
-        saved = json.load(f)
-    current = dataclasses.asdict(cfg)
-    changed = sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k])
-    if changed:
-        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
-        raise ConfigError(
-            f"train: {checkpoint} was trained with other settings ({details}); "
-            f"restore them to resume, or remove {os.path.dirname(checkpoint)} to start over"
-        )
-
-
-class StepLog:
-    """Per-update losses kept on the device and written to train_log.jsonl in batches.
-
-    Reading a loss waits for the GPU, so it happens only when a batch is written.
-    """
-
-    def __init__(self, path: str, resume_step: int):
-        self.path = path
-        self.pending: list[tuple[int, torch.Tensor, torch.Tensor, float]] = []
-        self.last_loss = float("nan")
-        # Lines past the resumed checkpoint belong to the interrupted run: the new run redoes them.
-        kept = []
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                kept = [line for line in f if json.loads(line)["step"] <= resume_step]
-        with open(path, "w", encoding="utf-8") as f:
-            f.writelines(kept)
-
-    def add(self, step: int, loss: torch.Tensor, tokens: torch.Tensor, lr: float) -> None:
-        self.pending.append((step, loss.detach(), tokens, lr))
-
-    def write(self, **extra) -> None:
-        lines = []
-        for step, loss, tokens, lr in self.pending:
-            self.last_loss = float(loss.item())
-            lines.append({"step": step, "loss": self.last_loss, "tokens": int(tokens.item()), "lr": lr})
-        if lines:
-            lines[-1].update(extra)
-        self.append(lines)
-        self.pending = []
-
-    def append(self, records: list[dict]) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in records)
-
-
 # ---------------------------------------------------------------------------- the loop
 
 
@@ -228,15 +137,13 @@ def train(
         raise ConfigError(f"train: {version_dir} has no train shards; run the binarize stage first")
     valid_docs = ShardDocuments(version_dir, "valid")
 
-    for entry in os.listdir(checkpoints_dir):  # half-written checkpoints of a killed run
-        if entry.endswith(".partial"):
-            shutil.rmtree(os.path.join(checkpoints_dir, entry))
+    remove_partial_checkpoints(checkpoints_dir)
     existing = list_checkpoints(checkpoints_dir)
     state = None
     if existing:
         check_resumable(existing[-1], cfg)
         model = XGLMForCausalLM.from_pretrained(existing[-1], dtype=torch.float32)
-        state = torch.load(os.path.join(existing[-1], STATE_FILE), map_location="cpu")
+        state = load_state(existing[-1])
         log.info("resuming from %s", existing[-1])
     else:
         config = model_config(cfg.preset, len(tokenizer), ids, cfg.context_length)
@@ -339,77 +246,3 @@ def train(
         tokens_per_second=measured_tokens / measured_seconds if measured_seconds else 0.0,
         mfu=mfu,
     )
-
-
-def read_log(path: str) -> list[dict]:
-    """The records of a train_log.jsonl."""
-    if not os.path.isfile(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
-
-
-# ---------------------------------------------------------------------------- the pipeline stage
-
-
-def run_train_stage(ctx) -> dict:
-    """The `train` stage: train on the version, return its manifest entries.
-
-    Checkpoints are written straight into the version (`<version>/checkpoints/`),
-    not into the run's staging directory, so a killed run can be resumed by running
-    the stage again; each checkpoint appears whole or not at all.
-    """
-    cfg = ctx.config.train
-    # torch and the shard reader need real files: a version on cloud storage is trained from a local
-    # copy, and each checkpoint is uploaded as soon as it is saved, so a killed run resumes from it.
-    with storage.LocalCopy(ctx.input_dir, fetch=(SHARDS_DIR, TOKENIZER_DIR, CHECKPOINTS_DIR)) as local:
-        checkpoints_dir = os.path.join(local, CHECKPOINTS_DIR)
-        remote = storage.join(ctx.input_dir, CHECKPOINTS_DIR)
-        upload = None if local == ctx.input_dir else lambda: upload_checkpoints(checkpoints_dir, remote)
-        try:
-            result = train(cfg, local, checkpoints_dir, upload)
-        except ConfigError as e:  # name the version's own paths, not the local copy's
-            raise ConfigError(str(e).replace(local, ctx.input_dir)) from None
-        if upload:
-            upload()  # also when no step was left to train: the bucket then drops what is not a checkpoint
-        files = {}
-        for name in sorted(os.listdir(result.checkpoint)):
-            path = os.path.join(result.checkpoint, name)
-            info = file_info(local, path, _sha256(path), os.path.getsize(path))
-            files[info.pop("path")] = info
-    return {
-        "train": {
-            "preset": cfg.preset,
-            "parameters": result.parameters,
-            "steps": result.step,
-            "checkpoint": os.path.relpath(result.checkpoint, local),
-            "final_loss": result.final_loss,
-            "valid_loss": result.valid_loss,
-        },
-        "files": files,
-    }
-
-
-def upload_checkpoints(local: str, remote: str) -> None:
-    """Make `remote` hold what `local` does: new checkpoints copied with their state file
-    last (a checkpoint without one is not resumed from), the training log, old ones deleted."""
-    kept = {os.path.basename(c) for c in list_checkpoints(local)}
-    present = storage.list_children(remote)
-    uploaded = {posixpath.basename(c) for c in list_checkpoints(remote)}
-    for name in sorted(kept - uploaded):
-        source, target = os.path.join(local, name), storage.join(remote, name)
-        for rel in sorted(storage.list_files(source), key=lambda rel: rel == STATE_FILE):
-            storage.copy_file(os.path.join(source, rel), storage.join(target, rel))
-    files = {n for n in os.listdir(local) if os.path.isfile(os.path.join(local, n))}
-    for name in sorted(files):
-        storage.copy_file(os.path.join(local, name), storage.join(remote, name))
-    for name in set(present) - kept - files:
-        storage.delete_tree(storage.join(remote, name))
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -20,9 +20,11 @@ lines and files long enough to exceed a limit are tokenised.
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 
+from schemas.config import FiltersConfig
 from schemas.records import Rejected, RepoFile
 from transforms.base import RecordFn
 
@@ -67,6 +69,12 @@ def count_word_chars(text: str) -> int:
     return n
 
 
+@functools.lru_cache(maxsize=8)
+def generator_phrases(extra: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """The built-in (generator, phrase) pairs plus the configured extra phrases."""
+    return GENERATED_PHRASES + tuple(("configured", p) for p in extra)
+
+
 def generated_by(text: str, phrases: tuple[tuple[str, str], ...] = GENERATED_PHRASES) -> tuple[str, str] | None:
     """The (generator, phrase) of the first phrase found in text, or None."""
     for generator, phrase in phrases:
@@ -75,17 +83,12 @@ def generated_by(text: str, phrases: tuple[tuple[str, str], ...] = GENERATED_PHR
     return None
 
 
-def check_file(
-    text: str,
-    max_line_tokens: int = 3000,
-    max_avg_line_tokens: float = 100.0,
-    min_alnum_fraction: float = 0.4,
-    phrases: tuple[tuple[str, str], ...] = GENERATED_PHRASES,
-) -> tuple[str, str] | None:
+def check_file(text: str, config: FiltersConfig) -> tuple[str, str] | None:
     """(reason, detail) of the first filter a file fails, or None if it passes them all."""
     if not text.strip():
         return "empty", "only whitespace"
-    generated = generated_by(text, phrases)
+    max_line_tokens, max_avg_line_tokens = config.max_line_tokens, config.max_avg_line_tokens
+    generated = generated_by(text, generator_phrases(config.extra_generated_phrases))
     if generated:
         return "auto-generated", f"{generated[0]}: {generated[1]!r}"
     lines = text.splitlines()
@@ -99,8 +102,8 @@ def check_file(
         if average > max_avg_line_tokens:
             return "avg-line-length", f"{average:.1f} tokens a line > {max_avg_line_tokens:g}"
     alnum = count_word_chars(text) / len(text)
-    if alnum < min_alnum_fraction:
-        return "alnum-fraction", f"{alnum:.3f} of characters alphanumeric or _ < {min_alnum_fraction:g}"
+    if alnum < config.min_alnum_fraction:
+        return "alnum-fraction", f"{alnum:.3f} of characters alphanumeric or _ < {config.min_alnum_fraction:g}"
     return None
 
 
@@ -109,22 +112,11 @@ class QualityFilterFn(RecordFn):
 
     stage = "filters"
 
-    def __init__(
-        self,
-        max_line_tokens: int = 3000,
-        max_avg_line_tokens: float = 100.0,
-        min_alnum_fraction: float = 0.4,
-        extra_generated_phrases: tuple[str, ...] = (),
-    ):
-        self.max_line_tokens = max_line_tokens
-        self.max_avg_line_tokens = max_avg_line_tokens
-        self.min_alnum_fraction = min_alnum_fraction
-        self.phrases = GENERATED_PHRASES + tuple(("configured", p) for p in extra_generated_phrases)
+    def __init__(self, config: FiltersConfig):
+        self.config = config
 
     def __call__(self, record: RepoFile):
-        failed = check_file(
-            record.content, self.max_line_tokens, self.max_avg_line_tokens, self.min_alnum_fraction, self.phrases
-        )
+        failed = check_file(record.content, self.config)
         if failed:
             return Rejected.of(record, self.stage, *failed)
         return record

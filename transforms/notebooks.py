@@ -34,6 +34,7 @@ the same way) and validated against nbformat's schema; anything that fails raise
 
 from __future__ import annotations
 
+import logging
 import posixpath
 import warnings
 
@@ -49,6 +50,18 @@ STAGE = "notebooks"
 NOTEBOOK_EXT = ".ipynb"
 NOTEBOOK_VERSION = 4
 READ_VERSIONS = (3, 4)  # the formats of notebooks in the wild since 2013; older ones are rejected
+
+
+class _DropValidationLog(logging.Filter):
+    """nbformat logs each validation failure it meets while converting (an ERROR with the whole
+    failing cell, through traitlets' logger) before it raises; read_notebook turns the raise into
+    a NotebookError, which the run records as a Rejected, so the log line would only repeat it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Notebook JSON is")
+
+
+logging.getLogger("traitlets").addFilter(_DropValidationLog())
 
 
 class NotebookError(ValueError):

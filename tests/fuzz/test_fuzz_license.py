@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.resources
 import textwrap
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,6 +19,8 @@ from transforms.license import (
     detect_repo_license,
     expression_allowed,
 )
+
+pytestmark = pytest.mark.slow  # fuzzing
 
 IDS = sorted(canonical_texts())
 ALLOW = frozenset({"MIT", "Apache-2.0", "BSD-3-Clause"})

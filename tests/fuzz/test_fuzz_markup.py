@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 import random
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,6 +13,8 @@ from schemas.records import Document, RepoFile
 from tests.fuzz.fuzz_settings import FUZZ
 from transforms import markup
 from transforms.formatting import FormatCodeFn
+
+pytestmark = pytest.mark.slow  # fuzzing
 
 text = st.text(st.characters(codec="utf-8"))  # any text a record can hold (no lone surrogates)
 keys = st.from_regex(r"[a-z][a-z_]{0,9}", fullmatch=True)

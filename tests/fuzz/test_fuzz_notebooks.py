@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,6 +14,8 @@ from tests.fuzz.fuzz_settings import FUZZ
 from transforms import markup
 from transforms.formatting import FormatCodeFn
 from transforms.notebooks import ConvertNotebooksFn, make_markdown_parser, markdown_text
+
+pytestmark = pytest.mark.slow  # fuzzing
 
 markdown_bits = st.sampled_from(
     ["#", "*", "_", "`", "```", "[", "](", ")", "!", ">", "-", "1.", "|", "---", "<b>", "&amp;", "\n", "\n\n", "    ", " "]

@@ -15,6 +15,8 @@ from tests.fuzz.fuzz_settings import FUZZ
 from transforms.sources.dump_files import find_dump_files, split_ranges
 from transforms.sources.stackoverflow import read_range
 
+pytestmark = pytest.mark.slow  # fuzzing
+
 SITE = "fuzz.example"
 MAX_ROW_BYTES = 4096
 

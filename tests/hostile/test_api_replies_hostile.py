@@ -211,6 +211,7 @@ def test_a_lone_surrogate_in_an_error_message_leaves_a_storable_rejection(github
 # -- the whole run ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_hostile_replies_do_not_stop_the_run(tmp_path, servers):  # noqa: F811
     """Through the CLI: a surrogate-laden search page and a proxy page for one commit list are counted, the rest is written."""
     mit = [FakeRepo("m/one", {"one.py": code("one")})]

@@ -45,6 +45,7 @@ def test_unreadable_notebooks_are_rejected_with_a_reason(name, content):
     out.detail.encode("utf-8")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "markdown",
     [

@@ -12,11 +12,14 @@ import glob
 import os
 
 import pyarrow.parquet as pq
+import pytest
 import yaml
 
 from tests.conftest import run_cli
 from tests.hostile.hostile_inputs import SECRET, billion_laughs_dump, hostile_repos, make_outside
 from tests.hostile.test_local_hostile import tree_state
+
+pytestmark = pytest.mark.slow  # runs the pipeline on hostile input
 
 
 def test_a_run_over_every_hostile_input_completes_and_rejects_each_with_a_reason(tmp_path):

@@ -15,6 +15,8 @@ from tests.conftest import run_cli
 from tests.transforms.sources.network_fakes import FakeGitHub, FakeRepo
 from tests.transforms.sources.test_network_pipeline import FAST_HTTP, all_text, code
 
+pytestmark = pytest.mark.slow  # runs the pipeline against an API server
+
 TOKEN = "ghp_HOSTILEsecret0123456789abcdefABCDEF"
 TOKEN_ENV = "HOSTILE_TEST_GITHUB_TOKEN"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import py7zr
+import pytest
 
 from schemas.records import Rejected, StackComment, StackPost
 from tests.conftest import peak_python_memory
@@ -47,6 +48,7 @@ def test_every_byte_range_split_rejects_the_same_rows(tmp_path):
         assert {row_of(r) for r in read_dump(dump, range_bytes) if isinstance(r, Rejected)} == hostile_rows
 
 
+@pytest.mark.slow
 def test_a_7z_row_bomb_is_rejected_as_too_large_and_the_rest_is_read(tmp_path):
     row = b'<row Id="1" PostTypeId="1" Score="1" CreationDate="2020" Title="t" Body="' + b"a" * (32 << 20) + b'" />\n'
     posts = b'<?xml version="1.0" encoding="utf-8"?>\n<posts>\n' + row

@@ -24,6 +24,8 @@ from tests.conftest import SAMPLE_CONFIG
 from tests.transforms.sources.bigquery_fakes import FakeBigQuery, FakeFile
 from transforms.sources.bigquery import ReadRowsFn, RunQueryFn
 
+pytestmark = pytest.mark.slow  # translates the whole graph with Dataflow's runner
+
 IMAGE = "us-central1-docker.pkg.dev/example-project/images/code-corpus:0.1.0"
 DATAFLOW_PRIMITIVES = {
     "beam:transform:pardo:v1",

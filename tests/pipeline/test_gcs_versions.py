@@ -10,13 +10,17 @@ import hashlib
 import os
 import shutil
 
+import pytest
+
 from infra import storage
 from infra.version import MANIFEST, RUN_INFO, read_manifest
 from pipeline.diff import diff_versions
 from schemas.records import RepoFile
 from tests.conftest import EXAMPLES, SAMPLE_CONFIG, run_cli
 from tests.trainer.conftest import ONE_THREAD_ENV, write_version
-from trainer.train import LOG_FILE, STATE_FILE
+from trainer.checkpoints import LOG_FILE, STATE_FILE
+
+pytestmark = pytest.mark.slow  # builds versions on a Cloud Storage server
 
 
 def test_sample_on_cloud_storage_is_byte_identical_to_a_local_build(sample_version, gcs):

@@ -8,8 +8,10 @@ import json
 import re
 import shutil
 
+import numpy as np
 from PIL import Image
 
+from pipeline.report import rendered_dom, screenshot
 from tests.conftest import run_cli
 
 
@@ -35,3 +37,22 @@ def test_report_is_the_same_on_rerun(sample_version, tmp_path):
     first = (version / "report.html").read_bytes()
     run_cli("report", str(version))
     assert (version / "report.html").read_bytes() == first
+
+
+def test_chromium_draws_the_report_with_its_stage_table(sample_version, tmp_path):
+    """Headless Chromium (installed by .ci/run) draws a page that is not blank and holds the stage table."""
+    version, _ = sample_version()
+    manifest = json.loads((version / "manifest.json").read_text())
+
+    png = screenshot(str(version), str(tmp_path / "report.png"))
+    with Image.open(png) as img:
+        pixels = np.asarray(img.convert("L"), dtype=np.float64)
+    assert pixels.shape == (2600, 1100)
+    assert pixels.std() > 20  # text, tables and plots on white; a blank page has no variance
+    assert (pixels < 128).mean() > 0.01  # and a share of it is dark ink
+
+    dom = rendered_dom(str(version))
+    stage_table = re.search(r"<h2>Stages</h2><table>(.+?)</table>", dom)
+    assert stage_table, dom[:2000]
+    for stage, c in manifest["counts"].items():
+        assert f"<td>{stage}</td><td>{c['in']:,}</td><td>{c['kept']:,}</td>" in stage_table.group(1)

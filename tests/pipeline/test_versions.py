@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from pipeline.diff import diff_versions, render_diff
 from schemas.records import RepoFile
 from tests.conftest import EXAMPLES, ROOT, SAMPLE_CONFIG, run_cli
@@ -22,17 +24,18 @@ def copy_sample(tmp_path) -> str:
     return str(target / "sample.yaml")
 
 
+@pytest.mark.slow
 def test_diff_reports_documents_config_and_counts(tmp_path):
     config = copy_sample(tmp_path)
     out = tmp_path / "out"
-    run_cli("run", "--config", config, "--out", str(out))
+    run_cli("run", "--config", config, "--out", str(out), "--stages", "corpus,tokenizer")
     examples = tmp_path / "examples"
     os.remove(examples / "repos" / "mathlib" / "mathlib" / "vector.py")
     (examples / "repos" / "textkit" / "textkit" / "numbers.py").write_text("def double(x):\n    return 2 * x\n")
     (examples / "repos" / "textkit" / "assets" / "icon.bin").write_bytes(b"\x00\x01\x02")
     text = (examples / "sample.yaml").read_text().replace("max_file_bytes: 1000000", "max_file_bytes: 900000")
     (examples / "sample.yaml").write_text(text)
-    run_cli("run", "--config", config, "--out", str(out))
+    run_cli("run", "--config", config, "--out", str(out), "--stages", "corpus,tokenizer")
 
     v1, v2 = out / "sample" / "v0001", out / "sample" / "v0002"
     d = diff_versions(str(v1), str(v2))
@@ -52,19 +55,19 @@ def test_diff_reports_documents_config_and_counts(tmp_path):
     assert render_diff(d) in shown
 
 
-def test_diff_of_identical_versions_is_empty(sample_version, tmp_path):
-    run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path))
-    d = diff_versions(str(sample_version()[0]), str(tmp_path / "sample" / "v0001"))
+def test_diff_of_identical_versions_is_empty(sample_version):
+    d = diff_versions(str(sample_version("in_memory")[0]), str(sample_version("multi_processing")[0]))
     assert d["documents"]["added"] == d["documents"]["removed"] == []
     assert d["config"] == [] and d["counts"] == []
     assert d["tokenizer"]["a"] is not None and d["tokenizer"]["a"] == d["tokenizer"]["b"]
 
 
+@pytest.mark.slow
 def test_killed_run_leaves_no_complete_looking_version_and_next_run_cleans_it(tmp_path):
     out = tmp_path / "out"
-    cli = os.path.join(os.path.dirname(sys.executable), "code-corpus")
-    proc = subprocess.Popen([cli, "run", "--config", SAMPLE_CONFIG, "--out", str(out)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = ["run", "--config", SAMPLE_CONFIG, "--out", str(out), "--stages", "corpus"]
+    exe = os.path.join(os.path.dirname(sys.executable), "code-corpus")
+    proc = subprocess.Popen([exe, *run], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     staging = out / "sample" / ".v0001.partial"
     deadline = time.monotonic() + 60
     while not staging.exists() and time.monotonic() < deadline:
@@ -74,12 +77,13 @@ def test_killed_run_leaves_no_complete_looking_version_and_next_run_cleans_it(tm
     assert staging.exists()
     assert not (out / "sample" / "v0001").exists()
 
-    rerun = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(out))
+    rerun = run_cli(*run)
     assert "removing .v0001.partial" in rerun.stderr
     assert not staging.exists()
     assert (out / "sample" / "v0001" / "manifest.json").is_file()
 
 
+@pytest.mark.slow
 def test_incremental_run_skips_what_the_previous_version_holds(tmp_path):
     config = copy_sample(tmp_path)
     out = tmp_path / "out"

@@ -12,12 +12,12 @@ import pytest
 
 from infra.writers import shard_of, write_parquet
 from pipeline.options import make_pipeline_options
-from pipeline.run import StageContext, run_stages
+from pipeline.run import run_stages
 from schemas import arrow
 from schemas.config import BinarizeConfig, load_config
 from schemas.records import Document
 from tests.conftest import DIRECT_MODES, SAMPLE_CONFIG
-from tokenizer_training.binarize import run_binarize, split_of
+from tokenizer_training.binarize import binarize_version, split_of
 from tokenizer_training.indexed_dataset import IndexedDataset, shard_prefixes
 from tokenizer_training.tokenizer import EOM, MASK_TOKEN_FORMAT, load_raw_tokenizer, save_tokenizer, train_tokenizer
 
@@ -90,6 +90,7 @@ def make_version(root, documents: list[Document]) -> str:
     return str(version)
 
 
+@pytest.mark.slow
 def test_empty_documents_are_rejected_and_long_ones_kept_whole(tmp_path):
     long_text = "".join(f"    value_{i} = compute({i}, scale=2.5)  # step {i}\n" for i in range(3000))
     literal = f"text = '{EOM} and {MASK_TOKEN_FORMAT.format(3)} are plain text here'\n"
@@ -102,11 +103,10 @@ def test_empty_documents_are_rejected_and_long_ones_kept_whole(tmp_path):
     version = make_version(tmp_path, documents)
     work = tmp_path / "work"
     work.mkdir()
-    config = load_config(SAMPLE_CONFIG).replace(binarize=BinarizeConfig(num_shards=1, valid_fraction=0.0))
+    config = BinarizeConfig(num_shards=1, valid_fraction=0.0)
     options = make_pipeline_options(DIRECT_MODES["in_memory"])
-    ctx = StageContext(config, version, str(work), options, {"documents": 4, "files": {}})
 
-    entries = run_binarize(ctx)
+    entries = binarize_version(version, str(work), config, 0, options)
 
     counts = entries["counts"]["binarize"]
     assert counts["in"] == 4 and counts["kept"] == 2 and counts["rejected"] == {"empty": 2}

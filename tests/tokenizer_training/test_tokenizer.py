@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.run import StageContext
 from schemas.config import ConfigError, TokenizerConfig, load_config
 from tests.conftest import ROOT, SAMPLE_CONFIG
 from tokenizer_training.sample import choose_sample, document_files, iter_sample
@@ -26,7 +25,7 @@ from tokenizer_training.tokenizer import (
     tokenizer_hash,
     train_tokenizer,
 )
-from tokenizer_training.train_tokenizer import run_tokenizer
+from tokenizer_training.train_tokenizer import make_tokenizer
 
 CODE = [
     "import numpy as np\nimport pandas as pd\n\n\ndef mean(xs):\n\treturn np.mean(xs)  # average\n",
@@ -138,32 +137,26 @@ def test_sample_is_deterministic_nested_and_bounded(sample_version):
     assert sum(len(t.encode("utf-8")) for t in iter_sample(paths, capped)) <= sum(sizes) - 1
 
 
-def stage_context(version, out, **tokenizer) -> StageContext:
-    config = load_config(SAMPLE_CONFIG)
-    config = config.replace(tokenizer=TokenizerConfig(**tokenizer))
-    return StageContext(config, str(version), str(out), None, {"files": {}})
-
-
 def test_reuse_from_copies_an_earlier_tokenizer(sample_version, tmp_path):
     version, _ = sample_version()
-    entries = run_tokenizer(stage_context(version, tmp_path, reuse_from=str(version)))
-    assert entries["tokenizer"]["hash"] == tokenizer_hash(str(version)) == tokenizer_hash(str(tmp_path))
-    assert entries["tokenizer"]["reused_from"] == {"path": str(version), "hash": tokenizer_hash(str(version))}
-    assert sorted(entries["files"]) == ["tokenizer/tokenizer.json", "tokenizer/tokenizer_config.json"]
+    entry = make_tokenizer(str(version), str(tmp_path), TokenizerConfig(), 0, reuse_from=str(version))
+    assert entry["hash"] == tokenizer_hash(str(version)) == tokenizer_hash(str(tmp_path))
+    assert entry["reused_from"] == {"path": str(version), "hash": tokenizer_hash(str(version))}
+    assert sorted(os.listdir(tmp_path / "tokenizer")) == ["tokenizer.json", "tokenizer_config.json"]
 
 
 def test_reuse_from_a_folder_without_a_tokenizer_names_the_key(sample_version, tmp_path):
     version, _ = sample_version()
     with pytest.raises(ConfigError, match="tokenizer.reuse_from"):
-        run_tokenizer(stage_context(version, tmp_path, reuse_from=str(tmp_path)))
+        make_tokenizer(str(version), str(tmp_path), TokenizerConfig(), 0, reuse_from=str(tmp_path))
 
 
 def test_trained_entry_records_the_sample(sample_version, tmp_path):
     version, _ = sample_version()
-    entries = run_tokenizer(stage_context(version, tmp_path, vocab_size=300, sample_documents=4))
-    assert entries["tokenizer"]["sample"]["documents"] == 4
-    assert entries["tokenizer"]["vocab_size"] <= 300 + len(SPECIAL_TOKENS)
-    assert entries["tokenizer"]["special_tokens"] == {EOT: 0, PAD: 1, EOM: 2, MASK_TOKEN_FORMAT.format(0): 3}
+    entry = make_tokenizer(str(version), str(tmp_path), TokenizerConfig(vocab_size=300, sample_documents=4), 0, None)
+    assert entry["sample"]["documents"] == 4
+    assert entry["vocab_size"] <= 300 + len(SPECIAL_TOKENS)
+    assert entry["special_tokens"] == {EOT: 0, PAD: 1, EOM: 2, MASK_TOKEN_FORMAT.format(0): 3}
 
 
 @pytest.mark.parametrize(

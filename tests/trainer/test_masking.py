@@ -14,6 +14,7 @@ import math
 import random
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -121,6 +122,7 @@ def test_single_span_length_and_start_are_uniform():
     assert_frequencies(starts, {s: 1 / 16 for s in range(16)}, m)
 
 
+@pytest.mark.slow
 def test_several_spans_follow_the_rejection_sampler_exactly():
     for n_tokens, k in ((8, 2), (6, 3)):
         law = rejection_distribution(n_tokens, k)
@@ -129,6 +131,7 @@ def test_several_spans_follow_the_rejection_sampler_exactly():
         assert_frequencies(drawn, law, n)
 
 
+@pytest.mark.slow
 def test_span_lengths_of_two_spans_match_the_rejection_sampler():
     """Span lengths are uniform before the overlap rejection; after it short spans dominate."""
     n_tokens, n = 24, 10_000
@@ -158,6 +161,7 @@ def test_spans_are_sorted_disjoint_and_inside_the_document(n, seed, k_max):
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(tokens=st.lists(st.integers(300, 60_000), min_size=1, max_size=300), seed=st.integers(0, 2**32))
 def test_masked_document_restores_exactly_and_sentinels_are_not_targets(tokens, seed):

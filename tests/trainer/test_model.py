@@ -6,17 +6,12 @@ import pytest
 import torch
 from transformers import XGLMForCausalLM
 
-from schemas.config import MODEL_PRESETS
 from trainer.masking import SpecialIds
-from trainer.model import PRESETS, build_model, count_parameters, gpu_peak_flops, model_config, train_flops_per_token
+from trainer.model import build_model, count_parameters, gpu_peak_flops, model_config, train_flops_per_token
 from trainer.train import polynomial_decay
 
 IDS = SpecialIds(bos=0, pad=1, eom=2, masks=tuple(range(3, 259)))
 INCODER_VOCAB = 50518  # facebook/incoder-1B and -6B's vocabulary size
-
-
-def test_presets_named_in_the_config_are_the_ones_defined():
-    assert tuple(PRESETS) == MODEL_PRESETS
 
 
 @pytest.mark.parametrize("preset, billions", [("125m", 0.124), ("1.3b", 1.31), ("6.7b", 6.65)])

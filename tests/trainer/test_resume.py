@@ -22,13 +22,16 @@ from infra.version import read_manifest
 from schemas.config import ConfigError, load_config
 from tests.conftest import ROOT
 from tests.trainer.conftest import ONE_THREAD_ENV, VERSION, write_version
-from trainer.train import LOG_FILE, list_checkpoints, read_log, train
+from trainer.checkpoints import LOG_FILE, list_checkpoints, read_log
+from trainer.train import train
+
+pytestmark = pytest.mark.slow  # trains a model, twice
 
 CONFIG = """\
 name: counting
 train:
   preset: tiny
-  steps: 100
+  steps: 50
   batch_size: 8
   context_length: 32
   lr: 0.01

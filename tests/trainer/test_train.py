@@ -21,9 +21,12 @@ from pipeline import cli
 from schemas.config import TrainConfig
 from tests.conftest import ROOT
 from tests.trainer.conftest import HELD_OUT_STARTS, MODULUS, ONE_THREAD_ENV, counting_text, one_thread, write_version
+from trainer.checkpoints import LOG_FILE, read_log
 from trainer.infill import generate, infill, load_checkpoint
 from trainer.masking import SpecialIds
-from trainer.train import LOG_FILE, read_log, train
+from trainer.train import train
+
+pytestmark = pytest.mark.slow  # trains a model
 
 E2E = TrainConfig(
     preset="tiny",

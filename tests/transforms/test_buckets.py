@@ -57,6 +57,7 @@ def test_ties_and_tiny_inputs():
     assert boundaries_from_histogram(collections.Counter([3, 120, 5400])) == [120, 5400, 5400, 5400, 5400]
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.integers(-50, 10**6) | st.integers(0, 20), min_size=1, max_size=400))
 def test_boundaries_are_exact_nearest_rank_percentiles(values):
@@ -68,6 +69,7 @@ def test_boundaries_are_exact_nearest_rank_percentiles(values):
         assert below < p / 100 * len(values) <= at_or_below
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", sorted(DIRECT_MODES))
 def test_beam_boundaries_do_not_depend_on_bundling(mode):
     values = [(i * 7919) % 5003 for i in range(12_000)]  # more values than ApproximateQuantiles keeps exactly

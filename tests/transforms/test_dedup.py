@@ -71,6 +71,7 @@ def run_dedup(tmp_path, files, previous=(), capacity=1000):
     yield entry, out_dir
 
 
+@pytest.mark.slow
 def test_survivor_is_most_starred_then_smallest_id(tmp_path):
     text = sample("textkit/textkit/strings.py")
     files = [
@@ -108,6 +109,7 @@ def test_survivor_is_most_starred_then_smallest_id(tmp_path):
     assert len(bloom) == 3 and all(dedup_key(f.path, f.content) in bloom for f in files)
 
 
+@pytest.mark.slow
 def test_previous_version_filter_rejects_known_keys(tmp_path):
     first = run_dedup(tmp_path / "one", [make("a", "x = 1\n", 3), make("b", "y = 2\n", 3)])
     next(first)

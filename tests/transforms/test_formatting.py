@@ -173,6 +173,7 @@ def test_each_attribute_starts_half_the_documents():
     assert fn.stats["attributes_at_start"] + fn.stats["attributes_at_end"] == 4 * n
 
 
+@pytest.mark.slow
 def test_star_buckets_side_input_reaches_the_stage():
     files = [make_file(f"f{i}.py", repo=f"o/r{i % 8}", stars=(i % 8) * 10) for i in range(40)]
     files.append(make_file("g.py", repo="o/gitlab", origin="gitlab", stars=10**6))  # does not count
@@ -215,23 +216,18 @@ plt.bar(list(counts), list(counts.values()))
 """
 
 
-def build_sample(out, config=SAMPLE_CONFIG, *flags) -> tuple[dict, dict]:
-    """Run the corpus stage; return the manifest and the code documents by (repo, path)."""
-    run_cli("run", "--config", config, "--out", str(out), "--stages", "corpus", *flags)
-    version = out / "sample" / "v0001"
+def read_sample(version) -> tuple[dict, dict]:
+    """The manifest of a built version and its code documents by (repo, path)."""
     manifest = json.loads((version / "manifest.json").read_text())
     documents = pq.read_table(version / "documents").to_pylist()
     return manifest, {(d["repo"], d["path"]): d for d in documents if d["kind"] in ("code", "notebook")}
 
 
 @pytest.fixture(scope="module")
-def sample_runs(tmp_path_factory):
-    """The sample built once per DirectRunner mode: (output root, manifest, code documents)."""
-    runs = {}
-    for mode, flags in sorted(DIRECT_MODES.items()):
-        out = tmp_path_factory.mktemp(mode)
-        runs[mode] = (out, *build_sample(out, SAMPLE_CONFIG, *flags))
-    return runs
+def sample_runs(sample_version):
+    """The session's sample build per DirectRunner mode: (output root, manifest, code documents)."""
+    versions = {mode: sample_version(mode)[0] for mode in sorted(DIRECT_MODES)}
+    return {mode: (version.parent.parent, *read_sample(version)) for mode, version in versions.items()}
 
 
 def test_sample_notebook_document(sample_runs):
@@ -298,7 +294,9 @@ def pinned_config(tmp_path, **format_section) -> str:
 def test_pinned_boundaries_from_an_earlier_version(sample_runs, tmp_path):
     out, earlier_manifest, earlier = sample_runs["in_memory"]
     earlier_version = str(out / "sample" / "v0001")
-    manifest, documents = build_sample(tmp_path / "out", pinned_config(tmp_path, star_boundaries_from=earlier_version))
+    config = pinned_config(tmp_path, star_boundaries_from=earlier_version)
+    run_cli("run", "--config", config, "--out", str(tmp_path / "out"), "--stages", "corpus")
+    manifest, documents = read_sample(tmp_path / "out" / "sample" / "v0001")
     assert manifest["star_buckets"] == {
         "percentiles": [50.0, 75.0, 87.5, 93.75, 96.875],
         "boundaries": earlier_manifest["star_buckets"]["boundaries"],

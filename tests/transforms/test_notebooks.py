@@ -225,6 +225,16 @@ def test_broken_notebooks_are_rejected(name):
     assert out.detail and len(out.detail) <= 300
 
 
+def test_a_rejected_notebook_leaves_no_log_line(caplog):
+    """nbformat logs the validation failure it is about to raise; the Rejected alone records it."""
+    cell = {"cell_type": "code", "input": "x = 1", "outputs": [], "language": "python", "collapsed": False, "extra": 1}
+    invalid_v3 = json.dumps({"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": [{"cells": [cell]}]})
+    with caplog.at_level("DEBUG"):
+        out = format_notebook(invalid_v3)
+    assert isinstance(out, Rejected) and out.reason == "notebook-invalid" and "'extra' was unexpected" in out.detail
+    assert caplog.records == []
+
+
 def test_a_notebook_with_nothing_in_it_is_rejected():
     out = format_notebook(notebook_v4([("code", "   "), ("markdown", "<br>")]))
     assert isinstance(out, Rejected) and (out.stage, out.reason) == ("notebooks", "notebook-empty")

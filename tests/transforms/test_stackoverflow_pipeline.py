@@ -21,6 +21,8 @@ from tests.transforms.test_stackoverflow import (
     make_archive,
 )
 
+pytestmark = pytest.mark.slow  # runs the pipeline on dumps
+
 
 def write_config(tmp_path, dumps: list[str], **sections) -> str:
     config = {"name": "so", "seed": SEED, "stages": ["corpus"], "sources": {"stackoverflow": dumps}, **sections}

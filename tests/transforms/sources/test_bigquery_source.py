@@ -56,6 +56,7 @@ def crawl_listing(tmp_path, names=("crawled/already",)) -> str:
     return state.path
 
 
+@pytest.mark.slow
 def test_query_into_a_destination_table_read_in_parallel_streams(bigquery, tmp_path):
     fake = bigquery()
     section = section_for(fake, read_streams=3, maximum_bytes_billed=10**6)
@@ -85,6 +86,7 @@ def test_query_into_a_destination_table_read_in_parallel_streams(bigquery, tmp_p
     assert len(fake.batches) == 3 and sum(fake.batches.values()) == 3 + 3 + 3  # 27 rows, 9 per stream, 4 per batch
 
 
+@pytest.mark.slow
 def test_records_match_the_other_sources(bigquery):
     section = section_for(bigquery(), exclude_crawled=False)
     with TestPipeline() as p:

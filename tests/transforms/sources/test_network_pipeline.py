@@ -19,6 +19,8 @@ from tests.conftest import ROOT, run_cli
 from tests.transforms.sources.bigquery_fakes import FakeBigQuery, FakeFile
 from tests.transforms.sources.network_fakes import FakeGitHub, FakeGitLab, FakeRepo
 
+pytestmark = pytest.mark.slow  # runs the pipeline against API servers
+
 GITHUB_TOKEN = "ghp_PIPELINEsecret1234567890abcdefABCDEF"
 GITLAB_TOKEN = "glpat-PIPELINEsecret0987654321"
 FAST_HTTP = {"max_retries": 2, "backoff_seconds": 0.01, "max_backoff_seconds": 0.05, "timeout_seconds": 20}
