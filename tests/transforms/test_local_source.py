@@ -96,5 +96,5 @@ def test_read_transform_routes_every_file(tmp_path):
         assert_that(out.rejected | beam.Map(lambda r: (r.path, r.reason)),
                     equal_to([("assets/logo.png", "binary"), ("textkit/legacy_latin1.py", "not-utf8")]),
                     label="CheckRejected")
-        assert_that(out.kept | beam.Map(lambda f: f.license), equal_to(["MIT"] * 7), label="CheckLicense")
-        assert_that(out.snapshot | beam.Map(lambda s: s.files), equal_to([7]), label="CheckSnapshot")
+        assert_that(out.kept | beam.Map(lambda f: f.license), equal_to(["MIT"] * 8), label="CheckLicense")
+        assert_that(out.snapshot | beam.Map(lambda s: s.files), equal_to([8]), label="CheckSnapshot")
