@@ -15,6 +15,7 @@ import pytest
 import yaml
 from nbformat import v4
 
+from schemas.config import FiltersConfig
 from schemas.records import RepoFile
 from tests.conftest import SAMPLE_REPOS, run_cli
 from transforms import markup
@@ -61,11 +62,11 @@ def test_a_notebook_with_a_large_image_passes_the_filters_once_converted():
     png = noise_png(0)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 60_000
     raw = notebook(png)
-    assert check_file(raw) is not None  # judged as JSON, the base64 line would reject it
+    assert check_file(raw, FiltersConfig()) is not None  # judged as JSON, the base64 line would reject it
     fn = ConvertNotebooksFn()
     fn.setup()
     converted = fn(record(raw))
-    assert check_file(converted.content) is None
+    assert check_file(converted.content, FiltersConfig()) is None
     assert "iVBOR" not in converted.content and "done" not in converted.content and "<Figure>" not in converted.content
     assert converted.content.endswith("<cell>\nplt.imshow(rng.random((160, 160, 3)))\n</cell>")
     assert (converted.nbformat, converted.kernel, converted.size) == (4, "python", len(raw))
