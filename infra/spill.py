@@ -1,0 +1,95 @@
+"""Record streams on storage: how file contents wait for a global decision without a shuffle.
+
+A stage that must see every record before it can decide (exact dedup, the sorted
+shard writers, binarize) writes the records it holds to a spill file through
+storage (local or gs://) and sends only small keys through the shuffle; a later
+step streams the spill file back. Beam's local runner keeps every shuffled
+PCollection in memory and Dataflow bills every shuffled byte, so contents cross no
+shuffle at all this way, and memory is one batch per open stream.
+
+A spill file is a sequence of frames: an 8-byte header (raw and compressed length,
+little-endian) then an LZ4-compressed pickle of a list of records. Spill files are
+scratch: their names are random and nothing in a dataset version depends on them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import pickle
+import posixpath
+import struct
+import uuid
+from typing import Any, Callable, Iterable, Iterator
+
+import pyarrow as pa
+
+from infra import storage
+
+FRAME_BYTES = 1 << 20  # pickled records per frame: what a reader holds of one stream
+SCRATCH_DIR = "_scratch"  # under a version's staging directory; removed before the commit
+_HEADER = struct.Struct("<II")
+_CODEC = pa.Codec("lz4")
+
+
+def scratch_path(scratch_dir: str, prefix: str) -> str:
+    """A fresh spill file name under `scratch_dir` (unique per bundle and retry)."""
+    return posixpath.join(scratch_dir, f"{prefix}-{uuid.uuid4().hex}.spill")
+
+
+class SpillWriter:
+    """Appends records to one spill file, a frame at a time; `close` returns how many were written."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.out = storage.create_file(path)
+        self.pending: list = []
+        self.pending_bytes = 0
+        self.count = 0
+
+    def write(self, record: Any, size: int) -> None:
+        """Add a record; `size` is about its size in bytes (e.g. the length of its text)."""
+        self.pending.append(record)
+        self.pending_bytes += size
+        self.count += 1
+        if self.pending_bytes >= FRAME_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        raw = pickle.dumps(self.pending, protocol=pickle.HIGHEST_PROTOCOL)
+        packed = _CODEC.compress(raw, asbytes=True)
+        self.out.write(_HEADER.pack(len(raw), len(packed)))
+        self.out.write(packed)
+        self.pending, self.pending_bytes = [], 0
+
+    def close(self) -> int:
+        self._flush()
+        self.out.close()
+        return self.count
+
+
+def read_spill(path: str) -> Iterator[Any]:
+    """The records of one spill file, in the order written, one frame in memory at a time."""
+    with storage.open_file(path) as f:
+        while header := f.read(_HEADER.size):
+            raw_size, packed_size = _HEADER.unpack(header)
+            packed = f.read(packed_size)
+            yield from pickle.loads(_CODEC.decompress(packed, raw_size, asbytes=True))
+
+
+def write_sorted_run(path: str, records: Iterable, size: Callable[[Any], int]) -> int:
+    """Write already sorted records as one spill file (a run of an external sort)."""
+    writer = SpillWriter(path)
+    for record in records:
+        writer.write(record, size(record))
+    return writer.close()
+
+
+def merge_runs(paths: Iterable[str], key: Callable[[Any], Any]) -> Iterator[Any]:
+    """The records of several sorted runs, merged in `key` order; one frame per run in memory.
+
+    Which run a record was in is left to chance, so the output is deterministic when
+    `key` tells every two different records apart (as the writers' sort keys do).
+    """
+    return heapq.merge(*(read_spill(p) for p in sorted(paths)), key=key)
