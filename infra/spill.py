@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from infra import storage
 
-FRAME_BYTES = 1 << 20  # pickled records per frame: what a reader holds of one stream
+FRAME_BYTES = 256 << 10  # records per frame: what a reader holds of one stream (a merge holds one per run)
 SCRATCH_DIR = "_scratch"  # under a version's staging directory; removed before the commit
 _HEADER = struct.Struct("<II")
 _CODEC = pa.Codec("lz4")

@@ -151,25 +151,33 @@ class WriteRunsFn(beam.DoFn):
         self.held, self.held_bytes = [], 0
 
 
-def merged_shards(runs, num_shards: int, scratch_dir: str, shard_and_key: Callable, size: Callable[[Any], int]):
-    """Items → (shard, [run paths]) for every shard in range(num_shards), none left out.
+class SortIntoShards(beam.PTransform):
+    """Items → (shard, [paths of its sorted runs]); every shard in `shards` comes out, with no runs if it got no items.
 
-    `runs` is one PCollection or several: each gets its own run writer, so no items
-    are gathered by a Flatten before they are spilled.
+    The input is one PCollection or a tuple of them: each gets its own run writer, so
+    no items are gathered by a Flatten before they are spilled. Merge a shard's runs
+    with `infra.spill.merge_runs(paths, key=operator.itemgetter(0))`: it yields (sort key, stored item).
     """
-    inputs = [runs] if isinstance(runs, beam.PCollection) else list(runs)
-    pipeline = inputs[0].pipeline
-    spilled = [
-        pcoll | f"WriteRuns{i}" >> beam.ParDo(WriteRunsFn(scratch_dir, shard_and_key, size)) for i, pcoll in enumerate(inputs)
-    ]
-    # One empty marker per shard, so a shard with no items is still written.
-    markers = pipeline | "ShardMarkers" >> beam.Create([(i, None) for i in range(num_shards)])
-    return (
-        (*spilled, markers)
-        | "WithMarkers" >> beam.Flatten()
-        | "GroupRunsByShard" >> beam.GroupByKey()
-        | "RunPaths" >> beam.MapTuple(lambda shard, paths: (shard, sorted(p for p in paths if p is not None)))
-    )
+
+    def __init__(self, scratch_dir: str, shard_and_key: Callable, size: Callable[[Any], int], shards=()):
+        super().__init__()
+        self.scratch_dir = scratch_dir
+        self.shard_and_key = shard_and_key
+        self.size = size
+        self.shards = list(shards)
+
+    def expand(self, items):
+        inputs = [items] if isinstance(items, beam.PCollection) else list(items)
+        write_runs = WriteRunsFn(self.scratch_dir, self.shard_and_key, self.size)
+        spilled = [pcoll | f"WriteRuns{i}" >> beam.ParDo(write_runs) for i, pcoll in enumerate(inputs)]
+        if self.shards:  # one empty marker per shard, so a shard with no items is still written
+            spilled.append(inputs[0].pipeline | "ShardMarkers" >> beam.Create([(shard, None) for shard in self.shards]))
+        return (
+            tuple(spilled)
+            | "WithMarkers" >> beam.Flatten()
+            | "GroupRunsByShard" >> beam.GroupByKey()
+            | "RunPaths" >> beam.MapTuple(lambda shard, paths: (shard, sorted(p for p in paths if p is not None)))
+        )
 
 
 class MergeParquetShardFn(beam.DoFn):
@@ -225,8 +233,10 @@ class WriteParquetShards(beam.PTransform):
             row = record.to_row()
             return shard_of(key(record), n), _row_id(row), row
 
-        return merged_shards(records, n, self.scratch_dir, shard_and_key, row_bytes) | "WriteShards" >> beam.ParDo(
-            MergeParquetShardFn(self.version_dir, self.subdir, self.schema, n)
+        return (
+            records
+            | "SortIntoShards" >> SortIntoShards(self.scratch_dir, shard_and_key, row_bytes, range(n))
+            | "WriteShards" >> beam.ParDo(MergeParquetShardFn(self.version_dir, self.subdir, self.schema, n))
         )
 
 
