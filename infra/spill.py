@@ -8,13 +8,14 @@ PCollection in memory and Dataflow bills every shuffled byte, so contents cross 
 shuffle at all this way, and memory is one batch per open stream.
 
 A spill file is a sequence of frames: an 8-byte header (raw and compressed length,
-little-endian) then an LZ4-compressed pickle of a list of records. Spill files are
+little-endian) then LZ4-compressed pickles of records, one after another. Spill files are
 scratch: their names are random and nothing in a dataset version depends on them.
 """
 
 from __future__ import annotations
 
 import heapq
+import io
 import pickle
 import posixpath
 import struct
@@ -25,7 +26,8 @@ import pyarrow as pa
 
 from infra import storage
 
-FRAME_BYTES = 256 << 10  # records per frame: what a reader holds of one stream (a merge holds one per run)
+FRAME_BYTES = 64 << 10  # pickled records per frame: what a reader holds of one stream
+MAX_FAN_IN = 16  # runs a merge reads at once; more are first merged into longer runs
 SCRATCH_DIR = "_scratch"  # under a version's staging directory; removed before the commit
 _HEADER = struct.Struct("<II")
 _CODEC = pa.Codec("lz4")
@@ -42,26 +44,22 @@ class SpillWriter:
     def __init__(self, path: str):
         self.path = path
         self.out = storage.create_file(path)
-        self.pending: list = []
-        self.pending_bytes = 0
+        self.pending = io.BytesIO()
         self.count = 0
 
-    def write(self, record: Any, size: int) -> None:
-        """Add a record; `size` is about its size in bytes (e.g. the length of its text)."""
-        self.pending.append(record)
-        self.pending_bytes += size
+    def write(self, record: Any) -> None:
+        pickle.dump(record, self.pending, protocol=pickle.HIGHEST_PROTOCOL)
         self.count += 1
-        if self.pending_bytes >= FRAME_BYTES:
+        if self.pending.tell() >= FRAME_BYTES:
             self._flush()
 
     def _flush(self) -> None:
-        if not self.pending:
-            return
-        raw = pickle.dumps(self.pending, protocol=pickle.HIGHEST_PROTOCOL)
-        packed = _CODEC.compress(raw, asbytes=True)
-        self.out.write(_HEADER.pack(len(raw), len(packed)))
-        self.out.write(packed)
-        self.pending, self.pending_bytes = [], 0
+        raw = self.pending.getvalue()
+        if raw:
+            packed = _CODEC.compress(raw, asbytes=True)
+            self.out.write(_HEADER.pack(len(raw), len(packed)))
+            self.out.write(packed)
+            self.pending = io.BytesIO()
 
     def close(self) -> int:
         self._flush()
@@ -74,22 +72,36 @@ def read_spill(path: str) -> Iterator[Any]:
     with storage.open_file(path) as f:
         while header := f.read(_HEADER.size):
             raw_size, packed_size = _HEADER.unpack(header)
-            packed = f.read(packed_size)
-            yield from pickle.loads(_CODEC.decompress(packed, raw_size, asbytes=True))
+            frame = io.BytesIO(_CODEC.decompress(f.read(packed_size), raw_size, asbytes=True))
+            while frame.tell() < raw_size:
+                yield pickle.load(frame)
 
 
-def write_sorted_run(path: str, records: Iterable, size: Callable[[Any], int]) -> int:
+def write_sorted_run(path: str, records: Iterable) -> int:
     """Write already sorted records as one spill file (a run of an external sort)."""
     writer = SpillWriter(path)
     for record in records:
-        writer.write(record, size(record))
+        writer.write(record)
     return writer.close()
 
 
 def merge_runs(paths: Iterable[str], key: Callable[[Any], Any]) -> Iterator[Any]:
-    """The records of several sorted runs, merged in `key` order; one frame per run in memory.
+    """The records of several sorted runs, merged in `key` order, holding a frame of at most MAX_FAN_IN runs.
 
+    Past MAX_FAN_IN runs, groups of them are first merged into longer runs beside them.
     Which run a record was in is left to chance, so the output is deterministic when
     `key` tells every two different records apart (as the writers' sort keys do).
     """
-    return heapq.merge(*(read_spill(p) for p in sorted(paths)), key=key)
+    paths = sorted(paths)
+    while len(paths) > MAX_FAN_IN:
+        longer = []
+        for i in range(0, len(paths), MAX_FAN_IN):
+            group = paths[i : i + MAX_FAN_IN]
+            if len(group) == 1:
+                longer += group
+                continue
+            merged = scratch_path(posixpath.dirname(group[0]), "merged")
+            write_sorted_run(merged, heapq.merge(*(read_spill(p) for p in group), key=key))
+            longer.append(merged)
+        paths = longer
+    return heapq.merge(*(read_spill(p) for p in paths), key=key)

@@ -125,7 +125,7 @@ class WriteRunsFn(beam.DoFn):
     def __init__(self, scratch_dir: str, shard_and_key: Callable, size: Callable[[Any], int]):
         self.scratch_dir = scratch_dir
         self.shard_and_key = shard_and_key
-        self.size = size
+        self.size = size  # about the bytes a stored item takes
 
     def start_bundle(self):
         self.held: list[tuple] = []
@@ -146,7 +146,7 @@ class WriteRunsFn(beam.DoFn):
         self.held.sort(key=lambda t: (t[0], t[1]))
         for shard, items in itertools.groupby(self.held, key=operator.itemgetter(0)):
             path = scratch_path(self.scratch_dir, "run")
-            write_sorted_run(path, ((key, stored) for _, key, stored in items), lambda t: self.size(t[1]))
+            write_sorted_run(path, ((key, stored) for _, key, stored in items))
             yield shard, path
         self.held, self.held_bytes = [], 0
 

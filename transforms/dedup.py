@@ -139,7 +139,7 @@ class SpillFilesFn(beam.DoFn):
     def process(self, record: RepoFile):
         if self.writer is None:
             self.writer = SpillWriter(scratch_path(self.scratch_dir, STAGE))
-        self.writer.write(record, len(record.content))
+        self.writer.write(record)
         yield dedup_key(record.path, record.content), SpilledFile(self.writer.path, record.replace(content=""))
 
     def finish_bundle(self):
