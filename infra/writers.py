@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindows
 
-from infra.spill import SCRATCH_DIR, merge_runs, scratch_path, write_sorted_run
+from infra.spill import SCRATCH_DIR, merge_runs, return_freed_memory, scratch_path, write_sorted_run
 
 PARQUET_COMPRESSION = "zstd"
 ROW_GROUP_BYTES = 32 << 20  # text per Parquet row group: what a streaming reader holds of a column
@@ -127,6 +127,9 @@ class WriteRunsFn(beam.DoFn):
         self.shard_and_key = shard_and_key
         self.size = size  # about the bytes a stored item takes
 
+    def setup(self):
+        return_freed_memory()
+
     def start_bundle(self):
         self.held: list[tuple] = []
         self.held_bytes = 0
@@ -188,6 +191,9 @@ class MergeParquetShardFn(beam.DoFn):
         self.subdir = subdir
         self.schema = schema
         self.num_shards = num_shards
+
+    def setup(self):
+        return_freed_memory()
 
     def process(self, shard_runs):
         index, paths = shard_runs

@@ -32,7 +32,7 @@ from tokenizers import Tokenizer
 
 from infra import storage
 from infra.accounting import check_counts, fold_tallies
-from infra.spill import SCRATCH_DIR, merge_runs
+from infra.spill import SCRATCH_DIR, merge_runs, return_freed_memory
 from infra.version import DOCUMENTS_DIR
 from infra.writers import SortIntoShards, WriteParquetShards, WriteSmallJson, file_info, read_json, shard_of
 from schemas import arrow
@@ -78,6 +78,7 @@ class TokenizeDocumentsDoFn(beam.DoFn):
         with storage.open_file(self.tokenizer_path) as f:
             self.tokenizer = Tokenizer.from_str(f.read().decode("utf-8"))
         self.tokenizer.encode_special_tokens = True  # document text never yields a sentinel id
+        return_freed_memory()
         self.tally = Tally(STAGE)
         self.stats = collections.Counter()
 

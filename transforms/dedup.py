@@ -39,7 +39,7 @@ from apache_beam import pvalue
 from pybloom_live import BloomFilter
 
 from infra import storage
-from infra.spill import SpillWriter, read_spill, scratch_path
+from infra.spill import SpillWriter, read_spill, return_freed_memory, scratch_path
 from infra.writers import HashingFile, file_info
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
@@ -133,6 +133,9 @@ class SpillFilesFn(beam.DoFn):
     def __init__(self, scratch_dir: str):
         self.scratch_dir = scratch_dir
 
+    def setup(self):
+        return_freed_memory()
+
     def start_bundle(self):
         self.writer = None
 
@@ -176,6 +179,9 @@ class ResolveDuplicatesFn(RecordFn):
 
 class ReadKeptFn(beam.DoFn):
     """(spill file, ids of its survivors) → those files, streamed from the spill file."""
+
+    def setup(self):
+        return_freed_memory()
 
     def process(self, spill_ids):
         spill, ids = spill_ids
