@@ -1,33 +1,41 @@
 """Benchmark: the code-cleaning stages on the .py files of the installed site-packages.
 
-Runs license → language → notebooks → decontamination → filters → dedup → scrub twice over the
-same files, each in its own process so peak RSS is its own:
+Runs license → language → notebooks → decontamination → filters → dedup → scrub over the same
+files on three paths, each in its own process so peak RSS is its own:
 
-    beam   the pipeline's own stages (`pipeline.corpus.code_stages`) on the DirectRunner
-    loop   the same RecordFns and dedup rule in a plain single-process Python loop
+    beam in_memory          the pipeline's own stages (`pipeline.corpus.code_stages`) on the local runner
+    beam multi_processing   the same with --direct_running_mode=multi_processing --direct_num_workers=2
+    loop                    the same RecordFns and dedup rule in a plain single-process Python loop
+
+Each path runs at two sizes (`--small-mb`, `--large-mb`; past the installed files the
+list repeats, each copy's files starting with their own `# copy K` line so no copy
+is a duplicate of another). Start-up cancels in the marginal throughput, MB added per
+second added, and the command prints one line per runner mode:
+`marginal beam / loop throughput: R` (goals: in_memory >= 0.8, multi_processing >= 1.4).
 
 Both read the files from disk (and skip the few that are not UTF-8); every file is read once
-before either run, so neither gets a colder page cache than the other. Prints seconds (wall
-and CPU), files/s, MB/s and peak RSS of each, and the Beam/loop throughput ratio (goal: >= 0.5).
+before any run, so none gets a colder page cache than another. Also prints seconds (wall
+and CPU, the runner's worker processes included), MB/s and peak RSS of each run.
 
-    .venv/bin/python bench/bench_cleaning.py --max-mb 40
-    .venv/bin/python bench/bench_cleaning.py --max-mb 40 --direct_running_mode=multi_processing --direct_num_workers=2
+    .venv/bin/python bench/bench_cleaning.py                  # --small-mb 100 --large-mb 400
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import multiprocessing
 import os
-import resource
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 
 import apache_beam as beam
 from apache_beam.internal.cloudpickle import cloudpickle
+from bench_peer import tree_usage
 from pybloom_live import BloomFilter
 
 from pipeline.corpus import CorpusFlow, code_stages
@@ -40,45 +48,67 @@ from transforms.dedup import dedup_key, survivor_rank
 CONFIG = PipelineConfig(name="bench")
 
 
-def list_files(root: str, max_bytes: int) -> list[str]:
-    """Sorted .py files under root, up to max_bytes in total (files over 1 MB are skipped, as `read` would)."""
-    paths, total = [], 0
+MODES = {
+    "in_memory": ["--direct_running_mode=in_memory"],
+    "multi_processing": ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+}
+GOALS = {"in_memory": 0.8, "multi_processing": 1.4}
+
+
+def installed_files(root: str) -> list[str]:
+    """Sorted .py files under root (files over read.max_file_bytes are skipped, as `read` would)."""
+    paths = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
             path = os.path.join(dirpath, name)
-            if name.endswith(".py") and os.path.isfile(path):
-                size = os.path.getsize(path)
-                if size <= CONFIG.read.max_file_bytes:
-                    if total + size > max_bytes:
-                        return paths
+            if name.endswith(".py") and os.path.isfile(path) and not os.path.islink(path):
+                if os.path.getsize(path) <= CONFIG.read.max_file_bytes:
                     paths.append(path)
-                    total += size
     return paths
 
 
-def read_file(root: str, path: str) -> RepoFile | None:
+def list_files(files: list[str], max_bytes: int) -> list[tuple[str, int]]:
+    """(path, copy) pairs up to max_bytes in total: the files in order, then again as copy 1, 2, ..."""
+    picked, total = [], 0
+    for copy in itertools.count():
+        for path in files:
+            size = os.path.getsize(path)
+            if total + size > max_bytes:
+                return picked
+            picked.append((path, copy))
+            total += size
+
+
+def read_file(root: str, path_copy: tuple[str, int]) -> RepoFile | None:
     """A site-packages file as a RepoFile of its top-level package (stars from a hash of its name)."""
+    path, copy = path_copy
     with open(path, "rb") as f:
-        data = f.read()
+        data = (f"# copy {copy}\n".encode() if copy else b"") + f.read()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
     rel = os.path.relpath(path, root)
-    repo = rel.split(os.sep, 1)[0]
+    repo = f"c{copy}-{rel.split(os.sep, 1)[0]}"
     stars = int(hashlib.sha256(repo.encode()).hexdigest()[:4], 16) % 1000
     return RepoFile(RepoFile.make_id("local", repo, rel, None), "local", repo, rel, None, "MIT", stars, len(data), text)
 
 
-def run_beam(root: str, paths: list[str], beam_args: list[str]) -> dict:
+def run_beam(root: str, paths: list[tuple[str, int]], beam_args: list[str]) -> dict:
     # This script is no module Beam's worker processes can import: ship its functions by value.
     cloudpickle.register_pickle_by_value(sys.modules[read_file.__module__])
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as out_dir:
         with beam.Pipeline(options=make_pipeline_options(beam_args)) as p:
             flow = CorpusFlow(p, CONFIG, out_dir)
-            files = p | beam.Create(paths) | "Read" >> beam.Map(lambda path: read_file(root, path)) | beam.Filter(bool)
+            files = (
+                p
+                | beam.Create(paths)
+                | beam.Reshuffle()  # as ReadLocalRepos spreads its repositories over the workers
+                | "Read" >> beam.Map(lambda path: read_file(root, path))
+                | beam.Filter(bool)
+            )
             for stage in code_stages(flow):
                 files = flow.add_stage(files | stage)
             kept = files | "CountKept" >> beam.combiners.Count.Globally()
@@ -87,7 +117,7 @@ def run_beam(root: str, paths: list[str], beam_args: list[str]) -> dict:
     return {"seconds": time.perf_counter() - started}
 
 
-def run_loop(root: str, paths: list[str]) -> dict:
+def run_loop(root: str, paths: list[tuple[str, int]]) -> dict:
     started = time.perf_counter()
     stages = [s.fn for s in code_stages(CorpusFlow(None, CONFIG, "")) if isinstance(s, ApplyStage)]
     dedup_at = 5  # license, language, notebooks, decontamination, filters run before dedup; scrub after
@@ -122,23 +152,6 @@ def run_loop(root: str, paths: list[str]) -> dict:
     return {"seconds": time.perf_counter() - started}
 
 
-def cpu_seconds() -> float:
-    """CPU time of this process and its finished children (the machine may be shared)."""
-    return sum(
-        usage.ru_utime + usage.ru_stime
-        for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
-    )
-
-
-def measured(target, *args) -> dict:
-    """Run target in this (child) process and add its CPU time and peak RSS."""
-    started = cpu_seconds()
-    result = target(*args)
-    result["cpu_seconds"] = cpu_seconds() - started
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return result
-
-
 def warm_cache(paths: list[str]) -> None:
     for path in paths:
         with open(path, "rb") as f:
@@ -147,29 +160,57 @@ def warm_cache(paths: list[str]) -> None:
 
 
 def in_child(target, *args) -> dict:
+    """Run target in a fresh process; add wall seconds, CPU seconds and peak RSS of its whole process tree."""
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(measured, (target, *args))
+        pid = pool.apply(os.getpid)
+        peak, cpu, done = 0, {}, threading.Event()
+
+        def sample():
+            nonlocal peak
+            while not done.wait(0.2):
+                usage = tree_usage(pid)
+                peak = max(peak, sum(rss for rss, _ in usage.values()))
+                cpu.update((p, seconds) for p, (_, seconds) in usage.items())
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        result = pool.apply(target, args)
+        done.set()
+        sampler.join()
+    return dict(result, cpu_seconds=sum(cpu.values()), peak_rss_mb=peak / 2**20)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--max-mb", type=float, default=40.0, help="stop adding files at this many MB (default 40)")
+    parser.add_argument("--small-mb", type=float, default=100.0, help="the smaller size in MB (default 100)")
+    parser.add_argument("--large-mb", type=float, default=400.0, help="the larger size in MB (default 400)")
     parser.add_argument("--root", default=sysconfig.get_paths()["purelib"], help="directory of .py files")
-    args, beam_args = parser.parse_known_args(argv)
-    paths = list_files(args.root, int(args.max_mb * 1e6))
-    mb = sum(os.path.getsize(p) for p in paths) / 1e6
-    print(f"{len(paths)} .py files, {mb:.1f} MB, under {args.root}")
-    warm_cache(paths)
-    results = {"beam": in_child(run_beam, args.root, paths, beam_args), "loop": in_child(run_loop, args.root, paths)}
-    print(f"{'path':6} {'seconds':>8} {'CPU s':>6} {'files/s':>9} {'MB/s':>6} {'peak RSS MB':>12}")
-    for name, r in results.items():
-        print(
-            f"{name:6} {r['seconds']:8.1f} {r['cpu_seconds']:6.1f} {len(paths) / r['seconds']:9.0f} "
-            f"{mb / r['seconds']:6.2f} {r['peak_rss_mb']:12.0f}"
-        )
-    ratio = results["loop"]["seconds"] / results["beam"]["seconds"]
-    cpu_ratio = results["loop"]["cpu_seconds"] / results["beam"]["cpu_seconds"]
-    print(f"beam / loop throughput: {ratio:.2f} wall, {cpu_ratio:.2f} CPU (goal >= 0.50)")
+    args = parser.parse_args(argv)
+    files = installed_files(args.root)
+    sizes = {label: list_files(files, int(mb * 1e6)) for label, mb in (("small", args.small_mb), ("large", args.large_mb))}
+    warm_cache(files)
+    paths = {"loop": lambda picked: in_child(run_loop, args.root, picked)}
+    for mode, beam_args in MODES.items():
+        paths[f"beam {mode}"] = lambda picked, beam_args=beam_args: in_child(run_beam, args.root, picked, beam_args)
+    print(f"{'path':22} {'size':>5} {'files':>6} {'MB':>6} {'seconds':>8} {'CPU s':>6} {'MB/s':>6} {'peak RSS MB':>12}")
+    results = {}
+    for name, run in paths.items():
+        for label, picked in sizes.items():
+            mb = sum(os.path.getsize(path) for path, _ in picked) / 1e6
+            r = results[name, label] = dict(run(picked), mb=mb)
+            print(
+                f"{name:22} {label:>5} {len(picked):6d} {mb:6.1f} {r['seconds']:8.1f} {r['cpu_seconds']:6.1f} "
+                f"{mb / r['seconds']:6.2f} {r['peak_rss_mb']:12.0f}"
+            )
+
+    def marginal(name: str, clock: str = "seconds") -> float:
+        small, large = results[name, "small"], results[name, "large"]
+        return (large["mb"] - small["mb"]) / max(large[clock] - small[clock], 1e-9)
+
+    for mode, goal in GOALS.items():
+        wall = marginal(f"beam {mode}") / marginal("loop")
+        cpu = marginal(f"beam {mode}", "cpu_seconds") / marginal("loop", "cpu_seconds")
+        print(f"{mode}: marginal beam / loop throughput: {wall:.2f} (goal >= {goal}); per CPU second: {cpu:.2f}")
 
 
 if __name__ == "__main__":

@@ -248,7 +248,8 @@ def main(argv=None) -> None:
         ours, theirs = results["ours"], results["datatrove"]
         print(
             f"ours / datatrove: throughput {theirs['seconds'] / ours['seconds']:.2f}, "
-            f"CPU {ours['cpu_seconds'] / theirs['cpu_seconds']:.2f}, peak RSS {ours['peak_rss_mb'] / theirs['peak_rss_mb']:.2f}"
+            f"CPU {ours['cpu_seconds'] / theirs['cpu_seconds']:.2f}, peak RSS {ours['peak_rss_mb'] / theirs['peak_rss_mb']:.2f} "
+            "(goals: throughput >= 1, peak RSS <= 1)"
         )
         print(f"ours: {ours['dedup_rejected']} duplicates rejected, {ours['emails_replaced']} emails replaced")
     finally:

@@ -5,6 +5,9 @@ so two runs over the same input give different files. Here a record's shard is a
 hash of its id, each shard is sorted by id before it is written, and every shard
 file exists even when empty: the same records always give the same bytes.
 
+The sort is external (infra/spill.py): bundles spill sorted runs, and only their
+paths cross the shuffle, so contents travel once and no worker holds a shard.
+
 Each writer outputs one small dict per file written (path relative to the version,
 sha256, rows, bytes); the run gathers them into the manifest.
 """
@@ -12,17 +15,23 @@ sha256, rows, bytes); the run gathers them into the manifest.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import operator
 import posixpath
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms.window import GlobalWindows
+
+from infra.spill import SCRATCH_DIR, merge_runs, return_freed_memory, scratch_path, write_sorted_run
 
 PARQUET_COMPRESSION = "zstd"
 ROW_GROUP_BYTES = 32 << 20  # text per Parquet row group: what a streaming reader holds of a column
+RUN_BYTES = 32 << 20  # what a writer holds per bundle before it sorts it and spills it as a run
 
 
 def shard_of(record_id: str, num_shards: int) -> int:
@@ -72,11 +81,12 @@ def file_info(version_dir: str, path: str, sha256: str, size: int, rows: int | N
     return info
 
 
-def write_parquet(path: str, schema: pa.Schema, rows: list[dict]) -> tuple[str, int]:
+def write_parquet(path: str, schema: pa.Schema, rows: Iterable[dict]) -> tuple[str, int]:
     """Write rows to one Parquet file in row groups of about ROW_GROUP_BYTES; return (sha256, bytes).
 
     Readers (the tokenizer sample, the report, Beam's ReadFromParquet) hold one row group
-    of a column at a time, so bounded groups keep their memory flat however big a shard is.
+    of a column at a time, so bounded groups keep their memory flat however big a shard is;
+    `rows` may be a stream, of which the writer holds one row group.
     """
     out = HashingFile(FileSystems.create(path))
     with pq.ParquetWriter(out, schema, compression=PARQUET_COMPRESSION) as writer:
@@ -86,34 +96,118 @@ def write_parquet(path: str, schema: pa.Schema, rows: list[dict]) -> tuple[str, 
     return out.sha256.hexdigest(), out.size
 
 
-def row_groups(rows: list[dict], max_bytes: int) -> Iterator[list[dict]]:
+def row_bytes(row: dict) -> int:
+    """About the size of a row: its text and binary values."""
+    return sum(len(v) for v in row.values() if isinstance(v, (str, bytes)))
+
+
+def row_groups(rows: Iterable[dict], max_bytes: int) -> Iterator[list[dict]]:
     """Consecutive runs of rows whose text and binary values add up to about `max_bytes` (at least one row each)."""
     group: list[dict] = []
     size = 0
     for row in rows:
-        row_size = sum(len(v) for v in row.values() if isinstance(v, (str, bytes)))
-        if group and size + row_size > max_bytes:
+        size_of_row = row_bytes(row)
+        if group and size + size_of_row > max_bytes:
             yield group
             group, size = [], 0
         group.append(row)
-        size += row_size
+        size += size_of_row
     yield group  # an empty file still gets one (empty) row group
 
 
-class WriteShardFn(beam.DoFn):
-    def __init__(self, version_dir: str, subdir: str, schema: pa.Schema, num_shards: int, sort_key):
+class WriteRunsFn(beam.DoFn):
+    """Items → sorted runs on storage, one per shard each time RUN_BYTES are held; yields (shard, run path).
+
+    The first half of an external sort: what crosses the shuffle after it is a path per
+    run, not the items. `shard_and_key(item)` gives (shard, sort key, item as stored).
+    """
+
+    def __init__(self, scratch_dir: str, shard_and_key: Callable, size: Callable[[Any], int]):
+        self.scratch_dir = scratch_dir
+        self.shard_and_key = shard_and_key
+        self.size = size  # about the bytes a stored item takes
+
+    def setup(self):
+        return_freed_memory()
+
+    def start_bundle(self):
+        self.held: list[tuple] = []
+        self.held_bytes = 0
+
+    def process(self, item):
+        shard, key, stored = self.shard_and_key(item)
+        self.held.append((shard, key, stored))
+        self.held_bytes += self.size(stored)
+        if self.held_bytes >= RUN_BYTES:
+            yield from self._spill()
+
+    def finish_bundle(self):
+        for out in self._spill():
+            yield GlobalWindows.windowed_value(out)
+
+    def _spill(self):
+        self.held.sort(key=lambda t: (t[0], t[1]))
+        for shard, items in itertools.groupby(self.held, key=operator.itemgetter(0)):
+            path = scratch_path(self.scratch_dir, "run")
+            write_sorted_run(path, ((key, stored) for _, key, stored in items))
+            yield shard, path
+        self.held, self.held_bytes = [], 0
+
+
+class SortIntoShards(beam.PTransform):
+    """Items → (shard, [paths of its sorted runs]); every shard in `shards` comes out, with no runs if it got no items.
+
+    The input is one PCollection or a tuple of them: each gets its own run writer, so
+    no items are gathered by a Flatten before they are spilled. Merge a shard's runs
+    with `infra.spill.merge_runs(paths, key=operator.itemgetter(0))`: it yields (sort key, stored item).
+    """
+
+    def __init__(self, scratch_dir: str, shard_and_key: Callable, size: Callable[[Any], int], shards=()):
+        super().__init__()
+        self.scratch_dir = scratch_dir
+        self.shard_and_key = shard_and_key
+        self.size = size
+        self.shards = list(shards)
+
+    def expand(self, items):
+        inputs = [items] if isinstance(items, beam.PCollection) else list(items)
+        write_runs = WriteRunsFn(self.scratch_dir, self.shard_and_key, self.size)
+        spilled = [pcoll | f"WriteRuns{i}" >> beam.ParDo(write_runs) for i, pcoll in enumerate(inputs)]
+        if self.shards:  # one empty marker per shard, so a shard with no items is still written
+            spilled.append(inputs[0].pipeline | "ShardMarkers" >> beam.Create([(shard, None) for shard in self.shards]))
+        return (
+            tuple(spilled)
+            | "WithMarkers" >> beam.Flatten()
+            | "GroupRunsByShard" >> beam.GroupByKey()
+            | "RunPaths" >> beam.MapTuple(lambda shard, paths: (shard, sorted(p for p in paths if p is not None)))
+        )
+
+
+class MergeParquetShardFn(beam.DoFn):
+    """(shard, run paths) → the runs merged by sort key into one Parquet file; yields its file entry."""
+
+    def __init__(self, version_dir: str, subdir: str, schema: pa.Schema, num_shards: int):
         self.version_dir = version_dir
         self.subdir = subdir
         self.schema = schema
         self.num_shards = num_shards
-        self.sort_key = sort_key
 
-    def process(self, shard_rows):
-        index, rows = shard_rows
-        rows = sorted((r for r in rows if r is not None), key=self.sort_key)
+    def setup(self):
+        return_freed_memory()
+
+    def process(self, shard_runs):
+        index, paths = shard_runs
+        rows = 0
+
+        def merged_rows():
+            nonlocal rows
+            for _, row in merge_runs(paths, key=operator.itemgetter(0)):
+                rows += 1
+                yield row
+
         path = posixpath.join(self.version_dir, self.subdir, shard_name("part", index, self.num_shards, ".parquet"))
-        sha, size = write_parquet(path, self.schema, rows)
-        yield file_info(self.version_dir, path, sha, size, len(rows))
+        sha, size = write_parquet(path, self.schema, merged_rows())
+        yield file_info(self.version_dir, path, sha, size, rows)
 
 
 def _row_id(row: dict) -> tuple:
@@ -121,27 +215,34 @@ def _row_id(row: dict) -> tuple:
 
 
 class WriteParquetShards(beam.PTransform):
-    """Records with `.to_row()` → `num_shards` sorted Parquet files under `version_dir/subdir`."""
+    """Records with `.to_row()` → `num_shards` sorted Parquet files under `version_dir/subdir`.
 
-    def __init__(self, version_dir: str, subdir: str, schema: pa.Schema, num_shards: int, key=lambda r: r.id):
+    A record's shard is a hash of `key(record)`; rows are sorted within a shard by id
+    (then stage, path, repo). The sort is external: each bundle writes sorted runs to
+    `scratch_dir`, and one worker per shard merges its runs, holding a frame of each run
+    and one row group, never the shard. The input may be a tuple of PCollections.
+    """
+
+    def __init__(self, version_dir: str, subdir: str, schema: pa.Schema, num_shards: int, key=lambda r: r.id, scratch_dir=None):
         super().__init__()
         self.version_dir = version_dir
         self.subdir = subdir
         self.schema = schema
         self.num_shards = num_shards
         self.key = key
+        self.scratch_dir = scratch_dir or posixpath.join(version_dir, SCRATCH_DIR)
 
     def expand(self, records):
-        n = self.num_shards
-        key = self.key
-        keyed = records | "KeyByShard" >> beam.Map(lambda r: (shard_of(key(r), n), r.to_row()))
-        # One empty marker per shard, so a shard with no records is still written.
-        markers = records.pipeline | "ShardMarkers" >> beam.Create([(i, None) for i in range(n)])
+        n, key = self.num_shards, self.key
+
+        def shard_and_key(record):
+            row = record.to_row()
+            return shard_of(key(record), n), _row_id(row), row
+
         return (
-            (keyed, markers)
-            | "WithMarkers" >> beam.Flatten()
-            | "GroupByShard" >> beam.GroupByKey()
-            | "WriteShards" >> beam.ParDo(WriteShardFn(self.version_dir, self.subdir, self.schema, n, _row_id))
+            records
+            | "SortIntoShards" >> SortIntoShards(self.scratch_dir, shard_and_key, row_bytes, range(n))
+            | "WriteShards" >> beam.ParDo(MergeParquetShardFn(self.version_dir, self.subdir, self.schema, n))
         )
 
 

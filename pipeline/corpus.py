@@ -27,18 +27,19 @@ import apache_beam as beam
 
 from infra import storage
 from infra.accounting import check_counts, fold_tallies, total_rejected
+from infra.spill import SCRATCH_DIR
 from infra.version import MANIFEST
 from infra.writers import WriteParquetShards, WriteSmallJson, read_json, write_json
 from schemas import arrow
 from schemas.config import ConfigError, PipelineConfig, check_star_boundaries
 from transforms.base import ApplyStage
 from transforms.decontamination import DecontaminateFn, announce_checks, load_deny_list
-from transforms.dedup import ExactDedup, bloom_path
+from transforms.dedup import DedupOutputs, ExactDedup, bloom_path
 from transforms.filters import QualityFilterFn
 from transforms.formatting import FormatCodeFn, StarBuckets, entry_boundaries, star_buckets_entry
 from transforms.language import LanguageFn
 from transforms.license import LicenseFilterFn
-from transforms.near_dedup import near_dedup_stages
+from transforms.near_dedup import NearDedup, near_dedup_stages
 from transforms.notebooks import ConvertNotebooksFn
 from transforms.scrub import ScrubFn
 from transforms.sources.dump_files import DumpError, find_dump_files, split_ranges
@@ -75,6 +76,11 @@ class CorpusFlow:
     # keeps of the groups it emits must equal what the next stage reads.
     links: list = dataclasses.field(default_factory=list)
 
+    @property
+    def scratch_dir(self) -> str:
+        """Where stages spill records during the run (removed before the version is committed)."""
+        return posixpath.join(self.out_dir, SCRATCH_DIR)
+
     def add_stage(self, outputs) -> beam.PCollection:
         """Collect a stage's rejected and tally outputs; return its kept records."""
         self.rejected.append(outputs.rejected)
@@ -108,7 +114,7 @@ def code_stages(flow: CorpusFlow) -> list[beam.PTransform]:
         ApplyStage(ConvertNotebooksFn()),  # so every later stage judges a notebook's text, not its JSON
         ApplyStage(DecontaminateFn(decont.humaneval, decont.min_match_chars, denied)),
         ApplyStage(QualityFilterFn(filters)),
-        ExactDedup(flow, dedup.bloom_capacity, dedup.bloom_error_rate, previous),
+        ExactDedup(flow.scratch_dir, flow.out_dir, dedup.bloom_capacity, dedup.bloom_error_rate, previous),
         *near_dedup_stages(flow),
         ApplyStage(ScrubFn(config.scrub)),
     ]
@@ -153,14 +159,22 @@ def read_code_sources(flow: CorpusFlow) -> list[beam.PCollection]:
     return files
 
 
-def clean_code(flow: CorpusFlow, files: beam.PCollection) -> beam.PCollection:
-    """Run the cleaning stages in order; return the RepoFiles that survive them all."""
+def clean_code(flow: CorpusFlow, files: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+    """Run the cleaning stages in order; return the RepoFiles that survive them all, and the
+    same files without content (dedup's survivors, less what near-dedup drops: scrub keeps every file)."""
     chain = [READ_STAGE]
     for stage in code_stages(flow):
-        files = flow.add_stage(files | stage)
+        outputs = files | stage
+        files = flow.add_stage(outputs)
         chain.append(stage_name(stage))
+        if isinstance(outputs, DedupOutputs):
+            survivors = outputs.survivors
+            flow.files_written.append(outputs.bloom_file)
+            flow.add_manifest_entry("dedup", outputs.manifest_entry)
+        if isinstance(stage, NearDedup):
+            survivors = stage.keep_survivors(survivors)
     flow.chains.append(chain)
-    return files
+    return files, survivors
 
 
 def pinned_star_buckets(config: PipelineConfig) -> dict | None:
@@ -182,11 +196,15 @@ def pinned_star_buckets(config: PipelineConfig) -> dict | None:
     return star_buckets_entry(boundaries, pinned_from=fmt.star_boundaries_from)
 
 
-def format_code(flow: CorpusFlow, files: beam.PCollection) -> beam.PCollection:
-    """Clean RepoFiles → Documents (the last stage of the code chain), with the dstars buckets."""
+def format_code(flow: CorpusFlow, files: beam.PCollection, stubs: beam.PCollection) -> beam.PCollection:
+    """Clean RepoFiles → Documents (the last stage of the code chain), with the dstars buckets.
+
+    The buckets come from `stubs`, the same files without content: were they computed
+    from `files`, the local runner would hold every file until the buckets were known.
+    """
     pinned = pinned_star_buckets(flow.config)
     if pinned is None:
-        star_buckets = files | "StarBuckets" >> StarBuckets()
+        star_buckets = stubs | "StarBuckets" >> StarBuckets()
     else:
         star_buckets = flow.pipeline | "PinnedStarBuckets" >> beam.Create([pinned])
     flow.add_manifest_entry("star_buckets", star_buckets)
@@ -239,7 +257,7 @@ def build_corpus(p: beam.Pipeline, config: PipelineConfig, out_dir: str) -> Corp
     sources = read_code_sources(flow)
     if sources:
         files = sources[0] if len(sources) == 1 else sources | "AllCodeSources" >> beam.Flatten()
-        flow.documents.append(format_code(flow, clean_code(flow, files)))
+        flow.documents.append(format_code(flow, *clean_code(flow, files)))
     stackoverflow_documents(flow)
     if not flow.documents:
         raise ConfigError("sources: no source configured; add e.g. sources.local: [{path: repos}]")
@@ -249,17 +267,13 @@ def build_corpus(p: beam.Pipeline, config: PipelineConfig, out_dir: str) -> Corp
 
 def write_outputs(flow: CorpusFlow) -> None:
     out_dir, output = flow.out_dir, flow.config.output
-    documents = flow.documents[0] if len(flow.documents) == 1 else flow.documents | "AllDocuments" >> beam.Flatten()
-    written = [
-        documents | "WriteDocuments" >> WriteParquetShards(out_dir, "documents", arrow.DOCUMENT, output.document_shards),
-        flow.rejected
-        | "AllRejected" >> beam.Flatten()
-        | "WriteRejected" >> WriteParquetShards(out_dir, "rejected", arrow.REJECTED, output.rejected_shards),
-    ]
+    # The writers take the lists as they are: a Flatten before them would gather every document.
+    documents = WriteParquetShards(out_dir, "documents", arrow.DOCUMENT, output.document_shards)
+    rejected = WriteParquetShards(out_dir, "rejected", arrow.REJECTED, output.rejected_shards)
+    written = [tuple(flow.documents) | "WriteDocuments" >> documents, tuple(flow.rejected) | "WriteRejected" >> rejected]
     if flow.snapshots:
         written.append(
-            flow.snapshots
-            | "AllSnapshots" >> beam.Flatten()
+            tuple(flow.snapshots)
             | "WriteSnapshot" >> WriteParquetShards(out_dir, "snapshot", arrow.SNAPSHOT, 1, key=lambda s: f"{s.source}/{s.repo}")
         )
     (
@@ -279,6 +293,7 @@ def run_corpus(ctx) -> dict:
     """Build documents/, rejected/ and snapshot/ of the version; return its manifest part."""
     with beam.Pipeline(options=ctx.pipeline_options) as p:
         flow = build_corpus(p, ctx.config, ctx.output_dir)
+    storage.delete_tree(flow.scratch_dir)
     counts = fold_tallies(read_json(posixpath.join(ctx.output_dir, COUNTS_FILE)))
     files = read_json(posixpath.join(ctx.output_dir, FILES_FILE))
     rows = {name: sum(f["rows"] for f in files if f["path"].startswith(name + "/")) for name in ("documents", "rejected")}

@@ -2,7 +2,7 @@
 
     documents/*.parquet ─ ReadDocuments ─ BatchDocuments ─ Tokenize ─┐
       ┌──────────────────────────────────────────────────────────────┘
-      ├─ (split, shard) → (id, tokens) ─ GroupByShard ─ WriteShards ─ shards/{train,valid}-NNNNN.{bin,idx}
+      ├─ (split, shard) → (id, tokens) ─ SortIntoShards (runs on storage) ─ WriteShards ─ shards/{train,valid}-NNNNN.{bin,idx}
       ├─ Rejected (empty documents) ─ WriteRejected ─ shards/rejected/*.parquet
       └─ tallies ─ SumTallies ─ counts["binarize"]
 
@@ -15,14 +15,15 @@ A document goes to `valid` when `record_rng(seed, id, "valid")` falls below
 `binarize.valid_fraction`, and to shard `shard_of(id, n)` of its split; within a
 shard, documents are sorted by id. The same documents and tokenizer therefore
 always give the same bytes. A shard that gets no documents is not written (an empty
-.bin cannot be memory-mapped by Megatron's reader). One shard's tokens are gathered
-on one worker, so choose `binarize.num_shards` to keep a shard well within a
-worker's memory.
+.bin cannot be memory-mapped by Megatron's reader). The tokens do not cross a
+shuffle: each bundle spills sorted runs of (id, tokens) to scratch files, and the
+shard's writer merges them by id, holding a frame of each run, never the shard.
 """
 
 from __future__ import annotations
 
 import collections
+import operator
 import posixpath
 
 import apache_beam as beam
@@ -32,8 +33,9 @@ from tokenizers import Tokenizer
 
 from infra import storage
 from infra.accounting import check_counts, fold_tallies
+from infra.spill import SCRATCH_DIR, merge_runs, return_freed_memory
 from infra.version import DOCUMENTS_DIR
-from infra.writers import WriteParquetShards, WriteSmallJson, file_info, read_json, shard_of
+from infra.writers import SortIntoShards, WriteParquetShards, WriteSmallJson, file_info, read_json, shard_of
 from schemas import arrow
 from schemas.config import BinarizeConfig
 from schemas.records import Rejected, record_rng
@@ -77,6 +79,7 @@ class TokenizeDocumentsDoFn(beam.DoFn):
         with storage.open_file(self.tokenizer_path) as f:
             self.tokenizer = Tokenizer.from_str(f.read().decode("utf-8"))
         self.tokenizer.encode_special_tokens = True  # document text never yields a sentinel id
+        return_freed_memory()
         self.tally = Tally(STAGE)
         self.stats = collections.Counter()
 
@@ -102,18 +105,24 @@ class TokenizeDocumentsDoFn(beam.DoFn):
         yield from self.tally.drain()
 
 
+def shard_and_id(element: tuple) -> tuple:
+    """((split, shard), (id, tokens)) → what the run writer sorts by: (shard, id, the element)."""
+    shard, (doc_id, tokens) = element
+    return shard, doc_id, tokens
+
+
 class WriteTokenShardFn(beam.DoFn):
-    """One shard's (id, tokens) → sorted by id → .bin/.idx; yields their manifest entries."""
+    """One shard's sorted runs of (id, tokens) → merged by id → .bin/.idx; yields their manifest entries."""
 
     def __init__(self, version_dir: str, dtype: str):
         self.version_dir = version_dir
         self.dtype = dtype
 
-    def process(self, shard_docs):
-        (split, index), docs = shard_docs
+    def process(self, shard_runs):
+        (split, index), runs = shard_runs
         prefix = shard_prefix(self.version_dir, split, index)
         builder = IndexedDatasetBuilder(bin_path(prefix), np.dtype(self.dtype).type)
-        for _, tokens in sorted(docs, key=lambda d: d[0]):
+        for _, tokens in merge_runs(runs, key=operator.itemgetter(0)):
             builder.add_document(tokens)
         written = builder.finalize(idx_path(prefix))
         for kind, path in (("bin", bin_path(prefix)), ("idx", idx_path(prefix))):
@@ -126,8 +135,7 @@ def build_binarize(p: beam.Pipeline, input_dir: str, out_dir: str, tokenizer_pat
     shards = {"train": config.num_shards, "valid": config.valid_shards}
     tokenized = (
         p
-        | "ReadDocuments"
-        >> beam.io.ReadFromParquet(posixpath.join(input_dir, DOCUMENTS_DIR, "*.parquet"), columns=READ_COLUMNS)
+        | "ReadDocuments" >> beam.io.ReadFromParquet(posixpath.join(input_dir, DOCUMENTS_DIR, "*.parquet"), columns=READ_COLUMNS)
         | "BatchDocuments"
         >> beam.BatchElements(min_batch_size=BATCH_CHARS, max_batch_size=BATCH_CHARS, element_size_fn=_text_size)
         | "Tokenize"
@@ -135,9 +143,10 @@ def build_binarize(p: beam.Pipeline, input_dir: str, out_dir: str, tokenizer_pat
             REJECTED, TALLY, main="kept"
         )
     )
+    scratch = posixpath.join(out_dir, SCRATCH_DIR)
     written_shards = (
         tokenized.kept
-        | "GroupByShard" >> beam.GroupByKey()
+        | "SortIntoShards" >> SortIntoShards(scratch, shard_and_id, lambda tokens: tokens.nbytes)
         | "WriteShards" >> beam.ParDo(WriteTokenShardFn(out_dir, dtype))
     )
     written_rejected = tokenized[REJECTED] | "WriteRejected" >> WriteParquetShards(
@@ -165,6 +174,7 @@ def binarize_version(version_dir: str, output_dir: str, config: BinarizeConfig, 
     storage.delete_tree(posixpath.join(output_dir, SHARDS_DIR))
     with beam.Pipeline(options=options) as p:
         build_binarize(p, version_dir, output_dir, tokenizer_path, seed, config, dtype)
+    storage.delete_tree(posixpath.join(output_dir, SCRATCH_DIR))
 
     counts = fold_tallies(read_json(posixpath.join(output_dir, COUNTS_FILE)))
     files = read_json(posixpath.join(output_dir, FILES_FILE))

@@ -3,15 +3,19 @@
 The key of a file is (extension, number of alphanumeric tokens, MD5 of the token
 sequence), as in the paper's footnote 6; an alphanumeric token is a maximal run of
 letters, digits and underscores, so whitespace, punctuation and comment markers do
-not tell copies apart. The graph groups by key, so it is exact at any scale:
+not tell copies apart. The graph groups by key, so it is exact at any scale. It runs
+in two passes, like datatrove's signature / find / filter steps, so that no file's
+content crosses a shuffle:
 
-    files ─ KeyFiles ─ key_to_files (GroupByKey) ─ ResolveDuplicates ─┬ kept: one file a key (most stars, then smallest id)
-                                                                       ├ rejected: duplicate (detail: survivor id),
-                                                                       │   dedup-previous-version
-                                                                       └ keys ─ BloomCombineFn ─ dedup/bloom.bin
-
-The files are shuffled once: ResolveDuplicates reads a key's group twice, first for
-the survivor's rank, then to route each file (a GroupByKey's values can be re-read).
+    files ─ SpillFiles ─┬─ files, whole ─ <scratch>/dedup-*.spill (one per bundle) ──────────────┐
+                        └─ key_to_spilled (GroupByKey) ─ ResolveDuplicates                        │
+                             (key → spill path, file without content)  │                          │
+           ┌───────────────────────────────────────────────────────────┤                          │
+           │ kept: one file a key (most stars, then smallest id)        ├ rejected: duplicate      │
+           │                                                            │   (detail: survivor id), │
+           │                                                            │   dedup-previous-version │
+           │                                                            └ keys ─ BloomCombineFn ─ dedup/bloom.bin
+           └─ spill_to_ids (GroupByKey) ─ ReadKept ─ kept files, streamed from the spill files ───┘
 
 Every key that reaches the stage goes, once, into a pybloom-live BloomFilter: each
 bundle fills its own filter and the CombineFn ORs them, which gives the same bits
@@ -28,16 +32,18 @@ import io
 import posixpath
 import re
 import string
+from typing import NamedTuple
 
 import apache_beam as beam
 from apache_beam import pvalue
 from pybloom_live import BloomFilter
 
 from infra import storage
+from infra.spill import SpillWriter, read_spill, return_freed_memory, scratch_path
 from infra.writers import HashingFile, file_info
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
-from transforms.base import REJECTED, TALLY, Tally
+from transforms.base import ApplyStage, RecordFn
 from transforms.language import extension
 
 STAGE = "dedup"
@@ -114,33 +120,75 @@ class BloomCombineFn(beam.CombineFn):
         return out.getvalue(), count
 
 
-class ResolveDuplicatesFn(beam.DoFn):
+class SpilledFile(NamedTuple):
+    """A file as the shuffle sees it: its record without content, and the spill file holding it whole."""
+
+    spill: str
+    stub: RepoFile
+
+
+class SpillFilesFn(beam.DoFn):
+    """RepoFiles → (dedup key, SpilledFile); the files themselves go to one spill file per bundle."""
+
+    def __init__(self, scratch_dir: str):
+        self.scratch_dir = scratch_dir
+
+    def setup(self):
+        return_freed_memory()
+
+    def start_bundle(self):
+        self.writer = None
+
+    def process(self, record: RepoFile):
+        if self.writer is None:
+            self.writer = SpillWriter(scratch_path(self.scratch_dir, STAGE))
+        self.writer.write(record)
+        yield dedup_key(record.path, record.content), SpilledFile(self.writer.path, record.replace(content=""))
+
+    def finish_bundle(self):
+        if self.writer is not None:
+            self.writer.close()
+
+
+class ResolveDuplicatesFn(RecordFn):
     """One key's files → the survivor kept, the rest rejected; the key once to KEYS."""
+
+    stage = STAGE
+    extra_outputs = (KEYS,)
+    each_output_is_an_input = True
 
     def __init__(self, previous_versions: tuple[str, ...]):
         self.previous_versions = previous_versions
 
     def setup(self):
-        self.tally = Tally(STAGE)
         self.previous = [(v, read_bloom(bloom_path(v))) for v in self.previous_versions]
 
-    def process(self, element):
+    def __call__(self, element):
         key, files = element
         yield pvalue.TaggedOutput(KEYS, key)
         seen_in = next((version for version, bloom in self.previous if key in bloom), None)
-        winner = min(survivor_rank(record) for record in files)[1]
-        for record in files:
-            self.tally.add_in()
+        winner = min(survivor_rank(f.stub) for f in files)[1]
+        for spilled in files:
             if seen_in:
-                out = Rejected.of(record, STAGE, "dedup-previous-version", f"key is in {version_label(seen_in)}")
-            elif record.id == winner:
-                out = record
+                yield Rejected.of(spilled.stub, STAGE, "dedup-previous-version", f"key is in {version_label(seen_in)}")
+            elif spilled.stub.id == winner:
+                yield spilled
             else:
-                out = Rejected.of(record, STAGE, "duplicate", winner)
-            yield self.tally.route(out)
+                yield Rejected.of(spilled.stub, STAGE, "duplicate", winner)
 
-    def finish_bundle(self):
-        yield from self.tally.drain()
+
+class ReadKeptFn(beam.DoFn):
+    """(spill file, ids of its survivors) → those files, streamed from the spill file."""
+
+    def setup(self):
+        return_freed_memory()
+
+    def process(self, spill_ids):
+        spill, ids = spill_ids
+        ids = set(ids)
+        for record in read_spill(spill):
+            if record.id in ids:
+                yield record
 
 
 def write_bloom(serialized: tuple[bytes, int], version_dir: str) -> dict:
@@ -151,18 +199,30 @@ def write_bloom(serialized: tuple[bytes, int], version_dir: str) -> dict:
     return file_info(version_dir, path, out.sha256.hexdigest(), out.size)
 
 
+class DedupOutputs(NamedTuple):
+    kept: beam.PCollection  # RepoFile, whole
+    rejected: beam.PCollection
+    tally: beam.PCollection
+    survivors: beam.PCollection  # the kept RepoFiles without content (e.g. for statistics over them)
+    bloom_file: beam.PCollection  # the file entry of dedup/bloom.bin
+    manifest_entry: beam.PCollection  # the manifest's `dedup` entry
+
+
 class ExactDedup(beam.PTransform):
     """RepoFiles → kept survivors, rejected copies and tallies; writes the version's Bloom filter.
 
-    `flow` is the CorpusFlow being built: the filter file and its manifest entry are
-    registered on it, like any other output of the version.
+    `scratch_dir` holds the spill files (removed by the caller after the run);
+    `version_dir` is where dedup/bloom.bin goes.
     """
 
     stage = STAGE
 
-    def __init__(self, flow, capacity: int, error_rate: float, previous_versions: tuple[str, ...] = ()):
+    def __init__(
+        self, scratch_dir: str, version_dir: str, capacity: int, error_rate: float, previous_versions: tuple[str, ...] = ()
+    ):
         super().__init__()
-        self.flow = flow
+        self.scratch_dir = scratch_dir
+        self.version_dir = version_dir
         self.capacity = capacity
         self.error_rate = error_rate
         self.previous_versions = previous_versions
@@ -170,20 +230,28 @@ class ExactDedup(beam.PTransform):
     def expand(self, files):
         resolved = (
             files
-            | "KeyFiles" >> beam.Map(lambda f: (dedup_key(f.path, f.content), f))
+            | "SpillFiles" >> beam.ParDo(SpillFilesFn(self.scratch_dir))
             | "GroupByKey" >> beam.GroupByKey()
-            | "ResolveDuplicates" >> beam.ParDo(ResolveDuplicatesFn(self.previous_versions)).with_outputs(
-                REJECTED, TALLY, KEYS, main="kept"
-            )
+            | "ResolveDuplicates" >> ApplyStage(ResolveDuplicatesFn(self.previous_versions))
+        )
+        kept = (
+            resolved.kept
+            | "KeySpillToId" >> beam.MapTuple(lambda spill, stub: (spill, stub.id))
+            | "GroupIdsBySpill" >> beam.GroupByKey()
+            | "ReadKept" >> beam.ParDo(ReadKeptFn())
         )
         bloom = resolved[KEYS] | "BuildBloomFilter" >> beam.CombineGlobally(BloomCombineFn(self.capacity, self.error_rate))
-        version_dir = self.flow.out_dir
-        self.flow.files_written.append(bloom | "WriteBloomFilter" >> beam.Map(write_bloom, version_dir))
         entry = {
             "bloom_file": BLOOM_FILE,
             "capacity": self.capacity,
             "error_rate": self.error_rate,
             "previous_versions": [version_label(v) for v in self.previous_versions],
         }
-        self.flow.add_manifest_entry("dedup", bloom | "DescribeBloomFilter" >> beam.Map(lambda b: dict(entry, keys=b[1])))
-        return resolved
+        return DedupOutputs(
+            kept=kept,
+            rejected=resolved.rejected,
+            tally=resolved.tally,
+            survivors=resolved.kept | "Survivors" >> beam.MapTuple(lambda _, stub: stub),
+            bloom_file=bloom | "WriteBloomFilter" >> beam.Map(write_bloom, self.version_dir),
+            manifest_entry=bloom | "DescribeBloomFilter" >> beam.Map(lambda b: dict(entry, keys=b[1])),
+        )

@@ -228,8 +228,19 @@ class NearDedup(beam.PTransform):
         flow.tallies.append(stats | "AllNearDedupStats" >> beam.Flatten())
         self.write_signatures(signed[SIGNATURES])
         survivor_of, rejected_ids = id_lookup.side_inputs(survivor_of, "Rejected")
+        self.rejected_lookup = (survivor_of, rejected_ids)
         return files | "DropNearDuplicates" >> ApplyStage(
             DropNearDuplicatesFn(), survivor_of=survivor_of, rejected_ids=rejected_ids
+        )
+
+    def keep_survivors(self, stubs: beam.PCollection) -> beam.PCollection:
+        """The files of `stubs` (any records with an id, e.g. dedup's content-free survivors) this
+        stage kept, by the same lookup that routed the files (only after the stage was applied)."""
+        survivor_of, rejected_ids = self.rejected_lookup
+        return stubs | "NearDedupSurvivors" >> beam.Filter(
+            lambda stub, survivor_of, rejected_ids: not lookup(survivor_of, rejected_ids, stub.id),
+            survivor_of=survivor_of,
+            rejected_ids=rejected_ids,
         )
 
     def read_earlier(self, pipeline, purpose: str):

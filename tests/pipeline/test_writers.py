@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import hashlib
 
+import apache_beam as beam
 import pyarrow.parquet as pq
+from apache_beam.testing.test_pipeline import TestPipeline
 
 from infra import storage, writers
+from infra.spill import SCRATCH_DIR
 from schemas import arrow
 from schemas.records import Rejected
 
 
 def rejected_rows(n: int, detail_bytes: int) -> list[dict]:
-    return [Rejected(f"id{i:04d}", "filters", "long-line", "x" * detail_bytes, "local", "o/r", f"f{i}.py").to_row() for i in range(n)]
+    return [
+        Rejected(f"id{i:04d}", "filters", "long-line", "x" * detail_bytes, "local", "o/r", f"f{i}.py").to_row() for i in range(n)
+    ]
 
 
 def test_row_groups_hold_about_the_byte_budget_and_keep_the_order(tmp_path, monkeypatch):
@@ -41,3 +46,26 @@ def test_a_row_over_the_budget_gets_a_group_of_its_own_and_no_rows_one_empty_gro
     empty = str(tmp_path / "empty.parquet")
     writers.write_parquet(empty, arrow.REJECTED, [])
     assert pq.read_table(empty).num_rows == 0 and pq.read_table(empty).schema.equals(arrow.REJECTED)
+
+
+def test_external_sort_writes_the_bytes_of_one_sorted_write(tmp_path, monkeypatch):
+    """Shards merged from many small runs are byte for byte the shards written from sorted lists."""
+    monkeypatch.setattr(writers, "RUN_BYTES", 4000)  # a run every few records: many runs per shard
+    records = [
+        Rejected(f"id-{(i * 7919) % 500:03d}", "s", "r", "x" * (i % 97), "local", f"repo{i % 5}", f"p{i}") for i in range(500)
+    ]
+    version = tmp_path / "v"
+    with TestPipeline() as p:
+        inputs = (p | "Half1" >> beam.Create(records[:250]), p | "Half2" >> beam.Create(records[250:]))
+        inputs | writers.WriteParquetShards(str(version), "rejected", arrow.REJECTED, 3)
+    runs = storage.list_files(str(version / SCRATCH_DIR))
+    assert len(runs) >= 3 * 4  # several runs per shard
+    for shard in range(3):
+        rows = sorted(
+            (r.to_row() for r in records if writers.shard_of(r.id, 3) == shard), key=lambda row: (row["id"], row["path"])
+        )
+        expected = tmp_path / f"expected-{shard}.parquet"
+        writers.write_parquet(str(expected), arrow.REJECTED, rows)
+        written = version / "rejected" / writers.shard_name("part", shard, 3, ".parquet")
+        assert written.read_bytes() == expected.read_bytes()
+        assert pq.ParquetFile(written).metadata.num_rows == len(rows) > 0

@@ -15,9 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pybloom_live import BloomFilter
 
-from infra.writers import read_json
-from pipeline.corpus import MANIFEST_PARTS_DIR, CorpusFlow
-from schemas.config import ConfigError, PipelineConfig
+from infra.writers import read_json, write_json
+from schemas.config import ConfigError
 from schemas.records import RepoFile
 from tests.conftest import SAMPLE_REPOS
 from transforms.dedup import BLOOM_FILE, BloomCombineFn, ExactDedup, dedup_key, read_bloom
@@ -59,15 +58,15 @@ def run_dedup(tmp_path, files, previous=(), capacity=1000):
     """Run ExactDedup on a real Beam pipeline: yields its outputs, then (manifest entry, version dir)."""
     out_dir = str(tmp_path / "v")
     with TestPipeline() as p:
-        flow = CorpusFlow(p, PipelineConfig("t"), out_dir)
-        result = p | beam.Create(files) | ExactDedup(flow, capacity, 0.01, tuple(previous))
+        result = p | beam.Create(files) | ExactDedup(str(tmp_path / "scratch"), out_dir, capacity, 0.01, tuple(previous))
+        result.manifest_entry | beam.Map(lambda entry: write_json(os.path.join(out_dir, "dedup.json"), entry))
         # The caller adds its assert_that checks to these before the pipeline runs.
         yield {
             "kept": result.kept | "KeptIds" >> beam.Map(lambda f: f.id),
             "rejected": result.rejected | "RejectedIds" >> beam.Map(lambda r: (r.id, r.reason, r.detail)),
             "tally": result.tally | "SumTally" >> beam.CombinePerKey(sum),
         }
-    entry = read_json(os.path.join(out_dir, MANIFEST_PARTS_DIR, "dedup.json"))
+    entry = read_json(os.path.join(out_dir, "dedup.json"))
     yield entry, out_dir
 
 
