@@ -178,7 +178,7 @@ def run_datatrove(folder: str, out: str) -> dict:
     from datatrove.utils.word_tokenizers import WordTokenizer
 
     from schemas.config import NearDedupConfig
-    from transforms.minhash import token_bytes
+    from transforms.dedup import alnum_tokens
 
     class Signature(MinhashDedupSignature):
         """datatrove 0.10.0 hands xxhash a str, which xxhash 4 refuses: the same hash of its UTF-8 bytes."""
@@ -191,7 +191,7 @@ def run_datatrove(folder: str, out: str) -> dict:
         """Exact dedup's alphanumeric tokens, so both sides shingle alike."""
 
         def word_tokenize(self, text):
-            return token_bytes(text).decode("utf-8").split()
+            return alnum_tokens(text).decode("utf-8").split()
 
         def sent_tokenize(self, text):
             return [text]

@@ -55,15 +55,18 @@ _ASCII_WORD = frozenset((string.ascii_letters + string.digits + "_").encode())
 _ASCII_TO_SPACES = bytes(b if b in _ASCII_WORD else 0x20 for b in range(256))
 
 
+def alnum_tokens(text: str) -> bytes:
+    """The text's alphanumeric tokens (maximal runs of letters, digits, underscores), separated
+    by runs of spaces: what exact dedup keys on and near-dedup shingles."""
+    if text.isascii():  # same tokens as the regex, split at C speed
+        return text.encode("ascii").translate(_ASCII_TO_SPACES)
+    return " ".join(_WORD.findall(text)).encode("utf-8")
+
+
 def dedup_key(path: str, text: str) -> str:
     """`<extension>\\t<token count>\\t<md5 of the space-joined alphanumeric tokens>`."""
-    if text.isascii():  # same tokens as the regex, split at C speed
-        tokens = text.encode("ascii").translate(_ASCII_TO_SPACES).split()
-        joined = b" ".join(tokens)
-    else:
-        tokens = _WORD.findall(text)
-        joined = " ".join(tokens).encode("utf-8")
-    return f"{extension(path)}\t{len(tokens)}\t{hashlib.md5(joined).hexdigest()}"
+    tokens = alnum_tokens(text).split()
+    return f"{extension(path)}\t{len(tokens)}\t{hashlib.md5(b' '.join(tokens)).hexdigest()}"
 
 
 def survivor_rank(record: RepoFile) -> tuple[int, str]:

@@ -23,20 +23,12 @@ import dataclasses
 
 import numpy as np
 
-from transforms.dedup import _ASCII_TO_SPACES, _WORD
+from transforms.dedup import alnum_tokens
 
 _BASE = np.uint64(0x100000001B3)  # odd, so invertible mod 2^64
 _BASE_INVERSE = np.uint64(pow(int(_BASE), -1, 2**64))
 _CHUNK = 2048  # shingles per block of the (shingles x permutations) product: 2048 x 256 x 8 B = 4 MiB
 EMPTY = np.zeros(0, dtype=np.uint64)
-
-
-def token_bytes(text: str) -> bytes:
-    """The file's alphanumeric tokens (maximal runs of letters, digits, underscores, as exact
-    dedup splits them), separated by spaces."""
-    if text.isascii():
-        return text.encode("ascii").translate(_ASCII_TO_SPACES)
-    return " ".join(_WORD.findall(text)).encode("utf-8")
 
 
 def token_hashes(data: bytes) -> np.ndarray:
@@ -96,7 +88,7 @@ class MinHasher:
 
     def shingles(self, text: str) -> np.ndarray:
         """Sorted distinct 64-bit hashes of the file's shingles (empty if it has too few tokens)."""
-        hashes = token_hashes(token_bytes(text))
+        hashes = token_hashes(alnum_tokens(text))
         n = len(hashes) - self.shingle_tokens + 1
         if n < 1:
             return EMPTY

@@ -19,8 +19,9 @@ from pipeline.corpus import MANIFEST_PARTS_DIR, CorpusFlow
 from schemas.config import ConfigError, NearDedupConfig, PipelineConfig, load_config
 from schemas.records import RepoFile
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_REPOS
+from transforms.dedup import alnum_tokens
 from transforms.id_lookup import IdBitmapFn, lookup
-from transforms.minhash import MinHasher, jaccard, token_bytes
+from transforms.minhash import MinHasher, jaccard
 from transforms.near_dedup import REASON, REASON_PREVIOUS, SIGNATURES_DIR, STAGE, NearDedup
 
 CONFIG = NearDedupConfig(enabled=True)
@@ -59,7 +60,7 @@ def test_shingles_are_runs_of_exact_dedup_tokens():
     text = sample("textkit/textkit/strings.py")
     # Whitespace and punctuation do not count, as in exact dedup: the whitespace variant has the same shingles.
     assert np.array_equal(hasher().shingles(text), hasher().shingles(sample("mathlib/mathlib/text_utils.py")))
-    assert token_bytes("x=foo(1) # é").split() == [b"x", b"foo", b"1", "é".encode()]
+    assert alnum_tokens("x=foo(1) # é").split() == [b"x", b"foo", b"1", "é".encode()]
     assert len(hasher().shingles("a b c d")) == 0  # fewer tokens than one shingle
     edited = text.replace("def ", "def renamed_", 2)
     assert true_jaccard(text, edited) == pytest.approx(reference_jaccard(text, edited))
