@@ -41,6 +41,7 @@ import sysconfig
 import tempfile
 
 from bench_peer import measure, warm_cache
+from process_tree import print_side_by_side
 
 CORPUS = "corpus.jsonl"
 RATES = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
@@ -319,17 +320,7 @@ def main(argv=None) -> None:
             "(clusters are connected components: A~B and B~C join A and C)"
         )
 
-        print(f"{'side':10} {'seconds':>8} {'CPU s':>7} {'files/s':>8} {'MB/s':>6} {'peak RSS MB':>12}")
-        for name, r in results.items():
-            print(
-                f"{name:10} {r['seconds']:8.1f} {r['cpu_seconds']:7.1f} {len(records) / r['seconds']:8.0f} "
-                f"{mb / r['seconds']:6.2f} {r['peak_rss_mb']:12.0f}"
-            )
-        ours, theirs = results["ours"], results["datatrove"]
-        print(
-            f"ours / datatrove: throughput {theirs['seconds'] / ours['seconds']:.2f}, "
-            f"CPU {ours['cpu_seconds'] / theirs['cpu_seconds']:.2f}, peak RSS {ours['peak_rss_mb'] / theirs['peak_rss_mb']:.2f}"
-        )
+        print_side_by_side(results, len(records), mb)
 
         print(f"{'scale':6} {'files':>7} {'MB':>7} {'seconds':>8} {'CPU s':>7} {'MB/s':>6} {'MB/CPU s':>9} {'peak RSS MB':>12}")
         runs = []

@@ -35,7 +35,7 @@ import sys
 import sysconfig
 import tempfile
 
-from process_tree import measure
+from process_tree import measure, print_side_by_side
 from site_corpus import MAX_FILE_BYTES, METADATA_FILE, REPOS_DIR, build_corpus, warm_cache
 
 OUTPUT_SHARDS = 4
@@ -239,18 +239,8 @@ def main(argv=None) -> None:
         for name, command in sides.items():
             run = measure(command, os.path.join(work, f"{name}.log"))
             results[name] = dict(run, **json.loads(run["stdout"].strip().splitlines()[-1]))
-        print(f"{'side':10} {'seconds':>8} {'CPU s':>7} {'files/s':>8} {'MB/s':>6} {'peak RSS MB':>12} {'kept':>7}")
-        for name, r in results.items():
-            print(
-                f"{name:10} {r['seconds']:8.1f} {r['cpu_seconds']:7.1f} {corpus['files'] / r['seconds']:8.0f} "
-                f"{mb / r['seconds']:6.2f} {r['peak_rss_mb']:12.0f} {r['kept']:7d}"
-            )
-        ours, theirs = results["ours"], results["datatrove"]
-        print(
-            f"ours / datatrove: throughput {theirs['seconds'] / ours['seconds']:.2f}, "
-            f"CPU {ours['cpu_seconds'] / theirs['cpu_seconds']:.2f}, peak RSS {ours['peak_rss_mb'] / theirs['peak_rss_mb']:.2f} "
-            "(goals: throughput >= 1, peak RSS <= 1)"
-        )
+        print_side_by_side(results, corpus["files"], mb, extra="kept")
+        ours = results["ours"]
         print(f"ours: {ours['dedup_rejected']} duplicates rejected, {ours['emails_replaced']} emails replaced")
     finally:
         shutil.rmtree(work, ignore_errors=True)

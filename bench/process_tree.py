@@ -59,3 +59,22 @@ def measure(argv: list[str], log_path: str) -> dict:
         with open(log_path) as log:
             raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{log.read()[-3000:]}")
     return dict(stdout=stdout, seconds=time.perf_counter() - started, cpu_seconds=sum(cpu.values()), peak_rss_mb=peak / 2**20)
+
+
+def print_side_by_side(results: dict[str, dict], files: int, mb: float, extra: str = "") -> None:
+    """One row per side (files/s, MB/s, peak RSS; `extra`: one more integer column from each
+    result), then ours over datatrove's: the figures each peer benchmark prints the same way."""
+    extra_head = f" {extra:>7}" if extra else ""
+    print(f"{'side':10} {'seconds':>8} {'CPU s':>7} {'files/s':>8} {'MB/s':>6} {'peak RSS MB':>12}{extra_head}")
+    for name, r in results.items():
+        extra_cell = f" {r[extra]:7d}" if extra else ""
+        print(
+            f"{name:10} {r['seconds']:8.1f} {r['cpu_seconds']:7.1f} {files / r['seconds']:8.0f} "
+            f"{mb / r['seconds']:6.2f} {r['peak_rss_mb']:12.0f}{extra_cell}"
+        )
+    ours, theirs = results["ours"], results["datatrove"]
+    print(
+        f"ours / datatrove: throughput {theirs['seconds'] / ours['seconds']:.2f}, "
+        f"CPU {ours['cpu_seconds'] / theirs['cpu_seconds']:.2f}, peak RSS {ours['peak_rss_mb'] / theirs['peak_rss_mb']:.2f} "
+        "(goals: throughput >= 1, peak RSS <= 1)"
+    )
