@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import glob
 import importlib
+import inspect
 import os
 import re
+import textwrap
 
 import pytest
 
 from schemas.config import ScrubConfig
 from schemas.records import RepoFile
 from tests.conftest import SAMPLE_REPOS
+from transforms import pii
 from transforms.scrub import REPLACEMENT, ScrubFn, scrub_emails, scrub_text
 
 DECORATOR = re.compile(r"^\s*@\w")
@@ -164,4 +167,33 @@ def test_stage_counts_every_kind():
         "replaced-private-key": 1,
         "replaced-ipv4": 1,
         "files-changed": 1,
+    }
+
+
+GATED_SECRETS = "\n".join(
+    [
+        "AKCp8kqX3mT9vL2nR5wY7zB4cD6fG1hJ",  # Artifactory, at a line start (the pattern takes the newline before it)
+        'aws_secret_key = "Zq8Lm3Nx7Vb2Kc9Jd4Hf6Gs1Pa5Wt0Ey"',
+        'cloudant_password = "qmzxvbnrtyplkjhgfdswaeio"',
+        'ibm_cloud_iam_key = "Xk3mP9qL2vN8rT5wY7zB4cD6fG1hJ0sA3eU5iO7pQ9r"',
+        'cos_hmac_secret_access_key = "9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a3928"',
+        "mailchimp = 'a9f3c7e1b5d2f8a4c6e0b9d3f7a1c5e2-us12'",
+        "hook = 'https://hooks.slack.com/services/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'",
+        'softlayer_api_key = "0f9e8d7c6b5a49382716f5e4d3c2b1a00f9e8d7c6b5a49382716f5e4d3c2b1a0"',
+    ]
+)
+
+
+def test_line_gates_find_what_a_whole_text_scan_finds(monkeypatch):
+    # Real code with the gated detectors' secrets planted in its middle: scanning only the lines
+    # that hold a detector's keyword must find exactly what scanning every position finds.
+    code = inspect.getsource(textwrap)
+    half = len(code) // 2
+    text = code[:half] + "\n" + GATED_SECRETS + "\n" + code[half:]
+    gated = pii.find_secrets(text)
+    monkeypatch.setattr(pii, "LINE_GATES", {})
+    assert gated == pii.find_secrets(text)
+    assert {f.kind for f in gated} >= {
+        "artifactory-credentials", "cloudant-credentials", "ibm-cos-hmac-credentials",
+        "mailchimp-access-key", "slack-token", "softlayer-credentials",
     }
