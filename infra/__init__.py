@@ -5,6 +5,17 @@ It imports nothing of the project but `schemas`, so transforms, tokenizer traini
 trainer can write into a version without reaching up into the CLI's package.
 """
 
-from infra.storage import connect_anonymously_to_emulator
+import logging
+
+
+def _not_beams_apitools_note(record: logging.LogRecord) -> bool:
+    """Beam warns at import, on the root logger, that apitools is missing whenever the gcp extra
+    is not installed; only BigQuery needs it, and that source says so itself when it runs."""
+    return not record.getMessage().startswith("apitools not found, and bigquery client libraries")
+
+
+logging.getLogger().addFilter(_not_beams_apitools_note)  # before the first import of Beam below
+
+from infra.storage import connect_anonymously_to_emulator  # noqa: E402
 
 connect_anonymously_to_emulator()  # every process that touches storage, Beam workers too
