@@ -35,7 +35,7 @@ import time
 
 import apache_beam as beam
 from apache_beam.internal.cloudpickle import cloudpickle
-from bench_peer import tree_usage
+from process_tree import tree_usage
 from pybloom_live import BloomFilter
 
 from pipeline.corpus import CorpusFlow, code_stages

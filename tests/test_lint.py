@@ -36,3 +36,13 @@ def test_no_module_imports_itself_through_others():
             if back:
                 cycles.append(" -> ".join((module, *back)))
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_every_benchmark_script_imports():
+    """The benchmarks are not run by the tests; a name they import from a sibling must still exist."""
+    bench = Path(ROOT) / "bench"
+    names = sorted(p.stem for p in bench.glob("*.py"))
+    code = "import importlib\n" + "".join(f"importlib.import_module({name!r})\n" for name in names)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join((str(ROOT), str(bench))))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
