@@ -5,7 +5,8 @@ HTML bodies with code blocks and entities, 0-14 answers per question, some score
 below zero, 0-8 comments per post) into a temporary folder, then runs, in a fresh
 process per size, the project's Beam graph as `pipeline/corpus.py` wires it
 (`stackoverflow_documents`: ReadStackExchangeDump → JoinThreads → ScoreBuckets →
-format) on the local runner, with the stages' tallies summed as a run sums them.
+format) on the local runner, with the stages' tallies summed as a run sums them and the
+documents and rejects consumed per PCollection, as the writers take them.
 Peak RSS and CPU seconds are sampled over each run's whole process tree
 (`bench/process_tree.py`), so worker processes count too.
 
@@ -124,6 +125,8 @@ def run_graph(dump: str, beam_args: list[str]) -> dict:
     with beam.Pipeline(options=make_pipeline_options(beam_args)) as p:
         flow = CorpusFlow(p, config, out_dir)
         stackoverflow_documents(flow)
+        for i, pcoll in enumerate(flow.documents + flow.rejected):  # consumed one by one, as the writers take them
+            pcoll | f"Consume{i}" >> beam.Map(lambda _: None)
         (
             flow.tallies
             | "AllTallies" >> beam.Flatten()

@@ -82,8 +82,13 @@ class CorpusFlow:
         return posixpath.join(self.out_dir, SCRATCH_DIR)
 
     def add_stage(self, outputs) -> beam.PCollection:
-        """Collect a stage's rejected and tally outputs; return its kept records."""
-        self.rejected.append(outputs.rejected)
+        """Collect a stage's rejected and tally outputs; return its kept records.
+
+        A stage whose rejects come from several steps gives them as a tuple: a Flatten of
+        PCollections made in different steps would be held whole by the local runner.
+        """
+        rejected = outputs.rejected
+        self.rejected += rejected if isinstance(rejected, tuple) else [rejected]
         self.tallies.append(outputs.tally)
         return outputs.kept
 

@@ -76,13 +76,21 @@ def thread_key_of_post(post: StackPost) -> tuple[tuple, StackPost]:
     return (post.site, post.question_id, POST, post.post_id, digest(post)), post
 
 
+HELD_ITEM_BYTES = 160  # a held item's sort key and tuples in a run writer (measured: 150-260)
+RECORD_BYTES = 400  # a post or comment object and its strings' headers, besides their text
+
+
 def stored_bytes(stored) -> int:
-    """About the bytes a sorted item takes, for the run writers' budget."""
+    """About the memory a run writer holds for an item: what keeps its budget (RUN_BYTES) honest.
+
+    Link stubs carry no text, so their fixed cost must count, or a writer would hold
+    hundreds of thousands of them before it spills.
+    """
     if isinstance(stored, StackPost):
-        return 100 + len(stored.body) + len(stored.title)
+        return HELD_ITEM_BYTES + RECORD_BYTES + len(stored.body) + len(stored.title)
     if isinstance(stored, StackComment):
-        return 100 + len(stored.text)
-    return 60
+        return HELD_ITEM_BYTES + RECORD_BYTES + len(stored.text)
+    return HELD_ITEM_BYTES
 
 
 def partitioned(partitions: int):
@@ -176,8 +184,8 @@ class SelectThreadsFn(beam.DoFn):
 
 class JoinOutputs(NamedTuple):
     kept: beam.PCollection  # paths of spill files of Threads, one per partition with a kept thread
-    rejected: beam.PCollection
-    tally: beam.PCollection
+    rejected: tuple[beam.PCollection, beam.PCollection]  # of the link and the select pass: not flattened, so
+    tally: beam.PCollection  # that the local runner does not hold them (a Flatten across steps is materialized)
     scores: beam.PCollection  # int: one per kept question and answer, what the dscore buckets are over
 
 
@@ -212,7 +220,7 @@ class JoinThreads(beam.PTransform):
         )
         return JoinOutputs(
             selected.kept,
-            (linked.rejected, selected.rejected) | "JoinRejected" >> beam.Flatten(),
+            (linked.rejected, selected.rejected),
             (linked.tally, selected.tally) | "JoinTallies" >> beam.Flatten(),
             selected[SCORES],
         )

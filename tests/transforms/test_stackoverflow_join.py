@@ -57,7 +57,7 @@ def run_join(dumps: list[str], out: str, partitions: int, beam_args: list[str], 
         formatted = joined.kept | "Format" >> format_threads(SEED, buckets.boundaries)
         outputs = {
             "documents": formatted.kept | "DocumentRows" >> beam.Map(lambda d: d.to_row()),
-            "rejected": joined.rejected | "RejectedRows" >> beam.Map(lambda r: r.to_row()),
+            "rejected": joined.rejected | "JoinRejected" >> beam.Flatten() | "RejectedRows" >> beam.Map(lambda r: r.to_row()),
             "tallies": (joined.tally, formatted.tally) | beam.Flatten() | beam.CombinePerKey(sum),
             "buckets": buckets.entry,
         }
