@@ -1,43 +1,38 @@
-"""Benchmark: StackOverflow read + join + format on synthetic dumps of two sizes (the larger >= 1 GiB).
+"""Benchmark: the StackOverflow part of the corpus graph (read + join + format) on synthetic dumps of two sizes.
 
 Writes Posts.xml and Comments.xml in the real dump format (the sample's row layout,
 HTML bodies with code blocks and entities, 0-14 answers per question, some scored
 below zero, 0-8 comments per post) into a temporary folder, then runs, in a fresh
-process per size so that each peak RSS is its own:
+process per size, the project's Beam graph as `pipeline/corpus.py` wires it
+(`stackoverflow_documents`: ReadStackExchangeDump → JoinThreads → ScoreBuckets →
+format) on the local runner, with the stages' tallies summed as a run sums them and the
+documents and rejects consumed per PCollection, as the writers take them.
+Peak RSS and CPU seconds are sampled over each run's whole process tree
+(`bench/process_tree.py`), so worker processes count too.
 
-    read    every byte range of both files through `read_range` (the pipeline's reader)
-    join    `link_comments`, then `select_thread` per question (the pipeline's join logic)
-    format  `format_thread` per kept question (the pipeline's formatter)
+The join is two external sorts whose shuffles carry run paths, and the threads wait
+for the dscore buckets in spill files, so peak RSS should not grow with the dump: the
+last line prints the ratio of the two peaks (goal: within 0.8-1.2).
 
-The joins go through a shuffle that spills records to disk partitions keyed by post or
-question id, as Dataflow's shuffle does; the partitions grow in number, not in size, with
-the dump, so peak RSS should not grow with it. (The DirectRunner keeps every PCollection
-in memory: a pipeline run on it measures the runner's buffers, not this code. `--beam-mb`
-adds such a run of the project's Beam graph on a small dump, for its throughput.)
-
-    .venv/bin/python bench/bench_stackoverflow.py                       # 256 MiB and 1100 MiB
-    .venv/bin/python bench/bench_stackoverflow.py --sizes-mb 64 256 --beam-mb 8
+    .venv/bin/python bench/bench_stackoverflow.py                            # 256 and 1024 MiB
+    .venv/bin/python bench/bench_stackoverflow.py --sizes-mb 8 32            # a quick check
+    .venv/bin/python bench/bench_stackoverflow.py --direct_running_mode=multi_processing --direct_num_workers=2
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import os
-import pickle
 import random
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
+
+from process_tree import measure
 
 MIB = 2**20
-PARTITION_BYTES = 16 * MIB  # dump bytes per shuffle partition
-BOUNDARIES = [0, 1, 3, 7, 15]  # dscore boundaries: fixed, so the join needs no extra pass
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RSS_GOAL = (0.8, 1.2)  # peak RSS at the larger size over the smaller one
 
 # ---- the synthetic dump ----------------------------------------------------------------------
 
@@ -112,191 +107,68 @@ def write_dump(folder: str, size_bytes: int, seed: int = 0) -> None:
 # ---- one measured run (in its own process) ----------------------------------------------------
 
 
-class Spill:
-    """Records appended to P partition files on disk, read back one partition at a time."""
-
-    def __init__(self, folder: str, name: str, partitions: int):
-        self.paths = [os.path.join(folder, f"{name}-{p:04d}.pkl") for p in range(partitions)]
-        self.files = [open(path, "wb") for path in self.paths]
-
-    def add(self, key: int, value) -> None:
-        pickle.dump(value, self.files[key % len(self.files)], protocol=pickle.HIGHEST_PROTOCOL)
-
-    def partitions(self):
-        for f in self.files:
-            f.close()
-        for path in self.paths:
-            with open(path, "rb") as f:
-                items = []
-                while True:
-                    try:
-                        items.append(pickle.load(f))
-                    except EOFError:
-                        break
-            os.remove(path)
-            yield items
-
-
-def measure(dump: str) -> dict:
-    from schemas.config import StackOverflowConfig
-    from schemas.records import Rejected, StackComment, StackPost
-    from transforms.sources.dump_files import find_dump_files, split_ranges
-    from transforms.sources.stackoverflow import read_range
-    from transforms.stackoverflow import link_comments, select_thread
-    from transforms.stackoverflow_format import format_thread
-
-    limits = StackOverflowConfig()
-    files = find_dump_files(dump)
-    dump_bytes = sum(f.size for f in files)
-    partitions = max(4, dump_bytes // PARTITION_BYTES)
-    spill_dir = tempfile.mkdtemp(dir=dump)
-    post_question = Spill(spill_dir, "post-question", partitions)  # post id → question id
-    post_comments = Spill(spill_dir, "post-comments", partitions)  # post id → comment
-    thread_posts = Spill(spill_dir, "thread-posts", partitions)  # question id → post
-    thread_comments = Spill(spill_dir, "thread-comments", partitions)  # question id → comment
-    counts = collections.Counter()
-    times = {}
-
-    start, cpu_start = time.perf_counter(), time.process_time()
-    for r in split_ranges(files, limits.range_bytes):
-        for out in read_range(r, limits.max_row_bytes):
-            if isinstance(out, StackPost):
-                post_question.add(out.post_id, (out.post_id, out.question_id))
-                thread_posts.add(out.question_id, out)
-            elif isinstance(out, StackComment):
-                post_comments.add(out.post_id, out)
-            else:
-                counts[f"read:{out.reason}"] += 1
-            counts["rows"] += 1
-    times["read"] = time.perf_counter() - start
-    read_cpu = time.process_time() - cpu_start
-
-    start = time.perf_counter()
-    for pairs, comments in zip(post_question.partitions(), post_comments.partitions()):
-        questions = collections.defaultdict(list)
-        for post_id, question_id in pairs:
-            questions[post_id].append(question_id)
-        by_post = collections.defaultdict(list)
-        for c in comments:
-            by_post[c.post_id].append(c)
-        for post_id, cs in by_post.items():
-            for out in link_comments(questions.get(post_id, []), cs):
-                if isinstance(out, Rejected):
-                    counts[f"join:{out.reason}"] += 1
-                else:
-                    thread_comments.add(out[0], out)  # (question id, comment)
-    times["link"] = time.perf_counter() - start
-
-    start, format_seconds = time.perf_counter(), 0.0
-    for posts, comments in zip(thread_posts.partitions(), thread_comments.partitions()):
-        groups = collections.defaultdict(lambda: ([], []))
-        for p in posts:
-            groups[p.question_id][0].append(p)
-        for question_id, c in comments:
-            groups[question_id][1].append(c)
-        for question_id in sorted(groups):
-            group_posts, group_comments = groups[question_id]
-            selection = select_thread(group_posts, group_comments, limits)
-            for r in selection.rejected:
-                counts[f"join:{r.reason}"] += 1
-            if selection.thread is not None:
-                t = time.perf_counter()
-                doc = format_thread(selection.thread, BOUNDARIES, 0)
-                format_seconds += time.perf_counter() - t
-                counts["documents"] += 1
-                counts["document_bytes"] += len(doc.text.encode("utf-8"))
-    times["select+format"] = time.perf_counter() - start
-    times["of which format"] = format_seconds
-    shutil.rmtree(spill_dir)
-    total = times["read"] + times["link"] + times["select+format"]
-    return {
-        "dump_mib": round(dump_bytes / MIB, 1),
-        "partitions": partitions,
-        "seconds": {k: round(v, 1) for k, v in times.items()},
-        "mib_per_s": {
-            "read": round(dump_bytes / MIB / times["read"], 1),
-            "read per cpu": round(dump_bytes / MIB / read_cpu, 1),
-            "read+join+format": round(dump_bytes / MIB / total, 1),
-            # per CPU-second of this process: what the wall-clock rate would be on an idle core
-            "read+join+format per cpu": round(dump_bytes / MIB / (time.process_time() - cpu_start), 1),
-        },
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "counts": dict(sorted(counts.items())),
-    }
-
-
-def measure_beam(dump: str) -> dict:
-    """The project's Beam graph (read → join → buckets → format) on the in-memory DirectRunner."""
+def run_graph(dump: str, beam_args: list[str]) -> dict:
+    """The corpus graph's StackOverflow part on one dump; its summed tallies."""
     import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
 
-    from schemas.config import StackOverflowConfig
-    from transforms.sources.dump_files import find_dump_files, split_ranges
-    from transforms.sources.stackoverflow import ReadStackExchangeDump
-    from transforms.stackoverflow import JoinThreads
-    from transforms.stackoverflow_format import ScoreBuckets, format_threads
+    from infra import storage
+    from infra.accounting import fold_tallies
+    from infra.writers import WriteSmallJson, read_json
+    from pipeline.corpus import CorpusFlow, stackoverflow_documents
+    from pipeline.options import make_pipeline_options
+    from schemas.config import PipelineConfig
+    from schemas.sources_config import SourcesConfig
 
-    limits = StackOverflowConfig(range_bytes=4 * MIB)
-    files = find_dump_files(dump)
-    dump_bytes = sum(f.size for f in files)
-    start = time.perf_counter()
-    with beam.Pipeline(options=PipelineOptions(["--direct_running_mode=in_memory"])) as p:
-        records = p | ReadStackExchangeDump(split_ranges(files, limits.range_bytes), limits.max_row_bytes)
-        threads = records.kept | JoinThreads(limits)
-        buckets = threads.kept | ScoreBuckets()
-        threads.kept | format_threads(0, buckets.boundaries)
-    seconds = time.perf_counter() - start
-    return {
-        "dump_mib": round(dump_bytes / MIB, 1),
-        "seconds": round(seconds, 1),
-        "mib_per_s": round(dump_bytes / MIB / seconds, 2),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }
-
-
-def run_child(mode: str, dump: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--child", mode, dump], capture_output=True, text=True, cwd=ROOT
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{mode} run on {dump} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    config = PipelineConfig(name="bench", sources=SourcesConfig(stackoverflow=(dump,)))
+    out_dir = tempfile.mkdtemp(prefix="out-", dir=os.path.dirname(dump))
+    counts_file = os.path.join(out_dir, "counts.json")
+    with beam.Pipeline(options=make_pipeline_options(beam_args)) as p:
+        flow = CorpusFlow(p, config, out_dir)
+        stackoverflow_documents(flow)
+        for i, pcoll in enumerate(flow.documents + flow.rejected):  # consumed one by one, as the writers take them
+            pcoll | f"Consume{i}" >> beam.Map(lambda _: None)
+        (
+            flow.tallies
+            | "AllTallies" >> beam.Flatten()
+            | "SumTallies" >> beam.CombinePerKey(sum)
+            | "WriteCounts" >> WriteSmallJson(counts_file)
+        )
+    counts = fold_tallies(read_json(counts_file))
+    storage.delete_tree(out_dir)
+    return counts
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes-mb", type=int, nargs=2, default=[256, 1100], help="the two dump sizes, MiB")
-    parser.add_argument("--beam-mb", type=int, default=0, help="also run the Beam graph on a dump this size (0: no)")
+    parser.add_argument("--sizes-mb", type=int, nargs=2, default=[256, 1024], help="the two dump sizes, MiB")
     parser.add_argument("--workdir", default=None, help="where to write the dumps (default: a temporary folder)")
-    parser.add_argument("--child", nargs=2, metavar=("MODE", "DUMP"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    parser.add_argument("--child", metavar="DUMP", help=argparse.SUPPRESS)
+    args, beam_args = parser.parse_known_args(argv)
+    beam_args = beam_args or ["--direct_running_mode=in_memory"]
     if args.child:
-        mode, dump = args.child
-        print(json.dumps(measure(dump) if mode == "loop" else measure_beam(dump)))
+        print(json.dumps(run_graph(args.child, beam_args)))
         return
     work = tempfile.mkdtemp(prefix="so-bench-", dir=args.workdir)
+    print(f"local runner, {' '.join(beam_args)}")
+    print(f"{'dump MiB':>9} {'rows':>9} {'seconds':>8} {'CPU s':>7} {'MiB/s':>6} {'peak RSS MiB':>13} {'documents':>10}")
     try:
         results = []
         for size in args.sizes_mb:
-            dump = os.path.join(work, f"dump-{size}")
-            start = time.perf_counter()
+            dump = os.path.join(work, f"site{size}")
             write_dump(dump, size * MIB)
-            print(f"generated {size} MiB dump in {time.perf_counter() - start:.0f} s", flush=True)
-            results.append(run_child("loop", dump))
-            print(json.dumps(results[-1]), flush=True)
+            mib = sum(os.path.getsize(os.path.join(dump, t)) for t in ("Posts.xml", "Comments.xml")) / MIB
+            r = measure([sys.executable, os.path.abspath(__file__), "--child", dump, *beam_args], os.path.join(work, "log"))
+            counts = json.loads(r["stdout"].strip().splitlines()[-1])
             shutil.rmtree(dump)
-        print("\nMiB/s: wall clock (per CPU-second of the process)")
-        print(" dump MiB          read  read+join+format  peak RSS MiB  documents")
-        for r in results:
-            rates = r["mib_per_s"]
-            read = f"{rates['read']} ({rates['read per cpu']})"
-            total = f"{rates['read+join+format']} ({rates['read+join+format per cpu']})"
-            print(f"{r['dump_mib']:9}  {read:>12}  {total:>16}  {r['peak_rss_mib']:12}  {r['counts']['documents']:9}")
-        if args.beam_mb:
-            dump = os.path.join(work, f"dump-beam-{args.beam_mb}")
-            write_dump(dump, args.beam_mb * MIB)
-            beam_result = run_child("beam", dump)
-            print(f"\nBeam graph, DirectRunner in_memory: {json.dumps(beam_result)}")
+            results.append(r)
+            rows, documents = counts["stackoverflow-read"]["in"], counts["stackoverflow-format"]["kept"]
+            print(
+                f"{mib:9.1f} {rows:9d} {r['seconds']:8.1f} {r['cpu_seconds']:7.1f} {mib / r['seconds']:6.2f} "
+                f"{r['peak_rss_mb']:13.0f} {documents:10d}",
+                flush=True,
+            )
+        ratio = results[1]["peak_rss_mb"] / results[0]["peak_rss_mb"]
+        print(f"peak RSS {args.sizes_mb[1]} MiB / {args.sizes_mb[0]} MiB: {ratio:.2f} (goal {RSS_GOAL[0]}-{RSS_GOAL[1]})")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

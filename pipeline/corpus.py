@@ -49,9 +49,9 @@ from transforms.sources.registry import network_sources
 from transforms.sources.stackoverflow import STAGE as SO_READ_STAGE
 from transforms.sources.stackoverflow import ReadStackExchangeDump
 from transforms.stackoverflow import JOIN_STAGE as SO_JOIN_STAGE
-from transforms.stackoverflow import JoinThreads
 from transforms.stackoverflow_format import FORMAT_STAGE as SO_FORMAT_STAGE
 from transforms.stackoverflow_format import ScoreBuckets, format_threads
+from transforms.stackoverflow_join import JoinThreads
 
 COUNTS_FILE = "_counts.json"
 FILES_FILE = "_files.json"
@@ -82,8 +82,13 @@ class CorpusFlow:
         return posixpath.join(self.out_dir, SCRATCH_DIR)
 
     def add_stage(self, outputs) -> beam.PCollection:
-        """Collect a stage's rejected and tally outputs; return its kept records."""
-        self.rejected.append(outputs.rejected)
+        """Collect a stage's rejected and tally outputs; return its kept records.
+
+        A stage whose rejects come from several steps gives them as a tuple: a Flatten of
+        PCollections made in different steps would be held whole by the local runner.
+        """
+        rejected = outputs.rejected
+        self.rejected += rejected if isinstance(rejected, tuple) else [rejected]
         self.tallies.append(outputs.tally)
         return outputs.kept
 
@@ -241,8 +246,9 @@ def stackoverflow_documents(flow: CorpusFlow) -> None:
         return
     limits = flow.config.stackoverflow
     records = flow.add_stage(flow.pipeline | "ReadStackOverflow" >> ReadStackExchangeDump(ranges, limits.max_row_bytes))
-    threads = flow.add_stage(records | "JoinStackOverflow" >> JoinThreads(limits))
-    buckets = threads | "ScoreBuckets" >> ScoreBuckets()
+    join = records | "JoinStackOverflow" >> JoinThreads(limits, flow.scratch_dir)
+    threads = flow.add_stage(join)  # spill files of Threads: they wait for the buckets on storage
+    buckets = join.scores | "ScoreBuckets" >> ScoreBuckets()
     flow.add_manifest_entry("score_buckets", buckets.entry)
     formatted = threads | "FormatStackOverflow" >> format_threads(flow.config.seed, buckets.boundaries, flow.config.scrub)
     flow.documents.append(flow.add_stage(formatted))

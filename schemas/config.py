@@ -62,9 +62,13 @@ class StackOverflowConfig:
     max_comments: int = 5  # comments per question and per answer, the earliest first (§3.2: up to five)
     range_bytes: int = 64 * 2**20  # plain XML files are read in byte ranges of this size, in parallel
     max_row_bytes: int = 16 * 2**20  # a longer row is rejected (too-large) unparsed, so memory stays bounded
+    # The join sorts posts and comments into this many partitions by (site, post or question id)
+    # on scratch storage; each is merged by one worker. More: more parallel merges, more run files.
+    join_partitions: int = 16
 
     def __post_init__(self):
-        for name, least in (("max_answers", 1), ("max_comments", 0), ("range_bytes", 1), ("max_row_bytes", 1024)):
+        limits = (("max_answers", 1), ("max_comments", 0), ("range_bytes", 1), ("max_row_bytes", 1024), ("join_partitions", 1))
+        for name, least in limits:
             if getattr(self, name) < least:
                 raise ConfigError(f"stackoverflow.{name} must be at least {least}, got {getattr(self, name)}")
 

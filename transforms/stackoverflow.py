@@ -1,13 +1,15 @@
 """StackOverflow threads: join posts and comments, select (paper §3.2), format (Figure 6c).
 
-    posts ─── KeyPostToQuestion ── (post → question id) ──┐
-                                                           ├─ CoGroupByKey ─ LinkComments ─┐
-    comments ─ KeyCommentToPost ── (post → comment) ───────┘  (question → comment)         │
-                                                                                           ├─ CoGroupByKey
-    posts ─── KeyPostToThread ──── (question → post) ──────────────────────────────────────┘  ─ SelectThreads ─ Thread
+    posts ──── (post → question id) ──┐ link pass: sorted by (site, post id) ─ LinkComments
+    comments ─ (post → comment) ──────┘   (comment → its question, or missing-parent) ─┐
+                                                                                         ├ thread pass: sorted by
+    posts ──── (question → post) ────────────────────────────────────────────────────────┘ (site, question id) ─ SelectThreads
+        ─ Threads (spill files) ─ format, with the dscore buckets of the kept scores ─ Document
 
 Comments name only the post they are on, so a first join finds each comment's
-question; the second gathers a question, its answers and all their comments.
+question; the second gathers a question, its answers and all their comments. Both are
+external sorts on scratch storage, so no post body or comment text crosses a shuffle
+(`transforms.stackoverflow_join`); this module holds the rules, as plain functions.
 
 Selection, per question (§3.2; limits from the `stackoverflow` config section):
   * a question needs at least one answer, else it is left out (`unanswered`); the
@@ -69,11 +71,8 @@ import collections
 from dataclasses import dataclass
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
-import apache_beam as beam
-
 from schemas.config import StackOverflowConfig
 from schemas.records import Rejected, StackComment, StackPost
-from transforms.base import REJECTED, TALLY, Tally
 from transforms.sources.stackoverflow import COMMENTS, POSTS, SOURCE
 
 JOIN_STAGE = "stackoverflow-join"
@@ -180,101 +179,3 @@ def select_thread(posts: Iterable[StackPost], comments: Iterable[StackComment], 
     thread = Thread(question, kept_comments(question.post_id), tuple((a, kept_comments(a.post_id)) for a in kept_answers))
     kept = 1 + len(thread.comments) + sum(1 + len(cs) for _, cs in thread.answers)
     return Selection(thread, kept, rejected)
-
-
-def key_post_to_question(post: StackPost) -> tuple[tuple[str, int], int]:
-    return (post.site, post.post_id), post.question_id
-
-
-def key_comment_to_post(comment: StackComment) -> tuple[tuple[str, int], StackComment]:
-    return (comment.site, comment.post_id), comment
-
-
-def key_post_to_thread(post: StackPost) -> tuple[tuple[str, int], StackPost]:
-    return (post.site, post.question_id), post
-
-
-class LinkCommentsFn(beam.DoFn):
-    """(site, post id) → {questions, comments} ⇒ ((site, question id), comment); counts comments in."""
-
-    def setup(self):
-        self.tally = Tally(JOIN_STAGE)
-
-    def process(self, element):
-        (site, _), grouped = element
-        for out in link_comments(list(grouped["questions"]), grouped["comments"]):
-            self.tally.add_in()
-            if isinstance(out, Rejected):
-                yield self.tally.route(out)
-            else:
-                question_id, comment = out
-                yield (site, question_id), comment  # kept or rejected by SelectThreadFn
-
-    def finish_bundle(self):
-        yield from self.tally.drain()
-
-
-class SelectThreadFn(beam.DoFn):
-    """(site, question id) → {posts, comments} ⇒ a Thread; counts posts in, and every record's fate."""
-
-    def __init__(self, limits: StackOverflowConfig):
-        self.limits = limits
-
-    def setup(self):
-        self.tally = Tally(JOIN_STAGE)
-        self.stats = collections.Counter()
-
-    def process(self, element):
-        _, grouped = element
-        posts = list(grouped["posts"])
-        self.tally.add_in(len(posts))
-        selection = select_thread(posts, grouped["comments"], self.limits)
-        for rejected in selection.rejected:
-            yield self.tally.route(rejected)
-        if selection.thread is not None:
-            self.tally.add_kept(selection.kept)
-            self.stats["threads"] += 1
-            yield selection.thread
-
-    def finish_bundle(self):
-        self.tally.add_stats(self.stats)
-        yield from self.tally.drain()
-
-
-class JoinOutputs(NamedTuple):
-    kept: beam.PCollection  # Thread
-    rejected: beam.PCollection
-    tally: beam.PCollection
-
-
-class JoinThreads(beam.PTransform):
-    """StackPost and StackComment records → Threads (kept), Rejected and tallies of stage stackoverflow-join."""
-
-    def __init__(self, limits: StackOverflowConfig):
-        super().__init__()
-        self.limits = limits
-
-    def expand(self, records):
-        posts = records | "Posts" >> beam.Filter(lambda r: isinstance(r, StackPost))
-        comments = records | "Comments" >> beam.Filter(lambda r: isinstance(r, StackComment))
-        post_to_question = posts | "KeyPostToQuestion" >> beam.Map(key_post_to_question)
-        post_to_comment = comments | "KeyCommentToPost" >> beam.Map(key_comment_to_post)
-        linked = (
-            {"questions": post_to_question, "comments": post_to_comment}
-            | "GroupCommentsByPost" >> beam.CoGroupByKey()
-            | "LinkComments" >> beam.ParDo(LinkCommentsFn()).with_outputs(REJECTED, TALLY, main="linked")
-        )
-        question_to_post = posts | "KeyPostToThread" >> beam.Map(key_post_to_thread)
-        selected = (
-            {"posts": question_to_post, "comments": linked.linked}
-            | "GroupThreads" >> beam.CoGroupByKey()
-            | "SelectThreads" >> beam.ParDo(SelectThreadFn(self.limits)).with_outputs(REJECTED, TALLY, main="kept")
-        )
-        return JoinOutputs(
-            selected.kept,
-            (linked.rejected, selected.rejected) | "JoinRejected" >> beam.Flatten(),
-            (linked.tally, selected.tally) | "JoinTallies" >> beam.Flatten(),
-        )
-
-
-# ---- format ----------------------------------------------------------------------------------

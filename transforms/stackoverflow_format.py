@@ -12,6 +12,7 @@ from typing import NamedTuple, Sequence
 
 import apache_beam as beam
 
+from infra.spill import read_spill, return_freed_memory
 from schemas.config import ScrubConfig
 from schemas.records import Document, StackPost, record_rng
 from transforms import markup
@@ -99,16 +100,35 @@ class FormatThreadFn(RecordFn):
         return document
 
 
+class FormatSpilledThreadsFn(FormatThreadFn):
+    """A spill file of Threads (the join's output, one per partition) → their Documents, streamed.
+
+    Each thread counts as one read, so the stage reads as many as the join's `threads` stat.
+    """
+
+    each_output_is_an_input = True
+
+    def setup(self):
+        return_freed_memory()
+
+    def __call__(self, path: str, *, score_boundaries: Sequence[float]):
+        for thread in read_spill(path):
+            yield super().__call__(thread, score_boundaries=score_boundaries)
+
+
 class BucketOutputs(NamedTuple):
     boundaries: beam.PCollection  # one element: the five dscore boundaries
     entry: beam.PCollection  # one element: the manifest's `score_buckets` entry
 
 
 class ScoreBuckets(beam.PTransform):
-    """Threads → the dscore boundaries over the score of every kept question and answer."""
+    """The scores of every kept question and answer (the join's `scores`) → the dscore boundaries.
 
-    def expand(self, threads):
-        scores = threads | "Scores" >> beam.FlatMap(Thread.scores)
+    The join outputs the scores beside the thread spill files, so no Thread waits in the
+    runner for the buckets: the threads wait on storage.
+    """
+
+    def expand(self, scores):
         boundaries = scores | "Boundaries" >> ComputeBucketBoundaries()
         posts = scores | "CountPosts" >> beam.combiners.Count.Globally()
         entry = boundaries | "ManifestEntry" >> beam.Map(star_buckets_entry, posts=beam.pvalue.AsSingleton(posts))
@@ -116,5 +136,5 @@ class ScoreBuckets(beam.PTransform):
 
 
 def format_threads(seed: int, score_boundaries: beam.PCollection, scrub: ScrubConfig = ScrubConfig()) -> ApplyStage:
-    """The format stage, with the single-element boundaries PCollection as its side input."""
-    return ApplyStage(FormatThreadFn(seed, scrub), score_boundaries=beam.pvalue.AsSingleton(score_boundaries))
+    """The format stage over thread spill files, with the single-element boundaries PCollection as its side input."""
+    return ApplyStage(FormatSpilledThreadsFn(seed, scrub), score_boundaries=beam.pvalue.AsSingleton(score_boundaries))
