@@ -23,6 +23,7 @@ import io
 import json
 import logging
 import os
+from json.encoder import encode_basestring_ascii as encode_json_string  # what json.dumps does to a str, at C speed
 from typing import Callable, Iterable
 
 from schemas.errors import ConfigError
@@ -190,7 +191,7 @@ class Staging:
     def load_exclusions(self, names: Iterable[str]) -> str:
         """Load the names into a one-column table (newline-delimited JSON); returns its id."""
         bigquery = bigquery_module()
-        data = "".join(json.dumps({"repo_name": n}) + "\n" for n in sorted(set(names))).encode()
+        data = "".join(f'{{"repo_name": {encode_json_string(n)}}}\n' for n in sorted(set(names))).encode()
         key = hashlib.sha256(data).hexdigest()[:32]
         table_id = f"{self.dataset}.exclude_{key}"
         config = bigquery.LoadJobConfig(
