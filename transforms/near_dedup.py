@@ -3,19 +3,22 @@
 The paper removes exact copies only; every current code corpus (The Stack, StarCoder,
 datatrove, NeMo Curator) also removes near-copies: forks with a changed line, vendored
 copies, generated variants. The graph decides on small values and then filters the
-streamed files, so it is exact at any scale:
+files streamed back from spill files, so it is exact at any scale and reads `files` once
+(as exact dedup's two passes do; the local runner would otherwise hold the corpus for
+each later step that reads it while the clusters are decided):
 
-    files ─ SignFiles ─┬ (band key, node) ─────────────────────┐
+    files ─ SignFiles ─┬ files, whole ─ <scratch>/near-dedup-*.spill (one per bundle) ─ spill paths
+                       ├ (band key, node) ─────────────────────┐
                        └ signatures ─ dedup/minhash/*.parquet   ├ GroupByKey ─ StarEdges ─ Distinct ─ candidate edges
     earlier versions' dedup/minhash/ ─ (band key, earlier node) ┘   (near_dedup_versions.py)
-    candidate edges ─ [CheckJaccard: files whose id is in an edge send their shingles to
-                       the edge (a side-input lookup on ids, transforms/id_lookup.py);
+    candidate edges ─ [CheckJaccard: spill paths ─ files whose id is in an edge send their
+                       shingles to the edge (a side-input lookup on ids, transforms/id_lookup.py);
                        GroupByKey per edge] ─ edges
     edges ─ adjacency (GroupByKey) ─ max_rounds x (send labels, GroupByKey, keep the least)
           ─ (id, survivor id) of every node whose label is not its own
-    files ─ DropNearDuplicates (side-input lookup on ids) ─┬ kept
-                                                           └ rejected: near-duplicate (detail: survivor id),
-                                                               near-duplicate-previous-version
+    spill paths ─ DropNearDuplicates (side-input lookup on ids) ─┬ kept
+                                                                 └ rejected: near-duplicate (detail: survivor id),
+                                                                     near-duplicate-previous-version
 
 A node is a file's `survivor_rank` (most stars, then smallest id), as exact dedup
 chooses survivors, so the least label of a connected component is its survivor.
@@ -25,8 +28,9 @@ one hop per round: a file further than `max_rounds` hops from its cluster's surv
 names a nearer member instead (itself rejected), and a cluster may keep more than one
 file. The `labels-changed-in-last-round` stat is 0 when every label had settled.
 
-What crosses the shuffles is ids, star counts, band keys and, only for files in a
-candidate edge with the check on, their shingle hashes. Contents travel once.
+What crosses the shuffles is ids, star counts, band keys, spill paths and, only for files
+in a candidate edge with the check on, their shingle hashes. Contents travel once; the
+spill files are scratch (`flow.scratch_dir`, removed by the run).
 """
 
 from __future__ import annotations
@@ -37,11 +41,12 @@ import apache_beam as beam
 import numpy as np
 from apache_beam import pvalue
 
+from infra.spill import SpillWriter, read_spill, return_freed_memory, scratch_path
 from infra.writers import WriteParquetShards
 from schemas.config import NearDedupConfig
 from schemas.records import Rejected
 from transforms import id_lookup
-from transforms.base import ApplyStage, RecordFn
+from transforms.base import ApplyStage, RecordFn, in_global_window
 from transforms.dedup import survivor_rank
 from transforms.id_lookup import lookup
 from transforms.minhash import jaccard
@@ -64,6 +69,7 @@ STAGE = "near-dedup"
 REASON = "near-duplicate"
 REASON_PREVIOUS = "near-duplicate-previous-version"
 SIGNATURES = "signatures"
+SPILLS = "spills"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,15 +84,24 @@ class FileSignature:
 
 
 class SignFilesFn(beam.DoFn):
-    """A file → (band key, node) per band, and its signature to SIGNATURES; files too short for a shingle: nothing."""
+    """A file → (band key, node) per band and its signature to SIGNATURES (files too short for a shingle:
+    neither); every file goes to this bundle's spill file, whose path goes to SPILLS once the bundle ends."""
 
-    def __init__(self, config: NearDedupConfig):
+    def __init__(self, config: NearDedupConfig, scratch_dir: str):
         self.config = config
+        self.scratch_dir = scratch_dir
 
     def setup(self):
         self.hasher = hasher_of(self.config)
+        return_freed_memory()
+
+    def start_bundle(self):
+        self.writer = None
 
     def process(self, record):
+        if self.writer is None:
+            self.writer = SpillWriter(scratch_path(self.scratch_dir, STAGE))
+        self.writer.write(record)
         shingles = self.hasher.shingles(record.content)
         if not len(shingles):
             return
@@ -95,6 +110,11 @@ class SignFilesFn(beam.DoFn):
         node = survivor_rank(record)
         for key in self.hasher.band_keys(signature):
             yield key, node
+
+    def finish_bundle(self):
+        if self.writer is not None:
+            self.writer.close()
+            yield in_global_window(pvalue.TaggedOutput(SPILLS, self.writer.path))
 
 
 def star_edges(bucket):
@@ -106,7 +126,7 @@ def star_edges(bucket):
 
 
 class ShinglesOfCandidatesFn(beam.DoFn):
-    """A file in candidate edges → (edge, what the check compares) for each; other files: nothing.
+    """A spill file → (edge, what the check compares) for each candidate edge of each file in it.
 
     Against a file of an earlier version (whose text is not read) that is the signature,
     otherwise the shingle hashes.
@@ -117,16 +137,18 @@ class ShinglesOfCandidatesFn(beam.DoFn):
 
     def setup(self):
         self.hasher = hasher_of(self.config)
+        return_freed_memory()
 
-    def process(self, record, edges_of, edge_ids):
-        edges = lookup(edges_of, edge_ids, record.id)
-        if edges:
-            shingles = self.hasher.shingles(record.content)
-            for edge in edges:
-                if is_earlier(edge[0]):
-                    yield edge, (MINHASH, self.hasher.signature(shingles).astype(SIGNATURE_DTYPE).tobytes())
-                else:
-                    yield edge, (SHINGLES, shingles.tobytes())
+    def process(self, spill, edges_of, edge_ids):
+        for record in read_spill(spill):
+            edges = lookup(edges_of, edge_ids, record.id)
+            if edges:
+                shingles = self.hasher.shingles(record.content)
+                for edge in edges:
+                    if is_earlier(edge[0]):
+                        yield edge, (MINHASH, self.hasher.signature(shingles).astype(SIGNATURE_DTYPE).tobytes())
+                    else:
+                        yield edge, (SHINGLES, shingles.tobytes())
 
 
 def similar_enough(edge_values, threshold: float):
@@ -158,17 +180,23 @@ def keep_least_label(messages):
 
 
 class DropNearDuplicatesFn(RecordFn):
-    """Keep a file unless its cluster's survivor is another file (or a file of an earlier version)."""
+    """A spill file → each file in it, kept unless its cluster's survivor is another file (or a file of an earlier version)."""
 
     stage = STAGE
+    each_output_is_an_input = True
 
-    def __call__(self, record, survivor_of, rejected_ids):
-        survivor = lookup(survivor_of, rejected_ids, record.id)
-        if not survivor:
-            return record
-        if is_earlier(survivor[0]):
-            return Rejected.of(record, STAGE, REASON_PREVIOUS, survivor[0][1])
-        return Rejected.of(record, STAGE, REASON, survivor[0][1])
+    def setup(self):
+        return_freed_memory()
+
+    def __call__(self, spill, survivor_of, rejected_ids):
+        for record in read_spill(spill):
+            survivor = lookup(survivor_of, rejected_ids, record.id)
+            if not survivor:
+                yield record
+            elif is_earlier(survivor[0]):
+                yield Rejected.of(record, STAGE, REASON_PREVIOUS, survivor[0][1])
+            else:
+                yield Rejected.of(record, STAGE, REASON, survivor[0][1])
 
 
 def near_duplicates(state):
@@ -201,8 +229,10 @@ class NearDedup(beam.PTransform):
 
     def expand(self, files):
         config, flow = self.config, self.flow
-        sign = beam.ParDo(SignFilesFn(config)).with_output_types(tuple[int, tuple[int, str]])
-        signed = files | "SignFiles" >> sign.with_outputs(SIGNATURES, main="bands")
+        sign = beam.ParDo(SignFilesFn(config, flow.scratch_dir)).with_output_types(tuple[int, tuple[int, str]])
+        signed = files | "SignFiles" >> sign.with_outputs(SIGNATURES, SPILLS, main="bands")
+        # One path per bundle; spread so that each spill file can be streamed by any worker.
+        spills = signed[SPILLS] | "SpreadSpills" >> beam.Reshuffle()
         bands = [signed.bands]
         if self.earlier_files:
             bands.append(self.read_earlier(files.pipeline, "ForBands") | "BandEarlier" >> beam.ParDo(BandEarlierFn(config)))
@@ -217,7 +247,7 @@ class NearDedup(beam.PTransform):
             edges | "CountCandidates" >> beam.combiners.Count.Globally() | "CandidateStat" >> beam.Map(stat("candidate-pairs"))
         ]
         if config.check_jaccard:
-            edges = self.check_jaccard(files, edges)
+            edges = self.check_jaccard(spills, edges)
             stats.append(
                 edges | "CountChecked" >> beam.combiners.Count.Globally() | "CheckedStat" >> beam.Map(stat("similar-pairs"))
             )
@@ -229,7 +259,7 @@ class NearDedup(beam.PTransform):
         self.write_signatures(signed[SIGNATURES])
         survivor_of, rejected_ids = id_lookup.side_inputs(survivor_of, "Rejected")
         self.rejected_lookup = (survivor_of, rejected_ids)
-        return files | "DropNearDuplicates" >> ApplyStage(
+        return spills | "DropNearDuplicates" >> ApplyStage(
             DropNearDuplicatesFn(), survivor_of=survivor_of, rejected_ids=rejected_ids
         )
 
@@ -251,14 +281,14 @@ class NearDedup(beam.PTransform):
             | f"ReadEarlierSignatures{purpose}" >> beam.FlatMap(read_earlier_signatures)
         )
 
-    def check_jaccard(self, files, edges):
+    def check_jaccard(self, spills, edges):
         """Candidate edges → those whose two files reach the Jaccard threshold."""
         edges_by_id = edges | "EdgesById" >> beam.FlatMap(lambda e: [(e[0][1], e), (e[1][1], e)])
         edges_of, edge_ids = id_lookup.side_inputs(edges_by_id, "Candidate")
         shingles_of = ShinglesOfCandidatesFn(self.config)
-        values = [files | "ShinglesOfCandidates" >> beam.ParDo(shingles_of, edges_of=edges_of, edge_ids=edge_ids)]
+        values = [spills | "ShinglesOfCandidates" >> beam.ParDo(shingles_of, edges_of=edges_of, edge_ids=edge_ids)]
         if self.earlier_files:
-            earlier = self.read_earlier(files.pipeline, "ForCheck")
+            earlier = self.read_earlier(spills.pipeline, "ForCheck")
             signatures_of = beam.ParDo(SignaturesOfCandidatesFn(), edges_of=edges_of, edge_ids=edge_ids)
             values.append(earlier | "SignaturesOfCandidates" >> signatures_of)
             # Two side-input consumers fused into one Flatten leave Beam's local runner waiting on itself.

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.pipeline import PipelineVisitor
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -187,6 +188,29 @@ def test_candidates_below_the_threshold_are_not_clustered_when_checked(tmp_path)
     outputs = next(run)
     assert_that(outputs["rejected"], equal_to([("c", STAGE, REASON, "a")]))
     next(run)
+
+
+def test_the_stage_reads_the_files_once_and_streams_them_back_from_spill_files(tmp_path):
+    """Only the signing step reads `files` (it spills them); the check and the drop read spill paths, so the
+    local runner never holds the corpus while the clusters are decided and no content crosses a shuffle."""
+    p = beam.Pipeline()
+    files = p | beam.Create([make("a", "\n".join(lines_of_code(1, 20)), 1)])
+    files | "Near" >> NearDedup(CorpusFlow(p, PipelineConfig("t"), str(tmp_path)), CONFIG)
+    readers, spill_readers = [], []
+
+    class Readers(PipelineVisitor):
+        def visit_transform(self, node):
+            spreading = "Near/SpreadSpills/"
+            if files in node.inputs:
+                readers.append(node.full_label)
+            if any(i.producer.full_label.startswith(spreading) for i in node.inputs if i.producer):
+                if not node.full_label.startswith(spreading):
+                    spill_readers.append(node.full_label)
+
+    p.visit(Readers())
+    assert readers == ["Near/SignFiles/ParDo(SignFilesFn)"]
+    drop = "Near/DropNearDuplicates/ParDo(StageDoFn)/ParDo(StageDoFn)"
+    assert sorted(spill_readers) == [drop, "Near/ShinglesOfCandidates"]
 
 
 def test_bad_near_dedup_config_names_the_key(tmp_path):
