@@ -7,18 +7,19 @@ files streamed back from spill files, so it is exact at any scale and reads `fil
 (as exact dedup's two passes do; the local runner would otherwise hold the corpus for
 each later step that reads it while the clusters are decided):
 
-    files ─ SignFiles ─┬ files, whole ─ <scratch>/near-dedup-*.spill (one per bundle) ─ spill paths
+    files ─ SignFiles ─┬ files, whole ─ <scratch>/near-dedup-*.spill (one per bundle): spill paths,
+                       │                 and places (file id, its spill path)
                        ├ (band key, node) ─────────────────────┐
                        └ signatures ─ dedup/minhash/*.parquet   ├ GroupByKey ─ StarEdges ─ Distinct ─ candidate edges
     earlier versions' dedup/minhash/ ─ (band key, earlier node) ┘   (near_dedup_versions.py)
-    candidate edges ─ [CheckJaccard: spill paths ─ files whose id is in an edge send their
-                       shingles to the edge (a side-input lookup on ids, transforms/id_lookup.py);
-                       GroupByKey per edge] ─ edges
+    candidate edges ─ [CheckJaccard: edge ends joined with places (CoGroupByKey on ids),
+                       grouped by spill file; each spill file streamed, its candidate files
+                       send their shingles to their edges; GroupByKey per edge] ─ edges
     edges ─ adjacency (GroupByKey) ─ max_rounds x (send labels, GroupByKey, keep the least)
-          ─ (id, survivor id) of every node whose label is not its own
-    spill paths ─ DropNearDuplicates (side-input lookup on ids) ─┬ kept
-                                                                 └ rejected: near-duplicate (detail: survivor id),
-                                                                     near-duplicate-previous-version
+          ─ (id, survivor node) of every node whose label is not its own, joined with places
+    (spill path, its rejected ids) ─ DropNearDuplicates (each spill file streamed) ─┬ kept
+                                                     └ rejected: near-duplicate (detail: survivor id),
+                                                         near-duplicate-previous-version
 
 A node is a file's `survivor_rank` (most stars, then smallest id), as exact dedup
 chooses survivors, so the least label of a connected component is its survivor.
@@ -30,11 +31,15 @@ file. The `labels-changed-in-last-round` stat is 0 when every label had settled.
 
 What crosses the shuffles is ids, star counts, band keys, spill paths and, only for files
 in a candidate edge with the check on, their shingle hashes. Contents travel once; the
-spill files are scratch (`flow.scratch_dir`, removed by the run).
+spill files are scratch (`flow.scratch_dir`, removed by the run). Decisions reach the
+files by joins on ids, not side-input lookups: the local runner weighs every looked-up
+value by walking all loaded modules (milliseconds each). Only earlier versions'
+signatures, which are not in spill files, are matched by a lookup (transforms/id_lookup.py).
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 
 import apache_beam as beam
@@ -48,7 +53,6 @@ from schemas.records import Rejected
 from transforms import id_lookup
 from transforms.base import ApplyStage, RecordFn, in_global_window
 from transforms.dedup import survivor_rank
-from transforms.id_lookup import lookup
 from transforms.minhash import jaccard
 from transforms.near_dedup_versions import (
     MINHASH,
@@ -70,6 +74,7 @@ REASON = "near-duplicate"
 REASON_PREVIOUS = "near-duplicate-previous-version"
 SIGNATURES = "signatures"
 SPILLS = "spills"
+PLACES = "places"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +90,8 @@ class FileSignature:
 
 class SignFilesFn(beam.DoFn):
     """A file → (band key, node) per band and its signature to SIGNATURES (files too short for a shingle:
-    neither); every file goes to this bundle's spill file, whose path goes to SPILLS once the bundle ends."""
+    neither). Every file goes to this bundle's spill file: (id, spill path) to PLACES, and the path to
+    SPILLS once the bundle ends."""
 
     def __init__(self, config: NearDedupConfig, scratch_dir: str):
         self.config = config
@@ -102,6 +108,7 @@ class SignFilesFn(beam.DoFn):
         if self.writer is None:
             self.writer = SpillWriter(scratch_path(self.scratch_dir, STAGE))
         self.writer.write(record)
+        yield pvalue.TaggedOutput(PLACES, (record.id, self.writer.path))
         shingles = self.hasher.shingles(record.content)
         if not len(shingles):
             return
@@ -126,7 +133,7 @@ def star_edges(bucket):
 
 
 class ShinglesOfCandidatesFn(beam.DoFn):
-    """A spill file → (edge, what the check compares) for each candidate edge of each file in it.
+    """(spill file, [(id, candidate edge)]) → (edge, what the check compares) for each edge of those files.
 
     Against a file of an earlier version (whose text is not read) that is the signature,
     otherwise the shingle hashes.
@@ -139,16 +146,33 @@ class ShinglesOfCandidatesFn(beam.DoFn):
         self.hasher = hasher_of(self.config)
         return_freed_memory()
 
-    def process(self, spill, edges_of, edge_ids):
+    def process(self, spill_ends):
+        spill, ends = spill_ends
+        edges_of = collections.defaultdict(list)
+        for file_id, edge in ends:
+            edges_of[file_id].append(edge)
         for record in read_spill(spill):
-            edges = lookup(edges_of, edge_ids, record.id)
-            if edges:
+            if record.id in edges_of:
                 shingles = self.hasher.shingles(record.content)
-                for edge in edges:
+                for edge in edges_of[record.id]:
                     if is_earlier(edge[0]):
                         yield edge, (MINHASH, self.hasher.signature(shingles).astype(SIGNATURE_DTYPE).tobytes())
                     else:
                         yield edge, (SHINGLES, shingles.tobytes())
+
+
+def at_spill(joined):
+    """(id, {"place": [spill], "value": [values]}) → (spill, (id, value)) for each value."""
+    file_id, groups = joined
+    values = list(groups["value"])
+    for spill in groups["place"]:
+        for value in values:
+            yield spill, (file_id, value)
+
+
+def to_spills(places, keyed, label: str):
+    """(id, value) pairs → (spill file of that id's file, (id, value)): a join on ids (ids of no file of this run: nothing)."""
+    return {"place": places, "value": keyed} | f"{label}ById" >> beam.CoGroupByKey() | f"{label}ToSpill" >> beam.FlatMap(at_spill)
 
 
 def similar_enough(edge_values, threshold: float):
@@ -180,7 +204,8 @@ def keep_least_label(messages):
 
 
 class DropNearDuplicatesFn(RecordFn):
-    """A spill file → each file in it, kept unless its cluster's survivor is another file (or a file of an earlier version)."""
+    """(spill file, {"rejected": [(id, survivor node)]}) → each file of the spill, kept unless it is named
+    there (its cluster's survivor is another file, or a file of an earlier version)."""
 
     stage = STAGE
     each_output_is_an_input = True
@@ -188,15 +213,17 @@ class DropNearDuplicatesFn(RecordFn):
     def setup(self):
         return_freed_memory()
 
-    def __call__(self, spill, survivor_of, rejected_ids):
+    def __call__(self, spill_rejections):
+        spill, groups = spill_rejections
+        survivor_of = dict(groups["rejected"])
         for record in read_spill(spill):
-            survivor = lookup(survivor_of, rejected_ids, record.id)
-            if not survivor:
+            survivor = survivor_of.get(record.id)
+            if survivor is None:
                 yield record
-            elif is_earlier(survivor[0]):
-                yield Rejected.of(record, STAGE, REASON_PREVIOUS, survivor[0][1])
+            elif is_earlier(survivor):
+                yield Rejected.of(record, STAGE, REASON_PREVIOUS, survivor[1])
             else:
-                yield Rejected.of(record, STAGE, REASON, survivor[0][1])
+                yield Rejected.of(record, STAGE, REASON, survivor[1])
 
 
 def near_duplicates(state):
@@ -230,9 +257,8 @@ class NearDedup(beam.PTransform):
     def expand(self, files):
         config, flow = self.config, self.flow
         sign = beam.ParDo(SignFilesFn(config, flow.scratch_dir)).with_output_types(tuple[int, tuple[int, str]])
-        signed = files | "SignFiles" >> sign.with_outputs(SIGNATURES, SPILLS, main="bands")
-        # One path per bundle; spread so that each spill file can be streamed by any worker.
-        spills = signed[SPILLS] | "SpreadSpills" >> beam.Reshuffle()
+        signed = files | "SignFiles" >> sign.with_outputs(SIGNATURES, SPILLS, PLACES, main="bands")
+        places = signed[PLACES]
         bands = [signed.bands]
         if self.earlier_files:
             bands.append(self.read_earlier(files.pipeline, "ForBands") | "BandEarlier" >> beam.ParDo(BandEarlierFn(config)))
@@ -247,7 +273,7 @@ class NearDedup(beam.PTransform):
             edges | "CountCandidates" >> beam.combiners.Count.Globally() | "CandidateStat" >> beam.Map(stat("candidate-pairs"))
         ]
         if config.check_jaccard:
-            edges = self.check_jaccard(spills, edges)
+            edges = self.check_jaccard(places, edges)
             stats.append(
                 edges | "CountChecked" >> beam.combiners.Count.Globally() | "CheckedStat" >> beam.Map(stat("similar-pairs"))
             )
@@ -257,20 +283,21 @@ class NearDedup(beam.PTransform):
         survivor_of = labels | "NearDuplicates" >> beam.FlatMap(near_duplicates)
         flow.tallies.append(stats | "AllNearDedupStats" >> beam.Flatten())
         self.write_signatures(signed[SIGNATURES])
-        survivor_of, rejected_ids = id_lookup.side_inputs(survivor_of, "Rejected")
-        self.rejected_lookup = (survivor_of, rejected_ids)
-        return spills | "DropNearDuplicates" >> ApplyStage(
-            DropNearDuplicatesFn(), survivor_of=survivor_of, rejected_ids=rejected_ids
-        )
+        self.survivor_of = survivor_of
+        routed = {
+            "spill": signed[SPILLS] | "KeySpills" >> beam.Map(lambda spill: (spill, None)),
+            "rejected": to_spills(places, survivor_of, "Rejections"),
+        } | "RejectionsBySpill" >> beam.CoGroupByKey()
+        return routed | "DropNearDuplicates" >> ApplyStage(DropNearDuplicatesFn())
 
     def keep_survivors(self, stubs: beam.PCollection) -> beam.PCollection:
         """The files of `stubs` (any records with an id, e.g. dedup's content-free survivors) this
-        stage kept, by the same lookup that routed the files (only after the stage was applied)."""
-        survivor_of, rejected_ids = self.rejected_lookup
-        return stubs | "NearDedupSurvivors" >> beam.Filter(
-            lambda stub, survivor_of, rejected_ids: not lookup(survivor_of, rejected_ids, stub.id),
-            survivor_of=survivor_of,
-            rejected_ids=rejected_ids,
+        stage kept: a join on ids with its decisions (only after the stage was applied)."""
+        joined = {"stub": stubs | "KeyStubs" >> beam.Map(lambda stub: (stub.id, stub)), "rejected": self.survivor_of}
+        return (
+            joined
+            | "StubsAndRejections" >> beam.CoGroupByKey()
+            | "NearDedupSurvivors" >> beam.FlatMap(lambda j: [] if list(j[1]["rejected"]) else j[1]["stub"])
         )
 
     def read_earlier(self, pipeline, purpose: str):
@@ -281,17 +308,17 @@ class NearDedup(beam.PTransform):
             | f"ReadEarlierSignatures{purpose}" >> beam.FlatMap(read_earlier_signatures)
         )
 
-    def check_jaccard(self, spills, edges):
+    def check_jaccard(self, places, edges):
         """Candidate edges → those whose two files reach the Jaccard threshold."""
-        edges_by_id = edges | "EdgesById" >> beam.FlatMap(lambda e: [(e[0][1], e), (e[1][1], e)])
-        edges_of, edge_ids = id_lookup.side_inputs(edges_by_id, "Candidate")
-        shingles_of = ShinglesOfCandidatesFn(self.config)
-        values = [spills | "ShinglesOfCandidates" >> beam.ParDo(shingles_of, edges_of=edges_of, edge_ids=edge_ids)]
+        ends = edges | "EdgeEnds" >> beam.FlatMap(lambda e: [(e[0][1], e), (e[1][1], e)])
+        wanted = to_spills(places, ends, "CandidateEnds") | "CandidatesBySpill" >> beam.GroupByKey()
+        values = [wanted | "ShinglesOfCandidates" >> beam.ParDo(ShinglesOfCandidatesFn(self.config))]
         if self.earlier_files:
-            earlier = self.read_earlier(spills.pipeline, "ForCheck")
+            edges_of, edge_ids = id_lookup.side_inputs(ends, "Candidate")
+            earlier = self.read_earlier(edges.pipeline, "ForCheck")
             signatures_of = beam.ParDo(SignaturesOfCandidatesFn(), edges_of=edges_of, edge_ids=edge_ids)
             values.append(earlier | "SignaturesOfCandidates" >> signatures_of)
-            # Two side-input consumers fused into one Flatten leave Beam's local runner waiting on itself.
+            # A side-input consumer fused into a Flatten with another branch can leave Beam's local runner waiting on itself.
             values = [v | f"SettleCheckValues{i}" >> beam.Reshuffle() for i, v in enumerate(values)]
         return (
             values

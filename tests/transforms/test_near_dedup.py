@@ -191,26 +191,24 @@ def test_candidates_below_the_threshold_are_not_clustered_when_checked(tmp_path)
 
 
 def test_the_stage_reads_the_files_once_and_streams_them_back_from_spill_files(tmp_path):
-    """Only the signing step reads `files` (it spills them); the check and the drop read spill paths, so the
-    local runner never holds the corpus while the clusters are decided and no content crosses a shuffle."""
+    """Only the signing step reads `files` (it spills them): the local runner never holds the corpus while the
+    clusters are decided, and no content crosses a shuffle. The check and the drop get their decisions by joins
+    on ids, not by side-input lookups (each one weighed by walking every loaded module)."""
     p = beam.Pipeline()
     files = p | beam.Create([make("a", "\n".join(lines_of_code(1, 20)), 1)])
     files | "Near" >> NearDedup(CorpusFlow(p, PipelineConfig("t"), str(tmp_path)), CONFIG)
-    readers, spill_readers = [], []
+    readers, side_inputs = [], {}
 
     class Readers(PipelineVisitor):
         def visit_transform(self, node):
-            spreading = "Near/SpreadSpills/"
             if files in node.inputs:
                 readers.append(node.full_label)
-            if any(i.producer.full_label.startswith(spreading) for i in node.inputs if i.producer):
-                if not node.full_label.startswith(spreading):
-                    spill_readers.append(node.full_label)
+            side_inputs[node.full_label] = node.side_inputs
 
     p.visit(Readers())
     assert readers == ["Near/SignFiles/ParDo(SignFilesFn)"]
-    drop = "Near/DropNearDuplicates/ParDo(StageDoFn)/ParDo(StageDoFn)"
-    assert sorted(spill_readers) == [drop, "Near/ShinglesOfCandidates"]
+    check, drop = "Near/ShinglesOfCandidates", "Near/DropNearDuplicates/ParDo(StageDoFn)/ParDo(StageDoFn)"
+    assert not side_inputs[check] and not side_inputs[drop]
 
 
 def test_bad_near_dedup_config_names_the_key(tmp_path):
