@@ -5,10 +5,10 @@ signatures) find the decisions about their ids (candidate edges) by looking each
 in an `AsMultiMap` side input, so no record crosses a shuffle; records in spill files
 get theirs by a join on ids instead (transforms/near_dedup.py). Each lookup is a state
 request, and Beam's local runner weighs every answer it caches (a few milliseconds
-each), while most ids are in no decision. So a 1 MiB bitmap of the decided ids' hashes (one bit each, ORed over bundles: the same bits
-whatever the bundling) goes first: an id whose bit is clear is surely absent and
-skips the lookup. The bitmap's size does not grow with the corpus; with many ids it
-only lets more lookups through.
+each), while most ids are in no decision. So a 1 MiB bitmap of the decided ids'
+hashes (one bit each, ORed over bundles: the same bits whatever the bundling) goes
+first: an id whose bit is clear is surely absent and skips the lookup. The bitmap's
+size does not grow with the corpus; with many ids it only lets more lookups through.
 """
 
 from __future__ import annotations
