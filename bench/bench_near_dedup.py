@@ -252,7 +252,7 @@ def true_pairs(records: list[dict], threshold: float) -> set[tuple[str, str]]:
     from scipy import sparse
 
     from schemas.config import NearDedupConfig
-    from transforms.near_dedup import hasher_of
+    from transforms.near_dedup_versions import hasher_of
 
     hasher = hasher_of(NearDedupConfig())
     sets = [hasher.shingles(r["text"]) for r in records]
