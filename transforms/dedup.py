@@ -30,8 +30,6 @@ from __future__ import annotations
 import hashlib
 import io
 import posixpath
-import re
-import string
 from typing import NamedTuple
 
 import apache_beam as beam
@@ -45,23 +43,11 @@ from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
 from transforms.base import ApplyStage, RecordFn
 from transforms.language import extension
+from transforms.tokens import alnum_tokens
 
 STAGE = "dedup"
 KEYS = "keys"
 BLOOM_FILE = "dedup/bloom.bin"
-
-_WORD = re.compile(r"\w+")
-_ASCII_WORD = frozenset((string.ascii_letters + string.digits + "_").encode())
-_ASCII_TO_SPACES = bytes(b if b in _ASCII_WORD else 0x20 for b in range(256))
-
-
-def alnum_tokens(text: str) -> bytes:
-    """The text's alphanumeric tokens (maximal runs of letters, digits, underscores), separated
-    by runs of spaces: what exact dedup keys on and near-dedup shingles."""
-    if text.isascii():  # same tokens as the regex, split at C speed
-        return text.encode("ascii").translate(_ASCII_TO_SPACES)
-    return " ".join(_WORD.findall(text)).encode("utf-8")
-
 
 def dedup_key(path: str, text: str) -> str:
     """`<extension>\\t<token count>\\t<md5 of the space-joined alphanumeric tokens>`."""

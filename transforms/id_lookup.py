@@ -1,13 +1,14 @@
 """A join on record ids by side-input lookup, with a fixed-size bitmap in front of it.
 
-A stage that decided on ids (near-dedup's candidates and rejects) filters the streamed
-records by looking each id up in an `AsMultiMap` side input, so no record crosses a
-shuffle. Each lookup is a state request, and Beam's local runner weighs every answer
-it caches (a few milliseconds each), while most ids are in no decision. So a 1 MiB
-bitmap of the decided ids' hashes (one bit each, ORed over bundles: the same bits
-whatever the bundling) goes first: an id whose bit is clear is surely absent and
-skips the lookup. The bitmap's size does not grow with the corpus; with many ids it
-only lets more lookups through.
+Records that are not in spill files (near-dedup's reading of earlier versions'
+signatures) find the decisions about their ids (candidate edges) by looking each id up
+in an `AsMultiMap` side input, so no record crosses a shuffle; records in spill files
+get theirs by a join on ids instead (transforms/near_dedup.py). Each lookup is a state
+request, and Beam's local runner weighs every answer it caches (a few milliseconds
+each), while most ids are in no decision. So a 1 MiB bitmap of the decided ids'
+hashes (one bit each, ORed over bundles: the same bits whatever the bundling) goes
+first: an id whose bit is clear is surely absent and skips the lookup. The bitmap's
+size does not grow with the corpus; with many ids it only lets more lookups through.
 """
 
 from __future__ import annotations

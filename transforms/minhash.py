@@ -1,7 +1,7 @@
 """MinHash signatures and LSH band keys of a file, vectorised with numpy.
 
 A file's shingles are the runs of `shingle_tokens` consecutive alphanumeric tokens,
-the same tokens exact dedup keys on (`transforms.dedup`), so whitespace, punctuation
+the same tokens exact dedup keys on (`transforms.tokens`), so whitespace, punctuation
 and comment markers do not make two files look different. Nothing here loops over
 tokens in Python:
 
@@ -23,7 +23,7 @@ import dataclasses
 
 import numpy as np
 
-from transforms.dedup import alnum_tokens
+from transforms.tokens import alnum_tokens
 
 _BASE = np.uint64(0x100000001B3)  # odd, so invertible mod 2^64
 _BASE_INVERSE = np.uint64(pow(int(_BASE), -1, 2**64))

@@ -3,19 +3,23 @@
 The paper removes exact copies only; every current code corpus (The Stack, StarCoder,
 datatrove, NeMo Curator) also removes near-copies: forks with a changed line, vendored
 copies, generated variants. The graph decides on small values and then filters the
-streamed files, so it is exact at any scale:
+files streamed back from spill files, so it is exact at any scale and reads `files` once
+(as exact dedup's two passes do; the local runner would otherwise hold the corpus for
+each later step that reads it while the clusters are decided):
 
-    files ─ SignFiles ─┬ (band key, node) ─────────────────────┐
+    files ─ SignFiles ─┬ files, whole ─ <scratch>/near-dedup-*.spill (one per bundle): spill paths,
+                       │                 and places (file id, its spill path)
+                       ├ (band key, node) ─────────────────────┐
                        └ signatures ─ dedup/minhash/*.parquet   ├ GroupByKey ─ StarEdges ─ Distinct ─ candidate edges
     earlier versions' dedup/minhash/ ─ (band key, earlier node) ┘   (near_dedup_versions.py)
-    candidate edges ─ [CheckJaccard: files whose id is in an edge send their shingles to
-                       the edge (a side-input lookup on ids, transforms/id_lookup.py);
-                       GroupByKey per edge] ─ edges
+    candidate edges ─ [CheckJaccard: edge ends joined with places (CoGroupByKey on ids),
+                       grouped by spill file; each spill file streamed, its candidate files
+                       send their shingles to their edges; GroupByKey per edge] ─ edges
     edges ─ adjacency (GroupByKey) ─ max_rounds x (send labels, GroupByKey, keep the least)
-          ─ (id, survivor id) of every node whose label is not its own
-    files ─ DropNearDuplicates (side-input lookup on ids) ─┬ kept
-                                                           └ rejected: near-duplicate (detail: survivor id),
-                                                               near-duplicate-previous-version
+          ─ (id, survivor node) of every node whose label is not its own, joined with places
+    (spill path, its rejected ids) ─ DropNearDuplicates (each spill file streamed) ─┬ kept
+                                                     └ rejected: near-duplicate (detail: survivor id),
+                                                         near-duplicate-previous-version
 
 A node is a file's `survivor_rank` (most stars, then smallest id), as exact dedup
 chooses survivors, so the least label of a connected component is its survivor.
@@ -25,8 +29,12 @@ one hop per round: a file further than `max_rounds` hops from its cluster's surv
 names a nearer member instead (itself rejected), and a cluster may keep more than one
 file. The `labels-changed-in-last-round` stat is 0 when every label had settled.
 
-What crosses the shuffles is ids, star counts, band keys and, only for files in a
-candidate edge with the check on, their shingle hashes. Contents travel once.
+What crosses the shuffles is ids, star counts, band keys, spill paths and, only for files
+in a candidate edge with the check on, their shingle hashes. Contents travel once; the
+spill files are scratch (`flow.scratch_dir`, removed by the run). Decisions reach the
+files by joins on ids, not side-input lookups: the local runner weighs every looked-up
+value by walking all loaded modules (milliseconds each). Only earlier versions'
+signatures, which are not in spill files, are matched by a lookup (transforms/id_lookup.py).
 """
 
 from __future__ import annotations
@@ -35,18 +43,16 @@ import dataclasses
 
 import apache_beam as beam
 import numpy as np
-from apache_beam import pvalue
 
+from infra.spill import read_spill, return_freed_memory
 from infra.writers import WriteParquetShards
 from schemas.config import NearDedupConfig
 from schemas.records import Rejected
 from transforms import id_lookup
 from transforms.base import ApplyStage, RecordFn
-from transforms.dedup import survivor_rank
-from transforms.id_lookup import lookup
 from transforms.minhash import jaccard
+from transforms.near_dedup_files import PLACES, SIGNATURES, SPILLS, ShinglesOfCandidatesFn, SignFilesFn, to_spills
 from transforms.near_dedup_versions import (
-    MINHASH,
     SHINGLES,
     SIGNATURE_DTYPE,
     SIGNATURE_SCHEMA,
@@ -54,7 +60,6 @@ from transforms.near_dedup_versions import (
     BandEarlierFn,
     SignaturesOfCandidatesFn,
     earlier_signature_files,
-    hasher_of,
     is_earlier,
     read_earlier_signatures,
     version_name,
@@ -63,38 +68,6 @@ from transforms.near_dedup_versions import (
 STAGE = "near-dedup"
 REASON = "near-duplicate"
 REASON_PREVIOUS = "near-duplicate-previous-version"
-SIGNATURES = "signatures"
-
-
-@dataclasses.dataclass(frozen=True)
-class FileSignature:
-    """A file's MinHash signature (little-endian uint32 per permutation), as written to the version."""
-
-    id: str
-    minhash: bytes
-
-    def to_row(self) -> dict:
-        return {"id": self.id, "minhash": self.minhash}
-
-
-class SignFilesFn(beam.DoFn):
-    """A file → (band key, node) per band, and its signature to SIGNATURES; files too short for a shingle: nothing."""
-
-    def __init__(self, config: NearDedupConfig):
-        self.config = config
-
-    def setup(self):
-        self.hasher = hasher_of(self.config)
-
-    def process(self, record):
-        shingles = self.hasher.shingles(record.content)
-        if not len(shingles):
-            return
-        signature = self.hasher.signature(shingles)
-        yield pvalue.TaggedOutput(SIGNATURES, FileSignature(record.id, signature.astype(SIGNATURE_DTYPE).tobytes()))
-        node = survivor_rank(record)
-        for key in self.hasher.band_keys(signature):
-            yield key, node
 
 
 def star_edges(bucket):
@@ -103,30 +76,6 @@ def star_edges(bucket):
     nodes = sorted(set(nodes))
     for node in nodes[1:]:
         yield nodes[0], node
-
-
-class ShinglesOfCandidatesFn(beam.DoFn):
-    """A file in candidate edges → (edge, what the check compares) for each; other files: nothing.
-
-    Against a file of an earlier version (whose text is not read) that is the signature,
-    otherwise the shingle hashes.
-    """
-
-    def __init__(self, config: NearDedupConfig):
-        self.config = config
-
-    def setup(self):
-        self.hasher = hasher_of(self.config)
-
-    def process(self, record, edges_of, edge_ids):
-        edges = lookup(edges_of, edge_ids, record.id)
-        if edges:
-            shingles = self.hasher.shingles(record.content)
-            for edge in edges:
-                if is_earlier(edge[0]):
-                    yield edge, (MINHASH, self.hasher.signature(shingles).astype(SIGNATURE_DTYPE).tobytes())
-                else:
-                    yield edge, (SHINGLES, shingles.tobytes())
 
 
 def similar_enough(edge_values, threshold: float):
@@ -158,17 +107,26 @@ def keep_least_label(messages):
 
 
 class DropNearDuplicatesFn(RecordFn):
-    """Keep a file unless its cluster's survivor is another file (or a file of an earlier version)."""
+    """(spill file, {"rejected": [(id, survivor node)]}) → each file of the spill, kept unless it is named
+    there (its cluster's survivor is another file, or a file of an earlier version)."""
 
     stage = STAGE
+    each_output_is_an_input = True
 
-    def __call__(self, record, survivor_of, rejected_ids):
-        survivor = lookup(survivor_of, rejected_ids, record.id)
-        if not survivor:
-            return record
-        if is_earlier(survivor[0]):
-            return Rejected.of(record, STAGE, REASON_PREVIOUS, survivor[0][1])
-        return Rejected.of(record, STAGE, REASON, survivor[0][1])
+    def setup(self):
+        return_freed_memory()
+
+    def __call__(self, spill_rejections):
+        spill, groups = spill_rejections
+        survivor_of = dict(groups["rejected"])
+        for record in read_spill(spill):
+            survivor = survivor_of.get(record.id)
+            if survivor is None:
+                yield record
+            elif is_earlier(survivor):
+                yield Rejected.of(record, STAGE, REASON_PREVIOUS, survivor[1])
+            else:
+                yield Rejected.of(record, STAGE, REASON, survivor[1])
 
 
 def near_duplicates(state):
@@ -201,8 +159,9 @@ class NearDedup(beam.PTransform):
 
     def expand(self, files):
         config, flow = self.config, self.flow
-        sign = beam.ParDo(SignFilesFn(config)).with_output_types(tuple[int, tuple[int, str]])
-        signed = files | "SignFiles" >> sign.with_outputs(SIGNATURES, main="bands")
+        sign = beam.ParDo(SignFilesFn(config, flow.scratch_dir)).with_output_types(tuple[int, tuple[int, str]])
+        signed = files | "SignFiles" >> sign.with_outputs(SIGNATURES, SPILLS, PLACES, main="bands")
+        places = signed[PLACES]
         bands = [signed.bands]
         if self.earlier_files:
             bands.append(self.read_earlier(files.pipeline, "ForBands") | "BandEarlier" >> beam.ParDo(BandEarlierFn(config)))
@@ -217,7 +176,7 @@ class NearDedup(beam.PTransform):
             edges | "CountCandidates" >> beam.combiners.Count.Globally() | "CandidateStat" >> beam.Map(stat("candidate-pairs"))
         ]
         if config.check_jaccard:
-            edges = self.check_jaccard(files, edges)
+            edges = self.check_jaccard(places, edges)
             stats.append(
                 edges | "CountChecked" >> beam.combiners.Count.Globally() | "CheckedStat" >> beam.Map(stat("similar-pairs"))
             )
@@ -227,20 +186,21 @@ class NearDedup(beam.PTransform):
         survivor_of = labels | "NearDuplicates" >> beam.FlatMap(near_duplicates)
         flow.tallies.append(stats | "AllNearDedupStats" >> beam.Flatten())
         self.write_signatures(signed[SIGNATURES])
-        survivor_of, rejected_ids = id_lookup.side_inputs(survivor_of, "Rejected")
-        self.rejected_lookup = (survivor_of, rejected_ids)
-        return files | "DropNearDuplicates" >> ApplyStage(
-            DropNearDuplicatesFn(), survivor_of=survivor_of, rejected_ids=rejected_ids
-        )
+        self.survivor_of = survivor_of
+        routed = {
+            "spill": signed[SPILLS] | "KeySpills" >> beam.Map(lambda spill: (spill, None)),
+            "rejected": to_spills(places, survivor_of, "Rejections"),
+        } | "RejectionsBySpill" >> beam.CoGroupByKey()
+        return routed | "DropNearDuplicates" >> ApplyStage(DropNearDuplicatesFn())
 
     def keep_survivors(self, stubs: beam.PCollection) -> beam.PCollection:
         """The files of `stubs` (any records with an id, e.g. dedup's content-free survivors) this
-        stage kept, by the same lookup that routed the files (only after the stage was applied)."""
-        survivor_of, rejected_ids = self.rejected_lookup
-        return stubs | "NearDedupSurvivors" >> beam.Filter(
-            lambda stub, survivor_of, rejected_ids: not lookup(survivor_of, rejected_ids, stub.id),
-            survivor_of=survivor_of,
-            rejected_ids=rejected_ids,
+        stage kept: a join on ids with its decisions (only after the stage was applied)."""
+        joined = {"stub": stubs | "KeyStubs" >> beam.Map(lambda stub: (stub.id, stub)), "rejected": self.survivor_of}
+        return (
+            joined
+            | "StubsAndRejections" >> beam.CoGroupByKey()
+            | "NearDedupSurvivors" >> beam.FlatMap(lambda j: [] if list(j[1]["rejected"]) else j[1]["stub"])
         )
 
     def read_earlier(self, pipeline, purpose: str):
@@ -251,17 +211,17 @@ class NearDedup(beam.PTransform):
             | f"ReadEarlierSignatures{purpose}" >> beam.FlatMap(read_earlier_signatures)
         )
 
-    def check_jaccard(self, files, edges):
+    def check_jaccard(self, places, edges):
         """Candidate edges → those whose two files reach the Jaccard threshold."""
-        edges_by_id = edges | "EdgesById" >> beam.FlatMap(lambda e: [(e[0][1], e), (e[1][1], e)])
-        edges_of, edge_ids = id_lookup.side_inputs(edges_by_id, "Candidate")
-        shingles_of = ShinglesOfCandidatesFn(self.config)
-        values = [files | "ShinglesOfCandidates" >> beam.ParDo(shingles_of, edges_of=edges_of, edge_ids=edge_ids)]
+        ends = edges | "EdgeEnds" >> beam.FlatMap(lambda e: [(e[0][1], e), (e[1][1], e)])
+        wanted = to_spills(places, ends, "CandidateEnds") | "CandidatesBySpill" >> beam.GroupByKey()
+        values = [wanted | "ShinglesOfCandidates" >> beam.ParDo(ShinglesOfCandidatesFn(self.config))]
         if self.earlier_files:
-            earlier = self.read_earlier(files.pipeline, "ForCheck")
+            edges_of, edge_ids = id_lookup.side_inputs(ends, "Candidate")
+            earlier = self.read_earlier(edges.pipeline, "ForCheck")
             signatures_of = beam.ParDo(SignaturesOfCandidatesFn(), edges_of=edges_of, edge_ids=edge_ids)
             values.append(earlier | "SignaturesOfCandidates" >> signatures_of)
-            # Two side-input consumers fused into one Flatten leave Beam's local runner waiting on itself.
+            # A side-input consumer fused into a Flatten with another branch can leave Beam's local runner waiting on itself.
             values = [v | f"SettleCheckValues{i}" >> beam.Reshuffle() for i, v in enumerate(values)]
         return (
             values

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.pipeline import PipelineVisitor
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -187,6 +188,27 @@ def test_candidates_below_the_threshold_are_not_clustered_when_checked(tmp_path)
     outputs = next(run)
     assert_that(outputs["rejected"], equal_to([("c", STAGE, REASON, "a")]))
     next(run)
+
+
+def test_the_stage_reads_the_files_once_and_streams_them_back_from_spill_files(tmp_path):
+    """Only the signing step reads `files` (it spills them): the local runner never holds the corpus while the
+    clusters are decided, and no content crosses a shuffle. The check and the drop get their decisions by joins
+    on ids, not by side-input lookups (each one weighed by walking every loaded module)."""
+    p = beam.Pipeline()
+    files = p | beam.Create([make("a", "\n".join(lines_of_code(1, 20)), 1)])
+    files | "Near" >> NearDedup(CorpusFlow(p, PipelineConfig("t"), str(tmp_path)), CONFIG)
+    readers, side_inputs = [], {}
+
+    class Readers(PipelineVisitor):
+        def visit_transform(self, node):
+            if files in node.inputs:
+                readers.append(node.full_label)
+            side_inputs[node.full_label] = node.side_inputs
+
+    p.visit(Readers())
+    assert readers == ["Near/SignFiles/ParDo(SignFilesFn)"]
+    check, drop = "Near/ShinglesOfCandidates", "Near/DropNearDuplicates/ParDo(StageDoFn)/ParDo(StageDoFn)"
+    assert not side_inputs[check] and not side_inputs[drop]
 
 
 def test_bad_near_dedup_config_names_the_key(tmp_path):
