@@ -48,6 +48,8 @@ setup(
         "train": ["torch==2.13.0", "transformers==5.24.0"],
         "test": [
             "pytest==9.2.0",
+            "pytest-xdist==3.8.0",  # the suite on every core (pytest.ini: -n auto)
+            "filelock==4.3.1",  # the xdist workers share one sample build per runner mode (tests/conftest.py)
             "apache-beam[gcp]==2.77.0",  # the DataflowRunner, for the graph-translation test
             "hypothesis==6.170.17",
             "pytest-httpserver==1.2.0",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import re
@@ -15,6 +16,7 @@ import time
 import tracemalloc
 import urllib.request
 
+import filelock
 import pytest
 from apache_beam.options.pipeline_options import StandardOptions
 
@@ -74,19 +76,28 @@ def _run_cli_here(args: list[str]) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-def sample_version(tmp_path_factory):
+def sample_version(tmp_path_factory, worker_id):
     """mode → (version, process) of the README's main command on the sample, built once per mode.
 
     Shared by every test that only reads the result; a test that changes a version
-    copies it first.
+    copies it first. Under pytest-xdist the workers share one build per mode: the first
+    to need it builds it under a lock in the run's common temporary folder, the others
+    wait for it and read what it left (the version, and the process's output as JSON).
     """
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent
     built = {}
 
     def build(mode: str = "in_memory"):
         if mode not in built:
-            out = tmp_path_factory.mktemp(f"sample-{mode}")
-            proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(out), *DIRECT_MODES[mode], fresh_process=True)
-            built[mode] = (out / "sample" / "v0001", proc)
+            out, result = shared / f"sample-{mode}", shared / f"sample-{mode}.json"
+            with filelock.FileLock(str(shared / f"sample-{mode}.lock")):
+                if not result.exists():
+                    shutil.rmtree(out, ignore_errors=True)  # a build cut short by a failed worker
+                    proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(out), *DIRECT_MODES[mode], fresh_process=True)
+                    result.write_text(json.dumps([proc.args, proc.returncode, proc.stdout, proc.stderr]))
+            built[mode] = (out / "sample" / "v0001", subprocess.CompletedProcess(*json.loads(result.read_text())))
         return built[mode]
 
     return build

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import grimp
+import pytest
 
 from tests.conftest import ROOT
 
@@ -38,6 +39,7 @@ def test_no_module_imports_itself_through_others():
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
+@pytest.mark.slow  # imports Beam, torch and transformers in a fresh interpreter
 def test_every_benchmark_script_imports():
     """The benchmarks are not run by the tests; a name they import from a sibling must still exist."""
     bench = Path(ROOT) / "bench"
