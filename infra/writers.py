@@ -31,7 +31,7 @@ from infra.spill import SCRATCH_DIR, merge_runs, return_freed_memory, scratch_pa
 
 PARQUET_COMPRESSION = "zstd"
 ROW_GROUP_BYTES = 32 << 20  # text per Parquet row group: what a streaming reader holds of a column
-RUN_BYTES = 32 << 20  # what a writer holds per bundle before it sorts it and spills it as a run
+RUN_BYTES = 8 << 20  # what a writer holds per bundle before it sorts it and spills it as a run (more runs only add merge passes)
 
 
 def shard_of(record_id: str, num_shards: int) -> int:
