@@ -23,6 +23,16 @@ from trainer.checkpoints import LOG_FILE, STATE_FILE
 pytestmark = pytest.mark.slow  # builds versions on a Cloud Storage server
 
 
+@pytest.fixture
+def code_only_config(tmp_path) -> str:
+    """The sample's repositories alone (no StackOverflow dump, no near-dedup): what the commit
+    tests need of a corpus run, at a third of the sample's cost on the emulator."""
+    config = tmp_path / "code.yaml"
+    repos, metadata = os.path.join(EXAMPLES, "repos"), os.path.join(EXAMPLES, "repos.json")
+    config.write_text(f"name: sample\nsources:\n  local:\n    - path: {repos}\n      metadata: {metadata}\n")
+    return str(config)
+
+
 def test_sample_on_cloud_storage_is_byte_identical_to_a_local_build(sample_version, gcs):
     proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", gcs)
     local, remote = str(sample_version()[0]), f"{gcs}/sample/v0001"
@@ -73,8 +83,8 @@ def test_incremental_build_later_stages_and_diff_on_cloud_storage(tmp_path, gcs)
     assert f"+ {added}" in run_cli("diff", v1, v2).stdout
 
 
-def test_commit_cut_short_on_cloud_storage_is_not_a_version_and_is_cleaned(gcs):
-    run_cli("run", "--config", SAMPLE_CONFIG, "--out", gcs, "--stages", "corpus")
+def test_commit_cut_short_on_cloud_storage_is_not_a_version_and_is_cleaned(gcs, code_only_config):
+    run_cli("run", "--config", code_only_config, "--out", gcs, "--stages", "corpus")
     v1 = f"{gcs}/sample/v0001"
     # An object store moves a version object by object, manifest last: a kill part-way leaves this.
     for name in storage.list_files(v1)[:3]:
@@ -84,7 +94,7 @@ def test_commit_cut_short_on_cloud_storage_is_not_a_version_and_is_cleaned(gcs):
     proc = run_cli("inspect", f"{gcs}/sample/v0002", check=False)
     assert proc.returncode != 0 and "not a complete dataset version" in proc.stderr
 
-    rerun = run_cli("run", "--config", SAMPLE_CONFIG, "--out", gcs, "--stages", "corpus")
+    rerun = run_cli("run", "--config", code_only_config, "--out", gcs, "--stages", "corpus")
     assert "removing v0002" in rerun.stderr and "removing .v0003.partial" in rerun.stderr
     assert storage.list_children(f"{gcs}/sample") == ["v0001", "v0002"]
     assert storage.list_files(f"{gcs}/sample/v0002") == storage.list_files(v1)
@@ -137,8 +147,8 @@ def test_train_stage_on_a_cloud_version_uploads_checkpoints_and_resumes_from_the
     assert proc.returncode != 0 and f"{version}/checkpoints/step-000010 was trained with other settings" in proc.stderr
 
 
-def test_commit_cut_short_after_the_run_finished_is_completed_not_lost(gcs):
-    run_cli("run", "--config", SAMPLE_CONFIG, "--out", gcs, "--stages", "corpus")
+def test_commit_cut_short_after_the_run_finished_is_completed_not_lost(gcs, code_only_config):
+    run_cli("run", "--config", code_only_config, "--out", gcs, "--stages", "corpus")
     v1, staged = f"{gcs}/sample/v0001", f"{gcs}/sample/.v0001.partial"
     expected = {n: storage.read_bytes(f"{v1}/{n}") for n in storage.list_files(v1) if n != "report.html"}
     # Turn the version back into a commit cut short: the manifest and half the objects still
@@ -149,7 +159,7 @@ def test_commit_cut_short_after_the_run_finished_is_completed_not_lost(gcs):
     storage.write_bytes(f"{v1}/documents/part-00007-of-00008.parquet", b"left behind")
     assert run_cli("inspect", v1, check=False).returncode != 0
 
-    rerun = run_cli("run", "--config", SAMPLE_CONFIG, "--out", gcs, "--stages", "corpus")
+    rerun = run_cli("run", "--config", code_only_config, "--out", gcs, "--stages", "corpus")
     assert "finishing the commit of v0001" in rerun.stderr
     assert storage.list_children(f"{gcs}/sample") == ["v0001", "v0002"]
     assert {n: storage.read_bytes(f"{v1}/{n}") for n in storage.list_files(v1) if n != "report.html"} == expected
