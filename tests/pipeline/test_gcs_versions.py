@@ -11,6 +11,7 @@ import os
 import shutil
 
 import pytest
+import yaml
 
 from infra import storage
 from infra.version import MANIFEST, RUN_INFO, read_manifest
@@ -23,14 +24,22 @@ from trainer.checkpoints import LOG_FILE, STATE_FILE
 pytestmark = pytest.mark.slow  # builds versions on a Cloud Storage server
 
 
+def code_only(examples: str) -> str:
+    """A copy of the sample's config beside it without the StackOverflow dump and near-dedup:
+    what these tests need of a run, at a third of the sample's cost on the emulator."""
+    with open(os.path.join(examples, "sample.yaml")) as f:
+        config = yaml.safe_load(f)
+    del config["sources"]["stackoverflow"], config["stackoverflow"], config["dedup"]["near"]
+    path = os.path.join(examples, "code.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump(config, f)
+    return path
+
+
 @pytest.fixture
 def code_only_config(tmp_path) -> str:
-    """The sample's repositories alone (no StackOverflow dump, no near-dedup): what the commit
-    tests need of a corpus run, at a third of the sample's cost on the emulator."""
-    config = tmp_path / "code.yaml"
-    repos, metadata = os.path.join(EXAMPLES, "repos"), os.path.join(EXAMPLES, "repos.json")
-    config.write_text(f"name: sample\nsources:\n  local:\n    - path: {repos}\n      metadata: {metadata}\n")
-    return str(config)
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    return code_only(str(tmp_path / "examples"))
 
 
 def test_sample_on_cloud_storage_is_byte_identical_to_a_local_build(sample_version, gcs):
@@ -53,9 +62,8 @@ def test_sample_on_cloud_storage_is_byte_identical_to_a_local_build(sample_versi
     assert "sample" in shown and "v0001" in shown and "license" in shown
 
 
-def test_incremental_build_later_stages_and_diff_on_cloud_storage(tmp_path, gcs):
-    shutil.copytree(EXAMPLES, tmp_path / "examples")
-    config = str(tmp_path / "examples" / "sample.yaml")
+def test_incremental_build_later_stages_and_diff_on_cloud_storage(tmp_path, gcs, code_only_config):
+    config = code_only_config
     run_cli("run", "--config", config, "--out", gcs, "--stages", "corpus,tokenizer")
     v1, v2 = f"{gcs}/sample/v0001", f"{gcs}/sample/v0002"
     reached_dedup = read_manifest(v1)["counts"]["dedup"]["in"]
