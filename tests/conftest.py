@@ -18,6 +18,7 @@ import urllib.request
 
 import filelock
 import pytest
+import yaml
 from apache_beam.options.pipeline_options import StandardOptions
 
 from infra.storage import connect_anonymously_to_emulator
@@ -101,6 +102,18 @@ def sample_version(tmp_path_factory, worker_id):
         return built[mode]
 
     return build
+
+
+def copy_code_sample(tmp_path) -> str:
+    """A private copy of the bundled sample that a test may change, with a config beside it for
+    its repositories alone (no StackOverflow dump, no near-dedup): a run of what most version
+    tests need at a third of the sample's cost."""
+    examples = tmp_path / "examples"
+    shutil.copytree(EXAMPLES, examples)
+    config = yaml.safe_load((examples / "sample.yaml").read_text())
+    del config["sources"]["stackoverflow"], config["stackoverflow"], config["dedup"]["near"]
+    (examples / "code.yaml").write_text(yaml.safe_dump(config))
+    return str(examples / "code.yaml")
 
 
 def pytest_collection_modifyitems(items):

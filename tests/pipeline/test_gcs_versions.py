@@ -8,38 +8,23 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 
 import pytest
-import yaml
 
 from infra import storage
 from infra.version import MANIFEST, RUN_INFO, read_manifest
 from pipeline.diff import diff_versions
 from schemas.records import RepoFile
-from tests.conftest import EXAMPLES, SAMPLE_CONFIG, run_cli
+from tests.conftest import SAMPLE_CONFIG, copy_code_sample, run_cli
 from tests.trainer.conftest import ONE_THREAD_ENV, write_version
 from trainer.checkpoints import LOG_FILE, STATE_FILE
 
 pytestmark = pytest.mark.slow  # builds versions on a Cloud Storage server
 
 
-def code_only(examples: str) -> str:
-    """A copy of the sample's config beside it without the StackOverflow dump and near-dedup:
-    what these tests need of a run, at a third of the sample's cost on the emulator."""
-    with open(os.path.join(examples, "sample.yaml")) as f:
-        config = yaml.safe_load(f)
-    del config["sources"]["stackoverflow"], config["stackoverflow"], config["dedup"]["near"]
-    path = os.path.join(examples, "code.yaml")
-    with open(path, "w") as f:
-        yaml.safe_dump(config, f)
-    return path
-
-
 @pytest.fixture
 def code_only_config(tmp_path) -> str:
-    shutil.copytree(EXAMPLES, tmp_path / "examples")
-    return code_only(str(tmp_path / "examples"))
+    return copy_code_sample(tmp_path)
 
 
 def test_sample_on_cloud_storage_is_byte_identical_to_a_local_build(sample_version, gcs):

@@ -4,37 +4,31 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
+import yaml
 
 from pipeline.diff import diff_versions, render_diff
 from schemas.records import RepoFile
-from tests.conftest import EXAMPLES, ROOT, SAMPLE_CONFIG, run_cli
-
-
-def copy_sample(tmp_path) -> str:
-    """A private copy of the bundled sample that a test may change."""
-    target = tmp_path / "examples"
-    shutil.copytree(EXAMPLES, target)
-    return str(target / "sample.yaml")
+from tests.conftest import ROOT, SAMPLE_CONFIG, copy_code_sample, run_cli
 
 
 @pytest.mark.slow
 def test_diff_reports_documents_config_and_counts(tmp_path):
-    config = copy_sample(tmp_path)
+    config = copy_code_sample(tmp_path)
     out = tmp_path / "out"
     run_cli("run", "--config", config, "--out", str(out), "--stages", "corpus,tokenizer")
     examples = tmp_path / "examples"
     os.remove(examples / "repos" / "mathlib" / "mathlib" / "vector.py")
     (examples / "repos" / "textkit" / "textkit" / "numbers.py").write_text("def double(x):\n    return 2 * x\n")
     (examples / "repos" / "textkit" / "assets" / "icon.bin").write_bytes(b"\x00\x01\x02")
-    text = (examples / "sample.yaml").read_text().replace("max_file_bytes: 1000000", "max_file_bytes: 900000")
-    (examples / "sample.yaml").write_text(text)
+    settings = yaml.safe_load((examples / "code.yaml").read_text())
+    settings["read"]["max_file_bytes"] = 900000
+    (examples / "code.yaml").write_text(yaml.safe_dump(settings))
     run_cli("run", "--config", config, "--out", str(out), "--stages", "corpus,tokenizer")
 
     v1, v2 = out / "sample" / "v0001", out / "sample" / "v0002"
@@ -65,7 +59,7 @@ def test_diff_of_identical_versions_is_empty(sample_version):
 @pytest.mark.slow
 def test_killed_run_leaves_no_complete_looking_version_and_next_run_cleans_it(tmp_path):
     out = tmp_path / "out"
-    run = ["run", "--config", SAMPLE_CONFIG, "--out", str(out), "--stages", "corpus"]
+    run = ["run", "--config", copy_code_sample(tmp_path), "--out", str(out), "--stages", "corpus"]
     exe = os.path.join(os.path.dirname(sys.executable), "code-corpus")
     proc = subprocess.Popen([exe, *run], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     staging = out / "sample" / ".v0001.partial"
@@ -85,7 +79,7 @@ def test_killed_run_leaves_no_complete_looking_version_and_next_run_cleans_it(tm
 
 @pytest.mark.slow
 def test_incremental_run_skips_what_the_previous_version_holds(tmp_path):
-    config = copy_sample(tmp_path)
+    config = copy_code_sample(tmp_path)
     out = tmp_path / "out"
     run_cli("run", "--config", config, "--out", str(out), "--stages", "corpus")
     v1 = out / "sample" / "v0001"
