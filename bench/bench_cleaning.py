@@ -1,7 +1,7 @@
 """Benchmark: the code-cleaning stages on the .py files of the installed site-packages.
 
 Runs license → language → notebooks → decontamination → filters → dedup → scrub over the same
-files on three paths, each in its own process so peak RSS is its own:
+files on three paths, each in its own process so peak memory is its own:
 
     beam in_memory          the pipeline's own stages (`pipeline.corpus.code_stages`) on the local runner
     beam multi_processing   the same with --direct_running_mode=multi_processing --direct_num_workers=2
@@ -15,7 +15,8 @@ second added, and the command prints one line per runner mode:
 
 Both read the files from disk (and skip the few that are not UTF-8); every file is read once
 before any run, so none gets a colder page cache than another. Also prints seconds (wall
-and CPU, the runner's worker processes included), MB/s and peak RSS of each run.
+and CPU, the runner's worker processes included), MB/s and peak memory (PSS, summed over
+the process tree as `process_tree.py` measures it) of each run.
 
     .venv/bin/python bench/bench_cleaning.py                  # --small-mb 100 --large-mb 400
 """
@@ -35,7 +36,7 @@ import time
 
 import apache_beam as beam
 from apache_beam.internal.cloudpickle import cloudpickle
-from process_tree import tree_usage
+from process_tree import MEMORY, tree_usage
 from pybloom_live import BloomFilter
 
 from pipeline.corpus import CorpusFlow, code_stages
@@ -160,7 +161,7 @@ def warm_cache(paths: list[str]) -> None:
 
 
 def in_child(target, *args) -> dict:
-    """Run target in a fresh process; add wall seconds, CPU seconds and peak RSS of its whole process tree."""
+    """Run target in a fresh process; add wall seconds, CPU seconds and peak PSS of its whole process tree."""
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         pid = pool.apply(os.getpid)
         peak, cpu, done = 0, {}, threading.Event()
@@ -169,7 +170,7 @@ def in_child(target, *args) -> dict:
             nonlocal peak
             while not done.wait(0.2):
                 usage = tree_usage(pid)
-                peak = max(peak, sum(rss for rss, _ in usage.values()))
+                peak = max(peak, sum(memory for memory, _ in usage.values()))
                 cpu.update((p, seconds) for p, (_, seconds) in usage.items())
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -177,7 +178,7 @@ def in_child(target, *args) -> dict:
         result = pool.apply(target, args)
         done.set()
         sampler.join()
-    return dict(result, cpu_seconds=sum(cpu.values()), peak_rss_mb=peak / 2**20)
+    return dict(result, cpu_seconds=sum(cpu.values()), peak_mb=peak / 2**20)
 
 
 def main(argv=None) -> None:
@@ -192,7 +193,7 @@ def main(argv=None) -> None:
     paths = {"loop": lambda picked: in_child(run_loop, args.root, picked)}
     for mode, beam_args in MODES.items():
         paths[f"beam {mode}"] = lambda picked, beam_args=beam_args: in_child(run_beam, args.root, picked, beam_args)
-    print(f"{'path':22} {'size':>5} {'files':>6} {'MB':>6} {'seconds':>8} {'CPU s':>6} {'MB/s':>6} {'peak RSS MB':>12}")
+    print(f"{'path':22} {'size':>5} {'files':>6} {'MB':>6} {'seconds':>8} {'CPU s':>6} {'MB/s':>6} {f'peak {MEMORY} MB':>12}")
     results = {}
     for name, run in paths.items():
         for label, picked in sizes.items():
@@ -200,7 +201,7 @@ def main(argv=None) -> None:
             r = results[name, label] = dict(run(picked), mb=mb)
             print(
                 f"{name:22} {label:>5} {len(picked):6d} {mb:6.1f} {r['seconds']:8.1f} {r['cpu_seconds']:6.1f} "
-                f"{mb / r['seconds']:6.2f} {r['peak_rss_mb']:12.0f}"
+                f"{mb / r['seconds']:6.2f} {r['peak_mb']:12.0f}"
             )
 
     def marginal(name: str, clock: str = "seconds") -> float:

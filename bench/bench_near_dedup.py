@@ -19,8 +19,8 @@ files, lines moved, or identifiers renamed (every occurrence), at rates from 2 %
    process, read the same JSON-lines corpus and write the kept files. datatrove gets
    the same shingles (a WordTokenizer giving exact dedup's alphanumeric tokens, text
    normalisation off), the same bands x rows and 64-bit hashes; its process does not
-   load Beam (asserted). Prints files/s, MB/s, peak RSS of the process tree, ours /
-   datatrove, and each side's RSS once its libraries are loaded, before any work.
+   load Beam (asserted). Prints files/s, MB/s, peak memory (PSS) of the process tree,
+   ours / datatrove, and each side's PSS once its libraries are loaded, before any work.
 3. Scale: ours on 1x, 4x and 16x `--scale-mb` of distinct real files; prints MB/s
    at each size and its ratio to 1x.
 
@@ -42,7 +42,7 @@ import sysconfig
 import tempfile
 
 from bench_peer import measure, warm_cache
-from process_tree import print_side_by_side, tree_usage
+from process_tree import MEMORY, print_side_by_side, tree_usage
 
 CORPUS = "corpus.jsonl"
 RATES = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
@@ -118,8 +118,8 @@ def scale_corpus(root: str, mb: float) -> list[dict]:
     return [{"id": f"f{i:06d}", "text": t, "stars": i % 997} for i, t in enumerate(real_files(root, max_bytes=int(mb * 1e6)))]
 
 
-def own_rss_mb() -> float:
-    """This process's resident memory now: a side's libraries, once loaded and before any work."""
+def own_memory_mb() -> float:
+    """This process's memory (PSS) now: a side's libraries, once loaded and before any work."""
     return tree_usage(os.getpid())[os.getpid()][0] / 2**20
 
 
@@ -149,7 +149,7 @@ def run_ours(folder: str, out: str, beam_args: list[str]) -> dict:
         r = json.loads(line)
         return RepoFile(r["id"], "local", "bench/" + r["id"], r["id"] + ".py", None, "MIT", r["stars"], len(r["text"]), r["text"])
 
-    loaded = own_rss_mb()
+    loaded = own_memory_mb()
     with beam.Pipeline(options=make_pipeline_options(beam_args)) as p:
         flow = CorpusFlow(p, PipelineConfig("bench"), out)
         files = p | beam.io.ReadFromText(os.path.join(folder, CORPUS)) | "ToRepoFile" >> beam.Map(repo_file)
@@ -163,7 +163,7 @@ def run_ours(folder: str, out: str, beam_args: list[str]) -> dict:
             | beam.Map(lambda r: [r.id, r.detail])
             | "WriteRejected" >> WriteSmallJson(os.path.join(out, "rejected.json"))
         )
-    return {"loaded_rss_mb": loaded, **{name: read_json(os.path.join(out, f"{name}.json")) for name in ("rejected", "edges")}}
+    return {"loaded_mb": loaded, **{name: read_json(os.path.join(out, f"{name}.json")) for name in ("rejected", "edges")}}
 
 
 # ---- datatrove's side ------------------------------------------------------------------
@@ -190,7 +190,7 @@ def run_datatrove(folder: str, out: str) -> dict:
 
     # Beam is ours alone: loaded here, its libraries (over 100 MB) would count against datatrove.
     assert "apache_beam" not in sys.modules, "datatrove's side must not import Beam"
-    loaded = own_rss_mb()
+    loaded = own_memory_mb()
 
     class Signature(MinhashDedupSignature):
         """datatrove 0.10.0 hands xxhash a str, which xxhash 4 refuses: the same hash of its UTF-8 bytes."""
@@ -239,7 +239,7 @@ def run_datatrove(folder: str, out: str) -> dict:
     ]
     for i, (pipeline, tasks) in enumerate(steps):
         LocalPipelineExecutor(pipeline, tasks=tasks, workers=1, logging_dir=os.path.join(parts["logs"], str(i))).run()
-    return {"loaded_rss_mb": loaded}
+    return {"loaded_mb": loaded}
 
 
 # ---- quality ---------------------------------------------------------------------------
@@ -332,10 +332,13 @@ def main(argv=None) -> None:
         )
 
         print_side_by_side(results, len(records), mb)
-        loaded = {side: round(r["loaded_rss_mb"]) for side, r in results.items()}
-        print(f"of which libraries loaded before any work (RSS of the side's process then), MB: {loaded}")
+        loaded = {side: round(r["loaded_mb"]) for side, r in results.items()}
+        print(f"of which libraries loaded before any work ({MEMORY} of the side's process then), MB: {loaded}")
 
-        print(f"{'scale':6} {'files':>7} {'MB':>7} {'seconds':>8} {'CPU s':>7} {'MB/s':>6} {'MB/CPU s':>9} {'peak RSS MB':>12}")
+        print(
+            f"{'scale':6} {'files':>7} {'MB':>7} {'seconds':>8} {'CPU s':>7} {'MB/s':>6} {'MB/CPU s':>9} "
+            f"{f'peak {MEMORY} MB':>12}"
+        )
         runs = []
         for factor in (1, 4, 16):
             scaled = scale_corpus(args.root, args.scale_mb * factor)
@@ -346,7 +349,7 @@ def main(argv=None) -> None:
             runs.append((factor, scaled_mb, r))
             print(
                 f"{factor:5}x {len(scaled):7d} {scaled_mb:7.1f} {r['seconds']:8.1f} {r['cpu_seconds']:7.1f} "
-                f"{scaled_mb / r['seconds']:6.2f} {scaled_mb / r['cpu_seconds']:9.2f} {r['peak_rss_mb']:12.0f}"
+                f"{scaled_mb / r['seconds']:6.2f} {scaled_mb / r['cpu_seconds']:9.2f} {r['peak_mb']:12.0f}"
             )
         (_, mb1, r1), (_, mb4, r4), (_, mb16, r16) = runs
         print(

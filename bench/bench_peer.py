@@ -10,16 +10,21 @@ of distinct files, so exact dedup has real work. Both sides read that folder.
                (default --direct_running_mode=multi_processing --direct_num_workers=2)
     datatrove  LocalPipelineExecutor, `--workers` processes: a reader of the same
                repositories → language (LambdaFilter) → the same quality filters
-               (a BaseFilter calling `transforms.filters.check_file`) → exact dedup
-               (ExactDedupSignature → ExactFindDedups → ExactDedupFilter, keyed by
-               `transforms.dedup.dedup_key`, priority = stars) → PIIFormatter (emails)
-               → ParquetWriter. Its dedup needs the filtered documents twice, so the
-               first pass also writes them as JSON lines for the third to read.
+               (a BaseFilter calling `transforms.quality_checks.check_file`) → exact
+               dedup (ExactDedupSignature → ExactFindDedups → ExactDedupFilter, keyed
+               by `transforms.dedup_keys.dedup_key`, priority = stars) → PIIFormatter
+               (emails) → ParquetWriter. Its dedup needs the filtered documents twice,
+               so the first pass also writes them as JSON lines for the third to read.
 
 datatrove has no license detection; ours reads each repository's LICENSE file and
 checks every file's license (all are MIT here, so nothing is dropped by it). Each
-side runs in its own process; peak RSS is the sum over that process and all its
-descendants, sampled every 0.2 s. Prints files/s, MB/s, peak RSS and ours/datatrove.
+side runs in its own process; peak memory is the PSS summed over that process and all
+its descendants (`process_tree.py`), sampled every 0.2 s. Prints files/s, MB/s, peak
+memory and ours/datatrove.
+
+datatrove's side calls our functions from modules that do not import Beam, and it
+asserts that its process and every one of its tasks' processes never loaded Beam:
+the runner's libraries are ours alone and must not count against datatrove.
 
     .venv/bin/pip install -e '.[bench]'    # datatrove==0.10.0
     .venv/bin/python bench/bench_peer.py --mb 200
@@ -100,6 +105,18 @@ def run_ours(work: str, out: str, beam_args: list[str]) -> dict:
 # ---- datatrove's side ------------------------------------------------------------------
 
 
+def assert_beam_never_loaded() -> None:
+    """Beam is ours alone: loaded in datatrove's processes, its libraries (over 100 MB) would count against it."""
+    assert "apache_beam" not in sys.modules, f"datatrove's side loaded Beam (process {os.getpid()})"
+
+
+def beam_never_loaded(data, rank: int = 0, world_size: int = 1):
+    """The last step of each of datatrove's pipelines: passes its documents on, then checks the task's process."""
+    if data:
+        yield from data
+    assert_beam_never_loaded()
+
+
 def run_datatrove(work: str, out: str, tasks: int, workers: int) -> dict:
     from datatrove.data import Document
     from datatrove.executor import LocalPipelineExecutor
@@ -111,12 +128,13 @@ def run_datatrove(work: str, out: str, tasks: int, workers: int) -> dict:
     from datatrove.pipeline.readers.base import BaseDiskReader
     from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
-    from schemas.config import FiltersConfig
-    from transforms.dedup import dedup_key
-    from transforms.filters import check_file
-    from transforms.language import language_of
-    from transforms.scrub import REPLACEMENT
-    from transforms.sources.local import decode_file
+    from schemas.config import FiltersConfig, ScrubConfig
+    from transforms.dedup_keys import dedup_key
+    from transforms.language_extensions import language_of
+    from transforms.quality_checks import check_file
+    from transforms.sources.file_decoding import decode_file
+
+    assert_beam_never_loaded()
 
     class RepositoryReader(BaseDiskReader):
         """One input path = one repository folder; every regular file ≤ 1 MB, UTF-8 text, is a document."""
@@ -172,13 +190,14 @@ def run_datatrove(work: str, out: str, tasks: int, workers: int) -> dict:
             CodeQualityFilter(),
             JsonlWriter(parts["filtered"], compression=None),
             ExactDedupSignature(parts["signatures"], dedup),
+            beam_never_loaded,
         ],
         tasks=tasks,
         workers=workers,
         logging_dir=os.path.join(parts["logs"], "signatures"),
     )
     find = LocalPipelineExecutor(
-        [ExactFindDedups(parts["signatures"], parts["duplicates"], dedup)],
+        [ExactFindDedups(parts["signatures"], parts["duplicates"], dedup), beam_never_loaded],
         tasks=1,
         logging_dir=os.path.join(parts["logs"], "find"),
         depends=signatures,
@@ -187,8 +206,9 @@ def run_datatrove(work: str, out: str, tasks: int, workers: int) -> dict:
         [
             JsonlReader(parts["filtered"]),
             ExactDedupFilter(parts["duplicates"], dedup),
-            PIIFormatter(remove_ips=False, email_replacement=REPLACEMENT),
+            PIIFormatter(remove_ips=False, email_replacement=ScrubConfig().replacement),
             ParquetWriter(parts["output"], compression="zstd"),
+            beam_never_loaded,
         ],
         tasks=tasks,
         workers=workers,
@@ -196,6 +216,7 @@ def run_datatrove(work: str, out: str, tasks: int, workers: int) -> dict:
         depends=find,
     )
     write.run()
+    assert_beam_never_loaded()
     return {"kept": parquet_rows(parts["output"])}
 
 

@@ -6,7 +6,8 @@ it, each copy's files starting with their own `# copy K` line so that no copy is
 duplicate of another and every stage's work grows with N. Each size runs through
 `code-corpus run` on the local runner (default --direct_running_mode=multi_processing
 --direct_num_workers=2), one command per stage, each measured in its own process
-tree (wall and CPU seconds, peak RSS summed over the runner and its workers).
+tree (wall and CPU seconds, peak memory summed over the runner and its workers, as PSS:
+`process_tree.py`).
 
 The tokenizer trains on a sample bounded by `tokenizer.sample_bytes` (set here to
 `--sample-mb`), so its time and memory are bounded by configuration, not by N.
@@ -14,10 +15,10 @@ The tokenizer trains on a sample bounded by `tokenizer.sample_bytes` (set here t
 Every stage has a start-up cost that does not depend on the corpus (starting the runner
 and its workers, imports, setup, the version's report); a first run on a tiny corpus
 (`--startup-kb`, a few files) shows it. Prints, per size and stage, seconds, MB/s and
-peak RSS; then the marginal throughput (MB added / seconds added) from 1x to 4x and
+peak memory; then the marginal throughput (MB added / seconds added) from 1x to 4x and
 from 4x to 16x (and on), for the whole pipeline and for the stages whose work grows
 with the corpus: if cost per MB does not grow with size they agree (goal: within ±25 %);
-then peak RSS at 16x against 1x (goal: at most 1.3x) and the 64x row's peak RSS (goal:
+then peak memory at 16x against 1x (goal: at most 1.3x) and the 64x row's peak (goal:
 at most 3 GB; at the default 24 MB base that row is about 1.5 GB of code).
 
     .venv/bin/python bench/bench_scale.py --base-mb 24               # sizes 1,4,16,64
@@ -34,12 +35,12 @@ import sysconfig
 import tempfile
 
 import yaml
-from process_tree import measure
+from process_tree import MEMORY, measure
 from site_corpus import METADATA_FILE, REPOS_DIR, build_corpus, warm_cache
 
 SIZES = (1, 4, 16, 64)
-RSS_GROWTH_GOAL = 1.3  # peak RSS at 16x over 1x
-PEAK_GOAL_MB = 3000  # peak RSS of the 64x row
+MEMORY_GROWTH_GOAL = 1.3  # peak memory at 16x over 1x
+PEAK_GOAL_MB = 3000  # peak memory of the 64x row
 STAGES = ("corpus", "tokenizer", "binarize")
 SCALING_STAGES = ("corpus", "binarize")  # the tokenizer's work is bounded by tokenizer.sample_bytes
 
@@ -82,7 +83,7 @@ def main(argv=None) -> None:
     sizes = [int(n) for n in args.sizes.split(",")]
     beam_args = beam_args or ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
     print(f"local runner: {' '.join(beam_args)}; tokenizer sample <= {args.sample_mb:g} MB")
-    print(f"{'size':>8} {'files':>6} {'MB':>6} {'stage':>9} {'seconds':>8} {'CPU s':>6} {'MB/s':>6} {'peak RSS MB':>12}")
+    print(f"{'size':>8} {'files':>6} {'MB':>6} {'stage':>9} {'seconds':>8} {'CPU s':>6} {'MB/s':>6} {f'peak {MEMORY} MB':>12}")
     runs = {"start-up": (args.startup_kb / 1000, 1), **{f"{n}x": (args.base_mb * n, n) for n in sizes}}
     totals, startup = {}, {}
     for label, (mb, copies) in runs.items():
@@ -95,10 +96,10 @@ def main(argv=None) -> None:
         for stage, r in result["stages"].items():
             print(
                 f"{label:>8} {corpus['files']:6d} {mb:6.1f} {stage:>9} {r['seconds']:8.1f} {r['cpu_seconds']:6.1f} "
-                f"{mb / r['seconds']:6.2f} {r['peak_rss_mb']:12.0f}"
+                f"{mb / r['seconds']:6.2f} {r['peak_mb']:12.0f}"
             )
         seconds = sum(r["seconds"] for r in result["stages"].values())
-        peak = max(r["peak_rss_mb"] for r in result["stages"].values())
+        peak = max(r["peak_mb"] for r in result["stages"].values())
         print(f"{label:>8} {corpus['files']:6d} {mb:6.1f} {'all':>9} {seconds:8.1f} {'':6} {mb / seconds:6.2f} {peak:12.0f}")
         stage_seconds = {stage: r["seconds"] for stage, r in result["stages"].items()}
         if label == "start-up":
@@ -123,14 +124,14 @@ def main(argv=None) -> None:
     first = totals[f"{sizes[0]}x"]
     for label, t in list(totals.items())[1:]:
         print(
-            f"{label}: corpus {t['mb'] / first['mb']:.1f}x larger, peak RSS {t['peak'] / first['peak']:.2f}x "
+            f"{label}: corpus {t['mb'] / first['mb']:.1f}x larger, peak {MEMORY} {t['peak'] / first['peak']:.2f}x "
             f"({first['peak']:.0f} → {t['peak']:.0f} MB; start-up run {startup['peak']:.0f} MB), "
-            f"{(t['peak'] - first['peak']) / (t['mb'] - first['mb']):.2f} MB of RSS per added MB of corpus"
+            f"{(t['peak'] - first['peak']) / (t['mb'] - first['mb']):.2f} MB of {MEMORY} per added MB of corpus"
         )
     if "16x" in totals and "1x" in totals:
-        print(f"peak RSS 16x / 1x: {totals['16x']['peak'] / totals['1x']['peak']:.2f} (goal <= {RSS_GROWTH_GOAL})")
+        print(f"peak {MEMORY} 16x / 1x: {totals['16x']['peak'] / totals['1x']['peak']:.2f} (goal <= {MEMORY_GROWTH_GOAL})")
     if "64x" in totals:
-        print(f"peak RSS at 64x ({totals['64x']['mb']:.0f} MB): {totals['64x']['peak']:.0f} MB (goal <= {PEAK_GOAL_MB})")
+        print(f"peak {MEMORY} at 64x ({totals['64x']['mb']:.0f} MB): {totals['64x']['peak']:.0f} MB (goal <= {PEAK_GOAL_MB})")
 
 
 if __name__ == "__main__":

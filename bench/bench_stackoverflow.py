@@ -7,11 +7,11 @@ process per size, the project's Beam graph as `pipeline/corpus.py` wires it
 (`stackoverflow_documents`: ReadStackExchangeDump → JoinThreads → ScoreBuckets →
 format) on the local runner, with the stages' tallies summed as a run sums them and the
 documents and rejects consumed per PCollection, as the writers take them.
-Peak RSS and CPU seconds are sampled over each run's whole process tree
+Peak memory (PSS) and CPU seconds are sampled over each run's whole process tree
 (`bench/process_tree.py`), so worker processes count too.
 
 The join is two external sorts whose shuffles carry run paths, and the threads wait
-for the dscore buckets in spill files, so peak RSS should not grow with the dump: the
+for the dscore buckets in spill files, so peak memory should not grow with the dump: the
 last line prints the ratio of the two peaks (goal: within 0.8-1.2).
 
     .venv/bin/python bench/bench_stackoverflow.py                            # 256 and 1024 MiB
@@ -29,10 +29,10 @@ import shutil
 import sys
 import tempfile
 
-from process_tree import measure
+from process_tree import MEMORY, measure
 
 MIB = 2**20
-RSS_GOAL = (0.8, 1.2)  # peak RSS at the larger size over the smaller one
+MEMORY_GOAL = (0.8, 1.2)  # peak memory at the larger size over the smaller one
 
 # ---- the synthetic dump ----------------------------------------------------------------------
 
@@ -150,7 +150,7 @@ def main(argv=None) -> None:
         return
     work = tempfile.mkdtemp(prefix="so-bench-", dir=args.workdir)
     print(f"local runner, {' '.join(beam_args)}")
-    print(f"{'dump MiB':>9} {'rows':>9} {'seconds':>8} {'CPU s':>7} {'MiB/s':>6} {'peak RSS MiB':>13} {'documents':>10}")
+    print(f"{'dump MiB':>9} {'rows':>9} {'seconds':>8} {'CPU s':>7} {'MiB/s':>6} {f'peak {MEMORY} MiB':>13} {'documents':>10}")
     try:
         results = []
         for size in args.sizes_mb:
@@ -164,11 +164,12 @@ def main(argv=None) -> None:
             rows, documents = counts["stackoverflow-read"]["in"], counts["stackoverflow-format"]["kept"]
             print(
                 f"{mib:9.1f} {rows:9d} {r['seconds']:8.1f} {r['cpu_seconds']:7.1f} {mib / r['seconds']:6.2f} "
-                f"{r['peak_rss_mb']:13.0f} {documents:10d}",
+                f"{r['peak_mb']:13.0f} {documents:10d}",
                 flush=True,
             )
-        ratio = results[1]["peak_rss_mb"] / results[0]["peak_rss_mb"]
-        print(f"peak RSS {args.sizes_mb[1]} MiB / {args.sizes_mb[0]} MiB: {ratio:.2f} (goal {RSS_GOAL[0]}-{RSS_GOAL[1]})")
+        ratio = results[1]["peak_mb"] / results[0]["peak_mb"]
+        low, high = MEMORY_GOAL
+        print(f"peak {MEMORY} {args.sizes_mb[1]} MiB / {args.sizes_mb[0]} MiB: {ratio:.2f} (goal {low}-{high})")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -13,6 +13,14 @@ import pytest
 from tests.conftest import ROOT
 
 PACKAGES = ("pipeline", "trainer", "tokenizer_training", "transforms", "infra", "schemas")
+# Plain functions that processes other than Beam's call (datatrove's side of the peer benchmarks).
+BEAM_FREE_MODULES = (
+    "transforms.tokens",
+    "transforms.dedup_keys",
+    "transforms.language_extensions",
+    "transforms.quality_checks",
+    "transforms.sources.file_decoding",
+)
 
 
 def test_code_passes_ruff():
@@ -37,6 +45,15 @@ def test_no_module_imports_itself_through_others():
             if back:
                 cycles.append(" -> ".join((module, *back)))
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_plain_function_modules_do_not_load_beam():
+    code = "import sys\n" + "".join(f"import {name}\n" for name in BEAM_FREE_MODULES)
+    code += "print(sorted(m for m in sys.modules if m.split('.')[0] == 'apache_beam'))"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "[]", f"Beam modules loaded: {proc.stdout[:500]}"
 
 
 @pytest.mark.slow  # imports Beam, torch and transformers in a fresh interpreter

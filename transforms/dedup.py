@@ -1,11 +1,11 @@
 """Exact dedup stage: one copy of each token sequence, checked against earlier versions too.
 
-The key of a file is (extension, number of alphanumeric tokens, MD5 of the token
-sequence), as in the paper's footnote 6; an alphanumeric token is a maximal run of
-letters, digits and underscores, so whitespace, punctuation and comment markers do
-not tell copies apart. The graph groups by key, so it is exact at any scale. It runs
-in two passes, like datatrove's signature / find / filter steps, so that no file's
-content crosses a shuffle:
+The key of a file (`transforms.dedup_keys`) is (extension, number of alphanumeric
+tokens, MD5 of the token sequence), as in the paper's footnote 6; an alphanumeric token
+is a maximal run of letters, digits and underscores, so whitespace, punctuation and
+comment markers do not tell copies apart. The graph groups by key, so it is exact at
+any scale. It runs in two passes, like datatrove's signature / find / filter steps, so
+that no file's content crosses a shuffle:
 
     files ─ SpillFiles ─┬─ files, whole ─ <scratch>/dedup-*.spill (one per bundle) ──────────────┐
                         └─ key_to_spilled (GroupByKey) ─ ResolveDuplicates                        │
@@ -27,7 +27,6 @@ filters as `dedup-previous-version`.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import posixpath
 from typing import NamedTuple
@@ -42,17 +41,19 @@ from infra.writers import HashingFile, file_info
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
 from transforms.base import ApplyStage, RecordFn
-from transforms.language import extension
+from transforms.dedup_keys import dedup_key
 from transforms.tokens import alnum_tokens
 
 STAGE = "dedup"
 KEYS = "keys"
 BLOOM_FILE = "dedup/bloom.bin"
 
-def dedup_key(path: str, text: str) -> str:
-    """`<extension>\\t<token count>\\t<md5 of the space-joined alphanumeric tokens>`."""
-    tokens = alnum_tokens(text).split()
-    return f"{extension(path)}\t{len(tokens)}\t{hashlib.md5(b' '.join(tokens)).hexdigest()}"
+# The key and its tokens are defined without Beam; callers may still import them from here.
+__all__ = [
+    "STAGE", "KEYS", "BLOOM_FILE", "alnum_tokens", "dedup_key", "survivor_rank", "version_label", "bloom_path",
+    "read_bloom", "BloomCombineFn", "SpilledFile", "SpillFilesFn", "ResolveDuplicatesFn", "ReadKeptFn",
+    "write_bloom", "DedupOutputs", "ExactDedup",
+]
 
 
 def survivor_rank(record: RepoFile) -> tuple[int, str]:

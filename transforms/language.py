@@ -1,62 +1,21 @@
 """Language stage: keep files of the paper's 28 languages, named by file extension.
 
 InCoder included "all code from a list of 28 languages (determined by file
-extension)" (§3.1, footnote 4). `EXTENSIONS` is that list, the one place where an
-extension is tied to a language; the stage sets `RepoFile.lang` from it and
-rejects any other file (LICENSE, README.md, images, ...) with reason "language".
-Extensions are compared lower-cased; `.h` counts as C and `.m` as Matlab.
+extension)" (§3.1, footnote 4). `EXTENSIONS` (`transforms.language_extensions`) is
+that list, the one place where an extension is tied to a language; the stage sets
+`RepoFile.lang` from it and rejects any other file (LICENSE, README.md, images, ...)
+with reason "language". Extensions are compared lower-cased; `.h` counts as C and `.m`
+as Matlab.
 """
 
 from __future__ import annotations
 
-import posixpath
-
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
 from transforms.base import RecordFn
+from transforms.language_extensions import EXTENSIONS, LANGUAGES, extension, language_of
 
-# Paper footnote 4, in its order.
-LANGUAGE_EXTENSIONS: dict[str, tuple[str, ...]] = {
-    "C": (".c", ".h"),
-    "C++": (".cpp", ".cc", ".cxx", ".c++", ".hpp", ".hh", ".hxx", ".h++"),
-    "CSS": (".css",),
-    "C#": (".cs",),
-    "Common Lisp": (".lisp", ".lsp", ".cl", ".asd"),
-    "Dart": (".dart",),
-    "Forth": (".fth", ".4th", ".forth", ".frt"),
-    "Go": (".go",),
-    "HTML": (".html", ".htm"),
-    "Haskell": (".hs", ".lhs"),
-    "Java": (".java",),
-    "JavaScript": (".js", ".mjs", ".cjs", ".jsx"),
-    "Julia": (".jl",),
-    "Jupyter": (".ipynb",),
-    "Kotlin": (".kt", ".kts"),
-    "Lua": (".lua",),
-    "Matlab": (".m",),
-    "PHP": (".php",),
-    "Perl": (".pl", ".pm"),
-    "Python": (".py",),
-    "R": (".r",),
-    "Ruby": (".rb",),
-    "Rust": (".rs",),
-    "SQL": (".sql",),
-    "Scala": (".scala",),
-    "Shell": (".sh", ".bash", ".zsh"),
-    "Swift": (".swift",),
-    "TypeScript": (".ts", ".tsx"),
-}
-LANGUAGES = tuple(LANGUAGE_EXTENSIONS)
-EXTENSIONS: dict[str, str] = {ext: lang for lang, exts in LANGUAGE_EXTENSIONS.items() for ext in exts}
-
-
-def extension(path: str) -> str:
-    """The lower-cased extension of a path's file name ("" for LICENSE, Makefile, .bashrc)."""
-    return posixpath.splitext(posixpath.basename(path))[1].lower()
-
-
-def language_of(path: str) -> str | None:
-    return EXTENSIONS.get(extension(path))
+__all__ = ["EXTENSIONS", "LANGUAGES", "LanguageFn", "extension", "language_of"]
 
 
 class LanguageFn(RecordFn):

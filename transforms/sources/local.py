@@ -37,6 +37,7 @@ from schemas.sources_config import check_repo_metadata
 from transforms.base import ApplyStage, RecordFn
 from transforms.license import detect_repo_license, is_license_candidate
 from transforms.notebooks import is_notebook_path
+from transforms.sources.file_decoding import decode_file
 from transforms.sources.local_tree import (
     BAD_PATH,
     UNREADABLE,
@@ -52,7 +53,6 @@ __all__ = ["BAD_PATH", "STAGE", "decode_file", "shown_path", "list_repos", "read
 
 STAGE = "read"
 SNAPSHOT = "snapshot"
-BINARY_SNIFF_BYTES = 8192  # a NUL byte in this prefix marks a file as binary, as git does
 REPO_UNREADABLE = "repo-unreadable"
 GIT_TIMEOUT_SECONDS = 600  # one git listing command; a repository git cannot list in this time is rejected
 GIT_DETAIL_CHARS = 500
@@ -193,16 +193,6 @@ class GitReader:
             proc.wait()
             proc.stdin.close()
             proc.stdout.close()
-
-
-def decode_file(data: bytes) -> tuple[str | None, str | None]:
-    """(text, None) for a UTF-8 text file, else (None, reason)."""
-    if b"\0" in data[:BINARY_SNIFF_BYTES]:
-        return None, "binary"
-    try:
-        return data.decode("utf-8"), None
-    except UnicodeDecodeError as e:
-        return None, f"not-utf8:{e.start}"
 
 
 def repo_rejection(ref: RepoRef, reason: str, detail: str) -> Rejected:
