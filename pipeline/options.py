@@ -19,6 +19,7 @@ from apache_beam.runners.portability.fn_api_runner import fn_runner
 from apache_beam.runners.portability.portable_runner import JobServiceHandle
 from apache_beam.runners.runner import PipelineRunner
 
+from infra.spill import return_freed_memory
 from schemas.config import ConfigError
 
 
@@ -64,6 +65,9 @@ class LocalRunner(PipelineRunner):
     """The DirectRunner's FnApiRunner path, without the attempt to fetch Prism."""
 
     def run_pipeline(self, pipeline, options):
+        # In multi_processing mode this process is the runner: every element between two
+        # stages arrives in a gRPC message, and glibc would otherwise keep those buffers.
+        return_freed_memory()
         encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
         provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
         return fn_runner.FnApiRunner(provision_info=provision).run_pipeline(pipeline, options)

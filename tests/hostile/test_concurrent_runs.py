@@ -22,12 +22,12 @@ from infra import storage
 from infra.lock import DatasetLock, DatasetLocked
 from infra.verify import verify_version
 from infra.version import VersionError, VersionStore
-from tests.conftest import ROOT, SAMPLE_CONFIG, run_cli
+from tests.conftest import ROOT, copy_code_sample, run_cli
 
 
-def two_runs_at_once(out: str) -> list[subprocess.CompletedProcess]:
+def two_runs_at_once(out: str, config: str) -> list[subprocess.CompletedProcess]:
     cli = shutil.which("code-corpus", path=os.path.dirname(sys.executable)) or "code-corpus"
-    command = [cli, "run", "--config", SAMPLE_CONFIG, "--out", out, "--stages", "corpus"]
+    command = [cli, "run", "--config", config, "--out", out, "--stages", "corpus"]
     procs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     return [subprocess.CompletedProcess(p.args, p.wait(timeout=900), *p.communicate()) for p in procs]
 
@@ -48,12 +48,12 @@ def check_no_corrupt_version(out: str, runs: list[subprocess.CompletedProcess]) 
 @pytest.mark.slow
 def test_two_runs_at_once_on_local_disk_leave_no_version_verify_rejects(tmp_path):
     out = str(tmp_path / "datasets")
-    check_no_corrupt_version(out, two_runs_at_once(out))
+    check_no_corrupt_version(out, two_runs_at_once(out, copy_code_sample(tmp_path)))
 
 
 @pytest.mark.slow
-def test_two_runs_at_once_on_cloud_storage_leave_no_version_verify_rejects(gcs):
-    check_no_corrupt_version(gcs, two_runs_at_once(gcs))
+def test_two_runs_at_once_on_cloud_storage_leave_no_version_verify_rejects(gcs, tmp_path):
+    check_no_corrupt_version(gcs, two_runs_at_once(gcs, copy_code_sample(tmp_path)))
 
 
 def test_a_second_lock_on_a_dataset_is_refused_while_the_first_is_held(tmp_path):
