@@ -116,6 +116,12 @@ def copy_code_sample(tmp_path) -> str:
     return str(examples / "code.yaml")
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto` (pytest.ini): a worker per core, at most four, since each imports Beam,
+    torch and transformers and holds the sample builds it reads."""
+    return min(os.cpu_count() or 1, 4)
+
+
 def pytest_collection_modifyitems(items):
     """A test that reads the session's sample build waits for it: it is slow by construction."""
     for item in items:
