@@ -31,7 +31,8 @@ from typing import Iterator
 from schemas.records import Rejected, RepoFile, RepoSnapshot
 from schemas.sources_config import ArchiveLimits
 from transforms.license import detect_repo_license, is_license_candidate
-from transforms.sources.local import BAD_PATH, STAGE, decode_file, shown_path
+from transforms.sources.file_decoding import decode_file
+from transforms.sources.local import BAD_PATH, STAGE, shown_path
 
 
 @dataclasses.dataclass(frozen=True)

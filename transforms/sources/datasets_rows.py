@@ -18,7 +18,8 @@ import dataclasses
 from typing import Any, Iterator
 
 from schemas.records import Rejected, RepoFile, record_id
-from transforms.sources.local import STAGE, decode_file
+from transforms.sources.file_decoding import decode_file
+from transforms.sources.local import STAGE
 
 SOURCE = "dataset"
 
