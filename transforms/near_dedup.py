@@ -33,10 +33,10 @@ The (band key, node) pairs cross no shuffle: they are sorted into runs on scratc
 storage and merged per partition of band keys (transforms/near_dedup_bands.py), so
 the runner never holds them. What crosses the shuffles is ids, star counts, run and
 spill paths and, only for files in a candidate edge with the check on, their shingle
-hashes. Contents travel once; the
-spill files are scratch (`flow.scratch_dir`, removed by the run). Decisions reach the
-files by joins on ids, not side-input lookups: the local runner weighs every looked-up
-value by walking all loaded modules (milliseconds each). Only earlier versions'
+hashes. Contents travel once; the spill files and runs are scratch (`flow.scratch_dir`,
+removed by the run). Decisions reach the files by joins on ids, not side-input lookups:
+the local runner weighs every looked-up value by walking all loaded modules
+(milliseconds each). Only earlier versions'
 signatures, which are not in spill files, are matched by a lookup (transforms/id_lookup.py).
 """
 
