@@ -10,8 +10,8 @@ each later step that reads it while the clusters are decided):
     files ─ SignFiles ─┬ files, whole ─ <scratch>/near-dedup-*.spill (one per bundle): spill paths,
                        │                 and places (file id, its spill path)
                        ├ (band key, node) ─────────────────────┐
-                       └ signatures ─ dedup/minhash/*.parquet   ├ GroupByKey ─ StarEdges ─ Distinct ─ candidate edges
-    earlier versions' dedup/minhash/ ─ (band key, earlier node) ┘   (near_dedup_versions.py)
+                       └ signatures ─ dedup/minhash/*.parquet   ├ sorted runs ─ StarEdges ─ Distinct ─ candidate edges
+    earlier versions' dedup/minhash/ ─ (band key, earlier node) ┘   (near_dedup_bands.py; near_dedup_versions.py)
     candidate edges ─ [CheckJaccard: edge ends joined with places (CoGroupByKey on ids),
                        grouped by spill file; each spill file streamed, its candidate files
                        send their shingles to their edges; GroupByKey per edge] ─ edges
@@ -29,11 +29,14 @@ one hop per round: a file further than `max_rounds` hops from its cluster's surv
 names a nearer member instead (itself rejected), and a cluster may keep more than one
 file. The `labels-changed-in-last-round` stat is 0 when every label had settled.
 
-What crosses the shuffles is ids, star counts, band keys, spill paths and, only for files
-in a candidate edge with the check on, their shingle hashes. Contents travel once; the
-spill files are scratch (`flow.scratch_dir`, removed by the run). Decisions reach the
-files by joins on ids, not side-input lookups: the local runner weighs every looked-up
-value by walking all loaded modules (milliseconds each). Only earlier versions'
+The (band key, node) pairs cross no shuffle: they are sorted into runs on scratch
+storage and merged per partition of band keys (transforms/near_dedup_bands.py), so
+the runner never holds them. What crosses the shuffles is ids, star counts, run and
+spill paths and, only for files in a candidate edge with the check on, their shingle
+hashes. Contents travel once; the spill files and runs are scratch (`flow.scratch_dir`,
+removed by the run). Decisions reach the files by joins on ids, not side-input lookups:
+the local runner weighs every looked-up value by walking all loaded modules
+(milliseconds each). Only earlier versions'
 signatures, which are not in spill files, are matched by a lookup (transforms/id_lookup.py).
 """
 
@@ -51,6 +54,7 @@ from schemas.records import Rejected
 from transforms import id_lookup
 from transforms.base import ApplyStage, RecordFn
 from transforms.minhash import jaccard
+from transforms.near_dedup_bands import StarEdgesOfBands
 from transforms.near_dedup_files import PLACES, SIGNATURES, SPILLS, ShinglesOfCandidatesFn, SignFilesFn, to_spills
 from transforms.near_dedup_versions import (
     SHINGLES,
@@ -68,14 +72,6 @@ from transforms.near_dedup_versions import (
 STAGE = "near-dedup"
 REASON = "near-duplicate"
 REASON_PREVIOUS = "near-duplicate-previous-version"
-
-
-def star_edges(bucket):
-    """(band key, nodes) → (least node, node) for every other node of the bucket."""
-    _, nodes = bucket
-    nodes = sorted(set(nodes))
-    for node in nodes[1:]:
-        yield nodes[0], node
 
 
 def similar_enough(edge_values, threshold: float):
@@ -165,13 +161,7 @@ class NearDedup(beam.PTransform):
         bands = [signed.bands]
         if self.earlier_files:
             bands.append(self.read_earlier(files.pipeline, "ForBands") | "BandEarlier" >> beam.ParDo(BandEarlierFn(config)))
-        edges = (
-            bands
-            | "AllBands" >> beam.Flatten()
-            | "GroupByBand" >> beam.GroupByKey()
-            | "StarEdges" >> beam.FlatMap(star_edges)
-            | "DistinctEdges" >> beam.Distinct()
-        )
+        edges = tuple(bands) | "StarEdges" >> StarEdgesOfBands(flow.scratch_dir) | "DistinctEdges" >> beam.Distinct()
         stats = [
             edges | "CountCandidates" >> beam.combiners.Count.Globally() | "CandidateStat" >> beam.Map(stat("candidate-pairs"))
         ]

@@ -1,0 +1,98 @@
+"""Near-dedup's LSH buckets by an external sort: the (band key, node) pairs reach no GroupByKey."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.pipeline import PipelineVisitor
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from infra.version import MANIFEST
+from infra.writers import WriteRunsFn
+from pipeline.corpus import CorpusFlow
+from schemas.config import NearDedupConfig, PipelineConfig
+from schemas.records import RepoFile
+from transforms.near_dedup import NearDedup
+from transforms.near_dedup_bands import StarEdgesOfBands
+from transforms.near_dedup_versions import EARLIER, SIGNATURE_SCHEMA, SIGNATURES_DIR
+
+CONFIG = NearDedupConfig(enabled=True)
+
+
+def earlier_version(root) -> str:
+    """A version directory holding near-dedup signatures, as a later run names it in dedup.previous_versions."""
+    version = root / "one" / "v"
+    (version / SIGNATURES_DIR).mkdir(parents=True)
+    pq.write_table(
+        pa.Table.from_pylist([{"id": "e", "minhash": bytes(4 * CONFIG.permutations)}], SIGNATURE_SCHEMA),
+        version / SIGNATURES_DIR / "part-00000-of-00001.parquet",
+    )
+    entry = {"shingle_tokens": 5, "permutations": 256, "seed": 42, "signatures": SIGNATURES_DIR}
+    (version / MANIFEST).write_text(json.dumps({"near_dedup": entry}))
+    return str(version)
+
+
+def test_the_band_pairs_reach_no_group_by_key_only_run_writers(tmp_path):
+    """Both kinds of (band key, node) pairs, this run's and the earlier versions', go only to run writers
+    (which pass on (partition, run path)): no GroupByKey, nor a Flatten in front of one, gets them."""
+    p = beam.Pipeline()
+    content = "\n".join(f"value_{i} = compute_{i}(arg_{i})" for i in range(20))
+    files = p | beam.Create([RepoFile("a", "local", "o/a", "m.py", None, "MIT", 1, len(content), content)])
+    flow = CorpusFlow(p, PipelineConfig("t"), str(tmp_path / "v"))
+    files | "Near" >> NearDedup(flow, CONFIG, previous_versions=(earlier_version(tmp_path),))
+    pairs, consumers, group_inputs = [], {}, []
+
+    class Graph(PipelineVisitor):
+        def visit_transform(self, node):
+            if node.full_label.startswith("Near/SignFiles/"):
+                pairs.append(node.outputs[None])  # the main output: "bands"
+            if node.full_label == "Near/BandEarlier":
+                pairs.extend(node.outputs.values())
+            for pcoll in node.inputs:
+                consumers.setdefault(pcoll, []).append(node)
+            if isinstance(node.transform, beam.GroupByKey):
+                group_inputs.extend(node.inputs)
+
+    p.visit(Graph())
+    assert len(pairs) == 2
+    for pcoll in pairs:
+        fns = [getattr(getattr(n.transform, "fn", None), "__class__", None) for n in consumers[pcoll]]
+        assert fns == [WriteRunsFn], [n.full_label for n in consumers[pcoll]]
+        assert pcoll not in group_inputs
+
+
+def reference_star_edges(pairs):
+    """The edges a GroupByKey of the pairs gives: each bucket's least node to every other node."""
+    edges = set()
+    for _, bucket in itertools.groupby(sorted(set(pairs)), key=lambda pair: pair[0]):
+        nodes = [node for _, node in bucket]
+        edges.update((nodes[0], node) for node in nodes[1:])
+    return edges
+
+
+@pytest.mark.slow  # two Beam pipelines, one with worker processes
+def test_star_edges_are_each_buckets_least_node_to_the_others_however_bundled(tmp_path):
+    """Buckets across partitions, repeated pairs, earlier versions' nodes and negative band keys: the merged runs
+    give the same edges as grouping every pair at once, also with several workers writing runs."""
+    rng = random.Random(7)
+    nodes = [(-rng.randrange(5), f"f{i}") for i in range(40)] + [(EARLIER, f"e{i} in one/v") for i in range(3)]
+    keys = [rng.randrange(-(2**63), 2**63) for _ in range(25)]
+    pairs = [(rng.choice(keys), rng.choice(nodes)) for _ in range(400)]
+    pairs += pairs[:50]  # a file listed twice in a bucket gives no edge to itself
+    expected = reference_star_edges(pairs)
+    assert len(expected) > 100 and any(edge[0][0] == EARLIER for edge in expected)
+    for i, options in enumerate(([], ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])):
+        with TestPipeline(options=PipelineOptions(options)) as p:
+            halves = (p | "First" >> beam.Create(pairs[::2]), p | "Second" >> beam.Create(pairs[1::2]))
+            edges = halves | StarEdgesOfBands(str(tmp_path / f"scratch{i}"))
+            assert_that(edges | beam.Distinct(), equal_to(sorted(expected)))
+        assert os.listdir(tmp_path / f"scratch{i}")  # the runs went to the scratch directory
