@@ -91,6 +91,30 @@ class SpillWriter:
         return self.count
 
 
+class BundleSpill:
+    """A bundle's spill file, opened at its first record, so a bundle with none writes no file."""
+
+    def __init__(self, scratch_dir: str, prefix: str):
+        self.scratch_dir = scratch_dir
+        self.prefix = prefix
+        self.writer: SpillWriter | None = None
+
+    def write(self, record: Any) -> str:
+        """Append a record; return the path of the spill file that holds it."""
+        if self.writer is None:
+            self.writer = SpillWriter(scratch_path(self.scratch_dir, self.prefix))
+        self.writer.write(record)
+        return self.writer.path
+
+    def close(self) -> str | None:
+        """Close the file and return its path; None when nothing was written."""
+        if self.writer is None:
+            return None
+        self.writer.close()
+        path, self.writer = self.writer.path, None
+        return path
+
+
 def read_spill(path: str) -> Iterator[Any]:
     """The records of one spill file, in the order written, one frame in memory at a time."""
     with storage.open_file(path) as f:

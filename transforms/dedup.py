@@ -36,7 +36,7 @@ from apache_beam import pvalue
 from pybloom_live import BloomFilter
 
 from infra import storage
-from infra.spill import SpillWriter, read_spill, return_freed_memory, scratch_path
+from infra.spill import BundleSpill, read_spill, return_freed_memory
 from infra.writers import HashingFile, file_info
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
@@ -127,17 +127,14 @@ class SpillFilesFn(beam.DoFn):
         return_freed_memory()
 
     def start_bundle(self):
-        self.writer = None
+        self.spill = BundleSpill(self.scratch_dir, STAGE)
 
     def process(self, record: RepoFile):
-        if self.writer is None:
-            self.writer = SpillWriter(scratch_path(self.scratch_dir, STAGE))
-        self.writer.write(record)
-        yield dedup_key(record.path, record.content), SpilledFile(self.writer.path, record.replace(content=""))
+        spill = self.spill.write(record)
+        yield dedup_key(record.path, record.content), SpilledFile(spill, record.replace(content=""))
 
     def finish_bundle(self):
-        if self.writer is not None:
-            self.writer.close()
+        self.spill.close()
 
 
 class ResolveDuplicatesFn(RecordFn):

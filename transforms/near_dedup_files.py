@@ -14,7 +14,7 @@ import dataclasses
 import apache_beam as beam
 from apache_beam import pvalue
 
-from infra.spill import SpillWriter, read_spill, return_freed_memory, scratch_path
+from infra.spill import BundleSpill, read_spill, return_freed_memory
 from schemas.config import NearDedupConfig
 from transforms.base import in_global_window
 from transforms.dedup import survivor_rank
@@ -51,13 +51,10 @@ class SignFilesFn(beam.DoFn):
         return_freed_memory()
 
     def start_bundle(self):
-        self.writer = None
+        self.spill = BundleSpill(self.scratch_dir, SPILL_PREFIX)
 
     def process(self, record):
-        if self.writer is None:
-            self.writer = SpillWriter(scratch_path(self.scratch_dir, SPILL_PREFIX))
-        self.writer.write(record)
-        yield pvalue.TaggedOutput(PLACES, (record.id, self.writer.path))
+        yield pvalue.TaggedOutput(PLACES, (record.id, self.spill.write(record)))
         shingles = self.hasher.shingles(record.content)
         if not len(shingles):
             return
@@ -68,9 +65,9 @@ class SignFilesFn(beam.DoFn):
             yield key, node
 
     def finish_bundle(self):
-        if self.writer is not None:
-            self.writer.close()
-            yield in_global_window(pvalue.TaggedOutput(SPILLS, self.writer.path))
+        path = self.spill.close()
+        if path is not None:
+            yield in_global_window(pvalue.TaggedOutput(SPILLS, path))
 
 
 class ShinglesOfCandidatesFn(beam.DoFn):
@@ -95,9 +92,12 @@ class ShinglesOfCandidatesFn(beam.DoFn):
         for record in read_spill(spill):
             if record.id in edges_of:
                 shingles = self.hasher.shingles(record.content)
+                signature = None  # against earlier versions only, computed once
                 for edge in edges_of[record.id]:
                     if is_earlier(edge[0]):
-                        yield edge, (MINHASH, self.hasher.signature(shingles).astype(SIGNATURE_DTYPE).tobytes())
+                        if signature is None:
+                            signature = self.hasher.signature(shingles).astype(SIGNATURE_DTYPE).tobytes()
+                        yield edge, (MINHASH, signature)
                     else:
                         yield edge, (SHINGLES, shingles.tobytes())
 

@@ -45,7 +45,7 @@ from typing import Iterator, NamedTuple
 import apache_beam as beam
 from apache_beam import pvalue
 
-from infra.spill import SpillWriter, merge_runs, return_freed_memory, scratch_path
+from infra.spill import BundleSpill, merge_runs, return_freed_memory
 from infra.writers import SortIntoShards, shard_of
 from schemas.config import StackOverflowConfig
 from schemas.records import Rejected, StackComment, StackPost
@@ -159,7 +159,7 @@ class SelectThreadsFn(beam.DoFn):
 
     def process(self, partition_runs):
         _, paths = partition_runs
-        writer = None
+        spill = BundleSpill(self.scratch_dir, THREADS_SPILL)
         for _, posts, keyed_comments in groups(paths):
             self.tally.add_in(len(posts) + len(keyed_comments))
             selection = select_thread(posts, [comment for _, comment in keyed_comments], self.limits)
@@ -169,13 +169,12 @@ class SelectThreadsFn(beam.DoFn):
                 continue
             self.tally.add_kept(selection.kept)
             self.stats["threads"] += 1
-            writer = writer or SpillWriter(scratch_path(self.scratch_dir, THREADS_SPILL))
-            writer.write(selection.thread)
+            spill.write(selection.thread)
             for score in selection.thread.scores():
                 yield pvalue.TaggedOutput(SCORES, score)
-        if writer is not None:
-            writer.close()
-            yield writer.path
+        path = spill.close()
+        if path is not None:
+            yield path
 
     def finish_bundle(self):
         self.tally.add_stats(self.stats)

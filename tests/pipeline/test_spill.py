@@ -26,3 +26,12 @@ def test_merging_more_runs_than_the_fan_in_goes_through_longer_runs(tmp_path):
     merged = list(spill.merge_runs(paths, key=operator.itemgetter(0)))
     assert merged == [(k, f"v{k}") for k in sorted(keys)]
     assert len(list(tmp_path.glob("merged-*.spill"))) == 3  # 40 runs → 3 longer ones (16 + 16 + 8) → merged
+
+
+def test_a_bundle_spill_is_one_file_opened_at_its_first_record(tmp_path):
+    empty = spill.BundleSpill(str(tmp_path), "empty")
+    assert empty.close() is None and not list(tmp_path.iterdir())  # a bundle with no records writes no file
+    bundle = spill.BundleSpill(str(tmp_path), "b")
+    paths = {bundle.write(record) for record in ("one", "two", "three")}
+    assert len(paths) == 1 and bundle.close() == next(iter(paths))
+    assert list(spill.read_spill(next(iter(paths)))) == ["one", "two", "three"]
