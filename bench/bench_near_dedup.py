@@ -55,7 +55,7 @@ IDENTIFIER = re.compile(r"\b[A-Za-z_][A-Za-z_0-9]{2,}\b")
 
 def real_files(root: str, max_files: int = 10**9, max_bytes: int = 10**12) -> list[str]:
     """Texts of distinct .py files of 1-30 KB under root, in order of a hash of their path."""
-    from transforms.dedup import dedup_key
+    from transforms.dedup_keys import dedup_key
 
     paths = []
     for dirpath, dirnames, names in os.walk(root):

@@ -42,18 +42,10 @@ from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
 from transforms.base import ApplyStage, RecordFn
 from transforms.dedup_keys import dedup_key
-from transforms.tokens import alnum_tokens
 
 STAGE = "dedup"
 KEYS = "keys"
 BLOOM_FILE = "dedup/bloom.bin"
-
-# The key and its tokens are defined without Beam; callers may still import them from here.
-__all__ = [
-    "STAGE", "KEYS", "BLOOM_FILE", "alnum_tokens", "dedup_key", "survivor_rank", "version_label", "bloom_path",
-    "read_bloom", "BloomCombineFn", "SpilledFile", "SpillFilesFn", "ResolveDuplicatesFn", "ReadKeptFn",
-    "write_bloom", "DedupOutputs", "ExactDedup",
-]
 
 
 def survivor_rank(record: RepoFile) -> tuple[int, str]:

@@ -26,9 +26,7 @@ from __future__ import annotations
 from schemas.config import FiltersConfig
 from schemas.records import Rejected, RepoFile
 from transforms.base import RecordFn
-from transforms.quality_checks import GENERATED_PHRASES, check_file, count_tokens, count_word_chars
-
-__all__ = ["GENERATED_PHRASES", "QualityFilterFn", "check_file", "count_tokens", "count_word_chars"]
+from transforms.quality_checks import check_file
 
 
 class QualityFilterFn(RecordFn):

@@ -13,9 +13,7 @@ from __future__ import annotations
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
 from transforms.base import RecordFn
-from transforms.language_extensions import EXTENSIONS, LANGUAGES, extension, language_of
-
-__all__ = ["EXTENSIONS", "LANGUAGES", "LanguageFn", "extension", "language_of"]
+from transforms.language_extensions import EXTENSIONS, LANGUAGES, extension
 
 
 class LanguageFn(RecordFn):

@@ -19,7 +19,8 @@ from infra.writers import read_json, write_json
 from schemas.config import ConfigError
 from schemas.records import RepoFile
 from tests.conftest import SAMPLE_REPOS
-from transforms.dedup import BLOOM_FILE, BloomCombineFn, ExactDedup, dedup_key, read_bloom
+from transforms.dedup import BLOOM_FILE, BloomCombineFn, ExactDedup, read_bloom
+from transforms.dedup_keys import dedup_key
 
 
 def sample(path: str) -> str:

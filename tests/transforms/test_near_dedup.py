@@ -20,10 +20,10 @@ from pipeline.corpus import MANIFEST_PARTS_DIR, CorpusFlow
 from schemas.config import ConfigError, NearDedupConfig, PipelineConfig, load_config
 from schemas.records import RepoFile
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_REPOS
-from transforms.dedup import alnum_tokens
 from transforms.id_lookup import IdBitmapFn, lookup
 from transforms.minhash import MinHasher, jaccard
 from transforms.near_dedup import REASON, REASON_PREVIOUS, SIGNATURES_DIR, STAGE, NearDedup
+from transforms.tokens import alnum_tokens
 
 CONFIG = NearDedupConfig(enabled=True)
 

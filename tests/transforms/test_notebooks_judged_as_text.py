@@ -19,8 +19,8 @@ from schemas.config import FiltersConfig
 from schemas.records import RepoFile
 from tests.conftest import SAMPLE_REPOS, run_cli
 from transforms import markup
-from transforms.filters import check_file
 from transforms.notebooks import ConvertNotebooksFn
+from transforms.quality_checks import check_file
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

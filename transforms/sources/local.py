@@ -49,7 +49,7 @@ from transforms.sources.local_tree import (
     shown_path,
 )
 
-__all__ = ["BAD_PATH", "STAGE", "decode_file", "shown_path", "list_repos", "read_repo", "ReadLocalRepos"]
+__all__ = ["BAD_PATH", "STAGE", "shown_path", "list_repos", "read_repo", "ReadLocalRepos"]
 
 STAGE = "read"
 SNAPSHOT = "snapshot"
