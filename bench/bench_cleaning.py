@@ -31,12 +31,11 @@ import os
 import sys
 import sysconfig
 import tempfile
-import threading
 import time
 
 import apache_beam as beam
 from apache_beam.internal.cloudpickle import cloudpickle
-from process_tree import MEMORY, tree_usage
+from process_tree import MEMORY, sampling
 from pybloom_live import BloomFilter
 
 from pipeline.corpus import CorpusFlow, code_stages
@@ -162,24 +161,11 @@ def warm_cache(paths: list[str]) -> None:
 
 
 def in_child(target, *args) -> dict:
-    """Run target in a fresh process; add wall seconds, CPU seconds and peak PSS of its whole process tree."""
+    """Run target in a fresh process; add CPU seconds and peak PSS of its whole process tree."""
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        pid = pool.apply(os.getpid)
-        peak, cpu, done = 0, {}, threading.Event()
-
-        def sample():
-            nonlocal peak
-            while not done.wait(0.2):
-                usage = tree_usage(pid)
-                peak = max(peak, sum(memory for memory, _ in usage.values()))
-                cpu.update((p, seconds) for p, (_, seconds) in usage.items())
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        result = pool.apply(target, args)
-        done.set()
-        sampler.join()
-    return dict(result, cpu_seconds=sum(cpu.values()), peak_mb=peak / 2**20)
+        with sampling(pool.apply(os.getpid)) as figures:
+            result = pool.apply(target, args)
+    return dict(result, **figures)
 
 
 def main(argv=None) -> None:

@@ -10,6 +10,7 @@ that samples a process tree measures it this way and prints `MEMORY`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import threading
@@ -57,33 +58,41 @@ def tree_usage(root_pid: int) -> dict[int, tuple[int, float]]:
     return usage
 
 
-def measure(argv: list[str], log_path: str) -> dict:
-    """Run a command in its own process: its stdout, wall seconds, CPU seconds and peak PSS of its process tree.
+@contextlib.contextmanager
+def sampling(pid: int):
+    """Sample a process tree every 0.2 s while the block runs; the dict it yields then holds
+    `cpu_seconds` and `peak_mb` (worker processes of a fork server are not children anyone
+    waits for, so rusage would miss them)."""
+    peak, cpu, done, figures = 0, {}, threading.Event(), {}
 
-    Both are sampled every 0.2 s over the whole tree (worker processes of a fork server
-    are not children the side waits for, so rusage would miss them).
-    """
-    started, peak, cpu = time.perf_counter(), 0, {}
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True)
-        done = threading.Event()
+    def sample():
+        nonlocal peak
+        while not done.wait(0.2):
+            usage = tree_usage(pid)
+            peak = max(peak, sum(memory for memory, _ in usage.values()))
+            cpu.update((p, seconds) for p, (_, seconds) in usage.items())
 
-        def sample():
-            nonlocal peak
-            while not done.wait(0.2):
-                usage = tree_usage(proc.pid)
-                peak = max(peak, sum(memory for memory, _ in usage.values()))
-                cpu.update((pid, seconds) for pid, (_, seconds) in usage.items())
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        stdout, _ = proc.communicate()
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield figures
+    finally:
         done.set()
         sampler.join()
+        figures.update(cpu_seconds=sum(cpu.values()), peak_mb=peak / 2**20)
+
+
+def measure(argv: list[str], log_path: str) -> dict:
+    """Run a command in its own process: its stdout, wall seconds, CPU seconds and peak PSS of its process tree."""
+    started = time.perf_counter()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True)
+        with sampling(proc.pid) as figures:
+            stdout, _ = proc.communicate()
     if proc.returncode:
         with open(log_path) as log:
             raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{log.read()[-3000:]}")
-    return dict(stdout=stdout, seconds=time.perf_counter() - started, cpu_seconds=sum(cpu.values()), peak_mb=peak / 2**20)
+    return dict(figures, stdout=stdout, seconds=time.perf_counter() - started)
 
 
 def print_side_by_side(results: dict[str, dict], files: int, mb: float, extra: str = "") -> None:
