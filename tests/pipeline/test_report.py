@@ -1,17 +1,18 @@
-"""report.html: self-contained, with the counts, per-language sizes and embedded plots."""
+"""report.html: self-contained, with the counts, per-language sizes and inline bar charts."""
 
 from __future__ import annotations
 
-import base64
-import io
+import collections
 import json
 import re
 import shutil
 
 import numpy as np
+import pyarrow.parquet as pq
 from PIL import Image
 
 from pipeline.report import rendered_dom, screenshot
+from pipeline.svg_chart import bar_chart
 from tests.conftest import run_cli
 
 
@@ -23,12 +24,29 @@ def test_report_is_self_contained_with_plots(sample_version):
     assert not re.search(r"""(src|href)=["'](?!data:)""", page)  # nothing loaded from elsewhere
     for stage in manifest["counts"]:
         assert f"<td>{stage}</td>" in page
-    images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', page)
-    assert {alt for alt, _ in images} >= {"bytes per language", "star buckets", "document length"}
-    for _, data in images:
-        with Image.open(io.BytesIO(base64.b64decode(data))) as img:
-            assert img.format == "PNG" and img.size[0] > 200 and img.size[1] > 100
+    charts = dict(re.findall(r'<svg [^>]*aria-label="([^"]+)"[^>]*>(.*?)</svg>', page))
+    assert set(charts) == {"bytes per language", "star buckets", "document length"}
+    languages = re.findall(r"<tr><td>([^<]+)</td><td>[\d,]+</td><td>([\d,]+)</td></tr>", page)
+    assert bars(charts["bytes per language"]) == [(lang, int(b.replace(",", ""))) for lang, b in languages]
+    star_buckets = collections.Counter(pq.read_table(version / "documents", columns=["star_bucket"])["star_bucket"].to_pylist())
+    assert bars(charts["star buckets"]) == [(str(b), star_buckets[b]) for b in range(6)]
+    assert sum(n for _, n in bars(charts["document length"])) == manifest["documents"]
     assert "<td>Python</td>" in page and "<td>stackoverflow</td>" in page
+
+
+def bars(svg: str) -> list[tuple[str, int]]:
+    """(label, value) of each bar, from its <title>."""
+    return [(label, int(n.replace(",", ""))) for label, n in re.findall(r"<title>([^<]+): ([\d,]+)</title>", svg)]
+
+
+def test_bar_heights_are_proportional_to_the_values():
+    svg = bar_chart("demo", "Demo", ["a", "b", "c", "d"], [0, 250, 500, 1000], "x", "y")
+    heights = [float(h) for h in re.findall(r'<rect [^>]*height="([\d.]+)"', svg)]
+    assert heights[0] == 0 and heights[3] > 100
+    assert [round(h / heights[3], 3) for h in heights] == [0, 0.25, 0.5, 1]
+    assert bars(svg) == [("a", 0), ("b", 250), ("c", 500), ("d", 1000)]
+    assert ">1k</text>" in svg and ">500</text>" in svg  # the y axis: top and middle ticks
+    assert bar_chart("demo", "Demo", ["a"], [0], "x", "y").count("<rect") == 1  # all zero: no division by zero
 
 
 def test_report_is_the_same_on_rerun(sample_version, tmp_path):

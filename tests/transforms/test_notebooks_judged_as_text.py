@@ -7,13 +7,13 @@ import io
 import os
 import shutil
 
-import matplotlib
 import nbformat
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
 from nbformat import v4
+from PIL import Image
 
 from schemas.config import FiltersConfig
 from schemas.records import RepoFile
@@ -21,9 +21,6 @@ from tests.conftest import SAMPLE_REPOS, run_cli
 from transforms import markup
 from transforms.notebooks import ConvertNotebooksFn
 from transforms.quality_checks import check_file
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 CELLS = [
     ("markdown", "# Noise\nA plot of *random* pixels."),
@@ -35,7 +32,8 @@ CELLS = [
 def noise_png(seed: int, side: int = 160) -> bytes:
     """A real PNG of random pixels (incompressible: about 60-80 KB)."""
     buffer = io.BytesIO()
-    plt.imsave(buffer, np.random.default_rng(seed).random((side, side, 3)), format="png")
+    pixels = np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
