@@ -6,6 +6,14 @@ trainer can write into a version without reaching up into the CLI's package.
 """
 
 import logging
+import os
+
+# Arrow's C++ side (Parquet writers and readers, compression) takes its default pool once, at
+# the first import of pyarrow, from this variable; its mimalloc pool keeps the pages it freed,
+# so streaming a corpus through it grows RSS with the corpus. glibc's malloc, trimmed (see
+# infra.spill.return_freed_memory), gives them back. Set before Beam (which imports pyarrow)
+# is first imported below, and inherited by the local runner's worker processes.
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 
 def _not_beams_apitools_note(record: logging.LogRecord) -> bool:
