@@ -77,6 +77,7 @@ class MaskedSequences:
         self._order_epoch = None
         self._order = None
         self._current = None  # (cursor tuple, masked ids, targets) of the chunk at the cursor
+        self._document_at = None  # ((epoch, position), name, local, tokens, bounds) of the last document read
 
     def _document_order(self, epoch: int) -> np.ndarray:
         if self._order_epoch != epoch:
@@ -86,14 +87,24 @@ class MaskedSequences:
             self._order_epoch = epoch
         return self._order
 
+    def _document(self, epoch: int, position: int) -> tuple[str, int, np.ndarray, list[tuple[int, int]]]:
+        """(shard name, index in the shard, tokens, chunk bounds) of the document at a place in an epoch.
+
+        The last one is kept: a document's chunks are read one after another, and the
+        step past its last chunk reads it once more (most documents have one chunk).
+        """
+        if self._document_at is None or self._document_at[0] != (epoch, position):
+            name, local, tokens = self.docs.get(int(self._document_order(epoch)[position]))
+            self._document_at = ((epoch, position), name, local, tokens, chunk_bounds(len(tokens), self.context_length))
+        return self._document_at[1:]
+
     def _locate(self) -> tuple[str, int, np.ndarray, list[tuple[int, int]]]:
         """Move the cursor past documents with no (more) chunks; return the document at it."""
         c = self.cursor
         while True:
             if c.position >= len(self.docs):
                 c.epoch, c.position, c.chunk = c.epoch + 1, 0, 0
-            name, local, tokens = self.docs.get(int(self._document_order(c.epoch)[c.position]))
-            bounds = chunk_bounds(len(tokens), self.context_length)
+            name, local, tokens, bounds = self._document(c.epoch, c.position)
             if c.chunk < len(bounds):
                 return name, local, tokens, bounds
             c.position, c.chunk = c.position + 1, 0

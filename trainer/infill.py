@@ -25,7 +25,6 @@ from typing import Sequence
 
 import torch
 
-from infra import storage
 from schemas.config import SAMPLE_TEMPERATURE as TEMPERATURE
 from schemas.config import SAMPLE_TOP_P as TOP_P
 from trainer.masking import SpecialIds, restore
@@ -48,8 +47,11 @@ class Infill:
 
 def load_checkpoint(path: str, device: str = "cpu"):
     """(model, tokenizer) from a checkpoint directory, or the newest checkpoint of a version."""
+    # Imported here: infilling with a model already loaded (a fresh process that loads it with
+    # transformers' Auto classes) needs neither transformers' loaders nor Beam's filesystems.
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from infra import storage
     from trainer.checkpoints import CHECKPOINTS_DIR, list_checkpoints
 
     if not storage.exists(storage.join(path, "config.json")):

@@ -31,6 +31,7 @@ Two limits the paper leaves open, fixed here:
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
 import itertools
@@ -127,7 +128,7 @@ def _length_tables(n: int, k: int) -> tuple[np.ndarray, ...]:
 
 
 @functools.lru_cache(maxsize=256)
-def _total_length_cdf(n: int, k: int) -> np.ndarray:
+def _total_length_cdf(n: int, k: int) -> tuple[float, ...]:
     """CDF over T = 0..n of the total masked length of k disjoint spans.
 
     P(T) ~ W_k(T) * C(n - T + k, k): the second factor counts the ways to lay the
@@ -139,11 +140,20 @@ def _total_length_cdf(n: int, k: int) -> np.ndarray:
     with np.errstate(divide="ignore"):
         log_p = np.log(_length_tables(n, k)[k]) + log_ways
     p = np.exp(log_p - log_p.max())
-    return np.cumsum(p)
+    return tuple(np.cumsum(p).tolist())
 
 
-def _draw(rng: random.Random, cumulative: np.ndarray) -> int:
-    return int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
+@functools.lru_cache(maxsize=256)  # tuples of up to a chunk's length: a few MB at most
+def _last_length_cdf(n: int, k: int, j: int, remaining: int) -> tuple[float, ...]:
+    """Cumulative weights of the j-th span's length 1..remaining - (j - 1), given the j spans sum to `remaining`."""
+    candidates = np.arange(1, remaining - (j - 1) + 1)
+    weights = _length_tables(n, k)[j - 1][remaining - candidates] / (n - candidates + 1)
+    return tuple(np.cumsum(weights).tolist())
+
+
+def _draw(rng: random.Random, cumulative: Sequence[float]) -> int:
+    """Index of the bin a uniform draw falls in (np.searchsorted(side="right") on the same floats)."""
+    return bisect.bisect_right(cumulative, rng.random() * cumulative[-1])
 
 
 def sample_spans(rng: random.Random, n: int, k: int) -> list[tuple[int, int]]:
@@ -154,14 +164,11 @@ def sample_spans(rng: random.Random, n: int, k: int) -> list[tuple[int, int]]:
         length = rng.randint(1, n)
         start = rng.randint(0, n - length)
         return [(start, start + length)]
-    tables = _length_tables(n, k)
     total = _draw(rng, _total_length_cdf(n, k))
     lengths = []
     remaining = total
     for j in range(k, 0, -1):  # the last span's length given the others sum to the rest
-        candidates = np.arange(1, remaining - (j - 1) + 1)
-        weights = tables[j - 1][remaining - candidates] / (n - candidates + 1)
-        length = int(candidates[_draw(rng, np.cumsum(weights))])
+        length = 1 + _draw(rng, _last_length_cdf(n, k, j, remaining))
         lengths.append(length)
         remaining -= length
     lengths.reverse()

@@ -28,22 +28,28 @@ from trainer.train import train
 
 pytestmark = pytest.mark.slow  # trains a model
 
+# 300 updates: the held-out accuracy depends on the seed more than on the last 100 updates.
+# Measured, seeds 0-7 of both the model and the corpus (first number / whole span right):
+#   300 updates: 63/25 (seed 0, the one used here), 52/23, 42/25, 40/17, 7/3, 48/28, 48/28, 7/3
+#   400 updates: 68/30 (seed 0), 78/55, 27/13, 53/25, 10/7, 62/35, 67/50, 25/15
+# (6 seeds of 8 pass at 300 updates, 5 of 8 at 400.)
+#   250 updates: 40/20 (seed 0), 30/12, 18/12, 10/10: too few
 E2E = TrainConfig(
     preset="tiny",
-    steps=400,
+    steps=300,
     batch_size=32,
     context_length=32,
     lr=0.01,
     warmup_steps=30,
-    checkpoint_every=200,
+    checkpoint_every=150,
     eval_batches=4,
     log_every=50,
     device="cpu",
 )
 CHANCE = 1 / MODULUS
 HELD_OUT_CASES = 60
-MIN_FIRST_NUMBER_ACCURACY = 0.35  # 10x chance (measured: 72%)
-MIN_EXACT_SPAN_ACCURACY = 0.15  # 4.5x the chance of even the first number (measured: 38%)
+MIN_FIRST_NUMBER_ACCURACY = 0.35  # 10x chance (measured: 63%)
+MIN_EXACT_SPAN_ACCURACY = 0.15  # 4.5x the chance of even the first number (measured: 25%)
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +84,8 @@ def test_training_lowers_the_loss_clearly(trained):
     losses = [r["loss"] for r in read_log(os.path.join(version, "checkpoints", LOG_FILE)) if "loss" in r]
     assert len(losses) == E2E.steps and result.resumed_from == 0
     start, end = sum(losses[:5]) / 5, sum(losses[-20:]) / 20
-    assert end < 0.4 * start, f"loss went from {start:.3f} to {end:.3f}"
-    assert result.valid_loss < 0.4 * start
+    assert end < 0.4 * start, f"loss went from {start:.3f} to {end:.3f}"  # measured: 0.20 * start
+    assert result.valid_loss < 0.4 * start  # measured: 0.20 * start
     assert result.tokens > 0 and result.tokens_per_second > 0
 
 
