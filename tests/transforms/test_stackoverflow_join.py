@@ -85,11 +85,16 @@ def tally(result: dict) -> dict:
     return {tuple(key): n for key, n in result["tallies"]}
 
 
+@pytest.fixture(scope="module")
+def in_memory_run(dumps, tmp_path_factory) -> dict:
+    """One in-memory run over four partitions, whose shuffles are checked as it runs (shared by two tests)."""
+    return run_join(dumps, str(tmp_path_factory.mktemp("in_memory")), 4, DIRECT_MODES["in_memory"], check_shuffles=True)
+
+
 @pytest.mark.slow  # two pipelines, one of them with worker processes
-def test_both_runner_modes_give_the_same_threads_documents_and_counts(dumps, tmp_path):
-    results = {mode: run_join(dumps, str(tmp_path / mode), 4, args) for mode, args in DIRECT_MODES.items()}
-    assert results["in_memory"] == results["multi_processing"]
-    assert {k: v for k, v in results["in_memory"].items() if k in ("documents", "rejected")} == reference(dumps)
+def test_both_runner_modes_give_the_same_threads_documents_and_counts(dumps, in_memory_run, tmp_path):
+    assert in_memory_run == run_join(dumps, str(tmp_path), 4, DIRECT_MODES["multi_processing"])
+    assert {k: v for k, v in in_memory_run.items() if k in ("documents", "rejected")} == reference(dumps)
 
 
 @pytest.mark.slow  # two pipelines
@@ -132,9 +137,8 @@ def check_what_crosses_shuffles(p: beam.Pipeline) -> None:
         node.inputs[0] | "Check_" + node.full_label.replace("/", "_") >> beam.Map(small, node.full_label)
 
 
-def test_the_join_shuffles_run_paths_not_posts_or_comments(dumps, tmp_path):
-    result = run_join(dumps, str(tmp_path / "out"), 3, DIRECT_MODES["in_memory"], check_shuffles=True)
-    assert len(result["documents"]) == 8
+def test_the_join_shuffles_run_paths_not_posts_or_comments(in_memory_run):
+    assert len(in_memory_run["documents"]) == 8  # the run checked every element of the join's shuffles
 
 
 def test_join_partitions_must_be_positive():

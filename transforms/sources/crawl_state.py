@@ -22,6 +22,7 @@ of days must outlive them. Paths go through Beam's FileSystems, so state can liv
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import posixpath
 import uuid
@@ -32,6 +33,22 @@ from schemas.records import Rejected, RepoFile, RepoSnapshot, record_id
 
 RECORD_TYPES = {cls.__name__: cls for cls in (RepoFile, Rejected, RepoSnapshot)}
 LISTING = "listing.jsonl.zst"  # zstd: Beam reads and writes it by its extension
+
+
+def _sorted_json_encoder():
+    """What json.dumps(item, sort_keys=True) writes, from one encoder made once: json.dumps makes a
+    new one per call, which is most of its cost on a short line (a million-line listing). Without
+    the circular-reference check, whose state a failed call would leave behind in a shared encoder."""
+    from json import encoder
+
+    if encoder.c_make_encoder is None:  # no C accelerator: the public encoder, same bytes
+        return json.JSONEncoder(sort_keys=True).encode
+    default = json.JSONEncoder().default  # raises the TypeError json.dumps raises
+    make = encoder.c_make_encoder(None, default, encoder.encode_basestring_ascii, None, ": ", ", ", True, False, True)
+    return lambda item: "".join(make(item, 0))
+
+
+encode_sorted = _sorted_json_encoder()
 
 
 def crawl_key(source: str, section: Any, max_file_bytes: int) -> str:
@@ -83,19 +100,20 @@ class CrawlState:
 
     def save_page(self, request: str, answer: dict) -> None:
         path = self._file("pages", hashlib.sha256(request.encode()).hexdigest() + ".json")
-        _write_atomically(path, [json.dumps({"request": request, **answer}, sort_keys=True)])
+        _write_atomically(path, [encode_sorted({"request": request, **answer})])
 
     @property
     def listing_path(self) -> str:
         return self._file(LISTING)
 
     def write_listing(self, items: Iterable[dict]) -> None:
-        _write_atomically(self.listing_path, (json.dumps(item, sort_keys=True) for item in items))
+        _write_atomically(self.listing_path, map(encode_sorted, items))
 
     def read_listing(self) -> Iterator[dict]:
+        """The listing's lines as dicts; each chunk of lines is parsed in one call, as one JSON array."""
         with storage.open_file(self.listing_path, decompress=True) as f:
-            for line in _lines(f):
-                yield json.loads(line)
+            for lines in _line_chunks(f):
+                yield from json.loads(b"[" + b",".join(lines) + b"]")
 
     # -- repositories --------------------------------------------------------------------
 
@@ -131,7 +149,7 @@ class RepoWriter:
         self._write(header)
 
     def _write(self, data: dict) -> None:
-        self._file.write((json.dumps(data, sort_keys=True) + "\n").encode("utf-8"))
+        self._file.write((encode_sorted(data) + "\n").encode("utf-8"))
 
     def add(self, record: RepoFile | Rejected | RepoSnapshot) -> None:
         self._write(record_to_json(record))
@@ -145,21 +163,30 @@ class RepoWriter:
         storage.delete_files([self.tmp])
 
 
-def _lines(f, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
-    """The lines of a file from FileSystems.open, without their newlines (its compressed files are
-    not iterable, and their readline costs microseconds a line: a million-line listing reads in chunks)."""
+def _line_chunks(f, chunk_bytes: int = 1 << 20) -> Iterator[list[bytes]]:
+    """The lines of a file from FileSystems.open, without their newlines, a chunk's worth
+    at a time (its compressed files are not iterable, and their readline costs microseconds a line:
+    a million-line listing reads in chunks)."""
     rest = b""
     while chunk := f.read(chunk_bytes):
         lines = (rest + chunk).split(b"\n")
         rest = lines.pop()
-        yield from lines
+        yield lines
     if rest:
-        yield rest
+        yield [rest]
 
 
-def _write_atomically(path: str, lines: Iterable[str]) -> None:
+def _lines(f) -> Iterator[bytes]:
+    for lines in _line_chunks(f):
+        yield from lines
+
+
+def _write_atomically(path: str, lines: Iterable[str], batch_lines: int = 4096) -> None:
+    """Write the lines under a temporary name, then rename; a compressed file's write costs
+    microseconds a call, so lines go in batches."""
     tmp = f"{path}.{uuid.uuid4().hex}.tmp" + (".zst" if path.endswith(".zst") else "")
     with storage.create_file(tmp, compress=True) as f:
-        for line in lines:
-            f.write((line + "\n").encode("utf-8"))
+        lines = iter(lines)
+        while batch := list(itertools.islice(lines, batch_lines)):
+            f.write(("\n".join(batch) + "\n").encode("utf-8"))
     storage.rename(tmp, path)
