@@ -109,7 +109,14 @@ def rename(source: str, target: str) -> None:
 
 
 def delete_files(paths: list[str]) -> None:
-    FileSystems.delete(list(paths))
+    """Delete files. On Cloud Storage a missing object is no error, and objects go a hundred per
+    request (FileSystems.delete spends three requests on each: an existence check, a metadata
+    read and a batch of one)."""
+    cloud = [p for p in paths if p.startswith("gs://")]
+    if len(cloud) < len(paths):
+        FileSystems.delete([p for p in paths if not p.startswith("gs://")])
+    if cloud:
+        _raise_failed("Delete", {path: code for path, code in _gcs_io(cloud[0]).delete_batch(cloud) if code})
 
 
 def match_metadata(pattern: str) -> list:
@@ -157,8 +164,17 @@ def copy_file(source: str, target: str) -> None:
 
 
 def copy_tree(source: str, target: str) -> None:
-    """Copy every file under `source` to the same relative path under `target`."""
-    for rel in list_files(source):
+    """Copy every file under `source` to the same relative path under `target`.
+
+    Within Cloud Storage the store copies the objects itself, a hundred per request, and no
+    byte travels through this process.
+    """
+    files = list_files(source)
+    if source.startswith("gs://") and target.startswith("gs://"):
+        pairs = [(join(source, rel), join(target, rel)) for rel in files]
+        _raise_failed("Copy", {src: code for src, _, code in _gcs_io(source).copy_batch(pairs) if code})
+        return
+    for rel in files:
         copy_file(join(source, rel), join(target, rel))
 
 
@@ -169,10 +185,8 @@ def delete_tree(path: str) -> None:
             shutil.rmtree(path)
         elif os.path.lexists(path):
             os.remove(path)
-    else:  # object by object: a prefix delete only logs the objects it failed to delete
-        files = list_files(path)
-        if files:
-            FileSystems.delete([join(path, f) for f in files])
+    else:  # the objects listed, not a prefix delete, which only logs the objects it failed to delete
+        delete_files([join(path, f) for f in list_files(path)])
 
 
 def move_tree(source: str, target: str, last: tuple[str, ...] = (), replace: bool = True) -> None:
@@ -183,7 +197,7 @@ def move_tree(source: str, target: str, last: tuple[str, ...] = (), replace: boo
     arrival marks the move complete.
     """
     if not is_local(target) and replace:  # the marker goes first, so a half-deleted target never looks complete
-        FileSystems.delete([join(target, f) for f in last if FileSystems.exists(join(target, f))])
+        delete_files([join(target, f) for f in last])
     if replace or is_local(target):
         delete_tree(target)
     if is_local(source):
@@ -258,6 +272,20 @@ def connect_anonymously_to_emulator() -> None:
 def match(pattern: str, limit: int | None = None) -> list[str]:
     """Paths matching a FileSystems glob pattern (at most `limit` of them)."""
     return [m.path for m in FileSystems.match([pattern], limits=[limit] if limit else None)[0].metadata_list]
+
+
+def _gcs_io(path: str):
+    """Beam's Cloud Storage client for `path`, with the options and retries FileSystems gives it,
+    for the batched requests that FileSystems does not expose."""
+    return FileSystems.get_filesystem(path)._gcsIO()
+
+
+def _raise_failed(operation: str, failed: dict) -> None:
+    """Raise as FileSystems does when some objects of a batch failed (their HTTP status codes)."""
+    if failed:
+        from apache_beam.io.filesystem import BeamIOError
+
+        raise BeamIOError(f"{operation} operation failed", failed)
 
 
 def _gcs_blob(path: str):
