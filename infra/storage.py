@@ -80,6 +80,8 @@ def list_files(directory: str) -> list[str]:
             found += [os.path.relpath(os.path.join(root, f), directory).replace(os.sep, "/") for f in files]
         return sorted(found)
     prefix = directory.rstrip("/") + "/"
+    if prefix.startswith("gs://"):  # one listing of the prefix, on this thread's kept client
+        return sorted(p[len(prefix) :] for p, _ in _gcs_io(prefix).list_files(prefix))
     return sorted(p[len(prefix) :] for p in match(prefix + "**"))
 
 
