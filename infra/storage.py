@@ -16,11 +16,12 @@ import os
 import posixpath
 import shutil
 import tempfile
+import threading
 from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystem import CompressedFile, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 import infra.hub_filesystem  # noqa: F401  (registers hf:// with FileSystems)
@@ -61,7 +62,7 @@ def absolute(path: str) -> str:
 
 def exists(path: str) -> bool:
     """A file (object) at `path`."""
-    return FileSystems.exists(path)
+    return _gcs_io(path).exists(path) if path.startswith("gs://") else FileSystems.exists(path)
 
 
 def is_dir(path: str) -> bool:
@@ -79,6 +80,8 @@ def list_files(directory: str) -> list[str]:
             found += [os.path.relpath(os.path.join(root, f), directory).replace(os.sep, "/") for f in files]
         return sorted(found)
     prefix = directory.rstrip("/") + "/"
+    if prefix.startswith("gs://"):  # one listing of the prefix, on this thread's kept client
+        return sorted(p[len(prefix) :] for p, _ in _gcs_io(prefix).list_files(prefix))
     return sorted(p[len(prefix) :] for p in match(prefix + "**"))
 
 
@@ -95,12 +98,18 @@ RAW = CompressionTypes.UNCOMPRESSED
 
 def open_file(path: str, decompress: bool = False):
     """A readable file on any store: its bytes as stored, or decompressed by extension (.gz, .zst)."""
-    return FileSystems.open(path, compression_type=CompressionTypes.AUTO if decompress else RAW)
+    compression = CompressionTypes.AUTO if decompress else RAW
+    if path.startswith("gs://"):
+        return _gcs_open(path, "rb", compression)
+    return FileSystems.open(path, compression_type=compression)
 
 
 def create_file(path: str, compress: bool = False):
     """A writable file on any store: the bytes as given, or compressed by extension (.gz, .zst)."""
-    return FileSystems.create(path, compression_type=CompressionTypes.AUTO if compress else RAW)
+    compression = CompressionTypes.AUTO if compress else RAW
+    if path.startswith("gs://"):
+        return _gcs_open(path, "wb", compression)
+    return FileSystems.create(path, compression_type=compression)
 
 
 def rename(source: str, target: str) -> None:
@@ -109,7 +118,14 @@ def rename(source: str, target: str) -> None:
 
 
 def delete_files(paths: list[str]) -> None:
-    FileSystems.delete(list(paths))
+    """Delete files. On Cloud Storage a missing object is no error, and objects go a hundred per
+    request (FileSystems.delete spends three requests on each: an existence check, a metadata
+    read and a batch of one)."""
+    cloud = [p for p in paths if p.startswith("gs://")]
+    if len(cloud) < len(paths):
+        FileSystems.delete([p for p in paths if not p.startswith("gs://")])
+    if cloud:
+        _raise_failed("Delete", {path: code for path, code in _gcs_io(cloud[0]).delete_batch(cloud) if code})
 
 
 def match_metadata(pattern: str) -> list:
@@ -118,21 +134,21 @@ def match_metadata(pattern: str) -> list:
 
 
 def read_bytes(path: str) -> bytes:
-    with FileSystems.open(path, compression_type=RAW) as f:
+    with open_file(path) as f:
         return f.read()
 
 
 def write_bytes(path: str, data: bytes) -> None:
     if is_local(path):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with FileSystems.create(path, compression_type=RAW) as f:
+    with create_file(path) as f:
         f.write(data)
 
 
 @contextlib.contextmanager
 def parquet_file(path: str) -> Iterator[pq.ParquetFile]:
     """One Parquet file on any store, open: its footer (schema, row groups) is read, no data yet."""
-    with FileSystems.open(path, compression_type=RAW) as f:
+    with open_file(path) as f:
         yield pq.ParquetFile(f)
 
 
@@ -152,13 +168,22 @@ def copy_file(source: str, target: str) -> None:
     """Stream one file between any two stores (FileSystems.copy needs both on one)."""
     if is_local(target):
         os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-    with FileSystems.open(source, compression_type=RAW) as src, FileSystems.create(target, compression_type=RAW) as dst:
+    with open_file(source) as src, create_file(target) as dst:
         shutil.copyfileobj(src, dst, COPY_BLOCK)
 
 
 def copy_tree(source: str, target: str) -> None:
-    """Copy every file under `source` to the same relative path under `target`."""
-    for rel in list_files(source):
+    """Copy every file under `source` to the same relative path under `target`.
+
+    Within Cloud Storage the store copies the objects itself, a hundred per request, and no
+    byte travels through this process.
+    """
+    files = list_files(source)
+    if source.startswith("gs://") and target.startswith("gs://"):
+        pairs = [(join(source, rel), join(target, rel)) for rel in files]
+        _raise_failed("Copy", {src: code for src, _, code in _gcs_io(source).copy_batch(pairs) if code})
+        return
+    for rel in files:
         copy_file(join(source, rel), join(target, rel))
 
 
@@ -169,10 +194,8 @@ def delete_tree(path: str) -> None:
             shutil.rmtree(path)
         elif os.path.lexists(path):
             os.remove(path)
-    else:  # object by object: a prefix delete only logs the objects it failed to delete
-        files = list_files(path)
-        if files:
-            FileSystems.delete([join(path, f) for f in files])
+    else:  # the objects listed, not a prefix delete, which only logs the objects it failed to delete
+        delete_files([join(path, f) for f in list_files(path)])
 
 
 def move_tree(source: str, target: str, last: tuple[str, ...] = (), replace: bool = True) -> None:
@@ -183,14 +206,14 @@ def move_tree(source: str, target: str, last: tuple[str, ...] = (), replace: boo
     arrival marks the move complete.
     """
     if not is_local(target) and replace:  # the marker goes first, so a half-deleted target never looks complete
-        FileSystems.delete([join(target, f) for f in last if FileSystems.exists(join(target, f))])
+        delete_files([join(target, f) for f in last])
     if replace or is_local(target):
         delete_tree(target)
     if is_local(source):
         os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
         os.replace(source, target)
         return
-    if FileSystems.exists(source):  # a single object, not a prefix
+    if exists(source):  # a single object, not a prefix
         FileSystems.rename([source], [target])
         return
     files = list_files(source)
@@ -227,7 +250,7 @@ class LocalCopy:
             source = join(self.path, rel)
             if is_dir(source):
                 copy_tree(source, os.path.join(self._tmp, rel))
-            elif FileSystems.exists(source):
+            elif exists(source):
                 copy_file(source, os.path.join(self._tmp, rel))
         return self._tmp
 
@@ -258,6 +281,41 @@ def connect_anonymously_to_emulator() -> None:
 def match(pattern: str, limit: int | None = None) -> list[str]:
     """Paths matching a FileSystems glob pattern (at most `limit` of them)."""
     return [m.path for m in FileSystems.match([pattern], limits=[limit] if limit else None)[0].metadata_list]
+
+
+_GCS_CLIENTS = threading.local()
+
+
+def _gcs_io(path: str):
+    """Beam's Cloud Storage client for `path`, with the options and retries FileSystems gives it:
+    one per thread, kept while those options stay the same.
+
+    FileSystems builds a new client for every call, and with it a new connection (a TLS
+    handshake on the real service) and a background request for the bucket's metadata: a
+    read cost three requests and 11 ms of CPU on a local server, 4 ms on a kept client.
+    """
+    filesystem = FileSystems.get_filesystem(path)
+    options = filesystem._pipeline_options
+    kept = getattr(_GCS_CLIENTS, "kept", None)
+    if kept is None or kept[0] is not options:
+        kept = _GCS_CLIENTS.kept = (options, filesystem._gcsIO())
+    return kept[1]
+
+
+def _gcs_open(path: str, mode: str, compression: str):
+    """FileSystems.open / FileSystems.create of a gs:// path, on this thread's kept client."""
+    if compression == CompressionTypes.AUTO:
+        compression = CompressionTypes.detect_compression_type(path)
+    raw = _gcs_io(path).open(path, mode, mime_type=CompressionTypes.mime_type(compression))
+    return raw if compression == CompressionTypes.UNCOMPRESSED else CompressedFile(raw, compression_type=compression)
+
+
+def _raise_failed(operation: str, failed: dict) -> None:
+    """Raise as FileSystems does when some objects of a batch failed (their HTTP status codes)."""
+    if failed:
+        from apache_beam.io.filesystem import BeamIOError
+
+        raise BeamIOError(f"{operation} operation failed", failed)
 
 
 def _gcs_blob(path: str):

@@ -170,13 +170,18 @@ def gcs_server():
     proc.wait()
 
 
-@pytest.fixture
-def gcs(gcs_server, monkeypatch, request) -> str:
-    """A `gs://` folder of its own for one test (the CLI's subprocesses see the server too)."""
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server)
+def use_gcs_server(monkeypatch, host: str) -> None:
+    """Send this process's `gs://` requests, and those of the CLI's subprocesses, to the server at `host`."""
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", host)
     monkeypatch.setenv("NO_GCE_CHECK", "True")
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
     connect_anonymously_to_emulator()  # this process imported the pipeline before the variable was set
+
+
+@pytest.fixture
+def gcs(gcs_server, monkeypatch, request) -> str:
+    """A `gs://` folder of its own for one test (a module's shared build uses `use_gcs_server` itself)."""
+    use_gcs_server(monkeypatch, gcs_server)
     return f"gs://{GCS_BUCKET}/{re.sub(r'[^A-Za-z0-9_-]+', '-', request.node.name)}"
 
 

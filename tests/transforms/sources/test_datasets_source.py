@@ -219,16 +219,25 @@ def read_rows(version, part: str) -> list[dict]:
     return [r for name in sorted(os.listdir(version / part)) for r in pq.read_table(version / part / name).to_pylist()]
 
 
+RUN_SETTINGS = {"read": {"max_file_bytes": 6000}, "output": {"document_shards": 2}}
+
+
+@pytest.fixture(scope="module")
+def datasets_build(tmp_path_factory):
+    """(data folder, stack rows, custom rows, config, version): the datasets of `write_datasets` read by
+    one in-memory run, the build that the multi-processing run and the run from Cloud Storage match."""
+    root = tmp_path_factory.mktemp("datasets")
+    rows, custom = write_datasets(root)
+    config = _write_config(root, datasets_config(root), **RUN_SETTINGS)
+    run_cli("run", "--config", config, "--out", str(root / "in_memory"), *DIRECT_MODES["in_memory"])
+    return root, rows, custom, config, root / "in_memory" / "ds" / "v0001"
+
+
 @pytest.mark.slow
-def test_stack_and_custom_datasets_run_byte_identical_in_both_runner_modes(tmp_path):
-    rows, custom = write_datasets(tmp_path)
-    config = _write_config(tmp_path, datasets_config(tmp_path), read={"max_file_bytes": 6000}, output={"document_shards": 2})
-    versions = {}
-    for mode, flags in DIRECT_MODES.items():
-        out = tmp_path / mode
-        run_cli("run", "--config", config, "--out", str(out), *flags)
-        versions[mode] = out / "ds" / "v0001"
-    first, second = versions["in_memory"], versions["multi_processing"]
+def test_stack_and_custom_datasets_run_byte_identical_in_both_runner_modes(tmp_path, datasets_build):
+    _, rows, custom, config, first = datasets_build
+    run_cli("run", "--config", config, "--out", str(tmp_path / "multi_processing"), *DIRECT_MODES["multi_processing"])
+    second = tmp_path / "multi_processing" / "ds" / "v0001"
     for part in ("documents", "rejected", "snapshot"):
         names = sorted(os.listdir(first / part))
         assert names == sorted(os.listdir(second / part))
@@ -261,17 +270,13 @@ def test_stack_and_custom_datasets_run_byte_identical_in_both_runner_modes(tmp_p
 
 
 @pytest.mark.slow
-def test_a_dataset_on_cloud_storage_reads_as_the_local_one(tmp_path, gcs):
-    write_datasets(tmp_path)
-    for rel in ["custom.jsonl", *(f"stack/{n}" for n in sorted(os.listdir(tmp_path / "stack")))]:
-        storage.write_bytes(f"{gcs}/data/{rel}", (tmp_path / rel).read_bytes())
-    local = _write_config(tmp_path, datasets_config(tmp_path))
-    run_cli("run", "--config", local, "--out", str(tmp_path / "local"))
-    remote = tmp_path / "remote"
-    remote.mkdir()
-    remote_config = _write_config(remote, datasets_config(tmp_path, prefix=f"{gcs}/data/"))
-    run_cli("run", "--config", remote_config, "--out", str(tmp_path / "remote-out"))
-    a, b = tmp_path / "local" / "ds" / "v0001", tmp_path / "remote-out" / "ds" / "v0001"
+def test_a_dataset_on_cloud_storage_reads_as_the_local_one(tmp_path, gcs, datasets_build):
+    root, _, _, _, a = datasets_build
+    for rel in ["custom.jsonl", *(f"stack/{n}" for n in sorted(os.listdir(root / "stack")))]:
+        storage.write_bytes(f"{gcs}/data/{rel}", (root / rel).read_bytes())
+    remote_config = _write_config(tmp_path, datasets_config(root, prefix=f"{gcs}/data/"), **RUN_SETTINGS)
+    run_cli("run", "--config", remote_config, "--out", str(tmp_path / "remote-out"), *DIRECT_MODES["in_memory"])
+    b = tmp_path / "remote-out" / "ds" / "v0001"
     for part in ("documents", "rejected", "snapshot"):
         for name in sorted(os.listdir(a / part)):
             assert (a / part / name).read_bytes() == (b / part / name).read_bytes(), f"{part}/{name}"
