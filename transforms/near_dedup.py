@@ -14,7 +14,8 @@ each later step that reads it while the clusters are decided):
     earlier versions' dedup/minhash/ ─ (band key, earlier node) ┘   (near_dedup_bands.py; near_dedup_versions.py)
     candidate edges ─ [CheckJaccard: edge ends joined with places (CoGroupByKey on ids),
                        grouped by spill file; each spill file streamed, its candidate files
-                       send their shingles to their edges; GroupByKey per edge] ─ edges
+                       send their shingles to their edges: sorted runs by edge, merged per
+                       partition (near_dedup_check.py)] ─ edges
     edges ─ adjacency (GroupByKey) ─ max_rounds x (send labels, GroupByKey, keep the least)
           ─ (id, survivor node) of every node whose label is not its own, joined with places
     (spill path, its rejected ids) ─ DropNearDuplicates (each spill file streamed) ─┬ kept
@@ -32,8 +33,8 @@ file. The `labels-changed-in-last-round` stat is 0 when every label had settled.
 The (band key, node) pairs cross no shuffle: they are sorted into runs on scratch
 storage and merged per partition of band keys (transforms/near_dedup_bands.py), so
 the runner never holds them. What crosses the shuffles is ids, star counts, run and
-spill paths and, only for files in a candidate edge with the check on, their shingle
-hashes. Contents travel once; the spill files and runs are scratch (`flow.scratch_dir`,
+spill paths; the check's shingle hashes go to sorted runs the same way
+(transforms/near_dedup_check.py). Contents travel once; the spill files and runs are scratch (`flow.scratch_dir`,
 removed by the run). Decisions reach the files by joins on ids, not side-input lookups:
 the local runner weighs every looked-up value by walking all loaded modules
 (milliseconds each). Only earlier versions'
@@ -45,7 +46,6 @@ from __future__ import annotations
 import dataclasses
 
 import apache_beam as beam
-import numpy as np
 
 from infra.spill import read_spill, return_freed_memory
 from infra.writers import WriteParquetShards
@@ -53,11 +53,10 @@ from schemas.config import NearDedupConfig
 from schemas.records import Rejected
 from transforms import id_lookup
 from transforms.base import ApplyStage, RecordFn
-from transforms.minhash import jaccard
 from transforms.near_dedup_bands import StarEdgesOfBands
+from transforms.near_dedup_check import SimilarEdges
 from transforms.near_dedup_files import PLACES, SIGNATURES, SPILLS, ShinglesOfCandidatesFn, SignFilesFn, to_spills
 from transforms.near_dedup_versions import (
-    SHINGLES,
     SIGNATURE_DTYPE,
     SIGNATURE_SCHEMA,
     SIGNATURES_DIR,
@@ -72,18 +71,6 @@ from transforms.near_dedup_versions import (
 STAGE = "near-dedup"
 REASON = "near-duplicate"
 REASON_PREVIOUS = "near-duplicate-previous-version"
-
-
-def similar_enough(edge_values, threshold: float):
-    """(edge, [what both ends sent]) → the edge if their Jaccard reaches the threshold: exact from two shingle
-    sets, else estimated by the share of equal signature values (within about 0.03 at 256 permutations)."""
-    edge, ((kind_a, a), (kind_b, b)) = edge_values
-    if kind_a == kind_b == SHINGLES:
-        similarity = jaccard(np.frombuffer(a, dtype=np.uint64), np.frombuffer(b, dtype=np.uint64))
-    else:
-        similarity = float(np.mean(np.frombuffer(a, dtype=SIGNATURE_DTYPE) == np.frombuffer(b, dtype=SIGNATURE_DTYPE)))
-    if similarity >= threshold:
-        yield edge
 
 
 def send_labels(state):
@@ -210,15 +197,10 @@ class NearDedup(beam.PTransform):
             edges_of, edge_ids = id_lookup.side_inputs(ends, "Candidate")
             earlier = self.read_earlier(edges.pipeline, "ForCheck")
             signatures_of = beam.ParDo(SignaturesOfCandidatesFn(), edges_of=edges_of, edge_ids=edge_ids)
-            values.append(earlier | "SignaturesOfCandidates" >> signatures_of)
-            # A side-input consumer fused into a Flatten with another branch can leave Beam's local runner waiting on itself.
-            values = [v | f"SettleCheckValues{i}" >> beam.Reshuffle() for i, v in enumerate(values)]
-        return (
-            values
-            | "AllCheckValues" >> beam.Flatten()
-            | "GroupByEdge" >> beam.GroupByKey()
-            | "SimilarEnough" >> beam.FlatMap(similar_enough, self.config.threshold)
-        )
+            # A side-input consumer fused into a Flatten with another branch can leave Beam's local runner waiting
+            # on itself: the earlier files' signatures (a KB each) settle first.
+            values.append(earlier | "SignaturesOfCandidates" >> signatures_of | "SettleSignatures" >> beam.Reshuffle())
+        return tuple(values) | "CheckJaccard" >> SimilarEdges(self.flow.scratch_dir, self.config.threshold)
 
     def propagate_labels(self, edges):
         """Edges → (node, (least node of its component, neighbours)), and how many labels the last round changed."""

@@ -1,0 +1,81 @@
+"""Near-dedup's Jaccard check by an external sort: the shingle hashes of candidate files reach no GroupByKey."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.pipeline import PipelineVisitor
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from infra.writers import WriteRunsFn
+from pipeline.corpus import CorpusFlow
+from schemas.config import NearDedupConfig, PipelineConfig
+from schemas.records import RepoFile
+from tests.transforms.test_near_dedup_bands import earlier_version
+from transforms.near_dedup import NearDedup
+from transforms.near_dedup_check import SimilarEdges
+from transforms.near_dedup_versions import MINHASH, SHINGLES, SIGNATURE_DTYPE
+
+CONFIG = NearDedupConfig(enabled=True)
+
+
+def test_the_check_values_reach_no_group_by_key_only_run_writers(tmp_path):
+    """What the ends of candidate edges send (shingle hashes; earlier files' signatures) goes only to run
+    writers, which pass on (partition, run path): no GroupByKey gets the shingles."""
+    p = beam.Pipeline()
+    content = "\n".join(f"value_{i} = compute_{i}(arg_{i})" for i in range(20))
+    files = p | beam.Create([RepoFile("a", "local", "o/a", "m.py", None, "MIT", 1, len(content), content)])
+    flow = CorpusFlow(p, PipelineConfig("t"), str(tmp_path / "v"))
+    files | "Near" >> NearDedup(flow, CONFIG, previous_versions=(earlier_version(tmp_path),))
+    labels, consumers, group_inputs = {}, {}, []
+
+    class Graph(PipelineVisitor):
+        def enter_composite_transform(self, node):
+            if node.full_label == "Near/SettleSignatures":
+                labels[node.full_label] = node.outputs[None]
+
+        def visit_transform(self, node):
+            if node.full_label == "Near/ShinglesOfCandidates":
+                labels[node.full_label] = node.outputs[None]
+            for pcoll in node.inputs:
+                consumers.setdefault(pcoll, []).append(node)
+            if isinstance(node.transform, beam.GroupByKey):
+                group_inputs.extend(node.inputs)
+
+    p.visit(Graph())
+    assert set(labels) == {"Near/ShinglesOfCandidates", "Near/SettleSignatures"}
+    for label, pcoll in labels.items():
+        fns = [getattr(getattr(n.transform, "fn", None), "__class__", None) for n in consumers[pcoll]]
+        assert fns == [WriteRunsFn], (label, [n.full_label for n in consumers[pcoll]])
+        assert pcoll not in group_inputs
+
+
+def shingle_bytes(values) -> bytes:
+    return np.array(sorted(values), dtype=np.uint64).tobytes()
+
+
+def test_each_edge_keeps_only_when_its_two_ends_reach_the_threshold(tmp_path):
+    """Exact Jaccard of two shingle sets, or the share of equal signature values; ends in either order,
+    spread over several bundles and partitions."""
+    close, far = ((0, "a"), (0, "b")), ((0, "a"), (0, "c"))
+    earlier_close, earlier_far = (("e", "x"), (0, "d")), (("e", "y"), (0, "f"))
+    signature = np.arange(256, dtype=SIGNATURE_DTYPE)
+    near_signature = signature.copy()
+    near_signature[:40] += 1  # 216 of 256 equal: 0.84
+    far_signature = signature.copy()
+    far_signature[:100] += 1  # 156 of 256: 0.61
+    values = [
+        (close, (SHINGLES, shingle_bytes(range(100)))),
+        (far, (SHINGLES, shingle_bytes(range(100)))),
+        (earlier_close, (MINHASH, signature.tobytes())),
+        (far, (SHINGLES, shingle_bytes(range(40, 140)))),  # 60 of 140: 0.43
+        (close, (SHINGLES, shingle_bytes(range(10, 110)))),  # 90 of 110: 0.82
+        (earlier_far, (MINHASH, far_signature.tobytes())),
+        (earlier_close, (MINHASH, near_signature.tobytes())),
+        (earlier_far, (MINHASH, signature.tobytes())),
+    ]
+    with TestPipeline() as p:
+        first, second = p | "First" >> beam.Create(values[:4]), p | "Second" >> beam.Create(values[4:])
+        edges = (first, second) | SimilarEdges(str(tmp_path / "scratch"), threshold=0.7)
+        assert_that(edges, equal_to([close, earlier_close]))
