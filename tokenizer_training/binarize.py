@@ -1,7 +1,7 @@
 """The binarize stage: documents + tokenizer → Megatron token shards, as one Beam pipeline.
 
-    documents/*.parquet ─ ReadDocuments ─ BatchDocuments ─ Tokenize ─┐
-      ┌──────────────────────────────────────────────────────────────┘
+    documents/*.parquet ─ (file, row group) ─ ReadDocuments ─ BatchDocuments ─ Tokenize ─┐
+      ┌──────────────────────────────────────────────────────────────────────────────────┘
       ├─ (split, shard) → (id, tokens) ─ SortIntoShards (runs on storage) ─ WriteShards ─ shards/{train,valid}-NNNNN.{bin,idx}
       ├─ Rejected (empty documents) ─ WriteRejected ─ shards/rejected/*.parquet
       └─ tallies ─ SumTallies ─ counts["binarize"]
@@ -17,7 +17,10 @@ shard, documents are sorted by id. The same documents and tokenizer therefore
 always give the same bytes. A shard that gets no documents is not written (an empty
 .bin cannot be memory-mapped by Megatron's reader). The tokens do not cross a
 shuffle: each bundle spills sorted runs of (id, tokens) to scratch files, and the
-shard's writer merges them by id, holding a frame of each run, never the shard.
+shard's writer merges them by id, holding a frame of each run, never the shard. The
+documents are read a row group per element and a record batch at a time: Beam's
+ReadFromParquet turns a whole row group (up to 32 MB of text) into Python rows at once,
+in every worker.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from tokenizers import Tokenizer
 from infra import storage
 from infra.accounting import check_counts, fold_tallies
 from infra.spill import SCRATCH_DIR, merge_runs, return_freed_memory
-from infra.version import DOCUMENTS_DIR
+from infra.version import document_paths
 from infra.writers import SortIntoShards, WriteParquetShards, WriteSmallJson, file_info, read_json, shard_of
 from schemas import arrow
 from schemas.config import BinarizeConfig
@@ -50,6 +53,23 @@ COUNTS_FILE = "_binarize_counts.json"
 FILES_FILE = "_binarize_files.json"
 READ_COLUMNS = ["id", "text", "source", "repo", "path"]
 BATCH_CHARS = 1 << 20  # characters per encode_batch call: the Rust encoder spreads a batch over all cores
+READ_BATCH_ROWS = 256  # documents per record batch read
+
+
+def row_groups_of(version_dir: str) -> list[tuple[str, int]]:
+    """(documents file, row group index) of every row group of the version's documents: the units read."""
+    units = []
+    for path in document_paths(version_dir):
+        with storage.parquet_file(path) as f:
+            units += [(path, group) for group in range(f.metadata.num_row_groups)]
+    return units
+
+
+def rows_of(unit: tuple[str, int]):
+    """One row group's documents, as dicts of READ_COLUMNS, a record batch at a time."""
+    path, group = unit
+    for batch in storage.parquet_batches(path, READ_COLUMNS, READ_BATCH_ROWS, row_groups=[group]):
+        yield from batch.to_pylist()
 
 
 def split_of(seed: int, doc_id: str, valid_fraction: float) -> str:
@@ -135,7 +155,9 @@ def build_binarize(p: beam.Pipeline, input_dir: str, out_dir: str, tokenizer_pat
     shards = {"train": config.num_shards, "valid": config.valid_shards}
     tokenized = (
         p
-        | "ReadDocuments" >> beam.io.ReadFromParquet(posixpath.join(input_dir, DOCUMENTS_DIR, "*.parquet"), columns=READ_COLUMNS)
+        | "RowGroups" >> beam.Create(row_groups_of(input_dir))
+        | "SpreadRowGroups" >> beam.Reshuffle()
+        | "ReadDocuments" >> beam.FlatMap(rows_of)
         | "BatchDocuments"
         >> beam.BatchElements(min_batch_size=BATCH_CHARS, max_batch_size=BATCH_CHARS, element_size_fn=_text_size)
         | "Tokenize"
