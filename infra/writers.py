@@ -154,12 +154,22 @@ class WriteRunsFn(beam.DoFn):
         self.held, self.held_bytes = [], 0
 
 
+def merged_runs(paths: Iterable[str]) -> Iterator[tuple]:
+    """A shard's runs from SortIntoShards merged: (sort key, stored item) in sort-key order."""
+    return merge_runs(paths, key=operator.itemgetter(0))
+
+
+def merged_groups(paths: Iterable[str], group_of: Callable[[Any], Any]) -> Iterator[tuple[Any, Iterator[tuple]]]:
+    """A shard's merged runs in groups of consecutive items: (group_of(sort key), its (sort key, stored item)s)."""
+    return itertools.groupby(merged_runs(paths), key=lambda item: group_of(item[0]))
+
+
 class SortIntoShards(beam.PTransform):
     """Items → (shard, [paths of its sorted runs]); every shard in `shards` comes out, with no runs if it got no items.
 
     The input is one PCollection or a tuple of them: each gets its own run writer, so
     no items are gathered by a Flatten before they are spilled. Merge a shard's runs
-    with `infra.spill.merge_runs(paths, key=operator.itemgetter(0))`: it yields (sort key, stored item).
+    with `merged_runs(paths)` (or `merged_groups`): (sort key, stored item) in sort-key order.
     """
 
     def __init__(self, scratch_dir: str, shard_and_key: Callable, size: Callable[[Any], int], shards=()):
@@ -201,7 +211,7 @@ class MergeParquetShardFn(beam.DoFn):
 
         def merged_rows():
             nonlocal rows
-            for _, row in merge_runs(paths, key=operator.itemgetter(0)):
+            for _, row in merged_runs(paths):
                 rows += 1
                 yield row
 

@@ -26,7 +26,6 @@ in every worker.
 from __future__ import annotations
 
 import collections
-import operator
 import posixpath
 
 import apache_beam as beam
@@ -36,9 +35,9 @@ from tokenizers import Tokenizer
 
 from infra import storage
 from infra.accounting import check_counts, fold_tallies
-from infra.spill import SCRATCH_DIR, merge_runs, return_freed_memory
+from infra.spill import SCRATCH_DIR, return_freed_memory
 from infra.version import document_paths
-from infra.writers import SortIntoShards, WriteParquetShards, WriteSmallJson, file_info, read_json, shard_of
+from infra.writers import SortIntoShards, WriteParquetShards, WriteSmallJson, file_info, merged_runs, read_json, shard_of
 from schemas import arrow
 from schemas.config import BinarizeConfig
 from schemas.records import Rejected, record_rng
@@ -142,7 +141,7 @@ class WriteTokenShardFn(beam.DoFn):
         (split, index), runs = shard_runs
         prefix = shard_prefix(self.version_dir, split, index)
         builder = IndexedDatasetBuilder(bin_path(prefix), np.dtype(self.dtype).type)
-        for _, tokens in merge_runs(runs, key=operator.itemgetter(0)):
+        for _, tokens in merged_runs(runs):
             builder.add_document(tokens)
         written = builder.finalize(idx_path(prefix))
         for kind, path in (("bin", bin_path(prefix)), ("idx", idx_path(prefix))):

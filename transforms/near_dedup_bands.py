@@ -5,21 +5,20 @@ GroupByKey, Beam's local runner would hold all of them as Python objects until t
 grouping ends, growing with the corpus. Here each bundle writes its pairs as sorted
 runs on scratch storage (`infra.writers.SortIntoShards`); only (partition, run path)
 crosses the shuffle, and one worker per partition merges its runs
-(`infra.spill.merge_runs`) and walks the buckets of equal band key in order, holding
+(`infra.writers.merged_groups`) and walks the buckets of equal band key in order, holding
 one bucket at a time. The sort key is the pair itself, which tells every two different
 pairs apart, so the merged order, and so the edges, do not depend on bundling.
 """
 
 from __future__ import annotations
 
-import itertools
 import operator
 from typing import Iterable, Iterator
 
 import apache_beam as beam
 
-from infra.spill import merge_runs, return_freed_memory
-from infra.writers import SortIntoShards
+from infra.spill import return_freed_memory
+from infra.writers import SortIntoShards, merged_groups
 
 BAND_PARTITIONS = 16  # workers that merge band runs; a band key is already a 64-bit mix, so `key % 16` spreads them evenly
 HELD_PAIR_BYTES = 300  # what a run writer holds per pair (tuples, two ints, a node's id): keeps its RUN_BYTES budget honest
@@ -54,8 +53,7 @@ class StarEdgesFn(beam.DoFn):
 
     def process(self, partition_runs):
         _, paths = partition_runs
-        merged = merge_runs(paths, key=operator.itemgetter(0))
-        for _, bucket in itertools.groupby(merged, key=lambda item: item[0][0]):
+        for _, bucket in merged_groups(paths, operator.itemgetter(0)):
             yield from star_edges(pair[1] for pair, _ in bucket)
 
 

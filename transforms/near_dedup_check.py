@@ -6,7 +6,7 @@ edge in a GroupByKey, Beam's local runner would hold all of them until the group
 ends: a file's shingles once per edge it is in, more than the corpus itself when
 candidates are many. Here each bundle writes its (edge, value) pairs as sorted runs on
 scratch storage (`infra.writers.SortIntoShards`); only (partition, run path) crosses
-the shuffle, and one worker per partition merges its runs (`infra.spill.merge_runs`)
+the shuffle, and one worker per partition merges its runs (`infra.writers.merged_groups`)
 and compares the two values of each edge in turn. The sort key is (edge, kind): the
 two ends of an edge may come in either order, and the comparison is symmetric, so the
 edges kept do not depend on bundling.
@@ -14,15 +14,13 @@ edges kept do not depend on bundling.
 
 from __future__ import annotations
 
-import itertools
 import operator
-import zlib
 
 import apache_beam as beam
 import numpy as np
 
-from infra.spill import merge_runs, return_freed_memory
-from infra.writers import SortIntoShards
+from infra.spill import return_freed_memory
+from infra.writers import SortIntoShards, merged_groups, shard_of
 from transforms.minhash import jaccard
 from transforms.near_dedup_versions import SHINGLES, SIGNATURE_DTYPE
 
@@ -33,7 +31,7 @@ HELD_OVERHEAD_BYTES = 300  # what a run writer holds per pair besides the value'
 def edge_partition(pair: tuple) -> tuple[int, tuple, bytes]:
     """shard_and_key for SortIntoShards: (edge, (kind, bytes)) → (partition of the edge, (edge, kind), bytes)."""
     edge, (kind, value) = pair
-    return zlib.crc32(repr(edge).encode()) % CHECK_PARTITIONS, (edge, kind), value
+    return shard_of(repr(edge), CHECK_PARTITIONS), (edge, kind), value
 
 
 def held_pair_bytes(value: bytes) -> int:
@@ -63,8 +61,7 @@ class CheckEdgesFn(beam.DoFn):
 
     def process(self, partition_runs):
         _, paths = partition_runs
-        merged = merge_runs(paths, key=operator.itemgetter(0))
-        for edge, ends in itertools.groupby(merged, key=lambda item: item[0][0]):
+        for edge, ends in merged_groups(paths, operator.itemgetter(0)):
             yield from similar_enough((edge, tuple((kind, value) for (_, kind), value in ends)), self.threshold)
 
 

@@ -18,7 +18,7 @@ paths) cross its shuffle.
 Each pass partitions its records by a stable hash of the group key into
 `stackoverflow.join_partitions` partitions; bundles write sorted runs per partition
 (`infra.writers.SortIntoShards`) and one worker per partition merges them
-(`infra.spill.merge_runs`) and walks the groups of equal key in order. Posts sort
+(`infra.writers.merged_groups`) and walks the groups of equal key in order. Posts sort
 before comments in a group, and the rest of a sort key (ids, then a digest of the whole
 record) tells every two different records apart, so the merge order, and with it every
 output, is the same in every runner mode. A worker holds one group (one question's posts
@@ -37,16 +37,14 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import itertools
-import operator
 import pickle
 from typing import Iterator, NamedTuple
 
 import apache_beam as beam
 from apache_beam import pvalue
 
-from infra.spill import BundleSpill, merge_runs, return_freed_memory
-from infra.writers import SortIntoShards, shard_of
+from infra.spill import BundleSpill, return_freed_memory
+from infra.writers import SortIntoShards, merged_groups, shard_of
 from schemas.config import StackOverflowConfig
 from schemas.records import Rejected, StackComment, StackPost
 from transforms.base import REJECTED, TALLY, ApplyStage, RecordFn, Tally
@@ -105,8 +103,7 @@ def partitioned(partitions: int):
 
 def groups(paths: list[str]) -> Iterator[tuple[tuple, list, list]]:
     """A partition's merged runs → (site, id), [posts' items], [(sort key, comment)] per group, in key order."""
-    merged = merge_runs(paths, key=operator.itemgetter(0))
-    for group_key, items in itertools.groupby(merged, key=lambda item: item[0][:2]):
+    for group_key, items in merged_groups(paths, lambda key: key[:2]):
         posts, comments = [], []
         for key, stored in items:
             if key[2] == POST:

@@ -15,7 +15,7 @@ from schemas.records import RepoFile
 from tests.transforms.test_near_dedup_bands import earlier_version
 from transforms.near_dedup import NearDedup
 from transforms.near_dedup_check import SimilarEdges
-from transforms.near_dedup_versions import MINHASH, SHINGLES, SIGNATURE_DTYPE
+from transforms.near_dedup_versions import EARLIER, MINHASH, SHINGLES, SIGNATURE_DTYPE
 
 CONFIG = NearDedupConfig(enabled=True)
 
@@ -59,7 +59,7 @@ def test_each_edge_keeps_only_when_its_two_ends_reach_the_threshold(tmp_path):
     """Exact Jaccard of two shingle sets, or the share of equal signature values; ends in either order,
     spread over several bundles and partitions."""
     close, far = ((0, "a"), (0, "b")), ((0, "a"), (0, "c"))
-    earlier_close, earlier_far = (("e", "x"), (0, "d")), (("e", "y"), (0, "f"))
+    earlier_close, earlier_far = ((EARLIER, "x in one/v"), (0, "d")), ((EARLIER, "y in one/v"), (0, "f"))
     signature = np.arange(256, dtype=SIGNATURE_DTYPE)
     near_signature = signature.copy()
     near_signature[:40] += 1  # 216 of 256 equal: 0.84
