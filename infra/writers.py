@@ -182,7 +182,10 @@ class SortIntoShards(beam.PTransform):
     def expand(self, items):
         inputs = [items] if isinstance(items, beam.PCollection) else list(items)
         write_runs = WriteRunsFn(self.scratch_dir, self.shard_and_key, self.size)
-        spilled = [pcoll | f"WriteRuns{i}" >> beam.ParDo(write_runs) for i, pcoll in enumerate(inputs)]
+        # The output type is declared, so Beam need not infer it from process' bytecode (a tenth of a small run's CPU).
+        spilled = [
+            pcoll | f"WriteRuns{i}" >> beam.ParDo(write_runs).with_output_types(tuple[Any, str]) for i, pcoll in enumerate(inputs)
+        ]
         if self.shards:  # one empty marker per shard, so a shard with no items is still written
             spilled.append(inputs[0].pipeline | "ShardMarkers" >> beam.Create([(shard, None) for shard in self.shards]))
         return (

@@ -1,0 +1,68 @@
+"""Beam's construction-time introspection, memoized for the test suite.
+
+The suite builds hundreds of small graphs, and for small graphs Beam's bookkeeping
+costs more than the data. It does two things on every transform that give the same
+answer each time:
+
+- `userstate.get_dofn_specs(dofn)` walks every method of the DoFn and takes its
+  signature, about 1 ms, eight times per ParDo. The answer depends only on the class
+  (the defaults of its methods), unless the instance carries bound methods of its own.
+- `PipelineOptions.view_as(cls)` builds an argparse parser for `cls` and parses the
+  flags again, twice per transform and once per type check. The parse depends only on
+  the class and the flags; each view gets a copy of the parsed values and shares the
+  options' values, as Beam's does.
+
+Together they were a third of the CPU of a small corpus run. `tests/test_beam_memo.py`
+checks that both give what Beam's own functions give, so a Beam upgrade that changes
+them fails there. Only the test processes are patched: the CLI, and Beam's worker
+processes in multi_processing mode, run Beam as it is.
+"""
+
+from __future__ import annotations
+
+import copy
+import types
+
+from apache_beam.options import pipeline_options
+from apache_beam.transforms import userstate
+
+BEAMS_GET_DOFN_SPECS = userstate.get_dofn_specs
+BEAMS_VIEW_AS = pipeline_options.PipelineOptions.view_as
+_specs: dict[type, tuple] = {}
+_parsed: dict[tuple, tuple] = {}
+
+
+def get_dofn_specs(dofn):
+    """Beam's get_dofn_specs, remembered per DoFn class."""
+    if any(isinstance(value, types.MethodType) for value in vars(dofn).values()):
+        return BEAMS_GET_DOFN_SPECS(dofn)  # methods bound on the instance: not the class' answer
+    cls = type(dofn)
+    if cls not in _specs:
+        _specs[cls] = BEAMS_GET_DOFN_SPECS(dofn)
+    state_specs, timer_specs = _specs[cls]
+    return set(state_specs), set(timer_specs)
+
+
+def view_as(self, cls):
+    """Beam's view_as, with the parse of the flags remembered per (class, flags)."""
+    if self._flags is None:  # parsed from sys.argv
+        return BEAMS_VIEW_AS(self, cls)
+    key = (cls, tuple(self._flags))
+    if key not in _parsed:
+        view = cls(self._flags)
+        _parsed[key] = (view._visible_options, view._visible_option_list())
+    parsed, names = _parsed[key]
+    namespace = copy.deepcopy(parsed)  # a fresh parse's values: lists (--experiments) are appended to
+    view = object.__new__(cls)
+    object.__setattr__(view, "_flags", self._flags)
+    object.__setattr__(view, "_visible_options", namespace)
+    for name in names:  # as Beam's: a key's first value is kept, so every view shares it
+        if name not in self._all_options:
+            self._all_options[name] = getattr(namespace, name)
+    object.__setattr__(view, "_all_options", self._all_options)
+    return view
+
+
+def install() -> None:
+    userstate.get_dofn_specs = get_dofn_specs
+    pipeline_options.PipelineOptions.view_as = view_as

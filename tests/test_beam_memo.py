@@ -1,0 +1,62 @@
+"""The suite's memo of Beam's introspection (tests/beam_memo.py) answers as Beam does."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions
+from apache_beam.transforms import userstate
+from apache_beam.transforms.timeutil import TimeDomain
+
+from pipeline.corpus import build_corpus
+from schemas.config import load_config
+from tests import beam_memo
+from tests.conftest import SAMPLE_CONFIG
+
+
+class Stateful(beam.DoFn):
+    BUFFER = userstate.BagStateSpec("buffer", beam.coders.StrUtf8Coder())
+    FLUSH = userstate.TimerSpec("flush", TimeDomain.WATERMARK)
+
+    def process(self, item, buffer=beam.DoFn.StateParam(BUFFER), flush=beam.DoFn.TimerParam(FLUSH)):
+        buffer.add(item[1])
+
+    @userstate.on_timer(FLUSH)
+    def flushed(self, buffer=beam.DoFn.StateParam(BUFFER)):
+        yield from buffer.read()
+
+
+def dofns_of_the_sample_graph(tmp_path) -> list[beam.DoFn]:
+    pipeline = beam.Pipeline()
+    build_corpus(pipeline, load_config(SAMPLE_CONFIG), str(tmp_path))
+    found = []
+
+    class Visitor(beam.pipeline.PipelineVisitor):
+        def visit_transform(self, node):
+            if isinstance(node.transform, beam.ParDo):
+                found.append(node.transform.fn)
+
+    pipeline.visit(Visitor())
+    return found
+
+
+def test_dofn_specs_are_beams_for_every_dofn_of_the_sample_graph_and_a_stateful_one(tmp_path):
+    dofns = [*dofns_of_the_sample_graph(tmp_path), Stateful(), beam.Map(Stateful().process).fn]
+    assert len(dofns) > 100
+    for dofn in dofns:
+        assert beam_memo.get_dofn_specs(dofn) == beam_memo.BEAMS_GET_DOFN_SPECS(dofn), dofn
+    state, timers = beam_memo.get_dofn_specs(Stateful())
+    assert [s.name for s in state] == ["buffer"] and len(timers) == 1
+
+
+def test_views_hold_beams_values_share_them_within_one_options_and_not_across_two():
+    flags = ["--direct_running_mode=in_memory", "--experiments=first", "--job_name=j"]
+    for cls in [StandardOptions, DebugOptions, *PipelineOptions.__subclasses__()]:
+        ours, beams = beam_memo.view_as(PipelineOptions(flags), cls), beam_memo.BEAMS_VIEW_AS(PipelineOptions(flags), cls)
+        assert ours.get_all_options() == beams.get_all_options(), cls
+    one, two = PipelineOptions(flags), PipelineOptions(flags)
+    beam_memo.view_as(one, DebugOptions).add_experiment("second")
+    beam_memo.view_as(one, StandardOptions).runner = "SomeRunner"
+    assert beam_memo.view_as(one, DebugOptions).experiments == ["first", "second"]
+    assert beam_memo.view_as(one, StandardOptions).runner == "SomeRunner"
+    assert beam_memo.view_as(two, DebugOptions).experiments == ["first"]
+    assert beam_memo.view_as(two, StandardOptions).runner is None
