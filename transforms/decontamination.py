@@ -23,7 +23,6 @@ the stage's stats count matches per kind.
 
 from __future__ import annotations
 
-import collections
 import logging
 import re
 
@@ -62,11 +61,10 @@ class SubstringIndex:
     def __init__(self, needles: list[tuple[str, str]], min_chars: int):
         self.width = max(1, (min_chars + 1) // 2)
         self.needles = needles
-        windows = collections.defaultdict(set)
+        self.windows: dict[str, list[int]] = {}  # window → the needles holding it, in needle order
         for i, (_, text) in enumerate(needles):
-            for j in range(len(text) - self.width + 1):
-                windows[text[j : j + self.width]].add(i)
-        self.windows = {w: tuple(sorted(ids)) for w, ids in windows.items()}
+            for window in {text[j : j + self.width] for j in range(len(text) - self.width + 1)}:
+                self.windows.setdefault(window, []).append(i)
         self.blocks = re.compile("(?s).{%d}" % self.width)  # consecutive W-character blocks, in C
 
     def find(self, text: str) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import warnings
 
 import pyarrow.parquet as pq
 import pytest
@@ -17,13 +16,10 @@ from schemas import arrow
 from schemas.config import BinarizeConfig, load_config
 from schemas.records import Document
 from tests.conftest import DIRECT_MODES, SAMPLE_CONFIG
+from tests.tokenizer_training.test_indexed_dataset import megatron_dataset
 from tokenizer_training.binarize import binarize_version, split_of
 from tokenizer_training.indexed_dataset import IndexedDataset, shard_prefixes
 from tokenizer_training.tokenizer import EOM, MASK_TOKEN_FORMAT, load_raw_tokenizer, save_tokenizer, train_tokenizer
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from megatron.core.datasets.indexed_dataset import IndexedDataset as MegatronIndexedDataset
 
 
 def expected_layout(documents: list[dict], seed: int, config: BinarizeConfig) -> dict:
@@ -63,7 +59,7 @@ def test_sample_run_writes_shards_that_megatron_and_we_read_alike(sample_version
         tokens = sum(IndexedDataset(p).num_tokens() for p in prefixes)
         assert entry["tokens"] == counts["stats"].get(f"{split}_tokens", 0) == tokens
         for shard, prefix in zip(entry["shards"], prefixes):
-            ours, theirs = IndexedDataset(prefix), MegatronIndexedDataset(prefix)
+            ours, theirs = IndexedDataset(prefix), megatron_dataset(prefix)
             name = prefix.rsplit("/", 1)[1]
             found[name] = layout[name]
             assert len(ours) == len(theirs) == shard["documents"] == len(layout[name])

@@ -1,8 +1,9 @@
 """The train stage killed mid-run and started again computes exactly the losses of an unbroken run.
 
-Both runs go through the CLI (`code-corpus run --stages train --version v0001`), the
-kill is a real SIGKILL, and dropout is on, so the resumed run must restore the model,
-the optimizer and scheduler, the data cursor and the RNG state to match.
+Both runs go through the CLI (`code-corpus run --stages train --version v0001`): the
+first in a process of its own, killed by a real SIGKILL, the second in this one. Dropout
+is on, so the resumed run must restore the model, the optimizer and scheduler, the data
+cursor and the RNG state to match.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import pytest
 
 from infra.version import read_manifest
 from schemas.config import ConfigError, load_config
-from tests.conftest import ROOT
-from tests.trainer.conftest import ONE_THREAD_ENV, VERSION, write_version
+from tests.conftest import ROOT, run_cli
+from tests.trainer.conftest import ONE_THREAD_ENV, VERSION, one_thread, write_version
 from trainer.checkpoints import LOG_FILE, list_checkpoints, read_log
 from trainer.train import train
 
@@ -90,8 +91,8 @@ def test_killed_run_resumes_with_identical_losses(setup):
     resume_step = int(os.path.basename(survivors[-1]).split("-")[1])
     assert 20 <= resume_step <= killed_at < cfg.steps  # killed mid-run, after at least two checkpoints
 
-    done = subprocess.run(cli_command(config, out), cwd=ROOT, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
+    with one_thread():  # the killed process' arithmetic (ONE_THREAD_ENV), here without a second interpreter's start
+        done = run_cli("run", "--config", config, "--out", out, "--stages", "train", "--version", VERSION)
     assert f"resuming from {survivors[-1]}" in done.stderr
     resumed = read_log(log_path)
     assert _losses(resumed) == _losses(expected)  # every step, bit for bit, the resumed ones included
