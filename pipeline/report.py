@@ -21,7 +21,6 @@ from pipeline.summary import flow_order
 from pipeline.svg_chart import bar_chart
 
 REPORT = "report.html"
-BATCH_ROWS = 512  # documents per batch: their whole text is read to measure it
 
 
 def document_stats(version_dir: str) -> dict:
@@ -31,7 +30,7 @@ def document_stats(version_dir: str) -> dict:
     buckets: collections.Counter = collections.Counter()
     lengths: collections.Counter = collections.Counter()
     for path in document_paths(version_dir):
-        for batch in storage.parquet_batches(path, ["kind", "lang", "text", "star_bucket"], BATCH_ROWS):
+        for batch in storage.parquet_batches(path, ["kind", "lang", "text", "star_bucket"], storage.TEXT_BATCH_ROWS):
             sizes = pc.binary_length(batch.column("text")).to_pylist()  # bytes of UTF-8, no copy
             langs = batch.column("lang").to_pylist()
             kinds = batch.column("kind").to_pylist()

@@ -52,7 +52,6 @@ COUNTS_FILE = "_binarize_counts.json"
 FILES_FILE = "_binarize_files.json"
 READ_COLUMNS = ["id", "text", "source", "repo", "path"]
 BATCH_CHARS = 1 << 20  # characters per encode_batch call: the Rust encoder spreads a batch over all cores
-READ_BATCH_ROWS = 256  # documents per record batch read
 
 
 def row_groups_of(version_dir: str) -> list[tuple[str, int]]:
@@ -67,7 +66,7 @@ def row_groups_of(version_dir: str) -> list[tuple[str, int]]:
 def rows_of(unit: tuple[str, int]):
     """One row group's documents, as dicts of READ_COLUMNS, a record batch at a time."""
     path, group = unit
-    for batch in storage.parquet_batches(path, READ_COLUMNS, READ_BATCH_ROWS, row_groups=[group]):
+    for batch in storage.parquet_batches(path, READ_COLUMNS, storage.TEXT_BATCH_ROWS, row_groups=[group]):
         yield from batch.to_pylist()
 
 

@@ -22,8 +22,6 @@ from infra import storage
 from infra.version import DOCUMENTS_DIR, document_paths
 from schemas.records import record_rng
 
-BATCH_ROWS = 256  # rows per Parquet read; documents can be up to read.max_file_bytes each
-
 
 def document_files(version_dir: str) -> list[str]:
     """The version's documents/*.parquet, sorted."""
@@ -36,7 +34,7 @@ def document_files(version_dir: str) -> list[str]:
 def iter_batches(paths: list[str], columns: list[str]) -> Iterator[pa.RecordBatch]:
     """Batches of `columns` from the files in order."""
     for path in paths:
-        yield from storage.parquet_batches(path, columns, BATCH_ROWS)
+        yield from storage.parquet_batches(path, columns, storage.TEXT_BATCH_ROWS)
 
 
 def sample_key(seed: int, doc_id: str) -> float:

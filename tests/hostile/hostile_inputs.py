@@ -47,8 +47,9 @@ def make_outside(root: str) -> str:
     return outside
 
 
-def notebook(cells: list[dict], **metadata) -> str:
-    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": metadata, "cells": cells}, indent=1)
+def notebook(cells: list[dict], indent: int | None = 1, **metadata) -> str:
+    """A notebook's JSON; `indent=None` for deep metadata, whose indentation would grow with the square of its depth."""
+    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": metadata, "cells": cells}, indent=indent)
 
 
 def code_cell(source: str, i: int = 0) -> dict:

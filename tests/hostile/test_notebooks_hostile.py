@@ -33,7 +33,7 @@ def format_notebook(content: str) -> Document | Rejected:
     [
         ("nested-arrays", "[" * 200_000 + "]" * 200_000),
         ("nested-objects", '{"a":' * 100_000 + "1" + "}" * 100_000),
-        ("nested-metadata", notebook([code_cell("x = 1")], deep=json.loads("[" * 900 + "]" * 900))),
+        ("nested-metadata", notebook([code_cell("x = 1")], indent=None, deep=json.loads("[" * 900 + "]" * 900))),
         ("surrogate-in-source", notebook([code_cell("x = '\ud800'")])),
         ("surrogate-in-language", notebook([code_cell("x")], language_info={"name": "py\udc80"})),
         ("not-a-notebook", json.dumps({"nbformat": 4, "cells": "no"})),

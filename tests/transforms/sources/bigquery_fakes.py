@@ -235,7 +235,8 @@ class FakeBigQuery:
         body = self.uploads.pop(request.args["upload_id"])
         job_id = body["jobReference"]["jobId"]
         dest = body["configuration"]["load"]["destinationTable"]
-        rows = [json.loads(line) for line in request.get_data().decode().splitlines() if line]
+        lines = [line for line in request.get_data().decode().splitlines() if line]
+        rows = json.loads("[" + ",".join(lines) + "]")  # newline-delimited JSON, parsed in one call
         self.tables[f"{dest['projectId']}.{dest['datasetId']}.{dest['tableId']}"] = rows
         return json_response(self.finish(body, job_id, {"load": {"outputRows": str(len(rows))}}))
 
