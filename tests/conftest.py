@@ -48,7 +48,7 @@ def run_cli(*args: str, check: bool = True, fresh_process: bool = False) -> subp
 
     In this process by default (cli.main, with its log lines in stderr), which spares each
     call an interpreter's start-up; in a new process, exactly as a user runs it, with
-    `fresh_process` (the session's sample builds are run so).
+    `fresh_process` (the session's in_memory sample build is run so).
     """
     if fresh_process:
         exe = shutil.which("code-corpus", path=os.path.dirname(sys.executable)) or "code-corpus"
@@ -82,8 +82,9 @@ def _run_cli_here(args: list[str]) -> subprocess.CompletedProcess:
 def sample_version(tmp_path_factory, worker_id):
     """mode → (version, process) of the README's main command on the sample, built once per mode.
 
-    Shared by every test that only reads the result; a test that changes a version
-    copies it first. Under pytest-xdist the workers share one build per mode: the first
+    in_memory runs it in a new process, exactly as a user does; multi_processing in the
+    test process, whose Beam workers are processes of their own all the same. Shared by
+    every test that only reads the result; a test that changes a version copies it first. Under pytest-xdist the workers share one build per mode: the first
     to need it builds it under a lock in the run's common temporary folder, the others
     wait for it and read what it left (the version, and the process's output as JSON).
     """
@@ -98,7 +99,8 @@ def sample_version(tmp_path_factory, worker_id):
             with filelock.FileLock(str(shared / f"sample-{mode}.lock")):
                 if not result.exists():
                     shutil.rmtree(out, ignore_errors=True)  # a build cut short by a failed worker
-                    proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(out), *DIRECT_MODES[mode], fresh_process=True)
+                    args = ("run", "--config", SAMPLE_CONFIG, "--out", str(out), *DIRECT_MODES[mode])
+                    proc = run_cli(*args, fresh_process=mode == "in_memory")
                     result.write_text(json.dumps([proc.args, proc.returncode, proc.stdout, proc.stderr]))
             built[mode] = (out / "sample" / "v0001", subprocess.CompletedProcess(*json.loads(result.read_text())))
         return built[mode]
