@@ -14,8 +14,13 @@ Table 8's INCODER shapes.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from transformers import XGLMConfig, XGLMForCausalLM
+from transformers import XGLMConfig
+
+if TYPE_CHECKING:
+    from transformers import XGLMForCausalLM
 
 from schemas.config import MODEL_PRESETS
 from trainer.masking import SpecialIds
@@ -67,7 +72,20 @@ def build_model(config: XGLMConfig, seed: int) -> XGLMForCausalLM:
     """A freshly initialised model; the same seed gives the same weights."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return XGLMForCausalLM(config)
+        return _model_class()(config)
+
+
+def load_model(checkpoint: str) -> XGLMForCausalLM:
+    """A saved checkpoint's model, in float32 (the weights as trained)."""
+    return _model_class().from_pretrained(checkpoint, dtype=torch.float32)
+
+
+def _model_class() -> type[XGLMForCausalLM]:
+    """The model's code, imported with the first model: it brings in torch.distributed and
+    torch._dynamo (about 4 s of CPU), which the config, the schedule and the loss do not need."""
+    from transformers import XGLMForCausalLM
+
+    return XGLMForCausalLM
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -26,7 +26,6 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from transformers import XGLMForCausalLM
 
 from schemas.config import ConfigError, TrainConfig
 from tokenizer_training.tokenizer import load_tokenizer
@@ -43,7 +42,7 @@ from trainer.checkpoints import (
 )
 from trainer.data import IGNORE_INDEX, Cursor, MaskedSequences, ShardDocuments, next_batch
 from trainer.masking import SpecialIds
-from trainer.model import build_model, count_parameters, gpu_peak_flops, model_config, train_flops_per_token
+from trainer.model import build_model, count_parameters, gpu_peak_flops, load_model, model_config, train_flops_per_token
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +141,7 @@ def train(
     state = None
     if existing:
         check_resumable(existing[-1], cfg)
-        model = XGLMForCausalLM.from_pretrained(existing[-1], dtype=torch.float32)
+        model = load_model(existing[-1])
         state = load_state(existing[-1])
         log.info("resuming from %s", existing[-1])
     else:
