@@ -284,8 +284,6 @@ class WriteSmallJson(beam.PTransform):
 
     def expand(self, items):
         path = self.path
-        return (
-            items
-            | "Gather" >> beam.combiners.ToList()
-            | "WriteJson" >> beam.Map(lambda xs: write_json(path, sorted(xs, key=lambda x: json.dumps(x, sort_keys=True))))
-        )
+        write = beam.Map(lambda xs: write_json(path, sorted(xs, key=lambda x: json.dumps(x, sort_keys=True))))
+        # Declared, or Beam infers it through write_json's bytecode and all it calls.
+        return items | "Gather" >> beam.combiners.ToList() | "WriteJson" >> write.with_output_types(Any)

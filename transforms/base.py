@@ -192,6 +192,5 @@ class ApplyStage(beam.PTransform):
         return type(self.fn).__name__
 
     def expand(self, records):
-        return records | beam.ParDo(StageDoFn(self.fn), **self.record_fn_inputs).with_outputs(
-            REJECTED, TALLY, *self.fn.extra_outputs, main="kept"
-        )
+        stage = beam.ParDo(StageDoFn(self.fn), **self.record_fn_inputs).with_output_types(Any)  # not inferred from bytecode
+        return records | stage.with_outputs(REJECTED, TALLY, *self.fn.extra_outputs, main="kept")
