@@ -84,25 +84,40 @@ def sample_version(tmp_path_factory, worker_id):
 
     in_memory runs it in a new process, exactly as a user does; multi_processing in the
     test process, whose Beam workers are processes of their own all the same. Shared by
-    every test that only reads the result; a test that changes a version copies it first. Under pytest-xdist the workers share one build per mode: the first
-    to need it builds it under a lock in the run's common temporary folder, the others
-    wait for it and read what it left (the version, and the process's output as JSON).
+    every test that only reads the result; a test that changes a version copies it first.
+
+    Under pytest-xdist the workers share one build per mode: the first to need it builds
+    it under a lock in the run's common temporary folder, the others read what it left
+    (the version, and the process's output as JSON). A worker that finds its mode being
+    built builds the other mode meanwhile, if no one has, rather than wait idle.
     """
     shared = tmp_path_factory.getbasetemp()
     if worker_id != "master":
         shared = shared.parent
     built = {}
 
-    def build(mode: str = "in_memory"):
-        if mode not in built:
-            out, result = shared / f"sample-{mode}", shared / f"sample-{mode}.json"
-            with filelock.FileLock(str(shared / f"sample-{mode}.lock")):
+    def ensure_built(mode: str, wait: bool) -> bool:
+        """Whether the mode's build is there, after building it if no one else is (or waiting, with `wait`)."""
+        out, result = shared / f"sample-{mode}", shared / f"sample-{mode}.json"
+        try:
+            with filelock.FileLock(str(shared / f"sample-{mode}.lock"), timeout=-1 if wait else 0):
                 if not result.exists():
                     shutil.rmtree(out, ignore_errors=True)  # a build cut short by a failed worker
                     args = ("run", "--config", SAMPLE_CONFIG, "--out", str(out), *DIRECT_MODES[mode])
                     proc = run_cli(*args, fresh_process=mode == "in_memory")
                     result.write_text(json.dumps([proc.args, proc.returncode, proc.stdout, proc.stderr]))
-            built[mode] = (out / "sample" / "v0001", subprocess.CompletedProcess(*json.loads(result.read_text())))
+        except filelock.Timeout:
+            return False
+        return True
+
+    def build(mode: str = "in_memory"):
+        if mode not in built:
+            if not ensure_built(mode, wait=False):
+                for other in DIRECT_MODES.keys() - {mode}:
+                    ensure_built(other, wait=False)
+                ensure_built(mode, wait=True)
+            proc = subprocess.CompletedProcess(*json.loads((shared / f"sample-{mode}.json").read_text()))
+            built[mode] = (shared / f"sample-{mode}" / "sample" / "v0001", proc)
         return built[mode]
 
     return build
