@@ -13,8 +13,6 @@ import pytest
 
 from tokenizer_training.tokenizer import EOM, EOT, MASK_TOKEN_FORMAT, PAD, save_tokenizer, train_tokenizer
 
-transformers = pytest.importorskip("transformers")
-
 # facebook/incoder-1B/special_tokens_map.json
 INCODER_SPECIAL_TOKENS_MAP = {"bos_token": "<|endoftext|>"}
 # facebook/incoder-1B/tokenizer_config.json (less name_or_path and special_tokens_map_file)
@@ -43,7 +41,9 @@ def directory(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tokenizer(directory):
-    return transformers.AutoTokenizer.from_pretrained(str(directory))
+    from transformers import AutoTokenizer  # here, not at collection: its import takes a second
+
+    return AutoTokenizer.from_pretrained(str(directory))
 
 
 def test_token_strings_are_incoders():
