@@ -21,7 +21,7 @@ from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from apache_beam.io.filesystem import CompressedFile, CompressionTypes
+from apache_beam.io.filesystem import BeamIOError, CompressedFile, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 import infra.hub_filesystem  # noqa: F401  (registers hf:// with FileSystems)
@@ -317,8 +317,6 @@ def _gcs_open(path: str, mode: str, compression: str):
 def _raise_failed(operation: str, failed: dict) -> None:
     """Raise as FileSystems does when some objects of a batch failed (their HTTP status codes)."""
     if failed:
-        from apache_beam.io.filesystem import BeamIOError
-
         raise BeamIOError(f"{operation} operation failed", failed)
 
 
