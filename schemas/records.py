@@ -45,7 +45,7 @@ class RepoFile:
         return dataclasses.replace(self, **changes)
 
     def to_row(self) -> dict:
-        return dataclasses.asdict(self)
+        return flat_row(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Document:
     origin: str | None = None  # the `source` markup attribute: where the repository is hosted (github/gitlab)
 
     def to_row(self) -> dict:
-        row = dataclasses.asdict(self)
+        row = flat_row(self)
         row["tags"] = list(self.tags)
         row["meta"] = [list(kv) for kv in self.meta]
         return row
@@ -111,7 +111,7 @@ class Rejected:
         )
 
     def to_row(self) -> dict:
-        return dataclasses.asdict(self)
+        return flat_row(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +126,14 @@ class RepoSnapshot:
     files: int
 
     def to_row(self) -> dict:
-        return dataclasses.asdict(self)
+        return flat_row(self)
+
+
+def flat_row(record: Any) -> dict:
+    """A record's fields as a new dict. The records hold no dataclasses, so this is what
+    dataclasses.asdict gives, without its deep copy of every value (a tenth of the cost,
+    paid once per row written)."""
+    return dict(vars(record))
 
 
 def record_rng(seed: int, *parts: str) -> random.Random:

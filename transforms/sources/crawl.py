@@ -24,7 +24,6 @@ already there is replayed instead of fetched. Faults become Rejected records of 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import os
@@ -37,7 +36,7 @@ from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
 from schemas.config import PipelineConfig
-from schemas.records import RepoSnapshot
+from schemas.records import RepoSnapshot, flat_row
 from schemas.sources_config import ApiSource
 from transforms.base import ApplyStage, RecordFn
 from transforms.sources.archives import RepoInfo, read_archive
@@ -66,7 +65,7 @@ def fetch_repo(host: Host, repo: RemoteRepo, state: CrawlState, max_file_bytes: 
         return
     try:
         repo = host.prepare(repo)
-        check_repo(dataclasses.asdict(repo))
+        check_repo(flat_row(repo))
         commit = check_commit(host.pin_commit(repo))
         data = host.archive(repo, commit)
     except RepoUnavailable as e:

@@ -29,7 +29,7 @@ import uuid
 from typing import Any, Iterable, Iterator
 
 from infra import storage
-from schemas.records import Rejected, RepoFile, RepoSnapshot, record_id
+from schemas.records import Rejected, RepoFile, RepoSnapshot, flat_row, record_id
 
 RECORD_TYPES = {cls.__name__: cls for cls in (RepoFile, Rejected, RepoSnapshot)}
 LISTING = "listing.jsonl.zst"  # zstd: Beam reads and writes it by its extension
@@ -71,7 +71,7 @@ def crawl_key(source: str, section: Any, max_file_bytes: int) -> str:
 
 
 def record_to_json(record: RepoFile | Rejected | RepoSnapshot) -> dict:
-    return {"type": type(record).__name__, **vars(record)}  # flat records: no asdict() deep copy
+    return {"type": type(record).__name__, **flat_row(record)}
 
 
 def record_from_json(data: dict) -> RepoFile | Rejected | RepoSnapshot:

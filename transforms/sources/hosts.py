@@ -15,7 +15,7 @@ import logging
 import urllib.parse
 
 from schemas.config import ConfigError
-from schemas.records import Rejected, RepoFile, record_id
+from schemas.records import Rejected, RepoFile, flat_row, record_id
 from schemas.sources_config import ApiSource
 from transforms.sources.common import MALFORMED, STATUS_REASONS, check_repo, malformed
 from transforms.sources.crawl_state import CrawlState
@@ -57,7 +57,7 @@ class ListingFailure:
 
 
 def listing_line(item: RemoteRepo | ListingFailure) -> dict:
-    return {"kind": type(item).__name__, **dataclasses.asdict(item)}
+    return {"kind": type(item).__name__, **flat_row(item)}
 
 
 def listing_item(line: str) -> RemoteRepo | ListingFailure:
