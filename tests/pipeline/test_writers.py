@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import apache_beam as beam
@@ -11,13 +12,28 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from infra import storage, writers
 from infra.spill import SCRATCH_DIR
 from schemas import arrow
-from schemas.records import Rejected
+from schemas.records import Document, Rejected, RepoFile, RepoSnapshot, flat_row
+from transforms.sources.hosts import ListingFailure, RemoteRepo
 
 
 def rejected_rows(n: int, detail_bytes: int) -> list[dict]:
     return [
         Rejected(f"id{i:04d}", "filters", "long-line", "x" * detail_bytes, "local", "o/r", f"f{i}.py").to_row() for i in range(n)
     ]
+
+
+def test_a_records_row_is_what_dataclasses_asdict_gives_without_its_deep_copy():
+    records = [
+        RepoFile("id", "github", "o/r", "a.py", "c0ffee", "MIT", 3, 2, "x\n", "Python", "github", 4, "python"),
+        Rejected("id", "filters", "long-line", "detail", "local", "o/r", "a.py"),
+        RepoSnapshot("local", "o/r", "tree:ab", "MIT", None, 7),
+        RemoteRepo("gitlab", "g/r", "42", "main", 5, "Apache-2.0", "2024-01-01T00:00:00Z"),
+        ListingFailure("github", "search?q=x", "server-error", "502"),
+    ]
+    for record in records:
+        assert flat_row(record) == dataclasses.asdict(record) and flat_row(record) is not vars(record)
+    document = Document("id", "code", "text", "local", tags=("a", "b"), meta=(("k", "v"),))
+    assert document.to_row() == {**dataclasses.asdict(document), "tags": ["a", "b"], "meta": [["k", "v"]]}
 
 
 def test_row_groups_hold_about_the_byte_budget_and_keep_the_order(tmp_path, monkeypatch):
