@@ -12,8 +12,14 @@ answer each time:
   the class and the flags; each view gets a copy of the parsed values and shares the
   options' values, as Beam's does.
 
-Together they were a third of the CPU of a small corpus run. `tests/test_beam_memo.py`
-checks that both give what Beam's own functions give, so a Beam upgrade that changes
+- `decorators.get_signature(fn)` runs `inspect.signature` on the same functions again:
+  for each ParDo's type hints and arguments while the graph is built, and for each
+  DoFn's methods whenever a bundle's operations are made. A signature depends only on
+  the function, and on whether it is bound (which drops `self`). In a warm run of the
+  sample's corpus stage: 6,236 calls, 0.16-0.18 s of its 2.6 s; remembered, 0.03 s.
+
+The first two were a third of the CPU of a small corpus run. `tests/test_beam_memo.py`
+checks that each gives what Beam's own function gives, so a Beam upgrade that changes
 them fails there. Only the test processes are patched: the CLI, and Beam's worker
 processes in multi_processing mode, run Beam as it is.
 """
@@ -22,14 +28,18 @@ from __future__ import annotations
 
 import copy
 import types
+import weakref
 
 from apache_beam.options import pipeline_options
-from apache_beam.transforms import userstate
+from apache_beam.transforms import core, ptransform, userstate, util
+from apache_beam.typehints import decorators
 
 BEAMS_GET_DOFN_SPECS = userstate.get_dofn_specs
 BEAMS_VIEW_AS = pipeline_options.PipelineOptions.view_as
+BEAMS_GET_SIGNATURE = decorators.get_signature
 _specs: dict[type, tuple] = {}
 _parsed: dict[tuple, tuple] = {}
+_signatures: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # function → {bound: signature}
 
 
 def get_dofn_specs(dofn):
@@ -63,6 +73,22 @@ def view_as(self, cls):
     return view
 
 
+def get_signature(fn):
+    """Beam's get_signature, remembered per function, bound or not; held weakly, so a test's lambdas go."""
+    if isinstance(fn, types.MethodType) and isinstance(fn.__func__, types.FunctionType):
+        function, bound = fn.__func__, True
+    elif isinstance(fn, types.FunctionType):
+        function, bound = fn, False
+    else:  # partials, classes, callable instances: more than a function decides their signature
+        return BEAMS_GET_SIGNATURE(fn)
+    known = _signatures.setdefault(function, {})
+    if bound not in known:
+        known[bound] = BEAMS_GET_SIGNATURE(fn)
+    return known[bound]
+
+
 def install() -> None:
     userstate.get_dofn_specs = get_dofn_specs
     pipeline_options.PipelineOptions.view_as = view_as
+    for module in (decorators, core, ptransform, util):  # each holds the function under its own name
+        module.get_signature = get_signature

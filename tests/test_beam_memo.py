@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import gc
+import weakref
+
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions
 from apache_beam.transforms import userstate
@@ -60,3 +64,32 @@ def test_views_hold_beams_values_share_them_within_one_options_and_not_across_tw
     assert beam_memo.view_as(one, StandardOptions).runner == "SomeRunner"
     assert beam_memo.view_as(two, DebugOptions).experiments == ["first"]
     assert beam_memo.view_as(two, StandardOptions).runner is None
+
+
+def test_signatures_are_beams_for_every_method_of_the_sample_graphs_dofns_and_other_callables(tmp_path):
+    class Callable:
+        def __call__(self, element, side=None):
+            return element
+
+    def plain(element, *args, extra=1):
+        return element
+
+    callables = [plain, functools.partial(plain, extra=2), Callable(), Callable, len, lambda x, y=3: x]
+    for dofn in dofns_of_the_sample_graph(tmp_path):
+        callables += [getattr(dofn, name) for name in ("process", "setup", "start_bundle", "finish_bundle", "teardown")]
+        callables += [type(dofn).process]
+    for fn in callables:
+        assert beam_memo.get_signature(fn) == beam_memo.BEAMS_GET_SIGNATURE(fn), fn
+        assert beam_memo.get_signature(fn) == beam_memo.BEAMS_GET_SIGNATURE(fn), fn  # the remembered answer
+    # A bound method and its function differ by `self`, and each is remembered apart.
+    assert "self" in beam_memo.get_signature(Callable.__call__).parameters
+    assert "self" not in beam_memo.get_signature(Callable().__call__).parameters
+
+    def short_lived(element):
+        return element
+
+    beam_memo.get_signature(short_lived)
+    alive = weakref.ref(short_lived)
+    del short_lived
+    gc.collect()
+    assert alive() is None  # the memo holds functions weakly: a test's lambdas and closures go
