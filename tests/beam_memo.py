@@ -18,6 +18,12 @@ answer each time:
   the function, and on whether it is bound (which drops `self`). In a warm run of the
   sample's corpus stage: 6,236 calls, 0.16-0.18 s of its 2.6 s; remembered, 0.03 s.
 
+- Beam's pickler compresses every pickled DoFn, coder and config with bz2 at level 9,
+  and decompresses each one again for every stage that runs it: in a warm run of the
+  sample's corpus stage, 564 compressions (0.21-0.26 s) and 997 decompressions (0.17 s)
+  of its 2.7 s, of which 551 and 997 repeat a payload seen before. The answers are bz2's
+  own bytes, remembered per payload, so Beam's unpatched worker processes read them.
+
 The first two were a third of the CPU of a small corpus run. `tests/test_beam_memo.py`
 checks that each gives what Beam's own function gives, so a Beam upgrade that changes
 them fails there. Only the test processes are patched: the CLI, and Beam's worker
@@ -26,10 +32,13 @@ processes in multi_processing mode, run Beam as it is.
 
 from __future__ import annotations
 
+import bz2
 import copy
+import functools
 import types
 import weakref
 
+from apache_beam.internal import cloudpickle_pickler
 from apache_beam.options import pipeline_options
 from apache_beam.transforms import core, ptransform, userstate, util
 from apache_beam.typehints import decorators
@@ -40,6 +49,8 @@ BEAMS_GET_SIGNATURE = decorators.get_signature
 _specs: dict[type, tuple] = {}
 _parsed: dict[tuple, tuple] = {}
 _signatures: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # function → {bound: signature}
+PICKLES = 4096  # payloads remembered each way, least recently used dropped: a few MB (a run's are about 1 kB each)
+LARGEST_PICKLE = 1 << 20  # larger payloads are not kept
 
 
 def get_dofn_specs(dofn):
@@ -87,8 +98,33 @@ def get_signature(fn):
     return known[bound]
 
 
+@functools.lru_cache(maxsize=PICKLES)
+def _compressed(data: bytes, level: int) -> bytes:
+    return bz2.compress(data, level)
+
+
+@functools.lru_cache(maxsize=PICKLES)
+def _decompressed(data: bytes) -> bytes:
+    return bz2.decompress(data)
+
+
+def compress(data, compresslevel: int = 9) -> bytes:
+    """bz2.compress, remembered per payload."""
+    if type(data) is not bytes or len(data) > LARGEST_PICKLE:
+        return bz2.compress(data, compresslevel)
+    return _compressed(data, compresslevel)
+
+
+def decompress(data) -> bytes:
+    """bz2.decompress, remembered per payload."""
+    if type(data) is not bytes or len(data) > LARGEST_PICKLE:
+        return bz2.decompress(data)
+    return _decompressed(data)
+
+
 def install() -> None:
     userstate.get_dofn_specs = get_dofn_specs
     pipeline_options.PipelineOptions.view_as = view_as
     for module in (decorators, core, ptransform, util):  # each holds the function under its own name
         module.get_signature = get_signature
+    cloudpickle_pickler.bz2 = types.SimpleNamespace(compress=compress, decompress=decompress)  # its only uses of bz2

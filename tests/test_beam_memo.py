@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import bz2
 import functools
 import gc
 import weakref
 
 import apache_beam as beam
+from apache_beam.internal import cloudpickle_pickler, pickler
 from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions
 from apache_beam.transforms import userstate
 from apache_beam.transforms.timeutil import TimeDomain
@@ -93,3 +96,16 @@ def test_signatures_are_beams_for_every_method_of_the_sample_graphs_dofns_and_ot
     del short_lived
     gc.collect()
     assert alive() is None  # the memo holds functions weakly: a test's lambdas and closures go
+
+
+def test_beams_pickles_are_bz2s_own_bytes_whichever_way_and_however_often(tmp_path):
+    assert cloudpickle_pickler.bz2.compress is beam_memo.compress  # installed for the test processes
+    for dofn in dofns_of_the_sample_graph(tmp_path)[:40]:
+        encoded = pickler.dumps(dofn)
+        assert encoded == pickler.dumps(dofn)  # the remembered answer
+        raw = bz2.decompress(base64.b64decode(encoded))
+        assert base64.b64decode(encoded) == bz2.compress(raw, 9)  # what Beam's workers decompress
+        assert type(pickler.loads(encoded)) is type(dofn) and type(pickler.loads(encoded)) is type(dofn)
+    for data in (b"", b"x" * (beam_memo.LARGEST_PICKLE + 1), bytearray(b"not hashable")):
+        assert beam_memo.compress(data) == bz2.compress(data, 9)
+        assert beam_memo.decompress(bz2.compress(data)) == bz2.decompress(bz2.compress(data))
