@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import logging
@@ -146,6 +147,15 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "sample_version" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_collection_finish(session):
+    """What collection imported (Beam, torch, transformers, every test module: about 400,000
+    objects) lives as long as the worker, so the garbage collector stops walking it (gc.freeze).
+    A full collection took 0.17-0.29 s; over a full suite the two workers spent 15.8 s in them,
+    10.5 s with the freeze (more of them, each a third of the cost)."""
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(params=sorted(DIRECT_MODES))
