@@ -40,6 +40,14 @@ def fn():
     return stage
 
 
+def test_instances_in_one_process_share_one_index_per_window_size():
+    first, second, other, off = DecontaminateFn(), DecontaminateFn(), DecontaminateFn(min_match_chars=60), DecontaminateFn(humaneval=False)
+    for fn in (first, second, other, off):
+        fn.setup()
+    assert first.index is second.index and other.index is not first.index and off.index is None
+    assert (first.index.width, other.index.width) == (20, 30)
+
+
 def test_every_problem_is_caught_inside_real_code(fn):
     assert len(PROBLEMS) == 164
     for task_id, problem in PROBLEMS.items():
