@@ -49,7 +49,7 @@ BEAMS_GET_SIGNATURE = decorators.get_signature
 _specs: dict[type, tuple] = {}
 _parsed: dict[tuple, tuple] = {}
 _signatures: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # function → {bound: signature}
-PICKLES = 4096  # payloads remembered each way, least recently used dropped: a few MB (a run's are about 1 kB each)
+PICKLES = 4096  # payloads remembered each way, least recently used dropped: at most about 16 MB (about 2 kB each)
 LARGEST_PICKLE = 1 << 20  # larger payloads are not kept
 
 
