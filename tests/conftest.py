@@ -30,7 +30,7 @@ from tests import beam_memo
 # Test pipelines that name no runner use the CLI's local runner (Beam's FnApiRunner), not
 # the DirectRunner, whose first move is to download its Prism runner from the internet.
 StandardOptions.DEFAULT_RUNNER = LOCAL_RUNNER
-beam_memo.install()  # Beam's per-transform introspection, remembered (tests/beam_memo.py)
+beam_memo.install()  # Beam's repeated bookkeeping, remembered (tests/beam_memo.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")

