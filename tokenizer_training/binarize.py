@@ -51,7 +51,7 @@ SPLITS = ("train", "valid")
 COUNTS_FILE = "_binarize_counts.json"
 FILES_FILE = "_binarize_files.json"
 READ_COLUMNS = ["id", "text", "source", "repo", "path"]
-BATCH_CHARS = 1 << 20  # characters per encode_batch call: the Rust encoder spreads a batch over all cores
+BATCH_CHARS = 1 << 20  # characters per encode_batch_fast call: the Rust encoder spreads a batch over all cores
 
 
 def row_groups_of(version_dir: str) -> list[tuple[str, int]]:
@@ -110,7 +110,7 @@ class TokenizeDocumentsDoFn(beam.DoFn):
                 continue
             where = (row["source"], row["repo"], row["path"])
             yield self.tally.route(Rejected(row["id"], STAGE, "empty", "document text is empty", *where))
-        encodings = self.tokenizer.encode_batch([row["text"] for row in kept]) if kept else []
+        encodings = self.tokenizer.encode_batch_fast([row["text"] for row in kept]) if kept else []
         for row, encoding in zip(kept, encodings):
             split = split_of(self.seed, row["id"], self.valid_fraction)
             tokens = np.array(encoding.ids, dtype=self.dtype)
