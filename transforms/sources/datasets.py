@@ -26,6 +26,7 @@ FIFO, a device, a folder named `x.parquet`) is one rejection naming what it is.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
 import itertools
@@ -271,14 +272,13 @@ def as_binary(array: pa.Array) -> pa.Array:
     return array
 
 
-def batch_rows_of(group: pq.RowGroupMetaData, columns: list[str], most: int) -> int:
-    """Rows per record batch of a row group, so that a batch holds about BATCH_BYTES of the columns read."""
-    size = sum(
-        group.column(i).total_uncompressed_size
-        for i in range(group.num_columns)
-        if group.column(i).path_in_schema.split(".")[0] in columns
-    )
-    return max(1, min(most, BATCH_BYTES * group.num_rows // max(size, 1)))
+def batch_rows_of(metadata: pq.FileMetaData, groups: list[int], columns: list[str], most: int) -> int:
+    """Rows per record batch, so that a batch holds about BATCH_BYTES of the columns read (at most `most`)."""
+    schema = metadata.schema
+    read = [i for i in range(len(schema)) if schema.column(i).path.split(".")[0] in columns]
+    size = sum(metadata.row_group(g).column(i).total_uncompressed_size for g in groups for i in read)
+    rows = sum(metadata.row_group(g).num_rows for g in groups)
+    return max(1, min(most, BATCH_BYTES * rows // max(size, 1)))
 
 
 def parquet_rows(unit: DatasetUnit, columns: list[str], batch_rows: int) -> Iterator[tuple[str, dict | BadRow]]:
@@ -290,14 +290,16 @@ def parquet_rows(unit: DatasetUnit, columns: list[str], batch_rows: int) -> Iter
         if doubled:
             raise ValueError(f"column {doubled[0]!r} appears {names.count(doubled[0])} times in the file")
         present = [c for c in columns if c in names]
-        row = unit.first_row
-        for g in range(*unit.row_groups):
-            size = batch_rows_of(f.metadata.row_group(g), present, batch_rows)
-            for batch in f.iter_batches(batch_size=size, row_groups=[g], columns=present, use_threads=False):
-                values = {name: as_binary(batch.column(name)).to_pylist() for name in batch.schema.names}
-                for i in range(batch.num_rows):
-                    yield f"{unit.file.name} row {row} (row group {g})", {name: v[i] for name, v in values.items()}
-                    row += 1
+        groups = list(range(*unit.row_groups))
+        ends = list(itertools.accumulate(f.metadata.row_group(g).num_rows for g in groups))  # the unit's row after each group
+        size = batch_rows_of(f.metadata, groups, present, batch_rows)
+        n = 0  # the unit's row
+        for batch in f.iter_batches(batch_size=size, row_groups=groups, columns=present, use_threads=False):
+            values = {name: as_binary(batch.column(name)).to_pylist() for name in batch.schema.names}
+            for i in range(batch.num_rows):
+                group = groups[bisect.bisect_right(ends, n)]
+                yield f"{unit.file.name} row {unit.first_row + n} (row group {group})", {k: v[i] for k, v in values.items()}
+                n += 1
 
 
 def jsonl_rows(unit: DatasetUnit, max_row_bytes: int) -> Iterator[tuple[str, dict | BadRow]]:
