@@ -28,6 +28,18 @@ def _hf_filesystem():
     return HfFileSystem(endpoint=os.environ.get("HF_ENDPOINT") or None)
 
 
+def resolve_commit(repo_id: str, revision: str) -> str:
+    """The commit id a dataset's branch, tag or commit names now (the Hub's `sha` of that revision).
+
+    The launcher asks once, and every path the run reads names that commit, so the workers
+    read what the launcher listed even if the branch moves during the run.
+    """
+    _hf_filesystem()  # the same clear ImportError without huggingface_hub
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None).dataset_info(repo_id, revision=revision).sha
+
+
 class HubFileSystem(FileSystem):
     """Read-only Beam FileSystem over HfFileSystem; paths keep the `hf://` prefix."""
 

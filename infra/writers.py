@@ -196,14 +196,23 @@ class SortIntoShards(beam.PTransform):
         )
 
 
-class MergeParquetShardFn(beam.DoFn):
-    """(shard, run paths) → the runs merged by sort key into one Parquet file; yields its file entry."""
+class DuplicateIdError(RuntimeError):
+    """Two rows of a folder whose ids must be unique share one: the run stops before its commit."""
 
-    def __init__(self, version_dir: str, subdir: str, schema: pa.Schema, num_shards: int):
+
+class MergeParquetShardFn(beam.DoFn):
+    """(shard, run paths) → the runs merged by sort key into one Parquet file; yields its file entry.
+
+    With `unique_ids`, two rows of one id (sorted next to each other, as a shard holds every
+    row of its ids) stop the run.
+    """
+
+    def __init__(self, version_dir: str, subdir: str, schema: pa.Schema, num_shards: int, unique_ids: bool = False):
         self.version_dir = version_dir
         self.subdir = subdir
         self.schema = schema
         self.num_shards = num_shards
+        self.unique_ids = unique_ids
 
     def setup(self):
         return_freed_memory()
@@ -214,7 +223,13 @@ class MergeParquetShardFn(beam.DoFn):
 
         def merged_rows():
             nonlocal rows
+            last = None
             for _, row in merged_runs(paths):
+                if self.unique_ids:
+                    if row["id"] == last:
+                        raise DuplicateIdError(f"{self.subdir}/: two rows share the id {last!r} (the second: "
+                                               f"{row.get('repo')!r} {row.get('path')!r}); nothing was committed")
+                    last = row["id"]
                 rows += 1
                 yield row
 
@@ -236,8 +251,12 @@ class WriteParquetShards(beam.PTransform):
     and one row group, never the shard. The input may be a tuple of PCollections.
     """
 
-    def __init__(self, version_dir: str, subdir: str, schema: pa.Schema, num_shards: int, key=lambda r: r.id, scratch_dir=None):
+    def __init__(
+        self, version_dir: str, subdir: str, schema: pa.Schema, num_shards: int, key=lambda r: r.id, scratch_dir=None,
+        unique_ids: bool = False,
+    ):
         super().__init__()
+        self.unique_ids = unique_ids
         self.version_dir = version_dir
         self.subdir = subdir
         self.schema = schema
@@ -255,7 +274,7 @@ class WriteParquetShards(beam.PTransform):
         return (
             records
             | "SortIntoShards" >> SortIntoShards(self.scratch_dir, shard_and_key, row_bytes, range(n))
-            | "WriteShards" >> beam.ParDo(MergeParquetShardFn(self.version_dir, self.subdir, self.schema, n))
+            | "WriteShards" >> beam.ParDo(MergeParquetShardFn(self.version_dir, self.subdir, self.schema, n, self.unique_ids))
         )
 
 

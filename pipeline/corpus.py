@@ -274,7 +274,7 @@ def build_corpus(p: beam.Pipeline, config: PipelineConfig, out_dir: str) -> Corp
 def write_outputs(flow: CorpusFlow) -> None:
     out_dir, output = flow.out_dir, flow.config.output
     # The writers take the lists as they are: a Flatten before them would gather every document.
-    documents = WriteParquetShards(out_dir, "documents", arrow.DOCUMENT, output.document_shards)
+    documents = WriteParquetShards(out_dir, "documents", arrow.DOCUMENT, output.document_shards, unique_ids=True)
     rejected = WriteParquetShards(out_dir, "rejected", arrow.REJECTED, output.rejected_shards)
     written = [tuple(flow.documents) | "WriteDocuments" >> documents, tuple(flow.rejected) | "WriteRejected" >> rejected]
     if flow.snapshots:

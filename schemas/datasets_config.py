@@ -62,16 +62,18 @@ PRESET_ORIGIN = "github"  # both versions of The Stack were collected from GitHu
 
 @dataclasses.dataclass(frozen=True)
 class HubDataset:
-    """A dataset on the Hugging Face Hub, read from `hf://datasets/<repo_id>@<revision>/<data_dir>/`.
+    """A dataset on the Hugging Face Hub, its files chosen as the Hub's dataset configs choose them
+    (`transforms/sources/datasets_hub.py`).
 
     Only the listing differs from local files; the token and endpoint are huggingface_hub's
     own settings (HF_TOKEN, HF_ENDPOINT).
     """
 
     repo_id: str  # e.g. bigcode/the-stack-dedup
-    data_dir: str = ""  # folder in the repository, e.g. data/python (The Stack's configs are such folders)
-    revision: str = "main"  # branch, tag or commit; pin a commit for a reproducible version
-    split: str = "train"  # files named <split>-*, <split>.*, or under a <split>/ folder; "" for every file
+    data_dir: str = ""  # folder in the repository, e.g. data/python (The Stack's languages are such folders)
+    revision: str = "main"  # branch, tag or commit; resolved to a commit id once, recorded in the manifest
+    split: str = "train"  # the split's files (by the README's data_files, or the Hub's naming rules); "" for every file
+    config: str | None = None  # a config_name of the README's `configs`; null: its default (or only) one
 
     def __post_init__(self):
         if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", self.repo_id):

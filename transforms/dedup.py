@@ -15,7 +15,11 @@ that no file's content crosses a shuffle:
            │                                                            │   (detail: survivor id), │
            │                                                            │   dedup-previous-version │
            │                                                            └ keys ─ BloomCombineFn ─ dedup/bloom.bin
-           └─ spill_to_ids (GroupByKey) ─ ReadKept ─ kept files, streamed from the spill files ───┘
+           └─ spill_to_places (GroupByKey) ─ ReadKept ─ kept files, streamed from the spill files ─┘
+
+A survivor is named by its place in its spill file, not by its id, so one key keeps one
+file even when two of its files share an id; the documents writer refuses equal ids that
+reach it (`infra.writers`), which stops the run before its commit.
 
 Every key that reaches the stage goes, once, into a pybloom-live BloomFilter: each
 bundle fills its own filter and the CombineFn ORs them, which gives the same bits
@@ -51,6 +55,11 @@ BLOOM_FILE = "dedup/bloom.bin"
 def survivor_rank(record: RepoFile) -> tuple[int, str]:
     """Smaller wins: most stars (unknown counts below 0), then smallest id."""
     return (-(record.stars if record.stars is not None else -1), record.id)
+
+
+def copy_rank(record: RepoFile) -> tuple:
+    """`survivor_rank`, then source, repo, path and size: copies that share an id are ordered the same in every run."""
+    return (survivor_rank(record), record.source or "", record.repo or "", record.path or "", record.size)
 
 
 def version_label(version_dir: str) -> str:
@@ -103,9 +112,10 @@ class BloomCombineFn(beam.CombineFn):
 
 
 class SpilledFile(NamedTuple):
-    """A file as the shuffle sees it: its record without content, and the spill file holding it whole."""
+    """A file as the shuffle sees it: its record without content, and where it is whole (spill file, place)."""
 
     spill: str
+    index: int
     stub: RepoFile
 
 
@@ -123,7 +133,8 @@ class SpillFilesFn(beam.DoFn):
 
     def process(self, record: RepoFile):
         spill = self.spill.write(record)
-        yield dedup_key(record.path, record.content), SpilledFile(spill, record.replace(content=""))
+        index = self.spill.writer.count - 1
+        yield dedup_key(record.path, record.content), SpilledFile(spill, index, record.replace(content=""))
 
     def finish_bundle(self):
         self.spill.close()
@@ -146,27 +157,28 @@ class ResolveDuplicatesFn(RecordFn):
         key, files = element
         yield pvalue.TaggedOutput(KEYS, key)
         seen_in = next((version for version, bloom in self.previous if key in bloom), None)
-        winner = min(survivor_rank(f.stub) for f in files)[1]
-        for spilled in files:
+        files = list(files)
+        winner = min(range(len(files)), key=lambda i: copy_rank(files[i].stub))
+        for i, spilled in enumerate(files):
             if seen_in:
                 yield Rejected.of(spilled.stub, STAGE, "dedup-previous-version", f"key is in {version_label(seen_in)}")
-            elif spilled.stub.id == winner:
+            elif i == winner:
                 yield spilled
             else:
-                yield Rejected.of(spilled.stub, STAGE, "duplicate", winner)
+                yield Rejected.of(spilled.stub, STAGE, "duplicate", files[winner].stub.id)
 
 
 class ReadKeptFn(beam.DoFn):
-    """(spill file, ids of its survivors) → those files, streamed from the spill file."""
+    """(spill file, places of its survivors) → those files, streamed from the spill file."""
 
     def setup(self):
         return_freed_memory()
 
-    def process(self, spill_ids):
-        spill, ids = spill_ids
-        ids = set(ids)
-        for record in read_spill(spill):
-            if record.id in ids:
+    def process(self, spill_places):
+        spill, places = spill_places
+        places = set(places)
+        for index, record in enumerate(read_spill(spill)):
+            if index in places:
                 yield record
 
 
@@ -215,8 +227,8 @@ class ExactDedup(beam.PTransform):
         )
         kept = (
             resolved.kept
-            | "KeySpillToId" >> beam.MapTuple(lambda spill, stub: (spill, stub.id))
-            | "GroupIdsBySpill" >> beam.GroupByKey()
+            | "KeySpillToPlace" >> beam.Map(lambda spilled: (spilled.spill, spilled.index))
+            | "GroupPlacesBySpill" >> beam.GroupByKey()
             | "ReadKept" >> beam.ParDo(ReadKeptFn())
         )
         bloom = resolved[KEYS] | "BuildBloomFilter" >> beam.CombineGlobally(BloomCombineFn(self.capacity, self.error_rate))
@@ -230,7 +242,7 @@ class ExactDedup(beam.PTransform):
             kept=kept,
             rejected=resolved.rejected,
             tally=resolved.tally,
-            survivors=resolved.kept | "Survivors" >> beam.MapTuple(lambda _, stub: stub),
+            survivors=resolved.kept | "Survivors" >> beam.Map(lambda spilled: spilled.stub),
             bloom_file=bloom | "WriteBloomFilter" >> beam.Map(write_bloom, self.version_dir),
             manifest_entry=bloom | "DescribeBloomFilter" >> beam.Map(lambda b: dict(entry, keys=b[1])),
         )

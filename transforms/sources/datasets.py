@@ -1,52 +1,70 @@
 """Published code datasets as a source: The Stack, or any Parquet or JSON Lines files of code files.
 
 The files are listed in the launcher (globs on local disk or gs://, or a Hugging Face
-Hub dataset's files, `datasets_hub.py`), and the first file of each dataset is checked
-for every column its mapping names, so a wrong column fails before any work. In the
-graph each file is split into work units that workers read in parallel, each through
-`infra.storage`, so memory is bounded by a unit, never by a file:
+Hub dataset's files at one commit, `datasets_hub.py`), and the first file of each dataset
+is checked for every column its mapping names, so a wrong column fails before any work.
+Each file is named below the folder all the dataset's files share, so two globs holding
+files of one name give them different names. In the graph each file is split into work
+units that workers read in parallel, each through `infra.storage`, so memory is bounded
+by a unit's batch, never by a file:
 
     Create(files) ─ SplitFiles ─ SpreadUnits ─ ReadUnits ─┬─ RepoFile (kept)
-     (launcher)    (Parquet row groups;                   ├─ Rejected, tallies
-                    JSON Lines byte ranges;               │
-                    a .gz/.zst file whole)                 kept ─ CountFilesPerRepo ─ RepoSnapshot ─ SnapshotId
+     (launcher)    (Parquet: runs of row groups,          ├─ Rejected, tallies
+                    its footer read once here;            │
+                    JSON Lines: byte ranges;               kept ─ CountFilesPerRepo ─ RepoSnapshot ─ SnapshotId
+                    a .gz/.zst file whole)
 
-A JSON Lines byte range reads the lines whose first byte lies in it (`line_pieces`).
-Rows become RepoFiles of source `dataset` (`datasets_rows.row_record`), or rejections
-of stage `read` by reason; a unit that cannot be read on (a damaged file) ends with one
-`unreadable-file` rejection, the rows before it kept.
+Parquet is read a page at a time (pyarrow's buffered stream, in record batches bounded in
+bytes), so one 1 GB row group costs what 32 MiB ones do. A JSON Lines byte range reads the
+lines whose first byte lies in it (`line_pieces`); a compressed file is read to its
+trailer (`datasets_files`). Rows become RepoFiles of source `dataset`, each identified by
+its file and place in it (`datasets_rows.row_record`), or rejections of stage `read` by
+reason; a unit that cannot be read on (a damaged file, a cut stream) ends with one
+`unreadable-file` rejection, the rows before it kept; a path that is no regular file (a
+FIFO, a device, a folder named `x.parquet`) is one rejection naming what it is.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
 import itertools
 import json
+import os
 import zlib
 from typing import Callable, Iterator
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.parquet as pq
 import zstandard
 
 from infra import storage
-from schemas.config import GLOB_CHARACTERS
 from schemas.datasets_config import DatasetSource
 from schemas.errors import ConfigError
 from schemas.records import Rejected, record_id
 from transforms.base import ApplyStage, RecordFn
 from transforms.sources.common import CountFilesPerRepo, SourceOutputs, with_snapshot_id
-from transforms.sources.datasets_hub import hub_pattern, in_split
+from transforms.sources.datasets_files import (
+    READ_BLOCK,
+    NotRegularFile,
+    decompressed_blocks,
+    local_entries,
+    local_problem,
+    open_raw,
+)
+from transforms.sources.datasets_hub import list_hub
 from transforms.sources.datasets_rows import SOURCE, BadRow, RowMapping, line_pieces, row_record
 from transforms.sources.local import STAGE
 
-READ_BLOCK = 1 << 20  # bytes read (or decompressed) at a time from a JSON Lines file
 EXTENSIONS = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 COMPRESSED = (".gz", ".zst")
-# What reading a damaged file raises: I/O, truncated or corrupt compressed streams, bad Parquet.
 COLUMN_CHECK_LINES = 100  # a JSON Lines file's columns are those of the first object among these lines
+# What reading a damaged file raises: I/O, truncated or corrupt compressed streams, bad Parquet.
 UNREADABLE = (OSError, EOFError, ValueError, zlib.error, zstandard.ZstdError, pa.ArrowException)
+PAGE_BUFFER = 1 << 20  # Parquet column chunks are read through a buffer of this size, a page at a time
+BATCH_BYTES = 4 << 20  # Parquet rows decoded at a time: about this many bytes of the mapped columns
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,9 +73,10 @@ class DatasetFile:
     path: str
     size: int
     format: str  # parquet | jsonl
-    # The path below its pattern's folder: what rejections and the manifest's digest name, so
-    # they are the same wherever the dataset is stored (local, gs://, the Hub).
+    # The path below the folder all the dataset's files share: what ids, rejections and the
+    # manifest name, so they are the same wherever the dataset is stored (local, gs://, the Hub).
     name: str = ""
+    problem: tuple[str, str] | None = None  # (reason, detail) of a path that is no regular file
 
     @property
     def compressed(self) -> bool:
@@ -66,12 +85,21 @@ class DatasetFile:
 
 @dataclasses.dataclass(frozen=True)
 class DatasetUnit:
-    """One piece of work: a Parquet row group, a JSON Lines byte range, or a compressed file whole."""
+    """One piece of work: a run of Parquet row groups, a JSON Lines byte range, or a compressed file whole."""
 
     file: DatasetFile
-    row_group: int | None = None  # Parquet
+    row_groups: tuple[int, int] | None = None  # Parquet: row groups [first, end)
+    first_row: int = 0  # Parquet: the file's row number of the unit's first row
     start: int = 0  # JSON Lines: the lines whose first byte lies in [start, end)
     end: int | None = None  # None: to the end of the file
+
+
+@dataclasses.dataclass(frozen=True)
+class ListedDataset:
+    """What the launcher found of one dataset: its files, and for the Hub the commit and config read."""
+
+    files: list[DatasetFile]
+    hub: dict = dataclasses.field(default_factory=dict)  # {"commit": ..., "config": ...}
 
 
 # ---- in the launcher: listing the files and checking the mapping -----------------------------
@@ -84,44 +112,74 @@ def format_of(path: str) -> str | None:
     return next((fmt for ext, fmt in EXTENSIONS.items() if name.endswith(ext)), None)
 
 
-def list_files(section: DatasetSource, where: str, resolve: Callable[[str], str]) -> list[DatasetFile]:
-    """Every file of a dataset, sorted; a pattern that matches nothing fails, naming its key.
+def matched_paths(pattern: str) -> dict[str, tuple[int, NotRegularFile | None]]:
+    """{path: (size, why it is no regular file or None)} of what a pattern matches.
 
-    A Hub dataset's pattern takes every file under its data_dir; those of its split with
-    a known extension are read (README.md, .gitattributes and the like are not data).
+    Locally, entries that Beam's listing passes over or cannot read are found too: FIFOs,
+    devices and links to them, dangling links, and folders named like a data file.
     """
-    if section.hub is None:
-        patterns = [(f"{where}.paths[{j}]", resolve(p)) for j, p in enumerate(section.paths)]
-    else:
-        patterns = [(f"{where}.hub", hub_pattern(section.hub))]
+    found = {m.path: (m.size_in_bytes, None) for m in storage.match_metadata(pattern)}
+    if not storage.is_local(pattern):
+        return found
+    found = {os.path.abspath(p): v for p, v in found.items()}
+    for path in sorted(set(found) | {os.path.abspath(e) for e in local_entries(pattern)}):
+        problem = local_problem(path)
+        if problem is not None and (problem.reason != "folder" or format_of(path)):
+            found[path] = (0, problem)
+    return found
+
+
+def listed_paths(section: DatasetSource, where: str, resolve: Callable[[str], str]) -> tuple[dict, dict]:
+    """({path: (size, problem)}, hub facts) of a dataset; a pattern that matches nothing fails, naming its key."""
+    if section.hub is not None:
+        listing = list_hub(section.hub, where, lambda path: bool(section.format or format_of(path)))
+        files = {listing.root + path: (size, None) for path, size in listing.files}
+        return files, {"commit": listing.commit, "config": listing.config}
     found = {}
-    for key, pattern in patterns:
+    for j, path in enumerate(section.paths):
+        key, pattern = f"{where}.paths[{j}]", resolve(path)
         try:
-            matched = storage.match_metadata(pattern)
+            matched = matched_paths(pattern)
         except Exception as e:  # Beam raises BeamIOError for a folder it cannot list, ValueError for a scheme
             raise ConfigError(f"{key}: cannot list {pattern!r}: {e}") from None
-        if section.hub is not None:
-            matched = [m for m in matched if in_split(m.path, section.hub) and (section.format or format_of(m.path))]
         if not matched:
             raise ConfigError(f"{key}: no file matches {pattern!r}")
-        for m in matched:
-            fmt = section.format or format_of(m.path)
-            if fmt is None:
-                raise ConfigError(f"{key}: {m.path!r} is not .parquet or .jsonl (.gz, .zst); set {where}.format")
-            found[m.path] = DatasetFile(section.name, m.path, m.size_in_bytes, fmt, m.path[len(pattern_root(pattern)) :])
-    return [found[p] for p in sorted(found)]
+        found |= matched
+    return found, {}
+
+
+def list_files(section: DatasetSource, where: str, resolve: Callable[[str], str]) -> ListedDataset:
+    """Every file of a dataset, sorted, named below the folder they all share."""
+    found, hub = listed_paths(section, where, resolve)
+    root = common_root(list(found))
+    files = []
+    for path in sorted(found):
+        size, problem = found[path]
+        fmt = section.format or format_of(path) or ("parquet" if problem else None)
+        if fmt is None:
+            raise ConfigError(f"{where}: {path!r} is not .parquet or .jsonl (.gz, .zst); set {where}.format")
+        why = (problem.reason, str(problem)) if problem else None
+        files.append(DatasetFile(section.name, path, size, fmt, path[len(root) :], why))
+    return ListedDataset(files, hub)
+
+
+def common_root(paths: list[str]) -> str:
+    """The folder (ending in `/`) every path is in; "" when they share none."""
+    folders = [p[: p.rfind("/") + 1] for p in paths]
+    shared = os.path.commonprefix(folders) if folders else ""
+    return shared[: shared.rfind("/") + 1]
 
 
 def file_columns(file: DatasetFile, max_row_bytes: int) -> list[str]:
     """The columns of a Parquet file's schema, or of the first JSON object among a JSON Lines file's first lines."""
     if file.format == "parquet":
-        with storage.parquet_file(file.path) as f:
-            return list(f.schema_arrow.names)
+        with open_raw(file.path) as raw:
+            return list(pq.ParquetFile(raw).schema_arrow.names)
     lines = line_pieces(jsonl_blocks(DatasetUnit(file)), 0, float("inf"), max_row_bytes)
     for _, piece in itertools.islice(lines, COLUMN_CHECK_LINES):
         try:
             row = json.loads(piece) if piece is not None else None
-        except ValueError:
+        except (ValueError, RecursionError):
             continue  # a broken line is that row's rejection, not the run's end
         if isinstance(row, dict):
             return list(row)
@@ -129,32 +187,29 @@ def file_columns(file: DatasetFile, max_row_bytes: int) -> list[str]:
 
 
 def check_columns(section: DatasetSource, where: str, file: DatasetFile) -> None:
-    """Every mapped column is in the dataset's first file, or the run stops naming the key."""
+    """Every mapped column is in the dataset's first file, once, or the run stops naming the key."""
     try:
         columns = file_columns(file, section.max_row_bytes)
     except UNREADABLE as e:
         raise ConfigError(f"{where}: cannot read the columns of {file.path!r}: {type(e).__name__}: {e}") from None
     for field, column in section.mapping().items():
+        preset = f" (preset {section.preset})" if getattr(section.columns, field) is None else ""
         if column not in columns:
-            preset = f" (preset {section.preset})" if getattr(section.columns, field) is None else ""
             shown = sorted(columns)[:40]
             raise ConfigError(
                 f"{where}.columns.{field}: column {column!r}{preset} is not in {file.path!r} (its columns: {shown})"
             )
+        if columns.count(column) > 1:
+            raise ConfigError(f"{where}.columns.{field}: column {column!r}{preset} is in {file.path!r} "
+                              f"{columns.count(column)} times; rewrite the file with distinct column names")
 
 
 def row_mapping(section: DatasetSource) -> RowMapping:
     return RowMapping(section.name, tuple(sorted(section.mapping().items())), section.host())
 
 
-def pattern_root(pattern: str) -> str:
-    """The folder a pattern's first glob character is in (the pattern itself without one)."""
-    cut = min((pattern.index(c) for c in GLOB_CHARACTERS if c in pattern), default=len(pattern))
-    return pattern[: pattern.rfind("/", 0, cut) + 1]
-
-
 def files_digest(files: list[DatasetFile]) -> str:
-    """A digest of the files read (named below their pattern's folder) and their sizes,
+    """A digest of the files read (named below their shared folder) and their sizes,
     the same wherever the dataset is stored."""
     listing = "\n".join(f"{f.name}\t{f.size}" for f in sorted(files, key=lambda f: f.name))
     return hashlib.sha256(listing.encode("utf-8", "surrogatepass")).hexdigest()
@@ -164,25 +219,46 @@ def files_digest(files: list[DatasetFile]) -> str:
 
 
 def split_file(file: DatasetFile, range_bytes: int) -> list[DatasetUnit]:
-    """Parquet: one unit per row group (read from the footer); JSON Lines: byte ranges, or the whole compressed file."""
+    """Parquet: runs of row groups of about `range_bytes` (from the footer, read here once);
+    JSON Lines: byte ranges, or the whole compressed file."""
+    if file.problem is not None:
+        return [DatasetUnit(file)]  # reading it says what it is, as a rejection
     if file.format == "parquet":
         try:
-            with storage.parquet_file(file.path) as f:
-                groups = f.metadata.num_row_groups
+            with open_raw(file.path) as raw:
+                metadata = pq.ParquetFile(raw).metadata
         except UNREADABLE:
-            return [DatasetUnit(file, row_group=0)]  # reading it says why, as a rejection
-        return [DatasetUnit(file, row_group=g) for g in range(groups)]
+            return [DatasetUnit(file, row_groups=(0, 1))]  # reading it says why, as a rejection
+        return row_group_units(file, metadata, range_bytes)
     if file.compressed or file.size == 0:
         return [DatasetUnit(file)]
     return [DatasetUnit(file, start=s, end=min(s + range_bytes, file.size)) for s in range(0, file.size, range_bytes)]
 
 
+def row_group_units(file: DatasetFile, metadata: pq.FileMetaData, range_bytes: int) -> list[DatasetUnit]:
+    """Consecutive row groups joined into units of about `range_bytes` (a larger group is a unit alone),
+    so that 2,000 small groups cost a few units, not 2,000 footer reads."""
+    units, first, first_row, rows, size = [], 0, 0, 0, 0
+    for g in range(metadata.num_row_groups):
+        group = metadata.row_group(g)
+        if g > first and size + group.total_byte_size > range_bytes:
+            units.append(DatasetUnit(file, row_groups=(first, g), first_row=first_row))
+            first, first_row, size = g, rows, 0
+        rows += group.num_rows
+        size += group.total_byte_size
+    units.append(DatasetUnit(file, row_groups=(first, metadata.num_row_groups), first_row=first_row))
+    return units
+
+
 def jsonl_blocks(unit: DatasetUnit) -> Iterator[bytes]:
-    """The unit's file from byte max(start - 1, 0) on (a compressed file decompressed, from 0)."""
-    with storage.open_file(unit.file.path, decompress=unit.file.compressed) as f:
+    """The unit's file from byte max(start - 1, 0) on (a compressed file decompressed, from 0, to its trailer)."""
+    with open_raw(unit.file.path) as raw:
+        if unit.file.compressed:
+            yield from decompressed_blocks(raw, unit.file.path)
+            return
         if unit.start:
-            f.seek(unit.start - 1)
-        while block := f.read(READ_BLOCK):
+            raw.seek(unit.start - 1)
+        while block := raw.read(READ_BLOCK):
             yield block
 
 
@@ -196,17 +272,34 @@ def as_binary(array: pa.Array) -> pa.Array:
     return array
 
 
+def batch_rows_of(metadata: pq.FileMetaData, groups: list[int], columns: list[str], most: int) -> int:
+    """Rows per record batch, so that a batch holds about BATCH_BYTES of the columns read (at most `most`)."""
+    schema = metadata.schema
+    read = [i for i in range(len(schema)) if schema.column(i).path.split(".")[0] in columns]
+    size = sum(metadata.row_group(g).column(i).total_uncompressed_size for g in groups for i in read)
+    rows = sum(metadata.row_group(g).num_rows for g in groups)
+    return max(1, min(most, BATCH_BYTES * rows // max(size, 1)))
+
+
 def parquet_rows(unit: DatasetUnit, columns: list[str], batch_rows: int) -> Iterator[tuple[str, dict | BadRow]]:
-    """(where, row) of a row group, with the mapped columns the file has (a missing one fails each row)."""
-    with storage.parquet_file(unit.file.path) as f:
-        present = [c for c in columns if c in f.schema_arrow.names]
-    batches = storage.parquet_batches(unit.file.path, present, batch_rows, row_groups=[unit.row_group])
-    n = 0
-    for batch in batches:
-        values = {name: as_binary(batch.column(name)).to_pylist() for name in batch.schema.names}
-        for i in range(batch.num_rows):
-            yield f"{unit.file.name} row group {unit.row_group} row {n}", {name: v[i] for name, v in values.items()}
-            n += 1
+    """(where, row) of a unit's row groups, read a page at a time, with the mapped columns the file has."""
+    with open_raw(unit.file.path) as raw:
+        f = pq.ParquetFile(raw, buffer_size=PAGE_BUFFER, pre_buffer=False)
+        names = f.schema_arrow.names
+        doubled = [c for c in columns if names.count(c) > 1]
+        if doubled:
+            raise ValueError(f"column {doubled[0]!r} appears {names.count(doubled[0])} times in the file")
+        present = [c for c in columns if c in names]
+        groups = list(range(*unit.row_groups))
+        ends = list(itertools.accumulate(f.metadata.row_group(g).num_rows for g in groups))  # the unit's row after each group
+        size = batch_rows_of(f.metadata, groups, present, batch_rows)
+        n = 0  # the unit's row
+        for batch in f.iter_batches(batch_size=size, row_groups=groups, columns=present, use_threads=False):
+            values = {name: as_binary(batch.column(name)).to_pylist() for name in batch.schema.names}
+            for i in range(batch.num_rows):
+                group = groups[bisect.bisect_right(ends, n)]
+                yield f"{unit.file.name} row {unit.first_row + n} (row group {group})", {k: v[i] for k, v in values.items()}
+                n += 1
 
 
 def jsonl_rows(unit: DatasetUnit, max_row_bytes: int) -> Iterator[tuple[str, dict | BadRow]]:
@@ -221,6 +314,9 @@ def jsonl_rows(unit: DatasetUnit, max_row_bytes: int) -> Iterator[tuple[str, dic
             row = json.loads(piece)
         except ValueError as e:  # JSONDecodeError, or UnicodeDecodeError for bytes that are not UTF-8
             yield where, BadRow("broken-json", f"{type(e).__name__}: {e}")
+            continue
+        except RecursionError:
+            yield where, BadRow("broken-json", "nested deeper than the JSON parser goes")
             continue
         yield where, row if isinstance(row, dict) else BadRow("broken-json", f"a {type(row).__name__}, not an object")
 
@@ -239,6 +335,9 @@ class ReadDatasetUnitFn(RecordFn):
     def __call__(self, unit: DatasetUnit):
         mapping = self.mappings[unit.file.dataset]
         max_row_bytes, batch_rows = self.limits[unit.file.dataset]
+        if unit.file.problem is not None:
+            yield self.not_regular(unit, mapping, *unit.file.problem)
+            return
         if unit.file.format == "parquet":
             rows = parquet_rows(unit, mapping.column_names(), batch_rows)
         else:
@@ -252,20 +351,29 @@ class ReadDatasetUnitFn(RecordFn):
                     yield Rejected(rid, STAGE, row.reason, f"{where}: {row}"[:500], SOURCE, mapping.dataset, unit.file.name)
                 else:
                     yield row_record(row, mapping, where, self.max_file_bytes)
+        except NotRegularFile as e:  # replaced by a FIFO, a device or a folder after it was listed
+            yield self.not_regular(unit, mapping, e.reason, str(e))
         except UNREADABLE as e:
-            part = f"row group {unit.row_group}" if unit.row_group is not None else f"bytes {unit.start}-{unit.end or 'end'}"
+            part = f"row groups {unit.row_groups[0]}-{unit.row_groups[1] - 1}" if unit.row_groups else \
+                f"bytes {unit.start}-{unit.end or 'end'}"
             rid = record_id(SOURCE, mapping.dataset, unit.file.name, part, "unreadable")
             detail = f"{unit.file.name} {part}, after {read} rows: {type(e).__name__}: {e}"
             yield Rejected(rid, STAGE, "unreadable-file", detail[:500], SOURCE, mapping.dataset, unit.file.name)
+
+    @staticmethod
+    def not_regular(unit: DatasetUnit, mapping: RowMapping, reason: str, detail: str) -> Rejected:
+        rid = record_id(SOURCE, mapping.dataset, unit.file.name, "not a regular file")
+        return Rejected(rid, STAGE, reason, f"{unit.file.name}: {detail}"[:500], SOURCE, mapping.dataset, unit.file.name)
 
 
 class ReadDatasets(beam.PTransform):
     """Dataset files → SourceOutputs (kept RepoFiles, Rejected, tallies, snapshots, summary)."""
 
-    def __init__(self, sections: tuple[DatasetSource, ...], files: list[DatasetFile], max_file_bytes: int):
+    def __init__(self, sections: tuple[DatasetSource, ...], listed: dict[str, ListedDataset], max_file_bytes: int):
         super().__init__()
         self.sections = {s.name: s for s in sections}
-        self.files = files
+        self.listed = listed
+        self.files = [f for name in self.sections for f in listed[name].files]
         self.max_file_bytes = max_file_bytes
 
     def expand(self, pbegin):
@@ -283,11 +391,12 @@ class ReadDatasets(beam.PTransform):
         return SourceOutputs(read.kept, read.rejected, read.tally, snapshot, with_snapshot_id(pbegin, self.summary(), snapshot))
 
     def summary(self) -> dict:
-        """The manifest entry: per dataset, its mapping and a digest of the files it read."""
+        """The manifest entry: per dataset, its mapping, the commit read (Hub) and every file read with its size."""
         entries = []
         for name, section in self.sections.items():
-            files = [f for f in self.files if f.dataset == name]
-            where = {"hub": dataclasses.asdict(section.hub)} if section.hub else {"paths": list(section.paths)}
+            files = self.listed[name].files
+            where = {"hub": {**dataclasses.asdict(section.hub), **self.listed[name].hub}} if section.hub else \
+                {"paths": list(section.paths)}
             entries.append(
                 {
                     "name": name,
@@ -297,6 +406,7 @@ class ReadDatasets(beam.PTransform):
                     "files": len(files),
                     "bytes": sum(f.size for f in files),
                     "files_sha256": files_digest(files),
+                    "file_list": [{"name": f.name, "size": f.size} for f in files],
                 }
             )
         return {"datasets": entries}
@@ -304,12 +414,11 @@ class ReadDatasets(beam.PTransform):
 
 def read_datasets(sections: tuple[DatasetSource, ...], resolve: Callable[[str], str], max_file_bytes: int) -> ReadDatasets:
     """The datasets source, its files listed and first files' columns checked now (before any work)."""
-    files = []
+    listed = {}
     for i, section in enumerate(sections):
         where = f"sources.datasets[{i}]"
-        listed = list_files(section, where, resolve)
-        first = next((f for f in listed if f.size > 0), None)
+        listed[section.name] = list_files(section, where, resolve)
+        first = next((f for f in listed[section.name].files if f.size > 0 and f.problem is None), None)
         if first is not None:  # empty files hold no rows to map
             check_columns(section, where, first)
-        files += listed
-    return ReadDatasets(sections, files, max_file_bytes)
+    return ReadDatasets(sections, listed, max_file_bytes)

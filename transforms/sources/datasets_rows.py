@@ -8,6 +8,7 @@ which column feeds which field. Reasons:
     null-column     content, path, repo or id null
     wrong-type      content or path not a string, stars not an integer, license not a string
                     or a list of strings, ...
+    out-of-range    stars negative or at least 2^63 (what no int64 column can hold)
     too-large       content over read.max_file_bytes (UTF-8 bytes)
     binary, not-utf8  content with a NUL byte, or bytes (or a JSON escape) that are not UTF-8
 """
@@ -22,6 +23,7 @@ from transforms.sources.file_decoding import decode_file
 from transforms.sources.local import STAGE
 
 SOURCE = "dataset"
+MAX_STARS = 2**63 - 1  # stars are an int64 column of every output
 
 
 class BadRow(ValueError):
@@ -70,8 +72,10 @@ def stars_of(value: Any, column: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value <= MAX_STARS:
+            raise BadRow("out-of-range", f"{column} is {str(value)[:40]}, not in 0..2^63-1")
         return value
     raise BadRow("wrong-type", f"{column} is {type(value).__name__} {repr(value)[:60]}, not an integer")
 
@@ -113,11 +117,13 @@ def present(row: dict, fields: dict[str, str], field: str, required: bool) -> An
 def row_record(row: dict, mapping: RowMapping, where: str, max_file_bytes: int) -> RepoFile | Rejected:
     """One row as a RepoFile, or a Rejected naming the column at fault.
 
-    The id hashes the dataset's name with the row's identity (repo, path, revision and
-    the id column); a row whose identity cannot be read is identified by `where`.
+    The id hashes the dataset's name with `where`, the row's file and place in it, so
+    every row read has its own: identical rows in two files (overlapping shards, a file
+    downloaded twice) are two records, and exact dedup keeps one of them.
     """
     fields = mapping.fields
-    repo, path, revision, key = mapping.dataset, "", None, ""
+    repo, path, revision = mapping.dataset, "", None
+    rid = record_id(SOURCE, mapping.dataset, where)
     try:
         path = text_of(present(row, fields, "path", True), fields["path"])
         if "repo" in fields:
@@ -125,11 +131,9 @@ def row_record(row: dict, mapping: RowMapping, where: str, max_file_bytes: int) 
         if (value := present(row, fields, "revision", False)) is not None:
             revision = text_of(value, fields["revision"])
         if "id" in fields:
-            value = present(row, fields, "id", True)
-            key = text_of(value, fields["id"]) if isinstance(value, (bytes, bytearray, str)) else str(value)
+            present(row, fields, "id", True)
     except BadRow as e:
-        return Rejected(record_id(SOURCE, mapping.dataset, where), STAGE, e.reason, f"{where}: {e}"[:500], SOURCE, repo, path)
-    rid = record_id(SOURCE, mapping.dataset, repo, path, revision, key)
+        return Rejected(rid, STAGE, e.reason, f"{where}: {e}"[:500], SOURCE, repo, path)
     try:
         data = content_bytes(present(row, fields, "content", True), fields["content"])
         if len(data) > max_file_bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import urllib.parse
 
 from pytest_httpserver import HTTPServer
 from werkzeug.wrappers import Request, Response
@@ -50,22 +51,28 @@ class FakeHub:
         return {"type": "file", "oid": hashlib.sha1(data).hexdigest(), "size": len(data), "path": path}
 
     def handle(self, request: Request) -> Response:
+        """The Hub's routes; a revision is the branch or tag given, or the commit id it points at."""
         self.requests.append((request.method, request.path, request.headers.get("Range")))
         api = f"/api/datasets/{self.repo_id}/"
-        path = request.path
-        if path == f"{api}revision/{self.revision}":
-            return self.json({"id": self.repo_id, "sha": COMMIT, "private": False, "siblings": []})
-        if path.startswith(f"{api}tree/{self.revision}"):
-            folder = path[len(f"{api}tree/{self.revision}") :]
-            return self.json(self.entries(folder, request.args.get("recursive") in ("true", "True", "1")))
-        if path == f"{api}paths-info/{self.revision}":
-            asked = request.form.getlist("paths") or json.loads(request.data or b"{}").get("paths", [])
-            infos = [self.file_entry(p) for p in asked if p in self.files]
-            infos += [{"type": "directory", "oid": "0" * 40, "path": p} for p in asked if any(f.startswith(p + "/") for f in self.files)]
-            return self.json(infos)
-        resolve = f"/datasets/{self.repo_id}/resolve/{self.revision}/"
-        if path.startswith(resolve) and path[len(resolve) :] in self.files:
-            return self.download(request, self.files[path[len(resolve) :]])
+        path = urllib.parse.unquote(request.path)
+        for revision in (self.revision, COMMIT):
+            if path == f"{api}revision/{revision}":
+                return self.json({"id": self.repo_id, "sha": COMMIT, "private": False, "siblings": []})
+            if path.startswith(f"{api}tree/{revision}"):
+                folder = path[len(f"{api}tree/{revision}") :]
+                return self.json(self.entries(folder, request.args.get("recursive") in ("true", "True", "1")))
+            if path == f"{api}paths-info/{revision}":
+                asked = request.form.getlist("paths") or json.loads(request.data or b"{}").get("paths", [])
+                infos = [self.file_entry(p) for p in asked if p in self.files]
+                infos += [{"type": "directory", "oid": "0" * 40, "path": p} for p in asked if any(f.startswith(p + "/") for f in self.files)]
+                return self.json(infos)
+            resolve = f"/datasets/{self.repo_id}/resolve/{revision}/"
+            if path.startswith(resolve) and path[len(resolve) :] in self.files:
+                return self.download(request, self.files[path[len(resolve) :]])
+        if path.startswith(f"/datasets/{self.repo_id}/resolve/"):
+            return Response("Entry not found", status=404, headers={"X-Error-Code": "EntryNotFound"})
+        if path.startswith(f"{api}revision/"):
+            return Response("Invalid rev id", status=404, headers={"X-Error-Code": "RevisionNotFound"})
         return self.json({"error": f"{path} not found"}, 404)
 
     @staticmethod

@@ -14,11 +14,13 @@ import zstandard
 
 from infra import storage
 from schemas.config import ConfigError, load_config
+from schemas.datasets_config import HubDataset
 from schemas.records import Rejected, RepoFile, record_id
 from tests.conftest import DIRECT_MODES, EXAMPLES, run_cli
-from tests.transforms.sources.hub_fake import FakeHub
+from tests.transforms.sources.hub_fake import COMMIT, FakeHub
 from tests.transforms.sources.stack_files import stack_rows, stack_schema, write_parquet
 from transforms.sources.datasets import DatasetFile, ReadDatasetUnitFn, read_datasets, split_file
+from transforms.sources.datasets_hub import split_files
 from transforms.sources.datasets_rows import RowMapping, line_pieces, row_record
 from transforms.sources.registry import network_sources
 
@@ -48,7 +50,7 @@ def test_a_stack_row_becomes_a_repo_file_with_its_license_stars_and_identity():
     assert (record.source, record.repo, record.path, record.origin) == ("dataset", "yaml/pyyaml", row["max_stars_repo_path"], "github")
     assert (record.license, record.stars, record.revision) == ("MIT", 2400, row["max_stars_repo_head_hexsha"])
     assert record.content == row["content"] and record.size == len(row["content"].encode())
-    assert record.id == record_id("dataset", "stack", "yaml/pyyaml", record.path, record.revision, row["hexsha"])
+    assert record.id == record_id("dataset", "stack", "f row 0")  # the row's file and place: unique per row read
 
 
 @pytest.mark.parametrize(
@@ -122,11 +124,15 @@ def test_units_read_row_groups_and_ranges_and_a_damaged_file_is_one_rejection(tm
     rows = stack_rows(files_per_package=2)
     write_parquet(rows, str(tmp_path / "a.parquet"), row_group_rows=3)
     parquet = DatasetFile("stack", str(tmp_path / "a.parquet"), os.path.getsize(tmp_path / "a.parquet"), "parquet", "a.parquet")
-    units = split_file(parquet, 1 << 20)
-    assert [u.row_group for u in units] == list(range(-(-len(rows) // 3)))
+    groups = -(-len(rows) // 3)
+    assert [u.row_groups for u in split_file(parquet, 1 << 20)] == [(0, groups)]  # small groups join into one unit
+    units = split_file(parquet, 1)  # a unit per group when each is over range_bytes
+    assert [(u.row_groups, u.first_row) for u in units] == [((g, g + 1), 3 * g) for g in range(groups)]
     fn = ReadDatasetUnitFn({"stack": V1}, {"stack": _section(tmp_path)}, 1_000_000)
     read = [r for u in units for r in fn(u)]
     assert [r.path for r in read] == [r["max_stars_repo_path"] for r in rows]
+    assert read[4].id == record_id("dataset", "stack", "a.parquet row 4 (row group 1)")
+    assert [r.id for r in read] == [r.id for u in split_file(parquet, 1 << 20) for r in fn(u)]  # ids do not depend on units
 
     (tmp_path / "cut.parquet").write_bytes((tmp_path / "a.parquet").read_bytes()[:-100])
     damaged = DatasetFile("stack", str(tmp_path / "cut.parquet"), 10, "parquet", "cut.parquet")
@@ -299,27 +305,41 @@ def test_parquet_with_large_string_and_a_missing_column_in_a_later_file(tmp_path
     assert {r.reason for r in read[3:]} == {"missing-column"} and "max_stars_count" in read[3].detail
 
 
-@pytest.mark.slow
-def test_a_hub_dataset_is_listed_by_its_split_and_read_as_the_local_files(tmp_path, monkeypatch):
-    """huggingface_hub's own HfFileSystem against a Hub API on 127.0.0.1: only the listing differs."""
-    rows = stack_rows(files_per_package=3)
-    write_parquet(rows[::2], str(tmp_path / "local" / "train-00000-of-00002.parquet"), row_group_rows=4)
-    write_parquet(rows[1::2], str(tmp_path / "local" / "train-00001-of-00002.parquet"), row_group_rows=4)
-    files = {f"data/python/{n}": (tmp_path / "local" / n).read_bytes() for n in sorted(os.listdir(tmp_path / "local"))}
-    files |= {"data/python/valid-00000-of-00001.parquet": files["data/python/train-00000-of-00002.parquet"],
-              "data/java/train-00000-of-00001.parquet": b"not read", "README.md": b"# The Stack\n"}
-    hub = FakeHub("bigcode/the-stack-dedup", files, revision="v1.1")
-    try:
-        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+@pytest.fixture
+def hub_env(monkeypatch):
+    """Serve a FakeHub to huggingface_hub (HF_ENDPOINT) while a test runs: call it with the repo and files."""
+    hubs = []
+
+    def serve(repo_id: str, files: dict[str, bytes], revision: str = "main") -> FakeHub:
+        hubs.append(FakeHub(repo_id, files, revision=revision))
+        monkeypatch.setenv("HF_ENDPOINT", hubs[-1].url)
         monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-        on_hub = {"name": "stack", "preset": "the-stack-v1",
-                  "hub": {"repo_id": "bigcode/the-stack-dedup", "data_dir": "data/python", "revision": "v1.1"}}
-        local = {"name": "stack", "preset": "the-stack-v1", "paths": ["local/*.parquet"]}
-        (tmp_path / "hub").mkdir()
-        run_cli("run", "--config", _write_config(tmp_path / "hub", [on_hub]), "--out", str(tmp_path / "hub-out"))
-        run_cli("run", "--config", _write_config(tmp_path, [local]), "--out", str(tmp_path / "local-out"))
-    finally:
+        return hubs[-1]
+
+    yield serve
+    for hub in hubs:
         hub.close()
+
+
+STACK_README = b"---\nannotations_creators: []\nlicense:\n- other\npretty_name: The-Stack\n---\n# The Stack\n"
+
+
+@pytest.mark.slow
+def test_the_stack_on_the_hub_reads_every_row_at_the_resolved_commit(tmp_path, hub_env):
+    """The Stack's real layout (data/<lang>/data-0000N-of-0000M.parquet: no split in the names) through
+    huggingface_hub's own HfFileSystem: every row read, byte-identical to the same files on local disk."""
+    rows = stack_rows(files_per_package=3)
+    write_parquet(rows[::2], str(tmp_path / "local" / "data-00000-of-00002.parquet"), row_group_rows=4)
+    write_parquet(rows[1::2], str(tmp_path / "local" / "data-00001-of-00002.parquet"), row_group_rows=4)
+    files = {f"data/python/{n}": (tmp_path / "local" / n).read_bytes() for n in sorted(os.listdir(tmp_path / "local"))}
+    files |= {"data/java/data-00000-of-00001.parquet": b"not read", "README.md": STACK_README, ".gitattributes": b"*.parquet lfs\n"}
+    hub = hub_env("bigcode/the-stack-dedup", files, revision="v1.1")
+    on_hub = {"name": "stack", "preset": "the-stack-v1",
+              "hub": {"repo_id": "bigcode/the-stack-dedup", "data_dir": "data/python", "revision": "v1.1"}}
+    local = {"name": "stack", "preset": "the-stack-v1", "paths": ["local/*.parquet"]}
+    (tmp_path / "hub").mkdir()
+    run_cli("run", "--config", _write_config(tmp_path / "hub", [on_hub]), "--out", str(tmp_path / "hub-out"))
+    run_cli("run", "--config", _write_config(tmp_path, [local]), "--out", str(tmp_path / "local-out"))
     a, b = tmp_path / "local-out" / "ds" / "v0001", tmp_path / "hub-out" / "ds" / "v0001"
     for part in ("documents", "rejected", "snapshot"):
         for name in sorted(os.listdir(a / part)):
@@ -327,9 +347,90 @@ def test_a_hub_dataset_is_listed_by_its_split_and_read_as_the_local_files(tmp_pa
     manifest = json.loads((b / "manifest.json").read_text())
     assert manifest["counts"]["read"]["in"] == len(rows)
     (entry,) = manifest["source_datasets"]["datasets"]
-    assert entry["files"] == 2 and entry["hub"]["revision"] == "v1.1"
+    assert entry["hub"]["revision"] == "v1.1" and entry["hub"]["commit"] == COMMIT and entry["hub"]["config"] is None
+    assert entry["file_list"] == [{"name": n, "size": len(files[f"data/python/{n}"])}
+                                  for n in ("data-00000-of-00002.parquet", "data-00001-of-00002.parquet")]
     fetched = {path for method, path, _ in hub.requests if "/resolve/" in path}
-    assert fetched == {f"/datasets/bigcode/the-stack-dedup/resolve/v1.1/data/python/train-0000{i}-of-00002.parquet" for i in (0, 1)}
+    at_commit = f"/datasets/bigcode/the-stack-dedup/resolve/{COMMIT}/"
+    assert fetched == {at_commit + "README.md"} | {at_commit + f"data/python/data-0000{i}-of-00002.parquet" for i in (0, 1)}
+
+
+CONFIGS_README = b"""---
+license: mit
+configs:
+- config_name: default
+  default: true
+  data_files:
+  - split: train
+    path: "parts/train/*.jsonl.gz"
+  - split: test
+    path: parts/test.jsonl
+- config_name: python
+  data_dir: by-language
+  data_files: "python/**/*.parquet"
+---
+# Code
+"""
+
+
+def test_a_hub_dataset_with_readme_configs_reads_every_row_of_the_chosen_config(tmp_path, hub_env):
+    rows = stack_rows(files_per_package=2)
+    write_parquet(rows[:5], str(tmp_path / "a.parquet"))
+    lines = [("".join(json.dumps(r) + "\n" for r in part)).encode() for part in (rows[5:9], rows[9:12], rows[12:])]
+    files = {
+        "README.md": CONFIGS_README,
+        "parts/train/0.jsonl.gz": gzip.compress(lines[0], mtime=0),
+        "parts/train/1.jsonl.gz": gzip.compress(lines[1], mtime=0),
+        "parts/train/notes.txt": b"not matched",
+        "parts/test.jsonl": lines[2],
+        "by-language/python/2024/a.parquet": (tmp_path / "a.parquet").read_bytes(),
+        "by-language/java/a.parquet": b"not read",
+    }
+    hub_env("acme/code", files)
+
+    def read(**hub):
+        section = {"name": "code", "preset": "the-stack-v1", "hub": {"repo_id": "acme/code", **hub}}
+        config = load_config(_write_config(tmp_path, [section]))
+        source = read_datasets(config.sources.datasets, config.resolve, 1_000_000)
+        fn = ReadDatasetUnitFn({"code": V1}, {"code": config.sources.datasets[0]}, 1_000_000)
+        read = [r for f in source.files for u in split_file(f, 1 << 20) for r in fn(u)]
+        assert all(isinstance(r, RepoFile) for r in read)
+        return [f.name for f in source.files], sorted(r.path for r in read), source.summary()["datasets"][0]["hub"]
+
+    names, paths, hub = read()
+    assert names == ["0.jsonl.gz", "1.jsonl.gz"] and paths == sorted(r["max_stars_repo_path"] for r in rows[5:12])
+    assert hub["commit"] == COMMIT and hub["config"] == "default"
+    names, paths, _ = read(split="test")
+    assert names == ["test.jsonl"] and paths == sorted(r["max_stars_repo_path"] for r in rows[12:])
+    names, paths, hub = read(config="python", split="")
+    assert names == ["a.parquet"] and paths == sorted(r["max_stars_repo_path"] for r in rows[:5]) and hub["config"] == "python"
+    for hub, message in (({"config": "rust"}, r"hub.config: 'rust' is not one of the README's configs \['default', 'python'\]"),
+                         ({"split": "validation"}, r"hub.split: 'validation' is not a split of config 'default'")):
+        with pytest.raises(ConfigError, match=message):
+            read(**hub)
+
+
+@pytest.mark.parametrize(
+    "names, split, expected",
+    [
+        (["data/python/data-00000-of-00002.parquet", "data/python/data-00001-of-00002.parquet"], "train", "all"),
+        (["data/train-00000-of-00002.parquet", "data/train-00001-of-00002.parquet", "data/test-00000-of-00001.parquet"],
+         "train", ["data/train-00000-of-00002.parquet", "data/train-00001-of-00002.parquet"]),
+        (["data/train-00000-of-00001.parquet", "data/test-00000-of-00001.parquet"], "test", ["data/test-00000-of-00001.parquet"]),
+        (["train/part-0.parquet", "valid/part-0.parquet"], "validation", ["valid/part-0.parquet"]),
+        (["code_train.jsonl", "code_dev.jsonl", "README.md"], "validation", ["code_dev.jsonl"]),
+        (["data/python/data-00000-of-00002.parquet"], "", "all"),
+    ],
+)
+def test_hub_splits_follow_the_hubs_naming_rules(names, split, expected):
+    files = [(n, 1) for n in names]
+    chosen = split_files(files, HubDataset("o/d", split=split), "w")
+    assert [p for p, _ in chosen] == (names if expected == "all" else expected)
+
+
+def test_a_split_no_name_carries_is_refused_naming_the_key():
+    with pytest.raises(ConfigError, match=r"w.hub.split: no file name under 'data/python' carries a split"):
+        split_files([("data/python/data-00000-of-00001.parquet", 1)], HubDataset("o/d", data_dir="data/python", split="test"), "w")
 
 
 @pytest.mark.slow
