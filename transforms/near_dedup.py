@@ -12,23 +12,23 @@ each later step that reads it while the clusters are decided):
                        ├ (band key, node) ─────────────────────┐
                        └ signatures ─ dedup/minhash/*.parquet   ├ sorted runs ─ StarEdges ─ Distinct ─ candidate edges
     earlier versions' dedup/minhash/ ─ (band key, earlier node) ┘   (near_dedup_bands.py; near_dedup_versions.py)
-    candidate edges ─ [CheckJaccard: edge ends joined with places (CoGroupByKey on ids),
+    candidate edges ─ [CandidateJaccard: edge ends joined with places (CoGroupByKey on ids),
                        grouped by spill file; each spill file streamed, its candidate files
                        send their shingles to their edges: sorted runs by edge, merged per
-                       partition (near_dedup_check.py)] ─ edges
-    edges ─ adjacency (GroupByKey) ─ max_rounds x (send labels, GroupByKey, keep the least)
-          ─ (id, survivor node) of every node whose label is not its own, joined with places
+                       partition (near_dedup_check.py)] ─ edges at the threshold
+    edges ─ Clusters: connected components to the end, or the run fails (near_dedup_clusters.py)
+          ─ (survivor node, file node) of every file whose label is not its own
+          ─ [SurvivorJaccard: the same as CandidateJaccard] ─ (id, (survivor node, Jaccard)), joined with places
     (spill path, its rejected ids) ─ DropNearDuplicates (each spill file streamed) ─┬ kept
-                                                     └ rejected: near-duplicate (detail: survivor id),
+                                                     └ rejected: near-duplicate,
                                                          near-duplicate-previous-version
 
 A node is a file's `survivor_rank` (most stars, then smallest id), as exact dedup
-chooses survivors, so the least label of a connected component is its survivor.
+chooses survivors, so the least node of a connected component is its survivor.
 Files in one LSH band bucket are linked as a star around the bucket's least node,
-which keeps the component and never lists all pairs of a big bucket. Labels spread
-one hop per round: a file further than `max_rounds` hops from its cluster's survivor
-names a nearer member instead (itself rejected), and a cluster may keep more than one
-file. The `labels-changed-in-last-round` stat is 0 when every label had settled.
+which keeps the component and never lists all pairs of a big bucket. A rejection's
+detail names its survivor and their Jaccard (`detail_of`): connected components join
+A and C through B, so that Jaccard may be below the threshold.
 
 The (band key, node) pairs cross no shuffle: they are sorted into runs on scratch
 storage and merged per partition of band keys (transforms/near_dedup_bands.py), so
@@ -54,7 +54,8 @@ from schemas.records import Rejected
 from transforms import id_lookup
 from transforms.base import ApplyStage, RecordFn
 from transforms.near_dedup_bands import StarEdgesOfBands
-from transforms.near_dedup_check import SimilarEdges
+from transforms.near_dedup_check import EdgeSimilarities
+from transforms.near_dedup_clusters import ConnectedComponents
 from transforms.near_dedup_files import PLACES, SIGNATURES, SPILLS, ShinglesOfCandidatesFn, SignFilesFn, to_spills
 from transforms.near_dedup_versions import (
     SIGNATURE_DTYPE,
@@ -62,6 +63,7 @@ from transforms.near_dedup_versions import (
     SIGNATURES_DIR,
     BandEarlierFn,
     SignaturesOfCandidatesFn,
+    earlier_parts,
     earlier_signature_files,
     is_earlier,
     read_earlier_signatures,
@@ -73,25 +75,18 @@ REASON = "near-duplicate"
 REASON_PREVIOUS = "near-duplicate-previous-version"
 
 
-def send_labels(state):
-    """(node, (label, neighbours, _)) → itself, and its label to each neighbour."""
-    node, (label, neighbours, _) = state
-    yield node, (label, neighbours)
-    for other in neighbours:
-        yield other, (label, None)
-
-
-def keep_least_label(messages):
-    """(node, [(label, neighbours or None)]) → (node, (least label, neighbours, whether it changed))."""
-    node, received = messages
-    own_label, neighbours = next(m for m in received if m[1] is not None)
-    least = min(m[0] for m in received)
-    return node, (least, neighbours, least != own_label)
+def detail_of(survivor: tuple, similarity: float) -> str:
+    """A rejection's detail: `survivor=<id> jaccard=<J>`, and `version=<name>/<version>` for an earlier version's
+    file (whose Jaccard is estimated from the signatures); J to three decimals."""
+    if is_earlier(survivor):
+        file_id, version = earlier_parts(survivor)
+        return f"survivor={file_id} version={version} jaccard={similarity:.3f}"
+    return f"survivor={survivor[1]} jaccard={similarity:.3f}"
 
 
 class DropNearDuplicatesFn(RecordFn):
-    """(spill file, {"rejected": [(id, survivor node)]}) → each file of the spill, kept unless it is named
-    there (its cluster's survivor is another file, or a file of an earlier version)."""
+    """(spill file, {"rejected": [(id, (survivor node, Jaccard))]}) → each file of the spill, kept unless it is
+    named there (its cluster's survivor is another file, or a file of an earlier version)."""
 
     stage = STAGE
     each_output_is_an_input = True
@@ -106,17 +101,29 @@ class DropNearDuplicatesFn(RecordFn):
             survivor = survivor_of.get(record.id)
             if survivor is None:
                 yield record
-            elif is_earlier(survivor):
-                yield Rejected.of(record, STAGE, REASON_PREVIOUS, survivor[1])
             else:
-                yield Rejected.of(record, STAGE, REASON, survivor[1])
+                reason = REASON_PREVIOUS if is_earlier(survivor[0]) else REASON
+                yield Rejected.of(record, STAGE, reason, detail_of(*survivor))
 
 
-def near_duplicates(state):
-    """(node, (label, ...)) → (file id, survivor node) for a file of this run whose label is another node."""
-    node, (label, *_) = state
+def at_threshold(edge_similarity, threshold: float):
+    """(edge, Jaccard) → the edge if the Jaccard reaches the threshold."""
+    edge, similarity = edge_similarity
+    if similarity >= threshold:
+        yield edge
+
+
+def to_survivor(node_label):
+    """(node, least node of its cluster) → (survivor node, node) for a file of this run that is not its survivor."""
+    node, label = node_label
     if label != node and not is_earlier(node):
-        yield node[1], label
+        yield label, node
+
+
+def by_rejected_id(edge_similarity):
+    """((survivor node, node), Jaccard) → (the node's file id, (survivor node, Jaccard))."""
+    (survivor, node), similarity = edge_similarity
+    return node[1], (survivor, similarity)
 
 
 def stat(name: str):
@@ -153,14 +160,16 @@ class NearDedup(beam.PTransform):
             edges | "CountCandidates" >> beam.combiners.Count.Globally() | "CandidateStat" >> beam.Map(stat("candidate-pairs"))
         ]
         if config.check_jaccard:
-            edges = self.check_jaccard(places, edges)
+            similarities = self.similarities(places, edges, "Candidate")
+            edges = similarities | "AtThreshold" >> beam.FlatMap(at_threshold, config.threshold)
             stats.append(
                 edges | "CountChecked" >> beam.combiners.Count.Globally() | "CheckedStat" >> beam.Map(stat("similar-pairs"))
             )
         self.edges = edges  # the pairs judged near-duplicates, for measuring (bench/bench_near_dedup.py)
-        labels, changed = self.propagate_labels(edges)
-        stats.append(changed | "LastRoundStat" >> beam.Map(stat("labels-changed-in-last-round")))
-        survivor_of = labels | "NearDuplicates" >> beam.FlatMap(near_duplicates)
+        clusters = ConnectedComponents(config.max_rounds)
+        survivor_edges = edges | "Clusters" >> clusters | "ToSurvivor" >> beam.FlatMap(to_survivor)
+        stats.append(clusters.rounds | "RoundsStat" >> beam.Map(stat("label-rounds")))
+        survivor_of = self.similarities(places, survivor_edges, "Survivor") | "ByRejectedId" >> beam.Map(by_rejected_id)
         flow.tallies.append(stats | "AllNearDedupStats" >> beam.Flatten())
         self.write_signatures(signed[SIGNATURES])
         self.survivor_of = survivor_of
@@ -188,37 +197,20 @@ class NearDedup(beam.PTransform):
             | f"ReadEarlierSignatures{purpose}" >> beam.FlatMap(read_earlier_signatures)
         )
 
-    def check_jaccard(self, places, edges):
-        """Candidate edges → those whose two files reach the Jaccard threshold."""
-        ends = edges | "EdgeEnds" >> beam.FlatMap(lambda e: [(e[0][1], e), (e[1][1], e)])
-        wanted = to_spills(places, ends, "CandidateEnds") | "CandidatesBySpill" >> beam.GroupByKey()
-        values = [wanted | "ShinglesOfCandidates" >> beam.ParDo(ShinglesOfCandidatesFn(self.config))]
+    def similarities(self, places, edges, purpose: str):
+        """Edges between files (of this run, or one of an earlier version) → (edge, Jaccard of its two files)."""
+        ends = edges | f"{purpose}Ends" >> beam.FlatMap(lambda e: [(e[0][1], e), (e[1][1], e)])
+        wanted = to_spills(places, ends, f"{purpose}Ends") | f"{purpose}EndsBySpill" >> beam.GroupByKey()
+        values = [wanted | f"ShinglesOf{purpose}Ends" >> beam.ParDo(ShinglesOfCandidatesFn(self.config))]
         if self.earlier_files:
-            edges_of, edge_ids = id_lookup.side_inputs(ends, "Candidate")
-            earlier = self.read_earlier(edges.pipeline, "ForCheck")
+            edges_of, edge_ids = id_lookup.side_inputs(ends, purpose)
+            earlier = self.read_earlier(edges.pipeline, f"For{purpose}")
             signatures_of = beam.ParDo(SignaturesOfCandidatesFn(), edges_of=edges_of, edge_ids=edge_ids)
             # A side-input consumer fused into a Flatten with another branch can leave Beam's local runner waiting
             # on itself: the earlier files' signatures (a KB each) settle first.
-            values.append(earlier | "SignaturesOfCandidates" >> signatures_of | "SettleSignatures" >> beam.Reshuffle())
-        return tuple(values) | "CheckJaccard" >> SimilarEdges(self.flow.scratch_dir, self.config.threshold)
-
-    def propagate_labels(self, edges):
-        """Edges → (node, (least node of its component, neighbours)), and how many labels the last round changed."""
-        state = (
-            edges
-            | "BothDirections" >> beam.FlatMap(lambda e: [e, (e[1], e[0])])
-            | "Adjacency" >> beam.GroupByKey()
-            | "FirstLabels" >> beam.Map(lambda a: (a[0], (min(a[0], *a[1]), sorted(a[1]), True)))
-        )
-        for i in range(self.config.max_rounds):
-            state = (
-                state
-                | f"SendLabels{i}" >> beam.FlatMap(send_labels)
-                | f"GatherLabels{i}" >> beam.GroupByKey()
-                | f"KeepLeastLabel{i}" >> beam.Map(keep_least_label)
-            )
-        changed = state | "ChangedInLastRound" >> beam.Map(lambda s: int(s[1][2])) | "SumChanged" >> beam.CombineGlobally(sum)
-        return state, changed
+            settled = f"Settle{purpose}Signatures" >> beam.Reshuffle()
+            values.append(earlier | f"SignaturesOf{purpose}Ends" >> signatures_of | settled)
+        return tuple(values) | f"{purpose}Jaccard" >> EdgeSimilarities(self.flow.scratch_dir)
 
     def write_signatures(self, signatures):
         flow = self.flow

@@ -42,6 +42,17 @@ def is_earlier(node: tuple) -> bool:
     return node[0] == EARLIER
 
 
+def earlier_node(file_id: str, name: str) -> tuple:
+    """The node of an earlier version's file: its id string names the version too, so ids of two versions differ."""
+    return EARLIER, f"{file_id} in {name}"
+
+
+def earlier_parts(node: tuple) -> tuple[str, str]:
+    """An earlier node → (file id, version name)."""
+    file_id, name = node[1].split(" in ", 1)
+    return file_id, name
+
+
 def version_name(version_dir: str) -> str:
     """'<name>/<version>' of a version directory."""
     return "/".join(version_dir.rstrip("/").split("/")[-2:])
@@ -73,7 +84,7 @@ def read_earlier_signatures(name_and_path):
     name, path = name_and_path
     for batch in storage.parquet_batches(path, ["id", "minhash"], BATCH_ROWS):
         for file_id, minhash in zip(batch.column("id").to_pylist(), batch.column("minhash").to_pylist()):
-            yield (EARLIER, f"{file_id} in {name}"), minhash
+            yield earlier_node(file_id, name), minhash
 
 
 class BandEarlierFn(beam.DoFn):

@@ -14,7 +14,7 @@ from schemas.config import NearDedupConfig, PipelineConfig
 from schemas.records import RepoFile
 from tests.transforms.test_near_dedup_bands import earlier_version
 from transforms.near_dedup import NearDedup
-from transforms.near_dedup_check import SimilarEdges
+from transforms.near_dedup_check import EdgeSimilarities
 from transforms.near_dedup_versions import EARLIER, MINHASH, SHINGLES, SIGNATURE_DTYPE
 
 CONFIG = NearDedupConfig(enabled=True)
@@ -32,11 +32,11 @@ def test_the_check_values_reach_no_group_by_key_only_run_writers(tmp_path):
 
     class Graph(PipelineVisitor):
         def enter_composite_transform(self, node):
-            if node.full_label == "Near/SettleSignatures":
+            if node.full_label == "Near/SettleCandidateSignatures":
                 labels[node.full_label] = node.outputs[None]
 
         def visit_transform(self, node):
-            if node.full_label == "Near/ShinglesOfCandidates":
+            if node.full_label == "Near/ShinglesOfCandidateEnds":
                 labels[node.full_label] = node.outputs[None]
             for pcoll in node.inputs:
                 consumers.setdefault(pcoll, []).append(node)
@@ -44,7 +44,7 @@ def test_the_check_values_reach_no_group_by_key_only_run_writers(tmp_path):
                 group_inputs.extend(node.inputs)
 
     p.visit(Graph())
-    assert set(labels) == {"Near/ShinglesOfCandidates", "Near/SettleSignatures"}
+    assert set(labels) == {"Near/ShinglesOfCandidateEnds", "Near/SettleCandidateSignatures"}
     for label, pcoll in labels.items():
         fns = [getattr(getattr(n.transform, "fn", None), "__class__", None) for n in consumers[pcoll]]
         assert fns == [WriteRunsFn], (label, [n.full_label for n in consumers[pcoll]])
@@ -55,7 +55,7 @@ def shingle_bytes(values) -> bytes:
     return np.array(sorted(values), dtype=np.uint64).tobytes()
 
 
-def test_each_edge_keeps_only_when_its_two_ends_reach_the_threshold(tmp_path):
+def test_each_edge_gets_the_jaccard_of_its_two_ends(tmp_path):
     """Exact Jaccard of two shingle sets, or the share of equal signature values; ends in either order,
     spread over several bundles and partitions."""
     close, far = ((0, "a"), (0, "b")), ((0, "a"), (0, "c"))
@@ -77,5 +77,6 @@ def test_each_edge_keeps_only_when_its_two_ends_reach_the_threshold(tmp_path):
     ]
     with TestPipeline() as p:
         first, second = p | "First" >> beam.Create(values[:4]), p | "Second" >> beam.Create(values[4:])
-        edges = (first, second) | SimilarEdges(str(tmp_path / "scratch"), threshold=0.7)
-        assert_that(edges, equal_to([close, earlier_close]))
+        similarities = (first, second) | EdgeSimilarities(str(tmp_path / "scratch"))
+        expected = [(close, 90 / 110), (far, 60 / 140), (earlier_close, 216 / 256), (earlier_far, 156 / 256)]
+        assert_that(similarities, equal_to(expected))
