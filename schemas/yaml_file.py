@@ -5,8 +5,8 @@ the last) loads in milliseconds and only explodes when its values are walked: he
 loaded data is measured as if every alias were expanded (each shared value counted
 once per use, in one pass over the distinct values) and refused past MAX_VALUES, and an
 alias that refers to a value holding it (a loop) is refused. Bytes that are not UTF-8,
-nesting deeper than the parser's recursion allows, and integers too long to convert
-each become one ConfigError naming the file, never a traceback.
+nesting deeper than MAX_DEPTH, and integers too long to convert each become one
+ConfigError naming the file, never a traceback or a long wait.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ MAX_VALUES = 100_000
 # Digits of an integer written in a config: int64 has 19; longer ones are refused as they
 # are parsed (Python refuses to convert more than 4,300 digits, with a ValueError).
 MAX_INTEGER_DIGITS = 40
+# Lists and mappings inside each other. A config needs six; PyYAML's scanner slows with the
+# square of the depth (100,000 levels take seconds, a million minutes) and its composer
+# recurses, so the depth is checked on the parser's events before anything is composed.
+MAX_DEPTH = 64
 
 
 class BoundedLoader(yaml.SafeLoader):
@@ -49,13 +53,27 @@ def load_yaml_file(path: str) -> Any:
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text (byte {e.start} is {raw[e.start]:#04x}); save the config as UTF-8") from None
     try:
+        check_depth(text, path)
         data = yaml.load(text, Loader=BoundedLoader)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: nested too deeply to be a config (lists or mappings inside each other)") from None
     check_expanded_size(data, path)
     return data
+
+
+def check_depth(text: str, path: str) -> None:
+    """Refuse lists and mappings nested deeper than MAX_DEPTH, from the parser's events (no recursion)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=BoundedLoader):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ConfigError(
+                    f"{path}: lists or mappings nested more than {MAX_DEPTH} deep (at line {event.start_mark.line + 1}); "
+                    "a config is far shallower"
+                )
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
 
 
 def _children(value: Any) -> list:
