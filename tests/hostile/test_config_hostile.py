@@ -86,7 +86,11 @@ def alias_bomb(levels: int = 9, fan: int = 9) -> str:
     last, and a typed key that names the last (fan^levels strings once expanded)."""
     items = ["&b0 [" + ", ".join(["lol"] * fan) + "]"]
     items += [f"&b{i} [" + ", ".join([f"*b{i - 1}"] * fan) + "]" for i in range(1, levels)]
-    return "name: x\nfilters:\n  extra_generated_phrases:\n" + "".join(f"    - {item}\n" for item in items) + f"seed: *b{levels - 1}\n"
+    return (
+        "name: x\nfilters:\n  extra_generated_phrases:\n"
+        + "".join(f"    - {item}\n" for item in items)
+        + f"seed: *b{levels - 1}\n"
+    )
 
 
 def test_an_alias_bomb_in_a_typed_key_fails_fast_naming_the_file(tmp_path):
