@@ -231,10 +231,16 @@ class ReadDatasetUnitFn(RecordFn):
     stage = STAGE
     each_output_is_an_input = True
 
-    def __init__(self, mappings: dict[str, RowMapping], sections: dict[str, DatasetSource], max_file_bytes: int):
+    def __init__(
+        self,
+        mappings: dict[str, RowMapping],
+        sections: dict[str, DatasetSource],
+        max_file_bytes: int,
+        max_notebook_bytes: int | None = None,
+    ):
         self.mappings = mappings
         self.limits = {name: (s.max_row_bytes, s.batch_rows) for name, s in sections.items()}
-        self.max_file_bytes = max_file_bytes
+        self.sizes = (max_file_bytes, max_notebook_bytes)
 
     def __call__(self, unit: DatasetUnit):
         mapping = self.mappings[unit.file.dataset]
@@ -251,7 +257,7 @@ class ReadDatasetUnitFn(RecordFn):
                     rid = record_id(SOURCE, mapping.dataset, where)
                     yield Rejected(rid, STAGE, row.reason, f"{where}: {row}"[:500], SOURCE, mapping.dataset, unit.file.name)
                 else:
-                    yield row_record(row, mapping, where, self.max_file_bytes)
+                    yield row_record(row, mapping, where, *self.sizes)
         except UNREADABLE as e:
             part = f"row group {unit.row_group}" if unit.row_group is not None else f"bytes {unit.start}-{unit.end or 'end'}"
             rid = record_id(SOURCE, mapping.dataset, unit.file.name, part, "unreadable")
@@ -262,11 +268,17 @@ class ReadDatasetUnitFn(RecordFn):
 class ReadDatasets(beam.PTransform):
     """Dataset files → SourceOutputs (kept RepoFiles, Rejected, tallies, snapshots, summary)."""
 
-    def __init__(self, sections: tuple[DatasetSource, ...], files: list[DatasetFile], max_file_bytes: int):
+    def __init__(
+        self,
+        sections: tuple[DatasetSource, ...],
+        files: list[DatasetFile],
+        max_file_bytes: int,
+        max_notebook_bytes: int | None = None,
+    ):
         super().__init__()
         self.sections = {s.name: s for s in sections}
         self.files = files
-        self.max_file_bytes = max_file_bytes
+        self.sizes = (max_file_bytes, max_notebook_bytes)
 
     def expand(self, pbegin):
         range_bytes = {name: s.range_bytes for name, s in self.sections.items()}
@@ -277,7 +289,7 @@ class ReadDatasets(beam.PTransform):
             | "SpreadFiles" >> beam.Reshuffle()
             | "SplitFiles" >> beam.FlatMap(lambda f: split_file(f, range_bytes[f.dataset]))
             | "SpreadUnits" >> beam.Reshuffle()
-            | "ReadUnits" >> ApplyStage(ReadDatasetUnitFn(mappings, self.sections, self.max_file_bytes))
+            | "ReadUnits" >> ApplyStage(ReadDatasetUnitFn(mappings, self.sections, *self.sizes))
         )
         snapshot = read.kept | "CountFilesPerRepo" >> CountFilesPerRepo()
         return SourceOutputs(read.kept, read.rejected, read.tally, snapshot, with_snapshot_id(pbegin, self.summary(), snapshot))
@@ -302,7 +314,9 @@ class ReadDatasets(beam.PTransform):
         return {"datasets": entries}
 
 
-def read_datasets(sections: tuple[DatasetSource, ...], resolve: Callable[[str], str], max_file_bytes: int) -> ReadDatasets:
+def read_datasets(
+    sections: tuple[DatasetSource, ...], resolve: Callable[[str], str], max_file_bytes: int, max_notebook_bytes: int | None = None
+) -> ReadDatasets:
     """The datasets source, its files listed and first files' columns checked now (before any work)."""
     files = []
     for i, section in enumerate(sections):
@@ -312,4 +326,4 @@ def read_datasets(sections: tuple[DatasetSource, ...], resolve: Callable[[str], 
         if first is not None:  # empty files hold no rows to map
             check_columns(section, where, first)
         files += listed
-    return ReadDatasets(sections, files, max_file_bytes)
+    return ReadDatasets(sections, files, max_file_bytes, max_notebook_bytes)

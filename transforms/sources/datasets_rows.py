@@ -8,7 +8,7 @@ which column feeds which field. Reasons:
     null-column     content, path, repo or id null
     wrong-type      content or path not a string, stars not an integer, license not a string
                     or a list of strings, ...
-    too-large       content over read.max_file_bytes (UTF-8 bytes)
+    too-large       content over read.max_file_bytes, or read.max_notebook_bytes for a notebook (UTF-8 bytes)
     binary, not-utf8  content with a NUL byte, or bytes (or a JSON escape) that are not UTF-8
 """
 
@@ -18,7 +18,7 @@ import dataclasses
 from typing import Any, Iterator
 
 from schemas.records import Rejected, RepoFile, record_id
-from transforms.sources.file_decoding import decode_file
+from transforms.sources.file_decoding import decode_file, size_limit
 from transforms.sources.local import STAGE
 
 SOURCE = "dataset"
@@ -110,7 +110,9 @@ def present(row: dict, fields: dict[str, str], field: str, required: bool) -> An
     return value
 
 
-def row_record(row: dict, mapping: RowMapping, where: str, max_file_bytes: int) -> RepoFile | Rejected:
+def row_record(
+    row: dict, mapping: RowMapping, where: str, max_file_bytes: int, max_notebook_bytes: int | None = None
+) -> RepoFile | Rejected:
     """One row as a RepoFile, or a Rejected naming the column at fault.
 
     The id hashes the dataset's name with the row's identity (repo, path, revision and
@@ -132,8 +134,8 @@ def row_record(row: dict, mapping: RowMapping, where: str, max_file_bytes: int) 
     rid = record_id(SOURCE, mapping.dataset, repo, path, revision, key)
     try:
         data = content_bytes(present(row, fields, "content", True), fields["content"])
-        if len(data) > max_file_bytes:
-            raise BadRow("too-large", f"{len(data)} bytes > {max_file_bytes}")
+        if len(data) > (limit := size_limit(path, max_file_bytes, max_notebook_bytes)):
+            raise BadRow("too-large", f"{len(data)} bytes > {limit}")
         stars = stars_of(present(row, fields, "stars", False), fields.get("stars"))
         license = license_of(present(row, fields, "license", False), fields.get("license"))
     except BadRow as e:

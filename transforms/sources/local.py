@@ -37,8 +37,7 @@ from schemas.records import Rejected, RepoFile, RepoSnapshot
 from schemas.sources_config import check_repo_metadata
 from transforms.base import ApplyStage, RecordFn
 from transforms.license import detect_repo_license, is_license_candidate
-from transforms.notebooks import is_notebook_path
-from transforms.sources.file_decoding import decode_file
+from transforms.sources.file_decoding import decode_file, size_limit
 from transforms.sources.local_tree import (
     BAD_PATH,
     UNREADABLE,
@@ -275,16 +274,15 @@ def read_entry(reader, entry: Entry, max_file_bytes: int, max_notebook_bytes: in
     """(bytes, "", "") of a file to keep reading, or (None, reason, detail) of one to reject."""
     if entry.kind != "file":
         return None, entry.kind, entry.detail or "not a regular file"
-    if is_notebook_path(entry.path):
-        max_file_bytes = max_notebook_bytes
-    if entry.size > max_file_bytes:
-        return None, "too-large", f"{entry.size} bytes > {max_file_bytes}"
+    limit = size_limit(entry.path, max_file_bytes, max_notebook_bytes)
+    if entry.size > limit:
+        return None, "too-large", f"{entry.size} bytes > {limit}"
     try:
-        data = reader.read(entry, max_file_bytes)
+        data = reader.read(entry, limit)
     except EntryUnreadable as e:
         return None, UNREADABLE, str(e)
-    if len(data) > max_file_bytes:
-        return None, "too-large", f"over {max_file_bytes} bytes when read (it grew after it was listed)"
+    if len(data) > limit:
+        return None, "too-large", f"over {limit} bytes when read (it grew after it was listed)"
     return data, "", ""
 
 
