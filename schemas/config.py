@@ -42,7 +42,8 @@ class ReadConfig:
         for name in ("max_file_bytes", "max_notebook_bytes", "git_timeout_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"read.{name} must be positive, got {getattr(self, name)}")
-        check_at_most(self, "read", {"max_file_bytes": MAX_READ_BYTES, "max_notebook_bytes": MAX_READ_BYTES})
+        bounds = {"max_file_bytes": MAX_READ_BYTES, "max_notebook_bytes": MAX_READ_BYTES, "git_timeout_seconds": 86_400}
+        check_at_most(self, "read", bounds)  # a day: past that a timer overflows, and nothing waits a day for git
 
     def limits(self) -> tuple[int, int, float]:
         """(max_file_bytes, max_notebook_bytes, git_timeout_seconds), as the local source takes them."""

@@ -72,6 +72,7 @@ def test_nan_and_infinite_numbers_are_refused_naming_the_key(tmp_path, yaml_text
             "sources:\n  datasets:\n    - {name: d, paths: [x.parquet], preset: the-stack-v1, batch_rows: 1000000000}\n",
             r"sources.datasets\[0\]: batch_rows must be at most 1,000,000",
         ),
+        ("read:\n  git_timeout_seconds: 1e300\n", "read.git_timeout_seconds must be at most 86,400, got 1e[+]300"),
         ("seed: 100000000000000000000\n", "seed: a whole number of 67 bits is out of range"),
         ("train:\n  lr: 100000000000000000000000000000000000000000000000\n", "an integer of 48 digits is out of range"),
     ],
@@ -127,6 +128,13 @@ def test_a_5000_digit_integer_names_the_file_and_the_line(tmp_path):
     message = load_in_child(path)
     assert message.startswith(f"{path}: not valid YAML:")
     assert "an integer of 5000 digits is out of range" in message and "line 2, column 7" in message
+
+
+def test_a_float_key_given_something_else_says_it_expected_a_number(tmp_path):
+    with pytest.raises(ConfigError, match=r"filters.min_alnum_fraction: expected a number, got True"):
+        load_config(write(tmp_path, "name: x\nfilters:\n  min_alnum_fraction: true\n"))
+    with pytest.raises(ConfigError, match=r"train.lr: expected a number, got \[1\]"):
+        load_config(write(tmp_path, "name: x\ntrain:\n  lr: [1]\n"))
 
 
 @pytest.mark.parametrize(

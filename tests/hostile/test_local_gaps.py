@@ -22,8 +22,11 @@ from pipeline.corpus import local_repos
 from schemas.config import ReadConfig, load_config
 from schemas.errors import ConfigError
 from schemas.records import Rejected, RepoFile, record_id
+from schemas.sources_config import ArchiveLimits
 from tests.conftest import git, make_git_repo
 from tests.hostile.hostile_inputs import write
+from tests.hostile.test_archives_hostile import member, tar_gz
+from transforms.sources.archives import RepoInfo, read_archive
 from transforms.sources.local import GitReader, ReadLocalRepos, list_repos, read_entries, read_repo
 
 MAX = 100_000
@@ -119,6 +122,18 @@ def test_repository_folders_that_differ_only_in_bytes_that_are_not_utf8_get_dist
     assert [(r.repo, r.reason) for r in records] == [("r\ufffd", "not-utf8-path")] * 2
     assert records[0].id != records[1].id
     assert record_id("local", "r\ufffd", "", None) not in {r.id for r in records}
+
+
+def test_archive_members_that_differ_only_in_bytes_that_are_not_utf8_get_distinct_ids():
+    names = ["caf\xe9.py", "caf\xe8.py", "caf\xe7.py"]  # latin-1 bytes 0xe9, 0xe8, 0xe7: not UTF-8
+    data = tar_gz(
+        [member("top/", 0), member("top/ok.py", data=b"x = 1\n")] + [member(f"top/{n}", data=b"y\n") for n in names], "latin-1"
+    )
+    records = list(read_archive(RepoInfo("github", "o/r", "c" * 40, "MIT", 1, "github"), data, ArchiveLimits(), MAX))
+    bad = [r for r in records if isinstance(r, Rejected)]
+    assert [(r.path, r.reason) for r in bad] == [("caf\ufffd.py", "not-utf8-path")] * 3
+    assert len({r.id for r in bad}) == 3
+    assert next(r for r in records if isinstance(r, RepoFile)).id == RepoFile.make_id("github", "o/r", "ok.py", "c" * 40)
 
 
 def git_repo_with_a_fifo_object(tmp_path, which: str) -> str:

@@ -49,8 +49,9 @@ class RepoInfo:
     def file_id(self, path: str) -> str:
         return RepoFile.make_id(self.source, self.repo, path, self.revision)
 
-    def reject(self, path: str, reason: str, detail: str = "") -> Rejected:
-        return Rejected(self.file_id(path), STAGE, reason, detail, self.source, self.repo, path)
+    def reject(self, path: str, reason: str, detail: str = "", id_path: str | None = None) -> Rejected:
+        """`id_path`: the name as the archive spells it, where `path` shows it with U+FFFD."""
+        return Rejected(self.file_id(id_path or path), STAGE, reason, detail, self.source, self.repo, path)
 
     def file(self, path: str, data: bytes) -> RepoFile | Rejected:
         """A file's bytes as a RepoFile, or a Rejected when they are binary or not UTF-8."""
@@ -92,6 +93,7 @@ class Member:
     data: bytes | None = None
     reason: str | None = None
     detail: str = ""
+    id_path: str | None = None  # the name as the archive spells it (surrogate-escaped), when not UTF-8
 
 
 class _BoundedReader(io.RawIOBase):
@@ -139,8 +141,9 @@ def iter_members(
                 path = posixpath.normpath("/".join(parts[1:])) if len(parts) > 1 else ""
                 if info.isdir() or path in ("", "."):
                     continue
-                if not valid:
-                    yield Member(path, reason=BAD_PATH, detail="not valid UTF-8, shown with U+FFFD")
+                if not valid:  # names alike but for their bytes that are not UTF-8 must not share an id
+                    raw = posixpath.normpath("/".join(info.name.split("/")[1:]))
+                    yield Member(path, reason=BAD_PATH, detail="not valid UTF-8, shown with U+FFFD", id_path=raw)
                     continue
                 if path in paths:
                     yield Member(path, reason="duplicate-path", detail="a second entry with this path")
@@ -186,7 +189,7 @@ def read_archive(
     try:
         for member in iter_members(data, limits, max_file_bytes, max_notebook_bytes):
             if member.reason:
-                yield info.reject(member.path, member.reason, member.detail)
+                yield info.reject(member.path, member.reason, member.detail, member.id_path)
                 continue
             record = info.file(member.path, member.data)
             kept += isinstance(record, RepoFile)
