@@ -7,6 +7,7 @@ store) run on a thread joined with a bound, so a regression fails the test inste
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import stat
@@ -23,7 +24,7 @@ from schemas.config import ReadConfig, load_config
 from schemas.errors import ConfigError
 from schemas.records import Rejected, RepoFile, record_id
 from schemas.sources_config import ArchiveLimits
-from tests.conftest import git, make_git_repo
+from tests.conftest import SAMPLE_REPOS, git, make_git_repo, run_cli
 from tests.hostile.hostile_inputs import write
 from tests.hostile.test_archives_hostile import member, tar_gz
 from transforms.sources.archives import RepoInfo, read_archive
@@ -249,3 +250,20 @@ def test_a_fifo_object_really_blocks_git(tmp_path):
     blob = git(repo, "ls-tree", "HEAD", "a.py").split()[2]
     with pytest.raises(subprocess.TimeoutExpired):
         subprocess.run(["git", "-C", repo, "cat-file", "--batch"], input=blob.encode() + b"\n", capture_output=True, timeout=1)
+
+
+@pytest.mark.slow
+def test_a_run_with_a_lower_case_allow_list_keeps_mit_files_and_rejects_the_hidden_folder(tmp_path):
+    mit = open(os.path.join(SAMPLE_REPOS, "textkit", "LICENSE")).read()
+    write(str(tmp_path / "repos" / "proj" / "LICENSE"), mit)
+    write(str(tmp_path / "repos" / "proj" / "app.py"), "def add(a, b):\n    return a + b\n")
+    write(str(tmp_path / "repos" / ".hidden" / "LICENSE"), mit)
+    write(str(tmp_path / "repos" / ".hidden" / "b.py"), "x = 1\n")
+    (tmp_path / "c.yaml").write_text("name: t\nsources:\n  local:\n    - path: repos\nlicense:\n  allow: [mit]\n")
+    out = tmp_path / "out"
+    run_cli("run", "--config", str(tmp_path / "c.yaml"), "--out", str(out), "--direct_running_mode=in_memory")
+    manifest = json.loads((out / "t" / "v0001" / "manifest.json").read_text())
+    assert manifest["config"]["license"]["allow"] == ["MIT"]
+    read, license = manifest["counts"]["read"], manifest["counts"]["license"]
+    assert (read["in"], read["kept"], read["rejected"]) == (3, 2, {"hidden": 1})
+    assert license["kept"] == 2 and not license["rejected"]  # LICENSE and app.py, both under MIT
