@@ -24,7 +24,6 @@ import json
 import os
 import stat
 import subprocess
-import threading
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -48,6 +47,7 @@ from transforms.sources.local_tree import (
     os_reason,
     shown_path,
 )
+from transforms.sources.watchdog import Watchdog
 
 __all__ = ["BAD_PATH", "STAGE", "shown_path", "list_repos", "read_repo", "ReadLocalRepos"]
 
@@ -143,6 +143,7 @@ class GitReader:
         self.timed_out = False
         self.revision = self._git("rev-parse", "--verify", "HEAD").decode("utf-8", "replace").strip()
         self._proc: subprocess.Popen | None = None
+        self._watchdog: Watchdog | None = None
 
     def _git(self, *args: str) -> bytes:
         """A git command's output; its failure as EntryUnreadable carrying git's own message."""
@@ -187,22 +188,22 @@ class GitReader:
             self._proc = subprocess.Popen(
                 ["git", "-C", self.path, "cat-file", "--batch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
             )
-        watchdog = threading.Timer(self.timeout, self._expire, (self._proc,))
-        watchdog.start()
+            self._watchdog = Watchdog(self.timeout, self._expire)
         try:
-            return self._read_blob(entry, limit)
+            with self._watchdog:
+                return self._read_blob(entry, limit)
         except EntryUnreadable:
             if not self.timed_out:
                 raise
             self.close()
             raise EntryUnreadable(f"git cat-file did not answer in {self.timeout:g}s (read.git_timeout_seconds)") from None
-        finally:
-            watchdog.cancel()
 
-    def _expire(self, proc: subprocess.Popen) -> None:
-        """The watchdog's end: git took too long, so it is killed and the blocked read returns."""
+    def _expire(self) -> None:
+        """Git took too long: it is killed, so the blocked read returns."""
         self.timed_out = True
-        proc.kill()
+        proc = self._proc
+        if proc is not None:
+            proc.kill()
 
     def _read_blob(self, entry: Entry, limit: int) -> bytes:
         try:
@@ -224,11 +225,12 @@ class GitReader:
             return data
         except (OSError, ValueError) as e:
             self.close()  # the next entry starts a fresh process
-            if self.timed_out:
-                raise EntryUnreadable(f"git cat-file did not answer in {self.timeout:g}s (read.git_timeout_seconds)") from None
             raise EntryUnreadable(f"git cat-file failed: {e}") from None
 
     def close(self) -> None:
+        if self._watchdog is not None:
+            watchdog, self._watchdog = self._watchdog, None
+            watchdog.stop()
         if self._proc is not None:
             proc, self._proc = self._proc, None
             proc.kill()  # it holds no state worth a clean exit; a wedged one must not hang the worker
