@@ -13,6 +13,7 @@ import socket
 import stat
 import subprocess
 import threading
+import time
 
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -29,6 +30,7 @@ from tests.hostile.hostile_inputs import write
 from tests.hostile.test_archives_hostile import member, tar_gz
 from transforms.sources.archives import RepoInfo, read_archive
 from transforms.sources.local import GitReader, ReadLocalRepos, list_repos, read_entries, read_repo
+from transforms.sources.watchdog import Watchdog
 
 MAX = 100_000
 BOUND = 60.0  # seconds any read here may take; the slowest is a 1 s git timeout
@@ -267,3 +269,21 @@ def test_a_run_with_a_lower_case_allow_list_keeps_mit_files_and_rejects_the_hidd
     read, license = manifest["counts"]["read"], manifest["counts"]["license"]
     assert (read["in"], read["kept"], read["rejected"]) == (3, 2, {"hidden": 1})
     assert license["kept"] == 2 and not license["rejected"]  # LICENSE and app.py, both under MIT
+
+
+def test_the_watchdog_fires_only_for_a_call_past_its_deadline():
+    fired: list = []
+    watchdog = Watchdog(0.3, lambda: fired.append(time.monotonic()))
+    try:
+        for _ in range(1000):  # quick calls, armed and disarmed: never fired
+            with watchdog:
+                pass
+        time.sleep(0.5)
+        assert fired == []
+        start = time.monotonic()
+        with watchdog:
+            while not fired and time.monotonic() - start < BOUND:
+                time.sleep(0.01)
+        assert len(fired) == 1 and 0.3 <= fired[0] - start < BOUND
+    finally:
+        watchdog.stop()
