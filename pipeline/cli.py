@@ -178,7 +178,7 @@ def bigquery_cost(config) -> str:
     section = config.sources.bigquery
     if section is None:
         raise ConfigError("sources.bigquery: the config has no BigQuery source to estimate")
-    return dry_run(make_client(section), section, config.read.max_file_bytes).table()
+    return dry_run(make_client(section), section, config.read.max_file_bytes, config.read.max_notebook_bytes).table()
 
 
 def configure_logging(level: str) -> None:

@@ -58,6 +58,22 @@ def make_pipeline_options(beam_args: list[str]) -> PipelineOptions:
     return options
 
 
+# Where versions can be written: a local folder, or Cloud Storage, whose lock is an object
+# created with ifGenerationMatch=0. Beam reaches other stores (s3://, azfs://, hf://), but
+# none of them gets the lock, the staged commit or the checks a version needs.
+OUTPUT_SCHEMES = ("gs",)
+
+
+def check_output_store(out_root: str) -> None:
+    """Refuse, before any work, an --out on a store versions cannot be written to end to end."""
+    scheme, found, _ = out_root.partition("://")
+    if found and scheme not in OUTPUT_SCHEMES:
+        local = f"; for a local folder write the path without {scheme}://" if scheme == "file" else ""
+        raise ConfigError(
+            f"--out: {scheme}:// is not supported for writing versions (a local folder or gs://bucket/path){local}"
+        )
+
+
 LOCAL_RUNNER = "pipeline.options.LocalRunner"
 
 

@@ -34,7 +34,7 @@ from infra.version import (
     write_run_info,
 )
 from pipeline.corpus import local_repos
-from pipeline.options import make_pipeline_options
+from pipeline.options import check_output_store, make_pipeline_options
 from pipeline.report import write_report
 from pipeline.stages import STAGE_RUNNERS, StageContext
 from schemas.config import STAGES, ConfigError, PipelineConfig
@@ -84,6 +84,7 @@ def run_stages(
     parent (what the incremental options read from it is set in the config).
     """
     storage.check_reachable(out_root, "--out")
+    check_output_store(out_root)
     store = VersionStore(out_root, config.name)
     options = make_pipeline_options(beam_args or [])
     check_worker_paths(config, out_root, options)

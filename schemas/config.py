@@ -13,11 +13,11 @@ import json
 import os
 from typing import Any
 
-import yaml
-
+from schemas.bounds import MAX_PERMUTATIONS, MAX_READ_BYTES, MAX_SHARDS, check_at_most
 from schemas.errors import ConfigError
-from schemas.sources_config import PERMISSIVE_LICENSES, SourcesConfig
+from schemas.sources_config import PERMISSIVE_LICENSES, SourcesConfig, canonical_spdx_ids
 from schemas.typed_yaml import from_mapping, to_plain
+from schemas.yaml_file import load_yaml_file
 
 STAGES = ("corpus", "tokenizer", "binarize", "train")
 
@@ -34,20 +34,28 @@ class ReadConfig:
     # A notebook's JSON carries its outputs (images as base64), which the notebooks stage drops
     # before the filters judge its text, so notebooks get more room.
     max_notebook_bytes: int = 20_000_000
+    # The longest one git call of the local source may take (listing a repository, or handing
+    # over one file); a git that hangs past it is killed and its repository's files rejected.
+    git_timeout_seconds: float = 600.0
 
     def __post_init__(self):
-        for name in ("max_file_bytes", "max_notebook_bytes"):
+        for name in ("max_file_bytes", "max_notebook_bytes", "git_timeout_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"read.{name} must be positive, got {getattr(self, name)}")
+        bounds = {"max_file_bytes": MAX_READ_BYTES, "max_notebook_bytes": MAX_READ_BYTES, "git_timeout_seconds": 86_400}
+        check_at_most(self, "read", bounds)  # a day: past that a timer overflows, and nothing waits a day for git
 
-    def limits(self) -> tuple[int, int]:
-        """(max_file_bytes, max_notebook_bytes), as the local source takes them."""
-        return self.max_file_bytes, self.max_notebook_bytes
+    def limits(self) -> tuple[int, int, float]:
+        """(max_file_bytes, max_notebook_bytes, git_timeout_seconds), as the local source takes them."""
+        return self.max_file_bytes, self.max_notebook_bytes, self.git_timeout_seconds
 
 
 @dataclasses.dataclass(frozen=True)
 class LicenseConfig:
     allow: tuple[str, ...] = PERMISSIVE_LICENSES  # paper §3.1: MIT, Apache 2.0, BSD-2, BSD-3
+
+    def __post_init__(self):
+        object.__setattr__(self, "allow", canonical_spdx_ids(self.allow, "license.allow"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +79,7 @@ class StackOverflowConfig:
         for name, least in limits:
             if getattr(self, name) < least:
                 raise ConfigError(f"stackoverflow.{name} must be at least {least}, got {getattr(self, name)}")
+        check_at_most(self, "stackoverflow", {"join_partitions": MAX_SHARDS, "max_row_bytes": MAX_READ_BYTES})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +141,7 @@ class NearDedupConfig:
         for name in ("shingle_tokens", "permutations", "bands", "rows", "max_rounds"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"dedup.near.{name} must be at least 1, got {getattr(self, name)}")
+        check_at_most(self, "dedup.near", {"permutations": MAX_PERMUTATIONS})
         if self.bands * self.rows > self.permutations:
             raise ConfigError(
                 f"dedup.near.bands x dedup.near.rows ({self.bands} x {self.rows}) must not exceed "
@@ -177,6 +187,7 @@ class OutputConfig:
         for name in ("document_shards", "rejected_shards"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"output.{name} must be at least 1, got {getattr(self, name)}")
+        check_at_most(self, "output", {"document_shards": MAX_SHARDS, "rejected_shards": MAX_SHARDS})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,6 +252,7 @@ class BinarizeConfig:
         for name in ("num_shards", "valid_shards"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"binarize.{name} must be at least 1, got {getattr(self, name)}")
+        check_at_most(self, "binarize", {"num_shards": MAX_SHARDS, "valid_shards": MAX_SHARDS})
         if not 0.0 <= self.valid_fraction < 1.0:
             raise ConfigError(f"binarize.valid_fraction must be in [0, 1), got {self.valid_fraction}")
 
@@ -363,12 +375,9 @@ class PipelineConfig:
 def load_config(path: str, overrides: dict | None = None) -> PipelineConfig:
     """Read a YAML config file; relative paths in it are relative to the file."""
     if not os.path.isfile(path):
-        raise ConfigError(f"config file {path!r} does not exist")
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = yaml.safe_load(f) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        what = "is not a regular file" if os.path.exists(path) else "does not exist"
+        raise ConfigError(f"config file {path!r} {what}")
+    data = load_yaml_file(path) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     data = dict(data, **(overrides or {}))

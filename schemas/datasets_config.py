@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from schemas.bounds import MAX_BATCH_ROWS, MAX_READ_BYTES, check_at_most
 from schemas.errors import ConfigError
 
 FORMATS = ("parquet", "jsonl")
@@ -113,6 +114,7 @@ class DatasetSource:
         for name, least in (("range_bytes", 1), ("max_row_bytes", 1024), ("batch_rows", 1)):
             if getattr(self, name) < least:
                 raise ConfigError(f"{name} must be at least {least}, got {getattr(self, name)}")
+        check_at_most(self, "", {"max_row_bytes": MAX_READ_BYTES, "batch_rows": MAX_BATCH_ROWS})
 
     def mapping(self) -> dict[str, str]:
         """{field: column}: the preset's, with the explicit `columns` on top."""

@@ -6,10 +6,37 @@ import dataclasses
 import datetime
 import re
 
+from schemas.bounds import MAX_SHARDS, check_at_most
 from schemas.datasets_config import DatasetSource
 from schemas.errors import ConfigError
 
 PERMISSIVE_LICENSES = ("MIT", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause")  # paper §3.1
+# SPDX ids as the SPDX list spells them: those the license stage detects, those the APIs name,
+# and common ones in published datasets. SPDX ids are case-insensitive; a config's are
+# matched so and recorded in this spelling (an id not listed here is kept as written).
+KNOWN_SPDX_IDS = (
+    *PERMISSIVE_LICENSES,
+    *("0BSD", "AGPL-3.0-only", "AGPL-3.0-or-later", "Artistic-2.0", "BSD-2-Clause-Patent", "BSL-1.0"),
+    *("CC-BY-4.0", "CC0-1.0", "EPL-1.0", "EPL-2.0", "GPL-2.0-only", "GPL-2.0-or-later", "GPL-3.0-only"),
+    *("GPL-3.0-or-later", "ISC", "LGPL-2.1-only", "LGPL-2.1-or-later", "LGPL-3.0-only", "LGPL-3.0-or-later"),
+    *("MIT-0", "MPL-2.0", "NOASSERTION", "PostgreSQL", "Python-2.0", "Unlicense", "WTFPL", "X11", "Zlib"),
+)
+_CANONICAL_SPDX = {spdx.lower(): spdx for spdx in KNOWN_SPDX_IDS}
+SPDX_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]*")
+
+
+def canonical_spdx_ids(ids: tuple[str, ...], key: str) -> tuple[str, ...]:
+    """A list of SPDX ids in their canonical spelling, without repeats; an empty list or an expression is refused."""
+    if not ids:
+        raise ConfigError(f"{key} is empty, so every file would be rejected; list SPDX ids such as {list(PERMISSIVE_LICENSES)}")
+    canonical = []
+    for i, spdx in enumerate(ids):
+        if not SPDX_ID.fullmatch(spdx):
+            raise ConfigError(f"{key}[{i}]: {spdx!r} is not an SPDX id (one id per entry, such as MIT; no expressions)")
+        spdx = _CANONICAL_SPDX.get(spdx.lower(), spdx)
+        if spdx not in canonical:
+            canonical.append(spdx)
+    return tuple(canonical)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +150,7 @@ class ApiSource:
             raise ConfigError(f"base_url must start with http:// or https://, got {self.base_url!r}")
         if not self.languages or not self.licenses:
             raise ConfigError("languages and licenses must not be empty")
+        object.__setattr__(self, "licenses", canonical_spdx_ids(self.licenses, "licenses"))
         if self.max_repositories is not None and self.max_repositories < 1:
             raise ConfigError(f"max_repositories must be at least 1 (or null for all), got {self.max_repositories}")
         check_timestamp(self.commits_until, "commits_until")
@@ -193,8 +221,10 @@ class BigQuerySource:
             raise ConfigError(f"results_dataset must be a dataset name (letters, digits, _), got {self.results_dataset!r}")
         if not self.licenses or not self.extensions:
             raise ConfigError("licenses and extensions must not be empty")
+        object.__setattr__(self, "licenses", canonical_spdx_ids(self.licenses, "licenses"))
         if self.read_streams < 1 or self.results_expiration_hours < 1:
             raise ConfigError("read_streams and results_expiration_hours must be at least 1")
+        check_at_most(self, "", {"read_streams": MAX_SHARDS})
         if not isinstance(self.maximum_bytes_billed, int) or self.maximum_bytes_billed < 1:
             raise ConfigError(
                 f"maximum_bytes_billed must be a number of bytes (no query runs uncapped), got {self.maximum_bytes_billed!r}"

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any
 
 from schemas.errors import ConfigError
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what a config's whole numbers may be (Arrow and numpy hold int64)
 
 
 def from_mapping(cls: type, data: Any, where: str) -> Any:
@@ -56,20 +59,31 @@ def convert_value(hint: Any, value: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         return {str(k): convert_value(args[1], v, f"{where}.{k}") for k, v in value.items()}
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is float and isinstance(value, str):
-        try:  # YAML 1.1 reads 1e-3 (no dot) as a string
-            return float(value)
-        except ValueError:
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-    if hint in (int, float, str, bool):
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return finite_float(value, where)
+    if hint in (int, str, bool):
         if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
             raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+        if hint is int and not INT64_MIN <= value <= INT64_MAX:
+            raise ConfigError(f"{where}: a whole number of {value.bit_length()} bits is out of range (at most 2^63-1)")
         return value
     if hint is Any:
         return value
     raise ConfigError(f"{where}: unsupported config type {hint}")
+
+
+def finite_float(value: int | float | str, where: str) -> float:
+    """A float config value: a finite number (NaN switches a comparison off; inf means no bound)."""
+    try:  # YAML 1.1 reads 1e-3 (no dot) as a string
+        number = float(value)
+    except (ValueError, OverflowError):
+        shown = f"a whole number of {value.bit_length()} bits" if isinstance(value, int) else repr(value)
+        raise ConfigError(f"{where}: expected a number, got {shown}") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{where}: must be a finite number, got {value!r}")
+    return number
 
 
 def to_plain(value: Any) -> Any:

@@ -177,12 +177,13 @@ def is_license_candidate(path: str) -> bool:
 
 
 def expression_allowed(expression: str, allow: frozenset[str]) -> bool:
-    """Whether an SPDX expression (ids with AND, OR, parentheses) is within the allow-list.
+    """Whether an SPDX expression (ids with AND, OR, parentheses) is within the allow-list, ids in any case.
 
     "A AND B" needs both allowed, "A OR B" either; a malformed expression (or one nested
     deeper than MAX_EXPRESSION_DEPTH, which a tag in a hostile file can be) is not allowed.
     """
     tokens = _EXPRESSION_TOKEN.findall(expression)
+    allow = frozenset(spdx.lower() for spdx in allow)  # SPDX ids are case-insensitive
 
     def parse(i: int, depth: int) -> tuple[bool, int]:
         if depth > MAX_EXPRESSION_DEPTH:
@@ -196,7 +197,7 @@ def expression_allowed(expression: str, allow: frozenset[str]) -> bool:
                 elif token in ("AND", "OR", ")"):
                     raise ValueError(expression)
                 else:
-                    value = token in allow
+                    value = token.lower() in allow
                 all_of = all_of and value
                 expect_id = False
             elif token == "AND":

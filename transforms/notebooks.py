@@ -35,7 +35,6 @@ the same way) and validated against nbformat's schema; anything that fails raise
 from __future__ import annotations
 
 import logging
-import posixpath
 import warnings
 
 import nbformat
@@ -45,9 +44,9 @@ from nbformat.warnings import DuplicateCellId, MissingIDFieldWarning
 
 from schemas.records import Rejected, RepoFile
 from transforms.base import RecordFn
+from transforms.sources.file_decoding import is_notebook_path
 
 STAGE = "notebooks"
-NOTEBOOK_EXT = ".ipynb"
 NOTEBOOK_VERSION = 4
 READ_VERSIONS = (3, 4)  # the formats of notebooks in the wild since 2013; older ones are rejected
 
@@ -167,10 +166,6 @@ def notebook_body(nb: nbformat.NotebookNode, md: MarkdownIt) -> str:
         if text.strip():
             blocks.append(f"<{tag}>\n{text}\n</{tag}>")
     return "\n".join(blocks)
-
-
-def is_notebook_path(path: str) -> bool:
-    return posixpath.splitext(posixpath.basename(path))[1].lower() == NOTEBOOK_EXT
 
 
 class ConvertNotebooksFn(RecordFn):

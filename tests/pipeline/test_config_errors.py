@@ -9,7 +9,9 @@ import pytest
 from pipeline.options import make_pipeline_options
 from pipeline.run import parse_stages
 from schemas.config import ConfigError, load_config
+from schemas.records import Rejected, RepoFile
 from tests.conftest import EXAMPLES, SAMPLE_CONFIG, run_cli
+from transforms.license import LicenseFilterFn
 
 
 def write(tmp_path, text: str) -> str:
@@ -94,3 +96,40 @@ def test_dataflow_run_with_inputs_or_outputs_on_local_disk_fails_before_running(
 def test_paths_with_glob_characters_are_refused(tmp_path):
     proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path / "runs[1]"), check=False)
     assert proc.returncode != 0 and "which Beam reads as a pattern" in proc.stderr
+
+
+def test_license_allow_is_matched_case_insensitively_and_recorded_canonically(tmp_path):
+    config = load_config(write(tmp_path, "name: x\nlicense:\n  allow: [mit, APACHE-2.0, bsd-3-clause, MIT, LicenseRef-Ours]\n"))
+    assert config.license.allow == ("MIT", "Apache-2.0", "BSD-3-Clause", "LicenseRef-Ours")
+    assert config.to_dict()["license"]["allow"] == ["MIT", "Apache-2.0", "BSD-3-Clause", "LicenseRef-Ours"]  # the manifest's
+    allowed = LicenseFilterFn(config.license.allow)
+    file = RepoFile("i", "local", "r", "a.py", None, "mit AND LicenseRef-OURS", None, 1, "x")  # as data may spell them
+    assert allowed(file) is file
+    assert isinstance(allowed(file.replace(license="GPL-3.0-only")), Rejected)
+
+
+def test_the_crawls_license_lists_are_matched_the_same_way(tmp_path):
+    config = load_config(write(tmp_path, "name: x\nsources:\n  github:\n    licenses: [mit]\n  bigquery:\n    licenses: [Bsd-2-Clause]\n"))
+    assert config.sources.github.licenses == ("MIT",) and config.sources.bigquery.licenses == ("BSD-2-Clause",)
+
+
+@pytest.mark.parametrize(
+    "allow, message",
+    [
+        ("[]", r"license.allow is empty, so every file would be rejected"),
+        ('["MIT OR Apache-2.0"]', r"license.allow\[0\]: 'MIT OR Apache-2.0' is not an SPDX id"),
+        ('[""]', r"license.allow\[0\]: '' is not an SPDX id"),
+    ],
+)
+def test_an_allow_list_that_cannot_mean_what_it_says_is_refused(tmp_path, allow, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, f"name: x\nlicense:\n  allow: {allow}\n"))
+
+
+@pytest.mark.parametrize("out", ["s3://bucket/datasets", "hf://datasets/me/corpus", "azfs://account/container/x", "file:///tmp/x"])
+def test_out_on_a_store_versions_cannot_be_written_to_is_refused_before_any_work(out):
+    proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", out, check=False)
+    assert proc.returncode == 2
+    scheme = out.split("://")[0]
+    assert f"error: --out: {scheme}:// is not supported for writing versions (a local folder or gs://bucket/path)" in proc.stderr
+    assert "stage corpus: starting" not in proc.stderr and "Traceback" not in proc.stderr

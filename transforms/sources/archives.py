@@ -9,7 +9,7 @@ becomes a RepoFile or a Rejected of stage "read":
     outside-root  a member outside the archive's top directory
     duplicate-path  a second entry with a path already read
     symlink, hardlink, device      not a regular file
-    too-large     over read.max_file_bytes (skipped unread)
+    too-large     over read.max_file_bytes, or read.max_notebook_bytes for a notebook (skipped unread)
     binary, not-utf8               as for local files (`local.decode_file`)
 
 The whole archive is bounded by its uncompressed bytes (a decompression bomb stops at
@@ -31,7 +31,7 @@ from typing import Iterator
 from schemas.records import Rejected, RepoFile, RepoSnapshot
 from schemas.sources_config import ArchiveLimits
 from transforms.license import detect_repo_license, is_license_candidate
-from transforms.sources.file_decoding import decode_file
+from transforms.sources.file_decoding import decode_file, size_limit
 from transforms.sources.local import BAD_PATH, STAGE, shown_path
 
 
@@ -49,8 +49,9 @@ class RepoInfo:
     def file_id(self, path: str) -> str:
         return RepoFile.make_id(self.source, self.repo, path, self.revision)
 
-    def reject(self, path: str, reason: str, detail: str = "") -> Rejected:
-        return Rejected(self.file_id(path), STAGE, reason, detail, self.source, self.repo, path)
+    def reject(self, path: str, reason: str, detail: str = "", id_path: str | None = None) -> Rejected:
+        """`id_path`: the name as the archive spells it, where `path` shows it with U+FFFD."""
+        return Rejected(self.file_id(id_path or path), STAGE, reason, detail, self.source, self.repo, path)
 
     def file(self, path: str, data: bytes) -> RepoFile | Rejected:
         """A file's bytes as a RepoFile, or a Rejected when they are binary or not UTF-8."""
@@ -92,6 +93,7 @@ class Member:
     data: bytes | None = None
     reason: str | None = None
     detail: str = ""
+    id_path: str | None = None  # the name as the archive spells it (surrogate-escaped), when not UTF-8
 
 
 class _BoundedReader(io.RawIOBase):
@@ -113,7 +115,9 @@ class _BoundedReader(io.RawIOBase):
         return chunk
 
 
-def iter_members(data: bytes, limits: ArchiveLimits, max_file_bytes: int) -> Iterator[Member]:
+def iter_members(
+    data: bytes, limits: ArchiveLimits, max_file_bytes: int, max_notebook_bytes: int | None = None
+) -> Iterator[Member]:
     """The archive's files in stored order; raises ArchiveStopped where reading must stop."""
     reader = _BoundedReader(data, limits.max_uncompressed_bytes)
     seen = 0
@@ -137,8 +141,9 @@ def iter_members(data: bytes, limits: ArchiveLimits, max_file_bytes: int) -> Ite
                 path = posixpath.normpath("/".join(parts[1:])) if len(parts) > 1 else ""
                 if info.isdir() or path in ("", "."):
                     continue
-                if not valid:
-                    yield Member(path, reason=BAD_PATH, detail="not valid UTF-8, shown with U+FFFD")
+                if not valid:  # names alike but for their bytes that are not UTF-8 must not share an id
+                    raw = posixpath.normpath("/".join(info.name.split("/")[1:]))
+                    yield Member(path, reason=BAD_PATH, detail="not valid UTF-8, shown with U+FFFD", id_path=raw)
                     continue
                 if path in paths:
                     yield Member(path, reason="duplicate-path", detail="a second entry with this path")
@@ -150,8 +155,8 @@ def iter_members(data: bytes, limits: ArchiveLimits, max_file_bytes: int) -> Ite
                     yield Member(path, reason="hardlink", detail="not a regular file")
                 elif not info.isreg():
                     yield Member(path, reason="device", detail="device, fifo or other special file")
-                elif info.size > max_file_bytes:
-                    yield Member(path, reason="too-large", detail=f"{info.size} bytes > {max_file_bytes}")
+                elif info.size > (limit := size_limit(path, max_file_bytes, max_notebook_bytes)):
+                    yield Member(path, reason="too-large", detail=f"{info.size} bytes > {limit}")
                 else:
                     yield Member(path, data=tar.extractfile(info).read())
     except (EOFError, tarfile.ReadError) as e:
@@ -174,15 +179,17 @@ def license_in_archive(data: bytes, limits: ArchiveLimits, max_file_bytes: int) 
     return detect_repo_license(texts)
 
 
-def read_archive(info: RepoInfo, data: bytes, limits: ArchiveLimits, max_file_bytes: int) -> Iterator:
+def read_archive(
+    info: RepoInfo, data: bytes, limits: ArchiveLimits, max_file_bytes: int, max_notebook_bytes: int | None = None
+) -> Iterator:
     """Every member as a RepoFile or Rejected, one Rejected for an unread rest, then the snapshot."""
     if info.license is None:
         info = dataclasses.replace(info, license=license_in_archive(data, limits, max_file_bytes))
     kept = 0
     try:
-        for member in iter_members(data, limits, max_file_bytes):
+        for member in iter_members(data, limits, max_file_bytes, max_notebook_bytes):
             if member.reason:
-                yield info.reject(member.path, member.reason, member.detail)
+                yield info.reject(member.path, member.reason, member.detail, member.id_path)
                 continue
             record = info.file(member.path, member.data)
             kept += isinstance(record, RepoFile)

@@ -15,7 +15,8 @@ API, one stream per task, one record batch in memory at a time (bigquery_jobs.py
 Before the graph is built, a dry run says what the query would scan; a cap below that
 fails the run before any work (`estimate_and_check`).
 
-Files over read.max_file_bytes come back without content and are rejected as too-large;
+Files over read.max_file_bytes (notebooks: read.max_notebook_bytes) come back without
+content and are rejected as too-large;
 binary files and symlinks are rejected by reason, like the other sources' files.
 """
 
@@ -43,6 +44,7 @@ from transforms.sources.bigquery_jobs import (
 )
 from transforms.sources.common import CountFilesPerRepo, SourceOutputs, license_keys, spdx_of_key, with_snapshot_id
 from transforms.sources.crawl_state import CrawlState
+from transforms.sources.file_decoding import size_limit
 from transforms.sources.local import STAGE
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,7 @@ def crawled_repos(state_dir: str | None):
             yield item["repo"].lower()
 
 
-def row_record(row: dict, max_file_bytes: int):
+def row_record(row: dict, max_file_bytes: int, max_notebook_bytes: int | None = None):
     """One result row as a RepoFile, or a Rejected saying why not."""
     info = RepoInfo("bigquery", row["repo_name"], row["ref"], spdx_of_key(row["license"]), None, origin="github")
     path, size = row["path"], row["size"] or 0
@@ -67,16 +69,16 @@ def row_record(row: dict, max_file_bytes: int):
         return info.reject(path, "symlink", "not a regular file")
     if row["binary"]:
         return info.reject(path, "binary")
-    if size > max_file_bytes:
-        return info.reject(path, "too-large", f"{size} bytes > {max_file_bytes}")
+    if size > (limit := size_limit(path, max_file_bytes, max_notebook_bytes)):
+        return info.reject(path, "too-large", f"{size} bytes > {limit}")
     if row["content"] is None:
         return info.reject(path, "no-content", "the archive holds no content for this file")
     return info.file(path, row["content"].encode("utf-8"))
 
 
-def estimate_and_check(section: BigQuerySource, max_file_bytes: int):
+def estimate_and_check(section: BigQuerySource, max_file_bytes: int, max_notebook_bytes: int | None = None):
     """The dry run's estimate, logged as a table; ConfigError when it is over the cap."""
-    estimate = dry_run(make_client(section), section, max_file_bytes)
+    estimate = dry_run(make_client(section), section, max_file_bytes, max_notebook_bytes)
     log.info("sources.bigquery: dry run of the query\n%s", estimate.table())
     check_cap(estimate)
     return estimate
@@ -89,10 +91,10 @@ class RunQueryFn(RecordFn):
     each_output_is_an_input = True  # it reads no records itself: only its statistics are tallied
     extra_outputs = (STREAMS,)
 
-    def __init__(self, section: BigQuerySource, exclude_state: str | None, max_file_bytes: int):
+    def __init__(self, section: BigQuerySource, exclude_state: str | None, sizes: tuple[int, int | None]):
         self.section = section
         self.exclude_state = exclude_state
-        self.max_file_bytes = max_file_bytes
+        self.sizes = sizes
 
     def setup(self):
         self.client = make_client(self.section)
@@ -106,7 +108,7 @@ class RunQueryFn(RecordFn):
             names = list(crawled_repos(self.exclude_state))
             self.count("bigquery.excluded_repositories", len(names))
             exclude = staging.load_exclusions(names) if names else None
-        table_id = staging.run_query(exclude, self.max_file_bytes)
+        table_id = staging.run_query(exclude, *self.sizes)
         self.count("bigquery.rows", self.client.get_table(table_id).num_rows or 0)
         for stream in read_streams(self.read_client, table_id, self.client.project, self.section.read_streams):
             yield pvalue.TaggedOutput(STREAMS, stream)
@@ -118,38 +120,40 @@ class ReadRowsFn(RecordFn):
     stage = STAGE
     each_output_is_an_input = True
 
-    def __init__(self, section: BigQuerySource, max_file_bytes: int):
+    def __init__(self, section: BigQuerySource, sizes: tuple[int, int | None]):
         self.section = section
-        self.max_file_bytes = max_file_bytes
+        self.sizes = sizes
 
     def setup(self):
         self.read_client = make_read_client(self.section)
 
     def __call__(self, stream: str):
         for row in stream_rows(self.read_client, stream):
-            yield row_record(row, self.max_file_bytes)
+            yield row_record(row, *self.sizes)
 
 
 class ReadBigQueryFiles(beam.PTransform):
     """The query's files as SourceOutputs (kept RepoFiles, Rejected, tallies, snapshots, summary)."""
 
-    def __init__(self, section: BigQuerySource, exclude_state: str | None, max_file_bytes: int):
+    def __init__(
+        self, section: BigQuerySource, exclude_state: str | None, max_file_bytes: int, max_notebook_bytes: int | None = None
+    ):
         super().__init__()
         license_keys(section.licenses, "sources.bigquery.licenses")  # fail before the run
         self.section = section
         self.exclude_state = exclude_state
-        self.max_file_bytes = max_file_bytes
+        self.sizes = (max_file_bytes, max_notebook_bytes)
 
     def expand(self, pbegin):
         query = (
             pbegin
             | "Start" >> beam.Create([None])
-            | "RunQuery" >> ApplyStage(RunQueryFn(self.section, self.exclude_state, self.max_file_bytes))
+            | "RunQuery" >> ApplyStage(RunQueryFn(self.section, self.exclude_state, self.sizes))
         )
         read = (
             query[STREAMS]
             | "SpreadStreams" >> beam.Reshuffle()
-            | "ReadRows" >> ApplyStage(ReadRowsFn(self.section, self.max_file_bytes))
+            | "ReadRows" >> ApplyStage(ReadRowsFn(self.section, self.sizes))
         )
         tally = (query.tally, read.tally) | "AllTallies" >> beam.Flatten()
         snapshot = read.kept | "CountFilesPerRepo" >> CountFilesPerRepo()

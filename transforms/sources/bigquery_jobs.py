@@ -78,12 +78,13 @@ def query_sql(dataset: str, exclude_from: str = NOTHING_EXCLUDED) -> str:
         return f.read().replace("{dataset}", dataset).replace("{exclude}", exclude_from)
 
 
-def query_parameters(section: BigQuerySource, max_file_bytes: int) -> list:
+def query_parameters(section: BigQuerySource, max_file_bytes: int, max_notebook_bytes: int | None = None) -> list:
     bigquery = bigquery_module()
     return [
         bigquery.ArrayQueryParameter("licenses", "STRING", license_keys(section.licenses, "sources.bigquery.licenses")),
         bigquery.ArrayQueryParameter("extensions", "STRING", [e.lower() for e in section.extensions]),
         bigquery.ScalarQueryParameter("max_file_bytes", "INT64", max_file_bytes),
+        bigquery.ScalarQueryParameter("max_notebook_bytes", "INT64", max_notebook_bytes or max_file_bytes),
     ]
 
 
@@ -112,11 +113,11 @@ class Estimate:
         return "\n".join(f"{a:<{width}}  {b:>22}  {c}" for a, b, c in rows)
 
 
-def dry_run(client, section: BigQuerySource, max_file_bytes: int) -> Estimate:
+def dry_run(client, section: BigQuerySource, max_file_bytes: int, max_notebook_bytes: int | None = None) -> Estimate:
     """A BigQuery dry run of the query: nothing runs, nothing is billed (the exclusion table adds a few MB)."""
     bigquery = bigquery_module()
     config = bigquery.QueryJobConfig(
-        dry_run=True, use_query_cache=False, query_parameters=query_parameters(section, max_file_bytes)
+        dry_run=True, use_query_cache=False, query_parameters=query_parameters(section, max_file_bytes, max_notebook_bytes)
     )
     job = client.query(query_sql(section.dataset), job_config=config, location=section.location)
     return Estimate(int(job.total_bytes_processed or 0), section.maximum_bytes_billed)
@@ -209,12 +210,12 @@ class Staging:
         self.expire(table_id)
         return table_id
 
-    def run_query(self, exclude_table: str | None, max_file_bytes: int) -> str:
+    def run_query(self, exclude_table: str | None, max_file_bytes: int, max_notebook_bytes: int | None = None) -> str:
         """Run the query into its destination table (or reuse the run that did); returns the table id."""
         bigquery = bigquery_module()
         section = self.section
         sql = query_sql(section.dataset, f"`{exclude_table}`" if exclude_table else NOTHING_EXCLUDED)
-        params = query_parameters(section, max_file_bytes)
+        params = query_parameters(section, max_file_bytes, max_notebook_bytes)
         key = digest(sql, [p.to_api_repr() for p in params], section.maximum_bytes_billed, self.dataset, section.location)
         table_id = f"{self.dataset}.files_{key}"
         config = bigquery.QueryJobConfig(

@@ -57,7 +57,9 @@ from transforms.sources.local import SNAPSHOT, STAGE
 log = logging.getLogger(__name__)
 
 
-def fetch_repo(host: Host, repo: RemoteRepo, state: CrawlState, max_file_bytes: int) -> Iterator:
+def fetch_repo(
+    host: Host, repo: RemoteRepo, state: CrawlState, max_file_bytes: int, max_notebook_bytes: int | None = None
+) -> Iterator:
     """A repository's records from the state, or fetched (and saved) when it is not there."""
     saved = state.load_repo(repo.source, repo.repo)
     if saved is not None:
@@ -86,7 +88,7 @@ def fetch_repo(host: Host, repo: RemoteRepo, state: CrawlState, max_file_bytes: 
     header = {"repo": repo.repo, "commit": commit, "license": repo.license, "stars": repo.stars}
     writer = state.repo_writer(repo.source, repo.repo, header)
     try:
-        for record in read_archive(info, data, host.section.limits, max_file_bytes):
+        for record in read_archive(info, data, host.section.limits, max_file_bytes, max_notebook_bytes):
             writer.add(record)
             yield record
     except BaseException:
@@ -102,11 +104,13 @@ class FetchRepoFn(RecordFn):
     each_output_is_an_input = True  # each file read (or the repository's rejection) counts as one input
     extra_outputs = (SNAPSHOT,)
 
-    def __init__(self, host_cls: type[Host], section: ApiSource, state_dir: str, max_file_bytes: int):
+    def __init__(
+        self, host_cls: type[Host], section: ApiSource, state_dir: str, max_file_bytes: int, max_notebook_bytes: int | None = None
+    ):
         self.host_cls = host_cls
         self.section = section
         self.state_dir = state_dir
-        self.max_file_bytes = max_file_bytes
+        self.sizes = (max_file_bytes, max_notebook_bytes)
 
     def setup(self):
         # Jitter differs per worker so that workers do not retry in step. The token is read here,
@@ -125,7 +129,7 @@ class FetchRepoFn(RecordFn):
             return
         self.count(f"{item.source}.repositories")
         requests, retries = self.host.client.requests, self.host.client.retries
-        for record in fetch_repo(self.host, item, self.state, self.max_file_bytes):
+        for record in fetch_repo(self.host, item, self.state, *self.sizes):
             yield pvalue.TaggedOutput(SNAPSHOT, record) if isinstance(record, RepoSnapshot) else record
         self.requests.inc(self.host.client.requests - requests)
         self.retries.inc(self.host.client.retries - retries)
@@ -142,16 +146,16 @@ class FetchRepoFn(RecordFn):
 class CrawlRepos(beam.PTransform):
     """A listed crawl's repositories → SourceOutputs, fetched in parallel after a Reshuffle."""
 
-    def __init__(self, host_cls: type[Host], section: ApiSource, state_dir: str, max_file_bytes: int, summary: dict):
+    def __init__(self, host_cls: type[Host], section: ApiSource, state_dir: str, sizes: tuple[int, int], summary: dict):
         super().__init__()
         self.host_cls = host_cls
         self.section = section
         self.state_dir = state_dir
-        self.max_file_bytes = max_file_bytes
+        self.sizes = sizes  # read.max_file_bytes, read.max_notebook_bytes
         self.summary = summary
 
     def expand(self, pbegin):
-        fetch = FetchRepoFn(self.host_cls, self.section, self.state_dir, self.max_file_bytes)
+        fetch = FetchRepoFn(self.host_cls, self.section, self.state_dir, *self.sizes)
         read = (
             pbegin
             | "ReadListing" >> beam.io.ReadFromText(CrawlState(self.state_dir).listing_path)
@@ -167,7 +171,8 @@ def list_crawl(host_cls: type[Host], config: PipelineConfig, dataset_dir: str) -
     section = getattr(config.sources, host_cls.source)
     where = f"sources.{host_cls.source}"
     license_keys(section.licenses, f"{where}.licenses")
-    name = f"{host_cls.source}-{crawl_key(host_cls.source, section, config.read.max_file_bytes)}"
+    sizes = (config.read.max_file_bytes, config.read.max_notebook_bytes)
+    name = f"{host_cls.source}-{crawl_key(host_cls.source, section, *sizes)}"
     if section.state_dir:
         state_dir, shown = posixpath.join(config.resolve(section.state_dir), name), posixpath.join(section.state_dir, name)
     else:
@@ -192,6 +197,6 @@ def list_crawl(host_cls: type[Host], config: PipelineConfig, dataset_dir: str) -
         **dict(sorted(listing.facts.items())),
         **{k: sorted(v) for k, v in sorted(listing.notes.items())},
     }
-    return CrawlRepos(host_cls, section, state_dir, config.read.max_file_bytes, summary)
+    return CrawlRepos(host_cls, section, state_dir, sizes, summary)
 
 

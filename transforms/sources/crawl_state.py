@@ -51,7 +51,7 @@ def _sorted_json_encoder():
 encode_sorted = _sorted_json_encoder()
 
 
-def crawl_key(source: str, section: Any, max_file_bytes: int) -> str:
+def crawl_key(source: str, section: Any, max_file_bytes: int, max_notebook_bytes: int | None = None) -> str:
     """Twelve hex digits over the settings that decide what the crawl's records are.
 
     Left out: the token, the request pacing and budget, the listing's size and date
@@ -66,6 +66,7 @@ def crawl_key(source: str, section: Any, max_file_bytes: int) -> str:
         "commits_until": section.commits_until,
         "limits": [section.limits.max_archive_bytes, section.limits.max_uncompressed_bytes, section.limits.max_members],
         "max_file_bytes": max_file_bytes,
+        "max_notebook_bytes": max_notebook_bytes,
     }
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:12]
 

@@ -327,10 +327,16 @@ class ReadDatasetUnitFn(RecordFn):
     stage = STAGE
     each_output_is_an_input = True
 
-    def __init__(self, mappings: dict[str, RowMapping], sections: dict[str, DatasetSource], max_file_bytes: int):
+    def __init__(
+        self,
+        mappings: dict[str, RowMapping],
+        sections: dict[str, DatasetSource],
+        max_file_bytes: int,
+        max_notebook_bytes: int | None = None,
+    ):
         self.mappings = mappings
         self.limits = {name: (s.max_row_bytes, s.batch_rows) for name, s in sections.items()}
-        self.max_file_bytes = max_file_bytes
+        self.sizes = (max_file_bytes, max_notebook_bytes)
 
     def __call__(self, unit: DatasetUnit):
         mapping = self.mappings[unit.file.dataset]
@@ -350,7 +356,7 @@ class ReadDatasetUnitFn(RecordFn):
                     rid = record_id(SOURCE, mapping.dataset, where)
                     yield Rejected(rid, STAGE, row.reason, f"{where}: {row}"[:500], SOURCE, mapping.dataset, unit.file.name)
                 else:
-                    yield row_record(row, mapping, where, self.max_file_bytes)
+                    yield row_record(row, mapping, where, *self.sizes)
         except NotRegularFile as e:  # replaced by a FIFO, a device or a folder after it was listed
             yield self.not_regular(unit, mapping, e.reason, str(e))
         except UNREADABLE as e:
@@ -369,12 +375,18 @@ class ReadDatasetUnitFn(RecordFn):
 class ReadDatasets(beam.PTransform):
     """Dataset files → SourceOutputs (kept RepoFiles, Rejected, tallies, snapshots, summary)."""
 
-    def __init__(self, sections: tuple[DatasetSource, ...], listed: dict[str, ListedDataset], max_file_bytes: int):
+    def __init__(
+        self,
+        sections: tuple[DatasetSource, ...],
+        listed: dict[str, ListedDataset],
+        max_file_bytes: int,
+        max_notebook_bytes: int | None = None,
+    ):
         super().__init__()
         self.sections = {s.name: s for s in sections}
         self.listed = listed
         self.files = [f for name in self.sections for f in listed[name].files]
-        self.max_file_bytes = max_file_bytes
+        self.sizes = (max_file_bytes, max_notebook_bytes)
 
     def expand(self, pbegin):
         range_bytes = {name: s.range_bytes for name, s in self.sections.items()}
@@ -385,7 +397,7 @@ class ReadDatasets(beam.PTransform):
             | "SpreadFiles" >> beam.Reshuffle()
             | "SplitFiles" >> beam.FlatMap(lambda f: split_file(f, range_bytes[f.dataset]))
             | "SpreadUnits" >> beam.Reshuffle()
-            | "ReadUnits" >> ApplyStage(ReadDatasetUnitFn(mappings, self.sections, self.max_file_bytes))
+            | "ReadUnits" >> ApplyStage(ReadDatasetUnitFn(mappings, self.sections, *self.sizes))
         )
         snapshot = read.kept | "CountFilesPerRepo" >> CountFilesPerRepo()
         return SourceOutputs(read.kept, read.rejected, read.tally, snapshot, with_snapshot_id(pbegin, self.summary(), snapshot))
@@ -412,7 +424,9 @@ class ReadDatasets(beam.PTransform):
         return {"datasets": entries}
 
 
-def read_datasets(sections: tuple[DatasetSource, ...], resolve: Callable[[str], str], max_file_bytes: int) -> ReadDatasets:
+def read_datasets(
+    sections: tuple[DatasetSource, ...], resolve: Callable[[str], str], max_file_bytes: int, max_notebook_bytes: int | None = None
+) -> ReadDatasets:
     """The datasets source, its files listed and first files' columns checked now (before any work)."""
     listed = {}
     for i, section in enumerate(sections):
@@ -421,4 +435,4 @@ def read_datasets(sections: tuple[DatasetSource, ...], resolve: Callable[[str], 
         first = next((f for f in listed[section.name].files if f.size > 0 and f.problem is None), None)
         if first is not None:  # empty files hold no rows to map
             check_columns(section, where, first)
-    return ReadDatasets(sections, listed, max_file_bytes)
+    return ReadDatasets(sections, listed, max_file_bytes, max_notebook_bytes)

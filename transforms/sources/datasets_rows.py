@@ -9,7 +9,7 @@ which column feeds which field. Reasons:
     wrong-type      content or path not a string, stars not an integer, license not a string
                     or a list of strings, ...
     out-of-range    stars negative or at least 2^63 (what no int64 column can hold)
-    too-large       content over read.max_file_bytes (UTF-8 bytes)
+    too-large       content over read.max_file_bytes, or read.max_notebook_bytes for a notebook (UTF-8 bytes)
     binary, not-utf8  content with a NUL byte, or bytes (or a JSON escape) that are not UTF-8
 """
 
@@ -19,7 +19,7 @@ import dataclasses
 from typing import Any, Iterator
 
 from schemas.records import Rejected, RepoFile, record_id
-from transforms.sources.file_decoding import decode_file
+from transforms.sources.file_decoding import decode_file, size_limit
 from transforms.sources.local import STAGE
 
 SOURCE = "dataset"
@@ -114,7 +114,9 @@ def present(row: dict, fields: dict[str, str], field: str, required: bool) -> An
     return value
 
 
-def row_record(row: dict, mapping: RowMapping, where: str, max_file_bytes: int) -> RepoFile | Rejected:
+def row_record(
+    row: dict, mapping: RowMapping, where: str, max_file_bytes: int, max_notebook_bytes: int | None = None
+) -> RepoFile | Rejected:
     """One row as a RepoFile, or a Rejected naming the column at fault.
 
     The id hashes the dataset's name with `where`, the row's file and place in it, so
@@ -136,8 +138,8 @@ def row_record(row: dict, mapping: RowMapping, where: str, max_file_bytes: int) 
         return Rejected(rid, STAGE, e.reason, f"{where}: {e}"[:500], SOURCE, repo, path)
     try:
         data = content_bytes(present(row, fields, "content", True), fields["content"])
-        if len(data) > max_file_bytes:
-            raise BadRow("too-large", f"{len(data)} bytes > {max_file_bytes}")
+        if len(data) > (limit := size_limit(path, max_file_bytes, max_notebook_bytes)):
+            raise BadRow("too-large", f"{len(data)} bytes > {limit}")
         stars = stars_of(present(row, fields, "stars", False), fields.get("stars"))
         license = license_of(present(row, fields, "license", False), fields.get("license"))
     except BadRow as e:

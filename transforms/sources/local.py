@@ -36,8 +36,7 @@ from schemas.records import Rejected, RepoFile, RepoSnapshot
 from schemas.sources_config import check_repo_metadata
 from transforms.base import ApplyStage, RecordFn
 from transforms.license import detect_repo_license, is_license_candidate
-from transforms.notebooks import is_notebook_path
-from transforms.sources.file_decoding import decode_file
+from transforms.sources.file_decoding import decode_file, size_limit
 from transforms.sources.local_tree import (
     BAD_PATH,
     UNREADABLE,
@@ -48,13 +47,14 @@ from transforms.sources.local_tree import (
     os_reason,
     shown_path,
 )
+from transforms.sources.watchdog import Watchdog
 
 __all__ = ["BAD_PATH", "STAGE", "shown_path", "list_repos", "read_repo", "ReadLocalRepos"]
 
 STAGE = "read"
 SNAPSHOT = "snapshot"
 REPO_UNREADABLE = "repo-unreadable"
-GIT_TIMEOUT_SECONDS = 600  # one git listing command; a repository git cannot list in this time is rejected
+GIT_TIMEOUT_SECONDS = 600.0  # default of read.git_timeout_seconds: the longest one git call may take
 GIT_DETAIL_CHARS = 500
 
 
@@ -106,7 +106,18 @@ def list_repos(root: str, metadata_path: str | None = None) -> list[RepoRef]:
         kind, detail = root_entry_kind(root, name)
         meta = metadata.get(name, {}) if kind == "folder" else {}
         refs.append(RepoRef(root, name, meta.get("repo", name), meta.get("stars"), meta.get("origin"), kind=kind, detail=detail))
+    check_metadata_keys(metadata, refs, metadata_path, root)
     return refs
+
+
+def check_metadata_keys(metadata: dict, refs: list[RepoRef], metadata_path: str | None, root: str) -> None:
+    """Every metadata key must name a repository folder: a misspelt one would silently lose its stars."""
+    kinds = {ref.name: ref.kind for ref in refs}
+    for key in sorted(metadata):
+        kind = kinds.get(key)
+        if kind != "folder":
+            found = f"is a {kind} entry, not a repository folder" if kind else "names no entry"
+            raise ConfigError(f"{metadata_path}: [{key!r}] {found} in {root!r}; fix the key or remove it")
 
 
 def is_git_repo(path: str) -> bool:
@@ -118,20 +129,29 @@ def is_git_repo(path: str) -> bool:
 
 
 class GitReader:
-    """Reads a repository's files at HEAD through one `git cat-file --batch` process."""
+    """Reads a repository's files at HEAD through one `git cat-file --batch` process.
 
-    def __init__(self, path: str):
+    Every git call has `timeout` seconds: a listing that takes longer rejects the
+    repository; an object read that takes longer (git blocked on a FIFO in `.git/objects`,
+    a hung network mount) kills git, rejects that file, and every later file of the
+    repository is rejected unread, so a hung git costs one timeout, not one per file.
+    """
+
+    def __init__(self, path: str, timeout: float = GIT_TIMEOUT_SECONDS):
         self.path = path
+        self.timeout = timeout
+        self.timed_out = False
         self.revision = self._git("rev-parse", "--verify", "HEAD").decode("utf-8", "replace").strip()
         self._proc: subprocess.Popen | None = None
+        self._watchdog: Watchdog | None = None
 
     def _git(self, *args: str) -> bytes:
         """A git command's output; its failure as EntryUnreadable carrying git's own message."""
         command = ["git", "-C", self.path, *args]
         try:
-            done = subprocess.run(command, capture_output=True, timeout=GIT_TIMEOUT_SECONDS)
+            done = subprocess.run(command, capture_output=True, timeout=self.timeout)
         except subprocess.TimeoutExpired:
-            raise EntryUnreadable(f"git {args[0]} did not finish in {GIT_TIMEOUT_SECONDS}s") from None
+            raise EntryUnreadable(f"git {args[0]} did not finish in {self.timeout:g}s (read.git_timeout_seconds)") from None
         except OSError as e:
             raise EntryUnreadable(f"git {args[0]}: {os_reason(e)}") from None
         if done.returncode:
@@ -150,7 +170,8 @@ class GitReader:
             path_str, valid = shown_path(path)
             size = int(size) if size.isdigit() else -1  # git prints "BAD" for a blob it cannot find
             if not valid:
-                entries.append(Entry(path_str, 0, BAD_PATH, detail="not valid UTF-8, shown with U+FFFD"))
+                raw = path.decode("utf-8", "surrogateescape")
+                entries.append(Entry(path_str, 0, BAD_PATH, raw=raw, detail="not valid UTF-8, shown with U+FFFD"))
             elif otype == b"commit":
                 entries.append(Entry(path_str, 0, "submodule", detail="a submodule is another repository"))
             elif mode == b"120000":
@@ -160,12 +181,32 @@ class GitReader:
         return sorted(entries, key=lambda e: e.path)
 
     def read(self, entry: Entry, limit: int) -> bytes:
-        """At most `limit + 1` bytes of the blob; a missing object is this entry's fault alone."""
+        """At most `limit + 1` bytes of the blob, within the timeout; a missing object is this entry's fault alone."""
+        if self.timed_out:
+            raise EntryUnreadable(f"not read: git cat-file did not answer in {self.timeout:g}s for an earlier file")
+        if self._proc is None:
+            self._proc = subprocess.Popen(
+                ["git", "-C", self.path, "cat-file", "--batch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            )
+            self._watchdog = Watchdog(self.timeout, self._expire)
         try:
-            if self._proc is None:
-                self._proc = subprocess.Popen(
-                    ["git", "-C", self.path, "cat-file", "--batch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-                )
+            with self._watchdog:
+                return self._read_blob(entry, limit)
+        except EntryUnreadable:
+            if not self.timed_out:
+                raise
+            self.close()
+            raise EntryUnreadable(f"git cat-file did not answer in {self.timeout:g}s (read.git_timeout_seconds)") from None
+
+    def _expire(self) -> None:
+        """Git took too long: it is killed, so the blocked read returns."""
+        self.timed_out = True
+        proc = self._proc
+        if proc is not None:
+            proc.kill()
+
+    def _read_blob(self, entry: Entry, limit: int) -> bytes:
+        try:
             self._proc.stdin.write(entry.blob.encode() + b"\n")
             self._proc.stdin.flush()
             header = self._proc.stdout.readline().split()
@@ -187,6 +228,9 @@ class GitReader:
             raise EntryUnreadable(f"git cat-file failed: {e}") from None
 
     def close(self) -> None:
+        if self._watchdog is not None:
+            watchdog, self._watchdog = self._watchdog, None
+            watchdog.stop()
         if self._proc is not None:
             proc, self._proc = self._proc, None
             proc.kill()  # it holds no state worth a clean exit; a wedged one must not hang the worker
@@ -197,16 +241,17 @@ class GitReader:
 
 def repo_rejection(ref: RepoRef, reason: str, detail: str) -> Rejected:
     """The one record of a root entry that is not read (or a repository that cannot be listed)."""
-    repo, _ = shown_path(ref.repo)
-    return Rejected(RepoFile.make_id("local", repo, "", None), STAGE, reason, detail[:GIT_DETAIL_CHARS], "local", repo, "")
+    repo, _ = shown_path(ref.repo)  # the id hashes the name as the OS spells it, so each folder gets its own
+    return Rejected(RepoFile.make_id("local", ref.repo, "", None), STAGE, reason, detail[:GIT_DETAIL_CHARS], "local", repo, "")
 
 
 def read_repo(
-    ref: RepoRef, max_file_bytes: int, max_notebook_bytes: int | None = None
+    ref: RepoRef, max_file_bytes: int, max_notebook_bytes: int | None = None, git_timeout: float = GIT_TIMEOUT_SECONDS
 ) -> Iterator[RepoFile | Rejected | RepoSnapshot]:
     """Every entry of one repository as a RepoFile or a Rejected, then its snapshot.
 
-    Notebooks may be up to `max_notebook_bytes` (default: `max_file_bytes`).
+    Notebooks may be up to `max_notebook_bytes` (default: `max_file_bytes`); each git call
+    may take up to `git_timeout` seconds.
     """
     repo, valid = shown_path(ref.repo)
     if not valid:
@@ -216,7 +261,7 @@ def read_repo(
         yield repo_rejection(ref, ref.kind, ref.detail)
         return
     try:
-        reader = GitReader(ref.path) if is_git_repo(ref.path) else FolderReader(ref.path)
+        reader = GitReader(ref.path, git_timeout) if is_git_repo(ref.path) else FolderReader(ref.path)
         entries = reader.entries()
     except (EntryUnreadable, OSError) as e:
         yield repo_rejection(ref, REPO_UNREADABLE, str(e))
@@ -231,16 +276,15 @@ def read_entry(reader, entry: Entry, max_file_bytes: int, max_notebook_bytes: in
     """(bytes, "", "") of a file to keep reading, or (None, reason, detail) of one to reject."""
     if entry.kind != "file":
         return None, entry.kind, entry.detail or "not a regular file"
-    if is_notebook_path(entry.path):
-        max_file_bytes = max_notebook_bytes
-    if entry.size > max_file_bytes:
-        return None, "too-large", f"{entry.size} bytes > {max_file_bytes}"
+    limit = size_limit(entry.path, max_file_bytes, max_notebook_bytes)
+    if entry.size > limit:
+        return None, "too-large", f"{entry.size} bytes > {limit}"
     try:
-        data = reader.read(entry, max_file_bytes)
+        data = reader.read(entry, limit)
     except EntryUnreadable as e:
         return None, UNREADABLE, str(e)
-    if len(data) > max_file_bytes:
-        return None, "too-large", f"over {max_file_bytes} bytes when read (it grew after it was listed)"
+    if len(data) > limit:
+        return None, "too-large", f"over {limit} bytes when read (it grew after it was listed)"
     return data, "", ""
 
 
@@ -257,7 +301,7 @@ def read_entries(
     tree = hashlib.sha1()
     kept = 0
     for entry in entries:
-        file_id = RepoFile.make_id("local", ref.repo, entry.path, reader.revision)
+        file_id = RepoFile.make_id("local", ref.repo, entry.id_path, reader.revision)
         where = dict(id=file_id, source="local", repo=ref.repo, path=entry.path)
         data, reason, detail = license_data.get(entry.path) or read_entry(reader, entry, max_file_bytes, max_notebook_bytes)
         if data is None:
@@ -293,30 +337,36 @@ class ReadRepoFn(RecordFn):
     extra_outputs = (SNAPSHOT,)
     each_output_is_an_input = True
 
-    def __init__(self, max_file_bytes: int, max_notebook_bytes: int | None = None):
+    def __init__(self, max_file_bytes: int, max_notebook_bytes: int | None = None, git_timeout: float = GIT_TIMEOUT_SECONDS):
         self.max_file_bytes = max_file_bytes
         self.max_notebook_bytes = max_notebook_bytes
+        self.git_timeout = git_timeout
 
     def __call__(self, ref: RepoRef):
-        for out in read_repo(ref, self.max_file_bytes, self.max_notebook_bytes):
+        for out in read_repo(ref, self.max_file_bytes, self.max_notebook_bytes, self.git_timeout):
             yield pvalue.TaggedOutput(SNAPSHOT, out) if isinstance(out, RepoSnapshot) else out
 
 
 class ReadLocalRepos(beam.PTransform):
     """Local repositories → RepoFile (main, "kept"), Rejected, tallies and repository snapshots."""
 
-    def __init__(self, repos: list[RepoRef], max_file_bytes: int, max_notebook_bytes: int | None = None):
+    def __init__(
+        self,
+        repos: list[RepoRef],
+        max_file_bytes: int,
+        max_notebook_bytes: int | None = None,
+        git_timeout: float = GIT_TIMEOUT_SECONDS,
+    ):
         super().__init__()
         self.repos = repos
-        self.max_file_bytes = max_file_bytes
-        self.max_notebook_bytes = max_notebook_bytes
+        self.limits = (max_file_bytes, max_notebook_bytes, git_timeout)
 
     def expand(self, pbegin):
         return (
             pbegin
             | "ListRepos" >> beam.Create(self.repos)
             | "SpreadRepos" >> beam.Reshuffle()
-            | "ReadRepoFiles" >> ApplyStage(ReadRepoFn(self.max_file_bytes, self.max_notebook_bytes))
+            | "ReadRepoFiles" >> ApplyStage(ReadRepoFn(*self.limits))
         )
 
 

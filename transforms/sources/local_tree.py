@@ -42,6 +42,12 @@ class Entry:
     inode: tuple[int, int] | None = None  # (st_dev, st_ino) at listing: the file read must be this one
     detail: str = ""
 
+    @property
+    def id_path(self) -> str:
+        """The path as the OS or git spells it (surrogate-escaped): names that differ only in
+        bytes that are not UTF-8 show alike with U+FFFD, and must not share a record id."""
+        return self.raw if self.raw is not None else self.path
+
 
 def shown_path(raw: str | bytes) -> tuple[str, bool]:
     """(the path as text, with U+FFFD for bytes that are not UTF-8; whether it was valid UTF-8).

@@ -18,13 +18,14 @@ def network_sources(config: PipelineConfig, dataset_dir: str) -> list[tuple[str,
     for host_cls in (GitHubHost, GitLabHost):
         if getattr(config.sources, host_cls.source) is not None:
             sources.append((host_cls.source, list_crawl(host_cls, config, dataset_dir)))
+    sizes = (config.read.max_file_bytes, config.read.max_notebook_bytes)
     if config.sources.bigquery is not None:
         section = config.sources.bigquery
-        estimate_and_check(section, config.read.max_file_bytes)  # a cap below the scan fails before any work
+        estimate_and_check(section, *sizes)  # a cap below the scan fails before any work
         crawled = dict(sources).get("github")
         exclude = crawled.state_dir if crawled is not None and section.exclude_crawled else None
-        sources.append(("bigquery", ReadBigQueryFiles(section, exclude, config.read.max_file_bytes)))
+        sources.append(("bigquery", ReadBigQueryFiles(section, exclude, *sizes)))
     if config.sources.datasets:
-        sources.append(("datasets", read_datasets(config.sources.datasets, config.resolve, config.read.max_file_bytes)))
+        sources.append(("datasets", read_datasets(config.sources.datasets, config.resolve, *sizes)))
     return sources
 

@@ -194,14 +194,14 @@ class FakeBigQuery:
         with self.lock:
             self.queries.append((query["query"], params))
         excluded = self.excluded(query["query"])
-        limit = int(params["max_file_bytes"])
+        limits = {False: int(params["max_file_bytes"]), True: int(params["max_notebook_bytes"])}
         rows = []
         for f in self.files:
             license = self.licenses.get(f.repo_name)
             if (license in params["licenses"] and any(f.path.lower().endswith(e) for e in params["extensions"])
                     and f.repo_name.lower() not in excluded):
                 rows.append(dict(repo_name=f.repo_name, ref=f.ref, path=f.path, license=license, is_symlink=f.symlink,
-                                 size=f.nbytes, binary=f.binary, content=f.content if f.nbytes <= limit else None))
+                                 size=f.nbytes, binary=f.binary, content=f.content if f.nbytes <= limits[f.path.lower().endswith(".ipynb")] else None))
         dest = query["destinationTable"]
         self.tables[f"{dest['projectId']}.{dest['datasetId']}.{dest['tableId']}"] = rows
         stats = {"query": {"totalBytesProcessed": str(scanned), "totalBytesBilled": str(scanned), "statementType": "SELECT"}}
