@@ -405,6 +405,32 @@ def create_if_absent(path: str, data: bytes) -> int | None:
     return blob.generation
 
 
+def replace_if_generation(path: str, data: bytes, generation: int) -> int | None:
+    """Overwrite the object at `path` only if it is still the one of `generation` (ifGenerationMatch);
+    the new generation, or None when another write came first. gs:// only."""
+    from google.api_core.exceptions import NotFound, PreconditionFailed
+
+    blob = _gcs_blob(path)
+    try:
+        blob.upload_from_string(data, if_generation_match=generation)
+    except (NotFound, PreconditionFailed):
+        return None
+    return blob.generation
+
+
+def read_with_generation(path: str) -> tuple[bytes, int] | None:
+    """(content, generation) of the object at `path`, read as one generation; None when there is none. gs:// only."""
+    from google.api_core.exceptions import NotFound, PreconditionFailed
+
+    blob = _gcs_blob(path)
+    try:
+        blob.reload()
+        generation = blob.generation  # before the download, which resets it from the reply's headers
+        return blob.download_as_bytes(if_generation_match=generation), generation
+    except (NotFound, PreconditionFailed):  # gone, or replaced between the two requests: read as "none"
+        return None
+
+
 def delete_if_generation(path: str, generation: int) -> bool:
     """Delete the object at `path` only if it is still the one of `generation`; whether it was."""
     from google.api_core.exceptions import NotFound, PreconditionFailed

@@ -92,8 +92,8 @@ def run_stages(
     check_worker_paths(config, out_root, options)
     if stages[0] == "corpus":
         local_repos(config, store.dataset_dir)  # sources and metadata checked before the dataset is touched
-    with DatasetLock(store.dataset_dir):
-        final = _run_locked(store, config, stages, options, version, overwrite, previous)
+    with DatasetLock(store.dataset_dir) as lock:
+        final = _run_locked(store, config, stages, options, version, overwrite, previous, lock.check_held)
         # As `code-corpus verify` does. On an object store from its listing (sizes, md5s) against what the
         # writers hashed as they wrote: a re-read would pull the whole version through this process.
         verification = verify_version(final, quick=not storage.is_local(final))
@@ -102,8 +102,8 @@ def run_stages(
     return final
 
 
-def _run_locked(store, config, stages, options, version, overwrite, previous) -> str:
-    """The body of `run_stages`, while this run holds the dataset's lock."""
+def _run_locked(store, config, stages, options, version, overwrite, previous, check_held=lambda: None) -> str:
+    """The body of `run_stages`, while this run holds the dataset's lock (`check_held` raises if it was lost)."""
     for finished in store.finish_commits():
         write_report(store.path(finished))
     store.clean_incomplete()
@@ -143,6 +143,7 @@ def _run_locked(store, config, stages, options, version, overwrite, previous) ->
             if input_dir != work:
                 input_dir = _commit_into(work, final)
                 storage.make_dirs(work)
+        check_held()
     except EmptyCorpusError as e:
         if stages[0] != "corpus" or "corpus" not in manifest["stages"]:
             _discard(work)
