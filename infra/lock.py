@@ -205,7 +205,8 @@ class _Lease:
         if until > _now():
             raise DatasetLocked(
                 f"another run is writing to {self.dataset_dir} (lock {self.path} held by {describe_holder(info)}, lease "
-                f"until {info.get('lease_until')}); wait for it to finish. A killed run's lock is taken over once its lease expires"
+                f"until {info.get('lease_until')}); wait for it to finish. A killed run's lock is taken over when its "
+                "lease expires"
             )
         taken = storage.replace_if_generation(self.path, self.content(), generation)
         if taken is None:
