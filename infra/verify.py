@@ -65,15 +65,15 @@ def file_digests(path: str) -> tuple[str, str, int]:
     return sha256.hexdigest(), md5.hexdigest(), size
 
 
-def verify_version(version_dir: str, quick: bool = False) -> Verification:
+def verify_version(version_dir: str, quick: bool = False, under: str = "") -> Verification:
     """Check every file the manifest lists, and that it lists every file; a missing or unreadable
-    manifest is a VersionError naming it."""
+    manifest is a VersionError naming it. With `under` (a folder such as "dedup/"), only the files there."""
     manifest = read_manifest(version_dir)
-    files = manifest.get("files", {})
+    files = {rel: info for rel, info in manifest.get("files", {}).items() if rel.startswith(under)}
     result = Verification(version_dir, quick)
     if not files:
-        result.problems.append(f"the manifest lists no files: a version holds at least its documents ({MANIFEST})")
-    stored = storage.list_file_metadata(version_dir)
+        result.problems.append(f"the manifest lists no files{' under ' + under if under else ''} ({MANIFEST})")
+    stored = {rel: found for rel, found in storage.list_file_metadata(version_dir).items() if rel.startswith(under)}
     for rel, info in sorted(files.items()):
         result.checked += 1
         found = stored.get(rel)
@@ -87,7 +87,8 @@ def verify_version(version_dir: str, quick: bool = False) -> Verification:
             result.notes.append(f"{what} is not in the manifest")
         else:
             result.problems.append(f"{what}: not in the manifest, so not part of the version; remove it")
-    result.problems += row_total_problems(manifest)
+    if not under:
+        result.problems += row_total_problems(manifest)
     return result
 
 

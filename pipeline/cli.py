@@ -168,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(describe_manifest(read_manifest(args.version_dir)))
         return 0
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback (`run` logs the staging it removed)
+        print("error: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
     except Exception as e:  # every failure ends in one readable line, with the traceback at DEBUG
         logging.getLogger(__name__).debug("failed", exc_info=True)
         print(describe_error(e), file=sys.stderr)
