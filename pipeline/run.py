@@ -28,7 +28,6 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from infra import storage
 from infra.lock import DatasetLock
 from infra.verify import verify_version
-from transforms.dedup import BLOOM_FILE
 from infra.version import (
     MANIFEST_FORMAT,
     VersionError,
@@ -45,6 +44,7 @@ from pipeline.report import write_report
 from pipeline.stages import STAGE_RUNNERS, StageContext
 from schemas.config import STAGES, ConfigError, PipelineConfig
 from schemas.errors import EmptyCorpusError
+from transforms.dedup import BLOOM_FILE
 from transforms.sources.secrets import check_worker_token
 
 log = logging.getLogger(__name__)
