@@ -28,8 +28,9 @@ PACKAGE_VERSION = "0.1.0"  # setup.py reads it from here
 MANIFEST = "manifest.json"
 DOCUMENTS_DIR = "documents"
 RUN_INFO = "run.json"
-VERSION_PATTERN = re.compile(r"v(\d{4,})")  # whole names only: fullmatch (`$` would let a trailing newline through)
-STAGING_PATTERN = re.compile(r"\.(v\d{4,})\.partial")
+# Whole names only (fullmatch: `$` lets a trailing newline through), of ASCII digits (`\d` alone takes any script's).
+VERSION_PATTERN = re.compile(r"v(\d{4,})", re.ASCII)
+STAGING_PATTERN = re.compile(r"\.(v\d{4,})\.partial", re.ASCII)
 MANIFEST_FORMAT = 1
 
 log = logging.getLogger(__name__)
