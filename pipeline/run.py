@@ -110,6 +110,7 @@ def run_stages(
         # As `code-corpus verify` does. On an object store from its listing (sizes, md5s) against what the
         # writers hashed as they wrote: a re-read would pull the whole version through this process.
         verification = verify_version(final, quick=not storage.is_local(final))
+    log.info("%s", verification.render().splitlines()[0])
     if not verification.ok:
         raise VersionError(verification.render())
     return final
