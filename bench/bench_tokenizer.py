@@ -36,6 +36,7 @@ import time
 
 from tokenizers import Tokenizer, pre_tokenizers
 
+from infra.version import write_manifest
 from infra.writers import write_parquet
 from pipeline.options import make_pipeline_options
 from schemas import arrow
@@ -136,7 +137,9 @@ def binarize_throughput(test: list[str], tokenizer_dir: str, workdir: str, beam_
     version = os.path.join(workdir, "v0001")
     docs = [Document(id=record_id(t), kind="code", text=t, source="local") for t in texts]
     rows = [d.to_row() for d in sorted(docs, key=lambda d: d.id)]
-    write_parquet(os.path.join(version, "documents", "part-00000-of-00001.parquet"), arrow.DOCUMENT, rows)
+    sha, size = write_parquet(os.path.join(version, "documents", "part-00000-of-00001.parquet"), arrow.DOCUMENT, rows)
+    files = {"documents/part-00000-of-00001.parquet": {"sha256": sha, "bytes": size, "rows": len(rows)}}
+    write_manifest(version, {"name": "bench", "version": "v0001", "files": files})  # binarize reads the files it lists
     os.symlink(tokenizer_dir, os.path.join(version, "tokenizer"))
     out = os.path.join(workdir, "out")
     os.makedirs(out)

@@ -11,10 +11,13 @@ the commit marker.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import dataclasses
 import os
 import posixpath
 import shutil
+import stat
 import tempfile
 import threading
 from typing import Iterator
@@ -87,6 +90,64 @@ def list_files(directory: str) -> list[str]:
     if prefix.startswith("gs://"):  # one listing of the prefix, on this thread's kept client
         return sorted(p[len(prefix) :] for p, _ in _gcs_io(prefix).list_files(prefix))
     return sorted(p[len(prefix) :] for p in match(prefix + "**"))
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredFile:
+    """What a store's listing says of one entry: its kind, size and (Cloud Storage) md5, hex."""
+
+    kind: str  # "file", or what a local entry is instead: "symlink", "fifo", "socket", "device"
+    size: int
+    md5: str | None = None
+
+
+def list_file_metadata(directory: str) -> dict[str, StoredFile]:
+    """{path relative to `directory`: StoredFile} of everything under it, from listings alone.
+
+    No content is read and nothing is opened: locally each entry is `lstat`ed (links are
+    not followed, FIFOs not opened); on Cloud Storage one listing request per thousand
+    objects gives each size and the md5 the store computed when the object was written.
+    """
+    if is_local(directory):
+        return dict(_local_metadata(directory, ""))
+    if not directory.startswith("gs://"):
+        return {rel: StoredFile("file", size) for rel, size in _matched_sizes(directory)}
+    from google.cloud import storage as gcs  # imported only for gs:// paths
+
+    bucket, _, prefix = directory[len("gs://") :].partition("/")
+    prefix = prefix.rstrip("/") + "/"
+    return {
+        blob.name[len(prefix) :]: StoredFile("file", blob.size, base64.b64decode(blob.md5_hash).hex() if blob.md5_hash else None)
+        for blob in gcs.Client().list_blobs(bucket, prefix=prefix)
+    }
+
+
+def _local_metadata(directory: str, rel: str) -> Iterator[tuple[str, StoredFile]]:
+    with os.scandir(os.path.join(directory, rel)) as entries:
+        for entry in entries:
+            path = f"{rel}/{entry.name}" if rel else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                yield from _local_metadata(directory, path)
+                continue
+            st = entry.stat(follow_symlinks=False)
+            yield path, StoredFile(_kind(st.st_mode), st.st_size)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "device"
+
+
+def _matched_sizes(directory: str) -> list[tuple[str, int]]:
+    prefix = directory.rstrip("/") + "/"
+    return [(m.path[len(prefix) :], m.size_in_bytes) for m in match_metadata(prefix + "**")]
 
 
 def list_children(directory: str) -> list[str]:
@@ -342,6 +403,32 @@ def create_if_absent(path: str, data: bytes) -> int | None:
     except PreconditionFailed:
         return None
     return blob.generation
+
+
+def replace_if_generation(path: str, data: bytes, generation: int) -> int | None:
+    """Overwrite the object at `path` only if it is still the one of `generation` (ifGenerationMatch);
+    the new generation, or None when another write came first. gs:// only."""
+    from google.api_core.exceptions import NotFound, PreconditionFailed
+
+    blob = _gcs_blob(path)
+    try:
+        blob.upload_from_string(data, if_generation_match=generation)
+    except (NotFound, PreconditionFailed):
+        return None
+    return blob.generation
+
+
+def read_with_generation(path: str) -> tuple[bytes, int] | None:
+    """(content, generation) of the object at `path`, read as one generation; None when there is none. gs:// only."""
+    from google.api_core.exceptions import NotFound, PreconditionFailed
+
+    blob = _gcs_blob(path)
+    try:
+        blob.reload()
+        generation = blob.generation  # before the download, which resets it from the reply's headers
+        return blob.download_as_bytes(if_generation_match=generation), generation
+    except (NotFound, PreconditionFailed):  # gone, or replaced between the two requests: read as "none"
+        return None
 
 
 def delete_if_generation(path: str, generation: int) -> bool:

@@ -28,8 +28,9 @@ PACKAGE_VERSION = "0.1.0"  # setup.py reads it from here
 MANIFEST = "manifest.json"
 DOCUMENTS_DIR = "documents"
 RUN_INFO = "run.json"
-VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
-STAGING_PATTERN = re.compile(r"^\.(v\d{4,})\.partial$")
+# Whole names only (fullmatch: `$` lets a trailing newline through), of ASCII digits (`\d` alone takes any script's).
+VERSION_PATTERN = re.compile(r"v(\d{4,})", re.ASCII)
+STAGING_PATTERN = re.compile(r"\.(v\d{4,})\.partial", re.ASCII)
 MANIFEST_FORMAT = 1
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class VersionStore:
         return storage.join(self.dataset_dir, f".{version}.partial")
 
     def next_version(self) -> str:
-        taken = [int(m.group(1)) for v in self._entries() if (m := VERSION_PATTERN.match(v.lstrip(".").split(".")[0]))]
+        taken = [int(m.group(1)) for v in self._entries() if (m := VERSION_PATTERN.fullmatch(v.lstrip(".").split(".")[0]))]
         return f"v{max(taken, default=0) + 1:04d}"
 
     def _entries(self) -> list[str]:
@@ -90,7 +91,7 @@ class VersionStore:
             return []
         finished = []
         for entry in self._entries():
-            match = STAGING_PATTERN.match(entry)
+            match = STAGING_PATTERN.fullmatch(entry)
             staging = storage.join(self.dataset_dir, entry)
             if not match or self.is_complete(match.group(1)) or not FileSystems.exists(storage.join(staging, MANIFEST)):
                 continue
@@ -113,7 +114,7 @@ class VersionStore:
         removed = []
         remote = not storage.is_local(self.dataset_dir)
         for entry in self._entries():
-            cut_short = remote and VERSION_PATTERN.match(entry) and not self.is_complete(entry)
+            cut_short = remote and VERSION_PATTERN.fullmatch(entry) and not self.is_complete(entry)
             if entry.endswith(".partial") or cut_short:
                 log.warning("removing %s: an earlier run stopped before committing it", entry)
                 storage.delete_tree(storage.join(self.dataset_dir, entry))
@@ -123,8 +124,7 @@ class VersionStore:
     def begin(self, version: str | None, overwrite: bool) -> tuple[str, str]:
         """(version name, staging dir) for a new version."""
         version = version or self.next_version()
-        if not VERSION_PATTERN.match(version):
-            raise VersionError(f"version names look like v0001, got {version!r}")
+        check_version_name(version)
         final = self.path(version)
         if storage.is_dir(final) and not overwrite:
             raise VersionError(f"{final} already exists; pass --overwrite to replace it or pick another --version")
@@ -142,16 +142,35 @@ class VersionStore:
         return final
 
 
-def document_paths(version_dir: str) -> list[str]:
-    """The version's documents/*.parquet shards, sorted (none is not an error here)."""
-    return sorted(storage.match(storage.join(version_dir, DOCUMENTS_DIR, "*.parquet")))
+def check_version_name(version: str) -> None:
+    """A version name is `v` and four or more digits, nothing else (no newline, no path)."""
+    if not VERSION_PATTERN.fullmatch(version):
+        raise VersionError(f"--version: version names look like v0001 (v and four or more digits), got {version!r}")
+
+
+def document_paths(version_dir: str, manifest: dict | None = None) -> list[str]:
+    """The version's documents/*.parquet shards as its manifest lists them, sorted (none is not an error here).
+
+    Never a glob of the folder: a file the manifest does not list is not part of the
+    version, and `verify` fails on it. `manifest` is the one of a run still building
+    the version; otherwise the version's own is read.
+    """
+    files = (manifest if manifest is not None else read_manifest(version_dir)).get("files", {})
+    prefix = DOCUMENTS_DIR + "/"
+    return [storage.join(version_dir, rel) for rel in sorted(files) if rel.startswith(prefix) and rel.endswith(".parquet")]
 
 
 def read_manifest(version_dir: str) -> dict:
     path = storage.join(version_dir, MANIFEST)
     if not FileSystems.exists(path):
         raise VersionError(f"{version_dir} is not a complete dataset version (no {MANIFEST})")
-    return json.loads(storage.read_bytes(path))
+    try:
+        manifest = json.loads(storage.read_bytes(path))
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+        raise VersionError(f"{path}: the manifest does not parse: {e}") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files", {}), dict):
+        raise VersionError(f"{path}: the manifest is not an object with a \"files\" object")
+    return manifest
 
 
 def write_manifest(version_dir: str, manifest: dict) -> None:

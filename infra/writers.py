@@ -9,7 +9,9 @@ The sort is external (infra/spill.py): bundles spill sorted runs, and only their
 paths cross the shuffle, so contents travel once and no worker holds a shard.
 
 Each writer outputs one small dict per file written (path relative to the version,
-sha256, rows, bytes); the run gathers them into the manifest.
+sha256, md5, rows, bytes); the run gathers them into the manifest. The md5 is what
+Cloud Storage records of each object it stores, so `verify --quick` compares the two
+from the store's listing without reading a byte of content.
 """
 
 from __future__ import annotations
@@ -44,17 +46,19 @@ def shard_name(prefix: str, index: int, num_shards: int, suffix: str) -> str:
 
 
 class HashingFile:
-    """A write-only file wrapper that hashes and counts the bytes written through it."""
+    """A write-only file wrapper that hashes (sha256, md5) and counts the bytes written through it."""
 
     def __init__(self, raw):
         self.raw = raw
         self.sha256 = hashlib.sha256()
+        self.md5 = hashlib.md5()
         self.size = 0
         self.closed = False
 
     def write(self, data) -> int:
         data = bytes(data)
         self.sha256.update(data)
+        self.md5.update(data)
         self.size += len(data)
         self.raw.write(data)
         return len(data)
@@ -73,9 +77,15 @@ class HashingFile:
     def writable(self) -> bool:
         return True
 
+    def info(self, version_dir: str, path: str, rows: int | None = None) -> dict:
+        """The manifest entry of the file written (call after close)."""
+        return file_info(version_dir, path, self.sha256.hexdigest(), self.size, rows, self.md5.hexdigest())
 
-def file_info(version_dir: str, path: str, sha256: str, size: int, rows: int | None = None) -> dict:
+
+def file_info(version_dir: str, path: str, sha256: str, size: int, rows: int | None = None, md5: str | None = None) -> dict:
     info = {"path": posixpath.relpath(path, version_dir), "sha256": sha256, "bytes": size}
+    if md5 is not None:
+        info["md5"] = md5
     if rows is not None:
         info["rows"] = rows
     return info
@@ -88,12 +98,18 @@ def write_parquet(path: str, schema: pa.Schema, rows: Iterable[dict]) -> tuple[s
     of a column at a time, so bounded groups keep their memory flat however big a shard is;
     `rows` may be a stream, of which the writer holds one row group.
     """
+    out = write_parquet_hashed(path, schema, rows)
+    return out.sha256.hexdigest(), out.size
+
+
+def write_parquet_hashed(path: str, schema: pa.Schema, rows: Iterable[dict]) -> HashingFile:
+    """`write_parquet`, returning the closed HashingFile (its digests and size)."""
     out = HashingFile(FileSystems.create(path))
     with pq.ParquetWriter(out, schema, compression=PARQUET_COMPRESSION) as writer:
         for group in row_groups(rows, ROW_GROUP_BYTES):
             writer.write_table(pa.Table.from_pylist(group, schema=schema))
     out.close()
-    return out.sha256.hexdigest(), out.size
+    return out
 
 
 def row_bytes(row: dict) -> int:
@@ -234,8 +250,7 @@ class MergeParquetShardFn(beam.DoFn):
                 yield row
 
         path = posixpath.join(self.version_dir, self.subdir, shard_name("part", index, self.num_shards, ".parquet"))
-        sha, size = write_parquet(path, self.schema, merged_rows())
-        yield file_info(self.version_dir, path, sha, size, rows)
+        yield write_parquet_hashed(path, self.schema, merged_rows()).info(self.version_dir, path, rows)
 
 
 def _row_id(row: dict) -> tuple:

@@ -4,7 +4,7 @@
     code-corpus run --config c.yaml --stages tokenizer..binarize --version v0001
     code-corpus run --config c.yaml --runner DataflowRunner --project P --region R --temp_location gs://B/tmp
     code-corpus inspect datasets/sample/v0001
-    code-corpus verify datasets/sample/v0001
+    code-corpus verify datasets/sample/v0001          (--quick: sizes and stored checksums, no content read)
     code-corpus bigquery-cost --config c.yaml   (a dry run: what the BigQuery source would scan and cost)
     code-corpus infill datasets/sample/v0001 --text "def add(a, b):\n<insert>\n"
 
@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", parents=[log_level], help="re-hash a version's files against its manifest; non-zero exit on any difference"
     )
     verify.add_argument("version_dir", help="a dataset version directory, e.g. datasets/sample/v0001")
+    verify.add_argument(
+        "--quick", action="store_true", help="compare sizes and the store's checksums from its listing; read no content"
+    )
 
     report = sub.add_parser("report", parents=[log_level], help="(re)write a version's report.html")
     report.add_argument("version_dir")
@@ -153,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
             print(run_command(args))
         elif args.command == "verify":
-            verification = verify_version(args.version_dir)
+            verification = verify_version(args.version_dir, quick=args.quick)
             print(verification.render())
             return 0 if verification.ok else 1
         elif args.command == "bigquery-cost":
@@ -165,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(describe_manifest(read_manifest(args.version_dir)))
         return 0
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback (`run` logs the staging it removed)
+        print("error: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
     except Exception as e:  # every failure ends in one readable line, with the traceback at DEBUG
         logging.getLogger(__name__).debug("failed", exc_info=True)
         print(describe_error(e), file=sys.stderr)

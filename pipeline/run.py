@@ -13,11 +13,15 @@ succeed and the manifest is written.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import logging
+import signal
 import sys
+import threading
 import time
+from typing import Callable, Iterator
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
@@ -28,6 +32,7 @@ from infra.version import (
     MANIFEST_FORMAT,
     VersionError,
     VersionStore,
+    check_version_name,
     code_version,
     read_manifest,
     write_manifest,
@@ -39,10 +44,12 @@ from pipeline.report import write_report
 from pipeline.stages import STAGE_RUNNERS, StageContext
 from schemas.config import STAGES, ConfigError, PipelineConfig
 from schemas.errors import EmptyCorpusError
+from transforms.dedup import BLOOM_FILE
 from transforms.sources.secrets import check_worker_token
 
 log = logging.getLogger(__name__)
 
+DEDUP_DIR = BLOOM_FILE.split("/")[0] + "/"  # the Bloom filter and the MinHash signatures (dedup/minhash/)
 WORKER_PYTHON = (3, 11)  # the Python of the worker image (Dockerfile: FROM apache/beam_python3.11_sdk)
 
 
@@ -85,21 +92,34 @@ def run_stages(
     """
     storage.check_reachable(out_root, "--out")
     check_output_store(out_root)
+    if version is not None:
+        check_version_name(version)
     store = VersionStore(out_root, config.name)
     options = make_pipeline_options(beam_args or [])
     check_worker_paths(config, out_root, options)
     if stages[0] == "corpus":
         local_repos(config, store.dataset_dir)  # sources and metadata checked before the dataset is touched
-    with DatasetLock(store.dataset_dir):
-        final = _run_locked(store, config, stages, options, version, overwrite, previous)
-        verification = verify_version(final)  # as `code-corpus verify` does: every file against the manifest
+        check_previous_versions(config)
+    with remember_interrupts() as interrupted, DatasetLock(store.dataset_dir) as lock:
+
+        def before_commit() -> None:
+            lock.check_held()
+            if interrupted():  # a Ctrl-C that a library caught and went on from still stops the commit
+                raise KeyboardInterrupt
+
+        final = _run_locked(store, config, stages, options, version, overwrite, previous, before_commit)
+        # As `code-corpus verify` does. On an object store from its listing (sizes, md5s) against what the
+        # writers hashed as they wrote: a re-read would pull the whole version through this process.
+        verification = verify_version(final, quick=not storage.is_local(final))
+    log.info("%s", verification.render().splitlines()[0])
     if not verification.ok:
         raise VersionError(verification.render())
     return final
 
 
-def _run_locked(store, config, stages, options, version, overwrite, previous) -> str:
-    """The body of `run_stages`, while this run holds the dataset's lock."""
+def _run_locked(store, config, stages, options, version, overwrite, previous, before_commit=lambda: None) -> str:
+    """The body of `run_stages`, while this run holds the dataset's lock (`before_commit` raises if the
+    lock was lost or the run interrupted)."""
     for finished in store.finish_commits():
         write_report(store.path(finished))
     store.clean_incomplete()
@@ -139,6 +159,7 @@ def _run_locked(store, config, stages, options, version, overwrite, previous) ->
             if input_dir != work:
                 input_dir = _commit_into(work, final)
                 storage.make_dirs(work)
+        before_commit()
     except EmptyCorpusError as e:
         if stages[0] != "corpus" or "corpus" not in manifest["stages"]:
             _discard(work)
@@ -146,8 +167,10 @@ def _run_locked(store, config, stages, options, version, overwrite, previous) ->
         kept = _commit_corpus_only(store, work, version, overwrite, manifest, options, started)
         raise EmptyCorpusError(f"{e}. The corpus stage's version was kept to show why: {kept} (its rejected/ holds "
                                f"every rejection with its stage and reason; code-corpus inspect {kept})") from None
-    except BaseException:
+    except BaseException as e:
         _discard(work)  # a failed run leaves nothing that looks like output
+        if isinstance(e, KeyboardInterrupt):
+            log.warning("interrupted: nothing was committed; removed %s, which held what the run had staged", work)
         raise
 
     if stages[0] == "corpus":
@@ -170,6 +193,26 @@ def _commit_corpus_only(store, work, version, overwrite, manifest, options, star
     final = store.commit(work, version, overwrite)
     write_report(final)
     return final
+
+
+@contextlib.contextmanager
+def remember_interrupts() -> Iterator[Callable[[], bool]]:
+    """While a run goes on, SIGINT (Ctrl-C) raises KeyboardInterrupt as usual and is also remembered,
+    so that one a library catches still stops the commit; yields "was there one?"."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield lambda: False
+        return
+    seen: list[int] = []
+
+    def interrupt(signum, frame):
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield lambda: bool(seen)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def check_worker_paths(
@@ -231,6 +274,23 @@ def build_on_previous(config: PipelineConfig, previous: str, reuse_tokenizer: bo
     if reuse_tokenizer:
         config = config.replace(tokenizer=dataclasses.replace(config.tokenizer, reuse_from=previous))
     return config
+
+
+def check_previous_versions(config: PipelineConfig) -> None:
+    """Fail before any work unless each earlier version's dedup files (Bloom filter, MinHash
+    signatures) match its manifest: a damaged filter would silently leave out every new file
+    (all bits set) or let every old one back in (all bits cleared)."""
+    for i, version in enumerate(config.dedup.previous_versions):
+        path = config.resolve(version)
+        try:
+            found = verify_version(path, under=DEDUP_DIR)
+        except VersionError as e:
+            raise ConfigError(f"dedup.previous_versions[{i}]: {e}") from None
+        if not found.ok:
+            raise ConfigError(
+                f"dedup.previous_versions[{i}]: {path} does not match its manifest, so its dedup files cannot be "
+                f"trusted: {'; '.join(found.problems)}"
+            )
 
 
 def parent_name(version_dir: str) -> str:

@@ -57,7 +57,7 @@ def run_tokenizer_stage(ctx: StageContext) -> dict:
     config = ctx.config.tokenizer
     reuse_from = ctx.config.resolve(config.reuse_from) if config.reuse_from else None
     try:
-        entry = make_tokenizer(ctx.input_dir, ctx.output_dir, config, ctx.config.seed, reuse_from)
+        entry = make_tokenizer(ctx.input_dir, ctx.output_dir, config, ctx.config.seed, reuse_from, ctx.manifest)
     except EmptySampleError:
         if ctx.manifest.get("documents", 1):
             raise
@@ -68,7 +68,9 @@ def run_tokenizer_stage(ctx: StageContext) -> dict:
 
 
 def run_binarize_stage(ctx: StageContext) -> dict:
-    added = binarize_version(ctx.input_dir, ctx.output_dir, ctx.config.binarize, ctx.config.seed, ctx.pipeline_options)
+    added = binarize_version(
+        ctx.input_dir, ctx.output_dir, ctx.config.binarize, ctx.config.seed, ctx.pipeline_options, ctx.manifest
+    )
     read, documents = added["counts"]["binarize"]["in"], ctx.manifest.get("documents")
     if documents is not None and read != documents:
         raise RuntimeError(f"binarize read {read} documents but documents/ holds {documents}")
@@ -126,16 +128,17 @@ STAGE_RUNNERS: dict[str, StageRunner] = {
 
 
 def file_entries(version_dir: str, directory: str) -> dict:
-    """Manifest file entries (sha256, bytes) of every file under `directory`, keyed by path in the version."""
+    """Manifest file entries (sha256, md5, bytes) of every file under `directory`, keyed by path in the version."""
     entries = {}
     for name in storage.list_files(directory):
         path = storage.join(directory, name)
-        digest, size = hashlib.sha256(), 0
+        sha256, md5, size = hashlib.sha256(), hashlib.md5(), 0
         with storage.open_file(path) as f:
             for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+                sha256.update(block)
+                md5.update(block)
                 size += len(block)
-        info = file_info(version_dir, path, digest.hexdigest(), size)
+        info = file_info(version_dir, path, sha256.hexdigest(), size, md5=md5.hexdigest())
         entries[info.pop("path")] = info
     return entries
 

@@ -54,10 +54,10 @@ READ_COLUMNS = ["id", "text", "source", "repo", "path"]
 BATCH_CHARS = 1 << 20  # characters per encode_batch_fast call: the Rust encoder spreads a batch over all cores
 
 
-def row_groups_of(version_dir: str) -> list[tuple[str, int]]:
-    """(documents file, row group index) of every row group of the version's documents: the units read."""
+def row_groups_of(version_dir: str, manifest: dict | None = None) -> list[tuple[str, int]]:
+    """(documents file, row group index) of every row group of the documents the manifest lists: the units read."""
     units = []
-    for path in document_paths(version_dir):
+    for path in document_paths(version_dir, manifest):
         with storage.parquet_file(path) as f:
             units += [(path, group) for group in range(f.metadata.num_row_groups)]
     return units
@@ -144,16 +144,25 @@ class WriteTokenShardFn(beam.DoFn):
             builder.add_document(tokens)
         written = builder.finalize(idx_path(prefix))
         for kind, path in (("bin", bin_path(prefix)), ("idx", idx_path(prefix))):
-            sha, size = written[kind]
-            yield dict(file_info(self.version_dir, path, sha, size, written["sequences"]), tokens=written["tokens"])
+            sha, size, md5 = written[kind]
+            yield dict(file_info(self.version_dir, path, sha, size, written["sequences"], md5), tokens=written["tokens"])
 
 
-def build_binarize(p: beam.Pipeline, input_dir: str, out_dir: str, tokenizer_path: str, seed: int, config, dtype: str):
+def build_binarize(
+    p: beam.Pipeline,
+    input_dir: str,
+    out_dir: str,
+    tokenizer_path: str,
+    seed: int,
+    config,
+    dtype: str,
+    manifest: dict | None = None,
+):
     """Wire the binarize graph into `p`; its file list and tallies land in small JSON files under out_dir."""
     shards = {"train": config.num_shards, "valid": config.valid_shards}
     tokenized = (
         p
-        | "RowGroups" >> beam.Create(row_groups_of(input_dir))
+        | "RowGroups" >> beam.Create(row_groups_of(input_dir, manifest))
         | "SpreadRowGroups" >> beam.Reshuffle()
         | "ReadDocuments" >> beam.FlatMap(rows_of)
         | "BatchDocuments"
@@ -184,8 +193,11 @@ def build_binarize(p: beam.Pipeline, input_dir: str, out_dir: str, tokenizer_pat
     )
 
 
-def binarize_version(version_dir: str, output_dir: str, config: BinarizeConfig, seed: int, options: PipelineOptions) -> dict:
-    """Write `<output_dir>/shards/` from `version_dir`'s documents and tokenizer; return the manifest part."""
+def binarize_version(
+    version_dir: str, output_dir: str, config: BinarizeConfig, seed: int, options: PipelineOptions, manifest: dict | None = None
+) -> dict:
+    """Write `<output_dir>/shards/` from `version_dir`'s documents (those `manifest`, by default the version's
+    own, lists) and tokenizer; return the manifest part."""
     tokenizer_path = posixpath.join(version_dir, TOKENIZER_DIR, TOKENIZER_FILE)
     if not storage.exists(tokenizer_path):
         raise FileNotFoundError(f"no {TOKENIZER_DIR}/{TOKENIZER_FILE} in {version_dir}; run the tokenizer stage")
@@ -193,7 +205,7 @@ def binarize_version(version_dir: str, output_dir: str, config: BinarizeConfig, 
     dtype = np.dtype(token_dtype(vocab_size)).name
     storage.delete_tree(posixpath.join(output_dir, SHARDS_DIR))
     with beam.Pipeline(options=options) as p:
-        build_binarize(p, version_dir, output_dir, tokenizer_path, seed, config, dtype)
+        build_binarize(p, version_dir, output_dir, tokenizer_path, seed, config, dtype, manifest)
     storage.delete_tree(posixpath.join(output_dir, SCRATCH_DIR))
 
     counts = fold_tallies(read_json(posixpath.join(output_dir, COUNTS_FILE)))

@@ -120,7 +120,7 @@ class IndexedDatasetBuilder:
 
     The .bin is streamed as documents arrive; only the sequence sizes stay in memory.
     Paths go through Beam's FileSystems, so shards can be written to cloud storage.
-    Both files are hashed as written: `finalize` returns their sha256 and sizes.
+    Both files are hashed as written: `finalize` returns their sha256, sizes and md5.
     """
 
     def __init__(self, bin_path: str, dtype: type = np.int32):
@@ -140,7 +140,7 @@ class IndexedDatasetBuilder:
         self.sizes.append(len(tokens))
 
     def finalize(self, idx_path: str) -> dict:
-        """Close the .bin, write the .idx; return {"bin"|"idx": (sha256, bytes)} and the token count."""
+        """Close the .bin, write the .idx; return {"bin"|"idx": (sha256, bytes, md5)} and the token count."""
         self._bin.close()
         sizes = np.frombuffer(self.sizes, dtype=np.int32) if self.sizes else np.zeros(0, dtype=np.int32)
         itemsize = np.dtype(self.dtype).itemsize
@@ -156,8 +156,8 @@ class IndexedDatasetBuilder:
         out.write(document_indices.tobytes(order="C"))
         out.close()
         return {
-            "bin": (self._bin.sha256.hexdigest(), self._bin.size),
-            "idx": (out.sha256.hexdigest(), out.size),
+            "bin": (self._bin.sha256.hexdigest(), self._bin.size, self._bin.md5.hexdigest()),
+            "idx": (out.sha256.hexdigest(), out.size, out.md5.hexdigest()),
             "tokens": int(sizes.sum(dtype=np.int64)),
             "sequences": len(sizes),
         }

@@ -23,9 +23,9 @@ from infra.version import DOCUMENTS_DIR, document_paths
 from schemas.records import record_rng
 
 
-def document_files(version_dir: str) -> list[str]:
-    """The version's documents/*.parquet, sorted."""
-    paths = document_paths(version_dir)
+def document_files(version_dir: str, manifest: dict | None = None) -> list[str]:
+    """The version's documents/*.parquet as its manifest (`manifest`, or the version's own) lists them, sorted."""
+    paths = document_paths(version_dir, manifest)
     if not paths:
         raise FileNotFoundError(f"no {DOCUMENTS_DIR}/*.parquet in {version_dir}; run the corpus stage first")
     return paths

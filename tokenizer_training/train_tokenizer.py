@@ -57,15 +57,19 @@ class EmptySampleError(ConfigError):
     """The sample to train on holds no document (the caller knows whether the corpus is empty too)."""
 
 
-def make_tokenizer(version_dir: str, output_dir: str, config: TokenizerConfig, seed: int, reuse_from: str | None) -> dict:
+def make_tokenizer(
+    version_dir: str, output_dir: str, config: TokenizerConfig, seed: int, reuse_from: str | None, manifest: dict | None = None
+) -> dict:
     """Train the tokenizer on `version_dir`'s documents, or copy the one at `reuse_from` (a
-    resolved path), into `<output_dir>/tokenizer/`; return the manifest's tokenizer entry."""
+    resolved path), into `<output_dir>/tokenizer/`; return the manifest's tokenizer entry.
+
+    The documents are the files `manifest` lists (a run's manifest so far; by default the version's own)."""
     out = storage.join(output_dir, TOKENIZER_DIR)
     storage.delete_tree(out)
     if reuse_from:
         trained_on = _copy_tokenizer(reuse_from, out)
     else:
-        trained_on = _train(version_dir, out, config, seed)
+        trained_on = _train(version_dir, out, config, seed, manifest)
     tokenizer = load_raw_tokenizer(out)
     return {
         "hash": tokenizer_hash(out),
@@ -75,8 +79,8 @@ def make_tokenizer(version_dir: str, output_dir: str, config: TokenizerConfig, s
     }
 
 
-def _train(version_dir: str, out: str, config: TokenizerConfig, seed: int) -> dict:
-    paths = document_files(version_dir)
+def _train(version_dir: str, out: str, config: TokenizerConfig, seed: int, manifest: dict | None) -> dict:
+    paths = document_files(version_dir, manifest)
     chosen = choose_sample(paths, seed, config.sample_documents, config.sample_fraction, config.sample_bytes)
     texts = _Measured(iter_sample(paths, chosen))
     started = time.monotonic()

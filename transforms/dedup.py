@@ -41,7 +41,7 @@ from pybloom_live import BloomFilter
 
 from infra import storage
 from infra.spill import BundleSpill, read_spill, return_freed_memory
-from infra.writers import HashingFile, file_info
+from infra.writers import HashingFile
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
 from transforms.base import ApplyStage, RecordFn
@@ -187,7 +187,7 @@ def write_bloom(serialized: tuple[bytes, int], version_dir: str) -> dict:
     out = HashingFile(storage.create_file(path))
     out.write(serialized[0])
     out.close()
-    return file_info(version_dir, path, out.sha256.hexdigest(), out.size)
+    return out.info(version_dir, path)
 
 
 class DedupOutputs(NamedTuple):

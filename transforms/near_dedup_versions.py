@@ -64,7 +64,8 @@ def earlier_signature_files(previous_versions: tuple[str, ...], config: NearDedu
     for i, version in enumerate(previous_versions):
         key = f"dedup.previous_versions[{i}]"
         try:
-            entry = read_json(posixpath.join(version, MANIFEST))["near_dedup"]
+            manifest = read_json(posixpath.join(version, MANIFEST))
+            entry = manifest["near_dedup"]
         except (OSError, ValueError, KeyError, TypeError):
             raise ConfigError(
                 f"{key}: {version!r} holds no near-dedup signatures (built without dedup.near); "
@@ -74,8 +75,9 @@ def earlier_signature_files(previous_versions: tuple[str, ...], config: NearDedu
         if different:
             settings = ", ".join(f"dedup.near.{name}={entry.get(name)!r}" for name in different)
             raise ConfigError(f"{key}: {version!r} was signed with {settings}; use the same settings to compare with it")
-        directory = posixpath.join(version, entry["signatures"])
-        files += [(version_name(version), posixpath.join(directory, name)) for name in storage.list_files(directory)]
+        prefix = entry["signatures"].rstrip("/") + "/"  # the shards the manifest lists, never a folder's listing
+        listed = sorted(rel for rel in manifest.get("files", {}) if rel.startswith(prefix))
+        files += [(version_name(version), posixpath.join(version, rel)) for rel in listed]
     return files
 
 

@@ -9,6 +9,7 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
+from infra.version import write_manifest
 from infra.writers import shard_of, write_parquet
 from pipeline.options import make_pipeline_options
 from pipeline.run import run_stages
@@ -77,11 +78,13 @@ def test_sample_run_writes_shards_that_megatron_and_we_read_alike(sample_version
 
 
 def make_version(root, documents: list[Document]) -> str:
-    """A version folder with documents/ and a tokenizer trained on them."""
+    """A version folder with documents/ (listed in its manifest) and a tokenizer trained on them."""
     version = root / "v0001"
     (version / "documents").mkdir(parents=True)
     rows = [d.to_row() for d in sorted(documents, key=lambda d: d.id)]
-    write_parquet(str(version / "documents" / "part-00000-of-00001.parquet"), arrow.DOCUMENT, rows)
+    sha, size = write_parquet(str(version / "documents" / "part-00000-of-00001.parquet"), arrow.DOCUMENT, rows)
+    files = {"documents/part-00000-of-00001.parquet": {"sha256": sha, "bytes": size, "rows": len(rows)}}
+    write_manifest(str(version), {"name": "t", "version": "v0001", "files": files})
     save_tokenizer(train_tokenizer([d.text for d in documents if d.text], 400, 2), str(version / "tokenizer"))
     return str(version)
 

@@ -82,7 +82,7 @@ def test_finalize_reports_checksums_of_the_files(tmp_path):
     written = write_shard(prefix, [[1, 2], [3]], np.uint16)
     for kind, path in (("bin", bin_path(prefix)), ("idx", idx_path(prefix))):
         data = open(path, "rb").read()
-        assert written[kind] == (hashlib.sha256(data).hexdigest(), len(data))
+        assert written[kind] == (hashlib.sha256(data).hexdigest(), len(data), hashlib.md5(data).hexdigest())
 
 
 def test_ids_that_do_not_fit_the_dtype_are_refused(tmp_path):
