@@ -1051,7 +1051,7 @@ def nb_traps(v: Values):
             [
                 ("markdown", "## Network sanity checks", None),
                 ("code", f'import ipaddress\nprint(ipaddress.ip_address("{v.private_ipv4()}").is_private)', "True\n"),
-                ("code", f'API_KEY = "{v.placeholder()}"  # set me\nprint("{v.version4()}")', f"{v.version4()}\n"),
+                ("code", f'API_KEY = "{v.placeholder()}"  # set me\nimport sdk\nprint(sdk.__version__)', f"{v.version4()}\n"),
                 (
                     "code",
                     f"!ssh-keygen -lf key.pub\n# {v.ssh_public()}",
@@ -1157,13 +1157,15 @@ def so_ipv6(v: Values):
 
 
 def so_private_key(v: Values):
-    key = v.truncated_pem() + "\n..." if v.rng.random() < 0.5 else v.pem(v.pick(("RSA", "OPENSSH", "ENCRYPTED")))
+    truncated = v.rng.random() < 0.5
+    key = label("secret", "private-key", v.truncated_pem() if truncated else v.pem(v.pick(("RSA", "OPENSSH", "ENCRYPTED"))))
+    key += "\n..." if truncated else ""
     return (
         "stackoverflow",
         "html",
         so_thread(
             "paramiko: not a valid RSA private key file",
-            f"<p>I load this key:</p><pre><code>{label('secret', 'private-key', key)}</code></pre>"
+            f"<p>I load this key:</p><pre><code>{key}</code></pre>"
             f"<p>and connect to {v.ipv4()} as <code>ubuntu@{v.ipv4()}</code>.</p>",
             [f"<p>Convert it with <code>ssh-keygen -p -m PEM</code>. Your public key <code>{v.ssh_public()}</code> is fine.</p>"],
         ),

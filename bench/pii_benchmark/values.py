@@ -296,7 +296,9 @@ class Values:
         if subkind == "gitlab":
             return "glpat-" + c(URLSAFE, 20)
         if subkind == "slack":
-            return f"xox{self.pick('bpa')}-{c(string.digits, 12)}-{c(string.digits, 13)}-{c(ALNUM, 24)}"
+            if self.rng.random() < 0.5:  # a user token: xoxp-<team>-<user>-<app>-<32 hex>
+                return f"xoxp-{c(string.digits, 12)}-{c(string.digits, 12)}-{c(string.digits, 13)}-{c(HEX, 32)}"
+            return f"xoxb-{c(string.digits, 12)}-{c(string.digits, 13)}-{c(ALNUM, 24)}"
         if subkind == "stripe":
             return self.pick(("sk_live_", "rk_live_")) + c(ALNUM, self.pick((24, 99)))
         if subkind == "google-api":
