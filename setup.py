@@ -35,6 +35,7 @@ setup(
         "py7zr==1.1.4",  # reads Stack Exchange dumps straight out of their .7z archives
         "publicsuffixlist==1.1.2.20261023",  # ships the Public Suffix List: the TLDs email scrubbing accepts, offline
         "kingfisher-secret-scanner==1.5.0",  # Kingfisher's secret rules, in-process: the secrets scrubbing replaces
+        "hyperscan==0.9.1",  # scrubbing's prefilter: one multi-pattern pass says which texts may hold PII
         "huggingface_hub==2.4.0",  # hf:// paths: sources.datasets[].hub lists and reads Hub datasets through HfFileSystem
     ],
     extras_require={

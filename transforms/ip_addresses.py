@@ -29,7 +29,10 @@ RESOLVERS = frozenset(
      "2620:fe::fe", "2620:fe::9"}
 )  # fmt: skip
 GLOBAL_UNICAST_V6 = ipaddress.IPv6Network("2000::/3")
-_QUAD = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\w)")
+# The last three groups of a dotted quad: a pattern that starts with a literal is one
+# the regex engine skips to fast; the first group and the quad's edges are checked after.
+_DOTS = re.compile(r"\.\d{1,3}\.\d{1,3}\.\d{1,3}")
+DIGITS = frozenset("0123456789")
 _V6 = re.compile(r"(?<![\w:.])[23][0-9A-Fa-f]{0,3}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:]|\.\d)")
 _VERSION_WORDS = re.compile(
     r"version|release|upgrade|install|changelog|section|pinned|\bpins?\b|@since|\bver\b|objectidentifier|\boids?\b|asn\.?1",
@@ -71,14 +74,30 @@ def written_as_version(text: str, start: int, end: int) -> bool:
     return first_arc_oid_like and bool(_OID_NEARBY.search(text, max(0, start - OID_WINDOW), end + OID_WINDOW))
 
 
-def find_addresses(text: str) -> list[tuple[int, int, str]]:
+def standalone_quad(text: str, match: re.Match) -> tuple[int, int] | None:
+    """(start, end) of the dotted quad whose last three groups `match` found, when it stands alone:
+    no letter, digit, `_` or `.` attached before it, none after it but a sentence's full stop."""
+    start = match.start()
+    while start > max(0, match.start() - 3) and text[start - 1] in DIGITS:
+        start -= 1
+    end = match.end()
+    if start == match.start() or (start > 0 and (text[start - 1].isalnum() or text[start - 1] in "._")):
+        return None
+    after = text[end : end + 2]
+    if after[:1].isalnum() or after[:1] == "_" or (after[:1] == "." and (after[1:].isalnum() or after[1:] == "_")):
+        return None
+    return start, end
+
+
+def find_addresses(text: str, ipv4: bool = True, ipv6: bool = True) -> list[tuple[int, int, str]]:
     """(start, end, kind) of each public IPv4 and IPv6 address in text, as the module docstring says."""
     found = []
-    if "." in text:
-        for m in _QUAD.finditer(text):
-            if public_kind(m.group()) and not written_as_version(text, m.start(), m.end()):
-                found.append((m.start(), m.end(), IPV4))
-    if ":" in text:
+    if ipv4:
+        for m in _DOTS.finditer(text):
+            span = standalone_quad(text, m)
+            if span and public_kind(text[span[0] : span[1]]) == IPV4 and not written_as_version(text, *span):
+                found.append((*span, IPV4))
+    if ipv6:
         for m in _V6.finditer(text):
             value = m.group()
             if ("::" in value or value.count(":") == 7) and public_kind(value) == IPV6:

@@ -46,18 +46,20 @@ _PLACEHOLDER = re.compile(
     r"example|x{6,}|X{6,}|\*{3,}|\.\.\.|<|>|\$\{|\{\{|your|changeme|dummy|placeholder|redacted|0{8,}", re.IGNORECASE
 )
 # detect-secrets' patterns for formats Kingfisher takes only near a vendor's name:
-# (subkind, literal prefixes, pattern); a pattern runs only on text holding a prefix.
+# (subkind, gate, pattern); a pattern runs only on text where its gate (a literal
+# prefix, or for Discord the dots between a token's parts) is found.
 FORMATS = (
-    ("aws-key-id", ("AKIA", "ASIA", "A3T", "ABIA", "ACCA"),
+    ("aws-key-id", re.compile(r"AKIA|ASIA|A3T|ABIA|ACCA"),
      re.compile(r"(?<![A-Z0-9])(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}(?![A-Z0-9])")),
-    ("aws-secret", ("ecret", "ECRET"), re.compile(
+    ("aws-secret", re.compile(r"ecret|ECRET"), re.compile(
         r"(?i:aws_?secret_?(?:access_?)?key|secretaccesskey)[\\\"']*\s*[:=]\s*\\?[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])")),
-    ("telegram", (":AA",), re.compile(r"(?<![\d:])\d{8,10}:AA[0-9A-Za-z_-]{33}(?![\w-])")),
-    ("discord", ("M", "N", "O"),
+    ("telegram", re.compile(r":AA"), re.compile(r"(?<![\d:])\d{8,10}:AA[0-9A-Za-z_-]{33}(?![\w-])")),
+    ("discord", re.compile(r"\.[\w-]{6}\.[\w-]{27}"),
      re.compile(r"(?<![\w-])[MNO][a-zA-Z\d_-]{23,25}\.[a-zA-Z\d_-]{6}\.[a-zA-Z\d_-]{27,38}(?![\w-])")),
-    ("mailchimp", ("-us",), re.compile(r"(?<![0-9a-z])[0-9a-f]{32}-us[0-9]{1,2}(?!\d)")),
-    ("artifactory", ("AKC",), re.compile(r"(?<!\w)AKC[a-zA-Z0-9]{10,}(?!\w)")),
+    ("mailchimp", re.compile(r"-us\d"), re.compile(r"(?<![0-9a-z])[0-9a-f]{32}-us[0-9]{1,2}(?!\d)")),
+    ("artifactory", re.compile(r"AKC"), re.compile(r"(?<!\w)AKC[a-zA-Z0-9]{10,}(?!\w)")),
 )  # fmt: skip
+WARM_UP = "AKIAZ7VRSQ5TJKF3Q2BN -----BEGIN PRIVATE KEY-----"  # a text that loads what finding secrets needs
 
 
 class Finding(NamedTuple):
@@ -89,8 +91,8 @@ def is_placeholder(value: str) -> bool:
     return bool(_PLACEHOLDER.search(value)) or len(set(value)) < 6
 
 
-def kingfisher_findings(text: str) -> list[Finding]:
-    data = text.encode()
+def kingfisher_findings(text: str, data: bytes) -> list[Finding]:
+    """Kingfisher's findings in text (`data`, its UTF-8 bytes), less placeholders and ignored rules."""
     ascii_only = len(data) == len(text)
     found = []
     for finding in scanner().scan(data):
@@ -106,10 +108,10 @@ def kingfisher_findings(text: str) -> list[Finding]:
 
 
 def format_findings(text: str) -> list[Finding]:
-    """detect-secrets' patterns of `FORMATS`, each on text holding one of its prefixes."""
+    """detect-secrets' patterns of `FORMATS`, each on text where its gate is found."""
     found = []
-    for sub, prefixes, pattern in FORMATS:
-        if not any(prefix in text for prefix in prefixes):
+    for sub, gate, pattern in FORMATS:
+        if not gate.search(text):
             continue
         for m in pattern.finditer(text):
             start, end = m.span(pattern.groups) if pattern.groups else m.span()
@@ -118,10 +120,10 @@ def format_findings(text: str) -> list[Finding]:
     return found
 
 
-def find_secrets(text: str) -> list[Finding]:
-    """Every secret in text: Kingfisher's rules, `FORMATS` and private key blocks."""
+def find_secrets(text: str, data: bytes | None = None) -> list[Finding]:
+    """Every secret in text (`data`, its UTF-8 bytes, if at hand): Kingfisher's rules, `FORMATS` and key blocks."""
     found = [Finding(start, end, SECRET, PRIVATE_KEY) for start, end in key_blocks(text)]
-    return found + kingfisher_findings(text) + format_findings(text)
+    return found + kingfisher_findings(text, text.encode() if data is None else data) + format_findings(text)
 
 
 def non_overlapping(findings: list[Finding]) -> list[Finding]:
