@@ -31,6 +31,7 @@ from transforms.private_keys import key_blocks
 
 SECRET = "secret"
 PRIVATE_KEY = "private-key"
+OTHER = "other"  # a secret found by a Kingfisher rule outside SUBKINDS
 # Kingfisher rule id fragments → subkind, first match wins.
 SUBKINDS = (
     ("aws-access-token", "aws-key-id"), ("aws-secret", "aws-secret"), ("aws", "aws"), ("github", "github"),
@@ -83,7 +84,7 @@ def subkind(rule_id: str) -> str | None:
     name = rule_id.rsplit(".", 1)[-1].lower()
     if any(part in name for part in IGNORED_RULE_PARTS):
         return None
-    return next((sub for part, sub in SUBKINDS if part in name), "other")
+    return next((sub for part, sub in SUBKINDS if part in name), OTHER)
 
 
 def is_placeholder(value: str) -> bool:
@@ -127,9 +128,11 @@ def find_secrets(text: str, data: bytes | None = None) -> list[Finding]:
 
 
 def non_overlapping(findings: list[Finding]) -> list[Finding]:
-    """Findings sorted by start; one that overlaps an earlier (or longer, same-start) one is dropped."""
+    """Findings sorted by start; one that overlaps an earlier (or longer, same-start) one is dropped.
+    Of two with the same span, the one naming its issuer is kept over `other` (Kingfisher's generic
+    rules, such as a curl header's, find the same value as the issuer's rule)."""
     kept, end = [], -1
-    for finding in sorted(findings, key=lambda f: (f.start, -f.end)):
+    for finding in sorted(findings, key=lambda f: (f.start, -f.end, f.subkind == OTHER, f.subkind)):
         if finding.start >= end:
             kept.append(finding)
             end = finding.end
