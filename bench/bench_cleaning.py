@@ -13,17 +13,23 @@ is a duplicate of another). Start-up cancels in the marginal throughput, MB adde
 second added, and the command prints one line per runner mode:
 `marginal beam / loop throughput: R` (goals: in_memory >= 0.8, multi_processing >= 1.4).
 
+Then, with `--stages-mb` (default 30), one line per stage: its MB/s per core, the MB
+that reached it over the CPU seconds of its RecordFn in one process (`--stages-only`
+prints just these).
+
 Both read the files from disk (and skip the few that are not UTF-8); every file is read once
 before any run, so none gets a colder page cache than another. Also prints seconds (wall
 and CPU, the runner's worker processes included), MB/s and peak memory (PSS, summed over
 the process tree as `process_tree.py` measures it) of each run.
 
     .venv/bin/python bench/bench_cleaning.py                  # --small-mb 100 --large-mb 400
+    .venv/bin/python bench/bench_cleaning.py --stages-only    # the per-stage MB/s alone
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import hashlib
 import itertools
 import multiprocessing
@@ -153,6 +159,25 @@ def run_loop(root: str, paths: list[tuple[str, int]]) -> dict:
     return {"seconds": time.perf_counter() - started}
 
 
+def stage_throughput(root: str, paths: list[tuple[str, int]]) -> dict[str, float]:
+    """MB/s per core of each RecordFn stage: the MB that reached it over its CPU seconds."""
+    stages = [s.fn for s in code_stages(CorpusFlow(None, CONFIG, "")) if isinstance(s, ApplyStage)]
+    for fn in stages:
+        fn.setup()
+    seconds, mb = collections.Counter(), collections.Counter()
+    for path in paths:
+        record = read_file(root, path)
+        for fn in stages if record is not None else ():
+            started = time.process_time()
+            out = fn(record)
+            seconds[fn.stage] += time.process_time() - started
+            mb[fn.stage] += len(record.content.encode()) / 1e6
+            if isinstance(out, Rejected):
+                break
+            record = out
+    return {stage: mb[stage] / max(seconds[stage], 1e-9) for stage in seconds}
+
+
 def warm_cache(paths: list[str]) -> None:
     for path in paths:
         with open(path, "rb") as f:
@@ -173,10 +198,19 @@ def main(argv=None) -> None:
     parser.add_argument("--small-mb", type=float, default=100.0, help="the smaller size in MB (default 100)")
     parser.add_argument("--large-mb", type=float, default=400.0, help="the larger size in MB (default 400)")
     parser.add_argument("--root", default=sysconfig.get_paths()["purelib"], help="directory of .py files")
+    parser.add_argument("--stages-mb", type=float, default=30.0, help="MB for the per-stage MB/s (default 30)")
+    parser.add_argument("--stages-only", action="store_true", help="print only the per-stage MB/s")
     args = parser.parse_args(argv)
     files = installed_files(args.root)
-    sizes = {label: list_files(files, int(mb * 1e6)) for label, mb in (("small", args.small_mb), ("large", args.large_mb))}
     warm_cache(files)
+    throughputs = in_child(stage_throughput, args.root, list_files(files, int(args.stages_mb * 1e6)))
+    print(f"MB/s per core of each stage on {args.stages_mb:g} MB (one process, CPU seconds of its RecordFn):")
+    for stage, rate in throughputs.items():
+        if stage not in ("cpu_seconds", "peak_mb"):
+            print(f"  {stage:16} {rate:8.1f}")
+    if args.stages_only:
+        return
+    sizes = {label: list_files(files, int(mb * 1e6)) for label, mb in (("small", args.small_mb), ("large", args.large_mb))}
     paths = {"loop": lambda picked: in_child(run_loop, args.root, picked)}
     for mode, beam_args in MODES.items():
         paths[f"beam {mode}"] = lambda picked, beam_args=beam_args: in_child(run_beam, args.root, picked, beam_args)

@@ -1,202 +1,138 @@
-"""Secrets and IP addresses in text, found with Yelp's detect-secrets (beyond the paper).
+"""Secrets in text (beyond the paper, as StarCoder's PII step): API keys, tokens, private keys.
 
-StarCoder's PII step (bigcode-dataset `pii/`) runs detect-secrets over every file and
-replaces what it finds with placeholders; we do the same with its token-format
-detectors (`SECRET_DETECTORS`: AWS, GitHub, GitLab, Slack, Stripe, OpenAI, PyPI, npm,
-JWTs, private keys and the rest), and leave out the ones that guess: the entropy and
-keyword detectors flag hashes, test fixtures and every `password = ...` line in code.
-Candidates that detect-secrets' own heuristics call a UUID, a templated value
-(`${TOKEN}`, `<token>`) or a sequential string (`abcdef...`) are kept as they are.
+Chosen by `bench/bench_pii.py` on the labelled PII benchmark (docs/cleaning.md says
+why): MongoDB's Kingfisher (`kingfisher-secret-scanner`, Apache-2.0), whose bundled
+catalogue of ~490 rules (its own and Betterleaks') runs in-process as one Vectorscan
+pass over the text, offline, base64 decoding off. Around it:
 
-- Private keys: the detector finds the `BEGIN ... PRIVATE KEY` header; the whole PEM
-  block up to its `END` line is the secret (a header alone, as in code that checks for
-  one, is left as it is).
-- IPv4 addresses: detect-secrets' public-IPv4 matcher, keeping only addresses the
-  standard library calls global (`ipaddress`: not private, loopback, link-local,
-  documentation, reserved or `0.0.0.0`) and not part of a version (`pkg==1.2.3.4`,
-  `v1.2.3.4`, `image:9.3.0.25`, `group:artifact:9.3.0.25`, a line that says
-  `version`). A `:port` after one stays.
+- Private keys are ours (`transforms.private_keys`): the policy is about spans, one
+  BEGIN/END pair of the same label, encrypted, truncated and PuTTY keys included.
+- A few token formats that Kingfisher's rules only take next to a vendor's name
+  (Telegram bot tokens, Discord bot tokens, Mailchimp keys, Artifactory keys) and AWS
+  key ids and secret keys in an AWS setting written the way a JSON string escapes them,
+  are matched by detect-secrets' patterns for them (`FORMATS`), each run only on the
+  lines that hold its literal prefix.
+- Findings whose value is a placeholder or a documented example (`AKIA...EXAMPLE`,
+  `ghp_xxxx...`, `${TOKEN}`, `sk-...`) and rules that name an identifier rather than a
+  credential (account names, client ids, URLs) are dropped.
 
-Each finding is (start, end, kind), the secret alone where a detector's pattern
-captures it after its key name (`aws_secret = "..."`); kinds are slugs of
-detect-secrets' secret types (`aws-access-key`, `private-key`, ...) and `ipv4`.
+Each finding is (start, end, kind, subkind): the secret's value alone (no key name,
+quote or rest of line), kind `secret`, subkind the issuer (`aws-key-id`, `github`,
+`private-key`, ...; `other` for the rest of the catalogue).
 """
 
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 from typing import NamedTuple
 
-IPV4 = "ipv4"
+from transforms.private_keys import key_blocks
+
+SECRET = "secret"
 PRIVATE_KEY = "private-key"
-SECRET_DETECTORS = (
-    "artifactory.ArtifactoryDetector",
-    "aws.AWSKeyDetector",
-    "azure_storage_key.AzureStorageKeyDetector",
-    "cloudant.CloudantDetector",
-    "discord.DiscordBotTokenDetector",
-    "github_token.GitHubTokenDetector",
-    "gitlab_token.GitLabTokenDetector",
-    "ibm_cloud_iam.IbmCloudIamDetector",
-    "ibm_cos_hmac.IbmCosHmacDetector",
-    "jwt.JwtTokenDetector",
-    "mailchimp.MailchimpDetector",
-    "npm.NpmDetector",
-    "openai.OpenAIDetector",
-    "private_key.PrivateKeyDetector",
-    "pypi_token.PypiTokenDetector",
-    "sendgrid.SendGridDetector",
-    "slack.SlackDetector",
-    "softlayer.SoftlayerDetector",
-    "square_oauth.SquareOAuthDetector",
-    "stripe.StripeDetector",
-    "telegram_token.TelegramBotTokenDetector",
-    "twilio.TwilioKeyDetector",
+OTHER = "other"  # a secret found by a Kingfisher rule outside SUBKINDS
+# Kingfisher rule id fragments → subkind, first match wins.
+SUBKINDS = (
+    ("aws-access-token", "aws-key-id"), ("aws-secret", "aws-secret"), ("aws", "aws"), ("github", "github"),
+    ("gitlab", "gitlab"), ("slack", "slack"), ("stripe", "stripe"), ("gcp-api-key", "google-api"),
+    ("google", "google-api"), ("gcp", "google-api"), ("huggingface", "huggingface"), ("openai", "openai"),
+    ("anthropic", "anthropic"), ("npm", "npm"), ("pypi", "pypi"), ("sendgrid", "sendgrid"), ("twilio", "twilio"),
+    ("jwt", "jwt"), ("artifactory", "artifactory"), ("azure-storage", "azure-storage"), ("discord", "discord"),
+    ("telegram", "telegram"), ("mailchimp", "mailchimp"),
+)  # fmt: skip
+# Rules that name an identifier, not a credential, or that our key blocks replace.
+IGNORED_RULE_PARTS = ("private-key", "account-name", "client-id", "-url", "username", "-id", "user-name")
+_PLACEHOLDER = re.compile(
+    r"example|x{6,}|X{6,}|\*{3,}|\.\.\.|<|>|\$\{|\{\{|your|changeme|dummy|placeholder|redacted|0{8,}", re.IGNORECASE
 )
-MIN_SECRET_CHARS = 8  # shorter matches are replaced nowhere: too likely to occur as ordinary text
-PEM_BLOCK = re.compile(
-    r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY((?: BLOCK)?)-----.*?-----END \1PRIVATE KEY\2-----", re.DOTALL
-)
-_VERSION_BEFORE = re.compile(r"(?:(?:[=<>~!^@]=?|[vV])\s*|:)\Z")  # pins, v1.2.3.4, image:tag, group:artifact:version
-_VERSION_WORD = re.compile(r"version", re.IGNORECASE)
+# detect-secrets' patterns for formats Kingfisher takes only near a vendor's name:
+# (subkind, gate, pattern); a pattern runs only on text where its gate (a literal
+# prefix, or for Discord the dots between a token's parts) is found.
+FORMATS = (
+    ("aws-key-id", re.compile(r"AKIA|ASIA|A3T|ABIA|ACCA"),
+     re.compile(r"(?<![A-Z0-9])(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}(?![A-Z0-9])")),
+    ("aws-secret", re.compile(r"ecret|ECRET"), re.compile(
+        r"(?i:aws_?secret_?(?:access_?)?key|secretaccesskey)[\\\"']*\s*[:=]\s*\\?[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])")),
+    ("telegram", re.compile(r":AA"), re.compile(r"(?<![\d:])\d{8,10}:AA[0-9A-Za-z_-]{33}(?![\w-])")),
+    ("discord", re.compile(r"\.[\w-]{6}\.[\w-]{27}"),
+     re.compile(r"(?<![\w-])[MNO][a-zA-Z\d_-]{23,25}\.[a-zA-Z\d_-]{6}\.[a-zA-Z\d_-]{27,38}(?![\w-])")),
+    ("mailchimp", re.compile(r"-us\d"), re.compile(r"(?<![0-9a-z])[0-9a-f]{32}-us[0-9]{1,2}(?!\d)")),
+    ("artifactory", re.compile(r"AKC"), re.compile(r"(?<!\w)AKC[a-zA-Z0-9]{10,}(?!\w)")),
+)  # fmt: skip
+WARM_UP = "AKIAZ7VRSQ5TJKF3Q2BN -----BEGIN PRIVATE KEY-----"  # a text that loads what finding secrets needs
 
 
 class Finding(NamedTuple):
     start: int
     end: int
     kind: str
-
-
-def slug(secret_type: str) -> str:
-    """detect-secrets' `AWS Access Key` → `aws-access-key`."""
-    return re.sub(r"[^a-z0-9]+", "-", secret_type.lower()).strip("-")
+    subkind: str
 
 
 @functools.lru_cache(maxsize=1)
-def secret_plugins() -> tuple:
-    """One instance of each detector (built once per worker process)."""
-    import importlib
+def scanner():
+    """Kingfisher's scanner with its bundled rules (compiled once per process; cached on disk)."""
+    from kingfisher_sdk import Scanner
 
-    plugins = []
-    for name in SECRET_DETECTORS:
-        module, cls = name.rsplit(".", 1)
-        plugins.append(getattr(importlib.import_module(f"detect_secrets.plugins.{module}"), cls)())
-    return tuple(plugins)
+    return Scanner(base64=False)
 
 
-@functools.lru_cache(maxsize=1)
-def _heuristics() -> tuple:
-    from detect_secrets.filters import heuristic
-
-    return heuristic.is_potential_uuid, heuristic.is_templated_secret, heuristic.is_sequential_string
-
-
-def _ipv4_pattern() -> re.Pattern:
-    from detect_secrets.plugins.ip_public import IPPublicDetector
-
-    return IPPublicDetector.denylist[0]
+@functools.lru_cache(maxsize=1024)
+def subkind(rule_id: str) -> str | None:
+    """The subkind of a Kingfisher rule, or None for a rule we do not replace."""
+    name = rule_id.rsplit(".", 1)[-1].lower()
+    if any(part in name for part in IGNORED_RULE_PARTS):
+        return None
+    return next((sub for part, sub in SUBKINDS if part in name), OTHER)
 
 
-# Detectors whose patterns only match on a line holding one of these (lowercase) strings,
-# and never across lines: they scan those lines alone. Their patterns start with a
-# keyword or a prefix; scanning every position of every file is what made them slow.
-LINE_GATES = {
-    "ArtifactoryDetector": ("akc", "ap"),
-    "AWSKeyDetector": ("a3t", "abia", "acca", "akia", "asia", "aws"),
-    "CloudantDetector": ("key", "pw", "pass", "token", "cloudant"),
-    "IbmCloudIamDetector": ("key", "pwd", "pass", "token"),
-    "IbmCosHmacDetector": ("secret",),
-    "MailchimpDetector": ("-us",),
-    "SlackDetector": ("xox", "hooks.slack"),
-    "SoftlayerDetector": ("key", "pwd", "pass", "token", "softlayer"),
-}
+def is_placeholder(value: str) -> bool:
+    """A documented example or a value left to fill in (`AKIAIOSFODNN7EXAMPLE`, `ghp_xxxx...`, `${TOKEN}`)."""
+    return bool(_PLACEHOLDER.search(value)) or len(set(value)) < 6
 
 
-def gated_regions(text: str, lowered: str, needles: tuple[str, ...]) -> list[tuple[int, int]]:
-    """[start, end) of the runs of lines holding a needle, each widened by the newline on either
-    side so that patterns anchored on whitespace match there exactly as in the whole text."""
-    lines = set()
-    for needle in needles:
-        at = lowered.find(needle)
-        while at != -1:
-            start = lowered.rfind("\n", 0, at) + 1
-            end = lowered.find("\n", at)
-            end = len(text) if end == -1 else end
-            lines.add((start, end))
-            at = lowered.find(needle, end)
-    regions: list[tuple[int, int]] = []
-    for start, end in sorted(lines):
-        start, end = max(0, start - 1), min(len(text), end + 1)
-        if regions and start <= regions[-1][1]:
-            regions[-1] = (regions[-1][0], max(end, regions[-1][1]))
-        else:
-            regions.append((start, end))
-    return regions
-
-
-def secret_spans(plugin, text: str, lowered: str | None = None):
-    """(start, end) of each match of a detector's patterns: its longest group, or the whole match
-    where the groups only name a prefix (`(ghp|gho|...)_[A-Za-z0-9_]{36}`)."""
-    needles = LINE_GATES.get(type(plugin).__name__)
-    regions = gated_regions(text, lowered or text.lower(), needles) if needles else [(0, len(text))]
-    for pattern in plugin.denylist:
-        for start, end in regions:
-            for match in pattern.finditer(text, start, end):
-                groups = [match.span(i) for i in range(1, (pattern.groups or 0) + 1) if match.group(i)]
-                span = max(groups, key=lambda g: g[1] - g[0], default=match.span())
-                yield span if span[1] - span[0] >= MIN_SECRET_CHARS else match.span()
-
-
-def find_secrets(text: str) -> list[Finding]:
-    """Every secret detect-secrets' token detectors find in text."""
-    findings = []
-    lowered = text.lower()
-    for plugin in secret_plugins():
-        kind = slug(plugin.secret_type)
-        if kind == PRIVATE_KEY:
-            if any(True for _ in plugin.analyze_string(text)):
-                findings += [Finding(m.start(), m.end(), kind) for m in PEM_BLOCK.finditer(text)]
+def kingfisher_findings(text: str, data: bytes) -> list[Finding]:
+    """Kingfisher's findings in text (`data`, its UTF-8 bytes), less placeholders and ignored rules."""
+    ascii_only = len(data) == len(text)
+    found = []
+    for finding in scanner().scan(data):
+        sub = finding.visible and subkind(finding.rule_id)
+        if not sub:
             continue
-        for start, end in secret_spans(plugin, text, lowered):
-            value = text[start:end]
-            if len(value) >= MIN_SECRET_CHARS and not any(check(value) for check in _heuristics()):
-                findings.append(Finding(start, end, kind))
-    return findings
+        start, end = finding.location["start_offset"], finding.location["end_offset"]
+        if not ascii_only:  # byte offsets → character offsets
+            start, end = len(data[:start].decode("utf-8", "ignore")), len(data[:end].decode("utf-8", "ignore"))
+        if not is_placeholder(text[start:end]):
+            found.append(Finding(start, end, SECRET, sub))
+    return found
 
 
-def is_version(text: str, start: int) -> bool:
-    """Whether the dotted number at text[start:] is written as a version."""
-    line_start = text.rfind("\n", 0, start) + 1
-    before = text[max(line_start, start - 40) : start]
-    return bool(_VERSION_BEFORE.search(before) or _VERSION_WORD.search(before))
+def format_findings(text: str) -> list[Finding]:
+    """detect-secrets' patterns of `FORMATS`, each on text where its gate is found."""
+    found = []
+    for sub, gate, pattern in FORMATS:
+        if not gate.search(text):
+            continue
+        for m in pattern.finditer(text):
+            start, end = m.span(pattern.groups) if pattern.groups else m.span()
+            if not is_placeholder(text[start:end]):
+                found.append(Finding(start, end, SECRET, sub))
+    return found
 
 
-def find_ipv4(text: str) -> list[Finding]:
-    """Global IPv4 addresses that are not versions (the module docstring says which)."""
-    if not any(c.isdigit() for c in text):
-        return []
-    findings = []
-    for match in _ipv4_pattern().finditer(text):
-        address = match.group(1).split(":")[0]
-        start = match.start(1)
-        if _is_global(address) and not is_version(text, start):
-            findings.append(Finding(start, start + len(address), IPV4))
-    return findings
-
-
-def _is_global(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_global
-    except ValueError:
-        return False
+def find_secrets(text: str, data: bytes | None = None) -> list[Finding]:
+    """Every secret in text (`data`, its UTF-8 bytes, if at hand): Kingfisher's rules, `FORMATS` and key blocks."""
+    found = [Finding(start, end, SECRET, PRIVATE_KEY) for start, end in key_blocks(text)]
+    return found + kingfisher_findings(text, text.encode() if data is None else data) + format_findings(text)
 
 
 def non_overlapping(findings: list[Finding]) -> list[Finding]:
-    """Findings sorted by start; one that overlaps an earlier (or longer, same-start) one is dropped."""
+    """Findings sorted by start; one that overlaps an earlier (or longer, same-start) one is dropped.
+    Of two with the same span, the one naming its issuer is kept over `other` (Kingfisher's generic
+    rules, such as a curl header's, find the same value as the issuer's rule)."""
     kept, end = [], -1
-    for finding in sorted(findings, key=lambda f: (f.start, -f.end)):
+    for finding in sorted(findings, key=lambda f: (f.start, -f.end, f.subkind == OTHER, f.subkind)):
         if finding.start >= end:
             kept.append(finding)
             end = finding.end

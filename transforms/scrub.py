@@ -2,122 +2,86 @@
 
 Emails are replaced with removed@example.com, as the paper does. Beyond the paper, as
 StarCoder's PII step does, secrets (API keys, tokens, private keys) become `<KEY>` and
-public IPv4 addresses `<IP_ADDRESS>`, found by detect-secrets (`transforms.pii`);
-`scrub.secrets` and `scrub.ip_addresses` turn those off. The same `scrub_text` cleans
-code files here and StackOverflow bodies and comments in the StackOverflow format
-stage. Stats count each replacement kind (`replaced-email`, `replaced-aws-access-key`,
-`replaced-private-key`, `replaced-ipv4`, ...) and the files changed; they land in the
-manifest.
+public IPv4 and IPv6 addresses `<IP_ADDRESS>`; `scrub.secrets` and `scrub.ip_addresses`
+turn those off. What counts as each, and what look-alikes stay, is said where they are
+found: `transforms.emails`, `transforms.pii` (secrets, `transforms.private_keys`) and
+`transforms.ip_addresses`; `bench/bench_pii.py` measures them on a labelled benchmark.
+A replacement takes the value alone: quotes, key names and the rest of the line stay.
 
-An address is `local@domain` where the local part is 1-64 of `A-Z a-z 0-9 . _ % + -`
-and the domain is dot-separated labels ending in a top-level domain of the Public
-Suffix List's ICANN section (the `publicsuffixlist` package ships it: `.com`,
-`.engineering`, `.berlin`, `.xn--p1ai`, ...). Domains match whatever their case
-(`x@y.Com`, `OPS@EXAMPLE.CO.UK`), except that a TLD written in mixed case other than
-capitalised (`q@k.mT`, a transposed matrix product) is not taken for one. Requiring a
-real TLD is what keeps code intact:
-
-- `@decorator`, `@Override`, CSS `@media`: nothing before the `@`, never matched;
-- matrix products `a@b.T`, `x@w.transpose()`, `q@k.mT`: `T`/`transpose` are not
-  TLDs, `mT` is not written as a domain is, and a name followed by `(` is a call;
-- package pins `lodash@4.17.21`, `node@sha256:...`: no TLD.
-
-Judgment call, for ssh and URL user names: `git@github.com:owner/repo.git` (an
-scp-style remote, `@host` followed by `:path`) and `ssh://git@host/...` or
-`https://user@host/...` (a user name inside a URL) address an account on a host,
-not a mailbox, and scrubbing them would break the code that uses them; they are
-left as they are. `mailto:jane@example.org` is an address and is scrubbed.
-
-Work per file is linear in its size: only the text around each `@` is examined for
-emails, and detect-secrets' patterns each scan the text once. The stage never rejects.
+The same `scrub_text` cleans code files here and StackOverflow bodies and comments in
+the StackOverflow format stage. Stats count each replacement kind (`replaced-email`,
+`replaced-ipv4`, `replaced-ipv6`, and per secret issuer `replaced-aws-key-id`,
+`replaced-private-key`, `replaced-github`, ...) and the files changed; they land in
+the manifest. The stage never rejects.
 """
 
 from __future__ import annotations
 
 import collections
-import functools
-import re
 
 from schemas.config import ScrubConfig
 from schemas.records import RepoFile
-from transforms import pii
+from transforms import emails, ip_addresses, pii, pii_prefilter
 from transforms.base import RecordFn
 
 STAGE = "scrub"
 REPLACEMENT = ScrubConfig.replacement  # removed@example.com, paper footnote 7
 EMAIL = "email"
-
-_LOCAL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}\Z")  # searched in text[at-64:at]
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_DOMAIN = re.compile(r"(?:%s\.)+(%s)(?![A-Za-z0-9_(-]|\.[A-Za-z0-9])" % (_LABEL, _LABEL))
-_TOKEN_BEFORE = re.compile(r"[^\s\"'<>()\[\]{}]*\Z")  # the unbroken text before an address
-_SCP_PATH = re.compile(r":[^\s\d]")  # `@host:path`, as in git@github.com:owner/repo.git
-URL_LOOKBACK = 256
+WARM_UP_TEXT = "ops@corp.io 52.14.3.9 2a00:1450::1"
 
 
-@functools.lru_cache(maxsize=1)
-def _public_suffixes():
-    from publicsuffixlist import PublicSuffixList
+def find_pii(text: str, config: ScrubConfig) -> list[pii.Finding]:
+    """Every email, secret and public IP address in text that `config` scrubs, sorted, none overlapping.
+    Each finder runs only where the prefilter saw a candidate of its kind."""
+    data = text.encode()
+    kinds = pii_prefilter.candidate_kinds(data)
+    found = []
+    if EMAIL in kinds:
+        found += [pii.Finding(start, end, EMAIL, EMAIL) for start, end in emails.find_emails(text)]
+    if config.secrets and pii.SECRET in kinds:
+        found += pii.find_secrets(text, data)
+    if config.ip_addresses and kinds & {ip_addresses.IPV4, ip_addresses.IPV6}:
+        addresses = ip_addresses.find_addresses(text, ip_addresses.IPV4 in kinds, ip_addresses.IPV6 in kinds)
+        found += [pii.Finding(start, end, kind, kind) for start, end, kind in addresses]
+    return pii.non_overlapping(found)
 
-    return PublicSuffixList(only_icann=True, accept_unknown=False)
+
+def warm_up(config: ScrubConfig) -> None:
+    """Build what scrubbing needs (the Public Suffix List, the prefilter, Kingfisher's rules) now,
+    not on the first text that needs it."""
+    find_pii(f"{WARM_UP_TEXT} {pii.WARM_UP}", config)
 
 
-@functools.lru_cache(maxsize=4096)
-def is_tld(label: str) -> bool:
-    """A top-level domain of the ICANN list, written lower-case, upper-case or capitalised."""
-    if not (label.islower() or label.isupper() or label.istitle()) or label.isdigit():
-        return False
-    return _public_suffixes().is_public(label.lower())
+def replacement(finding: pii.Finding, config: ScrubConfig) -> str:
+    if finding.kind == EMAIL:
+        return config.replacement
+    return config.key_replacement if finding.kind == pii.SECRET else config.ip_replacement
 
 
-def is_host_account(text: str, start: int, end: int) -> bool:
-    """Whether the address at text[start:end] is an ssh/URL user@host rather than a mailbox."""
-    if _SCP_PATH.match(text, end):
-        return True
-    before = _TOKEN_BEFORE.search(text, max(0, start - URL_LOOKBACK), start)
-    return before is not None and "://" in before.group()
+def stat_kind(finding: pii.Finding) -> str:
+    """`email`, `ipv4`, `ipv6`, or a secret's subkind (`aws-key-id`, `private-key`, ...)."""
+    return finding.subkind if finding.kind == pii.SECRET else finding.kind
 
 
 def scrub_emails(text: str, replacement: str = REPLACEMENT) -> tuple[str, int]:
     """(text with every email address replaced, number of addresses replaced)."""
-    at = text.find("@")
-    if at < 0:
-        return text, 0
-    parts, last, replaced = [], 0, 0
-    while at >= 0:
-        local = _LOCAL.search(text, max(0, at - 64), at)
-        domain = _DOMAIN.match(text, at + 1) if local else None
-        if domain and not is_tld(domain.group(1)):
-            domain = None
-        if domain and not is_host_account(text, local.start(), domain.end()):
-            if text[local.start() : domain.end()] != replacement:
-                parts.append(text[last : local.start()])
-                parts.append(replacement)
-                last = domain.end()
-                replaced += 1
-            at = text.find("@", domain.end())
-        else:
-            at = text.find("@", at + 1)
-    if not replaced:
-        return text, 0
-    parts.append(text[last:])
-    return "".join(parts), replaced
+    text, replaced = scrub_text(text, ScrubConfig(replacement=replacement, secrets=False, ip_addresses=False))
+    return text, replaced[EMAIL]
 
 
 def scrub_text(text: str, config: ScrubConfig) -> tuple[str, collections.Counter]:
     """(text with every email, secret and IP address replaced as `config` says, replacements per kind)."""
     replaced: collections.Counter = collections.Counter()
-    text, emails = scrub_emails(text, config.replacement)
-    if emails:
-        replaced[EMAIL] = emails
-    findings = (pii.find_secrets(text) if config.secrets else []) + (pii.find_ipv4(text) if config.ip_addresses else [])
-    if not findings:
-        return text, replaced
     parts, last = [], 0
-    for finding in pii.non_overlapping(findings):
-        parts += [text[last : finding.start], config.ip_replacement if finding.kind == pii.IPV4 else config.key_replacement]
+    for finding in find_pii(text, config):
+        value = replacement(finding, config)
+        if text[finding.start : finding.end] == value:
+            continue  # already scrubbed
+        parts += [text[last : finding.start], value]
         last = finding.end
-        replaced[finding.kind] += 1
+        replaced[stat_kind(finding)] += 1
+    if not replaced:
+        return text, replaced
     parts.append(text[last:])
     return "".join(parts), replaced
 
@@ -135,6 +99,9 @@ class ScrubFn(RecordFn):
 
     def __init__(self, config: ScrubConfig = ScrubConfig()):
         self.config = config
+
+    def setup(self) -> None:
+        warm_up(self.config)
 
     def __call__(self, record: RepoFile) -> RepoFile:
         text, replaced = scrub_text(record.content, self.config)

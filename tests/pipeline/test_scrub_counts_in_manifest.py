@@ -30,7 +30,7 @@ def row(**attrs) -> str:
 def write_dump(folder) -> None:
     folder.mkdir()
     posts = [
-        row(Id=1, PostTypeId=1, CreationDate="2020-01-01T00:00:00.000", Score=1, Title="Who runs 8.8.4.4?",
+        row(Id=1, PostTypeId=1, CreationDate="2020-01-01T00:00:00.000", Score=1, Title="Who runs 185.199.108.153?",
             Body="<p>Write to dns-admin@google.com</p>", Tags="<dns>"),
         row(Id=2, PostTypeId=2, ParentId=1, CreationDate="2020-01-02T00:00:00.000", Score=2,
             Body="<p>Nobody you can mail.</p>"),
@@ -57,13 +57,13 @@ def test_manifest_counts_every_replacement_kind(tmp_path):
     counts = json.loads((version / "manifest.json").read_text())["counts"]
     assert counts["scrub"]["stats"] == {
         "replaced-email": 1,
-        "replaced-aws-access-key": 1,
+        "replaced-aws-key-id": 1,
         "replaced-private-key": 1,
         "replaced-ipv4": 1,
         "files-changed": 1,
     }
     assert counts["stackoverflow-format"]["stats"] == {"replaced-email": 2, "replaced-ipv4": 1, "documents-changed": 1}
     texts = "\n".join(pq.read_table(version / "documents").column("text").to_pylist())
-    for secret in ("Example.Engineering", AWS_KEY, "MHcCAQ", "93.184.216.34", "8.8.4.4", "dns-admin", "noc@"):
+    for secret in ("Example.Engineering", AWS_KEY, "MHcCAQ", "93.184.216.34", "185.199.108.153", "dns-admin", "noc@"):
         assert secret not in texts
     assert '"127.0.0.1"' in texts
