@@ -10,14 +10,22 @@ FetchRepos pins each repository to a commit, downloads its archive and reads it 
 already there is replayed instead of fetched. Faults become Rejected records of stage
 "read" with the repository and a reason:
 
-    vanished, empty-repository, forbidden, unavailable-legal, api-error,
-    license-not-allowed, not-main-language, no-commit, archive-too-large
+    vanished, empty-repository, forbidden, unavailable-legal, http-4xx (any other
+    final 4xx), license-not-allowed, not-main-language, no-commit, archive-too-large,
+    redirect-loop, too-large-reply, request-error
                      permanent: saved in the state, not asked again
-    server-error     5xx or timeouts after every retry; unauthorized; request-budget
-                     (the worker's budget is spent); malformed-reply (an answer that is not
-                     the JSON the API documents): not saved, the next run tries again
+    http-5xx, timeout, connection-error, bad-encoding   after every retry
+    unauthorized     the API refused the token; the worker's client sends nothing more
+    rate-limited     a rate-limit wait longer than http.worker_max_wait_seconds
+    request-budget   the worker's budget is spent
+    bad-json, malformed-reply   an answer that is not JSON / not the JSON the API documents
+    fetch-error      anything else one repository's fetch raised (logged with its traceback)
+                     none of these is saved: the next run tries again
     listing-failed   a listing request that failed or whose answer was malformed; its
                      query's later pages are not listed
+
+Only what stops every repository stops the job, before it starts: a token the API
+refuses (checked in the launcher), a state directory that cannot be written.
 
 `transforms.sources.registry.network_sources` builds every configured network source for the graph.
 """
@@ -51,7 +59,7 @@ from transforms.sources.common import (
 )
 from transforms.sources.crawl_state import CrawlState, crawl_key
 from transforms.sources.hosts import Host, ListingFailure, RemoteRepo, RepoUnavailable, listing_item, listing_line
-from transforms.sources.http_client import BudgetExhausted, RequestFailed
+from transforms.sources.http_client import NotJson, RequestFailed
 from transforms.sources.local import SNAPSHOT, STAGE
 
 log = logging.getLogger(__name__)
@@ -64,23 +72,14 @@ def fetch_repo(host: Host, repo: RemoteRepo, state: CrawlState, max_file_bytes: 
         yield from saved
         return
     try:
-        repo = host.prepare(repo)
-        check_repo(flat_row(repo))
-        commit = check_commit(host.pin_commit(repo))
-        data = host.archive(repo, commit)
+        repo, commit, data = fetch_archive(host, repo)
     except RepoUnavailable as e:
-        rejected = repo.unavailable(e.reason, e.detail)
+        rejected = repo.unavailable(e.reason, host.client.redact(e.detail))
         if e.permanent:
             writer = state.repo_writer(repo.source, repo.repo, {"repo": repo.repo, "commit": None})
             writer.add(rejected)
             writer.commit()
         yield rejected
-        return
-    except RequestFailed as e:  # transient: the next run tries again
-        yield repo.unavailable("request-budget" if isinstance(e, BudgetExhausted) else "server-error", str(e))
-        return
-    except MALFORMED as e:  # not saved either: a proxy's page or a bad answer may be gone next run
-        yield repo.unavailable("malformed-reply", host.client.redact(malformed(e)))
         return
     info = RepoInfo(repo.source, repo.repo, commit, repo.license, repo.stars, origin=repo.source)
     header = {"repo": repo.repo, "commit": commit, "license": repo.license, "stars": repo.stars}
@@ -93,6 +92,32 @@ def fetch_repo(host: Host, repo: RemoteRepo, state: CrawlState, max_file_bytes: 
         writer.abort()
         raise
     writer.commit()
+
+
+def fetch_archive(host: Host, repo: RemoteRepo) -> tuple[RemoteRepo, str, bytes]:
+    """The repository as prepared, its pinned commit and its archive; RepoUnavailable for any fault.
+
+    Whatever one repository's requests raise is that repository's rejection, so one bad
+    answer never fails the bundle: a failed request by its reason (saved unless a later
+    run may do better), an answer of the wrong shape as `bad-json` or `malformed-reply`
+    (not saved), anything else as `fetch-error` (not saved, and logged with its traceback).
+    """
+    try:
+        repo = host.prepare(repo)
+        check_repo(flat_row(repo))
+        commit = check_commit(host.pin_commit(repo))
+        return repo, commit, host.archive(repo, commit)
+    except RepoUnavailable:
+        raise
+    except RequestFailed as e:
+        raise RepoUnavailable(e.reason, str(e), permanent=not e.transient) from None
+    except NotJson as e:
+        raise RepoUnavailable("bad-json", malformed(e), permanent=False) from None
+    except MALFORMED as e:  # a proxy's page or a bad answer may be gone next run
+        raise RepoUnavailable("malformed-reply", malformed(e), permanent=False) from None
+    except Exception as e:
+        log.exception("%s %s: unexpected failure while fetching", repo.source, repo.repo)
+        raise RepoUnavailable("fetch-error", f"{type(e).__name__}: {str(e)[:200]}", permanent=False) from None
 
 
 class FetchRepoFn(RecordFn):
@@ -178,7 +203,9 @@ def list_crawl(host_cls: type[Host], config: PipelineConfig, dataset_dir: str) -
             "%s.token_env: $%s is not set; the %s API is called without a token", where, section.token_env, host_cls.source
         )
     state = CrawlState(state_dir)
-    listing = host_cls(section, client).list_repositories(state)
+    host = host_cls(section, client)
+    host.check_token()  # a refused token stops the run now, not as a 401 in every fetch
+    listing = host.list_repositories(state)
     items = listing.items()
     state.write_listing(listing_line(item) for item in items)
     log.info(

@@ -58,6 +58,7 @@ def next_page_url(reply: Reply) -> str | None:
 
 class GitLabHost(Host):
     source = "gitlab"
+    token_check = "user"  # the token's user; 401 for a revoked or expired token
     # GitLab takes a personal access token as `Authorization: Bearer` too; unlike PRIVATE-TOKEN,
     # requests drops that header when a redirect leaves the API's host.
 

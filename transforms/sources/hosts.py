@@ -121,6 +121,35 @@ class Host:
             return ApiClient(section.base_url, section.http, token=token, headers=cls.headers, seed=seed)
         return ApiClient.from_env(section.base_url, section.http, section.token_env, headers=cls.headers, seed=seed)
 
+    # -- the token (driver) ----------------------------------------------------------------
+
+    token_check = ""  # the cheap authenticated endpoint that says whether the API takes the token
+
+    def check_token(self) -> dict | None:
+        """Ask `token_check` once before any worker starts: a refused token stops the run here, naming the key.
+
+        Returns the endpoint's answer (None without a token, or when it is not JSON). Any
+        other failure is left to the listing, which records it.
+        """
+        if not self.client.authenticated:
+            return None
+        try:
+            reply = self.client.get(self.token_check)
+        except RequestFailed as e:
+            log.warning("sources.%s: could not check the token (%s); the listing goes on", self.source, e)
+            return None
+        if reply.status == 401:
+            key = "token_secret" if self.section.token_secret else "token_env"
+            raise ConfigError(
+                f"sources.{self.source}.{key}: the API refused the token "
+                f"(GET /{self.token_check}: HTTP 401 {self.client.redact(reply.message())}); "
+                "replace it with a valid one before the crawl starts"
+            )
+        try:
+            return reply.json() if reply.status == 200 else None
+        except ValueError:
+            return None
+
     # -- listing (driver) ----------------------------------------------------------------
 
     def list_repositories(self, state: CrawlState) -> Listing:
@@ -196,8 +225,8 @@ class Host:
         if reply.status == 401:
             raise RepoUnavailable("unauthorized", detail, permanent=False)
         if reply.status >= 500:
-            raise RepoUnavailable("server-error", detail, permanent=False)
-        raise RepoUnavailable(STATUS_REASONS.get(reply.status, "api-error"), detail)
+            raise RepoUnavailable(f"http-{reply.status}", detail, permanent=False)
+        raise RepoUnavailable(STATUS_REASONS.get(reply.status, f"http-{reply.status}"), detail)
 
     def download(self, path: str, params: dict | None = None) -> bytes:
         """An archive's bytes, at most limits.max_archive_bytes of them."""
@@ -205,7 +234,7 @@ class Host:
         try:
             reply = self.client.get(path, params, max_bytes=limit)
         except RequestFailed as e:
-            if e.transient:
+            if e.reason != "too-large-reply":
                 raise
             raise RepoUnavailable("archive-too-large", f"more than {limit} bytes compressed") from None
         return self.check(reply, "archive").body

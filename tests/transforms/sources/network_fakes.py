@@ -207,6 +207,8 @@ class FakeGitHub(FakeApi):
         path, ok = request.path, self.authorized(request)
         if path == "/search/repositories":
             return self.answer("search", None, request, ok, lambda: self.search(request))
+        if path == "/rate_limit":
+            return self.answer("rate_limit", None, request, ok, self.rate_limit)
         m = re.fullmatch(r"/repos/([^/]+/[^/]+)/(commits|tarball/[0-9a-f]+)", path)
         if m and m.group(1) in self.repos:
             repo = self.repos[m.group(1)]
@@ -223,6 +225,13 @@ class FakeGitHub(FakeApi):
     @staticmethod
     def not_found() -> Response:
         return json_response({"message": "Not Found", "documentation_url": "https://docs.github.com/rest", "status": "404"}, 404)
+
+    def rate_limit(self) -> Response:
+        """GET /rate_limit: the token's budgets (this request does not count against them)."""
+        reset = int(time.time()) + 3600
+        core = {"limit": 5000, "used": 0, "remaining": 5000, "reset": reset}
+        search = {"limit": 30, "used": 30 - self.search_remaining, "remaining": self.search_remaining, "reset": reset}
+        return json_response({"resources": {"core": core, "search": search}, "rate": core})
 
     def search(self, request: Request) -> Response:
         q = request.args["q"]
@@ -317,6 +326,9 @@ class FakeGitLab(FakeApi):
             if token is not None:
                 self.auth_failures.append("token sent to the download host")
             return self.serve_archive(self.redirected[path], path.rsplit("/", 1)[1])
+        if path == "/user":  # unlike the projects, it needs a token
+            ok = ok and token is not None
+            return self.answer("user", None, request, ok, lambda: json_response({"id": 1, "username": "crawler", "state": "active"}))
         if path == "/projects":
             simple = token is None  # like GitLab: an anonymous listing gets the simple fields only
             return self.answer("projects", None, request, ok, lambda: self.projects(request, simple))
