@@ -87,6 +87,27 @@ class HttpSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class RateSettings:
+    """How a crawl's fetch workers share one token across the whole job (docs/sources.md, "Rate limits")."""
+
+    requests_per_hour: int | None = None  # the token's budget for all fetches of the job; null: only the API's headers pace
+    concurrency: int = 4  # most fetches at once across the whole job: the repositories are keyed into this many partitions
+    service: str | None = None  # host:port of an Envoy rate-limit service holding one budget per token (Dataflow)
+    domain: str = "code-corpus"  # that service's rate-limit domain
+    max_wait_seconds: float = 180.0  # longest a worker waits for the budget; longer: `rate-limited`, a rerun resumes
+
+    def __post_init__(self):
+        if self.requests_per_hour is not None and self.requests_per_hour < 1:
+            raise ConfigError(f"requests_per_hour must be at least 1 (or null), got {self.requests_per_hour}")
+        if self.concurrency < 1 or self.max_wait_seconds <= 0:
+            raise ConfigError(
+                f"concurrency must be at least 1 and max_wait_seconds positive, got {self.concurrency}, {self.max_wait_seconds}"
+            )
+        if self.service is not None and not re.fullmatch(r"[^\s:/]+:\d+", self.service):
+            raise ConfigError(f"service must be host:port of an Envoy rate-limit service, got {self.service!r}")
+
+
+@dataclasses.dataclass(frozen=True)
 class ArchiveLimits:
     """Bounds on one repository archive, read in memory (the per-file bound is read.max_file_bytes)."""
 
@@ -116,6 +137,7 @@ class ApiSource:
     max_repositories: int | None = None  # stop listing after this many
     state_dir: str | None = None  # crawl state (resume); default: <out>/<name>/crawl/
     http: HttpSettings = HttpSettings()
+    rate: RateSettings = RateSettings()
     limits: ArchiveLimits = ArchiveLimits()
 
     def __post_init__(self):
@@ -139,6 +161,7 @@ class GitHubSource(ApiSource):
 
     base_url: str = "https://api.github.com"
     token_env: str | None = "GITHUB_TOKEN"
+    rate: RateSettings = RateSettings(requests_per_hour=5000)  # a token's REST budget (the listing's search has its own)
     created_from: str = "2008-01-01T00:00:00Z"  # search repositories created in this range
     created_until: str = PAPER_CRAWL_END
 

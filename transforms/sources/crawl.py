@@ -1,9 +1,12 @@
 """What the GitHub and GitLab crawls share: a listing in the driver, fetches in parallel.
 
     driver     Host.list_repositories ─ <state>/listing.jsonl.zst     (once, resumable)
-    pipeline   ReadListing ─ SpreadRepos (Reshuffle) ─ FetchRepos ─┬─ RepoFile (kept)
-                                                                    ├─ Rejected, tallies (stage "read")
-                                                                    └─ RepoSnapshot ─ SnapshotId
+    pipeline   ReadListing ─ KeyByPartition ─ GroupPartitions ─ FetchRepos ─┬─ RepoFile (kept)
+                                                                             ├─ Rejected, tallies (stage "read")
+                                                                             └─ RepoSnapshot ─ SnapshotId
+
+The listing is keyed into `rate.concurrency` partitions and each partition's repositories
+are fetched one after another, each request paced by the job's rate limiter (rate_limits.py).
 
 FetchRepos pins each repository to a commit, downloads its archive and reads it with
 `archives.read_archive`, saving the records in the crawl state as it goes; a repository
@@ -34,13 +37,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import posixpath
 import threading
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import apache_beam as beam
 from apache_beam import pvalue
+from apache_beam.io.components.adaptive_throttler import ThrottlingSignaler
 from apache_beam.metrics import Metrics
 
 from schemas.config import PipelineConfig
@@ -61,6 +66,7 @@ from transforms.sources.crawl_state import CrawlState, crawl_key
 from transforms.sources.hosts import Host, ListingFailure, RemoteRepo, RepoUnavailable, listing_item, listing_line
 from transforms.sources.http_client import NotJson, RequestFailed
 from transforms.sources.local import SNAPSHOT, STAGE
+from transforms.sources.rate_limits import partition_of
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +127,11 @@ def fetch_archive(host: Host, repo: RemoteRepo) -> tuple[RemoteRepo, str, bytes]
 
 
 class FetchRepoFn(RecordFn):
-    """Listing line → the repository's RepoFiles (kept), Rejected and its snapshot (tagged)."""
+    """(partition, listing lines) → each repository's RepoFiles (kept), Rejected and snapshot (tagged).
+
+    The lines of one partition are fetched one after another by one client, so the job
+    never has more fetches in flight than it has partitions (`rate.concurrency`).
+    """
 
     stage = STAGE
     each_output_is_an_input = True  # each file read (or the repository's rejection) counts as one input
@@ -137,23 +147,36 @@ class FetchRepoFn(RecordFn):
         # Jitter differs per worker so that workers do not retry in step. The token is read here,
         # on the worker (from Secret Manager with token_secret), never carried in the graph.
         seed = int.from_bytes(hashlib.sha256(f"{os.getpid()}:{threading.get_ident()}:{id(self)}".encode()).digest()[:8], "big")
-        self.host = self.host_cls(self.section, self.host_cls.make_client(self.section, seed))
+        self.host = self.host_cls(self.section, self.host_cls.make_client(self.section, seed, worker=True))
         self.state = CrawlState(self.state_dir)
-        source = self.host_cls.source
-        self.requests = Metrics.counter(f"crawl-{source}", "requests")
-        self.retries = Metrics.counter(f"crawl-{source}", "retries")
+        namespace = f"crawl-{self.host_cls.source}"
+        self.requests = Metrics.counter(namespace, "requests")
+        self.retries = Metrics.counter(namespace, "retries")
+        # The client's own rate-limit waits (Retry-After, a reset); the limiter signals its waits itself.
+        self.throttling = ThrottlingSignaler(namespace)
+        self.signalled = 0
 
-    def __call__(self, line: str):
+    def __call__(self, partition_lines: tuple[int, Iterable[str]]):
+        _, lines = partition_lines
+        for line in lines:
+            yield from self.fetch(line)
+
+    def fetch(self, line: str):
         item = listing_item(line)
         if isinstance(item, ListingFailure):
             yield item.rejected()
             return
         self.count(f"{item.source}.repositories")
-        requests, retries = self.host.client.requests, self.host.client.retries
+        client = self.host.client
+        requests, retries = client.requests, client.retries
         for record in fetch_repo(self.host, item, self.state, self.max_file_bytes):
             yield pvalue.TaggedOutput(SNAPSHOT, record) if isinstance(record, RepoSnapshot) else record
-        self.requests.inc(self.host.client.requests - requests)
-        self.retries.inc(self.host.client.retries - retries)
+        self.requests.inc(client.requests - requests)
+        self.retries.inc(client.retries - retries)
+        throttled = math.ceil(client.throttled_seconds)
+        if throttled > self.signalled:
+            self.throttling.signal_throttled(throttled - self.signalled)
+            self.signalled = throttled
 
     def teardown(self):
         client = getattr(getattr(self, "host", None), "client", None)
@@ -165,7 +188,7 @@ class FetchRepoFn(RecordFn):
 
 
 class CrawlRepos(beam.PTransform):
-    """A listed crawl's repositories → SourceOutputs, fetched in parallel after a Reshuffle."""
+    """A listed crawl's repositories → SourceOutputs, fetched in `rate.concurrency` partitions."""
 
     def __init__(self, host_cls: type[Host], section: ApiSource, state_dir: str, max_file_bytes: int, summary: dict):
         super().__init__()
@@ -177,10 +200,12 @@ class CrawlRepos(beam.PTransform):
 
     def expand(self, pbegin):
         fetch = FetchRepoFn(self.host_cls, self.section, self.state_dir, self.max_file_bytes)
+        partitions = self.section.rate.concurrency
         read = (
             pbegin
             | "ReadListing" >> beam.io.ReadFromText(CrawlState(self.state_dir).listing_path)
-            | "SpreadRepos" >> beam.Reshuffle()
+            | "KeyByPartition" >> beam.Map(lambda line: (partition_of(line, partitions), line))
+            | "GroupPartitions" >> beam.GroupByKey()
             | "FetchRepos" >> ApplyStage(fetch)
         )
         summary = with_snapshot_id(pbegin, self.summary, read[SNAPSHOT])

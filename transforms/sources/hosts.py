@@ -12,6 +12,7 @@ import collections
 import dataclasses
 import json
 import logging
+import os
 import urllib.parse
 
 from schemas.config import ConfigError
@@ -21,6 +22,7 @@ from transforms.sources.common import MALFORMED, STATUS_REASONS, check_repo, mal
 from transforms.sources.crawl_state import CrawlState
 from transforms.sources.http_client import ApiClient, BudgetExhausted, Reply, RequestFailed
 from transforms.sources.local import STAGE
+from transforms.sources.rate_limits import make_limiter
 from transforms.sources.secrets import section_token
 
 log = logging.getLogger(__name__)
@@ -114,12 +116,22 @@ class Host:
         self.client = client
 
     @classmethod
-    def make_client(cls, section: ApiSource, seed: int) -> ApiClient:
-        """A client with the section's token: from Secret Manager (token_secret), else from $token_env."""
+    def make_client(cls, section: ApiSource, seed: int, worker: bool = False) -> ApiClient:
+        """A client with the section's token: from Secret Manager (token_secret), else from $token_env.
+
+        A fetch worker's client (`worker`) asks the job's rate limiter before each request and
+        does not sleep through a rate-limit wait longer than `rate.max_wait_seconds`.
+        """
         token = section_token(section)
-        if token is not None:
+        if token is None and section.token_env:
+            token = os.environ.get(section.token_env)
+        if not worker:
             return ApiClient(section.base_url, section.http, token=token, headers=cls.headers, seed=seed)
-        return ApiClient.from_env(section.base_url, section.http, section.token_env, headers=cls.headers, seed=seed)
+        limiter = make_limiter(section.rate, token, f"crawl-{cls.source}", seed)
+        return ApiClient(
+            section.base_url, section.http, token=token, headers=cls.headers, seed=seed,
+            limiter=limiter, defer_after=section.rate.max_wait_seconds,
+        )
 
     # -- the token (driver) ----------------------------------------------------------------
 

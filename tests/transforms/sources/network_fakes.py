@@ -140,6 +140,13 @@ class FakeApi:
         self.gate_open = threading.Event()
         self.blocked = 0
         self.lock = threading.Lock()
+        self.delay = 0.0  # seconds each request takes (so that concurrent requests overlap)
+        self.in_flight = self.max_in_flight = 0
+        self.concurrency_cap: int | None = None  # more requests at once: a secondary-limit 403, as GitHub answers
+        self.secondary_limited = 0
+        self.budget: tuple[int, float] | None = None  # (requests, window seconds) per token on budgeted paths
+        self.spent = collections.Counter()  # (token, window) → requests
+        self.over_budget = 0  # budgeted requests answered 403 because the window's budget was spent
         self.server = FakeServer(self.wsgi)
 
     @property
@@ -155,7 +162,47 @@ class FakeApi:
 
     def wsgi(self, environ, start_response):
         request = Request(environ)
-        return self.route(request)(environ, start_response)
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            crowded = self.concurrency_cap is not None and self.in_flight > self.concurrency_cap
+            self.secondary_limited += crowded
+        try:
+            time.sleep(self.delay)
+            if crowded:
+                response = json_response({"message": "You have exceeded a secondary rate limit."}, 403, {"Retry-After": "1"})
+            else:
+                response = self.limited(request) or self.route(request)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+        return response(environ, start_response)
+
+    def budgeted(self, request: Request) -> bool:
+        """Whether a request counts against the token's budget (subclasses say which paths do)."""
+        return False
+
+    def limited(self, request: Request) -> Response | None:
+        """A 403 once the token's budget for this window is spent (GitHub's primary limit), else None.
+
+        Answers within the budget get their X-RateLimit headers in `route` through `rate_headers`.
+        """
+        if self.budget is None or not self.budgeted(request):
+            return None
+        requests, window = self.budget
+        now = time.time()
+        key = (request.headers.get("Authorization"), int(now // window))
+        with self.lock:
+            self.spent[key] += 1
+            used = self.spent[key]
+            self.over_budget += used > requests
+        reset = str(int((key[1] + 1) * window) + 1)  # whole epoch seconds, as the header says it
+        headers = {"X-RateLimit-Limit": str(requests), "X-RateLimit-Remaining": str(max(0, requests - used)),
+                   "X-RateLimit-Reset": reset, "X-RateLimit-Resource": "core"}
+        if used > requests:
+            return json_response({"message": "API rate limit exceeded for user."}, 403, headers)
+        request.environ["fake.rate_headers"] = headers
+        return None
 
     def answer(self, endpoint: str, repo: str | None, request: Request, authorized: bool, make) -> Response:
         key = (endpoint, repo)
@@ -203,7 +250,15 @@ class FakeGitHub(FakeApi):
             return True
         return self.token is None or request.headers.get("Authorization") == f"Bearer {self.token}"
 
+    def budgeted(self, request: Request) -> bool:
+        return request.path.startswith("/repos/")
+
     def route(self, request: Request) -> Response:
+        response = self.routed(request)
+        response.headers.extend(request.environ.get("fake.rate_headers", {}))
+        return response
+
+    def routed(self, request: Request) -> Response:
         path, ok = request.path, self.authorized(request)
         if path == "/search/repositories":
             return self.answer("search", None, request, ok, lambda: self.search(request))

@@ -93,14 +93,14 @@ def test_a_run_with_every_fault_succeeds_and_accounts_for_each_repository(tmp_pa
     reasons = ["bad-encoding", "bad-json", "http-500", "redirect-loop"]
     repos = [FakeRepo(f"f/{reason}", {f"{i}.py": code(f"m{i}")}) for i, reason in enumerate(reasons)]
     repos.append(FakeRepo("f/fine", {"fine.py": code("fine")}))
-    github = FakeGitHub(repos, token=GITHUB_TOKEN)
+    hub = FakeGitHub(repos, token=GITHUB_TOKEN)
     for repo, reason in zip(repos, reasons):
-        add_fault(github, repo, reason)
+        add_fault(hub, repo, reason)
     refused = FakeRepo("g/refused", {"r.py": code("refused")})
-    gitlab = FakeGitLab([refused], token=GITLAB_TOKEN)
-    gitlab.fault("project", "g/refused", (401, {}, {"message": "401 Unauthorized"}))
-    servers += [github, gitlab]
-    config = write_config(tmp_path, github=github, gitlab=gitlab)
+    lab = FakeGitLab([refused], token=GITLAB_TOKEN)
+    lab.fault("project", "g/refused", (401, {}, {"message": "401 Unauthorized"}))
+    servers += [hub, lab]
+    config = write_config(tmp_path, github=hub, gitlab=lab)
     out = tmp_path / "out"
 
     run_cli("run", "--config", config, "--out", str(out))

@@ -1,0 +1,88 @@
+"""One token's budget across the job: partitions bound concurrency, limiters pace requests and report throttling."""
+
+from __future__ import annotations
+
+import time
+
+import apache_beam as beam
+import pytest
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.util import assert_that, equal_to
+
+from schemas.errors import ConfigError
+from schemas.sources_config import GitHubSource, RateSettings
+from tests.transforms.sources.network_fakes import FakeRepo
+from tests.transforms.sources.test_github_source import FAST, TOKEN, TOKEN_ENV, github  # noqa: F401 (fixture)
+from transforms.sources.crawl import CrawlRepos
+from transforms.sources.crawl_state import CrawlState
+from transforms.sources.github import GitHubHost
+from transforms.sources.hosts import listing_line
+from transforms.sources.rate_limits import PartitionRateLimiter, make_limiter, partition_of, token_id
+
+
+def test_a_partition_limiter_paces_its_share_with_jitter_and_reports_the_wait():
+    limiter = PartitionRateLimiter(requests_per_hour=36_000, partitions=2, max_wait_seconds=5, namespace="t")  # 0.2 s apart
+    start = time.monotonic()
+    assert all(limiter.allow() for _ in range(6))
+    elapsed = time.monotonic() - start
+    assert 0.95 <= elapsed < 1.1 + 0.5  # five waits of about 0.2 s, plus at most a tenth as jitter
+    assert 0.95 <= limiter.throttled_seconds <= 1.1
+
+
+def test_a_wait_longer_than_the_bound_is_refused_not_slept():
+    limiter = PartitionRateLimiter(requests_per_hour=1, partitions=1, max_wait_seconds=1, namespace="t")  # an hour apart
+    assert limiter.allow()
+    start = time.monotonic()
+    assert limiter.allow() is False and time.monotonic() - start < 0.5
+
+
+def test_partitions_are_stable_and_spread():
+    names = [f"o/r{i}" for i in range(1000)]
+    parts = [partition_of(n, 8) for n in names]
+    assert parts == [partition_of(n, 8) for n in names] and set(parts) == set(range(8))
+    assert min(parts.count(p) for p in range(8)) > 80
+
+
+def test_the_service_limiter_names_the_token_by_a_digest():
+    limiter = make_limiter(RateSettings(service="127.0.0.1:8081", domain="crawl"), TOKEN, "crawl-github", 0)
+    assert limiter.descriptors == [{"token": token_id(TOKEN)}] and limiter.domain == "crawl"
+    assert TOKEN not in repr(limiter.__getstate__()) and make_limiter(RateSettings(), TOKEN, "n", 0) is None
+
+
+def test_bad_rate_settings_name_the_key():
+    with pytest.raises(ConfigError, match="concurrency"):
+        RateSettings(concurrency=0)
+    with pytest.raises(ConfigError, match="service must be host:port"):
+        RateSettings(service="http://envoy:8081")
+
+
+@pytest.mark.slow
+def test_two_workers_never_exceed_the_concurrency_and_report_throttled_time(github, tmp_path):  # noqa: F811
+    """The fake GitHub allows 6 requests a second per token and at most 2 at once; two Beam worker processes fetch."""
+    repos = [FakeRepo(f"o/r{i:02d}", {f"m{i}.py": f"VALUE = {i}\n".encode()}) for i in range(16)]
+    fake = github(repos)
+    fake.delay = 0.05
+    fake.concurrency_cap = 2
+    fake.budget = (6, 1.0)
+    rate = RateSettings(requests_per_hour=6 * 3600, concurrency=2, max_wait_seconds=30)
+    section = GitHubSource(base_url=fake.url, token_env=TOKEN_ENV, http=FAST, languages=("Python",), licenses=("MIT",), rate=rate)
+    state = CrawlState(str(tmp_path / "state"))
+    host = GitHubHost(section, GitHubHost.make_client(section, seed=0))
+    state.write_listing(listing_line(item) for item in host.list_repositories(state).items())
+
+    options = PipelineOptions(["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    with beam.Pipeline(options=options) as p:
+        out = p | CrawlRepos(GitHubHost, section, state.path, 1000, {})
+        assert_that(out.kept | beam.Map(lambda f: f.repo), equal_to([r.name for r in repos]), label="AllFetched")
+        assert_that(out.rejected, equal_to([]), label="NoneRejected")
+    result = p.result
+
+    assert fake.max_in_flight <= 2 and fake.secondary_limited == 0  # never more than the cap at once
+    throttled = result.metrics().query(MetricsFilter().with_name("cumulativeThrottlingSeconds"))["counters"]
+    seconds = sum(c.committed for c in throttled if c.key.metric.namespace == "crawl-github")
+    assert seconds >= 2  # 32 budgeted requests at 3 a second per partition: the limiters waited, and said so
+    requests = result.metrics().query(MetricsFilter().with_namespace("crawl-github").with_name("requests"))["counters"]
+    # Commits and tarball per repository, and one more for each answer over the budget (a window's edge
+    # can hold two partitions' requests at once): the client waited for its reset and asked again.
+    assert sum(c.committed for c in requests) == 32 + fake.over_budget
