@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import apache_beam as beam
@@ -11,10 +12,12 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.errors import ConfigError
+from schemas.records import RepoFile
 from schemas.sources_config import GitHubSource, RateSettings
 from tests.transforms.sources.network_fakes import FakeRepo
+from tests.transforms.sources.ratelimit_fake import FakeRateLimitService
 from tests.transforms.sources.test_github_source import FAST, TOKEN, TOKEN_ENV, github  # noqa: F401 (fixture)
-from transforms.sources.crawl import CrawlRepos
+from transforms.sources.crawl import CrawlRepos, fetch_repo
 from transforms.sources.crawl_state import CrawlState
 from transforms.sources.github import GitHubHost
 from transforms.sources.hosts import listing_line
@@ -86,3 +89,51 @@ def test_two_workers_never_exceed_the_concurrency_and_report_throttled_time(gith
     # Commits and tarball per repository, and one more for each answer over the budget (a window's edge
     # can hold two partitions' requests at once): the client waited for its reset and asked again.
     assert sum(c.committed for c in requests) == 32 + fake.over_budget
+
+
+@pytest.fixture
+def envoy():
+    services = []
+
+    def make(limit: int, window: float) -> FakeRateLimitService:
+        service = FakeRateLimitService(limit, window)
+        services.append(service)
+        return service
+
+    yield make
+    for service in services:
+        service.close()
+
+
+def test_workers_share_one_budget_through_the_envoy_service(envoy):
+    """Two limiters (two workers) asking one service: together never more than its limit in a window."""
+    service = envoy(limit=5, window=1.0)
+    rate = RateSettings(service=service.address, domain="code-corpus")
+    limiters = [make_limiter(rate, TOKEN, "crawl-github", seed) for seed in (1, 2)]
+    allowed = []
+
+    def work(limiter):
+        allowed.extend(limiter.allow() for _ in range(4))
+
+    threads = [threading.Thread(target=work, args=(limiter,)) for limiter in limiters]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert allowed == [True] * 8
+    assert set(service.granted) and max(service.granted.values()) <= 5 and sum(service.granted.values()) == 8
+    assert {key[:2] for key in service.granted} == {("code-corpus", (("token", token_id(TOKEN)),))}  # one budget, by digest
+    assert sum(service.hits.values()) > 8  # some asks were over the limit and waited for the next window
+
+
+def test_a_worker_client_fetches_through_the_envoy_service(github, envoy, tmp_path):  # noqa: F811
+    service = envoy(limit=100, window=60.0)
+    fake = github([FakeRepo("o/a", {"a.py": b"a = 1\n"})])
+    section = GitHubSource(base_url=fake.url, token_env=TOKEN_ENV, http=FAST, languages=("Python",), licenses=("MIT",),
+                           rate=RateSettings(service=service.address))
+    state = CrawlState(str(tmp_path))
+    listed = GitHubHost(section, GitHubHost.make_client(section, seed=0)).list_repositories(state).repos
+    host = GitHubHost(section, GitHubHost.make_client(section, seed=0, worker=True))
+    out = list(fetch_repo(host, listed["o/a"], state, 1000))
+    assert [r.path for r in out if isinstance(r, RepoFile)] == ["a.py"]
+    assert sum(service.granted.values()) == host.client.requests == 2  # commits and tarball, each asked first

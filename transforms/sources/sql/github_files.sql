@@ -5,6 +5,7 @@
 --   @licenses        ARRAY<STRING>  license keys as the licenses table spells them: mit, apache-2.0, ...
 --   @extensions      ARRAY<STRING>  lower-case file name endings to keep: .py, .ipynb
 --   @max_file_bytes  INT64          larger files come back without content (rejected as too-large)
+--   @read_shards     INT64          rows are spread over this many shards, each read in its own session
 -- Filled in before the query runs (identifiers, which BigQuery does not take as parameters):
 --   {dataset}  the configured dataset (sources.bigquery.dataset)
 --   {exclude}  the loaded table of lower-case owner/name already crawled (column repo_name), or an
@@ -17,7 +18,8 @@ SELECT
   f.symlink_target IS NOT NULL AS is_symlink,
   c.size,
   c.binary,
-  IF(c.size <= @max_file_bytes, c.content, NULL) AS content
+  IF(c.size <= @max_file_bytes, c.content, NULL) AS content,
+  MOD(ABS(FARM_FINGERPRINT(CONCAT(f.repo_name, '/', f.ref, '/', f.path))), @read_shards) AS shard
 FROM `{dataset}.files` AS f
 JOIN `{dataset}.licenses` AS l
   ON l.repo_name = f.repo_name
