@@ -177,11 +177,15 @@ class GitLabSource(ApiSource):
 
     base_url: str = "https://gitlab.com/api/v4"
     token_env: str | None = "GITLAB_TOKEN"
-    active_from: str | None = None  # projects with activity in this range (last_activity_after/before)
-    active_until: str | None = PAPER_CRAWL_END
+    # The snapshot date: projects created by then are listed (whatever their activity since).
+    created_until: str | None = PAPER_CRAWL_END
+    # Optional activity filters (last_activity_after/before); active_until keeps only projects inactive since.
+    active_from: str | None = None
+    active_until: str | None = None
 
     def __post_init__(self):
         super().__post_init__()
+        check_timestamp(self.created_until, "created_until")
         check_timestamp(self.active_from, "active_from")
         check_timestamp(self.active_until, "active_until")
 

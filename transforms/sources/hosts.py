@@ -38,6 +38,7 @@ class RemoteRepo:
     stars: int | None
     license: str | None  # SPDX id the API reported, None when it reported none
     pushed_at: str | None = None
+    created_at: str | None = None  # GitLab: the listing keeps projects created by the snapshot date
 
     def unavailable(self, reason: str, detail: str) -> Rejected:
         rid = RepoFile.make_id(self.source, self.repo, "", None)
@@ -86,6 +87,7 @@ class Listing:
     """A listing in progress: repositories by name, failures, and facts for the manifest."""
 
     max_repositories: int | None
+    keep: object = None  # None, or a filter on a listed repository's fields (GitLab: created by the snapshot date)
     repos: dict = dataclasses.field(default_factory=dict)
     failures: list = dataclasses.field(default_factory=list)
     facts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
@@ -99,6 +101,9 @@ class Listing:
         for data in repos:
             if self.full:
                 return
+            if self.keep is not None and not self.keep(data):
+                self.facts["left_out_by_date"] += 1
+                continue
             self.repos.setdefault(data["repo"], RemoteRepo(**data))
 
     def items(self) -> list[RemoteRepo | ListingFailure]:

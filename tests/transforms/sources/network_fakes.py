@@ -103,6 +103,7 @@ class FakeRepo:
     license: str | None = "mit"  # the licensee key the API reports
     stars: int = 0
     created_at: str = "2020-01-01T00:00:00Z"
+    last_activity_at: str | None = None  # GitLab: default created_at
     default_branch: str = "main"
     fork: bool = False
     vanished: bool = False  # listed, then gone: 404 from every later request
@@ -404,7 +405,7 @@ class FakeGitLab(FakeApi):
             "id": repo.project_id, "name": path, "path": path, "path_with_namespace": repo.name,
             "name_with_namespace": repo.name.replace("/", " / "), "default_branch": repo.default_branch,
             "visibility": "public", "star_count": repo.stars, "forks_count": 0, "created_at": repo.created_at,
-            "last_activity_at": repo.created_at, "empty_repo": repo.empty, "archived": False,
+            "last_activity_at": repo.last_activity_at or repo.created_at, "empty_repo": repo.empty, "archived": False,
             "web_url": f"https://gitlab.com/{repo.name}", "namespace": {"path": namespace, "kind": "group"},
         }
         if repo.fork:
@@ -424,7 +425,8 @@ class FakeGitLab(FakeApi):
         matches = sorted(
             (r for r in self.repos.values()
              if language in (r.languages or {r.language: 100})
-             and (before is None or r.created_at <= before) and (after is None or r.created_at >= after)),
+             and (before is None or (r.last_activity_at or r.created_at) <= before)
+             and (after is None or (r.last_activity_at or r.created_at) >= after)),
             key=lambda r: r.project_id,
         )
         per_page = int(args.get("per_page", 20))
