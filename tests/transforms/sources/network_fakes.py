@@ -148,6 +148,7 @@ class FakeApi:
         self.budget: tuple[int, float] | None = None  # (requests, window seconds) per token on budgeted paths
         self.spent = collections.Counter()  # (token, window) → requests
         self.over_budget = 0  # budgeted requests answered 403 because the window's budget was spent
+        self.budgeted_times = []  # when each budgeted request within the budget arrived (time.time())
         self.server = FakeServer(self.wsgi)
 
     @property
@@ -202,6 +203,8 @@ class FakeApi:
                    "X-RateLimit-Reset": reset, "X-RateLimit-Resource": "core"}
         if used > requests:
             return json_response({"message": "API rate limit exceeded for user."}, 403, headers)
+        with self.lock:
+            self.budgeted_times.append(now)
         request.environ["fake.rate_headers"] = headers
         return None
 
