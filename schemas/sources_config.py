@@ -88,11 +88,11 @@ class HttpSettings:
 
 @dataclasses.dataclass(frozen=True)
 class RateSettings:
-    """How a crawl's fetch workers share one token across the whole job (docs/sources.md, "Rate limits")."""
+    """How a crawl's fetches use each token across the whole job (docs/sources.md, "Rate limits")."""
 
-    requests_per_hour: int | None = None  # the token's budget for all fetches of the job; null: only the API's headers pace
-    concurrency: int = 4  # most fetches at once across the whole job: the repositories are keyed into this many partitions
-    service: str | None = None  # host:port of an Envoy rate-limit service holding one budget per token (Dataflow)
+    requests_per_hour: int | None = None  # each token's budget for all fetches of the job; null: only the API's headers pace
+    concurrency: int = 4  # most requests at once per token across the whole job (threads of the token's one fetch task)
+    service: str | None = None  # host:port of an Envoy rate-limit service holding one budget per token (across jobs)
     domain: str = "code-corpus"  # that service's rate-limit domain
     max_wait_seconds: float = 180.0  # longest a worker waits for the budget; longer: `rate-limited`, a rerun resumes
 
@@ -131,6 +131,9 @@ class ApiSource:
     # setup: what a Dataflow crawl needs, since workers do not see the launcher's environment. Wins over token_env.
     token_secret: str | None = None
     secret_api_endpoint: str | None = None  # null: the real Secret Manager; or a local emulator's URL (no credentials)
+    # More tokens, each an environment variable's name or a Secret Manager version: each has its own budget and
+    # fetches its share of the repositories (`rate` holds per token), so a crawl scales by tokens, not workers.
+    extra_tokens: tuple[str, ...] = ()
     languages: tuple[str, ...] = PAPER_LANGUAGES  # the repository's main language must be one of these
     licenses: tuple[str, ...] = PERMISSIVE_LICENSES  # SPDX ids
     commits_until: str | None = PAPER_CRAWL_END  # pin each repository to its last commit by then; null: head

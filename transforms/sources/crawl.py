@@ -1,12 +1,12 @@
 """What the GitHub and GitLab crawls share: a listing in the driver, fetches in parallel.
 
     driver     Host.list_repositories ─ <state>/listing.jsonl.zst     (once, resumable)
-    pipeline   ReadListing ─ KeyByPartition ─ GroupPartitions ─ FetchRepos ─┬─ RepoFile (kept)
-                                                                             ├─ Rejected, tallies (stage "read")
-                                                                             └─ RepoSnapshot ─ SnapshotId
+    pipeline   ReadListing ─ KeyByToken ─ GroupByToken ─ FetchRepos ─┬─ RepoFile (kept)
+                                                                      ├─ Rejected, tallies (stage "read")
+                                                                      └─ RepoSnapshot ─ SnapshotId
 
-The listing is keyed into `rate.concurrency` partitions and each partition's repositories
-are fetched one after another, each request paced by the job's rate limiter (rate_limits.py).
+The listing is keyed by token and each token's repositories are fetched by one task on
+`rate.concurrency` threads, each request paced by the token's limiter (rate_limits.py).
 
 FetchRepos pins each repository to a commit, downloads its archive and reads it with
 `archives.read_archive`, saving the records in the crawl state as it goes; a repository
@@ -35,12 +35,13 @@ refuses (checked in the launcher), a state directory that cannot be written.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import logging
 import math
 import os
 import posixpath
-import threading
+import queue
 from typing import Iterable, Iterator
 
 import apache_beam as beam
@@ -66,7 +67,8 @@ from transforms.sources.crawl_state import CrawlState, crawl_key
 from transforms.sources.hosts import Host, ListingFailure, RemoteRepo, RepoUnavailable, listing_item, listing_line
 from transforms.sources.http_client import NotJson, RequestFailed
 from transforms.sources.local import SNAPSHOT, STAGE
-from transforms.sources.rate_limits import partition_of
+from transforms.sources.rate_limits import make_limiter, token_of
+from transforms.sources.secrets import section_tokens, token_key
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +129,12 @@ def fetch_archive(host: Host, repo: RemoteRepo) -> tuple[RemoteRepo, str, bytes]
 
 
 class FetchRepoFn(RecordFn):
-    """(partition, listing lines) → each repository's RepoFiles (kept), Rejected and snapshot (tagged).
+    """(token index, listing lines) → each repository's RepoFiles (kept), Rejected and snapshot (tagged).
 
-    The lines of one partition are fetched one after another by one client, so the job
-    never has more fetches in flight than it has partitions (`rate.concurrency`).
+    One token's repositories are one element, fetched here on `rate.concurrency` threads,
+    each with its own client, all asking the token's one limiter: so no more requests are
+    in flight per token, nor made per hour, than configured, however many workers run.
+    Records are yielded, and metrics counted, in this (Beam's) thread.
     """
 
     stage = STAGE
@@ -144,51 +148,87 @@ class FetchRepoFn(RecordFn):
         self.max_file_bytes = max_file_bytes
 
     def setup(self):
-        # Jitter differs per worker so that workers do not retry in step. The token is read here,
-        # on the worker (from Secret Manager with token_secret), never carried in the graph.
-        seed = int.from_bytes(hashlib.sha256(f"{os.getpid()}:{threading.get_ident()}:{id(self)}".encode()).digest()[:8], "big")
-        self.host = self.host_cls(self.section, self.host_cls.make_client(self.section, seed, worker=True))
+        # The tokens are read here, on the worker (from Secret Manager with token_secret), never carried in the graph.
+        self.tokens = section_tokens(self.section)
         self.state = CrawlState(self.state_dir)
         namespace = f"crawl-{self.host_cls.source}"
         self.requests = Metrics.counter(namespace, "requests")
         self.retries = Metrics.counter(namespace, "retries")
-        # The client's own rate-limit waits (Retry-After, a reset); the limiter signals its waits itself.
-        self.throttling = ThrottlingSignaler(namespace)
-        self.signalled = 0
+        self.throttling = ThrottlingSignaler(namespace)  # the limiter's waits and the API's (Retry-After, a reset)
+        self.hosts = []
 
-    def __call__(self, partition_lines: tuple[int, Iterable[str]]):
-        _, lines = partition_lines
-        for line in lines:
-            yield from self.fetch(line)
+    def make_hosts(self, token_index: int) -> queue.Queue:
+        """`rate.concurrency` hosts with their own clients (jitter seeded per worker and thread), one limiter."""
+        seed = int.from_bytes(hashlib.sha256(f"{os.getpid()}:{id(self)}:{token_index}".encode()).digest()[:8], "big")
+        token, namespace = self.tokens[token_index], f"crawl-{self.host_cls.source}"
+        limiter = make_limiter(self.section.rate, token, namespace, seed)
+        hosts = queue.Queue()
+        for i in range(self.section.rate.concurrency):
+            hosts.put(self.host_cls(self.section, self.host_cls.client_for(self.section, token, seed + i, limiter)))
+        self.hosts += list(hosts.queue)
+        return hosts
 
-    def fetch(self, line: str):
+    def __call__(self, token_lines: tuple[int, Iterable[str]]):
+        token_index, lines = token_lines
+        hosts = self.make_hosts(token_index)
+        before = self.client_totals()
+        for source, records in run_concurrently(lambda line: self.fetch(hosts, line), lines, hosts.qsize()):
+            if source:
+                self.count(f"{source}.repositories")
+            for record in records:
+                yield pvalue.TaggedOutput(SNAPSHOT, record) if isinstance(record, RepoSnapshot) else record
+            before = self.report(before)
+
+    def fetch(self, hosts: queue.Queue, line: str) -> tuple[str | None, list]:
+        """(source, records) of one listing line, on a fetch thread with a host of its own."""
         item = listing_item(line)
         if isinstance(item, ListingFailure):
-            yield item.rejected()
-            return
-        self.count(f"{item.source}.repositories")
-        client = self.host.client
-        requests, retries = client.requests, client.retries
-        for record in fetch_repo(self.host, item, self.state, self.max_file_bytes):
-            yield pvalue.TaggedOutput(SNAPSHOT, record) if isinstance(record, RepoSnapshot) else record
-        self.requests.inc(client.requests - requests)
-        self.retries.inc(client.retries - retries)
-        throttled = math.ceil(client.throttled_seconds)
-        if throttled > self.signalled:
-            self.throttling.signal_throttled(throttled - self.signalled)
-            self.signalled = throttled
+            return None, [item.rejected()]
+        host = hosts.get()
+        try:
+            return item.source, list(fetch_repo(host, item, self.state, self.max_file_bytes))
+        finally:
+            hosts.put(host)
+
+    def client_totals(self) -> tuple[int, int, int]:
+        clients = [host.client for host in self.hosts]
+        return (sum(c.requests for c in clients), sum(c.retries for c in clients),
+                math.ceil(sum(c.throttled_seconds for c in clients)))
+
+    def report(self, before: tuple[int, int, int]) -> tuple[int, int, int]:
+        """Count what the fetch threads did since `before` (Beam keeps metrics for its own threads only)."""
+        now = self.client_totals()
+        self.requests.inc(now[0] - before[0])
+        self.retries.inc(now[1] - before[1])
+        if now[2] > before[2]:
+            self.throttling.signal_throttled(now[2] - before[2])
+        return now
 
     def teardown(self):
-        client = getattr(getattr(self, "host", None), "client", None)
-        if client is not None and client.requests:
+        clients = [host.client for host in getattr(self, "hosts", [])]
+        if any(c.requests for c in clients):
             log.info(
-                "%s fetch worker: %d requests, %d retries, %.0fs waited",
-                self.host_cls.source, client.requests, client.retries, client.waited_seconds,
+                "%s fetch worker: %d requests, %d retries, %.0fs waited", self.host_cls.source,
+                sum(c.requests for c in clients), sum(c.retries for c in clients), sum(c.waited_seconds for c in clients),
             )
 
 
+def run_concurrently(work, items: Iterable, threads: int) -> Iterator:
+    """work(item) for each item on `threads` threads, at most `threads` at once (the items are
+    read as the work goes, never all held); each result is yielded here, as it completes."""
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        pending = set()
+        for item in items:
+            if len(pending) >= threads:
+                done, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+                yield from (future.result() for future in done)
+            pending.add(pool.submit(work, item))
+        for future in concurrent.futures.as_completed(pending):
+            yield future.result()
+
+
 class CrawlRepos(beam.PTransform):
-    """A listed crawl's repositories → SourceOutputs, fetched in `rate.concurrency` partitions."""
+    """A listed crawl's repositories → SourceOutputs, each token's share fetched by one task."""
 
     def __init__(self, host_cls: type[Host], section: ApiSource, state_dir: str, max_file_bytes: int, summary: dict):
         super().__init__()
@@ -200,12 +240,12 @@ class CrawlRepos(beam.PTransform):
 
     def expand(self, pbegin):
         fetch = FetchRepoFn(self.host_cls, self.section, self.state_dir, self.max_file_bytes)
-        partitions = self.section.rate.concurrency
+        tokens = 1 + len(self.section.extra_tokens)
         read = (
             pbegin
             | "ReadListing" >> beam.io.ReadFromText(CrawlState(self.state_dir).listing_path)
-            | "KeyByPartition" >> beam.Map(lambda line: (partition_of(line, partitions), line))
-            | "GroupPartitions" >> beam.GroupByKey()
+            | "KeyByToken" >> beam.Map(lambda line: (token_of(line, tokens), line))
+            | "GroupByToken" >> beam.GroupByKey()
             | "FetchRepos" >> ApplyStage(fetch)
         )
         summary = with_snapshot_id(pbegin, self.summary, read[SNAPSHOT])
@@ -229,7 +269,9 @@ def list_crawl(host_cls: type[Host], config: PipelineConfig, dataset_dir: str) -
         )
     state = CrawlState(state_dir)
     host = host_cls(section, client)
-    host.check_token()  # a refused token stops the run now, not as a 401 in every fetch
+    for i, token in enumerate(section_tokens(section)):  # a refused token stops the run now, not as 401s in every fetch
+        checker = host if i == 0 else host_cls(section, host_cls.client_for(section, token, config.seed, worker=False))
+        checker.check_token(token_key(section, i))
     listing = host.list_repositories(state)
     items = listing.items()
     state.write_listing(listing_line(item) for item in items)

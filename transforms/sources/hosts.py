@@ -12,7 +12,6 @@ import collections
 import dataclasses
 import json
 import logging
-import os
 import urllib.parse
 
 from schemas.config import ConfigError
@@ -122,27 +121,25 @@ class Host:
 
     @classmethod
     def make_client(cls, section: ApiSource, seed: int, worker: bool = False) -> ApiClient:
-        """A client with the section's token: from Secret Manager (token_secret), else from $token_env.
-
-        A fetch worker's client (`worker`) asks the job's rate limiter before each request and
-        does not sleep through a rate-limit wait longer than `rate.max_wait_seconds`.
-        """
+        """A client with the section's first token: from Secret Manager (token_secret), else from $token_env."""
         token = section_token(section)
-        if token is None and section.token_env:
-            token = os.environ.get(section.token_env)
-        if not worker:
-            return ApiClient(section.base_url, section.http, token=token, headers=cls.headers, seed=seed)
-        limiter = make_limiter(section.rate, token, f"crawl-{cls.source}", seed)
+        limiter = make_limiter(section.rate, token, f"crawl-{cls.source}", seed) if worker else None
+        return cls.client_for(section, token, seed, limiter, worker)
+
+    @classmethod
+    def client_for(cls, section: ApiSource, token: str | None, seed: int, limiter=None, worker: bool = True) -> ApiClient:
+        """A client with `token`. A fetch worker's client asks `limiter` (shared by the token's clients)
+        before each request and does not sleep through a rate-limit wait longer than `rate.max_wait_seconds`."""
+        defer_after = section.rate.max_wait_seconds if worker else None
         return ApiClient(
-            section.base_url, section.http, token=token, headers=cls.headers, seed=seed,
-            limiter=limiter, defer_after=section.rate.max_wait_seconds,
+            section.base_url, section.http, token=token, headers=cls.headers, seed=seed, limiter=limiter, defer_after=defer_after
         )
 
     # -- the token (driver) ----------------------------------------------------------------
 
     token_check = ""  # the cheap authenticated endpoint that says whether the API takes the token
 
-    def check_token(self) -> dict | None:
+    def check_token(self, key: str = "token_env") -> dict | None:
         """Ask `token_check` once before any worker starts: a refused token stops the run here, naming the key.
 
         Returns the endpoint's answer (None without a token, or when it is not JSON). Any
@@ -156,7 +153,6 @@ class Host:
             log.warning("sources.%s: could not check the token (%s); the listing goes on", self.source, e)
             return None
         if reply.status == 401:
-            key = "token_secret" if self.section.token_secret else "token_env"
             raise ConfigError(
                 f"sources.{self.source}.{key}: the API refused the token "
                 f"(GET /{self.token_check}: HTTP 401 {self.client.redact(reply.message())}); "

@@ -255,8 +255,12 @@ class ApiClient:
         budget = self.settings.request_budget
         if budget is not None and self.requests >= budget:
             raise BudgetExhausted(f"request budget of {budget} spent")
-        if self.limiter is not None and not self.limiter.allow():
-            raise RequestFailed("the rate limiter did not allow the request in time", transient=True, reason="rate-limited")
+        if self.limiter is not None:
+            started = time.monotonic()
+            allowed = self.limiter.allow()
+            self.throttled_seconds += time.monotonic() - started  # reported by the fetch step (see rate_limits.py)
+            if not allowed:
+                raise RequestFailed("the rate limiter did not allow the request in time", transient=True, reason="rate-limited")
         self.requests += 1
 
     def _retry_wait(self, reply: Reply, attempt: int) -> float | None:

@@ -1,22 +1,25 @@
-"""One token's budget shared by every fetch of a job, through Beam's `RateLimiter` interface.
+"""Each token's budget held across the job, through Beam's `RateLimiter` interface.
 
 A token allows so many requests an hour (GitHub: 5,000) whatever the number of workers,
-so the crawl bounds two things for the whole job (`sources.<host>.rate`):
+so the crawl bounds two things per token for the whole job (`sources.<host>.rate`):
 
-- concurrency: the listing is keyed into `concurrency` partitions and each partition is
-  fetched by one DoFn call, one repository after another, so no more than `concurrency`
-  requests are in flight across the job, however many workers autoscaling adds;
-- the rate: each request first asks a limiter. `PartitionRateLimiter` gives each partition
-  an equal share of `requests_per_hour` (a token bucket, in the worker, nothing shared),
-  so the partitions together never exceed the budget; with `service` set,
-  Beam's `EnvoyRateLimiter` asks an Envoy rate-limit service that holds one budget per
-  token for every worker (the documented way on Dataflow, where idle shares are not lost).
+- concurrency: the listing is keyed by token (`token_of`), and each token's repositories
+  are one element, fetched by one DoFn call on `concurrency` threads; so no more than
+  `concurrency` requests per token are in flight across the job, however many workers
+  autoscaling adds. More tokens (`extra_tokens`) are more elements, fetched in parallel.
+- the rate: each request first asks the token's limiter. `TokenRateLimiter` is a token
+  bucket at `requests_per_hour`, shared by that token's threads, and it holds the whole
+  budget since one task uses the token; with `service` set, Beam's `EnvoyRateLimiter`
+  asks an Envoy rate-limit service holding one budget per token (by a digest of it),
+  for when several jobs or crawls share a token.
 
 Waits carry jitter and are reported through Beam's throttling counter
-(`cumulativeThrottlingSeconds`), which Dataflow's autoscaler reads, so a throttled job is
-not given more workers. No limiter waits longer than `max_wait_seconds` inside a bundle:
-past that `allow` says no, the repository is rejected as `rate-limited` (not saved), and a
-rerun resumes from the crawl state.
+(`cumulativeThrottlingSeconds`, which Dataflow's autoscaler reads, so a throttled job is
+not given more workers): the client times every wait for the limiter and every
+rate-limit wait the API asked for, and the fetch step signals them from its own thread
+(Beam keeps no metrics for the fetch threads). No limiter waits longer than
+`max_wait_seconds` inside a bundle: past that `allow` says no, the repository is rejected
+as `rate-limited` (not saved), and a rerun resumes from the crawl state.
 """
 
 from __future__ import annotations
@@ -34,9 +37,9 @@ from schemas.sources_config import RateSettings
 ENVOY_RETRIES = 2  # asks of the service after an OVER_LIMIT before `allow` says no (each waits until its reset)
 
 
-def partition_of(repo: str, partitions: int) -> int:
-    """The fetch partition of a repository: stable across runs and workers."""
-    return int.from_bytes(hashlib.sha256(repo.encode()).digest()[:8], "big") % partitions
+def token_of(line: str, tokens: int) -> int:
+    """Which token fetches a listed repository: stable across runs and workers."""
+    return int.from_bytes(hashlib.sha256(line.encode()).digest()[:8], "big") % tokens
 
 
 def token_id(token: str | None) -> str:
@@ -44,17 +47,16 @@ def token_id(token: str | None) -> str:
     return hashlib.sha256((token or "anonymous").encode()).hexdigest()[:16]
 
 
-class PartitionRateLimiter(RateLimiter):
-    """A token bucket holding one partition's share of the token's hourly budget.
+class TokenRateLimiter(RateLimiter):
+    """A token bucket at the token's hourly budget, shared by the threads fetching with that token.
 
     Holds at most one request's credit (no bursts). A wait is slept with up to a tenth
-    more as jitter, and signalled as throttled time; one longer than `max_wait_seconds`
-    is not slept and `allow` returns False.
+    more as jitter; one longer than `max_wait_seconds` is not slept and `allow` says no.
     """
 
-    def __init__(self, requests_per_hour: int, partitions: int, max_wait_seconds: float, namespace: str, seed: int = 0):
+    def __init__(self, requests_per_hour: int, max_wait_seconds: float, namespace: str, seed: int = 0):
         super().__init__(namespace=namespace)
-        self.interval = 3600.0 * partitions / requests_per_hour  # seconds between two requests of one partition
+        self.interval = 3600.0 / requests_per_hour  # seconds between two requests
         self.max_wait_seconds = max_wait_seconds
         self._next = 0.0  # monotonic time of the next allowed request
         self._rng = random.Random(seed)
@@ -88,7 +90,7 @@ class PartitionRateLimiter(RateLimiter):
 
 
 def make_limiter(rate: RateSettings, token: str | None, namespace: str, seed: int) -> RateLimiter | None:
-    """The limiter of one fetch partition's client: the Envoy service's, the partition's share, or none."""
+    """The limiter shared by one token's clients: the Envoy service's, the token's own bucket, or none."""
     if rate.service:
         return EnvoyRateLimiter(
             service_address=rate.service,
@@ -100,4 +102,4 @@ def make_limiter(rate: RateSettings, token: str | None, namespace: str, seed: in
         )
     if rate.requests_per_hour is None:
         return None
-    return PartitionRateLimiter(rate.requests_per_hour, rate.concurrency, rate.max_wait_seconds, namespace, seed)
+    return TokenRateLimiter(rate.requests_per_hour, rate.max_wait_seconds, namespace, seed)

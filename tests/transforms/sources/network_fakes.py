@@ -129,9 +129,10 @@ LICENSE_NAMES = {"mit": ("MIT", "MIT License"), "apache-2.0": ("Apache-2.0", "Ap
 class FakeApi:
     """What the fakes share: scripted faults, counters, token check, an archive gate."""
 
-    def __init__(self, repos: list[FakeRepo], token: str | None = None):
+    def __init__(self, repos: list[FakeRepo], token: str | None = None, more_tokens: tuple = ()):
         self.repos = {r.name: r for r in repos}
         self.token = token
+        self.tokens = {t for t in (token, *more_tokens) if t}  # every token the API takes
         self.faults = collections.defaultdict(list)  # (endpoint, repo name or None) → answers
         self.hits = collections.Counter()  # (endpoint, repo name or None) → requests
         self.archives_served = collections.Counter()  # repo name → archives served
@@ -143,7 +144,9 @@ class FakeApi:
         self.lock = threading.Lock()
         self.delay = 0.0  # seconds each request takes (so that concurrent requests overlap)
         self.in_flight = self.max_in_flight = 0
-        self.concurrency_cap: int | None = None  # more requests at once: a secondary-limit 403, as GitHub answers
+        self.in_flight_by_token = collections.Counter()  # Authorization header → requests in flight now
+        self.max_in_flight_by_token = collections.Counter()  # ... and the most at once
+        self.concurrency_cap: int | None = None  # more requests at once with one token: a secondary-limit 403
         self.secondary_limited = 0
         self.budget: tuple[int, float] | None = None  # (requests, window seconds) per token on budgeted paths
         self.spent = collections.Counter()  # (token, window) → requests
@@ -164,10 +167,14 @@ class FakeApi:
 
     def wsgi(self, environ, start_response):
         request = Request(environ)
+        token = request.headers.get("Authorization")
         with self.lock:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            crowded = self.concurrency_cap is not None and self.in_flight > self.concurrency_cap
+            self.in_flight_by_token[token] += 1
+            mine = self.in_flight_by_token[token]
+            self.max_in_flight_by_token[token] = max(self.max_in_flight_by_token[token], mine)
+            crowded = token is not None and self.concurrency_cap is not None and mine > self.concurrency_cap
             self.secondary_limited += crowded
         try:
             time.sleep(self.delay)
@@ -178,6 +185,7 @@ class FakeApi:
         finally:
             with self.lock:
                 self.in_flight -= 1
+                self.in_flight_by_token[token] -= 1
         return response(environ, start_response)
 
     def budgeted(self, request: Request) -> bool:
@@ -243,8 +251,8 @@ class FakeGitHub(FakeApi):
 
     SEARCH_CAP = 1000
 
-    def __init__(self, repos, token=None, search_remaining: int = 30):
-        super().__init__(repos, token)
+    def __init__(self, repos, token=None, search_remaining: int = 30, more_tokens: tuple = ()):
+        super().__init__(repos, token, more_tokens)
         self.search_remaining = search_remaining
 
     def authorized(self, request: Request) -> bool:
@@ -252,7 +260,7 @@ class FakeGitHub(FakeApi):
             if "Authorization" in request.headers:
                 self.auth_failures.append("token sent to codeload")
             return True
-        return self.token is None or request.headers.get("Authorization") == f"Bearer {self.token}"
+        return self.token is None or request.headers.get("Authorization", "").removeprefix("Bearer ") in self.tokens
 
     def budgeted(self, request: Request) -> bool:
         return request.path.startswith("/repos/")
@@ -359,10 +367,10 @@ class FakeGitHub(FakeApi):
 class FakeGitLab(FakeApi):
     """GitLab REST v4 under /api/v4: projects (keyset or offset pages), license, languages, commits, archive."""
 
-    def __init__(self, repos, token=None, keyset: bool = True):
+    def __init__(self, repos, token=None, keyset: bool = True, more_tokens: tuple = ()):
         for i, repo in enumerate(repos):
             repo.project_id = repo.project_id or 1000 + i
-        super().__init__(repos, token)
+        super().__init__(repos, token, more_tokens)
         self.by_id = {r.project_id: r for r in repos}
         self.keyset = keyset
         self.redirect_archives = False
@@ -379,7 +387,7 @@ class FakeGitLab(FakeApi):
 
     def route(self, request: Request) -> Response:
         token = self.token_of(request)
-        ok = self.token is None or token in (None, self.token)  # public projects answer anonymous requests too
+        ok = self.token is None or token is None or token in self.tokens  # public projects answer anonymous requests too
         path = request.path.removeprefix("/api/v4")
         if path.startswith("/download/"):  # another host serving a redirected archive: no token may arrive
             if token is not None:

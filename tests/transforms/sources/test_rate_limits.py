@@ -1,4 +1,4 @@
-"""One token's budget across the job: partitions bound concurrency, limiters pace requests and report throttling."""
+"""Each token's budget across the job: one fetch task per token bounds concurrency, limiters pace requests and report throttling."""
 
 from __future__ import annotations
 
@@ -21,30 +21,36 @@ from transforms.sources.crawl import CrawlRepos, fetch_repo
 from transforms.sources.crawl_state import CrawlState
 from transforms.sources.github import GitHubHost
 from transforms.sources.hosts import listing_line
-from transforms.sources.rate_limits import PartitionRateLimiter, make_limiter, partition_of, token_id
+from transforms.sources.rate_limits import TokenRateLimiter, make_limiter, token_id, token_of
+
+SECOND_TOKEN = "ghp_secondTOKEN000000000000000000000000"
 
 
-def test_a_partition_limiter_paces_its_share_with_jitter_and_reports_the_wait():
-    limiter = PartitionRateLimiter(requests_per_hour=36_000, partitions=2, max_wait_seconds=5, namespace="t")  # 0.2 s apart
+def test_a_token_limiter_paces_its_threads_with_jitter_and_counts_the_wait():
+    limiter = TokenRateLimiter(requests_per_hour=18_000, max_wait_seconds=5, namespace="t")  # 0.2 s apart
     start = time.monotonic()
-    assert all(limiter.allow() for _ in range(6))
+    threads = [threading.Thread(target=lambda: [limiter.allow() for _ in range(2)]) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     elapsed = time.monotonic() - start
-    assert 0.95 <= elapsed < 1.1 + 0.5  # five waits of about 0.2 s, plus at most a tenth as jitter
-    assert 0.95 <= limiter.throttled_seconds <= 1.1
+    assert 0.95 <= elapsed < 1.1 + 0.5  # six requests from three threads: five waits of about 0.2 s, jitter at most a tenth
+    assert limiter.throttled_seconds >= 0.95
 
 
 def test_a_wait_longer_than_the_bound_is_refused_not_slept():
-    limiter = PartitionRateLimiter(requests_per_hour=1, partitions=1, max_wait_seconds=1, namespace="t")  # an hour apart
+    limiter = TokenRateLimiter(requests_per_hour=1, max_wait_seconds=1, namespace="t")  # an hour apart
     assert limiter.allow()
     start = time.monotonic()
     assert limiter.allow() is False and time.monotonic() - start < 0.5
 
 
-def test_partitions_are_stable_and_spread():
+def test_repositories_are_spread_over_the_tokens_stably():
     names = [f"o/r{i}" for i in range(1000)]
-    parts = [partition_of(n, 8) for n in names]
-    assert parts == [partition_of(n, 8) for n in names] and set(parts) == set(range(8))
-    assert min(parts.count(p) for p in range(8)) > 80
+    shares = [token_of(n, 3) for n in names]
+    assert shares == [token_of(n, 3) for n in names] and set(shares) == {0, 1, 2}
+    assert min(shares.count(t) for t in range(3)) > 280
 
 
 def test_the_service_limiter_names_the_token_by_a_digest():
@@ -61,15 +67,17 @@ def test_bad_rate_settings_name_the_key():
 
 
 @pytest.mark.slow
-def test_two_workers_never_exceed_the_concurrency_and_report_throttled_time(github, tmp_path):  # noqa: F811
-    """The fake GitHub allows 6 requests a second per token and at most 2 at once; two Beam worker processes fetch."""
-    repos = [FakeRepo(f"o/r{i:02d}", {f"m{i}.py": f"VALUE = {i}\n".encode()}) for i in range(16)]
-    fake = github(repos)
+def test_two_workers_never_exceed_the_concurrency_and_report_throttled_time(github, tmp_path, monkeypatch):  # noqa: F811
+    """The fake GitHub allows each token 6 requests a second and 2 at once; two tokens, two Beam worker processes."""
+    monkeypatch.setenv("CRAWL_TEST_GITHUB_TOKEN_2", SECOND_TOKEN)
+    repos = [FakeRepo(f"o/r{i:02d}", {f"m{i}.py": f"VALUE = {i}\n".encode()}) for i in range(24)]
+    fake = github(repos, more_tokens=(SECOND_TOKEN,))
     fake.delay = 0.05
     fake.concurrency_cap = 2
     fake.budget = (6, 1.0)
     rate = RateSettings(requests_per_hour=6 * 3600, concurrency=2, max_wait_seconds=30)
-    section = GitHubSource(base_url=fake.url, token_env=TOKEN_ENV, http=FAST, languages=("Python",), licenses=("MIT",), rate=rate)
+    section = GitHubSource(base_url=fake.url, token_env=TOKEN_ENV, extra_tokens=("CRAWL_TEST_GITHUB_TOKEN_2",), http=FAST,
+                           languages=("Python",), licenses=("MIT",), rate=rate)
     state = CrawlState(str(tmp_path / "state"))
     host = GitHubHost(section, GitHubHost.make_client(section, seed=0))
     state.write_listing(listing_line(item) for item in host.list_repositories(state).items())
@@ -81,14 +89,16 @@ def test_two_workers_never_exceed_the_concurrency_and_report_throttled_time(gith
         assert_that(out.rejected, equal_to([]), label="NoneRejected")
     result = p.result
 
-    assert fake.max_in_flight <= 2 and fake.secondary_limited == 0  # never more than the cap at once
+    per_token = {k: n for k, n in fake.max_in_flight_by_token.items() if k is not None}
+    assert set(per_token) == {f"Bearer {TOKEN}", f"Bearer {SECOND_TOKEN}"}  # both tokens fetched
+    assert max(per_token.values()) <= 2 and fake.secondary_limited == 0  # never more than the cap at once per token
     throttled = result.metrics().query(MetricsFilter().with_name("cumulativeThrottlingSeconds"))["counters"]
     seconds = sum(c.committed for c in throttled if c.key.metric.namespace == "crawl-github")
-    assert seconds >= 2  # 32 budgeted requests at 3 a second per partition: the limiters waited, and said so
+    assert seconds >= 2  # 24 budgeted requests a token at 6 a second: the limiters waited, and said so
     requests = result.metrics().query(MetricsFilter().with_namespace("crawl-github").with_name("requests"))["counters"]
-    # Commits and tarball per repository, and one more for each answer over the budget (a window's edge
-    # can hold two partitions' requests at once): the client waited for its reset and asked again.
-    assert sum(c.committed for c in requests) == 32 + fake.over_budget
+    # Commits and tarball per repository, and one more for each answer over the budget (the fake's windows
+    # start on whole seconds, the limiter's spacing does not): the client waited for its reset and asked again.
+    assert sum(c.committed for c in requests) == 48 + fake.over_budget
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from schemas.errors import ConfigError
 from tests.conftest import run_cli
@@ -37,12 +38,19 @@ def test_a_refused_token_stops_the_launcher_naming_the_key(request, monkeypatch,
 
 
 @pytest.mark.slow
-def test_a_run_with_a_revoked_token_stops_before_any_listing_or_fetch(tmp_path, servers, monkeypatch):  # noqa: F811
+@pytest.mark.parametrize("revoked, key", [("first", "token_env"), ("extra", "extra_tokens[0]")])
+def test_a_run_with_a_revoked_token_stops_before_any_listing_or_fetch(tmp_path, servers, monkeypatch, revoked, key):  # noqa: F811
     fake = FakeGitHub([FakeRepo("o/a", {"a.py": code("a")})], token=GITHUB_TOKEN)
     servers.append(fake)
-    config = write_config(tmp_path, github=fake)
-    monkeypatch.setenv("CRAWL_TEST_GITHUB_TOKEN", "ghp_revokedREVOKEDrevoked0000000000000")
-    proc = run_cli("run", "--config", config, "--out", str(tmp_path / "out"), check=False)
+    path = write_config(tmp_path, github=fake)
+    config = yaml.safe_load(open(path))
+    config["sources"]["github"]["extra_tokens"] = ["CRAWL_TEST_GITHUB_TOKEN_2"]
+    yaml.safe_dump(config, open(path, "w"))
+    bad = "ghp_revokedREVOKEDrevoked0000000000000"
+    monkeypatch.setenv("CRAWL_TEST_GITHUB_TOKEN_2", bad if revoked == "extra" else GITHUB_TOKEN)
+    if revoked == "first":
+        monkeypatch.setenv("CRAWL_TEST_GITHUB_TOKEN", bad)
+    proc = run_cli("run", "--config", path, "--out", str(tmp_path / "out"), check=False)
     assert proc.returncode != 0
-    assert "sources.github.token_env: the API refused the token" in proc.stderr
-    assert dict(fake.hits) == {("rate_limit", None): 1}
+    assert f"sources.github.{key}: the API refused the token" in proc.stderr and bad not in proc.stderr
+    assert set(fake.hits) == {("rate_limit", None)}  # checks only: no search, no fetch
