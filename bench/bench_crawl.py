@@ -11,6 +11,13 @@ process, no pipeline start-up:
 
 Prints repositories/s, files/s and MB/s (uncompressed file bytes) of each pass.
 
+Then the rate-limited crawl: the fake enforces a per-token budget (`--budget` requests per
+`--window` seconds, a scaled-down hour) and a concurrency cap, and the crawl's pipeline
+(CrawlRepos on the local runner, multi_processing) fetches small repositories with its
+limiter set to that budget, once per worker count and token budget. Prints the request rate
+reached against the budget, requests per repository, the most requests in flight, and the
+repositories per hour one GitHub token (5,000 requests an hour) gives at that efficiency.
+
     .venv/bin/python bench/bench_crawl.py --max-mb 30
 """
 
@@ -36,6 +43,7 @@ from transforms.sources.crawl_state import CrawlState
 from transforms.sources.github import GitHubHost
 
 MAX_FILE_BYTES = 1_000_000
+BENCH_TOKEN, BENCH_TOKEN_ENV = "ghp_benchBENCHbench0000000000000000000", "BENCH_CRAWL_GITHUB_TOKEN"
 
 
 def make_repos(max_bytes: int, files_per_repo: int) -> list[FakeRepo]:
@@ -74,10 +82,72 @@ def crawl(host: GitHubHost, state: CrawlState) -> tuple[int, int]:
     return files, size
 
 
+GITHUB_REQUESTS_PER_HOUR = 5000  # one token's REST budget
+
+
+def budget_pass(repos: list[FakeRepo], workers: int, budget: int, window: float, concurrency: int) -> dict:
+    """One rate-limited crawl through the pipeline; the figures come from the fake's own clock."""
+    import apache_beam as beam
+    from apache_beam.metrics.metric import MetricsFilter
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from schemas.sources_config import RateSettings
+    from transforms.sources.crawl import CrawlRepos
+    from transforms.sources.hosts import listing_line
+
+    fake = FakeGitHub(repos, token=BENCH_TOKEN)
+    fake.budget, fake.concurrency_cap, fake.delay = (budget, window), concurrency, 0.01
+    rate = RateSettings(requests_per_hour=int(budget * 3600 / window), concurrency=concurrency, max_wait_seconds=60)
+    try:
+        section = GitHubSource(base_url=fake.url, token_env=BENCH_TOKEN_ENV, languages=("Python",), licenses=("MIT",),
+                               http=HttpSettings(timeout_seconds=30), rate=rate)
+        with tempfile.TemporaryDirectory() as tmp:
+            state = CrawlState(tmp)
+            host = GitHubHost(section, GitHubHost.make_client(section, seed=0))
+            state.write_listing(listing_line(item) for item in host.list_repositories(state).items())
+            options = PipelineOptions(["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"])
+            with beam.Pipeline(options=options) as p:
+                _ = p | CrawlRepos(GitHubHost, section, state.path, MAX_FILE_BYTES, {})
+        throttled = p.result.metrics().query(MetricsFilter().with_name("cumulativeThrottlingSeconds"))["counters"]
+        times = sorted(fake.budgeted_times)
+        span = times[-1] - times[0]
+        return {"requests": len(times), "span": span, "max_in_flight": fake.max_in_flight,
+                "over_budget": fake.over_budget, "secondary": fake.secondary_limited,
+                "throttled": sum(c.committed for c in throttled), "fetched": sum(fake.archives_served.values())}
+    finally:
+        fake.close()
+
+
+def report_budget(repos: int, workers: int, budget: int, window: float, tokens: int, r: dict) -> None:
+    rate, allowed = (r["requests"] - 1) / r["span"], budget / window
+    per_repo = r["requests"] / repos
+    per_hour = GITHUB_REQUESTS_PER_HOUR * (rate / allowed) / per_repo
+    print(f"| {workers} | {tokens} | {r['fetched']}/{repos} | {allowed:.1f} | {rate:.2f} ({rate / allowed:.0%}) | "
+          f"{per_repo:.2f} | {r['max_in_flight']} | {r['over_budget']} | {r['throttled']} | {per_hour:,.0f} |")
+
+
+def rate_limited(args) -> None:
+    os.environ[BENCH_TOKEN_ENV] = BENCH_TOKEN
+    repos = [FakeRepo(f"rate/r{i:03d}", {"m.py": f"VALUE = {i}\n".encode()}) for i in range(args.rate_repos)]
+    print(f"\nRate-limited crawl: {len(repos)} repositories, budget {args.budget} requests per {args.window:g} s "
+          f"per token, at most {args.concurrency} requests at once\n")
+    print("| workers | budget (tokens' worth) | fetched | allowed req/s | reached req/s | requests/repo | "
+          "most in flight | over budget | throttled s | repos/hour per 5,000-request token |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for workers, tokens in ((1, 1), (2, 1), (2, 2)):
+        budget = args.budget * tokens  # two tokens' worth: twice the budget (and twice the partitions)
+        r = budget_pass(repos, workers, budget, args.window, args.concurrency * tokens)
+        report_budget(len(repos), workers, budget, args.window, tokens, r)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--max-mb", type=float, default=30)
     parser.add_argument("--files-per-repo", type=int, default=200)
+    parser.add_argument("--rate-repos", type=int, default=60, help="repositories of the rate-limited crawl")
+    parser.add_argument("--budget", type=int, default=20, help="requests per window per token")
+    parser.add_argument("--window", type=float, default=2.0, help="seconds: the fake's scaled-down hour")
+    parser.add_argument("--concurrency", type=int, default=4, help="requests at once per token")
     args = parser.parse_args()
     repos = make_repos(int(args.max_mb * 1e6), args.files_per_repo)
     print("| pass | repositories | files | MB | seconds | repos/s | files/s | MB/s |")
@@ -111,6 +181,7 @@ def main() -> None:
         print(f"\nrequests: {host.client.requests} ({len(repos)} repositories; the replay made none)")
     finally:
         fake.close()
+    rate_limited(args)
 
 
 if __name__ == "__main__":

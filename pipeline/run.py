@@ -235,6 +235,11 @@ def check_worker_paths(
     for name, section in network.items():
         if section is not None:
             check_worker_token(section, f"sources.{name}")
+    if sources.bigquery is not None and not sources.bigquery.project:
+        raise ConfigError(
+            "sources.bigquery.project: set it to the project billed for the query (e.g. the job's --project), so "
+            "that the launcher's dry run and the workers' jobs run in the same project"
+        )
     if sources.local:
         raise ConfigError(
             f"--runner {runner}: sources.local reads repositories from this machine's disk, which Dataflow workers "

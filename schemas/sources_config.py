@@ -114,6 +114,27 @@ class HttpSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class RateSettings:
+    """How a crawl's fetches use each token across the whole job (docs/sources.md, "Rate limits")."""
+
+    requests_per_hour: int | None = None  # each token's budget for all fetches of the job; null: only the API's headers pace
+    concurrency: int = 4  # most requests at once per token across the whole job (threads of the token's one fetch task)
+    service: str | None = None  # host:port of an Envoy rate-limit service holding one budget per token (across jobs)
+    domain: str = "code-corpus"  # that service's rate-limit domain
+    max_wait_seconds: float = 180.0  # longest a worker waits for the budget; longer: `rate-limited`, a rerun resumes
+
+    def __post_init__(self):
+        if self.requests_per_hour is not None and self.requests_per_hour < 1:
+            raise ConfigError(f"requests_per_hour must be at least 1 (or null), got {self.requests_per_hour}")
+        if self.concurrency < 1 or self.max_wait_seconds <= 0:
+            raise ConfigError(
+                f"concurrency must be at least 1 and max_wait_seconds positive, got {self.concurrency}, {self.max_wait_seconds}"
+            )
+        if self.service is not None and not re.fullmatch(r"[^\s:/]+:\d+", self.service):
+            raise ConfigError(f"service must be host:port of an Envoy rate-limit service, got {self.service!r}")
+
+
+@dataclasses.dataclass(frozen=True)
 class ArchiveLimits:
     """Bounds on one repository archive, read in memory (the per-file bound is read.max_file_bytes)."""
 
@@ -137,12 +158,16 @@ class ApiSource:
     # setup: what a Dataflow crawl needs, since workers do not see the launcher's environment. Wins over token_env.
     token_secret: str | None = None
     secret_api_endpoint: str | None = None  # null: the real Secret Manager; or a local emulator's URL (no credentials)
+    # More tokens, each an environment variable's name or a Secret Manager version: each has its own budget and
+    # fetches its share of the repositories (`rate` holds per token), so a crawl scales by tokens, not workers.
+    extra_tokens: tuple[str, ...] = ()
     languages: tuple[str, ...] = PAPER_LANGUAGES  # the repository's main language must be one of these
     licenses: tuple[str, ...] = PERMISSIVE_LICENSES  # SPDX ids
     commits_until: str | None = PAPER_CRAWL_END  # pin each repository to its last commit by then; null: head
     max_repositories: int | None = None  # stop listing after this many
     state_dir: str | None = None  # crawl state (resume); default: <out>/<name>/crawl/
     http: HttpSettings = HttpSettings()
+    rate: RateSettings = RateSettings()
     limits: ArchiveLimits = ArchiveLimits()
 
     def __post_init__(self):
@@ -167,6 +192,7 @@ class GitHubSource(ApiSource):
 
     base_url: str = "https://api.github.com"
     token_env: str | None = "GITHUB_TOKEN"
+    rate: RateSettings = RateSettings(requests_per_hour=5000)  # a token's REST budget (the listing's search has its own)
     created_from: str = "2008-01-01T00:00:00Z"  # search repositories created in this range
     created_until: str = PAPER_CRAWL_END
 
@@ -182,11 +208,15 @@ class GitLabSource(ApiSource):
 
     base_url: str = "https://gitlab.com/api/v4"
     token_env: str | None = "GITLAB_TOKEN"
-    active_from: str | None = None  # projects with activity in this range (last_activity_after/before)
-    active_until: str | None = PAPER_CRAWL_END
+    # The snapshot date: projects created by then are listed (whatever their activity since).
+    created_until: str | None = PAPER_CRAWL_END
+    # Optional activity filters (last_activity_after/before); active_until keeps only projects inactive since.
+    active_from: str | None = None
+    active_until: str | None = None
 
     def __post_init__(self):
         super().__post_init__()
+        check_timestamp(self.created_until, "created_until")
         check_timestamp(self.active_from, "active_from")
         check_timestamp(self.active_until, "active_until")
 

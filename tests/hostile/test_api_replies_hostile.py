@@ -1,7 +1,7 @@
 """Hostile API replies: a 200 that is not JSON, the wrong shape, or a lone surrogate in a string.
 
-Each becomes a recorded failure (a listing failure, or the repository's `malformed-reply`
-rejection that the next run tries again) instead of an exception that stops the crawl or,
+Each becomes a recorded failure (a listing failure, or the repository's `bad-json` or
+`malformed-reply` rejection that the next run tries again) instead of an exception that stops the crawl or,
 for a lone surrogate, a str the Parquet writer cannot encode later on.
 """
 
@@ -156,7 +156,8 @@ def test_a_malformed_github_commits_reply_rejects_that_repository_for_now(github
     listed = host.list_repositories(state).repos
 
     (rejected,) = fetched(host, listed, state, "o/r1")
-    assert isinstance(rejected, Rejected) and (rejected.reason, rejected.repo, rejected.stage) == ("malformed-reply", "o/r1", "read")
+    reason = "bad-json" if "not JSON" in says else "malformed-reply"
+    assert isinstance(rejected, Rejected) and (rejected.reason, rejected.repo, rejected.stage) == (reason, "o/r1", "read")
     assert rejected.detail.startswith("malformed reply:") and says in rejected.detail
     assert is_utf8(rejected.detail) and GITHUB_TOKEN not in rejected.detail
     assert fake.hits[("tarball", "o/r1")] == 0 and state.load_repo("github", "o/r1") is None  # not remembered
@@ -191,7 +192,8 @@ def test_a_malformed_gitlab_reply_rejects_that_project_for_now(gitlab, tmp_path,
     listed = host.list_repositories(state).repos
 
     (rejected,) = fetched(host, listed, state, "g/p0")
-    assert (rejected.reason, rejected.repo) == ("malformed-reply", "g/p0") and says in rejected.detail
+    reason = "bad-json" if "not JSON" in says else "malformed-reply"
+    assert (rejected.reason, rejected.repo) == (reason, "g/p0") and says in rejected.detail
     assert is_utf8(rejected.detail) and state.load_repo("gitlab", "g/p0") is None
     assert fake.hits[("archive", "g/p0")] == 0
     assert [r.path for r in fetched(host, listed, state, "g/p1") if isinstance(r, RepoFile)] == ["m1.py"]
@@ -231,8 +233,8 @@ def test_hostile_replies_do_not_stop_the_run(tmp_path, servers):  # noqa: F811
     run_cli("run", "--config", config_path, "--out", str(out))
     version = out / "crawl" / "v0001"
     manifest = json.loads((version / "manifest.json").read_text())
-    assert manifest["counts"]["read"]["rejected"] == {"listing-failed": 1, "malformed-reply": 1}
+    assert manifest["counts"]["read"]["rejected"] == {"listing-failed": 1, "bad-json": 1}
     assert manifest["source_github"]["listing_failures"] == 1
     assert {(d["repo"], d["path"]) for d in read_rows(version, "documents")} == {("a/two", "two.py")}
     reasons = {(r["reason"], r["repo"]) for r in read_rows(version, "rejected")}
-    assert reasons == {("listing-failed", None), ("malformed-reply", "a/three")}
+    assert reasons == {("listing-failed", None), ("bad-json", "a/three")}

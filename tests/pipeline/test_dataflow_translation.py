@@ -108,7 +108,7 @@ def test_a_bigquery_source_translates_with_its_cap(tmp_path):
     run_query, read_rows = stage_fn(proto, "RunQuery"), stage_fn(proto, "ReadRows")
     assert type(run_query) is RunQueryFn and type(read_rows) is ReadRowsFn
     assert run_query.section.maximum_bytes_billed == cap  # the cap travels with the query step
-    assert any("SpreadStreams" in name for name in leaves)  # the read streams are spread over the workers
+    assert any("SpreadShards" in name for name in leaves)  # the read shards are spread over the workers
 
 
 def test_a_launcher_on_another_python_than_the_worker_image_stops(tmp_path):

@@ -163,6 +163,8 @@ def iter_members(
         raise ArchiveStopped("truncated-archive", f"after {seen} entries: {e}") from None
     except (zlib.error, gzip.BadGzipFile, tarfile.TarError) as e:
         raise ArchiveStopped("corrupt-archive", f"after {seen} entries: {e}") from None
+    except (ValueError, OSError, UnicodeError) as e:  # what else tarfile raises on a header it cannot parse
+        raise ArchiveStopped("corrupt-archive", f"after {seen} entries: {type(e).__name__}: {e}") from None
 
 
 def license_in_archive(data: bytes, limits: ArchiveLimits, max_file_bytes: int) -> str | None:

@@ -6,14 +6,16 @@ sql/github_files.sql selects the .py and .ipynb files of repositories with an al
 license, anti-joined with a loaded table of the repositories the GitHub crawl listed.
 It runs once, under a deterministic job id and a bytes-billed cap, into a destination
 table that expires; that table is read in parallel through the BigQuery Storage Read
-API, one stream per task, one record batch in memory at a time (bigquery_jobs.py):
+API, one shard (`read_streams` of them) per task, each in its own read session, one
+record batch in memory at a time (bigquery_jobs.py):
 
-    Create ─ RunQuery (exclusions, query, read session) ─ SpreadStreams ─ ReadRows ─┬─ RepoFile (kept)
-                                                                                    ├─ Rejected, tallies
+    Create ─ RunQuery (exclusions, dry run, query) ─ SpreadShards ─ ReadRows ─┬─ RepoFile (kept)
+                                                                              ├─ Rejected, tallies
     kept ─ CountFilesPerRepo ─ RepoSnapshot (revision: the archive's ref) ─ SnapshotId
 
-Before the graph is built, a dry run says what the query would scan; a cap below that
-fails the run before any work (`estimate_and_check`).
+A dry run in the launcher, before any listing, says what the query would scan; a cap
+below that fails the run before any work (`estimate_and_check`). The job dry-runs its
+own SQL (with the exclusion table) again just before it runs.
 
 Files over read.max_file_bytes (notebooks: read.max_notebook_bytes) come back without
 content and are rejected as too-large;
@@ -39,8 +41,7 @@ from transforms.sources.bigquery_jobs import (
     dry_run,
     make_client,
     make_read_client,
-    read_streams,
-    stream_rows,
+    read_shard,
 )
 from transforms.sources.common import CountFilesPerRepo, SourceOutputs, license_keys, spdx_of_key, with_snapshot_id
 from transforms.sources.crawl_state import CrawlState
@@ -49,7 +50,7 @@ from transforms.sources.local import STAGE
 
 log = logging.getLogger(__name__)
 
-STREAMS = "streams"
+SHARDS = "shards"
 
 
 def crawled_repos(state_dir: str | None):
@@ -85,11 +86,11 @@ def estimate_and_check(section: BigQuerySource, max_file_bytes: int, max_noteboo
 
 
 class RunQueryFn(RecordFn):
-    """Loads the exclusions, runs the query into its table, and yields the table's read streams."""
+    """Loads the exclusions, runs the query into its table, and yields the table's read shards."""
 
     stage = STAGE
     each_output_is_an_input = True  # it reads no records itself: only its statistics are tallied
-    extra_outputs = (STREAMS,)
+    extra_outputs = (SHARDS,)
 
     def __init__(self, section: BigQuerySource, exclude_state: str | None, sizes: tuple[int, int | None]):
         self.section = section
@@ -98,7 +99,6 @@ class RunQueryFn(RecordFn):
 
     def setup(self):
         self.client = make_client(self.section)
-        self.read_client = make_read_client(self.section)
 
     def __call__(self, _):
         staging = Staging(self.client, self.section)
@@ -108,14 +108,16 @@ class RunQueryFn(RecordFn):
             names = list(crawled_repos(self.exclude_state))
             self.count("bigquery.excluded_repositories", len(names))
             exclude = staging.load_exclusions(names) if names else None
-        table_id = staging.run_query(exclude, *self.sizes)
+        table_id, job, generation = staging.run_query(exclude, *self.sizes)
         self.count("bigquery.rows", self.client.get_table(table_id).num_rows or 0)
-        for stream in read_streams(self.read_client, table_id, self.client.project, self.section.read_streams):
-            yield pvalue.TaggedOutput(STREAMS, stream)
+        self.count("bigquery.query_generation", generation)
+        self.count("bigquery.bytes_billed", int(getattr(job, "total_bytes_billed", None) or 0))
+        for shard in range(self.section.read_streams):
+            yield pvalue.TaggedOutput(SHARDS, (table_id, self.client.project, shard))
 
 
 class ReadRowsFn(RecordFn):
-    """One read stream of the result table → RepoFile (kept) or Rejected per row."""
+    """One shard of the result table, (table id, billing project, shard) → RepoFile (kept) or Rejected per row."""
 
     stage = STAGE
     each_output_is_an_input = True
@@ -127,8 +129,8 @@ class ReadRowsFn(RecordFn):
     def setup(self):
         self.read_client = make_read_client(self.section)
 
-    def __call__(self, stream: str):
-        for row in stream_rows(self.read_client, stream):
+    def __call__(self, table_shard: tuple[str, str, int]):
+        for row in read_shard(self.read_client, *table_shard):
             yield row_record(row, *self.sizes)
 
 
@@ -151,8 +153,8 @@ class ReadBigQueryFiles(beam.PTransform):
             | "RunQuery" >> ApplyStage(RunQueryFn(self.section, self.exclude_state, self.sizes))
         )
         read = (
-            query[STREAMS]
-            | "SpreadStreams" >> beam.Reshuffle()
+            query[SHARDS]
+            | "SpreadShards" >> beam.Reshuffle()
             | "ReadRows" >> ApplyStage(ReadRowsFn(self.section, self.sizes))
         )
         tally = (query.tally, read.tally) | "AllTallies" >> beam.Flatten()

@@ -1,17 +1,27 @@
-"""The BigQuery calls of the BigQuery source: staging dataset, exclusion load, query, dry run, read session.
+"""The BigQuery calls of the BigQuery source: staging dataset, exclusion load, query, dry run, read sessions.
 
 Every job has a deterministic id, a digest of everything that decides its result (SQL,
 parameters, the excluded names, the bytes-billed cap, the tables it writes). A retried
 bundle, or a rerun with the same inputs, asks for the same id; BigQuery answers 409, and
-the job it already ran (and billed) is reused with its destination table. A reused job
-that failed for a reason other than the cap, or whose table has expired, is run again
-under the next id (`<id>_2`, `<id>_3`, ...).
+the job it already ran (and billed) is reused with its destination table (`jobs.get` is
+retried while it does not see the job yet). A reused job that failed for a reason other
+than the cap, or whose table has expired, is run again under the next generation of the
+id (`<id>_2`, `<id>_3`, ...), with no limit: each earlier generation costs one 409 and
+one `jobs.get`, both free.
 
 The query writes to an explicit destination table (`files_<digest>`) in the staging
 dataset, whose tables expire after `results_expiration_hours`. An anonymous result is
-capped at about 10 GB; a destination table is not. That table is then read through
-the BigQuery Storage Read API: one read session, split by the service into up to
-`read_streams` streams, each read by one worker task.
+capped at about 10 GB; a destination table is not. The query gives each row a `shard`
+(a fingerprint of its repository, ref and path, modulo `read_streams`), and each shard is
+read by one worker task through its own BigQuery Storage Read API session restricted to
+`shard = <n>`. A session expires after 6 hours; the task then opens a new one for its
+shard and skips the rows it already read, so a long read recovers instead of failing.
+
+The calls need, in `project`: roles/bigquery.jobUser (jobs.create, jobs.get), and on the
+staging dataset roles/bigquery.dataEditor (tables.get/update/create, readsessions); the
+dataset is looked up first and created only when missing, which needs
+bigquery.datasets.create (roles/bigquery.user). roles/bigquery.readSessionUser lets the
+workers open read sessions.
 """
 
 from __future__ import annotations
@@ -35,7 +45,9 @@ log = logging.getLogger(__name__)
 SQL_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sql", "github_files.sql")
 NOTHING_EXCLUDED = "(SELECT CAST(NULL AS STRING) AS repo_name LIMIT 0)"
 USD_PER_TIB = 6.25  # on-demand query price per TiB scanned (cloud.google.com/bigquery/pricing)
-MAX_JOB_ATTEMPTS = 5  # ids <id>, <id>_2, ... tried before a job's failure is final
+MAX_GENERATIONS = 10_000  # a guard only: each rerun after an expiry takes the next generation of a job id
+SESSION_ATTEMPTS = 4  # read sessions one shard may open (a session expires after 6 hours)
+GET_JOB_RETRY_SECONDS = 60.0  # how long jobs.get is retried after a 409 while it says 404
 CAP_KEY = "sources.bigquery.maximum_bytes_billed"
 
 
@@ -85,6 +97,7 @@ def query_parameters(section: BigQuerySource, max_file_bytes: int, max_notebook_
         bigquery.ArrayQueryParameter("extensions", "STRING", [e.lower() for e in section.extensions]),
         bigquery.ScalarQueryParameter("max_file_bytes", "INT64", max_file_bytes),
         bigquery.ScalarQueryParameter("max_notebook_bytes", "INT64", max_notebook_bytes or max_file_bytes),
+        bigquery.ScalarQueryParameter("read_shards", "INT64", section.read_streams),
     ]
 
 
@@ -113,14 +126,28 @@ class Estimate:
         return "\n".join(f"{a:<{width}}  {b:>22}  {c}" for a, b, c in rows)
 
 
-def dry_run(client, section: BigQuerySource, max_file_bytes: int, max_notebook_bytes: int | None = None) -> Estimate:
-    """A BigQuery dry run of the query: nothing runs, nothing is billed (the exclusion table adds a few MB)."""
+def dry_run(
+    client,
+    section: BigQuerySource,
+    max_file_bytes: int,
+    max_notebook_bytes: int | None = None,
+    exclude_table: str | None = None,
+) -> Estimate:
+    """A BigQuery dry run of the query the job runs: nothing runs, nothing is billed.
+
+    Without `exclude_table` (the launcher's check, before the exclusions are loaded) an empty
+    subquery stands in for it: the same query less the exclusion table's few MB.
+    """
     bigquery = bigquery_module()
     config = bigquery.QueryJobConfig(
         dry_run=True, use_query_cache=False, query_parameters=query_parameters(section, max_file_bytes, max_notebook_bytes)
     )
-    job = client.query(query_sql(section.dataset), job_config=config, location=section.location)
+    job = client.query(job_sql(section, exclude_table), job_config=config, location=section.location)
     return Estimate(int(job.total_bytes_processed or 0), section.maximum_bytes_billed)
+
+
+def job_sql(section: BigQuerySource, exclude_table: str | None) -> str:
+    return query_sql(section.dataset, f"`{exclude_table}`" if exclude_table else NOTHING_EXCLUDED)
 
 
 def check_cap(estimate: Estimate) -> None:
@@ -141,6 +168,15 @@ class Staging:
         self.dataset = f"{client.project}.{section.results_dataset}"
 
     def ensure(self) -> None:
+        """Create the staging dataset only when it is missing: creating needs bigquery.datasets.create,
+        which a worker whose dataset an administrator made beforehand need not have."""
+        from google.api_core.exceptions import NotFound
+
+        try:
+            self.client.get_dataset(self.dataset)
+            return
+        except NotFound:
+            pass
         bigquery = bigquery_module()
         dataset = bigquery.Dataset(self.dataset)
         dataset.location = self.section.location
@@ -164,18 +200,15 @@ class Staging:
         return True
 
     def run_job(self, job_id: str, start: Callable[[str], object], table_id: str):
-        """Start the job under `job_id`, or reuse the one already there (see the module docstring)."""
-        from google.api_core.exceptions import Conflict, GoogleAPICallError
+        """Start the job under `job_id`, or reuse the one already there (see the module docstring).
 
-        for attempt in range(MAX_JOB_ATTEMPTS):
-            attempt_id = job_id if attempt == 0 else f"{job_id}_{attempt + 1}"
-            try:
-                job = start(attempt_id)
-                reused = False
-            except Conflict:
-                job = self.client.get_job(attempt_id, location=self.section.location)
-                reused = True
-                log.info("BigQuery job %s already exists; reusing it", attempt_id)
+        Returns the job and its generation (1 for `job_id`, n for `<job_id>_<n>`).
+        """
+        from google.api_core.exceptions import GoogleAPICallError
+
+        for generation in range(1, MAX_GENERATIONS + 1):
+            attempt_id = job_id if generation == 1 else f"{job_id}_{generation}"
+            job, reused = self.start_or_find(attempt_id, start)
             try:
                 wait(job)
             except GoogleAPICallError as e:
@@ -183,11 +216,28 @@ class Staging:
                     raise ConfigError(f"{CAP_KEY}: BigQuery refused the query: {e}; raise the cap on purpose") from None
                 if not reused:
                     raise
-                continue  # an earlier attempt's failure: run it again under the next id
+                continue  # an earlier run's failure: run it again as the next generation
             if reused and not self.table_exists(table_id):
                 continue  # its table expired
-            return job
-        raise RuntimeError(f"BigQuery job {job_id}: {MAX_JOB_ATTEMPTS} attempts failed")
+            return job, generation
+        raise RuntimeError(f"BigQuery job {job_id}: {MAX_GENERATIONS} generations tried")
+
+    def start_or_find(self, job_id: str, start: Callable[[str], object]) -> tuple[object, bool]:
+        """(job, reused): the job started now, or the one BigQuery already has under that id (409)."""
+        from google.api_core import retry
+        from google.api_core.exceptions import Conflict, NotFound
+
+        try:
+            return start(job_id), False
+        except Conflict:
+            pass
+        # Right after a 409, jobs.get can still answer 404 for a moment: ask again until it sees the job.
+        patient = retry.Retry(
+            predicate=retry.if_exception_type(NotFound), initial=0.2, maximum=5.0, timeout=GET_JOB_RETRY_SECONDS
+        )
+        job = self.client.get_job(job_id, location=self.section.location, retry=patient)
+        log.info("BigQuery job %s already exists; reusing it", job_id)
+        return job, True
 
     def load_exclusions(self, names: Iterable[str]) -> str:
         """Load the names into a one-column table (newline-delimited JSON); returns its id."""
@@ -210,11 +260,18 @@ class Staging:
         self.expire(table_id)
         return table_id
 
-    def run_query(self, exclude_table: str | None, max_file_bytes: int, max_notebook_bytes: int | None = None) -> str:
-        """Run the query into its destination table (or reuse the run that did); returns the table id."""
+    def run_query(
+        self, exclude_table: str | None, max_file_bytes: int, max_notebook_bytes: int | None = None
+    ) -> tuple[str, object, int]:
+        """Run the query into its destination table (or reuse the run that did).
+
+        Returns the table id, the job and its generation. A dry run of the very SQL the job
+        runs comes first: a cap below its scan stops here, unbilled.
+        """
         bigquery = bigquery_module()
         section = self.section
-        sql = query_sql(section.dataset, f"`{exclude_table}`" if exclude_table else NOTHING_EXCLUDED)
+        sql = job_sql(section, exclude_table)
+        check_cap(dry_run(self.client, section, max_file_bytes, max_notebook_bytes, exclude_table))
         params = query_parameters(section, max_file_bytes, max_notebook_bytes)
         key = digest(sql, [p.to_api_repr() for p in params], section.maximum_bytes_billed, self.dataset, section.location)
         table_id = f"{self.dataset}.files_{key}"
@@ -225,13 +282,13 @@ class Staging:
             query_parameters=params,
             use_legacy_sql=False,
         )
-        self.run_job(
+        job, generation = self.run_job(
             f"code_corpus_files_{key}",
             lambda job_id: self.client.query(sql, job_config=config, job_id=job_id, location=section.location, job_retry=None),
             table_id,
         )
         self.expire(table_id)
-        return table_id
+        return table_id, job, generation
 
 
 def wait(job) -> None:
@@ -242,19 +299,45 @@ def wait(job) -> None:
         job.result()
 
 
-def read_streams(read_client, table_id: str, billing_project: str, max_streams: int) -> list[str]:
-    """A Storage Read API session over the table, as the names of its streams."""
+def read_shard(read_client, table_id: str, billing_project: str, shard: int) -> Iterable[dict]:
+    """The rows of one shard of the result table, each once, through as many sessions as it takes.
+
+    A Storage Read session expires after 6 hours (FAILED_PRECONDITION "session expired"); a new
+    session for the shard reads it again and the rows already yielded are skipped by their key.
+    """
+    from google.api_core.exceptions import FailedPrecondition
+
+    seen = set()
+    for attempt in range(1, SESSION_ATTEMPTS + 1):
+        try:
+            for row in session_rows(read_client, table_id, billing_project, shard):
+                key = hashlib.blake2b(f"{row['repo_name']}\0{row['ref']}\0{row['path']}".encode(), digest_size=16).digest()
+                if key not in seen:
+                    seen.add(key)
+                    yield row
+            return
+        except FailedPrecondition as e:
+            log.warning("read session of %s shard %d ended (%s); opening a new one (%d/%d)",
+                        table_id, shard, e, attempt, SESSION_ATTEMPTS)
+    raise RuntimeError(f"{table_id} shard {shard}: {SESSION_ATTEMPTS} read sessions ended before the shard was read")
+
+
+def session_rows(read_client, table_id: str, billing_project: str, shard: int) -> Iterable[dict]:
+    """A new Storage Read API session over the rows of one shard, read stream after stream."""
     from google.cloud.bigquery_storage_v1 import types
 
-    project, dataset, table = table_id.split(".")
+    table = bigquery_module().TableReference.from_string(table_id)  # domain-scoped projects hold a dot too
     session = read_client.create_read_session(
         parent=f"projects/{billing_project}",
         read_session=types.ReadSession(
-            table=f"projects/{project}/datasets/{dataset}/tables/{table}", data_format=types.DataFormat.ARROW
+            table=table.to_bqstorage(),
+            data_format=types.DataFormat.ARROW,
+            read_options=types.ReadSession.TableReadOptions(row_restriction=f"shard = {shard}"),
         ),
-        max_stream_count=max_streams,
+        max_stream_count=1,
     )
-    return [stream.name for stream in session.streams]
+    for stream in session.streams:
+        yield from stream_rows(read_client, stream.name)
 
 
 def stream_rows(read_client, stream: str) -> Iterable[dict]:

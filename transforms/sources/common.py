@@ -48,6 +48,7 @@ REPO_FIELDS = {
     "license": OPTIONAL_STR,
     "pushed_at": OPTIONAL_STR,
 }
+OPTIONAL_REPO_FIELDS = {"created_at": OPTIONAL_STR}
 COMMIT_CHARS = frozenset("0123456789abcdef")
 
 # Final statuses that say something about the repository itself.
@@ -64,6 +65,9 @@ def check_repo(data: dict) -> dict:
     """RemoteRepo fields of the types the records need; TypeError for an answer that gave others."""
     for name, kind in REPO_FIELDS.items():
         if not isinstance(data[name], kind) or (kind is str and not data[name]):
+            raise TypeError(f"{name} is {type(data[name]).__name__} {repr(data[name])[:60]}")
+    for name, kind in OPTIONAL_REPO_FIELDS.items():
+        if not isinstance(data.get(name), kind):
             raise TypeError(f"{name} is {type(data[name]).__name__} {repr(data[name])[:60]}")
     return data
 

@@ -1,38 +1,52 @@
 """What the GitHub and GitLab crawls share: a listing in the driver, fetches in parallel.
 
     driver     Host.list_repositories ─ <state>/listing.jsonl.zst     (once, resumable)
-    pipeline   ReadListing ─ SpreadRepos (Reshuffle) ─ FetchRepos ─┬─ RepoFile (kept)
-                                                                    ├─ Rejected, tallies (stage "read")
-                                                                    └─ RepoSnapshot ─ SnapshotId
+    pipeline   ReadListing ─ KeyByToken ─ GroupByToken ─ FetchRepos ─┬─ RepoFile (kept)
+                                                                      ├─ Rejected, tallies (stage "read")
+                                                                      └─ RepoSnapshot ─ SnapshotId
+
+The listing is keyed by token and each token's repositories are fetched by one task on
+`rate.concurrency` threads, each request paced by the token's limiter (rate_limits.py).
 
 FetchRepos pins each repository to a commit, downloads its archive and reads it with
 `archives.read_archive`, saving the records in the crawl state as it goes; a repository
 already there is replayed instead of fetched. Faults become Rejected records of stage
 "read" with the repository and a reason:
 
-    vanished, empty-repository, forbidden, unavailable-legal, api-error,
-    license-not-allowed, not-main-language, no-commit, archive-too-large
+    vanished, empty-repository, forbidden, unavailable-legal, http-4xx (any other
+    final 4xx), license-not-allowed, not-main-language, no-commit, archive-too-large,
+    redirect-loop, too-large-reply, request-error
                      permanent: saved in the state, not asked again
-    server-error     5xx or timeouts after every retry; unauthorized; request-budget
-                     (the worker's budget is spent); malformed-reply (an answer that is not
-                     the JSON the API documents): not saved, the next run tries again
+    http-5xx, timeout, connection-error, bad-encoding   after every retry
+    unauthorized     the API refused the token; the worker's client sends nothing more
+    rate-limited     a rate-limit wait longer than http.worker_max_wait_seconds
+    request-budget   the worker's budget is spent
+    bad-json, malformed-reply   an answer that is not JSON / not the JSON the API documents
+    fetch-error      anything else one repository's fetch raised (logged with its traceback)
+                     none of these is saved: the next run tries again
     listing-failed   a listing request that failed or whose answer was malformed; its
                      query's later pages are not listed
+
+Only what stops every repository stops the job, before it starts: a token the API
+refuses (checked in the launcher), a state directory that cannot be written.
 
 `transforms.sources.registry.network_sources` builds every configured network source for the graph.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import logging
+import math
 import os
 import posixpath
-import threading
-from typing import Iterator
+import queue
+from typing import Iterable, Iterator
 
 import apache_beam as beam
 from apache_beam import pvalue
+from apache_beam.io.components.adaptive_throttler import ThrottlingSignaler
 from apache_beam.metrics import Metrics
 
 from schemas.config import PipelineConfig
@@ -51,8 +65,10 @@ from transforms.sources.common import (
 )
 from transforms.sources.crawl_state import CrawlState, crawl_key
 from transforms.sources.hosts import Host, ListingFailure, RemoteRepo, RepoUnavailable, listing_item, listing_line
-from transforms.sources.http_client import BudgetExhausted, RequestFailed
+from transforms.sources.http_client import NotJson, RequestFailed
 from transforms.sources.local import SNAPSHOT, STAGE
+from transforms.sources.rate_limits import make_limiter, token_of
+from transforms.sources.secrets import section_tokens, token_key
 
 log = logging.getLogger(__name__)
 
@@ -66,23 +82,14 @@ def fetch_repo(
         yield from saved
         return
     try:
-        repo = host.prepare(repo)
-        check_repo(flat_row(repo))
-        commit = check_commit(host.pin_commit(repo))
-        data = host.archive(repo, commit)
+        repo, commit, data = fetch_archive(host, repo)
     except RepoUnavailable as e:
-        rejected = repo.unavailable(e.reason, e.detail)
+        rejected = repo.unavailable(e.reason, host.client.redact(e.detail))
         if e.permanent:
             writer = state.repo_writer(repo.source, repo.repo, {"repo": repo.repo, "commit": None})
             writer.add(rejected)
             writer.commit()
         yield rejected
-        return
-    except RequestFailed as e:  # transient: the next run tries again
-        yield repo.unavailable("request-budget" if isinstance(e, BudgetExhausted) else "server-error", str(e))
-        return
-    except MALFORMED as e:  # not saved either: a proxy's page or a bad answer may be gone next run
-        yield repo.unavailable("malformed-reply", host.client.redact(malformed(e)))
         return
     info = RepoInfo(repo.source, repo.repo, commit, repo.license, repo.stars, origin=repo.source)
     header = {"repo": repo.repo, "commit": commit, "license": repo.license, "stars": repo.stars}
@@ -97,8 +104,40 @@ def fetch_repo(
     writer.commit()
 
 
+def fetch_archive(host: Host, repo: RemoteRepo) -> tuple[RemoteRepo, str, bytes]:
+    """The repository as prepared, its pinned commit and its archive; RepoUnavailable for any fault.
+
+    Whatever one repository's requests raise is that repository's rejection, so one bad
+    answer never fails the bundle: a failed request by its reason (saved unless a later
+    run may do better), an answer of the wrong shape as `bad-json` or `malformed-reply`
+    (not saved), anything else as `fetch-error` (not saved, and logged with its traceback).
+    """
+    try:
+        repo = host.prepare(repo)
+        check_repo(flat_row(repo))
+        commit = check_commit(host.pin_commit(repo))
+        return repo, commit, host.archive(repo, commit)
+    except RepoUnavailable:
+        raise
+    except RequestFailed as e:
+        raise RepoUnavailable(e.reason, str(e), permanent=not e.transient) from None
+    except NotJson as e:
+        raise RepoUnavailable("bad-json", malformed(e), permanent=False) from None
+    except MALFORMED as e:  # a proxy's page or a bad answer may be gone next run
+        raise RepoUnavailable("malformed-reply", malformed(e), permanent=False) from None
+    except Exception as e:
+        log.exception("%s %s: unexpected failure while fetching", repo.source, repo.repo)
+        raise RepoUnavailable("fetch-error", f"{type(e).__name__}: {str(e)[:200]}", permanent=False) from None
+
+
 class FetchRepoFn(RecordFn):
-    """Listing line → the repository's RepoFiles (kept), Rejected and its snapshot (tagged)."""
+    """(token index, listing lines) → each repository's RepoFiles (kept), Rejected and snapshot (tagged).
+
+    One token's repositories are one element, fetched here on `rate.concurrency` threads,
+    each with its own client, all asking the token's one limiter: so no more requests are
+    in flight per token, nor made per hour, than configured, however many workers run.
+    Records are yielded, and metrics counted, in this (Beam's) thread.
+    """
 
     stage = STAGE
     each_output_is_an_input = True  # each file read (or the repository's rejection) counts as one input
@@ -113,38 +152,87 @@ class FetchRepoFn(RecordFn):
         self.sizes = (max_file_bytes, max_notebook_bytes)
 
     def setup(self):
-        # Jitter differs per worker so that workers do not retry in step. The token is read here,
-        # on the worker (from Secret Manager with token_secret), never carried in the graph.
-        seed = int.from_bytes(hashlib.sha256(f"{os.getpid()}:{threading.get_ident()}:{id(self)}".encode()).digest()[:8], "big")
-        self.host = self.host_cls(self.section, self.host_cls.make_client(self.section, seed))
+        # The tokens are read here, on the worker (from Secret Manager with token_secret), never carried in the graph.
+        self.tokens = section_tokens(self.section)
         self.state = CrawlState(self.state_dir)
-        source = self.host_cls.source
-        self.requests = Metrics.counter(f"crawl-{source}", "requests")
-        self.retries = Metrics.counter(f"crawl-{source}", "retries")
+        namespace = f"crawl-{self.host_cls.source}"
+        self.requests = Metrics.counter(namespace, "requests")
+        self.retries = Metrics.counter(namespace, "retries")
+        self.throttling = ThrottlingSignaler(namespace)  # the limiter's waits and the API's (Retry-After, a reset)
+        self.hosts = []
 
-    def __call__(self, line: str):
+    def make_hosts(self, token_index: int) -> queue.Queue:
+        """`rate.concurrency` hosts with their own clients (jitter seeded per worker and thread), one limiter."""
+        seed = int.from_bytes(hashlib.sha256(f"{os.getpid()}:{id(self)}:{token_index}".encode()).digest()[:8], "big")
+        token, namespace = self.tokens[token_index], f"crawl-{self.host_cls.source}"
+        limiter = make_limiter(self.section.rate, token, namespace, seed)
+        hosts = queue.Queue()
+        for i in range(self.section.rate.concurrency):
+            hosts.put(self.host_cls(self.section, self.host_cls.client_for(self.section, token, seed + i, limiter)))
+        self.hosts += list(hosts.queue)
+        return hosts
+
+    def __call__(self, token_lines: tuple[int, Iterable[str]]):
+        token_index, lines = token_lines
+        hosts = self.make_hosts(token_index)
+        before = self.client_totals()
+        for source, records in run_concurrently(lambda line: self.fetch(hosts, line), lines, hosts.qsize()):
+            if source:
+                self.count(f"{source}.repositories")
+            for record in records:
+                yield pvalue.TaggedOutput(SNAPSHOT, record) if isinstance(record, RepoSnapshot) else record
+            before = self.report(before)
+
+    def fetch(self, hosts: queue.Queue, line: str) -> tuple[str | None, list]:
+        """(source, records) of one listing line, on a fetch thread with a host of its own."""
         item = listing_item(line)
         if isinstance(item, ListingFailure):
-            yield item.rejected()
-            return
-        self.count(f"{item.source}.repositories")
-        requests, retries = self.host.client.requests, self.host.client.retries
-        for record in fetch_repo(self.host, item, self.state, *self.sizes):
-            yield pvalue.TaggedOutput(SNAPSHOT, record) if isinstance(record, RepoSnapshot) else record
-        self.requests.inc(self.host.client.requests - requests)
-        self.retries.inc(self.host.client.retries - retries)
+            return None, [item.rejected()]
+        host = hosts.get()
+        try:
+            return item.source, list(fetch_repo(host, item, self.state, *self.sizes))
+        finally:
+            hosts.put(host)
+
+    def client_totals(self) -> tuple[int, int, int]:
+        clients = [host.client for host in self.hosts]
+        return (sum(c.requests for c in clients), sum(c.retries for c in clients),
+                math.ceil(sum(c.throttled_seconds for c in clients)))
+
+    def report(self, before: tuple[int, int, int]) -> tuple[int, int, int]:
+        """Count what the fetch threads did since `before` (Beam keeps metrics for its own threads only)."""
+        now = self.client_totals()
+        self.requests.inc(now[0] - before[0])
+        self.retries.inc(now[1] - before[1])
+        if now[2] > before[2]:
+            self.throttling.signal_throttled(now[2] - before[2])
+        return now
 
     def teardown(self):
-        client = getattr(getattr(self, "host", None), "client", None)
-        if client is not None and client.requests:
+        clients = [host.client for host in getattr(self, "hosts", [])]
+        if any(c.requests for c in clients):
             log.info(
-                "%s fetch worker: %d requests, %d retries, %.0fs waited",
-                self.host_cls.source, client.requests, client.retries, client.waited_seconds,
+                "%s fetch worker: %d requests, %d retries, %.0fs waited", self.host_cls.source,
+                sum(c.requests for c in clients), sum(c.retries for c in clients), sum(c.waited_seconds for c in clients),
             )
 
 
+def run_concurrently(work, items: Iterable, threads: int) -> Iterator:
+    """work(item) for each item on `threads` threads, at most `threads` at once (the items are
+    read as the work goes, never all held); each result is yielded here, as it completes."""
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        pending = set()
+        for item in items:
+            if len(pending) >= threads:
+                done, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+                yield from (future.result() for future in done)
+            pending.add(pool.submit(work, item))
+        for future in concurrent.futures.as_completed(pending):
+            yield future.result()
+
+
 class CrawlRepos(beam.PTransform):
-    """A listed crawl's repositories → SourceOutputs, fetched in parallel after a Reshuffle."""
+    """A listed crawl's repositories → SourceOutputs, each token's share fetched by one task."""
 
     def __init__(self, host_cls: type[Host], section: ApiSource, state_dir: str, sizes: tuple[int, int], summary: dict):
         super().__init__()
@@ -156,10 +244,12 @@ class CrawlRepos(beam.PTransform):
 
     def expand(self, pbegin):
         fetch = FetchRepoFn(self.host_cls, self.section, self.state_dir, *self.sizes)
+        tokens = 1 + len(self.section.extra_tokens)
         read = (
             pbegin
             | "ReadListing" >> beam.io.ReadFromText(CrawlState(self.state_dir).listing_path)
-            | "SpreadRepos" >> beam.Reshuffle()
+            | "KeyByToken" >> beam.Map(lambda line: (token_of(line, tokens), line))
+            | "GroupByToken" >> beam.GroupByKey()
             | "FetchRepos" >> ApplyStage(fetch)
         )
         summary = with_snapshot_id(pbegin, self.summary, read[SNAPSHOT])
@@ -183,7 +273,11 @@ def list_crawl(host_cls: type[Host], config: PipelineConfig, dataset_dir: str) -
             "%s.token_env: $%s is not set; the %s API is called without a token", where, section.token_env, host_cls.source
         )
     state = CrawlState(state_dir)
-    listing = host_cls(section, client).list_repositories(state)
+    host = host_cls(section, client)
+    for i, token in enumerate(section_tokens(section)):  # a refused token stops the run now, not as 401s in every fetch
+        checker = host if i == 0 else host_cls(section, host_cls.client_for(section, token, config.seed, worker=False))
+        checker.check_token(token_key(section, i))
+    listing = host.list_repositories(state)
     items = listing.items()
     state.write_listing(listing_line(item) for item in items)
     log.info(

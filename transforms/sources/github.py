@@ -58,6 +58,7 @@ def repo_from_item(item: dict) -> dict | None:
 class GitHubHost(Host):
     source = "github"
     headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+    token_check = "rate_limit"  # free: it does not count against the token's limit
 
     def list_repositories(self, state: CrawlState) -> Listing:
         section = self.section

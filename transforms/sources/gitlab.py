@@ -1,13 +1,16 @@
 """GitLab (REST API v4): public non-fork projects by main language and license (paper §3.1).
 
 Listing: `/projects?visibility=public&with_programming_language=...`, one listing per
-language, ordered by id and followed page by page: keyset pagination's Link header
+language, ordered by id and followed page by page, keeping the projects created by
+`created_until` (the snapshot date; `active_from`/`active_until` filter by activity
+only when set): keyset pagination's Link header
 when the server gives one, else offset pagination's X-Next-Page (X-Total-Pages says how
 many). Forks (items with `forked_from_project`) are left out; a listing without a token
 gets GitLab's simple fields, which do not say, so the project endpoint is checked again.
 
 Fetching: the project endpoint with `license=true` gives the license (a licensee key,
-mapped to SPDX), star_count and default branch; a fork, a license not in `licenses` or a main
+mapped to SPDX), star_count and default branch; a fork, a license not in `licenses` (or a
+license key with no SPDX mapping) or a main
 language (largest share of `/languages`) not in `languages` rejects the project before
 its archive is downloaded. The default branch is pinned to a commit, and the archive
 at that commit is read like GitHub's.
@@ -20,6 +23,7 @@ import urllib.parse
 
 from transforms.sources.common import spdx_of_key
 from transforms.sources.crawl_state import CrawlState
+from transforms.sources.github import parse_time
 from transforms.sources.hosts import Host, Listing, RemoteRepo, RepoUnavailable, StopListing
 from transforms.sources.http_client import Reply
 
@@ -40,7 +44,20 @@ def repo_from_project(project: dict) -> dict | None:
         stars=project.get("star_count"),
         license=None,  # the list does not carry it; prepare() asks the project endpoint
         pushed_at=project.get("last_activity_at"),
+        created_at=project.get("created_at"),
     )
+
+
+def created_by(until: str | None):
+    """The listing's filter: projects created by `until` (the snapshot date), whatever their activity since.
+
+    GitLab's /projects has no creation-date filter, so it is applied to each listed item
+    (`created_at`); `last_activity_before` would keep only projects abandoned since then.
+    """
+    if until is None:
+        return None
+    limit = parse_time(until)
+    return lambda repo: repo.get("created_at") is None or parse_time(repo["created_at"]) <= limit
 
 
 def next_page_url(reply: Reply) -> str | None:
@@ -58,12 +75,13 @@ def next_page_url(reply: Reply) -> str | None:
 
 class GitLabHost(Host):
     source = "gitlab"
+    token_check = "user"  # the token's user; 401 for a revoked or expired token
     # GitLab takes a personal access token as `Authorization: Bearer` too; unlike PRIVATE-TOKEN,
     # requests drops that header when a redirect leaves the API's host.
 
     def list_repositories(self, state: CrawlState) -> Listing:
         section = self.section
-        listing = Listing(section.max_repositories)
+        listing = Listing(section.max_repositories, keep=created_by(section.created_until))
         if not self.client.authenticated:
             log.warning(
                 "sources.gitlab: no token, so GitLab lists projects with its simple fields only, without "
@@ -106,7 +124,10 @@ class GitLabHost(Host):
             raise RepoUnavailable("fork", "forked from another project")
         if project.get("empty_repo"):
             raise RepoUnavailable("empty-repository", "the project has no commits")
-        license = spdx_of_key((project.get("license") or {}).get("key"))
+        key = (project.get("license") or {}).get("key")
+        license = spdx_of_key(key)
+        if key and license is None:  # a license GitLab names that we cannot map: not one we allow
+            raise RepoUnavailable("license-not-allowed", f"license key {str(key)[:60]!r} has no SPDX id among the allowed ones")
         if license is not None and license not in self.section.licenses:
             raise RepoUnavailable("license-not-allowed", f"{license} is not in sources.gitlab.licenses")
         shares = self.check(self.client.get(f"projects/{repo.api_id}/languages"), "languages").json()

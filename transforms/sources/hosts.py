@@ -21,6 +21,7 @@ from transforms.sources.common import MALFORMED, STATUS_REASONS, check_repo, mal
 from transforms.sources.crawl_state import CrawlState
 from transforms.sources.http_client import ApiClient, BudgetExhausted, Reply, RequestFailed
 from transforms.sources.local import STAGE
+from transforms.sources.rate_limits import make_limiter
 from transforms.sources.secrets import section_token
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class RemoteRepo:
     stars: int | None
     license: str | None  # SPDX id the API reported, None when it reported none
     pushed_at: str | None = None
+    created_at: str | None = None  # GitLab: the listing keeps projects created by the snapshot date
 
     def unavailable(self, reason: str, detail: str) -> Rejected:
         rid = RepoFile.make_id(self.source, self.repo, "", None)
@@ -84,6 +86,7 @@ class Listing:
     """A listing in progress: repositories by name, failures, and facts for the manifest."""
 
     max_repositories: int | None
+    keep: object = None  # None, or a filter on a listed repository's fields (GitLab: created by the snapshot date)
     repos: dict = dataclasses.field(default_factory=dict)
     failures: list = dataclasses.field(default_factory=list)
     facts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
@@ -97,6 +100,9 @@ class Listing:
         for data in repos:
             if self.full:
                 return
+            if self.keep is not None and not self.keep(data):
+                self.facts["left_out_by_date"] += 1
+                continue
             self.repos.setdefault(data["repo"], RemoteRepo(**data))
 
     def items(self) -> list[RemoteRepo | ListingFailure]:
@@ -114,12 +120,48 @@ class Host:
         self.client = client
 
     @classmethod
-    def make_client(cls, section: ApiSource, seed: int) -> ApiClient:
-        """A client with the section's token: from Secret Manager (token_secret), else from $token_env."""
+    def make_client(cls, section: ApiSource, seed: int, worker: bool = False) -> ApiClient:
+        """A client with the section's first token: from Secret Manager (token_secret), else from $token_env."""
         token = section_token(section)
-        if token is not None:
-            return ApiClient(section.base_url, section.http, token=token, headers=cls.headers, seed=seed)
-        return ApiClient.from_env(section.base_url, section.http, section.token_env, headers=cls.headers, seed=seed)
+        limiter = make_limiter(section.rate, token, f"crawl-{cls.source}", seed) if worker else None
+        return cls.client_for(section, token, seed, limiter, worker)
+
+    @classmethod
+    def client_for(cls, section: ApiSource, token: str | None, seed: int, limiter=None, worker: bool = True) -> ApiClient:
+        """A client with `token`. A fetch worker's client asks `limiter` (shared by the token's clients)
+        before each request and does not sleep through a rate-limit wait longer than `rate.max_wait_seconds`."""
+        defer_after = section.rate.max_wait_seconds if worker else None
+        return ApiClient(
+            section.base_url, section.http, token=token, headers=cls.headers, seed=seed, limiter=limiter, defer_after=defer_after
+        )
+
+    # -- the token (driver) ----------------------------------------------------------------
+
+    token_check = ""  # the cheap authenticated endpoint that says whether the API takes the token
+
+    def check_token(self, key: str = "token_env") -> dict | None:
+        """Ask `token_check` once before any worker starts: a refused token stops the run here, naming the key.
+
+        Returns the endpoint's answer (None without a token, or when it is not JSON). Any
+        other failure is left to the listing, which records it.
+        """
+        if not self.client.authenticated:
+            return None
+        try:
+            reply = self.client.get(self.token_check)
+        except RequestFailed as e:
+            log.warning("sources.%s: could not check the token (%s); the listing goes on", self.source, e)
+            return None
+        if reply.status == 401:
+            raise ConfigError(
+                f"sources.{self.source}.{key}: the API refused the token "
+                f"(GET /{self.token_check}: HTTP 401 {self.client.redact(reply.message())}); "
+                "replace it with a valid one before the crawl starts"
+            )
+        try:
+            return reply.json() if reply.status == 200 else None
+        except ValueError:
+            return None
 
     # -- listing (driver) ----------------------------------------------------------------
 
@@ -196,8 +238,8 @@ class Host:
         if reply.status == 401:
             raise RepoUnavailable("unauthorized", detail, permanent=False)
         if reply.status >= 500:
-            raise RepoUnavailable("server-error", detail, permanent=False)
-        raise RepoUnavailable(STATUS_REASONS.get(reply.status, "api-error"), detail)
+            raise RepoUnavailable(f"http-{reply.status}", detail, permanent=False)
+        raise RepoUnavailable(STATUS_REASONS.get(reply.status, f"http-{reply.status}"), detail)
 
     def download(self, path: str, params: dict | None = None) -> bytes:
         """An archive's bytes, at most limits.max_archive_bytes of them."""
@@ -205,7 +247,7 @@ class Host:
         try:
             reply = self.client.get(path, params, max_bytes=limit)
         except RequestFailed as e:
-            if e.transient:
+            if e.reason != "too-large-reply":
                 raise
             raise RepoUnavailable("archive-too-large", f"more than {limit} bytes compressed") from None
         return self.check(reply, "archive").body

@@ -15,13 +15,14 @@ from transforms.sources.gitlab import GitLabHost
 def network_sources(config: PipelineConfig, dataset_dir: str) -> list[tuple[str, beam.PTransform]]:
     """(name, transform) of each configured network or dataset source; the API listings and the BigQuery dry run run now."""
     sources = []
+    sizes = (config.read.max_file_bytes, config.read.max_notebook_bytes)
+    if config.sources.bigquery is not None:  # first: a cap below the scan fails in seconds, not after hours of listing
+        estimate_and_check(config.sources.bigquery, *sizes)
     for host_cls in (GitHubHost, GitLabHost):
         if getattr(config.sources, host_cls.source) is not None:
             sources.append((host_cls.source, list_crawl(host_cls, config, dataset_dir)))
-    sizes = (config.read.max_file_bytes, config.read.max_notebook_bytes)
     if config.sources.bigquery is not None:
         section = config.sources.bigquery
-        estimate_and_check(section, *sizes)  # a cap below the scan fails before any work
         crawled = dict(sources).get("github")
         exclude = crawled.state_dir if crawled is not None and section.exclude_crawled else None
         sources.append(("bigquery", ReadBigQueryFiles(section, exclude, *sizes)))

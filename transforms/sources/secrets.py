@@ -10,8 +10,13 @@ read stops the run there, naming the key and the fix.
 
 from __future__ import annotations
 
+import os
+import re
+
 from schemas.errors import ConfigError
 from schemas.sources_config import ApiSource
+
+SECRET_VERSION = re.compile(r"projects/[^/]+/secrets/[^/]+/versions/[^/]+")
 
 
 def read_secret(version: str, api_endpoint: str | None = None) -> str:
@@ -30,10 +35,26 @@ def read_secret(version: str, api_endpoint: str | None = None) -> str:
 
 
 def section_token(section: ApiSource) -> str | None:
-    """The token a client of this section uses: from Secret Manager when named there, else from the environment."""
+    """The section's first token: from Secret Manager when token_secret names it, else from $token_env."""
     if section.token_secret:
         return read_secret(section.token_secret, section.secret_api_endpoint)
-    return None
+    return os.environ.get(section.token_env) if section.token_env else None
+
+
+def section_tokens(section: ApiSource) -> list[str | None]:
+    """Every token of the section: the first, then each of extra_tokens (a secret version, or a variable's name)."""
+    extra = [
+        read_secret(ref, section.secret_api_endpoint) if SECRET_VERSION.fullmatch(ref) else os.environ.get(ref)
+        for ref in section.extra_tokens
+    ]
+    return [section_token(section), *extra]
+
+
+def token_key(section: ApiSource, index: int) -> str:
+    """The config key naming token `index` (for messages)."""
+    if index:
+        return f"extra_tokens[{index - 1}]"
+    return "token_secret" if section.token_secret else "token_env"
 
 
 def check_worker_token(section: ApiSource, where: str) -> None:
@@ -53,3 +74,13 @@ def check_worker_token(section: ApiSource, where: str) -> None:
         ) from None
     if not token:
         raise ConfigError(f"{where}.token_secret: {section.token_secret} is empty")
+    for i, ref in enumerate(section.extra_tokens):
+        if not SECRET_VERSION.fullmatch(ref):
+            raise ConfigError(
+                f"{where}.extra_tokens[{i}]: Dataflow workers do not see this machine's environment, so ${ref} would not "
+                "reach them; name a Secret Manager version (projects/PROJECT/secrets/NAME/versions/latest)"
+            )
+        try:
+            read_secret(ref, section.secret_api_endpoint)
+        except Exception as e:
+            raise ConfigError(f"{where}.extra_tokens[{i}]: cannot read {ref} ({type(e).__name__}: {str(e)[:200]})") from None

@@ -8,8 +8,13 @@ its parameters and its anti-join the way sql/github_files.sql does, into its des
 table; a query whose scan is over its maximumBytesBilled fails with bytesBilledLimitExceeded.
 
 gRPC (grpcio on 127.0.0.1, what google-cloud-bigquery-storage calls through a plain channel):
-BigQueryRead.CreateReadSession splits a table into streams and ReadRows serves each in
-Arrow record batches of `batch_rows`, the schema in the first answer.
+BigQueryRead.CreateReadSession splits a table (or the rows its `shard = n` row restriction
+keeps) into streams and ReadRows serves each in Arrow record batches of `batch_rows`, the
+schema in the first answer.
+
+Failure modes, each switched on by a field: datasets.insert answered 403 (a role without
+bigquery.datasets.create), jobs.get answering 404 right after a 409 (BigQuery's lag), and
+read sessions that expire mid-read (FAILED_PRECONDITION "session expired", after 6 hours).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import json
 import re
 import threading
 import urllib.parse
+import zlib
 
 import grpc
 import pyarrow as pa
@@ -30,8 +36,10 @@ from werkzeug.wrappers import Request, Response
 from tests.transforms.sources.network_fakes import FakeServer, json_response
 
 ARROW_SCHEMA = pa.schema([("repo_name", pa.string()), ("ref", pa.string()), ("path", pa.string()), ("license", pa.string()),
-                          ("is_symlink", pa.bool_()), ("size", pa.int64()), ("binary", pa.bool_()), ("content", pa.string())])
+                          ("is_symlink", pa.bool_()), ("size", pa.int64()), ("binary", pa.bool_()), ("content", pa.string()),
+                          ("shard", pa.int64())])
 EXCLUDE_FROM = re.compile(r"LEFT JOIN `([^`]+)` AS x")
+SHARD_RESTRICTION = re.compile(r"shard = (\d+)")
 
 
 @dataclasses.dataclass
@@ -70,8 +78,15 @@ class FakeBigQuery:
         self.sessions = 0
         self.queries = []  # (sql, parameters) of every query job run (not dry runs, not 409s)
         self.dry_runs = 0
+        self.dry_run_sql = []  # the SQL of every dry run
         self.inserts = collections.Counter()  # job id → insert requests (409s included)
         self.batches = collections.Counter()  # stream name → record batches served
+        self.dataset_inserts = 0  # datasets.insert requests
+        self.forbid_dataset_insert = False  # answer datasets.insert with 403, as for a role without datasets.create
+        self.get_job_misses = 0  # jobs.get answers 404 this many times after a 409 (then finds the job)
+        self.missed = 0
+        self.sessions_to_expire = 0  # this many of the next sessions expire after serving one batch per stream
+        self.expiring = set()  # names of the sessions that expire
         self.lock = threading.Lock()
         self.server = FakeServer(self.wsgi)
         self.grpc_server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=8))
@@ -117,7 +132,10 @@ class FakeBigQuery:
         if method == "POST" and re.fullmatch(r"/projects/[^/]+/jobs", path):
             return self.insert(request.get_json())
         if m := re.fullmatch(r"/projects/[^/]+/jobs/([^/]+)", path):
-            job = self.jobs.get(m.group(1))
+            with self.lock:
+                lagging = self.missed < self.get_job_misses
+                self.missed += lagging
+            job = None if lagging else self.jobs.get(m.group(1))
             return json_response(job) if job else error(404, "NOT_FOUND", f"Not found: Job {m.group(1)}", "notFound")
         if m := re.fullmatch(r"/projects/[^/]+/queries/([^/]+)", path):
             job = self.jobs[m.group(1)]
@@ -140,6 +158,11 @@ class FakeBigQuery:
     def create_dataset(self, project: str, body: dict) -> Response:
         ref = body["datasetReference"]
         key = f"{project}.{ref['datasetId']}"
+        with self.lock:
+            self.dataset_inserts += 1
+        if self.forbid_dataset_insert:
+            return error(403, "PERMISSION_DENIED", f"Access Denied: Project {project}: User does not have "
+                         "bigquery.datasets.create permission in project", "accessDenied")
         with self.lock:
             if key in self.datasets:
                 return error(409, "ALREADY_EXISTS", f"Already Exists: Dataset {key}", "duplicate")
@@ -179,6 +202,7 @@ class FakeBigQuery:
         scanned = self.scan_bytes()
         if config.get("dryRun"):
             self.dry_runs += 1
+            self.dry_run_sql.append(query["query"])
             return json_response({"jobReference": body["jobReference"], "configuration": config, "status": {"state": "DONE"},
                                   "statistics": {"totalBytesProcessed": str(scanned),
                                                  "query": {"totalBytesProcessed": str(scanned)}}})
@@ -195,13 +219,16 @@ class FakeBigQuery:
             self.queries.append((query["query"], params))
         excluded = self.excluded(query["query"])
         limits = {False: int(params["max_file_bytes"]), True: int(params["max_notebook_bytes"])}
+        shards = int(params["read_shards"])
         rows = []
         for f in self.files:
             license = self.licenses.get(f.repo_name)
             if (license in params["licenses"] and any(f.path.lower().endswith(e) for e in params["extensions"])
                     and f.repo_name.lower() not in excluded):
                 rows.append(dict(repo_name=f.repo_name, ref=f.ref, path=f.path, license=license, is_symlink=f.symlink,
-                                 size=f.nbytes, binary=f.binary, content=f.content if f.nbytes <= limits[f.path.lower().endswith(".ipynb")] else None))
+                                 size=f.nbytes, binary=f.binary,
+                                 content=f.content if f.nbytes <= limits[f.path.lower().endswith(".ipynb")] else None,
+                                 shard=zlib.crc32(f"{f.repo_name}/{f.ref}/{f.path}".encode()) % shards))
         dest = query["destinationTable"]
         self.tables[f"{dest['projectId']}.{dest['datasetId']}.{dest['tableId']}"] = rows
         stats = {"query": {"totalBytesProcessed": str(scanned), "totalBytesBilled": str(scanned), "statementType": "SELECT"}}
@@ -246,10 +273,16 @@ class FakeBigQuery:
         table_path = request.read_session.table  # projects/p/datasets/d/tables/t
         _, project, _, dataset, _, table = table_path.split("/")
         rows = self.tables[f"{project}.{dataset}.{table}"]
+        restriction = SHARD_RESTRICTION.fullmatch(request.read_session.read_options.row_restriction or "")
+        if restriction:
+            rows = [r for r in rows if r["shard"] == int(restriction.group(1))]
         count = max(1, min(request.max_stream_count or 1, len(rows)))
         with self.lock:
             self.sessions += 1
             name = f"projects/{project}/locations/us/sessions/s{self.sessions}"
+            if self.sessions_to_expire:
+                self.sessions_to_expire -= 1
+                self.expiring.add(name)
             for i in range(count):
                 self.streams[f"{name}/streams/{i}"] = rows[i::count]
         return types.ReadSession(name=name, table=table_path, data_format=types.DataFormat.ARROW,
@@ -259,7 +292,11 @@ class FakeBigQuery:
     def read_rows(self, request, context):
         rows = self.streams[request.read_stream][request.offset:]
         schema = types.ArrowSchema(serialized_schema=ARROW_SCHEMA.serialize().to_pybytes())
+        session = request.read_stream.split("/streams/")[0]
         for start in range(0, len(rows), self.batch_rows):
+            if start and session in self.expiring:
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"there was an error operating on "
+                              f"'{request.read_stream}': session expired at 2026-01-01T06:00:00+00:00")
             part = rows[start:start + self.batch_rows]
             batch = pa.RecordBatch.from_pylist(part, schema=ARROW_SCHEMA)
             with self.lock:

@@ -103,6 +103,7 @@ class FakeRepo:
     license: str | None = "mit"  # the licensee key the API reports
     stars: int = 0
     created_at: str = "2020-01-01T00:00:00Z"
+    last_activity_at: str | None = None  # GitLab: default created_at
     default_branch: str = "main"
     fork: bool = False
     vanished: bool = False  # listed, then gone: 404 from every later request
@@ -128,9 +129,10 @@ LICENSE_NAMES = {"mit": ("MIT", "MIT License"), "apache-2.0": ("Apache-2.0", "Ap
 class FakeApi:
     """What the fakes share: scripted faults, counters, token check, an archive gate."""
 
-    def __init__(self, repos: list[FakeRepo], token: str | None = None):
+    def __init__(self, repos: list[FakeRepo], token: str | None = None, more_tokens: tuple = ()):
         self.repos = {r.name: r for r in repos}
         self.token = token
+        self.tokens = {t for t in (token, *more_tokens) if t}  # every token the API takes
         self.faults = collections.defaultdict(list)  # (endpoint, repo name or None) → answers
         self.hits = collections.Counter()  # (endpoint, repo name or None) → requests
         self.archives_served = collections.Counter()  # repo name → archives served
@@ -140,6 +142,16 @@ class FakeApi:
         self.gate_open = threading.Event()
         self.blocked = 0
         self.lock = threading.Lock()
+        self.delay = 0.0  # seconds each request takes (so that concurrent requests overlap)
+        self.in_flight = self.max_in_flight = 0
+        self.in_flight_by_token = collections.Counter()  # Authorization header → requests in flight now
+        self.max_in_flight_by_token = collections.Counter()  # ... and the most at once
+        self.concurrency_cap: int | None = None  # more requests at once with one token: a secondary-limit 403
+        self.secondary_limited = 0
+        self.budget: tuple[int, float] | None = None  # (requests, window seconds) per token on budgeted paths
+        self.spent = collections.Counter()  # (token, window) → requests
+        self.over_budget = 0  # budgeted requests answered 403 because the window's budget was spent
+        self.budgeted_times = []  # when each budgeted request within the budget arrived (time.time())
         self.server = FakeServer(self.wsgi)
 
     @property
@@ -155,7 +167,54 @@ class FakeApi:
 
     def wsgi(self, environ, start_response):
         request = Request(environ)
-        return self.route(request)(environ, start_response)
+        token = request.headers.get("Authorization")
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self.in_flight_by_token[token] += 1
+            mine = self.in_flight_by_token[token]
+            self.max_in_flight_by_token[token] = max(self.max_in_flight_by_token[token], mine)
+            crowded = token is not None and self.concurrency_cap is not None and mine > self.concurrency_cap
+            self.secondary_limited += crowded
+        try:
+            time.sleep(self.delay)
+            if crowded:
+                response = json_response({"message": "You have exceeded a secondary rate limit."}, 403, {"Retry-After": "1"})
+            else:
+                response = self.limited(request) or self.route(request)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+                self.in_flight_by_token[token] -= 1
+        return response(environ, start_response)
+
+    def budgeted(self, request: Request) -> bool:
+        """Whether a request counts against the token's budget (subclasses say which paths do)."""
+        return False
+
+    def limited(self, request: Request) -> Response | None:
+        """A 403 once the token's budget for this window is spent (GitHub's primary limit), else None.
+
+        Answers within the budget get their X-RateLimit headers in `route` through `rate_headers`.
+        """
+        if self.budget is None or not self.budgeted(request):
+            return None
+        requests, window = self.budget
+        now = time.time()
+        key = (request.headers.get("Authorization"), int(now // window))
+        with self.lock:
+            self.spent[key] += 1
+            used = self.spent[key]
+            self.over_budget += used > requests
+        reset = str(int((key[1] + 1) * window) + 1)  # whole epoch seconds, as the header says it
+        headers = {"X-RateLimit-Limit": str(requests), "X-RateLimit-Remaining": str(max(0, requests - used)),
+                   "X-RateLimit-Reset": reset, "X-RateLimit-Resource": "core"}
+        if used > requests:
+            return json_response({"message": "API rate limit exceeded for user."}, 403, headers)
+        with self.lock:
+            self.budgeted_times.append(now)
+        request.environ["fake.rate_headers"] = headers
+        return None
 
     def answer(self, endpoint: str, repo: str | None, request: Request, authorized: bool, make) -> Response:
         key = (endpoint, repo)
@@ -192,8 +251,8 @@ class FakeGitHub(FakeApi):
 
     SEARCH_CAP = 1000
 
-    def __init__(self, repos, token=None, search_remaining: int = 30):
-        super().__init__(repos, token)
+    def __init__(self, repos, token=None, search_remaining: int = 30, more_tokens: tuple = ()):
+        super().__init__(repos, token, more_tokens)
         self.search_remaining = search_remaining
 
     def authorized(self, request: Request) -> bool:
@@ -201,12 +260,22 @@ class FakeGitHub(FakeApi):
             if "Authorization" in request.headers:
                 self.auth_failures.append("token sent to codeload")
             return True
-        return self.token is None or request.headers.get("Authorization") == f"Bearer {self.token}"
+        return self.token is None or request.headers.get("Authorization", "").removeprefix("Bearer ") in self.tokens
+
+    def budgeted(self, request: Request) -> bool:
+        return request.path.startswith("/repos/")
 
     def route(self, request: Request) -> Response:
+        response = self.routed(request)
+        response.headers.extend(request.environ.get("fake.rate_headers", {}))
+        return response
+
+    def routed(self, request: Request) -> Response:
         path, ok = request.path, self.authorized(request)
         if path == "/search/repositories":
             return self.answer("search", None, request, ok, lambda: self.search(request))
+        if path == "/rate_limit":
+            return self.answer("rate_limit", None, request, ok, self.rate_limit)
         m = re.fullmatch(r"/repos/([^/]+/[^/]+)/(commits|tarball/[0-9a-f]+)", path)
         if m and m.group(1) in self.repos:
             repo = self.repos[m.group(1)]
@@ -223,6 +292,13 @@ class FakeGitHub(FakeApi):
     @staticmethod
     def not_found() -> Response:
         return json_response({"message": "Not Found", "documentation_url": "https://docs.github.com/rest", "status": "404"}, 404)
+
+    def rate_limit(self) -> Response:
+        """GET /rate_limit: the token's budgets (this request does not count against them)."""
+        reset = int(time.time()) + 3600
+        core = {"limit": 5000, "used": 0, "remaining": 5000, "reset": reset}
+        search = {"limit": 30, "used": 30 - self.search_remaining, "remaining": self.search_remaining, "reset": reset}
+        return json_response({"resources": {"core": core, "search": search}, "rate": core})
 
     def search(self, request: Request) -> Response:
         q = request.args["q"]
@@ -291,10 +367,10 @@ class FakeGitHub(FakeApi):
 class FakeGitLab(FakeApi):
     """GitLab REST v4 under /api/v4: projects (keyset or offset pages), license, languages, commits, archive."""
 
-    def __init__(self, repos, token=None, keyset: bool = True):
+    def __init__(self, repos, token=None, keyset: bool = True, more_tokens: tuple = ()):
         for i, repo in enumerate(repos):
             repo.project_id = repo.project_id or 1000 + i
-        super().__init__(repos, token)
+        super().__init__(repos, token, more_tokens)
         self.by_id = {r.project_id: r for r in repos}
         self.keyset = keyset
         self.redirect_archives = False
@@ -311,12 +387,15 @@ class FakeGitLab(FakeApi):
 
     def route(self, request: Request) -> Response:
         token = self.token_of(request)
-        ok = self.token is None or token in (None, self.token)  # public projects answer anonymous requests too
+        ok = self.token is None or token is None or token in self.tokens  # public projects answer anonymous requests too
         path = request.path.removeprefix("/api/v4")
         if path.startswith("/download/"):  # another host serving a redirected archive: no token may arrive
             if token is not None:
                 self.auth_failures.append("token sent to the download host")
             return self.serve_archive(self.redirected[path], path.rsplit("/", 1)[1])
+        if path == "/user":  # unlike the projects, it needs a token
+            ok = ok and token is not None
+            return self.answer("user", None, request, ok, lambda: json_response({"id": 1, "username": "crawler", "state": "active"}))
         if path == "/projects":
             simple = token is None  # like GitLab: an anonymous listing gets the simple fields only
             return self.answer("projects", None, request, ok, lambda: self.projects(request, simple))
@@ -337,7 +416,7 @@ class FakeGitLab(FakeApi):
             "id": repo.project_id, "name": path, "path": path, "path_with_namespace": repo.name,
             "name_with_namespace": repo.name.replace("/", " / "), "default_branch": repo.default_branch,
             "visibility": "public", "star_count": repo.stars, "forks_count": 0, "created_at": repo.created_at,
-            "last_activity_at": repo.created_at, "empty_repo": repo.empty, "archived": False,
+            "last_activity_at": repo.last_activity_at or repo.created_at, "empty_repo": repo.empty, "archived": False,
             "web_url": f"https://gitlab.com/{repo.name}", "namespace": {"path": namespace, "kind": "group"},
         }
         if repo.fork:
@@ -357,7 +436,8 @@ class FakeGitLab(FakeApi):
         matches = sorted(
             (r for r in self.repos.values()
              if language in (r.languages or {r.language: 100})
-             and (before is None or r.created_at <= before) and (after is None or r.created_at >= after)),
+             and (before is None or (r.last_activity_at or r.created_at) <= before)
+             and (after is None or (r.last_activity_at or r.created_at) >= after)),
             key=lambda r: r.project_id,
         )
         per_page = int(args.get("per_page", 20))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 import apache_beam as beam
 import pytest
 import yaml
@@ -13,7 +15,7 @@ from schemas.sources_config import DEFAULT_MAXIMUM_BYTES_BILLED, BigQuerySource
 from tests.conftest import run_cli
 from tests.transforms.sources.bigquery_fakes import FakeBigQuery, FakeFile
 from transforms.sources.bigquery import ReadBigQueryFiles, estimate_and_check
-from transforms.sources.bigquery_jobs import Staging, make_client, query_sql
+from transforms.sources.bigquery_jobs import Staging, make_client, query_sql, session_rows
 from transforms.sources.crawl_state import CrawlState
 from transforms.sources.hosts import RemoteRepo, listing_line
 
@@ -76,14 +78,18 @@ def test_query_into_a_destination_table_read_in_parallel_streams(bigquery, tmp_p
     assert sql == query_sql("bigquery-public-data.github_repos", f"`{exclude_table}`")
     assert exclude_table.startswith("test-project.code_corpus_staging.")
     assert params == {"licenses": ["mit", "apache-2.0", "bsd-2-clause", "bsd-3-clause"],
-                      "extensions": [".py", ".ipynb"], "max_file_bytes": "1000"}
+                      "extensions": [".py", ".ipynb"], "max_file_bytes": "1000", "read_shards": "3"}
     (query_job,) = [j for j in fake.jobs.values() if "query" in j["configuration"]]
     config = query_job["configuration"]["query"]
     assert config["maximumBytesBilled"] == str(10**6) and config["destinationTable"]["tableId"].startswith("files_")
     assert query_job["jobReference"]["jobId"].startswith("code_corpus_files_")
     assert set(fake.expiry) == {exclude_table, ".".join(config["destinationTable"].values())}  # both tables expire
     assert fake.datasets["test-project.code_corpus_staging"]["defaultTableExpirationMs"] == str(24 * 3_600_000)
-    assert len(fake.batches) == 3 and sum(fake.batches.values()) == 3 + 3 + 3  # 27 rows, 9 per stream, 4 per batch
+    # One session per shard, each restricted to its rows: 27 rows, 4 per batch.
+    (table,) = [rows for name, rows in fake.tables.items() if ".files_" in name]
+    sizes = collections.Counter(row["shard"] for row in table)
+    assert fake.sessions == 3 and sorted(sizes) == [0, 1, 2] and sum(sizes.values()) == 27
+    assert sum(fake.batches.values()) == sum(-(-n // 4) for n in sizes.values())
 
 
 @pytest.mark.slow
@@ -113,8 +119,8 @@ def test_a_retry_finds_the_job_it_already_ran(bigquery, tmp_path):
     client = make_client(section)
     staging = Staging(client, section)
     (exclude_table,) = [t for t in fake.tables if ".exclude_" in t]
-    table = staging.run_query(exclude_table, 1000)
-    assert len(fake.queries) == 2 and table in fake.tables
+    table, _, generation = staging.run_query(exclude_table, 1000)
+    assert len(fake.queries) == 2 and table in fake.tables and generation == 2
     assert [j for j in fake.inserts if j.endswith("_2")] == [next(j for j in fake.inserts if "files" in j) + "_2"]
 
 
@@ -165,3 +171,89 @@ def test_the_cost_command_prints_the_dry_run_as_a_table(bigquery, tmp_path):
     assert lines[1].startswith("on-demand cost") and "$0.00" in lines[1]
     assert lines[2].startswith("sources.bigquery.maximum_bytes_billed") and "100,000,000,000" in lines[2] and "ok" in lines[2]
     assert fake.dry_runs == 1 and not fake.jobs
+
+
+def kept_paths(section, listing) -> None:
+    with TestPipeline() as p:
+        out = p | ReadBigQueryFiles(section, listing, max_file_bytes=1000)
+        assert_that(out.kept | beam.Map(lambda f: f.path), equal_to(KEPT))
+
+
+@pytest.mark.slow
+def test_six_reruns_with_the_table_expired_in_between_all_succeed(bigquery, tmp_path):
+    fake = bigquery()
+    section = section_for(fake, read_streams=2)
+    listing = crawl_listing(tmp_path)
+    for _ in range(6):
+        kept_paths(section, listing)
+        for table in [t for t in fake.tables if ".files_" in t or ".exclude_" in t]:
+            del fake.tables[table]  # both tables expired before the next run
+    files_jobs = sorted((j for j in fake.jobs if j.startswith("code_corpus_files_")), key=len)
+    assert len(fake.queries) == 6 and len(files_jobs) == 6
+    assert files_jobs[1:] == [f"{files_jobs[0]}_{n}" for n in range(2, 7)]  # generations 2..6 of the same id
+
+
+def test_an_existing_dataset_needs_no_create_permission(bigquery, tmp_path):
+    fake = bigquery()
+    fake.forbid_dataset_insert = True  # the worker's role lacks bigquery.datasets.create
+    fake.datasets["test-project.code_corpus_staging"] = {"kind": "bigquery#dataset", "id": "test-project:code_corpus_staging",
+                                                         "datasetReference": {"projectId": "test-project",
+                                                                              "datasetId": "code_corpus_staging"}}
+    kept_paths(section_for(fake), crawl_listing(tmp_path))
+    assert fake.dataset_inserts == 0
+
+    missing = bigquery()
+    missing.forbid_dataset_insert = True
+    with pytest.raises(Exception, match="bigquery.datasets.create"):  # only a missing dataset needs it
+        Staging(make_client(section_for(missing)), section_for(missing)).ensure()
+
+
+def test_an_expired_read_session_is_opened_again_and_no_row_is_read_twice(bigquery, tmp_path):
+    fake = bigquery()
+    fake.sessions_to_expire = 3  # every shard's first session expires after its first batch
+    kept_paths(section_for(fake, read_streams=3), crawl_listing(tmp_path))
+    assert fake.sessions == 6 and not fake.sessions_to_expire
+
+
+def test_a_job_that_jobs_get_does_not_see_yet_after_a_409_is_asked_for_again(bigquery, tmp_path):
+    fake = bigquery()
+    section = section_for(fake)
+    listing = crawl_listing(tmp_path)
+    kept_paths(section, listing)
+    fake.get_job_misses = 2  # BigQuery answers 409 to the insert, then 404 to jobs.get, twice
+    kept_paths(section, listing)
+    assert fake.missed == 2 and len(fake.queries) == 1
+
+
+def test_the_job_dry_runs_its_own_sql_with_the_exclusion_table(bigquery, tmp_path):
+    fake = bigquery()
+    kept_paths(section_for(fake), crawl_listing(tmp_path))
+    (exclude_table,) = [t for t in fake.tables if ".exclude_" in t]
+    assert fake.dry_runs == 1 and fake.dry_run_sql == [query_sql("bigquery-public-data.github_repos", f"`{exclude_table}`")]
+
+
+def test_table_ids_of_domain_scoped_projects_are_parsed(bigquery):
+    from google.cloud.bigquery_storage_v1 import types
+
+    calls = []
+
+    class Recorder:
+        def create_read_session(self, parent, read_session, max_stream_count):
+            calls.append((parent, read_session.table, read_session.read_options.row_restriction))
+            return types.ReadSession(streams=[])
+
+    assert list(session_rows(Recorder(), "example.com:corp.staging.files_ab", "example.com:corp", 4)) == []
+    assert calls == [("projects/example.com:corp", "projects/example.com:corp/datasets/staging/tables/files_ab", "shard = 4")]
+
+
+def test_a_dataflow_run_names_the_project_it_bills(tmp_path):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.run import WORKER_PYTHON, check_worker_paths
+    from schemas.config import load_config
+
+    path = tmp_path / "bq.yaml"
+    path.write_text(yaml.safe_dump({"name": "bq", "sources": {"bigquery": {}}}))
+    options = PipelineOptions(["--runner", "DataflowRunner"])
+    with pytest.raises(ConfigError, match="sources.bigquery.project: set it"):
+        check_worker_paths(load_config(str(path)), "gs://b/datasets", options, launcher_python=WORKER_PYTHON)

@@ -149,7 +149,7 @@ def test_server_errors_after_all_retries_are_not_remembered(github, tmp_path):
     state = CrawlState(str(tmp_path))
     listed = host.list_repositories(state).repos["o/flaky"]
     (rejected,) = list(fetch_repo(host, listed, state, 1000))
-    assert rejected.reason == "server-error"
+    assert rejected.reason == "http-502"
     retried = list(fetch_repo(host, listed, state, 1000))  # the next run tries again, and now it works
     assert [r.path for r in retried if isinstance(r, RepoFile)] == ["a.py"]
 

@@ -80,6 +80,7 @@ def test_unknown_license_is_detected_from_the_archive(gitlab, tmp_path):
     "repo, reason",
     [
         (FakeRepo("group/gpl", {"a.py": b"a\n"}, license="gpl-3.0"), "license-not-allowed"),
+        (FakeRepo("group/wtfpl", {"a.py": b"a\n"}, license="wtfpl"), "license-not-allowed"),  # a key with no SPDX mapping
         (FakeRepo("group/mostly-js", {"a.py": b"a\n"}, languages={"JavaScript": 70.0, "Python": 30.0}), "not-main-language"),
         (FakeRepo("group/gone", {"a.py": b"a\n"}, vanished=True), "vanished"),
         (FakeRepo("group/empty", {}, empty=True), "empty-repository"),
@@ -130,3 +131,17 @@ def test_a_fork_listed_without_a_token_is_refused_from_its_project_answer(gitlab
     assert fake.hits[("archive", "group/fork")] == 0
     own = list(fetch_repo(host, listing.repos["group/own"], state, 1000))
     assert [r.path for r in own if isinstance(r, RepoFile)] == ["a.py"]
+
+
+def test_the_snapshot_date_keeps_projects_that_existed_then_however_active_since(gitlab, tmp_path):
+    maintained = FakeRepo("group/maintained", {"a.py": b"a\n"}, created_at="2019-05-01T10:00:00.000Z",
+                          last_activity_at="2024-03-02T08:00:00.000Z")  # active long after the snapshot date
+    abandoned = FakeRepo("group/abandoned", {"b.py": b"b\n"}, created_at="2018-01-01T00:00:00.000Z")
+    newer = FakeRepo("group/newer", {"c.py": b"c\n"}, created_at="2022-06-01T00:00:00.000Z")  # did not exist then
+    fake = gitlab([maintained, abandoned, newer])
+    listing = host_for(fake).list_repositories(CrawlState(str(tmp_path)))  # created_until: the paper's 2021-12-09
+    assert sorted(listing.repos) == ["group/abandoned", "group/maintained"]
+    assert listing.facts["left_out_by_date"] == 1
+    # What last_activity_before (the old default) lists: only what was abandoned since.
+    inactive = host_for(fake, active_until="2021-12-09T23:59:59Z").list_repositories(CrawlState(str(tmp_path / "old")))
+    assert sorted(inactive.repos) == ["group/abandoned"]

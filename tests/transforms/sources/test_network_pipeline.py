@@ -110,7 +110,7 @@ def test_faults_become_counted_rejections_and_a_rerun_replays_the_state(tmp_path
         "device": 1,
         "hardlink": 1,
         "license-not-allowed": 1,  # GitLab
-        "server-error": 1,
+        "http-502": 1,
         "symlink": 1,
         "truncated-archive": 1,
         "unsafe-path": 1,

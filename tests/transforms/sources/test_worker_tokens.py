@@ -40,7 +40,7 @@ def test_workers_read_the_token_from_the_secret_in_setup(servers, tmp_path):
     assert not secrets.accessed
     fn.setup()
     assert secrets.accessed == [SECRET]
-    client = fn.host.client
+    client = fn.make_hosts(0).get().client
     assert client.authenticated and client.get("search/repositories", {"q": 'language:"Python" license:mit fork:false '
                                                                           'created:2000-01-01..2030-01-01'}).status == 200
     assert not github.auth_failures and TOKEN not in repr(client)
@@ -58,6 +58,12 @@ def test_check_worker_token_names_the_key_and_the_fix(servers):
     check_worker_token(GitHubSource(**base, token_secret=SECRET), "sources.github")  # readable: no error
     with pytest.raises(ConfigError, match="must name a secret version"):
         GitHubSource(token_secret="github-token")
+
+    with pytest.raises(ConfigError, match=r"sources.github.extra_tokens\[0\]: Dataflow workers do not see"):
+        check_worker_token(GitHubSource(**base, token_secret=SECRET, extra_tokens=("GITHUB_TOKEN_2",)), "sources.github")
+    with pytest.raises(ConfigError, match=r"sources.github.extra_tokens\[0\]: cannot read .*nope"):
+        check_worker_token(GitHubSource(**base, token_secret=SECRET, extra_tokens=(missing,)), "sources.github")
+    check_worker_token(GitHubSource(**base, token_secret=SECRET, extra_tokens=(SECRET,)), "sources.github")
 
 
 @pytest.mark.slow

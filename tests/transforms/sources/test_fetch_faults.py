@@ -1,0 +1,113 @@
+"""Whatever one repository's requests raise is that repository's rejection, with a reason.
+
+Against the fake GitHub on 127.0.0.1: a redirect loop, a gzip body that does not decode,
+a body that is not JSON, endless 500s and a 401. Each rejects
+its repository and the next repository is fetched as usual (after a 401, the client
+sends nothing more: the token is no good).
+"""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+
+import pytest
+from werkzeug.wrappers import Response
+
+from schemas.records import Rejected, RepoFile
+from schemas.sources_config import HttpSettings
+from tests.conftest import run_cli
+from tests.transforms.sources.network_fakes import FakeGitHub, FakeGitLab, FakeRepo, FakeServer
+from tests.transforms.sources.test_github_source import github, host_for  # noqa: F401 (fixture)
+from tests.transforms.sources.test_network_pipeline import GITHUB_TOKEN, GITLAB_TOKEN, code, read_rows, servers, write_config  # noqa: F401
+from transforms.sources.crawl import fetch_repo
+from transforms.sources.crawl_state import CrawlState
+from transforms.sources.http_client import ApiClient
+
+BROKEN_GZIP = (200, {"Content-Encoding": "gzip", "Content-Type": "application/json"}, b"\x1f\x8b\x08\x00not a gzip stream")
+
+
+def redirect_loop(fake: FakeGitHub, repo: FakeRepo) -> list:
+    """The tarball URL answering with a redirect to itself, more often than requests follows (30)."""
+    url = f"{fake.url}/repos/{repo.name}/tarball/{repo.sha}"
+    return [(302, {"Location": url}, "")] * 40
+
+
+FAULTS = {
+    "redirect-loop": ("tarball", redirect_loop),
+    "bad-encoding": ("commits", lambda fake, repo: [BROKEN_GZIP] * 3),
+    "bad-json": ("commits", lambda fake, repo: [(200, {"Content-Type": "application/json"}, '[{"sha": "abc",')]),
+    "http-500": ("commits", lambda fake, repo: [(500, {}, "<html>Internal Server Error</html>")] * 3),
+    "unauthorized": ("commits", lambda fake, repo: [(401, {}, {"message": "Bad credentials"})]),
+}
+
+
+def add_fault(fake, repo: FakeRepo, reason: str) -> None:
+    endpoint, answers = FAULTS[reason]
+    fake.fault(endpoint, repo.name, *answers(fake, repo))
+
+
+@pytest.mark.parametrize("reason", sorted(FAULTS))
+def test_each_fault_rejects_its_repository_with_its_reason(github, tmp_path, reason):  # noqa: F811
+    bad, good = FakeRepo("o/bad", {"b.py": b"b = 1\n"}), FakeRepo("o/good", {"g.py": b"g = 1\n"})
+    fake = github([bad, good])
+    add_fault(fake, bad, reason)
+    state = CrawlState(str(tmp_path))
+    host = host_for(fake)
+    listed = host.list_repositories(state).repos
+
+    (rejected,) = list(fetch_repo(host, listed["o/bad"], state, 1000))
+    assert isinstance(rejected, Rejected) and (rejected.reason, rejected.repo, rejected.stage) == (reason, "o/bad", "read")
+    assert rejected.detail
+    saved = state.load_repo("github", "o/bad")
+    assert (saved is not None) == (reason == "redirect-loop")  # only a redirect loop comes back the same way
+
+    requests_before = host.client.requests
+    after = list(fetch_repo(host, listed["o/good"], state, 1000))
+    if reason == "unauthorized":  # a refused token: nothing more is sent with it
+        assert [r.reason for r in after] == ["unauthorized"] and host.client.requests == requests_before
+        assert "not sent" in after[0].detail and fake.hits[("commits", "o/good")] == 0
+    else:
+        assert [r.path for r in after if isinstance(r, RepoFile)] == ["g.py"]
+
+
+def test_an_archive_is_held_once_in_memory_not_copied():
+    """The body is read into a BytesIO whose buffer becomes the reply's bytes: no second copy."""
+    body = b"\x1f\x8b" + bytes(20_000_000)
+    server = FakeServer(lambda environ, start: Response(body, headers={"Content-Length": str(len(body))})(environ, start))
+    try:
+        client = ApiClient(server.url, HttpSettings(max_retries=0))
+        tracemalloc.start()
+        reply = client.get("archive", max_bytes=len(body))
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    finally:
+        server.close()
+    assert len(reply.body) == len(body)
+    assert peak < 1.5 * len(body), f"peak {peak:,} bytes for a body of {len(body):,}"
+
+
+@pytest.mark.slow
+def test_a_run_with_every_fault_succeeds_and_accounts_for_each_repository(tmp_path, servers):  # noqa: F811
+    """Through the CLI: the GitHub faults on one crawl, a 401 on the GitLab crawl (its own client)."""
+    reasons = ["bad-encoding", "bad-json", "http-500", "redirect-loop"]
+    repos = [FakeRepo(f"f/{reason}", {f"{i}.py": code(f"m{i}")}) for i, reason in enumerate(reasons)]
+    repos.append(FakeRepo("f/fine", {"fine.py": code("fine")}))
+    hub = FakeGitHub(repos, token=GITHUB_TOKEN)
+    for repo, reason in zip(repos, reasons):
+        add_fault(hub, repo, reason)
+    refused = FakeRepo("g/refused", {"r.py": code("refused")})
+    lab = FakeGitLab([refused], token=GITLAB_TOKEN)
+    lab.fault("project", "g/refused", (401, {}, {"message": "401 Unauthorized"}))
+    servers += [hub, lab]
+    config = write_config(tmp_path, github=hub, gitlab=lab)
+    out = tmp_path / "out"
+
+    run_cli("run", "--config", config, "--out", str(out))
+    version = out / "crawl" / "v0001"
+    read = json.loads((version / "manifest.json").read_text())["counts"]["read"]
+    assert read["rejected"] == {reason: 1 for reason in reasons + ["unauthorized"]}
+    assert read["in"] == read["kept"] + sum(read["rejected"].values())
+    rows = {(r["repo"], r["reason"]) for r in read_rows(version, "rejected")}
+    assert rows == {(f"f/{reason}", reason) for reason in reasons} | {("g/refused", "unauthorized")}
+    assert {(d["repo"], d["path"]) for d in read_rows(version, "documents")} == {("f/fine", "fine.py")}
