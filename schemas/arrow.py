@@ -32,6 +32,7 @@ REJECTED = pa.schema(
         ("path", pa.string()),
         ("excerpt", pa.string()),
         ("size", pa.int64()),
+        ("lang", pa.string()),
     ]
 )
 

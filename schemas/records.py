@@ -114,13 +114,13 @@ class Rejected:
     path: str | None = None
     excerpt: str = ""  # the start of the record's text, to look at (at most MAX_EXCERPT_BYTES)
     size: int | None = None  # bytes of the record's file or text, None when it had none
+    lang: str | None = None  # the file's language, once the language stage has named it
 
     @classmethod
-    def of(cls, record: Any, stage: str, reason: str, detail: str = "", text: str | None = None) -> "Rejected":
+    def of(cls, record: Any, stage: str, reason: str, detail: str = "") -> "Rejected":
         """Reject a record, keeping whatever locating fields it has and the start of its text
-        (its `content` or `text`, or `text` given for a record that no longer holds it)."""
-        if text is None:
-            text = getattr(record, "content", None) or getattr(record, "text", None)
+        (its `content` or `text`)."""
+        text = getattr(record, "content", None) or getattr(record, "text", None)
         size = getattr(record, "size", None)
         return cls(
             id=getattr(record, "id", ""),
@@ -132,6 +132,7 @@ class Rejected:
             path=getattr(record, "path", None),
             excerpt=excerpt_of(text, MAX_EXCERPT_BYTES),
             size=size if isinstance(size, int) else len(text.encode("utf-8", "replace")) if text else None,
+            lang=getattr(record, "lang", None),
         )
 
     def with_excerpt_cut(self, limit: int) -> "Rejected":

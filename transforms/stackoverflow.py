@@ -102,7 +102,7 @@ def reject(record: StackPost | StackComment, reason: str, detail: str) -> Reject
     number = record.post_id if isinstance(record, StackPost) else record.comment_id
     text = record.body if isinstance(record, StackPost) else record.text
     where = (SOURCE, record.site, table)
-    return Rejected(record.id, JOIN_STAGE, reason, f"{what} {number}: {detail}", *where, excerpt_of(text, MAX_EXCERPT_BYTES))
+    return Rejected(record.id, JOIN_STAGE, reason, f"{what} {number}: {detail}", *where, excerpt=excerpt_of(text, MAX_EXCERPT_BYTES))
 
 
 def post_order(post: StackPost) -> tuple:
