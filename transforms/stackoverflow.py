@@ -100,9 +100,8 @@ class Selection(NamedTuple):
 def reject(record: StackPost | StackComment, reason: str, detail: str) -> Rejected:
     table, what = (POSTS, "post") if isinstance(record, StackPost) else (COMMENTS, "comment")
     number = record.post_id if isinstance(record, StackPost) else record.comment_id
-    text = record.body if isinstance(record, StackPost) else record.text
-    where = (SOURCE, record.site, table)
-    return Rejected(record.id, JOIN_STAGE, reason, f"{what} {number}: {detail}", *where, excerpt=excerpt_of(text, MAX_EXCERPT_BYTES))
+    excerpt = excerpt_of(record.body if isinstance(record, StackPost) else record.text, MAX_EXCERPT_BYTES)
+    return Rejected(record.id, JOIN_STAGE, reason, f"{what} {number}: {detail}", SOURCE, record.site, table, excerpt)
 
 
 def post_order(post: StackPost) -> tuple:
