@@ -240,8 +240,7 @@ def beside_survivor(row: dict, width: int) -> str:
     if left:  # as far down as the excerpt goes, and a line for the markup the survivor starts with
         columns[1] = columns[1][: len(columns[0]) + 1]
     where = f"{survivor.get('repo') or ''}/{survivor.get('path') or ''}"
-    titles = (f"rejected {row['id']} (excerpt)", f"survivor {survivor['id']} {where}")
-    lines = [said, f"{titles[0][:half]:<{half}} | {titles[1][:half]}", f"{'-' * half}-+-{'-' * half}"]
+    lines = [said, f"left: the rejection's excerpt; right: survivor {printable(where)}", f"{'-' * half}-+-{'-' * half}"]
     for a, b in itertools.zip_longest(*columns, fillvalue=""):
         lines.append(f"{a:<{half}} | {b}".rstrip())
     return "\n".join(lines)
