@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from infra import storage
-from pipeline.show import Query, reservoir, survivor_of
+from pipeline.show import Query, printable, reservoir, survivor_of
 from schemas import arrow
 from tests.conftest import ROOT, run_cli
 
@@ -200,3 +200,7 @@ def test_show_on_a_million_rejections_keeps_memory_flat(tmp_path_factory):
     everything_growth, shown = memory_growth_of_show(large, "--format", "jsonl")  # every row a candidate
     assert everything_growth < small_growth + 20_000, (small_growth, everything_growth)
     assert len({json.loads(line)["id"] for line in shown.splitlines()}) == 5
+
+
+def test_terminal_escapes_in_the_data_are_shown_not_sent():
+    assert printable("a\x1b[2J\tb\nc\x07\x9b") == "a\\x1b[2J\tb\nc\\x07\\x9b"
