@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "bigquery-cost":
             print(bigquery_cost(load_config(args.config)))
         elif args.command == "show":
-            print(show_command(args))
+            print_to_pipe(show_command(args))
         elif args.command == "report":
             print(write_report(args.version_dir))
             if args.screenshot:
@@ -196,6 +196,14 @@ def show_command(args) -> str:
     query = Query(args.kept, args.stage, args.reason, args.lang, args.repo, args.grep, args.n, args.seed)
     rows = sample(args.version_dir, query)
     return render_jsonl(rows) if args.format == "jsonl" else render_text(rows, query, shutil.get_terminal_size().columns)
+
+
+def print_to_pipe(text: str) -> None:
+    """Print, and stop quietly when the reader has closed the pipe (`show ... | head`)."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # the interpreter flushes stdout again at exit: point it at nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def bigquery_cost(config) -> str:

@@ -42,6 +42,7 @@ DOCUMENT_COLUMNS = ["id", "kind", "source", "repo", "path", "lang", "text"]
 # exact dedup the survivor's bare id.
 SURVIVOR = re.compile(r"(?:^|\bsurvivor=)(?P<id>[0-9a-f]{24})(?:$|\s+jaccard=(?P<jaccard>[0-9.]+))")
 DUPLICATE_REASONS = ("near-duplicate", "duplicate")
+SURVIVOR_OPENING_BYTES = 1024  # of a survivor shown without an excerpt beside it
 # Control characters other than tab and newline: a corpus may hold terminal escape sequences.
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -235,11 +236,13 @@ def beside_survivor(row: dict, width: int) -> str:
     left = row.get("excerpt") or ""
     if "text" not in survivor:
         return f"{said}: not among the kept documents\n{printable(left)}"
+    where = f"{survivor.get('repo') or ''}/{survivor.get('path') or ''}"
+    if not left:  # exact dedup sets contents aside before it decides: its rejections hold no excerpt
+        opening = printable(excerpt_of(survivor["text"], SURVIVOR_OPENING_BYTES))
+        return f"{said}; the rejection has no excerpt, the survivor {printable(where)} opens:\n{opening}"
     half = (width - 3) // 2
     columns = [wrapped(left, half), wrapped(excerpt_of(survivor["text"], MAX_EXCERPT_BYTES), half)]
-    if left:  # as far down as the excerpt goes, and a line for the markup the survivor starts with
-        columns[1] = columns[1][: len(columns[0]) + 1]
-    where = f"{survivor.get('repo') or ''}/{survivor.get('path') or ''}"
+    columns[1] = columns[1][: len(columns[0]) + 1]  # as far as the excerpt goes, and the survivor's markup line
     lines = [said, f"left: the rejection's excerpt; right: survivor {printable(where)}", f"{'-' * half}-+-{'-' * half}"]
     for a, b in itertools.zip_longest(*columns, fillvalue=""):
         lines.append(f"{a:<{half}} | {b}".rstrip())

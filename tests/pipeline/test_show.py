@@ -204,3 +204,22 @@ def test_show_on_a_million_rejections_keeps_memory_flat(tmp_path_factory):
 
 def test_terminal_escapes_in_the_data_are_shown_not_sent():
     assert printable("a\x1b[2J\tb\nc\x07\x9b") == "a\\x1b[2J\tb\nc\\x07\\x9b"
+
+
+def test_an_exact_duplicate_is_shown_with_its_survivors_opening(sample_version):
+    version, _ = sample_version()
+    shown = run_cli("show", str(version), "--stage", "dedup", "--reason", "duplicate", "-n", "1").stdout.split("\n")
+    survivor = re.search(r'detail="([0-9a-f]{24})"', shown[0]).group(1)
+    assert shown[1].startswith(f"duplicate of {survivor}; the rejection has no excerpt, the survivor ")
+    document = pq.read_table(version / "documents", filters=[("id", "=", survivor)]).to_pylist()[0]
+    assert shown[2] == document["text"].split("\n")[0] and shown[2].startswith("<| file ")
+
+
+@pytest.mark.slow
+def test_show_stops_quietly_when_its_reader_closes_the_pipe(tmp_path):
+    version = write_version(tmp_path, 2000)
+    script = f"{sys.executable} -m pipeline.cli show {version} -n 1000 | head -1"
+    proc = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}
+    )
+    assert proc.stdout.startswith("=== id=") and proc.stderr == ""
