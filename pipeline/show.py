@@ -40,7 +40,9 @@ REJECTED_COLUMNS = ["id", "stage", "reason", "detail", "source", "repo", "path",
 DOCUMENT_COLUMNS = ["id", "kind", "source", "repo", "path", "lang", "text"]
 # How the dedup stages name a rejection's survivor: near-dedup "survivor=<id> jaccard=0.83",
 # exact dedup the survivor's bare id.
-SURVIVOR = re.compile(r"(?:^|\bsurvivor=)(?P<id>[0-9a-f]{24})(?:$|\s+jaccard=(?P<jaccard>[0-9.]+))")
+SURVIVOR = re.compile(r"\bsurvivor=([0-9a-f]{24})\b")
+JACCARD = re.compile(r"\bjaccard=(\d*\.?\d+)")
+BARE_ID = re.compile(r"[0-9a-f]{24}")
 DUPLICATE_REASONS = ("near-duplicate", "duplicate")
 SURVIVOR_OPENING_BYTES = 1024  # of a survivor shown without an excerpt beside it
 # Control characters other than tab and newline: a corpus may hold terminal escape sequences.
@@ -146,10 +148,12 @@ def survivor_of(row: dict) -> tuple[str, float | None] | None:
     """(survivor id, Jaccard or None) a duplicate's rejection names, or None."""
     if row.get("reason") not in DUPLICATE_REASONS:
         return None
-    found = SURVIVOR.search(row.get("detail") or "")
-    if not found:
-        return None
-    return found["id"], float(found["jaccard"]) if found["jaccard"] else None
+    detail = (row.get("detail") or "").strip()
+    named = SURVIVOR.search(detail)
+    if named:
+        jaccard = JACCARD.search(detail)
+        return named[1], float(jaccard[1]) if jaccard else None
+    return (detail, None) if BARE_ID.fullmatch(detail) else None
 
 
 def find_documents(version_dir: str, ids: set[str]) -> dict[str, dict]:

@@ -119,6 +119,7 @@ def test_a_rejection_whose_detail_names_no_survivor_is_shown_on_its_own():
     assert survivor_of({"reason": "near-duplicate", "detail": f"survivor={SURVIVOR_ID} jaccard=0.83"}) == (SURVIVOR_ID, 0.83)
     assert survivor_of({"reason": "duplicate", "detail": SURVIVOR_ID}) == (SURVIVOR_ID, None)  # exact dedup: the bare id
     assert survivor_of({"reason": "near-duplicate", "detail": "cluster of 3"}) is None
+    assert survivor_of({"reason": "near-duplicate", "detail": f"survivor={SURVIVOR_ID}"}) == (SURVIVOR_ID, None)
     assert survivor_of({"reason": "long-line", "detail": SURVIVOR_ID}) is None
 
 
