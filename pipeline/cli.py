@@ -5,6 +5,7 @@
     code-corpus run --config c.yaml --runner DataflowRunner --project P --region R --temp_location gs://B/tmp
     code-corpus inspect datasets/sample/v0001
     code-corpus verify datasets/sample/v0001          (--quick: sizes and stored checksums, no content read)
+    code-corpus show datasets/sample/v0001 --stage filters --reason long-line   (a sample of what a stage rejected)
     code-corpus bigquery-cost --config c.yaml   (a dry run: what the BigQuery source would scan and cost)
     code-corpus infill datasets/sample/v0001 --text "def add(a, b):\n<insert>\n"
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 
 from infra import storage
@@ -25,6 +27,7 @@ from infra.version import code_version, read_manifest
 from pipeline.diff import diff_versions, render_diff
 from pipeline.report import screenshot, write_report
 from pipeline.run import build_on_previous, describe_error, parse_stages, run_stages
+from pipeline.show import Query, render_jsonl, render_text, sample
 from pipeline.summary import counts_table, describe_manifest
 from schemas.config import SAMPLE_TEMPERATURE, SAMPLE_TOP_P, ConfigError, load_config
 
@@ -110,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="compare sizes and the store's checksums from its listing; read no content"
     )
 
+    add_show_parser(sub, log_level)
+
     report = sub.add_parser("report", parents=[log_level], help="(re)write a version's report.html")
     report.add_argument("version_dir")
     report.add_argument("--screenshot", metavar="PNG", help="also render the page in headless Chromium to this PNG")
@@ -161,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if verification.ok else 1
         elif args.command == "bigquery-cost":
             print(bigquery_cost(load_config(args.config)))
+        elif args.command == "show":
+            print_to_pipe(show_command(args))
         elif args.command == "report":
             print(write_report(args.version_dir))
             if args.screenshot:
@@ -175,6 +182,34 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(__name__).debug("failed", exc_info=True)
         print(describe_error(e), file=sys.stderr)
         return 2 if isinstance(e, ValueError) else 1
+
+
+def add_show_parser(sub, log_level: argparse.ArgumentParser) -> None:
+    show = sub.add_parser("show", parents=[log_level], help="print a seeded sample of a version's rejections or documents")
+    show.add_argument("version_dir", help="a dataset version directory (local or gs://), e.g. datasets/sample/v0001")
+    show.add_argument("--kept", action="store_true", help="sample the kept documents (default: the rejections)")
+    show.add_argument("--stage", help="rejections of this stage, e.g. filters")
+    show.add_argument("--reason", help="rejections for this reason, e.g. long-line")
+    show.add_argument("--lang", help="records of this language, e.g. Python")
+    show.add_argument("--repo", help="records of this repository, e.g. owner/name")
+    show.add_argument("--grep", metavar="PATTERN", help="records whose text (a rejection's: its excerpt) matches this regex")
+    show.add_argument("-n", type=int, default=5, help="how many records (default: 5)")
+    show.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    show.add_argument("--format", choices=["text", "jsonl"], default="text", help="text (default) or one JSON object a line")
+
+
+def show_command(args) -> str:
+    query = Query(args.kept, args.stage, args.reason, args.lang, args.repo, args.grep, args.n, args.seed)
+    rows = sample(args.version_dir, query)
+    return render_jsonl(rows) if args.format == "jsonl" else render_text(rows, query, shutil.get_terminal_size().columns)
+
+
+def print_to_pipe(text: str) -> None:
+    """Print, and stop quietly when the reader has closed the pipe (`show ... | head`)."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # the interpreter flushes stdout again at exit: point it at nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def bigquery_cost(config) -> str:

@@ -32,6 +32,7 @@ from infra.version import MANIFEST
 from infra.writers import WriteParquetShards, WriteSmallJson, read_json, write_json
 from schemas import arrow
 from schemas.config import ConfigError, PipelineConfig, check_star_boundaries
+from schemas.records import Rejected
 from transforms.base import ApplyStage
 from transforms.decontamination import DecontaminateFn, announce_checks, load_deny_list
 from transforms.dedup import DedupOutputs, ExactDedup, bloom_path
@@ -276,7 +277,12 @@ def write_outputs(flow: CorpusFlow) -> None:
     # The writers take the lists as they are: a Flatten before them would gather every document.
     documents = WriteParquetShards(out_dir, "documents", arrow.DOCUMENT, output.document_shards, unique_ids=True)
     rejected = WriteParquetShards(out_dir, "rejected", arrow.REJECTED, output.rejected_shards)
-    written = [tuple(flow.documents) | "WriteDocuments" >> documents, tuple(flow.rejected) | "WriteRejected" >> rejected]
+    # Each stage's excerpts are cut where the stage made them (the step fuses with it), before any shuffle.
+    cut = [
+        r | f"CutExcerpts{i}" >> beam.Map(Rejected.with_excerpt_cut, output.rejected_excerpt_bytes)
+        for i, r in enumerate(flow.rejected)
+    ]
+    written = [tuple(flow.documents) | "WriteDocuments" >> documents, tuple(cut) | "WriteRejected" >> rejected]
     if flow.snapshots:
         written.append(
             tuple(flow.snapshots)

@@ -2,8 +2,9 @@
 
 Per-stage kept/rejected counts with reasons, bytes per language, star-bucket and
 document-length histograms (inline SVG bar charts, so the file needs nothing
-else), and tokens per shard when the version has shards. The documents are read one
-Parquet batch at a time, only the columns needed.
+else), tokens per shard when the version has shards, and examples (a few rejections
+per stage and reason, a few kept documents per language; collapsed). The documents
+are read one Parquet batch at a time, only the columns needed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pyarrow.compute as pc
 
 from infra import storage
 from infra.version import document_paths, read_manifest
+from pipeline.report_examples import KeptExamples, rejection_examples, render_examples
 from pipeline.summary import flow_order
 from pipeline.svg_chart import bar_chart
 
@@ -29,8 +31,11 @@ def document_stats(version_dir: str) -> dict:
     docs_per_lang: collections.Counter = collections.Counter()
     buckets: collections.Counter = collections.Counter()
     lengths: collections.Counter = collections.Counter()
+    kept = KeptExamples()
+    columns = ["star_bucket", *KeptExamples.columns]
     for path in document_paths(version_dir):
-        for batch in storage.parquet_batches(path, ["kind", "lang", "text", "star_bucket"], storage.TEXT_BATCH_ROWS):
+        for batch in storage.parquet_batches(path, columns, storage.TEXT_BATCH_ROWS):
+            kept.add(batch)
             sizes = pc.binary_length(batch.column("text")).to_pylist()  # bytes of UTF-8, no copy
             langs = batch.column("lang").to_pylist()
             kinds = batch.column("kind").to_pylist()
@@ -41,7 +46,13 @@ def document_stats(version_dir: str) -> dict:
                 lengths[max(0, int(math.log2(size))) if size else 0] += 1
                 if bucket is not None:
                     buckets[bucket] += 1
-    return {"bytes_per_lang": bytes_per_lang, "docs_per_lang": docs_per_lang, "star_buckets": buckets, "length_bins": lengths}
+    return {
+        "bytes_per_lang": bytes_per_lang,
+        "docs_per_lang": docs_per_lang,
+        "star_buckets": buckets,
+        "length_bins": lengths,
+        "kept_examples": kept.by_label,
+    }
 
 
 def shard_tokens(manifest: dict) -> list[tuple[str, int]]:
@@ -110,12 +121,17 @@ def render_report(version_dir: str) -> str:
     tokens = shard_tokens(manifest)
     if tokens:
         sections += ["<h2>Tokens per shard</h2>", _table(["shard", "tokens"], [[p, t] for p, t in tokens])]
+    sections.append(render_examples(rejection_examples(version_dir), stats, manifest))
     style = (
         "body{font-family:sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}svg{display:block;margin:1em 0}"
+        "details{margin:.3em 0}summary{cursor:pointer}.example{border-left:3px solid #ccc;padding-left:.6em;margin:.6em 0}"
+        ".where,.detail{margin:.2em 0;color:#555;font-size:90%}pre{white-space:pre-wrap;background:#f6f6f6;padding:.4em}"
     )
     title = html.escape(f"{manifest['name']} {manifest['version']}")
-    head = f'<head><meta charset="utf-8"><title>{title}</title><style>{style}</style></head>'
+    # The page needs nothing but itself: no script, no fetch, even if some text escaped its escaping.
+    policy = "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+    head = f'<head><meta charset="utf-8">{policy}<title>{title}</title><style>{style}</style></head>'
     return f"<!DOCTYPE html>\n<html>{head}<body>{''.join(sections)}</body></html>\n"
 
 

@@ -30,6 +30,9 @@ REJECTED = pa.schema(
         ("source", pa.string()),
         ("repo", pa.string()),
         ("path", pa.string()),
+        ("excerpt", pa.string()),
+        ("size", pa.int64()),
+        ("lang", pa.string()),
     ]
 )
 

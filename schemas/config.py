@@ -15,6 +15,7 @@ from typing import Any
 
 from schemas.bounds import MAX_PERMUTATIONS, MAX_READ_BYTES, MAX_SHARDS, check_at_most
 from schemas.errors import ConfigError
+from schemas.records import MAX_EXCERPT_BYTES
 from schemas.sources_config import PERMISSIVE_LICENSES, SourcesConfig, canonical_spdx_ids
 from schemas.typed_yaml import from_mapping, to_plain
 from schemas.yaml_file import load_yaml_file
@@ -182,12 +183,18 @@ class ScrubConfig:
 class OutputConfig:
     document_shards: int = 4  # Parquet files under documents/; each is sorted by id
     rejected_shards: int = 1
+    # The first bytes of a rejected file's text kept in rejected/ (`code-corpus show`, the report); 0: none.
+    rejected_excerpt_bytes: int = 400
 
     def __post_init__(self):
         for name in ("document_shards", "rejected_shards"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"output.{name} must be at least 1, got {getattr(self, name)}")
         check_at_most(self, "output", {"document_shards": MAX_SHARDS, "rejected_shards": MAX_SHARDS})
+        if not 0 <= self.rejected_excerpt_bytes <= MAX_EXCERPT_BYTES:
+            raise ConfigError(
+                f"output.rejected_excerpt_bytes must be 0 to {MAX_EXCERPT_BYTES}, got {self.rejected_excerpt_bytes}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -85,6 +85,22 @@ class Document:
         return cls(**values)
 
 
+# The most of a rejected record's text a rejection carries (`output.rejected_excerpt_bytes` cuts it
+# further where the rejections are written): it bounds what a rejection adds to memory and shuffles.
+MAX_EXCERPT_BYTES = 4096
+
+
+def excerpt_of(text: str | None, limit: int) -> str:
+    """The first `limit` bytes of `text` as UTF-8, cut back to a whole character.
+
+    Only the first `limit` characters are encoded (never more bytes than that), so a large
+    file costs no more than a small one; a lone surrogate becomes "?" (Parquet needs UTF-8).
+    """
+    if not text or limit <= 0:
+        return ""
+    return text[:limit].encode("utf-8", "replace")[:limit].decode("utf-8", "ignore")
+
+
 @dataclasses.dataclass(frozen=True)
 class Rejected:
     """Why one input did not reach the output. read = kept + rejected, per stage."""
@@ -96,10 +112,16 @@ class Rejected:
     source: str | None = None
     repo: str | None = None
     path: str | None = None
+    excerpt: str = ""  # the start of the record's text, to look at (at most MAX_EXCERPT_BYTES)
+    size: int | None = None  # bytes of the record's file or text, None when it had none
+    lang: str | None = None  # the file's language, once the language stage has named it
 
     @classmethod
     def of(cls, record: Any, stage: str, reason: str, detail: str = "") -> "Rejected":
-        """Reject a record, keeping whatever locating fields it has."""
+        """Reject a record, keeping whatever locating fields it has and the start of its text
+        (its `content` or `text`)."""
+        text = getattr(record, "content", None) or getattr(record, "text", None)
+        size = getattr(record, "size", None)
         return cls(
             id=getattr(record, "id", ""),
             stage=stage,
@@ -108,7 +130,15 @@ class Rejected:
             source=getattr(record, "source", None),
             repo=getattr(record, "repo", None),
             path=getattr(record, "path", None),
+            excerpt=excerpt_of(text, MAX_EXCERPT_BYTES),
+            size=size if isinstance(size, int) else len(text.encode("utf-8", "replace")) if text else None,
+            lang=getattr(record, "lang", None),
         )
+
+    def with_excerpt_cut(self, limit: int) -> "Rejected":
+        """The rejection with its excerpt cut to `limit` bytes (0: none)."""
+        cut = excerpt_of(self.excerpt, limit)
+        return self if cut == self.excerpt else dataclasses.replace(self, excerpt=cut)
 
     def to_row(self) -> dict:
         return flat_row(self)

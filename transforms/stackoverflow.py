@@ -72,7 +72,7 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
 from schemas.config import StackOverflowConfig
-from schemas.records import Rejected, StackComment, StackPost
+from schemas.records import MAX_EXCERPT_BYTES, Rejected, StackComment, StackPost, excerpt_of
 from transforms.sources.stackoverflow import COMMENTS, POSTS, SOURCE
 
 JOIN_STAGE = "stackoverflow-join"
@@ -100,7 +100,8 @@ class Selection(NamedTuple):
 def reject(record: StackPost | StackComment, reason: str, detail: str) -> Rejected:
     table, what = (POSTS, "post") if isinstance(record, StackPost) else (COMMENTS, "comment")
     number = record.post_id if isinstance(record, StackPost) else record.comment_id
-    return Rejected(record.id, JOIN_STAGE, reason, f"{what} {number}: {detail}", SOURCE, record.site, table)
+    excerpt = excerpt_of(record.body if isinstance(record, StackPost) else record.text, MAX_EXCERPT_BYTES)
+    return Rejected(record.id, JOIN_STAGE, reason, f"{what} {number}: {detail}", SOURCE, record.site, table, excerpt)
 
 
 def post_order(post: StackPost) -> tuple:
