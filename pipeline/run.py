@@ -34,7 +34,7 @@ from infra.version import (
     write_run_info,
 )
 from pipeline.corpus import local_repos
-from pipeline.options import make_pipeline_options
+from pipeline.options import make_pipeline_options, runner_class, runs_on_dataflow
 from pipeline.report import write_report
 from pipeline.stages import STAGE_RUNNERS, StageContext
 from schemas.config import STAGES, ConfigError, PipelineConfig
@@ -177,9 +177,9 @@ def check_worker_paths(
     """On Dataflow, fail now for what the workers could not run with: another Python than the
     worker image's (the job's pickled code must load there), paths on this machine's disk, a
     crawl token they would not have."""
-    runner = str(options.view_as(StandardOptions).runner)
-    if "Dataflow" not in runner:
+    if not runs_on_dataflow(options):  # the runner as Beam resolves it: dataflow, dataflowrunner, a class path...
         return
+    runner = runner_class(options.view_as(StandardOptions).runner).__name__  # one message for every spelling
     if launcher_python != WORKER_PYTHON:
         raise ConfigError(
             f"--runner {runner}: this launcher runs Python {'.'.join(map(str, launcher_python))}, the worker image "
