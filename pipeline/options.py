@@ -12,6 +12,8 @@ without internet access; `LocalRunner` goes straight to the FnApiRunner.
 
 from __future__ import annotations
 
+import re
+
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, _BeamArgumentParser
 from apache_beam.portability.api import beam_provision_api_pb2
 from apache_beam.runners import create_runner
@@ -79,6 +81,20 @@ def _qualified_name(cls: type) -> str:
 
 
 LOCAL_RUNNER = "pipeline.options.LocalRunner"
+
+# Pipeline options never written beside the data: every option whose name says it holds a
+# credential, and Beam's options that hold one under another name (an Azure connection
+# string carries the account key; gbek is the key of encrypted GroupByKeys; the profiler's
+# environment variables may carry its agent's key).
+CREDENTIAL_WORDS = re.compile(r"key|secret|token|passw|credential", re.IGNORECASE)
+CREDENTIAL_OPTIONS = frozenset({"azure_connection_string", "gbek", "profiler_extra_env_vars"})
+
+
+def recordable_options(options: PipelineOptions) -> tuple[dict, list[str]]:
+    """(the options set away from their defaults that may be recorded, the names of those withheld)."""
+    chosen = options.get_all_options(drop_default=True)
+    withheld = sorted(name for name in chosen if CREDENTIAL_WORDS.search(name) or name in CREDENTIAL_OPTIONS)
+    return {name: value for name, value in chosen.items() if name not in withheld}, withheld
 
 
 class LocalRunner(PipelineRunner):

@@ -34,7 +34,7 @@ from infra.version import (
     write_run_info,
 )
 from pipeline.corpus import local_repos
-from pipeline.options import make_pipeline_options, runner_class, runs_on_dataflow
+from pipeline.options import make_pipeline_options, recordable_options, runner_class, runs_on_dataflow
 from pipeline.report import write_report
 from pipeline.stages import STAGE_RUNNERS, StageContext
 from schemas.config import STAGES, ConfigError, PipelineConfig
@@ -262,13 +262,15 @@ def _discard(work: str) -> None:
 
 
 def _record_run(version_dir: str, stages: list[str], options: PipelineOptions, started: float) -> None:
+    recorded, withheld = recordable_options(options)  # credentials never land beside the data
     write_run_info(
         version_dir,
         {
             "stages": stages,
             "started": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(),
             "wall_seconds": round(time.time() - started, 3),
-            "pipeline_options": options.get_all_options(drop_default=True),
+            "pipeline_options": recorded,
+            "withheld_options": withheld,
         },
     )
 
