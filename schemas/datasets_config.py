@@ -60,20 +60,36 @@ PRESETS = {"the-stack-v1": THE_STACK_V1, "the-stack-v2": THE_STACK_V2}
 PRESET_ORIGIN = "github"  # both versions of The Stack were collected from GitHub
 
 
+SECRET_VERSION = re.compile(r"projects/[^/]+/secrets/[^/]+/versions/[^/]+")
+
+
+def check_secret_version(value: str | None, key: str) -> None:
+    """A Secret Manager version name, or null."""
+    if value is not None and not SECRET_VERSION.fullmatch(value):
+        raise ConfigError(
+            f"{key} must name a secret version like projects/PROJECT/secrets/NAME/versions/latest, got {value!r}"
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class HubDataset:
     """A dataset on the Hugging Face Hub, read from `hf://datasets/<repo_id>@<revision>/<data_dir>/`.
 
-    Only the listing differs from local files; the token and endpoint are huggingface_hub's
-    own settings (HF_TOKEN, HF_ENDPOINT).
+    Only the listing differs from local files; the endpoint is huggingface_hub's own setting
+    (HF_ENDPOINT), and so is the token (HF_TOKEN, or `hf auth login`) unless `token_secret` names one.
     """
 
     repo_id: str  # e.g. bigcode/the-stack-dedup
     data_dir: str = ""  # folder in the repository, e.g. data/python (The Stack's configs are such folders)
     revision: str = "main"  # branch, tag or commit; pin a commit for a reproducible version
     split: str = "train"  # files named <split>-*, <split>.*, or under a <split>/ folder; "" for every file
+    # Secret Manager version holding a Hub token (projects/P/secrets/S/versions/V), read by the launcher and
+    # each worker: what a gated dataset needs on Dataflow, whose workers do not see HF_TOKEN. Wins over HF_TOKEN.
+    token_secret: str | None = None
+    secret_api_endpoint: str | None = None  # null: the real Secret Manager; or a local emulator's URL (no credentials)
 
     def __post_init__(self):
+        check_secret_version(self.token_secret, "token_secret")
         if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", self.repo_id):
             raise ConfigError(f"repo_id must look like owner/name, got {self.repo_id!r}")
         if ".." in self.data_dir.split("/") or self.data_dir.startswith("/"):

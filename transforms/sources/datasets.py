@@ -37,7 +37,7 @@ from schemas.errors import ConfigError
 from schemas.records import Rejected, record_id
 from transforms.base import ApplyStage, RecordFn
 from transforms.sources.common import CountFilesPerRepo, SourceOutputs, with_snapshot_id
-from transforms.sources.datasets_hub import hub_pattern, in_split
+from transforms.sources.datasets_hub import hub_pattern, in_split, use_hub_tokens
 from transforms.sources.datasets_rows import SOURCE, BadRow, RowMapping, line_pieces, row_record
 from transforms.sources.local import STAGE
 
@@ -94,6 +94,11 @@ def list_files(section: DatasetSource, where: str, resolve: Callable[[str], str]
         patterns = [(f"{where}.paths[{j}]", resolve(p)) for j, p in enumerate(section.paths)]
     else:
         patterns = [(f"{where}.hub", hub_pattern(section.hub))]
+        try:
+            use_hub_tokens([section.hub])
+        except Exception as e:  # missing, no permission, no network
+            raise ConfigError(f"{where}.hub.token_secret: cannot read {section.hub.token_secret} ({type(e).__name__}: "
+                              f"{str(e)[:200]}); grant roles/secretmanager.secretAccessor on it to you and the workers") from None
     found = {}
     for key, pattern in patterns:
         try:
@@ -225,6 +230,19 @@ def jsonl_rows(unit: DatasetUnit, max_row_bytes: int) -> Iterator[tuple[str, dic
         yield where, row if isinstance(row, dict) else BadRow("broken-json", f"a {type(row).__name__}, not an object")
 
 
+class SplitFileFn(beam.DoFn):
+    """A dataset file → its work units (`split_file`), with the Hub tokens this worker reads them with."""
+
+    def __init__(self, sections: dict[str, DatasetSource]):
+        self.sections = sections
+
+    def setup(self):
+        use_hub_tokens(s.hub for s in self.sections.values())
+
+    def process(self, file: DatasetFile):
+        yield from split_file(file, self.sections[file.dataset].range_bytes)
+
+
 class ReadDatasetUnitFn(RecordFn):
     """One work unit → a RepoFile or Rejected per row (read = kept + rejected)."""
 
@@ -235,6 +253,10 @@ class ReadDatasetUnitFn(RecordFn):
         self.mappings = mappings
         self.limits = {name: (s.max_row_bytes, s.batch_rows) for name, s in sections.items()}
         self.max_file_bytes = max_file_bytes
+        self.hubs = [s.hub for s in sections.values()]
+
+    def setup(self) -> None:
+        use_hub_tokens(self.hubs)
 
     def __call__(self, unit: DatasetUnit):
         mapping = self.mappings[unit.file.dataset]
@@ -269,13 +291,12 @@ class ReadDatasets(beam.PTransform):
         self.max_file_bytes = max_file_bytes
 
     def expand(self, pbegin):
-        range_bytes = {name: s.range_bytes for name, s in self.sections.items()}
         mappings = {name: row_mapping(s) for name, s in self.sections.items()}
         read = (
             pbegin
             | "ListFiles" >> beam.Create(self.files)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "SplitFiles" >> beam.FlatMap(lambda f: split_file(f, range_bytes[f.dataset]))
+            | "SplitFiles" >> beam.ParDo(SplitFileFn(self.sections))
             | "SpreadUnits" >> beam.Reshuffle()
             | "ReadUnits" >> ApplyStage(ReadDatasetUnitFn(mappings, self.sections, self.max_file_bytes))
         )

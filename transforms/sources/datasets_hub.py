@@ -2,7 +2,9 @@
 
 `infra.hub_filesystem` serves `hf://` to Beam's FileSystems through huggingface_hub's
 HfFileSystem, so listing and reading a Hub dataset go through `infra.storage` exactly as
-local and gs:// files do; what is Hub-specific is only this pattern and the split filter.
+local and gs:// files do; what is Hub-specific is only this pattern, the split filter, and
+a gated dataset's token from Secret Manager (`use_hub_tokens`), read in each process that
+reads the dataset, since Dataflow workers do not see the launcher's HF_TOKEN.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import posixpath
 import re
 import urllib.parse
 
+from infra import hub_filesystem
 from schemas.datasets_config import HubDataset
+from transforms.sources.secrets import read_secret
 
 SCHEME = "hf://"
 
@@ -36,3 +40,13 @@ def in_split(path: str, hub: HubDataset) -> bool:
     if hub.split in parts[:-1]:
         return True
     return re.match(rf"{re.escape(hub.split)}([-._ 0-9]|$)", parts[-1]) is not None
+
+
+def use_hub_tokens(hubs) -> None:
+    """Read each Hub dataset's `token_secret` and read the dataset with it in this process (without one:
+    huggingface_hub's own HF_TOKEN or login). Called where a process starts on the datasets: the
+    launcher's listing, and each worker's `setup`."""
+    for hub in hubs:
+        if hub is not None:
+            token = read_secret(hub.token_secret, hub.secret_api_endpoint) if hub.token_secret else None
+            hub_filesystem.use_token(hub.repo_id, token)
