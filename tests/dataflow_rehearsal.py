@@ -95,10 +95,12 @@ def dockerfile_steps(root: str) -> tuple[list[tuple[list[str], str]], list[str]]
         if not words:
             continue
         op = words[0].upper()
-        if op in ("ADD",) or (op == "COPY" and any(w.startswith("--from") for w in words)):
+        if op == "ADD" or (op == "COPY" and any(w.startswith("--from") for w in words)):
             raise ValueError(f"Dockerfile: {line.strip()!r} is not rehearsed; copy from the build context with COPY")
         if op == "COPY":
             args = [w for w in words[1:] if not w.startswith("--")]
+            if os.path.isabs(args[-1]):
+                raise ValueError(f"Dockerfile: {line.strip()!r}: rehearsed COPY lines copy into WORKDIR (./)")
             copies.append((args[:-1], args[-1]))
         if op == "RUN" and words[1:3] == ["pip", "install"]:
             pip_args = words[3:]
