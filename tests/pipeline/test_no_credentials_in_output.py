@@ -46,7 +46,8 @@ def test_a_run_given_credentials_leaves_no_trace_of_them_in_the_version(tmp_path
     monkeypatch.setenv("HF_TOKEN", HF_TOKEN)
     monkeypatch.setenv("GITHUB_TOKEN", GITHUB_TOKEN)
     out = tmp_path / "out"
-    run_cli("run", "--config", copy_code_sample(tmp_path), "--out", str(out), "--stages", "corpus", *CREDENTIAL_FLAGS)
+    proc = run_cli("run", "--config", copy_code_sample(tmp_path), "--out", str(out), "--stages", "corpus", *CREDENTIAL_FLAGS)
+    assert not [secret for secret in SECRETS if secret in proc.stdout + proc.stderr]  # nor in what it printed
 
     version = out / "sample" / "v0001"
     files = [os.path.join(d, f) for d, _, names in os.walk(version) for f in names]
