@@ -4,19 +4,17 @@
 #   docker build -t REGION-docker.pkg.dev/PROJECT/REPO/code-corpus:0.1.0 .
 #   docker push REGION-docker.pkg.dev/PROJECT/REPO/code-corpus:0.1.0
 #
-# then run with --sdk_container_image=<that tag> --sdk_location=container (README, "Dataflow").
+# then run with --sdk_container_image=<that tag> --sdk_location=container (docs/dataflow.md).
+# tests/dataflow_rehearsal.py builds what this file puts in the image, without Docker, and runs
+# the pipeline's workers from it.
 FROM apache/beam_python3.11_sdk:2.77.0
 
 # git reads local repositories; everything else comes from pip.
 RUN apt-get update && apt-get install -y --no-install-recommends git && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/code-corpus
-COPY setup.py README.md ./
-COPY pipeline ./pipeline
-COPY transforms ./transforms
-COPY tokenizer_training ./tokenizer_training
-COPY schemas ./schemas
-COPY trainer ./trainer
+# The build context less .dockerignore: setup.py, README.md and every package setup.py ships.
+COPY . ./
 RUN pip install --no-cache-dir ".[gcp]"
 
 # The SDK image's entrypoint starts the Beam worker harness.

@@ -6,7 +6,9 @@ sized and opened exactly like a local or gs:// path, on the launcher and on ever
 Reads go through huggingface_hub's HfFileSystem (ranged HTTP requests, so a Parquet
 reader fetches only the footer and the row groups it reads). The endpoint and token are
 huggingface_hub's own settings: HF_ENDPOINT (default https://huggingface.co) and HF_TOKEN
-(or a cached `hf auth login`), read when a filesystem is made.
+(or a cached `hf auth login`), read when a filesystem is made; a repository given a token
+with `use_token` (the datasets source's `token_secret`, read in each process that reads
+it) is read with that token instead.
 """
 
 from __future__ import annotations
@@ -19,13 +21,31 @@ SCHEME = "hf"
 PREFIX = SCHEME + "://"
 
 
-def _hf_filesystem():
+_TOKENS: dict[str, str] = {}  # repository id → the token this process reads it with
+
+
+def use_token(repo_id: str, token: str | None) -> None:
+    """Read the repository `repo_id` (owner/name) with `token` in this process rather than HF_TOKEN
+    (None: with huggingface_hub's own token again)."""
+    if token is None:
+        _TOKENS.pop(repo_id, None)
+    else:
+        _TOKENS[repo_id] = token
+
+
+def repo_id_of(path: str) -> str:
+    """`hf://datasets/owner/name@revision/...` → owner/name."""
+    parts = path[len(PREFIX) :].split("/")
+    return "/".join(parts[1:3]).split("@")[0]
+
+
+def _hf_filesystem(token: str | None = None):
     try:
         from huggingface_hub import HfFileSystem
     except ImportError:
         raise ImportError("hf:// paths need huggingface_hub: pip install huggingface_hub") from None
     # Not cached across endpoints: HfFileSystem caches instances by its arguments.
-    return HfFileSystem(endpoint=os.environ.get("HF_ENDPOINT") or None)
+    return HfFileSystem(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token)
 
 
 def resolve_commit(repo_id: str, revision: str) -> str:
@@ -47,10 +67,14 @@ class HubFileSystem(FileSystem):
     def scheme(cls):
         return SCHEME
 
-    def _fs(self):
+    def _fs(self, path: str):
+        """The HfFileSystem for `path`: with its repository's token from `use_token`, else huggingface_hub's own."""
+        token = _TOKENS.get(repo_id_of(path))
         if not hasattr(self, "_hf"):
-            self._hf = _hf_filesystem()
-        return self._hf
+            self._hf = {}
+        if token not in self._hf:
+            self._hf[token] = _hf_filesystem(token)
+        return self._hf[token]
 
     def join(self, basepath, *paths):
         return "/".join([basepath.rstrip("/"), *(p.strip("/") for p in paths)])
@@ -64,7 +88,7 @@ class HubFileSystem(FileSystem):
 
     def _list(self, dir_or_prefix):
         """Every file under a prefix (a folder of the repository, or a name's start)."""
-        fs = self._fs()
+        fs = self._fs(dir_or_prefix)
         plain = dir_or_prefix[len(PREFIX) :]
         folder = plain if plain.endswith("/") else plain.rpartition("/")[0]
         try:
@@ -90,15 +114,15 @@ class HubFileSystem(FileSystem):
         return found
 
     def open(self, path, mime_type="application/octet-stream", compression_type=CompressionTypes.AUTO):
-        raw = self._fs().open(path[len(PREFIX) :], "rb")
+        raw = self._fs(path).open(path[len(PREFIX) :], "rb")
         compression_type = FileSystem._get_compression_type(path, compression_type)
         return raw if compression_type == CompressionTypes.UNCOMPRESSED else CompressedFile(raw, compression_type)
 
     def exists(self, path):
-        return self._fs().exists(path[len(PREFIX) :])
+        return self._fs(path).exists(path[len(PREFIX) :])
 
     def size(self, path):
-        return self._fs().info(path[len(PREFIX) :])["size"]
+        return self._fs(path).info(path[len(PREFIX) :])["size"]
 
     def metadata(self, path):
         return FileMetadata(path, self.size(path))
@@ -107,7 +131,7 @@ class HubFileSystem(FileSystem):
         raise BeamIOError("hf:// has no modification times", {path: NotImplementedError()})
 
     def checksum(self, path):
-        return str(self._fs().info(path[len(PREFIX) :]).get("blob_id", ""))
+        return str(self._fs(path).info(path[len(PREFIX) :]).get("blob_id", ""))
 
     def _read_only(self, *paths):
         raise BeamIOError("hf:// is read-only here", {str(p): NotImplementedError() for p in paths})

@@ -12,9 +12,12 @@ without internet access; `LocalRunner` goes straight to the FnApiRunner.
 
 from __future__ import annotations
 
+import re
+
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, _BeamArgumentParser
 from apache_beam.portability.api import beam_provision_api_pb2
 from apache_beam.runners import create_runner
+from apache_beam.runners.direct.direct_runner import DirectRunner
 from apache_beam.runners.portability.fn_api_runner import fn_runner
 from apache_beam.runners.portability.portable_runner import JobServiceHandle
 from apache_beam.runners.runner import PipelineRunner
@@ -48,13 +51,8 @@ def make_pipeline_options(beam_args: list[str]) -> PipelineOptions:
         )
     options = PipelineOptions(beam_args)
     standard = options.view_as(StandardOptions)
-    if standard.runner in (None, "DirectRunner", "direct"):
+    if standard.runner is None or runner_class(standard.runner) is DirectRunner:  # any spelling of it
         standard.runner = LOCAL_RUNNER
-    runner = standard.runner
-    try:
-        create_runner(runner)
-    except (ValueError, ImportError) as e:
-        raise ConfigError(f"--runner {runner!r} is not usable: {e}") from None
     return options
 
 
@@ -74,7 +72,45 @@ def check_output_store(out_root: str) -> None:
         )
 
 
+DATAFLOW_RUNNER = "apache_beam.runners.dataflow.dataflow_runner.DataflowRunner"
+
+
+def runner_class(runner) -> type:
+    """The class Beam runs `--runner` with: it accepts a name in any case, with or without
+    `Runner` (dataflow, DataflowRunner, dataflowrunner), a dotted class path, or an instance."""
+    if isinstance(runner, PipelineRunner):
+        return type(runner)
+    try:
+        return type(create_runner(runner))
+    except (ValueError, ImportError) as e:
+        raise ConfigError(f"--runner {runner!r} is not usable: {e}") from None
+
+
+def runs_on_dataflow(options: PipelineOptions) -> bool:
+    """Whether Beam would submit this pipeline to Dataflow (DataflowRunner or a subclass of it)."""
+    runner = options.view_as(StandardOptions).runner
+    return runner is not None and any(_qualified_name(c) == DATAFLOW_RUNNER for c in runner_class(runner).__mro__)
+
+
+def _qualified_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 LOCAL_RUNNER = "pipeline.options.LocalRunner"
+
+# Pipeline options never written beside the data: every option whose name says it holds a
+# credential, and Beam's options that hold one under another name (an Azure connection
+# string carries the account key; gbek is the key of encrypted GroupByKeys; the profiler's
+# environment variables may carry its agent's key).
+CREDENTIAL_WORDS = re.compile(r"key|secret|token|passw|credential", re.IGNORECASE)
+CREDENTIAL_OPTIONS = frozenset({"azure_connection_string", "gbek", "profiler_extra_env_vars"})
+
+
+def recordable_options(options: PipelineOptions) -> tuple[dict, list[str]]:
+    """(the options set away from their defaults that may be recorded, the names of those withheld)."""
+    chosen = options.get_all_options(drop_default=True)
+    withheld = sorted(name for name in chosen if CREDENTIAL_WORDS.search(name) or name in CREDENTIAL_OPTIONS)
+    return {name: value for name, value in chosen.items() if name not in withheld}, withheld
 
 
 class LocalRunner(PipelineRunner):

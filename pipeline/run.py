@@ -39,7 +39,7 @@ from infra.version import (
     write_run_info,
 )
 from pipeline.corpus import local_repos
-from pipeline.options import check_output_store, make_pipeline_options
+from pipeline.options import check_output_store, make_pipeline_options, recordable_options, runner_class, runs_on_dataflow
 from pipeline.report import write_report
 from pipeline.stages import STAGE_RUNNERS, StageContext
 from schemas.config import STAGES, ConfigError, PipelineConfig
@@ -221,9 +221,9 @@ def check_worker_paths(
     """On Dataflow, fail now for what the workers could not run with: another Python than the
     worker image's (the job's pickled code must load there), paths on this machine's disk, a
     crawl token they would not have."""
-    runner = str(options.view_as(StandardOptions).runner)
-    if "Dataflow" not in runner:
+    if not runs_on_dataflow(options):  # the runner as Beam resolves it: dataflow, dataflowrunner, a class path...
         return
+    runner = runner_class(options.view_as(StandardOptions).runner).__name__  # one message for every spelling
     if launcher_python != WORKER_PYTHON:
         raise ConfigError(
             f"--runner {runner}: this launcher runs Python {'.'.join(map(str, launcher_python))}, the worker image "
@@ -328,13 +328,15 @@ def _discard(work: str) -> None:
 
 
 def _record_run(version_dir: str, stages: list[str], options: PipelineOptions, started: float) -> None:
+    recorded, withheld = recordable_options(options)  # credentials never land beside the data
     write_run_info(
         version_dir,
         {
             "stages": stages,
             "started": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(),
             "wall_seconds": round(time.time() - started, 3),
-            "pipeline_options": options.get_all_options(drop_default=True),
+            "pipeline_options": recorded,
+            "withheld_options": withheld,
         },
     )
 

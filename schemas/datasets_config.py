@@ -61,13 +61,24 @@ PRESETS = {"the-stack-v1": THE_STACK_V1, "the-stack-v2": THE_STACK_V2}
 PRESET_ORIGIN = "github"  # both versions of The Stack were collected from GitHub
 
 
+SECRET_VERSION = re.compile(r"projects/[^/]+/secrets/[^/]+/versions/[^/]+")
+
+
+def check_secret_version(value: str | None, key: str) -> None:
+    """A Secret Manager version name, or null."""
+    if value is not None and not SECRET_VERSION.fullmatch(value):
+        raise ConfigError(
+            f"{key} must name a secret version like projects/PROJECT/secrets/NAME/versions/latest, got {value!r}"
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class HubDataset:
     """A dataset on the Hugging Face Hub, its files chosen as the Hub's dataset configs choose them
     (`transforms/sources/datasets_hub.py`).
 
-    Only the listing differs from local files; the token and endpoint are huggingface_hub's
-    own settings (HF_TOKEN, HF_ENDPOINT).
+    Only the listing differs from local files; the endpoint is huggingface_hub's own setting
+    (HF_ENDPOINT), and so is the token (HF_TOKEN, or `hf auth login`) unless `token_secret` names one.
     """
 
     repo_id: str  # e.g. bigcode/the-stack-dedup
@@ -75,8 +86,13 @@ class HubDataset:
     revision: str = "main"  # branch, tag or commit; resolved to a commit id once, recorded in the manifest
     split: str = "train"  # the split's files (by the README's data_files, or the Hub's naming rules); "" for every file
     config: str | None = None  # a config_name of the README's `configs`; null: its default (or only) one
+    # Secret Manager version holding a Hub token (projects/P/secrets/S/versions/V), read by the launcher and
+    # each worker: what a gated dataset needs on Dataflow, whose workers do not see HF_TOKEN. Wins over HF_TOKEN.
+    token_secret: str | None = None
+    secret_api_endpoint: str | None = None  # null: the real Secret Manager; or a local emulator's URL (no credentials)
 
     def __post_init__(self):
+        check_secret_version(self.token_secret, "token_secret")
         if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", self.repo_id):
             raise ConfigError(f"repo_id must look like owner/name, got {self.repo_id!r}")
         if ".." in self.data_dir.split("/") or self.data_dir.startswith("/"):

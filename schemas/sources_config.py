@@ -7,7 +7,7 @@ import datetime
 import re
 
 from schemas.bounds import MAX_SHARDS, check_at_most
-from schemas.datasets_config import DatasetSource
+from schemas.datasets_config import DatasetSource, check_secret_version
 from schemas.errors import ConfigError
 
 PERMISSIVE_LICENSES = ("MIT", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause")  # paper §3.1
@@ -179,11 +179,7 @@ class ApiSource:
         if self.max_repositories is not None and self.max_repositories < 1:
             raise ConfigError(f"max_repositories must be at least 1 (or null for all), got {self.max_repositories}")
         check_timestamp(self.commits_until, "commits_until")
-        if self.token_secret is not None and not re.fullmatch(r"projects/[^/]+/secrets/[^/]+/versions/[^/]+", self.token_secret):
-            raise ConfigError(
-                "token_secret must name a secret version like projects/PROJECT/secrets/NAME/versions/latest, "
-                f"got {self.token_secret!r}"
-            )
+        check_secret_version(self.token_secret, "token_secret")
 
 
 @dataclasses.dataclass(frozen=True)

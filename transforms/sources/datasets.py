@@ -54,7 +54,7 @@ from transforms.sources.datasets_files import (
     local_problem,
     open_raw,
 )
-from transforms.sources.datasets_hub import list_hub
+from transforms.sources.datasets_hub import list_hub, use_hub_tokens
 from transforms.sources.datasets_rows import SOURCE, BadRow, RowMapping, line_pieces, row_record
 from transforms.sources.local import STAGE
 
@@ -132,6 +132,13 @@ def matched_paths(pattern: str) -> dict[str, tuple[int, NotRegularFile | None]]:
 def listed_paths(section: DatasetSource, where: str, resolve: Callable[[str], str]) -> tuple[dict, dict]:
     """({path: (size, problem)}, hub facts) of a dataset; a pattern that matches nothing fails, naming its key."""
     if section.hub is not None:
+        try:
+            use_hub_tokens([section.hub])
+        except Exception as e:  # missing, no permission, no network
+            raise ConfigError(
+                f"{where}.hub.token_secret: cannot read {section.hub.token_secret} ({type(e).__name__}: {str(e)[:200]}); "
+                "grant roles/secretmanager.secretAccessor on it to you and the workers"
+            ) from None
         listing = list_hub(section.hub, where, lambda path: bool(section.format or format_of(path)))
         files = {listing.root + path: (size, None) for path, size in listing.files}
         return files, {"commit": listing.commit, "config": listing.config}
@@ -321,6 +328,19 @@ def jsonl_rows(unit: DatasetUnit, max_row_bytes: int) -> Iterator[tuple[str, dic
         yield where, row if isinstance(row, dict) else BadRow("broken-json", f"a {type(row).__name__}, not an object")
 
 
+class SplitFileFn(beam.DoFn):
+    """A dataset file → its work units (`split_file`), with the Hub tokens this worker reads them with."""
+
+    def __init__(self, sections: dict[str, DatasetSource]):
+        self.sections = sections
+
+    def setup(self):
+        use_hub_tokens(s.hub for s in self.sections.values())
+
+    def process(self, file: DatasetFile):
+        yield from split_file(file, self.sections[file.dataset].range_bytes)
+
+
 class ReadDatasetUnitFn(RecordFn):
     """One work unit → a RepoFile or Rejected per row (read = kept + rejected)."""
 
@@ -337,6 +357,10 @@ class ReadDatasetUnitFn(RecordFn):
         self.mappings = mappings
         self.limits = {name: (s.max_row_bytes, s.batch_rows) for name, s in sections.items()}
         self.sizes = (max_file_bytes, max_notebook_bytes)
+        self.hubs = [s.hub for s in sections.values()]
+
+    def setup(self) -> None:
+        use_hub_tokens(self.hubs)
 
     def __call__(self, unit: DatasetUnit):
         mapping = self.mappings[unit.file.dataset]
@@ -389,13 +413,12 @@ class ReadDatasets(beam.PTransform):
         self.sizes = (max_file_bytes, max_notebook_bytes)
 
     def expand(self, pbegin):
-        range_bytes = {name: s.range_bytes for name, s in self.sections.items()}
         mappings = {name: row_mapping(s) for name, s in self.sections.items()}
         read = (
             pbegin
             | "ListFiles" >> beam.Create(self.files)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "SplitFiles" >> beam.FlatMap(lambda f: split_file(f, range_bytes[f.dataset]))
+            | "SplitFiles" >> beam.ParDo(SplitFileFn(self.sections))
             | "SpreadUnits" >> beam.Reshuffle()
             | "ReadUnits" >> ApplyStage(ReadDatasetUnitFn(mappings, self.sections, *self.sizes))
         )

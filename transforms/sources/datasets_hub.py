@@ -15,6 +15,9 @@ In the launcher, once:
 
 `hf://` is served to Beam's FileSystems by `infra.hub_filesystem`, so the files are then
 read exactly as local or gs:// ones.
+
+A gated dataset's token comes from Secret Manager (`use_hub_tokens`), read in each process
+that reads the dataset, since Dataflow workers do not see the launcher's HF_TOKEN.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ from typing import Callable
 
 import yaml
 
-from infra import storage
+from infra import hub_filesystem, storage
 from infra.hub_filesystem import PREFIX, resolve_commit
 from schemas.datasets_config import HubDataset
 from schemas.errors import ConfigError
+from transforms.sources.secrets import read_secret
 
 SPLIT_KEYWORDS = {
     "train": ("train", "training"),
@@ -222,3 +226,13 @@ def split_files(files: list[tuple[str, int]], hub: HubDataset, where: str) -> li
         raise ConfigError(f"{where}.hub.split: no file name under {hub.data_dir or 'the repository'!r} carries a split, "
                           f"so every file is the {DEFAULT_SPLIT!r} split; set split: {DEFAULT_SPLIT} or \"\"")
     return files
+
+
+def use_hub_tokens(hubs) -> None:
+    """Read each Hub dataset's `token_secret` and read the dataset with it in this process (without one:
+    huggingface_hub's own HF_TOKEN or login). Called where a process starts on the datasets: the
+    launcher's listing, and each worker's `setup`."""
+    for hub in hubs:
+        if hub is not None:
+            token = read_secret(hub.token_secret, hub.secret_api_endpoint) if hub.token_secret else None
+            hub_filesystem.use_token(hub.repo_id, token)

@@ -1,0 +1,77 @@
+"""The Dataflow path, rehearsed: every DoFn runs in workers built from the worker image's contents.
+
+tests/dataflow_rehearsal.py installs what the Dockerfile puts in the image (and nothing
+else) into a fresh virtual environment and starts Beam's worker pool from it, with a
+working directory and home of its own and none of this process's environment but the
+storage emulator's address. The launcher runs here with Beam's portable runner, which
+sends every bundle to that pool; the version lands on the Cloud Storage emulator, passes
+`code-corpus verify`, and is byte-identical to the same run in this process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from infra import storage
+from infra.version import RUN_INFO
+from tests.conftest import EXAMPLES, SAMPLE_CONFIG, run_cli
+from tests.dataflow_rehearsal import ROOT, build_worker_environment, image_files, worker_pool
+
+pytestmark = pytest.mark.slow  # installs the worker image's packages into a new environment (minutes)
+
+TRAIN_EXTRA = ("torch", "transformers")  # the train stage runs in the launcher; the image has no torch
+IMPORT_EVERY_MODULE = """
+import importlib, pkgutil, sys
+for top in sys.argv[1:]:
+    package = importlib.import_module(top)
+    assert "site-packages" in package.__file__, package.__file__
+    for module in pkgutil.walk_packages(package.__path__, top + "."):
+        try:
+            importlib.import_module(module.name)
+        except ModuleNotFoundError as e:
+            if e.name not in {train_extra}:
+                raise
+            print("train extra:", module.name)
+"""
+
+
+def check_every_module_imports(venv: str, workdir) -> None:
+    """Every package the image ships imports in the worker environment alone, from its own folder."""
+    packages = sorted({f.split("/")[0] for f in image_files(ROOT) if f.count("/") == 1 and f.endswith("/__init__.py")})
+    assert packages == ["infra", "pipeline", "schemas", "tokenizer_training", "trainer", "transforms"]
+    script = IMPORT_EVERY_MODULE.format(train_extra=set(TRAIN_EXTRA))
+    proc = subprocess.run([os.path.join(venv, "bin", "python"), "-c", script, *packages], cwd=workdir,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(workdir)}, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert all(line.startswith("train extra: trainer.") for line in proc.stdout.splitlines())
+    assert os.path.exists(os.path.join(venv, "bin", "code-corpus"))
+
+
+def check_run_matches_the_run_here(config: str, out: str, flags: list[str], pool_log) -> None:
+    """`--stages corpus` of `config` on the pool's workers and in this process: the same version, byte for byte."""
+    started = pool_log.read_text().count("Starting worker")
+    name = os.path.splitext(os.path.basename(config))[0]
+    for where, extra in [("workers", flags), ("here", [])]:
+        run_cli("run", "--config", config, "--out", f"{out}/{where}", "--stages", "corpus", *extra)
+    assert pool_log.read_text().count("Starting worker") > started  # the bundles went to the pool's workers
+
+    rehearsed, here = f"{out}/workers/{name}/v0001", f"{out}/here/{name}/v0001"
+    run_cli("verify", rehearsed)  # exits non-zero on any file that does not match the manifest
+    names = storage.list_files(rehearsed)
+    assert names == storage.list_files(here) and any(n.startswith("documents/") for n in names)
+    for rel in names:
+        if rel != RUN_INFO:  # wall-clock facts and the runner's flags
+            assert storage.read_bytes(f"{rehearsed}/{rel}") == storage.read_bytes(f"{here}/{rel}"), rel
+
+
+def test_the_worker_image_s_contents_run_the_pipeline_as_this_process_does(gcs, tmp_path):
+    """One test, so that one worker of the suite builds the environment (minutes) and the others go on."""
+    venv = build_worker_environment(ROOT, str(tmp_path))
+    check_every_module_imports(venv, tmp_path)
+    pool_log = tmp_path / "pool.log"
+    with worker_pool(venv, str(tmp_path / "workdir"), str(pool_log)) as flags:  # sees the store, set by `gcs`
+        check_run_matches_the_run_here(SAMPLE_CONFIG, f"{gcs}/sample", flags, pool_log)
+        check_run_matches_the_run_here(os.path.join(EXAMPLES, "the-stack.yaml"), f"{gcs}/the-stack", flags, pool_log)
