@@ -149,14 +149,19 @@ def check_version_name(version: str) -> None:
 
 
 def document_paths(version_dir: str, manifest: dict | None = None) -> list[str]:
-    """The version's documents/*.parquet shards as its manifest lists them, sorted (none is not an error here).
+    """The version's documents/*.parquet shards as its manifest lists them (`listed_paths`)."""
+    return listed_paths(version_dir, DOCUMENTS_DIR, manifest)
+
+
+def listed_paths(version_dir: str, folder: str, manifest: dict | None = None) -> list[str]:
+    """The Parquet files of a data folder (documents/, rejected/) as the manifest lists them, sorted.
 
     Never a glob of the folder: a file the manifest does not list is not part of the
     version, and `verify` fails on it. `manifest` is the one of a run still building
-    the version; otherwise the version's own is read.
+    the version; otherwise the version's own is read. None listed is not an error here.
     """
     files = (manifest if manifest is not None else read_manifest(version_dir)).get("files", {})
-    prefix = DOCUMENTS_DIR + "/"
+    prefix = folder + "/"
     return [storage.join(version_dir, rel) for rel in sorted(files) if rel.startswith(prefix) and rel.endswith(".parquet")]
 
 

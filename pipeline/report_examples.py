@@ -18,6 +18,7 @@ import html
 import pyarrow as pa
 
 from infra import storage
+from infra.version import listed_paths
 from pipeline.show import REJECTED_BATCH_ROWS, REJECTED_DIR, column_of
 from pipeline.summary import flow_order
 
@@ -31,7 +32,7 @@ def rejection_examples(version_dir: str) -> dict[tuple[str, str], list[dict]]:
     """(stage, reason) → its first EXAMPLES rejections, streamed from rejected/."""
     examples: dict[tuple[str, str], list[dict]] = collections.defaultdict(list)
     counts: collections.Counter = collections.Counter()
-    for path in sorted(storage.match(storage.join(version_dir, REJECTED_DIR, "*.parquet"))):
+    for path in listed_paths(version_dir, REJECTED_DIR):
         for batch in storage.parquet_batches(path, EXAMPLE_COLUMNS, REJECTED_BATCH_ROWS):
             keys = zip(column_of(batch, "stage").to_pylist(), column_of(batch, "reason").to_pylist())
             for row in first_rows(batch, keys, counts):

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from infra import storage
-from infra.version import document_paths, read_manifest
+from infra.version import document_paths, listed_paths, read_manifest
 from schemas.records import MAX_EXCERPT_BYTES, excerpt_of
 
 REJECTED_DIR = "rejected"
@@ -106,8 +106,7 @@ def sample(version_dir: str, query: Query) -> list[dict]:
     if query.kept:
         paths, columns, rows = document_paths(version_dir), DOCUMENT_COLUMNS, storage.TEXT_BATCH_ROWS
     else:
-        pattern = storage.join(version_dir, REJECTED_DIR, "*.parquet")
-        paths, columns, rows = sorted(storage.match(pattern)), REJECTED_COLUMNS, REJECTED_BATCH_ROWS
+        paths, columns, rows = listed_paths(version_dir, REJECTED_DIR), REJECTED_COLUMNS, REJECTED_BATCH_ROWS
     batches = (batch for path in paths for batch in storage.parquet_batches(path, columns, rows))
     chosen = sorted(reservoir(batches, query), key=lambda row: row["id"])
     survivors = find_documents(version_dir, {s[0] for s in map(survivor_of, chosen) if s})

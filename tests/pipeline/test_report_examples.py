@@ -13,6 +13,7 @@ import pytest
 from pipeline.report import REPORT, rendered_dom, write_report
 from pipeline.report_examples import EXAMPLES, OPENING_LINES
 from schemas import arrow
+from tests.pipeline.test_show import listed_files
 
 # What a script from the data would do if it ran: retitle the page and mark the document.
 RAN = "document.title='RAN';document.documentElement.setAttribute('data-ran','1')"
@@ -47,7 +48,14 @@ def hostile_version(root) -> str:
         "filters": {"in": 9, "kept": 4, "rejected": {"long-line": 5}},
         "<script>x</script>": {"in": 1, "kept": 0, "rejected": {HOSTILE[1]: 1}},
     }
-    manifest = {"name": "hostile", "version": "v0001", "documents": 5, "rejected": 6, "counts": counts}
+    manifest = {
+        "name": "hostile",
+        "version": "v0001",
+        "documents": 5,
+        "rejected": 6,
+        "counts": counts,
+        "files": listed_files(version),
+    }
     with open(os.path.join(version, "manifest.json"), "w") as f:
         json.dump(manifest, f)
     write_report(version)

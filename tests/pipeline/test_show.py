@@ -31,8 +31,6 @@ def write_version(root, rejections: int, documents: list[dict] = (), files: int 
     version = os.path.join(str(root), "gen", "v0001")
     os.makedirs(os.path.join(version, "rejected"))
     os.makedirs(os.path.join(version, "documents"))
-    with open(os.path.join(version, "manifest.json"), "w") as f:
-        json.dump({"name": "gen", "version": "v0001", "documents": len(documents), "rejected": rejections}, f)
     doc_rows = [{**{name: None for name in arrow.DOCUMENT.names}, "kind": "code", "tags": [], "meta": [], **d} for d in documents]
     pq.write_table(pa.Table.from_pylist(doc_rows, schema=arrow.DOCUMENT), os.path.join(version, "documents", "part-0.parquet"))
     per_file = -(-rejections // files)
@@ -42,7 +40,19 @@ def write_version(root, rejections: int, documents: list[dict] = (), files: int 
         with pq.ParquetWriter(path, arrow.REJECTED, compression="zstd") as writer:
             for chunk in range(start, stop, 100_000):
                 writer.write_table(rejection_rows(chunk, min(stop, chunk + 100_000)))
+    manifest = {"name": "gen", "version": "v0001", "documents": len(documents), "rejected": rejections}
+    with open(os.path.join(version, "manifest.json"), "w") as f:
+        json.dump({**manifest, "files": listed_files(version)}, f)
     return version
+
+
+def listed_files(version: str) -> dict:
+    """The manifest's file list of what a fixture wrote into documents/ and rejected/ (the later commands read it)."""
+    return {
+        f"{folder}/{name}": {"bytes": os.path.getsize(os.path.join(version, folder, name))}
+        for folder in ("documents", "rejected")
+        for name in sorted(os.listdir(os.path.join(version, folder)))
+    }
 
 
 def rejection_rows(start: int, stop: int) -> pa.Table:

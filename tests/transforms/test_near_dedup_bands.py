@@ -37,7 +37,8 @@ def earlier_version(root) -> str:
         version / SIGNATURES_DIR / "part-00000-of-00001.parquet",
     )
     entry = {"shingle_tokens": 5, "permutations": 256, "seed": 42, "signatures": SIGNATURES_DIR}
-    (version / MANIFEST).write_text(json.dumps({"near_dedup": entry}))
+    listed = {f"{SIGNATURES_DIR}/part-00000-of-00001.parquet": {}}  # later runs read the shards the manifest lists
+    (version / MANIFEST).write_text(json.dumps({"near_dedup": entry, "files": listed}))
     return str(version)
 
 
