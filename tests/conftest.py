@@ -44,6 +44,22 @@ DIRECT_MODES = {
 }
 
 
+# .ci/run sets this: there a missing browser fails the report's browser tests instead of skipping them.
+REQUIRE_CHROMIUM = "CODE_CORPUS_REQUIRE_CHROMIUM"
+
+
+@pytest.fixture
+def chromium() -> str:
+    """The headless browser the report's tests draw with; skipped where none is installed, unless required."""
+    exe = shutil.which("chromium")
+    if exe:
+        return exe
+    install = "apt-get install chromium (Debian's package)"
+    if os.environ.get(REQUIRE_CHROMIUM) == "1":
+        pytest.fail(f"{REQUIRE_CHROMIUM}=1 but no chromium is on PATH: {install}")
+    pytest.skip(f"no chromium on PATH: {install} to run the report's browser tests")
+
+
 def run_cli(*args: str, check: bool = True, fresh_process: bool = False) -> subprocess.CompletedProcess:
     """Run `code-corpus ARGS`; return its exit code and what it wrote to stdout and stderr.
 

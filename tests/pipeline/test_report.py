@@ -57,7 +57,7 @@ def test_report_is_the_same_on_rerun(sample_version, tmp_path):
     assert (version / "report.html").read_bytes() == first
 
 
-def test_chromium_draws_the_report_with_its_stage_table(sample_version, tmp_path):
+def test_chromium_draws_the_report_with_its_stage_table(sample_version, tmp_path, chromium):
     """Headless Chromium (installed by .ci/run) draws a page that is not blank and holds the stage table."""
     version, _ = sample_version()
     manifest = json.loads((version / "manifest.json").read_text())

@@ -77,7 +77,7 @@ def test_examples_are_collapsed_escaped_and_few(tmp_path):
 
 
 @pytest.mark.slow
-def test_chromium_runs_nothing_from_the_examples(tmp_path):
+def test_chromium_runs_nothing_from_the_examples(tmp_path, chromium):
     """Headless Chromium renders the report: no script from the data ran, and the DOM holds none of its elements."""
     control = tmp_path / "control"
     control.mkdir()
