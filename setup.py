@@ -10,8 +10,8 @@ import re
 from setuptools import find_packages, setup
 
 PACKAGES = ["pipeline", "infra", "transforms", "tokenizer_training", "schemas", "trainer"]
-# The one place the version is written: infra/version.py (code_version and the manifest read it).
-VERSION = re.search(r'^PACKAGE_VERSION = "([^"]+)"', open("infra/version.py").read(), re.M).group(1)
+# The one place the version is written: infra/release.py (code_version and the manifest read it).
+VERSION = re.search(r'^PACKAGE_VERSION = "([^"]+)"', open("infra/release.py").read(), re.M).group(1)
 
 setup(
     name="code-corpus",

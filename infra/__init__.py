@@ -12,7 +12,7 @@ import os
 # the first import of pyarrow, from this variable; its mimalloc pool keeps the pages it freed,
 # so streaming a corpus through it grows RSS with the corpus. glibc's malloc, trimmed (see
 # infra.spill.return_freed_memory), gives them back. Set before Beam (which imports pyarrow)
-# is first imported below, and inherited by the local runner's worker processes.
+# is first imported (by infra.storage), and inherited by the local runner's worker processes.
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 
@@ -22,8 +22,4 @@ def _not_beams_apitools_note(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("apitools not found, and bigquery client libraries")
 
 
-logging.getLogger().addFilter(_not_beams_apitools_note)  # before the first import of Beam below
-
-from infra.storage import connect_anonymously_to_emulator  # noqa: E402
-
-connect_anonymously_to_emulator()  # every process that touches storage, Beam workers too
+logging.getLogger().addFilter(_not_beams_apitools_note)  # before the first import of Beam (infra.storage)

@@ -440,3 +440,6 @@ def delete_if_generation(path: str, generation: int) -> bool:
     except (NotFound, PreconditionFailed):
         return False
     return True
+
+
+connect_anonymously_to_emulator()  # on import: every process that touches storage, Beam's workers too

@@ -17,14 +17,13 @@ import json
 import logging
 import os
 import re
-import subprocess
 
 from apache_beam.io.filesystems import FileSystems
 
 from infra import storage
+from infra.release import PACKAGE_VERSION, code_version  # noqa: F401  (the manifest records them)
 from infra.writers import write_json
 
-PACKAGE_VERSION = "0.1.0"  # setup.py reads it from here
 MANIFEST = "manifest.json"
 DOCUMENTS_DIR = "documents"
 RUN_INFO = "run.json"
@@ -38,18 +37,6 @@ log = logging.getLogger(__name__)
 
 class VersionError(RuntimeError):
     """A version that cannot be created or read as asked."""
-
-
-def code_version() -> str:
-    """The package version, plus the git commit of the code when run from a checkout."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        commit = subprocess.run(
-            ["git", "-C", here, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return PACKAGE_VERSION
-    return f"{PACKAGE_VERSION}+g{commit}"
 
 
 class VersionStore:

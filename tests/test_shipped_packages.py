@@ -19,7 +19,7 @@ from tests.dataflow_rehearsal import ROOT, build_context, ignore_rules, image_fi
 @pytest.fixture(scope="module")
 def setup_packages() -> list[str]:
     cwd = os.getcwd()
-    os.chdir(ROOT)  # setup.py reads infra/version.py relative to its folder, as pip runs it
+    os.chdir(ROOT)  # setup.py reads infra/release.py relative to its folder, as pip runs it
     try:
         return run_setup("setup.py", stop_after="init").packages
     finally:
@@ -35,7 +35,7 @@ def test_the_image_holds_exactly_the_packages_setup_py_ships(setup_packages):
     assert top_level_packages(in_image) == {p.split(".")[0] for p in setup_packages}
     for package in setup_packages:
         assert f"{package.replace('.', '/')}/__init__.py" in in_image, package
-    assert {"setup.py", "README.md", "infra/version.py"} <= set(in_image)  # setup.py reads the version there
+    assert {"setup.py", "README.md", "infra/release.py"} <= set(in_image)  # setup.py reads the version there
 
 
 def test_the_image_holds_no_tests_environments_or_caches():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from infra.version import PACKAGE_VERSION
+from infra.release import PACKAGE_VERSION
 from tests.conftest import SAMPLE_CONFIG, run_cli
 
 
