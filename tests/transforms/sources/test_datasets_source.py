@@ -20,7 +20,7 @@ from tests.conftest import DIRECT_MODES, EXAMPLES, run_cli
 from tests.transforms.sources.hub_fake import COMMIT, FakeHub
 from tests.transforms.sources.stack_files import stack_rows, stack_schema, write_parquet
 from transforms.sources.datasets import DatasetFile, ReadDatasetUnitFn, read_datasets, split_file
-from transforms.sources.datasets_hub import split_files
+from transforms.sources.datasets_hub import list_hub, split_files
 from transforms.sources.datasets_rows import RowMapping, line_pieces, row_record
 from transforms.sources.registry import network_sources
 
@@ -408,6 +408,14 @@ def test_a_hub_dataset_with_readme_configs_reads_every_row_of_the_chosen_config(
                          ({"split": "validation"}, r"hub.split: 'validation' is not a split of config 'default'")):
         with pytest.raises(ConfigError, match=message):
             read(**hub)
+
+
+def test_a_hub_dataset_without_a_readme_is_chosen_by_its_file_names_and_a_bad_revision_names_the_key(hub_env):
+    hub_env("o/d", {"data/train-00000-of-00001.parquet": b"x", "data/test-00000-of-00001.parquet": b"y"})
+    listing = list_hub(HubDataset("o/d", split="test"), "w", lambda path: path.endswith(".parquet"))
+    assert listing.files == [("data/test-00000-of-00001.parquet", 1)] and listing.commit == COMMIT and listing.config is None
+    with pytest.raises(ConfigError, match=r"w.hub.revision: cannot resolve 'v9' of 'o/d': RevisionNotFoundError"):
+        list_hub(HubDataset("o/d", revision="v9"), "w", lambda path: True)
 
 
 @pytest.mark.parametrize(
