@@ -19,7 +19,7 @@ from schemas.records import Rejected, RepoFile, record_id
 from tests.conftest import DIRECT_MODES, EXAMPLES, run_cli
 from tests.transforms.sources.hub_fake import COMMIT, FakeHub
 from tests.transforms.sources.stack_files import stack_rows, stack_schema, write_parquet
-from transforms.sources.datasets import DatasetFile, ReadDatasetUnitFn, read_datasets, split_file
+from transforms.sources.datasets import DatasetFile, DatasetUnit, ReadDatasetUnitFn, read_datasets, split_file
 from transforms.sources.datasets_hub import list_hub, split_files
 from transforms.sources.datasets_rows import RowMapping, line_pieces, row_record
 from transforms.sources.registry import network_sources
@@ -125,7 +125,14 @@ def test_units_read_row_groups_and_ranges_and_a_damaged_file_is_one_rejection(tm
     write_parquet(rows, str(tmp_path / "a.parquet"), row_group_rows=3)
     parquet = DatasetFile("stack", str(tmp_path / "a.parquet"), os.path.getsize(tmp_path / "a.parquet"), "parquet", "a.parquet")
     groups = -(-len(rows) // 3)
-    assert [u.row_groups for u in split_file(parquet, 1 << 20)] == [(0, groups)]  # small groups join into one unit
+    assert split_file(parquet, 1 << 20) == [DatasetUnit(parquet)]  # a small file is one unit: its footer read once, there
+    meta = pq.ParquetFile(tmp_path / "a.parquet").metadata
+    sizes = [meta.row_group(g).total_byte_size for g in range(groups)]
+    joined = split_file(parquet, 2 * max(sizes))  # a larger file: its groups joined into runs of at most range_bytes
+    runs = [u.row_groups for u in joined]
+    assert runs[0][0] == 0 and runs[-1][1] == groups and all(a[1] == b[0] for a, b in zip(runs, runs[1:]))
+    assert 1 < len(runs) < groups and all(sum(sizes[slice(*run)]) <= 2 * max(sizes) for run in runs)
+    assert [u.first_row for u in joined] == [3 * run[0] for run in runs]
     units = split_file(parquet, 1)  # a unit per group when each is over range_bytes
     assert [(u.row_groups, u.first_row) for u in units] == [((g, g + 1), 3 * g) for g in range(groups)]
     fn = ReadDatasetUnitFn({"stack": V1}, {"stack": _section(tmp_path)}, 1_000_000)
