@@ -28,7 +28,7 @@ class DatasetColumns:
     stars: str | None = None  # an integer; feeds the dstars buckets
     license: str | None = None  # an SPDX id or expression, or a list of SPDX ids (all must be allowed)
     revision: str | None = None  # the commit the file was taken at
-    id: str | None = None  # the row's own identity (The Stack's hexsha); part of the record id
+    id: str | None = None  # the row's own identity (The Stack's hexsha); a row without it is rejected
 
     def mapped(self) -> dict[str, str]:
         """{field: column} of the fields that have a column."""

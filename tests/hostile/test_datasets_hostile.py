@@ -173,6 +173,16 @@ def decompressed_prefix(data: bytes, kind: str) -> bytes:
     return zstandard.ZstdDecompressor().decompressobj().decompress(data)
 
 
+def test_streams_of_several_gzip_members_or_zstd_frames_read_whole(tmp_path):
+    """The trailer check ends at the last member or frame, not the first (as `cat a.gz b.gz` writes them)."""
+    first, second = jsonl(code_rows(3)), jsonl(code_rows(4, tag="y"))
+    (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(first, mtime=0) + gzip.compress(second, mtime=0) + b"\0" * 16)
+    zstd = zstandard.ZstdCompressor()
+    (tmp_path / "b.jsonl.zst").write_bytes(zstd.compress(first) + zstd.compress(second))
+    _, records = read_all(tmp_path, ["*.jsonl.gz", "*.jsonl.zst"])
+    assert outcome(records) == {"kept": 14}
+
+
 # ---- paths that are no regular file -----------------------------------------------------------
 
 

@@ -88,7 +88,7 @@ class DatasetUnit:
     """One piece of work: a run of Parquet row groups, a JSON Lines byte range, or a compressed file whole."""
 
     file: DatasetFile
-    row_groups: tuple[int, int] | None = None  # Parquet: row groups [first, end)
+    row_groups: tuple[int, int] | None = None  # Parquet: row groups [first, end); None: every one
     first_row: int = 0  # Parquet: the file's row number of the unit's first row
     start: int = 0  # JSON Lines: the lines whose first byte lies in [start, end)
     end: int | None = None  # None: to the end of the file
@@ -226,10 +226,13 @@ def files_digest(files: list[DatasetFile]) -> str:
 
 
 def split_file(file: DatasetFile, range_bytes: int) -> list[DatasetUnit]:
-    """Parquet: runs of row groups of about `range_bytes` (from the footer, read here once);
-    JSON Lines: byte ranges, or the whole compressed file."""
+    """Parquet: the whole file up to `range_bytes` (its footer is then read once, by the unit), or runs of
+    row groups of about `range_bytes` (from the footer, read here); JSON Lines: byte ranges, or the
+    whole compressed file."""
     if file.problem is not None:
         return [DatasetUnit(file)]  # reading it says what it is, as a rejection
+    if file.format == "parquet" and file.size <= range_bytes:
+        return [DatasetUnit(file)]
     if file.format == "parquet":
         try:
             with open_raw(file.path) as raw:
@@ -297,7 +300,7 @@ def parquet_rows(unit: DatasetUnit, columns: list[str], batch_rows: int) -> Iter
         if doubled:
             raise ValueError(f"column {doubled[0]!r} appears {names.count(doubled[0])} times in the file")
         present = [c for c in columns if c in names]
-        groups = list(range(*unit.row_groups))
+        groups = list(range(*(unit.row_groups or (0, f.metadata.num_row_groups))))
         ends = list(itertools.accumulate(f.metadata.row_group(g).num_rows for g in groups))  # the unit's row after each group
         size = batch_rows_of(f.metadata, groups, present, batch_rows)
         n = 0  # the unit's row
@@ -384,11 +387,17 @@ class ReadDatasetUnitFn(RecordFn):
         except NotRegularFile as e:  # replaced by a FIFO, a device or a folder after it was listed
             yield self.not_regular(unit, mapping, e.reason, str(e))
         except UNREADABLE as e:
-            part = f"row groups {unit.row_groups[0]}-{unit.row_groups[1] - 1}" if unit.row_groups else \
-                f"bytes {unit.start}-{unit.end or 'end'}"
+            part = self.part(unit)
             rid = record_id(SOURCE, mapping.dataset, unit.file.name, part, "unreadable")
             detail = f"{unit.file.name} {part}, after {read} rows: {type(e).__name__}: {e}"
             yield Rejected(rid, STAGE, "unreadable-file", detail[:500], SOURCE, mapping.dataset, unit.file.name)
+
+    @staticmethod
+    def part(unit: DatasetUnit) -> str:
+        """The part of the file a unit reads, as rejections name it."""
+        if unit.file.format != "parquet":
+            return f"bytes {unit.start}-{unit.end or 'end'}"
+        return f"row groups {unit.row_groups[0]}-{unit.row_groups[1] - 1}" if unit.row_groups else "the whole file"
 
     @staticmethod
     def not_regular(unit: DatasetUnit, mapping: RowMapping, reason: str, detail: str) -> Rejected:

@@ -19,8 +19,8 @@ from schemas.records import Rejected, RepoFile, record_id
 from tests.conftest import DIRECT_MODES, EXAMPLES, run_cli
 from tests.transforms.sources.hub_fake import COMMIT, FakeHub
 from tests.transforms.sources.stack_files import stack_rows, stack_schema, write_parquet
-from transforms.sources.datasets import DatasetFile, ReadDatasetUnitFn, read_datasets, split_file
-from transforms.sources.datasets_hub import split_files
+from transforms.sources.datasets import DatasetFile, DatasetUnit, ReadDatasetUnitFn, read_datasets, split_file
+from transforms.sources.datasets_hub import list_hub, split_files
 from transforms.sources.datasets_rows import RowMapping, line_pieces, row_record
 from transforms.sources.registry import network_sources
 
@@ -125,7 +125,14 @@ def test_units_read_row_groups_and_ranges_and_a_damaged_file_is_one_rejection(tm
     write_parquet(rows, str(tmp_path / "a.parquet"), row_group_rows=3)
     parquet = DatasetFile("stack", str(tmp_path / "a.parquet"), os.path.getsize(tmp_path / "a.parquet"), "parquet", "a.parquet")
     groups = -(-len(rows) // 3)
-    assert [u.row_groups for u in split_file(parquet, 1 << 20)] == [(0, groups)]  # small groups join into one unit
+    assert split_file(parquet, 1 << 20) == [DatasetUnit(parquet)]  # a small file is one unit: its footer read once, there
+    meta = pq.ParquetFile(tmp_path / "a.parquet").metadata
+    sizes = [meta.row_group(g).total_byte_size for g in range(groups)]
+    joined = split_file(parquet, 2 * max(sizes))  # a larger file: its groups joined into runs of at most range_bytes
+    runs = [u.row_groups for u in joined]
+    assert runs[0][0] == 0 and runs[-1][1] == groups and all(a[1] == b[0] for a, b in zip(runs, runs[1:]))
+    assert 1 < len(runs) < groups and all(sum(sizes[slice(*run)]) <= 2 * max(sizes) for run in runs)
+    assert [u.first_row for u in joined] == [3 * run[0] for run in runs]
     units = split_file(parquet, 1)  # a unit per group when each is over range_bytes
     assert [(u.row_groups, u.first_row) for u in units] == [((g, g + 1), 3 * g) for g in range(groups)]
     fn = ReadDatasetUnitFn({"stack": V1}, {"stack": _section(tmp_path)}, 1_000_000)
@@ -408,6 +415,14 @@ def test_a_hub_dataset_with_readme_configs_reads_every_row_of_the_chosen_config(
                          ({"split": "validation"}, r"hub.split: 'validation' is not a split of config 'default'")):
         with pytest.raises(ConfigError, match=message):
             read(**hub)
+
+
+def test_a_hub_dataset_without_a_readme_is_chosen_by_its_file_names_and_a_bad_revision_names_the_key(hub_env):
+    hub_env("o/d", {"data/train-00000-of-00001.parquet": b"x", "data/test-00000-of-00001.parquet": b"y"})
+    listing = list_hub(HubDataset("o/d", split="test"), "w", lambda path: path.endswith(".parquet"))
+    assert listing.files == [("data/test-00000-of-00001.parquet", 1)] and listing.commit == COMMIT and listing.config is None
+    with pytest.raises(ConfigError, match=r"w.hub.revision: cannot resolve 'v9' of 'o/d': RevisionNotFoundError"):
+        list_hub(HubDataset("o/d", revision="v9"), "w", lambda path: True)
 
 
 @pytest.mark.parametrize(
