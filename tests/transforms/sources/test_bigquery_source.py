@@ -63,7 +63,7 @@ def test_query_into_a_destination_table_read_in_parallel_streams(bigquery, tmp_p
     fake = bigquery()
     section = section_for(fake, read_streams=3, maximum_bytes_billed=10**6)
     with TestPipeline() as p:
-        out = p | ReadBigQueryFiles(section, crawl_listing(tmp_path), max_file_bytes=1000)
+        out = p | ReadBigQueryFiles(section, crawl_listing(tmp_path), max_file_bytes=1000, max_notebook_bytes=5000)
         assert_that(out.kept | "Paths" >> beam.Map(lambda f: f.path), equal_to(KEPT), label="Kept")
         assert_that(out.rejected | "Reasons" >> beam.Map(lambda r: (r.path, r.reason)),
                     equal_to([("big.py", "too-large"), ("blob.py", "binary"), ("link.py", "symlink")]), label="Rejected")
@@ -78,7 +78,8 @@ def test_query_into_a_destination_table_read_in_parallel_streams(bigquery, tmp_p
     assert sql == query_sql("bigquery-public-data.github_repos", f"`{exclude_table}`")
     assert exclude_table.startswith("test-project.code_corpus_staging.")
     assert params == {"licenses": ["mit", "apache-2.0", "bsd-2-clause", "bsd-3-clause"],
-                      "extensions": [".py", ".ipynb"], "max_file_bytes": "1000", "read_shards": "3"}
+                      "extensions": [".py", ".ipynb"], "max_file_bytes": "1000", "max_notebook_bytes": "5000",
+                      "read_shards": "3"}
     (query_job,) = [j for j in fake.jobs.values() if "query" in j["configuration"]]
     config = query_job["configuration"]["query"]
     assert config["maximumBytesBilled"] == str(10**6) and config["destinationTable"]["tableId"].startswith("files_")
