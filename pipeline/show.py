@@ -71,7 +71,7 @@ class Query:
             try:
                 pc.match_substring_regex(pa.array([""]), self.grep)
             except pa.ArrowInvalid as e:
-                raise ValueError(f"--grep: {self.grep!r} is not a regular expression Arrow can match (RE2 syntax): {e}")
+                raise ValueError(f"--grep: {self.grep!r} is not a regular expression Arrow can match (RE2 syntax): {e}") from None
 
     @property
     def text_column(self) -> str:
