@@ -51,11 +51,16 @@ def main() -> None:
         versions = {n: write_version(f"{tmp}/{n}", n, files=max(1, n // 250_000)) for n in (args.rows // 10, args.rows)}
         print(f"{'rejections':>10}  {'excerpts MB':>11}  {'query':<36}  {'seconds':>7}  {'peak RSS growth MB':>18}")
         fresh = multiprocessing.get_context("spawn")
+        growth = {}
         for n, version in versions.items():
             for label, query in QUERIES.items():
                 with fresh.Pool(1) as pool:
-                    seconds, grown = pool.apply(measure, (version, query))
-                print(f"{n:>10,}  {excerpt_bytes(version) / 1e6:>11.0f}  {label:<36}  {seconds:>7.2f}  {grown / 1024:>18.1f}")
+                    seconds, growth[n, label] = pool.apply(measure, (version, query))
+                megabytes = excerpt_bytes(version) / 1e6
+                print(f"{n:>10,}  {megabytes:>11.0f}  {label:<36}  {seconds:>7.2f}  {growth[n, label] / 1024:>18.1f}")
+    small, large = versions
+    for label in QUERIES:
+        print(f"peak RSS growth, {large:,} / {small:,} rows, {label}: {growth[large, label] / growth[small, label]:.2f}x")
 
 
 if __name__ == "__main__":

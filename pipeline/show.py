@@ -45,6 +45,7 @@ JACCARD = re.compile(r"\bjaccard=(\d*\.?\d+)")
 BARE_ID = re.compile(r"[0-9a-f]{24}")
 DUPLICATE_REASONS = ("near-duplicate", "duplicate")
 SURVIVOR_OPENING_BYTES = 1024  # of a survivor shown without an excerpt beside it
+MIN_WIDTH = 60  # of the two columns together, however narrow the terminal says it is
 # Control characters other than tab and newline: a corpus may hold terminal escape sequences.
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -71,7 +72,7 @@ class Query:
             try:
                 pc.match_substring_regex(pa.array([""]), self.grep)
             except pa.ArrowInvalid as e:
-                raise ValueError(f"--grep: {self.grep!r} is not a regular expression Arrow can match (RE2 syntax): {e}")
+                raise ValueError(f"--grep: {self.grep!r} is not a regular expression Arrow can match (RE2 syntax): {e}") from None
 
     @property
     def text_column(self) -> str:
@@ -243,7 +244,7 @@ def beside_survivor(row: dict, width: int) -> str:
     if not left:  # exact dedup sets contents aside before it decides: its rejections hold no excerpt
         opening = printable(excerpt_of(survivor["text"], SURVIVOR_OPENING_BYTES))
         return f"{said}; the rejection has no excerpt, the survivor {printable(where)} opens:\n{opening}"
-    half = (width - 3) // 2
+    half = (max(width, MIN_WIDTH) - 3) // 2
     columns = [wrapped(left, half), wrapped(excerpt_of(survivor["text"], MAX_EXCERPT_BYTES), half)]
     columns[1] = columns[1][: len(columns[0]) + 1]  # as far as the excerpt goes, and the survivor's markup line
     lines = [said, f"left: the rejection's excerpt; right: survivor {printable(where)}", f"{'-' * half}-+-{'-' * half}"]
