@@ -10,8 +10,8 @@ pass over the text, offline, base64 decoding off. Around it:
 - A few token formats that Kingfisher's rules only take next to a vendor's name
   (Telegram bot tokens, Discord bot tokens, Mailchimp keys, Artifactory keys) and AWS
   key ids and secret keys in an AWS setting written the way a JSON string escapes them,
-  are matched by detect-secrets' patterns for them (`FORMATS`), each run only on the
-  lines that hold its literal prefix.
+  are matched by detect-secrets' patterns for them (`FORMATS`), each run only on text
+  where its gate (a literal prefix) is found.
 - Findings whose value is a placeholder or a documented example (`AKIA...EXAMPLE`,
   `ghp_xxxx...`, `${TOKEN}`, `sk-...`) and rules that name an identifier rather than a
   credential (account names, OAuth client ids, service URLs; a webhook URL is a
