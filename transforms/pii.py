@@ -12,7 +12,9 @@ pass over the text, offline, base64 decoding off. Around it:
   key ids and secret keys in an AWS setting written the way a JSON string escapes them,
   are matched by detect-secrets' patterns for them (`FORMATS`), each run only on text
   where its gate (a literal prefix) is found.
-- Findings whose value is a placeholder or a documented example (`AKIA...EXAMPLE`,
+- Findings that span lines (a rule matching a whole credentials document, such as
+  `gcp-application-default-credentials`: the value alone is what is replaced) and
+  findings whose value is a placeholder or a documented example (`AKIA...EXAMPLE`,
   `ghp_xxxx...`, `${TOKEN}`, `sk-...`) and rules that name an identifier rather than a
   credential (account names, OAuth client ids, service URLs; a webhook URL is a
   credential and stays in) are dropped.
@@ -108,7 +110,7 @@ def kingfisher_findings(text: str, data: bytes) -> list[Finding]:
         start, end = finding.location["start_offset"], finding.location["end_offset"]
         if not ascii_only:  # byte offsets → character offsets
             start, end = len(data[:start].decode("utf-8", "ignore")), len(data[:end].decode("utf-8", "ignore"))
-        if not is_placeholder(text[start:end]):
+        if "\n" not in text[start:end] and not is_placeholder(text[start:end]):
             found.append(Finding(start, end, SECRET, sub))
     return found
 
