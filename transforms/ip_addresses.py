@@ -42,9 +42,7 @@ _VERSION_WORDS = re.compile(
 )
 # Written right before a version: a pin (`==`, `~=`, `^`), an image tag or Maven coordinate
 # (`image:`, `group:artifact:`), a product token (`agent/`), a reference (`see 7.9.2.2`).
-_VERSION_BEFORE = re.compile(
-    r"(?:[=~!<>]=\s*|[\^~]|[\w.-]+/[\w./-]*:|[\w.-]+:[\w.-]+:|(?<![/\w.-])[A-Za-z][\w.-]*/|\b[Ss]ee )\Z"
-)
+_VERSION_BEFORE = re.compile(r"(?:[=~!<>]=\s*|[\^~]|[\w.-]+/[\w./-]*:|[\w.-]+:[\w.-]+:|(?<![/\w.-])[A-Za-z][\w.-]*/|\b[Ss]ee )\Z")
 WORDS_BEFORE, WORDS_AFTER = 60, 25  # how far on its line a version word counts
 # A quad whose first arc is 0-2 is an OID where the text near it speaks of OIDs or ASN.1
 # (`'2.5.4.3': 'commonName'` in a table of them).
