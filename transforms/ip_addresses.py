@@ -9,11 +9,12 @@ Whether a dotted quad is an address or a version or OID is decided by its contex
 by the character before it: the quad must stand alone (no digit, letter or dot
 attached on either side, so `1.2.840.113549.1.1.11`, `v1.2.3.4` and `model-1.2.3.4.bin`
 are not addresses; a full stop after one ends a sentence), and its line must not speak
-of versions or OIDs near it (`version`, `release`, `install`, `@since`,
-`ObjectIdentifier`, `oid`, ...), nor may it follow a pin (`==`, `^`), an image tag or
-Maven coordinate (`image:9.3.0.25`, `group:artifact:9.3.0.25`) or a product token
-(`agent/1.2.3.4`). So `HOST=...`, `--host=...`, `ssh user@...`, `"metrics:..."`
-and an address ending a sentence are replaced. A `:port` or `/prefix` after one stays.
+of versions, OIDs or sections of a standard near it (`version`, `release`, `install`,
+`@since`, `ObjectIdentifier`, `oid`, `§`, `RFC`, `NIST`, `X.690`, ...), nor
+may it follow a pin (`==`, `^`), an image tag or Maven coordinate (`image:9.3.0.25`,
+`group:artifact:9.3.0.25`), a product token (`agent/1.2.3.4`) or a `see `
+(`see 7.9.2.2`). So `HOST=...`, `--host=...`, `ssh user@...`, `"metrics:..."` and an
+address ending a sentence are replaced. A `:port` or `/prefix` after one stays.
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ _DOTS = re.compile(r"\.\d{1,3}\.\d{1,3}\.\d{1,3}")
 DIGITS = frozenset("0123456789")
 _V6 = re.compile(r"(?<![\w:.])[23][0-9A-Fa-f]{0,3}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:]|\.\d)")
 _VERSION_WORDS = re.compile(
-    r"version|release|upgrade|install|changelog|section|pinned|\bpins?\b|@since|\bver\b|objectidentifier|\boids?\b|asn\.?1",
+    r"version|release|upgrade|install|changelog|pinned|\bpins?\b|@since|\bver\b|objectidentifier|\boids?\b|asn\.?1|"
+    r"section|clause|chapter|§|\brfc|\bnist\b|\biso\b|\bitu\b|\bx\.\d{3}",  # a section of a standard
     re.IGNORECASE,
 )
 # Written right before a version: a pin (`==`, `~=`, `^`), an image tag or Maven coordinate
-# (`image:`, `group:artifact:`), a product token (`agent/`).
-_VERSION_BEFORE = re.compile(r"(?:[=~!<>]=\s*|[\^~]|[\w.-]+/[\w./-]*:|[\w.-]+:[\w.-]+:|(?<![/\w.-])[A-Za-z][\w.-]*/)\Z")
+# (`image:`, `group:artifact:`), a product token (`agent/`), a reference (`see 7.9.2.2`).
+_VERSION_BEFORE = re.compile(r"(?:[=~!<>]=\s*|[\^~]|[\w.-]+/[\w./-]*:|[\w.-]+:[\w.-]+:|(?<![/\w.-])[A-Za-z][\w.-]*/|\b[Ss]ee )\Z")
 WORDS_BEFORE, WORDS_AFTER = 60, 25  # how far on its line a version word counts
 # A quad whose first arc is 0-2 is an OID where the text near it speaks of OIDs or ASN.1
 # (`'2.5.4.3': 'commonName'` in a table of them).

@@ -2,7 +2,7 @@
 
 Chosen by `bench/bench_pii.py` on the labelled PII benchmark (docs/cleaning.md says
 why): MongoDB's Kingfisher (`kingfisher-secret-scanner`, Apache-2.0), whose bundled
-catalogue of ~490 rules (its own and Betterleaks') runs in-process as one Vectorscan
+catalogue of 488 rules (Betterleaks' and Veles') runs in-process as one Vectorscan
 pass over the text, offline, base64 decoding off. Around it:
 
 - Private keys are ours (`transforms.private_keys`): the policy is about spans, one
@@ -10,11 +10,14 @@ pass over the text, offline, base64 decoding off. Around it:
 - A few token formats that Kingfisher's rules only take next to a vendor's name
   (Telegram bot tokens, Discord bot tokens, Mailchimp keys, Artifactory keys) and AWS
   key ids and secret keys in an AWS setting written the way a JSON string escapes them,
-  are matched by detect-secrets' patterns for them (`FORMATS`), each run only on the
-  lines that hold its literal prefix.
-- Findings whose value is a placeholder or a documented example (`AKIA...EXAMPLE`,
+  are matched by detect-secrets' patterns for them (`FORMATS`), each run only on text
+  where its gate (a literal prefix) is found.
+- Findings that span lines (a rule matching a whole credentials document, such as
+  `gcp-application-default-credentials`: the value alone is what is replaced) and
+  findings whose value is a placeholder or a documented example (`AKIA...EXAMPLE`,
   `ghp_xxxx...`, `${TOKEN}`, `sk-...`) and rules that name an identifier rather than a
-  credential (account names, client ids, URLs) are dropped.
+  credential (account names, OAuth client ids, service URLs; a webhook URL is a
+  credential and stays in) are dropped.
 
 Each finding is (start, end, kind, subkind): the secret's value alone (no key name,
 quote or rest of line), kind `secret`, subkind the issuer (`aws-key-id`, `github`,
@@ -41,8 +44,12 @@ SUBKINDS = (
     ("jwt", "jwt"), ("artifactory", "artifactory"), ("azure-storage", "azure-storage"), ("discord", "discord"),
     ("telegram", "telegram"), ("mailchimp", "mailchimp"),
 )  # fmt: skip
-# Rules that name an identifier, not a credential, or that our key blocks replace.
-IGNORED_RULE_PARTS = ("private-key", "account-name", "client-id", "-url", "username", "-id", "user-name")
+KEY_BLOCK_RULE = "private-key"  # Kingfisher's PEM rule: `transforms.private_keys` finds key blocks instead
+# Rules that name an identifier, not a credential (an OAuth client id, an account name, a service URL).
+IDENTIFIER_RULE_PARTS = (
+    "account-name", "cloud-name", "username", "auth-user", "client-id", "tenant-id", "application-id", "app-id",
+    "jfrog-url", "project-url", "instance-url", "token-name", "-repository",
+)  # fmt: skip
 _PLACEHOLDER = re.compile(
     r"example|x{6,}|X{6,}|\*{3,}|\.\.\.|<|>|\$\{|\{\{|your|changeme|dummy|placeholder|redacted|0{8,}", re.IGNORECASE
 )
@@ -81,8 +88,8 @@ def scanner():
 @functools.lru_cache(maxsize=1024)
 def subkind(rule_id: str) -> str | None:
     """The subkind of a Kingfisher rule, or None for a rule we do not replace."""
-    name = rule_id.rsplit(".", 1)[-1].lower()
-    if any(part in name for part in IGNORED_RULE_PARTS):
+    name = rule_id.split(".", 1)[-1].lower()  # betterleaks.slack-webhook-url, veles.secrets/sendgrid
+    if name == KEY_BLOCK_RULE or any(part in name for part in IDENTIFIER_RULE_PARTS):
         return None
     return next((sub for part, sub in SUBKINDS if part in name), OTHER)
 
@@ -103,7 +110,7 @@ def kingfisher_findings(text: str, data: bytes) -> list[Finding]:
         start, end = finding.location["start_offset"], finding.location["end_offset"]
         if not ascii_only:  # byte offsets → character offsets
             start, end = len(data[:start].decode("utf-8", "ignore")), len(data[:end].decode("utf-8", "ignore"))
-        if not is_placeholder(text[start:end]):
+        if "\n" not in text[start:end] and not is_placeholder(text[start:end]):
             found.append(Finding(start, end, SECRET, sub))
     return found
 

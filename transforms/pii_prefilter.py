@@ -3,8 +3,8 @@
 Most code holds no email, secret or address; the exact finders (`transforms.emails`,
 `transforms.pii`, `transforms.ip_addresses`) run only on a text where this pass saw a
 candidate of their kind. Each pattern is a necessary condition of its finder, so
-skipping a text without one loses nothing (`tests/transforms/test_pii_prefilter.py`
-checks that on the PII benchmark):
+skipping a text without one loses nothing (`tests/transforms/test_pii_benchmark.py`
+checks that on every item of the PII benchmark):
 
 - email: an `@` or `%40` with a local-part character before it and a domain character
   after it;
@@ -13,7 +13,8 @@ checks that on the PII benchmark):
 - secret: a private key marker, or an issuer's prefix or setting for the formats
   `transforms.pii` reports by subkind (`AKIA`, `ghp_`, `glpat-`, `xox`, `sk_live_`,
   `AIza`, `hf_`, `sk-`, `npm_`, `pypi-`, `SG.`, `eyJ`, `AKC`, `AccountKey`, `aws`,
-  ...). Kingfisher's other rules run on the texts these let through.
+  ...), or a credential's name (`api_key`, `access_token`, `client_secret`, `Bearer`,
+  ...): Kingfisher's generic and other vendors' rules run on the texts these let through.
 
 Hyperscan (Intel's multi-pattern engine, `hyperscan` package) scans the UTF-8 bytes
 once for all of them, at several hundred MB/s.
@@ -34,6 +35,8 @@ PATTERNS = (
     (SECRET, rb"gh[pousr]_|github_pat_|glpat-|xox[abposre]-|hooks\.slack\.com|[sr]k_(?:live|prod)_|AIza"),
     (SECRET, rb"\bhf_|\bsk-|\bnpm_|pypi-|\bSG\.|eyJ|AKC|\bSK[0-9a-f]{32}|\d:AA|[0-9a-f]-us\d"),
     (SECRET, rb"[MNO][\w-]{23,25}\.[\w-]{6}\."),  # a Discord bot token's first two parts
+    # A credential named in the text: Kingfisher's generic and other vendors' rules look here.
+    (SECRET, rb"(?i)api[_-]?key|access[_-]?token|secret[_-]?key|client[_-]?secret|auth[_-]?token|bearer"),
 )
 
 

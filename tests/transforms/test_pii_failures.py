@@ -54,6 +54,7 @@ def test_addresses_in_settings_flags_ssh_and_sentences_are_replaced(text, expect
         "image: icr.io/ibm-messaging/mq:9.3.0.25-r1",
         'headers = {"User-Agent": "sync-bot/5.9.3.201"}',
         "download('model-6.2.10.146.bin')",
+        "# See NIST SP 800 38D, 5.2.1.1\n# Disallowed by X.690 \u00a78.6.2.3\n# see 7.9.2.2 Text Strings",  # sections
     ],
 )
 def test_oids_and_versions_stay(text):
@@ -79,8 +80,15 @@ def test_installed_oid_tables_lose_no_oid():
 GOOGLE = "AIza" + "SyB3x9Qk2LmN7vRtYp4WcXs8ZdHjKf6Gq1E"
 GITHUB_PAT = "github_pat_11" + "ABCDE2FGH3IJKL4MNOPQ" + "_" + "Xk3mP9qL2vN8rT5wY7zB4cD6fG1hJ0sA3eU5iO7pQ9rZq8Lm3Nx7Vb2Kc9J"
 HF = "hf_" + "kQzXwVbNmLpOiUyTrEwQaSdFgHjKlZxCvB"
-ANTHROPIC = "sk-ant-api03-" + "Zq8Lm3Nx7Vb2Kc9Jd4Hf6Gs1Pa5Wt0EyXk3mP9qL2vN8rT5wY7zB4cD6fG1hJ0sA3eU5iO7pQ9r" + "Rt5Yu8Io2Pa4Sd6Fg8" + "AA"
-OPENAI = "sk-proj-" + "Xk3mP9qL2vN8rT5wY7zB4cD6fG1hJ0sA3eU5iO7pQ9rZq8Lm3Nx7Vb2Kc9Jd4Hf6Gs1Pa5Wt0E" + "T3BlbkFJ" + "q8Lm3Nx7Vb2Kc9Jd4Hf6Gs1Pa5Wt0EyXk3mP9qL2vN8rT5wY7zB4cD6fG1hJ0sA3eU5iO7pQ9r"
+ANTHROPIC = (
+    "sk-ant-api03-" + "Zq8Lm3Nx7Vb2Kc9Jd4Hf6Gs1Pa5Wt0EyXk3mP9qL2vN8rT5wY7zB4cD6fG1hJ0sA3eU5iO7pQ9r" + "Rt5Yu8Io2Pa4Sd6Fg8" + "AA"
+)
+OPENAI = (
+    "sk-proj-"
+    + "Xk3mP9qL2vN8rT5wY7zB4cD6fG1hJ0sA3eU5iO7pQ9rZq8Lm3Nx7Vb2Kc9Jd4Hf6Gs1Pa5Wt0E"
+    + "T3BlbkFJ"
+    + "q8Lm3Nx7Vb2Kc9Jd4Hf6Gs1Pa5Wt0EyXk3mP9qL2vN8rT5wY7zB4cD6fG1hJ0sA3eU5iO7pQ9r"
+)
 AWS_ID = "AKIA" + "Z7VRSQ5TJKF3Q2BN"
 AWS_SECRET = "k4c82mdbL7N6hDqN5WaSyzjPVI97s7vFlFqAMQ8q"
 
@@ -152,6 +160,16 @@ END_RSA = "-----END RSA PRIVATE KEY-----"
 
 def test_code_between_two_pem_marker_constants_stays():
     assert scrub_text(PEM_HELPERS, CONFIG) == (PEM_HELPERS, {})
+
+
+def test_an_example_credentials_document_in_installed_code_stays():
+    """google-auth's docstring shows a whole credentials JSON with placeholder values: a rule that
+    matches the whole document must not replace it (nor the code around it)."""
+    spec = importlib.util.find_spec("google.auth.external_account_authorized_user")
+    with open(spec.origin, encoding="utf-8") as f:
+        text = f.read()
+    assert '"client_secret": "clientSecret"' in text
+    assert set(kinds(text)) <= {"email", "ipv4", "ipv6"}  # no secret kind replaced
 
 
 def test_npm_token_replacement_keeps_the_rest_of_the_line():

@@ -119,6 +119,7 @@ CONFIG = ScrubConfig()
         ("connect(('93.184.216.34', 443))", "connect(('<IP_ADDRESS>', 443))", "ipv4"),
         ("server 203.0.114.7:8080;", "server <IP_ADDRESS>:8080;", "ipv4"),  # the port stays
         ("listen [2a00:1450:4001:81c::200e]:443;", "listen [<IP_ADDRESS>]:443;", "ipv6"),
+        ('hook = "https://hooks.slack.com/services/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"', 'hook = "<KEY>"', "slack"),
     ],
 )
 def test_secrets_and_ip_addresses_are_replaced(text, expected, kind):
