@@ -19,7 +19,7 @@ already there is replayed instead of fetched. Faults become Rejected records of 
                      permanent: saved in the state, not asked again
     http-5xx, timeout, connection-error, bad-encoding   after every retry
     unauthorized     the API refused the token; the worker's client sends nothing more
-    rate-limited     a rate-limit wait longer than http.worker_max_wait_seconds
+    rate-limited     a rate-limit wait longer than rate.max_wait_seconds
     request-budget   the worker's budget is spent
     bad-json, malformed-reply   an answer that is not JSON / not the JSON the API documents
     fetch-error      anything else one repository's fetch raised (logged with its traceback)

@@ -195,3 +195,27 @@ def test_token_from_environment(script, monkeypatch):
     anonymous.get("y")
     assert [r["auth"] for r in s.requests] == [f"Bearer {TOKEN}", None]
     assert client.authenticated and not anonymous.authenticated
+
+
+def test_a_worker_does_not_sleep_through_a_reset_an_hour_away(script):
+    """A fetch worker's client (defer_after) fails the request as rate-limited instead of sleeping in the bundle."""
+    clock = RecordingClock()
+    spent = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(clock.now) + 3600)}
+    s = script(json_response({"message": "API rate limit exceeded"}, 403, spent), json_response({"a": 1}, 200, spent))
+    client = ApiClient(s.server.url, HttpSettings(), token=TOKEN, clock=clock, defer_after=180)
+    with pytest.raises(RequestFailed) as caught:
+        client.get("a")
+    assert caught.value.reason == "rate-limited" and caught.value.transient and "resets in 3601s" in str(caught.value)
+    assert clock.sleeps == [] and len(s.requests) == 1
+
+    assert client.get("b").json() == {"a": 1}  # the last request of the window: the next one would wait an hour
+    with pytest.raises(RequestFailed, match="a rerun resumes here"):
+        client.get("c")
+    assert clock.sleeps == [] and len(s.requests) == 2  # not sent
+
+    waits = []  # the launcher's client (no defer_after) sleeps through the same reset
+    launcher = ApiClient(s.server.url, HttpSettings(), token=TOKEN, clock=clock)
+    launcher._blocked_until = clock.now + 600
+    clock.sleeps = waits
+    launcher.get("d")
+    assert waits and waits[0] >= 600
