@@ -35,9 +35,9 @@ def redirect_loop(fake: FakeGitHub, repo: FakeRepo) -> list:
 
 FAULTS = {
     "redirect-loop": ("tarball", redirect_loop),
-    "bad-encoding": ("commits", lambda fake, repo: [BROKEN_GZIP] * 3),
+    "bad-encoding": ("commits", lambda fake, repo: [BROKEN_GZIP] * 50),
     "bad-json": ("commits", lambda fake, repo: [(200, {"Content-Type": "application/json"}, '[{"sha": "abc",')]),
-    "http-500": ("commits", lambda fake, repo: [(500, {}, "<html>Internal Server Error</html>")] * 3),
+    "http-500": ("commits", lambda fake, repo: [(500, {}, "<html>Internal Server Error</html>")] * 50),  # endless
     "unauthorized": ("commits", lambda fake, repo: [(401, {}, {"message": "Bad credentials"})]),
 }
 
