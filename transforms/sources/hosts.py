@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import urllib.parse
+from typing import Callable
 
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile, flat_row, record_id
@@ -86,7 +87,7 @@ class Listing:
     """A listing in progress: repositories by name, failures, and facts for the manifest."""
 
     max_repositories: int | None
-    keep: object = None  # None, or a filter on a listed repository's fields (GitLab: created by the snapshot date)
+    keep: Callable[[dict], bool] | None = None  # a filter on a listed repository's fields (GitLab: created by the snapshot date)
     repos: dict = dataclasses.field(default_factory=dict)
     failures: list = dataclasses.field(default_factory=list)
     facts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
