@@ -68,7 +68,7 @@ from transforms.sources.crawl_state import CrawlState, crawl_key
 from transforms.sources.hosts import Host, ListingFailure, RemoteRepo, RepoUnavailable, listing_item, listing_line
 from transforms.sources.http_client import NotJson, RequestFailed
 from transforms.sources.local import SNAPSHOT, STAGE
-from transforms.sources.rate_limits import make_limiter, token_of
+from transforms.sources.rate_limits import token_of
 from transforms.sources.secrets import section_tokens, token_key
 
 log = logging.getLogger(__name__)
@@ -161,8 +161,8 @@ class FetchRepoFn(RecordFn):
     def make_hosts(self, token_index: int) -> queue.Queue:
         """`rate.concurrency` hosts with their own clients (jitter seeded per worker and thread), one limiter."""
         seed = int.from_bytes(hashlib.sha256(f"{os.getpid()}:{id(self)}:{token_index}".encode()).digest()[:8], "big")
-        token, namespace = self.tokens[token_index], f"crawl-{self.host_cls.source}"
-        limiter = make_limiter(self.section.rate, token, namespace, seed)
+        token = self.tokens[token_index]
+        limiter = self.host_cls.limiter_for(self.section, token, seed)
         hosts = queue.Queue()
         for i in range(self.section.rate.concurrency):
             hosts.put(self.host_cls(self.section, self.host_cls.client_for(self.section, token, seed + i, limiter)))

@@ -148,3 +148,13 @@ def test_a_worker_client_fetches_through_the_envoy_service(github, envoy, tmp_pa
     out = list(fetch_repo(host, listed["o/a"], state, 1000))
     assert [r.path for r in out if isinstance(r, RepoFile)] == ["a.py"]
     assert sum(service.granted.values()) == host.client.requests == 2  # commits and tarball, each asked first
+
+
+def test_an_unset_budget_is_the_apis_documented_one():
+    from schemas.sources_config import GitLabSource
+    from transforms.sources.gitlab import GitLabHost
+
+    paced = GitHubHost.limiter_for(GitHubSource(rate=RateSettings(concurrency=8)), TOKEN, 0)  # as YAML `rate: {concurrency: 8}`
+    assert paced.interval == 3600 / 5000
+    assert GitHubHost.limiter_for(GitHubSource(rate=RateSettings(requests_per_hour=15_000)), TOKEN, 0).interval == 0.24
+    assert GitLabHost.limiter_for(GitLabSource(), TOKEN, 0) is None  # GitLab: its headers pace it
