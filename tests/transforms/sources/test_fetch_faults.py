@@ -73,7 +73,7 @@ def test_each_fault_rejects_its_repository_with_its_reason(github, tmp_path, rea
 
 def test_an_archive_is_held_once_in_memory_not_copied():
     """The body is read into a BytesIO whose buffer becomes the reply's bytes: no second copy."""
-    body = b"\x1f\x8b" + bytes(20_000_000)
+    body = b"\x1f\x8b" + bytes(50_000_000)  # large against what other threads allocate meanwhile
     server = FakeServer(lambda environ, start: Response(body, headers={"Content-Length": str(len(body))})(environ, start))
     try:
         client = ApiClient(server.url, HttpSettings(max_retries=0))

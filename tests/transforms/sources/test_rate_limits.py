@@ -134,7 +134,7 @@ def test_workers_share_one_budget_through_the_envoy_service(envoy):
     assert allowed == [True] * 8
     assert set(service.granted) and max(service.granted.values()) <= 5 and sum(service.granted.values()) == 8
     assert {key[:2] for key in service.granted} == {("code-corpus", (("token", token_id(TOKEN)),))}  # one budget, by digest
-    assert sum(service.hits.values()) > 8  # some asks were over the limit and waited for the next window
+    assert len(service.granted) >= 2  # eight asks against a limit of five: the second window served the rest
 
 
 def test_a_worker_client_fetches_through_the_envoy_service(github, envoy, tmp_path):  # noqa: F811
