@@ -14,9 +14,10 @@ Prints repositories/s, files/s and MB/s (uncompressed file bytes) of each pass.
 Then the rate-limited crawl: the fake enforces a per-token budget (`--budget` requests per
 `--window` seconds, a scaled-down hour) and a concurrency cap, and the crawl's pipeline
 (CrawlRepos on the local runner, multi_processing) fetches small repositories with its
-limiter set to that budget, once per worker count and token budget. Prints the request rate
-reached against the budget, requests per repository, the most requests in flight, and the
-repositories per hour one GitHub token (5,000 requests an hour) gives at that efficiency.
+limiter set to that budget, for 1, 2 and 4 workers with one token and 2 workers with two
+tokens. Prints the request rate reached per token against its budget, requests per repository,
+the most requests in flight per token, and the repositories per hour one GitHub token (5,000
+requests an hour) gives at that efficiency.
 
     .venv/bin/python bench/bench_crawl.py --max-mb 30
 """
@@ -43,7 +44,7 @@ from transforms.sources.crawl_state import CrawlState
 from transforms.sources.github import GitHubHost
 
 MAX_FILE_BYTES = 1_000_000
-BENCH_TOKEN, BENCH_TOKEN_ENV = "ghp_benchBENCHbench0000000000000000000", "BENCH_CRAWL_GITHUB_TOKEN"
+BENCH_TOKEN_ENV = "BENCH_CRAWL_GITHUB_TOKEN"  # _0, _1, ...: the tokens of the rate-limited crawl
 
 
 def make_repos(max_bytes: int, files_per_repo: int) -> list[FakeRepo]:
@@ -85,7 +86,7 @@ def crawl(host: GitHubHost, state: CrawlState) -> tuple[int, int]:
 GITHUB_REQUESTS_PER_HOUR = 5000  # one token's REST budget
 
 
-def budget_pass(repos: list[FakeRepo], workers: int, budget: int, window: float, concurrency: int) -> dict:
+def budget_pass(repos: list[FakeRepo], workers: int, tokens: int, args) -> dict:
     """One rate-limited crawl through the pipeline; the figures come from the fake's own clock."""
     import apache_beam as beam
     from apache_beam.metrics.metric import MetricsFilter
@@ -95,12 +96,16 @@ def budget_pass(repos: list[FakeRepo], workers: int, budget: int, window: float,
     from transforms.sources.crawl import CrawlRepos
     from transforms.sources.hosts import listing_line
 
-    fake = FakeGitHub(repos, token=BENCH_TOKEN)
-    fake.budget, fake.concurrency_cap, fake.delay = (budget, window), concurrency, 0.01
-    rate = RateSettings(requests_per_hour=int(budget * 3600 / window), concurrency=concurrency, max_wait_seconds=60)
+    names = [f"{BENCH_TOKEN_ENV}_{i}" for i in range(tokens)]
+    values = [f"ghp_bench{i}BENCHbench00000000000000000000" for i in range(tokens)]
+    os.environ.update(zip(names, values))
+    fake = FakeGitHub(repos, token=values[0], more_tokens=tuple(values[1:]))
+    fake.budget, fake.concurrency_cap, fake.delay = (args.budget, args.window), args.concurrency, args.latency
+    per_hour = int(args.budget * 3600 / args.window)
+    rate = RateSettings(requests_per_hour=per_hour, concurrency=args.concurrency, max_wait_seconds=60)
     try:
-        section = GitHubSource(base_url=fake.url, token_env=BENCH_TOKEN_ENV, languages=("Python",), licenses=("MIT",),
-                               http=HttpSettings(timeout_seconds=30), rate=rate)
+        section = GitHubSource(base_url=fake.url, token_env=names[0], extra_tokens=tuple(names[1:]), languages=("Python",),
+                               licenses=("MIT",), http=HttpSettings(timeout_seconds=30), rate=rate)
         with tempfile.TemporaryDirectory() as tmp:
             state = CrawlState(tmp)
             host = GitHubHost(section, GitHubHost.make_client(section, seed=0))
@@ -110,34 +115,35 @@ def budget_pass(repos: list[FakeRepo], workers: int, budget: int, window: float,
                 _ = p | CrawlRepos(GitHubHost, section, state.path, MAX_FILE_BYTES, {})
         throttled = p.result.metrics().query(MetricsFilter().with_name("cumulativeThrottlingSeconds"))["counters"]
         times = sorted(fake.budgeted_times)
-        span = times[-1] - times[0]
-        return {"requests": len(times), "span": span, "max_in_flight": fake.max_in_flight,
+        in_flight = max(n for token, n in fake.max_in_flight_by_token.items() if token is not None)
+        return {"requests": len(times), "span": times[-1] - times[0], "max_in_flight": in_flight,
                 "over_budget": fake.over_budget, "secondary": fake.secondary_limited,
                 "throttled": sum(c.committed for c in throttled), "fetched": sum(fake.archives_served.values())}
     finally:
         fake.close()
 
 
-def report_budget(repos: int, workers: int, budget: int, window: float, tokens: int, r: dict) -> None:
-    rate, allowed = (r["requests"] - 1) / r["span"], budget / window
+def report_budget(repos: int, workers: int, tokens: int, budget: int, window: float, r: dict) -> None:
+    allowed = budget / window  # per token
+    rate = (r["requests"] - 1) / r["span"] / tokens  # reached, per token
     per_repo = r["requests"] / repos
     per_hour = GITHUB_REQUESTS_PER_HOUR * (rate / allowed) / per_repo
     print(f"| {workers} | {tokens} | {r['fetched']}/{repos} | {allowed:.1f} | {rate:.2f} ({rate / allowed:.0%}) | "
-          f"{per_repo:.2f} | {r['max_in_flight']} | {r['over_budget']} | {r['throttled']} | {per_hour:,.0f} |")
+          f"{rate * tokens:.2f} | {per_repo:.2f} | {r['max_in_flight']} | {r['over_budget']} | {r['secondary']} | "
+          f"{r['throttled']} | {per_hour:,.0f} |")
 
 
 def rate_limited(args) -> None:
-    os.environ[BENCH_TOKEN_ENV] = BENCH_TOKEN
     repos = [FakeRepo(f"rate/r{i:03d}", {"m.py": f"VALUE = {i}\n".encode()}) for i in range(args.rate_repos)]
-    print(f"\nRate-limited crawl: {len(repos)} repositories, budget {args.budget} requests per {args.window:g} s "
-          f"per token, at most {args.concurrency} requests at once\n")
-    print("| workers | budget (tokens' worth) | fetched | allowed req/s | reached req/s | requests/repo | "
-          "most in flight | over budget | throttled s | repos/hour per 5,000-request token |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for workers, tokens in ((1, 1), (2, 1), (2, 2)):
-        budget = args.budget * tokens  # two tokens' worth: twice the budget (and twice the partitions)
-        r = budget_pass(repos, workers, budget, args.window, args.concurrency * tokens)
-        report_budget(len(repos), workers, budget, args.window, tokens, r)
+    print(f"\nRate-limited crawl: {len(repos)} repositories, each token allowed {args.budget} requests per "
+          f"{args.window:g} s and {args.concurrency} at once; each request takes {args.latency:g} s\n")
+    print("| workers | tokens | fetched | allowed req/s per token | reached req/s per token | reached req/s, all | "
+          "requests/repo | most in flight per token | over budget (403) | over concurrency (403) | throttled s | "
+          "repos/hour per 5,000-request token |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for workers, tokens in ((1, 1), (2, 1), (4, 1), (2, 2)):
+        r = budget_pass(repos, workers, tokens, args)
+        report_budget(len(repos), workers, tokens, args.budget, args.window, r)
 
 
 def main() -> None:
@@ -148,6 +154,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=20, help="requests per window per token")
     parser.add_argument("--window", type=float, default=2.0, help="seconds: the fake's scaled-down hour")
     parser.add_argument("--concurrency", type=int, default=4, help="requests at once per token")
+    parser.add_argument("--latency", type=float, default=0.25, help="seconds the fake takes to answer each request")
     args = parser.parse_args()
     repos = make_repos(int(args.max_mb * 1e6), args.files_per_repo)
     print("| pass | repositories | files | MB | seconds | repos/s | files/s | MB/s |")

@@ -117,7 +117,8 @@ class HttpSettings:
 class RateSettings:
     """How a crawl's fetches use each token across the whole job (docs/sources.md, "Rate limits")."""
 
-    requests_per_hour: int | None = None  # each token's budget for all fetches of the job; null: only the API's headers pace
+    requests_per_hour: int | None = None  # each token's budget for all fetches of the job; null: the API's documented
+    # one (GitHub 5,000; GitLab none, so only its headers pace)
     concurrency: int = 4  # most requests at once per token across the whole job (threads of the token's one fetch task)
     service: str | None = None  # host:port of an Envoy rate-limit service holding one budget per token (across jobs)
     domain: str = "code-corpus"  # that service's rate-limit domain
@@ -188,7 +189,6 @@ class GitHubSource(ApiSource):
 
     base_url: str = "https://api.github.com"
     token_env: str | None = "GITHUB_TOKEN"
-    rate: RateSettings = RateSettings(requests_per_hour=5000)  # a token's REST budget (the listing's search has its own)
     created_from: str = "2008-01-01T00:00:00Z"  # search repositories created in this range
     created_until: str = PAPER_CRAWL_END
 

@@ -19,7 +19,7 @@ already there is replayed instead of fetched. Faults become Rejected records of 
                      permanent: saved in the state, not asked again
     http-5xx, timeout, connection-error, bad-encoding   after every retry
     unauthorized     the API refused the token; the worker's client sends nothing more
-    rate-limited     a rate-limit wait longer than http.worker_max_wait_seconds
+    rate-limited     a rate-limit wait longer than rate.max_wait_seconds
     request-budget   the worker's budget is spent
     bad-json, malformed-reply   an answer that is not JSON / not the JSON the API documents
     fetch-error      anything else one repository's fetch raised (logged with its traceback)
@@ -42,6 +42,7 @@ import math
 import os
 import posixpath
 import queue
+import threading
 from typing import Iterable, Iterator
 
 import apache_beam as beam
@@ -67,7 +68,7 @@ from transforms.sources.crawl_state import CrawlState, crawl_key
 from transforms.sources.hosts import Host, ListingFailure, RemoteRepo, RepoUnavailable, listing_item, listing_line
 from transforms.sources.http_client import NotJson, RequestFailed
 from transforms.sources.local import SNAPSHOT, STAGE
-from transforms.sources.rate_limits import make_limiter, token_of
+from transforms.sources.rate_limits import token_of
 from transforms.sources.secrets import section_tokens, token_key
 
 log = logging.getLogger(__name__)
@@ -164,8 +165,8 @@ class FetchRepoFn(RecordFn):
     def make_hosts(self, token_index: int) -> queue.Queue:
         """`rate.concurrency` hosts with their own clients (jitter seeded per worker and thread), one limiter."""
         seed = int.from_bytes(hashlib.sha256(f"{os.getpid()}:{id(self)}:{token_index}".encode()).digest()[:8], "big")
-        token, namespace = self.tokens[token_index], f"crawl-{self.host_cls.source}"
-        limiter = make_limiter(self.section.rate, token, namespace, seed)
+        token = self.tokens[token_index]
+        limiter = self.host_cls.limiter_for(self.section, token, seed)
         hosts = queue.Queue()
         for i in range(self.section.rate.concurrency):
             hosts.put(self.host_cls(self.section, self.host_cls.client_for(self.section, token, seed + i, limiter)))
@@ -176,21 +177,24 @@ class FetchRepoFn(RecordFn):
         token_index, lines = token_lines
         hosts = self.make_hosts(token_index)
         before = self.client_totals()
-        for source, records in run_concurrently(lambda line: self.fetch(hosts, line), lines, hosts.qsize()):
-            if source:
-                self.count(f"{source}.repositories")
-            for record in records:
-                yield pvalue.TaggedOutput(SNAPSHOT, record) if isinstance(record, RepoSnapshot) else record
-            before = self.report(before)
+        for record in run_concurrently(lambda line: self.fetch(hosts, line), lines, hosts.qsize()):
+            if isinstance(record, str):  # a repository starts: count it, and what its fetch did so far
+                self.count(f"{record}.repositories")
+                before = self.report(before)
+                continue
+            yield pvalue.TaggedOutput(SNAPSHOT, record) if isinstance(record, RepoSnapshot) else record
+        self.report(before)
 
-    def fetch(self, hosts: queue.Queue, line: str) -> tuple[str | None, list]:
-        """(source, records) of one listing line, on a fetch thread with a host of its own."""
+    def fetch(self, hosts: queue.Queue, line: str) -> Iterator:
+        """One listing line's records (after its source's name), on a fetch thread with a host of its own."""
         item = listing_item(line)
         if isinstance(item, ListingFailure):
-            return None, [item.rejected()]
+            yield item.rejected()
+            return
+        yield item.source
         host = hosts.get()
         try:
-            return item.source, list(fetch_repo(host, item, self.state, *self.sizes))
+            yield from fetch_repo(host, item, self.state, *self.sizes)
         finally:
             hosts.put(host)
 
@@ -217,18 +221,62 @@ class FetchRepoFn(RecordFn):
             )
 
 
-def run_concurrently(work, items: Iterable, threads: int) -> Iterator:
-    """work(item) for each item on `threads` threads, at most `threads` at once (the items are
-    read as the work goes, never all held); each result is yielded here, as it completes."""
+class _Stopped(Exception):
+    """The consumer of run_concurrently went away; its threads stop at their next output."""
+
+
+def run_concurrently(work, items: Iterable, threads: int, backlog: int = 64) -> Iterator:
+    """What work(item) yields, for each item, run on `threads` threads, at most `threads` items at once.
+
+    The items are read as the work goes, never all held; the outputs come back here, to the
+    caller's thread, through a queue of at most `backlog`, so a large repository's records
+    stream out as they are read instead of being held whole. An exception of the work is
+    raised here.
+    """
+    outputs = queue.Queue(maxsize=backlog)
+    stop = threading.Event()
+
+    def put(entry) -> None:
+        while not stop.is_set():
+            try:
+                return outputs.put(entry, timeout=0.1)
+            except queue.Full:
+                continue
+        raise _Stopped
+
+    def run(item) -> None:
+        try:
+            for output in work(item):
+                put((False, output))
+        except _Stopped:
+            return
+        except BaseException as e:
+            put((True, e))
+            return
+        put((True, None))
+
+    items = iter(items)
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        pending = set()
-        for item in items:
-            if len(pending) >= threads:
-                done, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
-                yield from (future.result() for future in done)
-            pending.add(pool.submit(work, item))
-        for future in concurrent.futures.as_completed(pending):
-            yield future.result()
+        try:
+            running, more = 0, True
+            while True:
+                while more and running < threads:
+                    item = next(items, _Stopped)
+                    more = item is not _Stopped
+                    if more:
+                        pool.submit(run, item)
+                        running += 1
+                if not running:
+                    return
+                finished, value = outputs.get()
+                if not finished:
+                    yield value
+                    continue
+                running -= 1
+                if value is not None:
+                    raise value
+        finally:
+            stop.set()
 
 
 class CrawlRepos(beam.PTransform):

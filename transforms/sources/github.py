@@ -59,6 +59,7 @@ class GitHubHost(Host):
     source = "github"
     headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
     token_check = "rate_limit"  # free: it does not count against the token's limit
+    requests_per_hour = 5000  # a token's REST budget (the listing's search has its own)
 
     def list_repositories(self, state: CrawlState) -> Listing:
         section = self.section

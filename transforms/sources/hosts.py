@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import urllib.parse
+from typing import Callable
 
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile, flat_row, record_id
@@ -86,7 +87,7 @@ class Listing:
     """A listing in progress: repositories by name, failures, and facts for the manifest."""
 
     max_repositories: int | None
-    keep: object = None  # None, or a filter on a listed repository's fields (GitLab: created by the snapshot date)
+    keep: Callable[[dict], bool] | None = None  # a filter on a listed repository's fields (GitLab: created by the snapshot date)
     repos: dict = dataclasses.field(default_factory=dict)
     failures: list = dataclasses.field(default_factory=list)
     facts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
@@ -114,6 +115,7 @@ class Host:
 
     source = ""
     headers: dict = {}
+    requests_per_hour: int | None = None  # the API's documented budget per token, when rate.requests_per_hour is unset
 
     def __init__(self, section: ApiSource, client: ApiClient):
         self.section = section
@@ -123,8 +125,12 @@ class Host:
     def make_client(cls, section: ApiSource, seed: int, worker: bool = False) -> ApiClient:
         """A client with the section's first token: from Secret Manager (token_secret), else from $token_env."""
         token = section_token(section)
-        limiter = make_limiter(section.rate, token, f"crawl-{cls.source}", seed) if worker else None
-        return cls.client_for(section, token, seed, limiter, worker)
+        return cls.client_for(section, token, seed, cls.limiter_for(section, token, seed) if worker else None, worker)
+
+    @classmethod
+    def limiter_for(cls, section: ApiSource, token: str | None, seed: int):
+        """The limiter one token's fetch clients share (rate_limits.py)."""
+        return make_limiter(section.rate, token, f"crawl-{cls.source}", seed, cls.requests_per_hour)
 
     @classmethod
     def client_for(cls, section: ApiSource, token: str | None, seed: int, limiter=None, worker: bool = True) -> ApiClient:

@@ -271,7 +271,7 @@ class ApiClient:
                 return float(retry_after)
             reset = self._exhausted_reset(reply)
             if reset is not None:
-                return max(0.0, reset - self.clock.time()) + 1.0
+                return max(0.0, reset - self.clock.time()) + 1.0 + self._reset_jitter(reset)
             if reply.status == 429 or "rate limit" in reply.message().lower():
                 return self._secondary_limit_wait()
             return None
@@ -326,10 +326,11 @@ class ApiClient:
         self._sleep(self._backoff(attempt))
 
     def _secondary_limit_wait(self) -> float:
-        """60 s, then 120, 240, ... while the API keeps answering with a secondary limit (capped by _sleep)."""
+        """60 s, then 120, 240, ... while the API keeps answering with a secondary limit, each with up to a
+        tenth more as jitter (capped by _sleep)."""
         wait = SECONDARY_LIMIT_WAIT * 2 ** min(self._secondary_limits, 16)
         self._secondary_limits += 1
-        return wait
+        return wait + self._rng.uniform(0, wait / 10)
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with "equal jitter": half fixed, half drawn from the seeded generator."""

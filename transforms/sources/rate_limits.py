@@ -89,8 +89,13 @@ class TokenRateLimiter(RateLimiter):
         self._lock = threading.Lock()
 
 
-def make_limiter(rate: RateSettings, token: str | None, namespace: str, seed: int) -> RateLimiter | None:
-    """The limiter shared by one token's clients: the Envoy service's, the token's own bucket, or none."""
+def make_limiter(
+    rate: RateSettings, token: str | None, namespace: str, seed: int, documented_per_hour: int | None = None
+) -> RateLimiter | None:
+    """The limiter shared by one token's clients: the Envoy service's, the token's own bucket, or none.
+
+    `rate.requests_per_hour` unset means the API's documented budget (`documented_per_hour`).
+    """
     if rate.service:
         return EnvoyRateLimiter(
             service_address=rate.service,
@@ -100,6 +105,7 @@ def make_limiter(rate: RateSettings, token: str | None, namespace: str, seed: in
             retries=ENVOY_RETRIES,
             namespace=namespace,
         )
-    if rate.requests_per_hour is None:
+    per_hour = rate.requests_per_hour or documented_per_hour
+    if per_hour is None:
         return None
-    return TokenRateLimiter(rate.requests_per_hour, rate.max_wait_seconds, namespace, seed)
+    return TokenRateLimiter(per_hour, rate.max_wait_seconds, namespace, seed)

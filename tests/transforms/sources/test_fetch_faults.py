@@ -35,9 +35,9 @@ def redirect_loop(fake: FakeGitHub, repo: FakeRepo) -> list:
 
 FAULTS = {
     "redirect-loop": ("tarball", redirect_loop),
-    "bad-encoding": ("commits", lambda fake, repo: [BROKEN_GZIP] * 3),
+    "bad-encoding": ("commits", lambda fake, repo: [BROKEN_GZIP] * 50),
     "bad-json": ("commits", lambda fake, repo: [(200, {"Content-Type": "application/json"}, '[{"sha": "abc",')]),
-    "http-500": ("commits", lambda fake, repo: [(500, {}, "<html>Internal Server Error</html>")] * 3),
+    "http-500": ("commits", lambda fake, repo: [(500, {}, "<html>Internal Server Error</html>")] * 50),  # endless
     "unauthorized": ("commits", lambda fake, repo: [(401, {}, {"message": "Bad credentials"})]),
 }
 
@@ -73,7 +73,7 @@ def test_each_fault_rejects_its_repository_with_its_reason(github, tmp_path, rea
 
 def test_an_archive_is_held_once_in_memory_not_copied():
     """The body is read into a BytesIO whose buffer becomes the reply's bytes: no second copy."""
-    body = b"\x1f\x8b" + bytes(20_000_000)
+    body = b"\x1f\x8b" + bytes(50_000_000)  # large against what other threads allocate meanwhile
     server = FakeServer(lambda environ, start: Response(body, headers={"Content-Length": str(len(body))})(environ, start))
     try:
         client = ApiClient(server.url, HttpSettings(max_retries=0))

@@ -104,9 +104,10 @@ def test_repeated_secondary_limits_wait_exponentially_longer(script):
     clock = RecordingClock()
     client = client_for(s, clock)
     assert client.get("x").status == 200
-    assert clock.sleeps == [60.0, 120.0, 240.0]
+    assert [60.0 <= clock.sleeps[0] <= 66.0, 120.0 <= clock.sleeps[1] <= 132.0, 240.0 <= clock.sleeps[2] <= 264.0] == [True] * 3
+    assert len(set(clock.sleeps)) == 3  # jittered: two clients do not ask again in the same second
     assert client.get("y").status == 200  # a success in between starts again at a minute
-    assert clock.sleeps[3:] == [60.0]
+    assert len(clock.sleeps) == 4 and 60.0 <= clock.sleeps[3] <= 66.0
 
 
 def test_primary_rate_limit_waits_until_reset(script):
@@ -115,7 +116,8 @@ def test_primary_rate_limit_waits_until_reset(script):
     exhausted = json_response({"message": "API rate limit exceeded"}, 403, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset})
     s = script(exhausted)
     assert client_for(s, clock).get("x").status == 200
-    assert clock.sleeps == [121.0]
+    (sleep,) = clock.sleeps
+    assert 121.0 < sleep <= 133.0  # until the reset, plus up to a tenth of the wait as jitter
 
 
 def test_last_request_of_a_window_holds_the_next_until_reset(script):
@@ -195,3 +197,27 @@ def test_token_from_environment(script, monkeypatch):
     anonymous.get("y")
     assert [r["auth"] for r in s.requests] == [f"Bearer {TOKEN}", None]
     assert client.authenticated and not anonymous.authenticated
+
+
+def test_a_worker_does_not_sleep_through_a_reset_an_hour_away(script):
+    """A fetch worker's client (defer_after) fails the request as rate-limited instead of sleeping in the bundle."""
+    clock = RecordingClock()
+    spent = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(clock.now) + 3600)}
+    s = script(json_response({"message": "API rate limit exceeded"}, 403, spent), json_response({"a": 1}, 200, spent))
+    client = ApiClient(s.server.url, HttpSettings(), token=TOKEN, clock=clock, defer_after=180)
+    with pytest.raises(RequestFailed) as caught:
+        client.get("a")
+    assert caught.value.reason == "rate-limited" and caught.value.transient and "rate limit resets in 36" in str(caught.value)
+    assert clock.sleeps == [] and len(s.requests) == 1
+
+    assert client.get("b").json() == {"a": 1}  # the last request of the window: the next one would wait an hour
+    with pytest.raises(RequestFailed, match="a rerun resumes here"):
+        client.get("c")
+    assert clock.sleeps == [] and len(s.requests) == 2  # not sent
+
+    waits = []  # the launcher's client (no defer_after) sleeps through the same reset
+    launcher = ApiClient(s.server.url, HttpSettings(), token=TOKEN, clock=clock)
+    launcher._blocked_until = clock.now + 600
+    clock.sleeps = waits
+    launcher.get("d")
+    assert waits and waits[0] >= 600

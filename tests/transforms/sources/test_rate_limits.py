@@ -68,14 +68,15 @@ def test_bad_rate_settings_name_the_key():
 
 @pytest.mark.slow
 def test_two_workers_never_exceed_the_concurrency_and_report_throttled_time(github, tmp_path, monkeypatch):  # noqa: F811
-    """The fake GitHub allows each token 6 requests a second and 2 at once; two tokens, two Beam worker processes."""
+    """The fake GitHub allows each token 3 requests a second and 2 at once, each taking 0.4 s; two tokens, two Beam
+    worker processes, rate.concurrency 2."""
     monkeypatch.setenv("CRAWL_TEST_GITHUB_TOKEN_2", SECOND_TOKEN)
     repos = [FakeRepo(f"o/r{i:02d}", {f"m{i}.py": f"VALUE = {i}\n".encode()}) for i in range(24)]
     fake = github(repos, more_tokens=(SECOND_TOKEN,))
-    fake.delay = 0.05
+    fake.delay = 0.4  # longer than the limiter's spacing (1/3 s): each token's two threads overlap
     fake.concurrency_cap = 2
-    fake.budget = (6, 1.0)
-    rate = RateSettings(requests_per_hour=6 * 3600, concurrency=2, max_wait_seconds=30)
+    fake.budget = (3, 1.0)
+    rate = RateSettings(requests_per_hour=3 * 3600, concurrency=2, max_wait_seconds=30)
     section = GitHubSource(base_url=fake.url, token_env=TOKEN_ENV, extra_tokens=("CRAWL_TEST_GITHUB_TOKEN_2",), http=FAST,
                            languages=("Python",), licenses=("MIT",), rate=rate)
     state = CrawlState(str(tmp_path / "state"))
@@ -91,10 +92,10 @@ def test_two_workers_never_exceed_the_concurrency_and_report_throttled_time(gith
 
     per_token = {k: n for k, n in fake.max_in_flight_by_token.items() if k is not None}
     assert set(per_token) == {f"Bearer {TOKEN}", f"Bearer {SECOND_TOKEN}"}  # both tokens fetched
-    assert max(per_token.values()) <= 2 and fake.secondary_limited == 0  # never more than the cap at once per token
+    assert max(per_token.values()) == 2 and fake.secondary_limited == 0  # the cap reached, never passed, per token
     throttled = result.metrics().query(MetricsFilter().with_name("cumulativeThrottlingSeconds"))["counters"]
     seconds = sum(c.committed for c in throttled if c.key.metric.namespace == "crawl-github")
-    assert seconds >= 2  # 24 budgeted requests a token at 6 a second: the limiters waited, and said so
+    assert seconds >= 2  # two threads ask faster than 3 a second: the limiters waited, and said so
     requests = result.metrics().query(MetricsFilter().with_namespace("crawl-github").with_name("requests"))["counters"]
     # Commits and tarball per repository, and one more for each answer over the budget (the fake's windows
     # start on whole seconds, the limiter's spacing does not): the client waited for its reset and asked again.
@@ -133,7 +134,7 @@ def test_workers_share_one_budget_through_the_envoy_service(envoy):
     assert allowed == [True] * 8
     assert set(service.granted) and max(service.granted.values()) <= 5 and sum(service.granted.values()) == 8
     assert {key[:2] for key in service.granted} == {("code-corpus", (("token", token_id(TOKEN)),))}  # one budget, by digest
-    assert sum(service.hits.values()) > 8  # some asks were over the limit and waited for the next window
+    assert len(service.granted) >= 2  # eight asks against a limit of five: the second window served the rest
 
 
 def test_a_worker_client_fetches_through_the_envoy_service(github, envoy, tmp_path):  # noqa: F811
@@ -147,3 +148,13 @@ def test_a_worker_client_fetches_through_the_envoy_service(github, envoy, tmp_pa
     out = list(fetch_repo(host, listed["o/a"], state, 1000))
     assert [r.path for r in out if isinstance(r, RepoFile)] == ["a.py"]
     assert sum(service.granted.values()) == host.client.requests == 2  # commits and tarball, each asked first
+
+
+def test_an_unset_budget_is_the_apis_documented_one():
+    from schemas.sources_config import GitLabSource
+    from transforms.sources.gitlab import GitLabHost
+
+    paced = GitHubHost.limiter_for(GitHubSource(rate=RateSettings(concurrency=8)), TOKEN, 0)  # as YAML `rate: {concurrency: 8}`
+    assert paced.interval == 3600 / 5000
+    assert GitHubHost.limiter_for(GitHubSource(rate=RateSettings(requests_per_hour=15_000)), TOKEN, 0).interval == 0.24
+    assert GitLabHost.limiter_for(GitLabSource(), TOKEN, 0) is None  # GitLab: its headers pace it
