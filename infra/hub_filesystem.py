@@ -57,7 +57,8 @@ def resolve_commit(repo_id: str, revision: str) -> str:
     _hf_filesystem()  # the same clear ImportError without huggingface_hub
     from huggingface_hub import HfApi
 
-    return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None).dataset_info(repo_id, revision=revision).sha
+    api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=_TOKENS.get(repo_id))  # None: HF_TOKEN or login
+    return api.dataset_info(repo_id, revision=revision).sha
 
 
 class HubFileSystem(FileSystem):

@@ -83,7 +83,8 @@ def test_workers_read_a_gated_dataset_with_the_token_from_secret_manager(gated, 
 
 def test_without_the_token_the_gated_dataset_is_refused_before_any_work(gated, tmp_path):
     proc = run_cli("run", "--config", write_config(tmp_path, {}), "--out", str(tmp_path / "out"), check=False)
-    assert proc.returncode != 0 and "sources.datasets[0].hub: no file matches" in proc.stderr  # the 401s hide every file
+    assert proc.returncode != 0 and "sources.datasets[0].hub.revision: cannot resolve 'main'" in proc.stderr
+    assert "GatedRepoError: 401" in proc.stderr  # the Hub's own answer, named
     assert not (tmp_path / "out" / "ds" / "v0001").exists()
 
 
