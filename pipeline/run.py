@@ -124,8 +124,9 @@ def _run_locked(store, config, stages, options, version, overwrite, previous, be
     store.clean_incomplete()
     started = time.time()
     if stages[0] == "corpus":
-        version, work = store.begin(version, overwrite)
+        version = version or store.next_version()
         final = store.path(version)
+        work = store.staging(version)
         manifest = {
             "format": MANIFEST_FORMAT,
             "name": config.name,
@@ -144,11 +145,14 @@ def _run_locked(store, config, stages, options, version, overwrite, previous, be
         final = store.path(version)
         manifest = read_manifest(final)
         work = storage.join(final, f".{'-'.join(stages)}.partial")
-        storage.delete_tree(work)
-        storage.make_dirs(work)
         input_dir = final
 
     try:
+        if stages[0] == "corpus":
+            store.begin(version, overwrite)  # inside the try: a Ctrl-C right after it still removes the staging
+        else:
+            storage.delete_tree(work)
+            storage.make_dirs(work)
         for stage in stages:
             log.info("stage %s: starting", stage)
             ctx = StageContext(config, input_dir, work, options, manifest)
@@ -197,7 +201,11 @@ def _commit_corpus_only(store, work, version, overwrite, manifest, options, star
 @contextlib.contextmanager
 def remember_interrupts() -> Iterator[Callable[[], bool]]:
     """While a run goes on, SIGINT (Ctrl-C) raises KeyboardInterrupt as usual and is also remembered,
-    so that one a library catches still stops the commit; yields "was there one?"."""
+    so that one a library catches still stops the commit; yields "was there one?".
+
+    Once interrupted, what Beam's threads raise as they are torn down (a worker process that
+    exited on the same Ctrl-C) is logged at DEBUG rather than printed as a traceback.
+    """
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield lambda: False
         return
@@ -207,11 +215,18 @@ def remember_interrupts() -> Iterator[Callable[[], bool]]:
         seen.append(signum)
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, interrupt)
+    def thread_error(args) -> None:
+        if not seen:
+            return previous_hook(args)
+        log.debug("after Ctrl-C, thread %s: %r", getattr(args.thread, "name", "?"), args.exc_value)
+
+    previous, previous_hook = signal.signal(signal.SIGINT, interrupt), threading.excepthook
+    threading.excepthook = thread_error
     try:
         yield lambda: bool(seen)
     finally:
         signal.signal(signal.SIGINT, previous)
+        threading.excepthook = previous_hook
 
 
 def check_worker_paths(
