@@ -293,11 +293,12 @@ def build_on_previous(config: PipelineConfig, previous: str, reuse_tokenizer: bo
 def check_previous_versions(config: PipelineConfig) -> None:
     """Fail before any work unless each earlier version's dedup files (Bloom filter, MinHash
     signatures) match its manifest: a damaged filter would silently leave out every new file
-    (all bits set) or let every old one back in (all bits cleared)."""
+    (all bits set) or let every old one back in (all bits cleared). On Cloud Storage the store's
+    md5 of each object, which any rewrite changes, is compared without downloading it."""
     for i, version in enumerate(config.dedup.previous_versions):
         path = config.resolve(version)
         try:
-            found = verify_version(path, under=DEDUP_DIR)
+            found = verify_version(path, quick=not storage.is_local(path), under=DEDUP_DIR)  # as after a run
         except VersionError as e:
             raise ConfigError(f"dedup.previous_versions[{i}]: {e}") from None
         if not found.ok:
