@@ -127,17 +127,7 @@ def _run_locked(store, config, stages, options, version, overwrite, previous, be
         version = version or store.next_version()
         final = store.path(version)
         work = store.staging(version)
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "name": config.name,
-            "version": version,
-            "parents": [parent_name(previous)] if previous else [],
-            "code_version": code_version(),
-            "config": config.to_dict(),
-            "config_hash": config.hash(),
-            "stages": [],
-            "files": {},
-        }
+        manifest = new_manifest(config, version, previous)
         input_dir = work
     else:
         if not version:
@@ -186,6 +176,21 @@ def _run_locked(store, config, stages, options, version, overwrite, previous, be
         _record_run(final, stages, options, started)
     write_report(final)
     return final
+
+
+def new_manifest(config: PipelineConfig, version: str, previous: str | None) -> dict:
+    """The manifest of a new version before its stages add their parts."""
+    return {
+        "format": MANIFEST_FORMAT,
+        "name": config.name,
+        "version": version,
+        "parents": [parent_name(previous)] if previous else [],
+        "code_version": code_version(),
+        "config": config.to_dict(),
+        "config_hash": config.hash(),
+        "stages": [],
+        "files": {},
+    }
 
 
 def _commit_corpus_only(store, work, version, overwrite, manifest, options, started) -> str:
