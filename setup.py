@@ -36,6 +36,7 @@ setup(
         "publicsuffixlist==1.1.2.20261023",  # ships the Public Suffix List: the TLDs email scrubbing accepts, offline
         "detect-secrets==1.5.0",  # finds API keys, tokens, private keys and public IPv4 addresses for scrubbing
         "huggingface_hub==2.4.0",  # hf:// paths: sources.datasets[].hub lists and reads Hub datasets through HfFileSystem
+        "psutil==7.2.2",  # Ctrl-C during a run stops Beam's worker processes, which Beam's teardown waits for
     ],
     extras_require={
         "gcp": [

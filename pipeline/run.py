@@ -23,6 +23,7 @@ import threading
 import time
 from typing import Callable, Iterator
 
+import psutil
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from infra import storage
@@ -208,8 +209,10 @@ def remember_interrupts() -> Iterator[Callable[[], bool]]:
     """While a run goes on, SIGINT (Ctrl-C) raises KeyboardInterrupt as usual and is also remembered,
     so that one a library catches still stops the commit; yields "was there one?".
 
-    Once interrupted, what Beam's threads raise as they are torn down (a worker process that
-    exited on the same Ctrl-C) is logged at DEBUG rather than printed as a traceback.
+    The run's child processes (Beam's multi-processing workers) are stopped with SIGTERM first:
+    Beam's teardown waits for each worker, and one that did not get the signal (`kill -INT`
+    reaches only this process) would keep it waiting for ever. What Beam's threads raise as
+    they are torn down is then logged at DEBUG rather than printed as a traceback.
     """
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield lambda: False
@@ -218,6 +221,7 @@ def remember_interrupts() -> Iterator[Callable[[], bool]]:
 
     def interrupt(signum, frame):
         seen.append(signum)
+        stop_child_processes()
         raise KeyboardInterrupt
 
     def thread_error(args) -> None:
@@ -232,6 +236,13 @@ def remember_interrupts() -> Iterator[Callable[[], bool]]:
     finally:
         signal.signal(signal.SIGINT, previous)
         threading.excepthook = previous_hook
+
+
+def stop_child_processes() -> None:
+    """SIGTERM to every process this one started, and theirs (a Python worker ends at once, silently)."""
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # already gone
+            child.terminate()
 
 
 def check_worker_paths(
