@@ -37,6 +37,7 @@ setup(
         "kingfisher-secret-scanner==1.5.0",  # Kingfisher's secret rules, in-process: the secrets scrubbing replaces
         "hyperscan==0.9.1",  # scrubbing's prefilter: one multi-pattern pass says which texts may hold PII
         "huggingface_hub==2.4.0",  # hf:// paths: sources.datasets[].hub lists and reads Hub datasets through HfFileSystem
+        "psutil==7.2.2",  # Ctrl-C during a run stops Beam's worker processes, which Beam's teardown waits for
     ],
     extras_require={
         "gcp": [

@@ -23,6 +23,7 @@ import threading
 import time
 from typing import Callable, Iterator
 
+import psutil
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from infra import storage
@@ -125,19 +126,10 @@ def _run_locked(store, config, stages, options, version, overwrite, previous, be
     store.clean_incomplete()
     started = time.time()
     if stages[0] == "corpus":
-        version, work = store.begin(version, overwrite)
+        version = version or store.next_version()
         final = store.path(version)
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "name": config.name,
-            "version": version,
-            "parents": [parent_name(previous)] if previous else [],
-            "code_version": code_version(),
-            "config": config.to_dict(),
-            "config_hash": config.hash(),
-            "stages": [],
-            "files": {},
-        }
+        work = store.staging(version)
+        manifest = new_manifest(config, version, previous)
         input_dir = work
     else:
         if not version:
@@ -145,11 +137,14 @@ def _run_locked(store, config, stages, options, version, overwrite, previous, be
         final = store.path(version)
         manifest = read_manifest(final)
         work = storage.join(final, f".{'-'.join(stages)}.partial")
-        storage.delete_tree(work)
-        storage.make_dirs(work)
         input_dir = final
 
     try:
+        if stages[0] == "corpus":
+            store.begin(version, overwrite)  # inside the try: a Ctrl-C right after it still removes the staging
+        else:
+            storage.delete_tree(work)
+            storage.make_dirs(work)
         for stage in stages:
             log.info("stage %s: starting", stage)
             ctx = StageContext(config, input_dir, work, options, manifest)
@@ -185,6 +180,21 @@ def _run_locked(store, config, stages, options, version, overwrite, previous, be
     return final
 
 
+def new_manifest(config: PipelineConfig, version: str, previous: str | None) -> dict:
+    """The manifest of a new version before its stages add their parts."""
+    return {
+        "format": MANIFEST_FORMAT,
+        "name": config.name,
+        "version": version,
+        "parents": [parent_name(previous)] if previous else [],
+        "code_version": code_version(),
+        "config": config.to_dict(),
+        "config_hash": config.hash(),
+        "stages": [],
+        "files": {},
+    }
+
+
 def _commit_corpus_only(store, work, version, overwrite, manifest, options, started) -> str:
     """Commit what the corpus stage built when a later stage found it empty: a version that explains itself."""
     storage.delete_tree(storage.join(work, "tokenizer"))
@@ -198,7 +208,13 @@ def _commit_corpus_only(store, work, version, overwrite, manifest, options, star
 @contextlib.contextmanager
 def remember_interrupts() -> Iterator[Callable[[], bool]]:
     """While a run goes on, SIGINT (Ctrl-C) raises KeyboardInterrupt as usual and is also remembered,
-    so that one a library catches still stops the commit; yields "was there one?"."""
+    so that one a library catches still stops the commit; yields "was there one?".
+
+    The run's child processes (Beam's multi-processing workers) are stopped with SIGTERM first:
+    Beam's teardown waits for each worker, and one that did not get the signal (`kill -INT`
+    reaches only this process) would keep it waiting for ever. What Beam's threads raise as
+    they are torn down is then logged at DEBUG rather than printed as a traceback.
+    """
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield lambda: False
         return
@@ -206,13 +222,28 @@ def remember_interrupts() -> Iterator[Callable[[], bool]]:
 
     def interrupt(signum, frame):
         seen.append(signum)
+        stop_child_processes()
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, interrupt)
+    def thread_error(args) -> None:
+        if not seen:
+            return previous_hook(args)
+        log.debug("after Ctrl-C, thread %s: %r", getattr(args.thread, "name", "?"), args.exc_value)
+
+    previous, previous_hook = signal.signal(signal.SIGINT, interrupt), threading.excepthook
+    threading.excepthook = thread_error
     try:
         yield lambda: bool(seen)
     finally:
         signal.signal(signal.SIGINT, previous)
+        threading.excepthook = previous_hook
+
+
+def stop_child_processes() -> None:
+    """SIGTERM to every process this one started, and theirs (a Python worker ends at once, silently)."""
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # already gone
+            child.terminate()
 
 
 def check_worker_paths(
@@ -284,11 +315,12 @@ def build_on_previous(config: PipelineConfig, previous: str, reuse_tokenizer: bo
 def check_previous_versions(config: PipelineConfig) -> None:
     """Fail before any work unless each earlier version's dedup files (Bloom filter, MinHash
     signatures) match its manifest: a damaged filter would silently leave out every new file
-    (all bits set) or let every old one back in (all bits cleared)."""
+    (all bits set) or let every old one back in (all bits cleared). On Cloud Storage the store's
+    md5 of each object, which any rewrite changes, is compared without downloading it."""
     for i, version in enumerate(config.dedup.previous_versions):
         path = config.resolve(version)
         try:
-            found = verify_version(path, under=DEDUP_DIR)
+            found = verify_version(path, quick=not storage.is_local(path), under=DEDUP_DIR)  # as after a run
         except VersionError as e:
             raise ConfigError(f"dedup.previous_versions[{i}]: {e}") from None
         if not found.ok:

@@ -26,6 +26,7 @@ from infra.writers import write_parquet_hashed
 from schemas import arrow
 from schemas.records import Document, Rejected
 from tests.conftest import ROOT, run_cli
+from tokenizer_training.binarize import row_groups_of
 from tokenizer_training.sample import document_files
 
 BOUND = 60  # seconds any verify may take on these few small files; more is a hang
@@ -84,7 +85,7 @@ def test_an_unlisted_shard_fails_verify_and_no_later_stage_reads_it(version, fla
     proc = verify_cli(version, *flags)
     assert proc.returncode == 1 and "unlisted: documents/part-00002-of-00002.parquet" in proc.stdout, proc.stdout
     assert extra not in document_paths(version) and extra not in document_files(version)
-    assert len(document_paths(version)) == 2
+    assert len(document_paths(version)) == 2 and {path for path, _ in row_groups_of(version)} == set(document_paths(version))
 
 
 def test_a_hidden_file_in_a_data_folder_is_unlisted_too(version):

@@ -17,6 +17,7 @@ import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
 from infra.version import MANIFEST_FORMAT, write_manifest
+from pipeline.stages import file_entries
 from tokenizer_training.indexed_dataset import IndexedDatasetBuilder, token_dtype
 from tokenizer_training.tokenizer import SPECIAL_TOKENS, add_document_start, save_tokenizer
 
@@ -56,9 +57,10 @@ def write_version(root: str, train_docs: int, valid_docs: int, seed: int = 0, mi
         for text in docs:
             builder.add_document(tokenizer.encode(text).ids)
         builder.finalize(prefix + ".idx")
+    files = {**file_entries(version, os.path.join(version, "tokenizer")), **file_entries(version, os.path.join(version, "shards"))}
     write_manifest(
         version,
-        {"format": MANIFEST_FORMAT, "name": DATASET, "version": VERSION, "stages": ["binarize"], "files": {}},
+        {"format": MANIFEST_FORMAT, "name": DATASET, "version": VERSION, "stages": ["binarize"], "files": files},
     )
     return version
 

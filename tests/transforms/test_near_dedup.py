@@ -17,6 +17,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from infra.writers import read_json, write_json
 from pipeline.corpus import MANIFEST_PARTS_DIR, CorpusFlow
+from pipeline.stages import file_entries
 from schemas.config import ConfigError, NearDedupConfig, PipelineConfig, load_config
 from schemas.records import RepoFile
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_REPOS
@@ -241,9 +242,10 @@ def test_a_later_version_drops_near_duplicates_of_an_earlier_one(tmp_path):
     first = run_near_dedup(tmp_path / "one", [make("a", a, 1)], ONE_ROUND)
     next(first)
     first_dir = next(first)
-    # A version directory's manifest holds the entry the run wrote as a part.
+    # A version directory's manifest holds the entry the run wrote as a part, and lists the signature shards.
     entry = read_json(os.path.join(first_dir, MANIFEST_PARTS_DIR, "near_dedup.json"))
-    write_json(os.path.join(first_dir, "manifest.json"), {"near_dedup": entry})
+    files = file_entries(first_dir, os.path.join(first_dir, SIGNATURES_DIR))
+    write_json(os.path.join(first_dir, "manifest.json"), {"near_dedup": entry, "files": files})
 
     files = [make("b", b, 1000), make("other", "\n".join(lines_of_code(9, 60)), 1)]
     second = run_near_dedup(tmp_path / "two", files, ONE_ROUND, previous=(first_dir,))
