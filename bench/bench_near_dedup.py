@@ -20,9 +20,10 @@
 3. Scale: ours on 1x, 4x, 16x and 64x `--scale-mb` of distinct real files; MB/s at each
    size and the marginal MB per CPU second between sizes.
 4. Clusters: a chain of 30 near-copies (each next to the one before it only, the
-   survivor at one end) and a cluster of `--cluster` near-copies (copies of copies, a
-   random tree): files kept (1 expected), rejections naming a file that was itself
-   rejected (0 expected), the rounds the labels took (`label-rounds`), time and memory.
+   survivor at one end), `--cluster` near-copies of one file, and `--cluster` copies of
+   copies (a random tree): files kept, whether the one kept is the most-starred,
+   rejections naming a file that was itself rejected, the rounds the labels took
+   (`label-rounds`), time and memory.
 
     .venv/bin/pip install -e '.[bench]'    # datatrove, scipy
     .venv/bin/python bench/bench_near_dedup.py --pairs-per-bin 80 --scale-mb 1.8 --cluster 10000
@@ -367,17 +368,23 @@ def clusters(args, work: str, beam_args: list[str]) -> None:
     linked = sum(jaccard(a, b) >= THRESHOLD for a, b in zip(sets, sets[1:]))
     skips = sum(jaccard(a, b) >= THRESHOLD for a, b in zip(sets, sets[2:]))
     print(f"chain: {linked} of 29 neighbours at truth J >= {THRESHOLD}, {skips} of 28 files two apart")
-    tree, parents = cluster_corpus(args.cluster)
-    sets = [shingle_set(r["text"]) for r in tree]
-    linked = sum(jaccard(sets[i], sets[p]) >= THRESHOLD for i, p in enumerate(parents) if p >= 0)
-    far = sum(jaccard(sets[0], s) < THRESHOLD for s in sets)
-    print(f"tree: {linked} of {len(tree) - 1} copies at truth J >= {THRESHOLD} with their parent, {far} below it with the first")
+    corpora = {}
+    for shape, tree in (("copies", False), ("tree", True)):
+        records, parents = cluster_corpus(args.cluster, tree)
+        sets = [shingle_set(r["text"]) for r in records]
+        linked = sum(jaccard(sets[i], sets[p]) >= THRESHOLD for i, p in enumerate(parents) if p >= 0)
+        far = sum(jaccard(sets[0], s) < THRESHOLD for s in sets)
+        print(
+            f"{shape}: {linked} of {len(records) - 1} at truth J >= {THRESHOLD} with their parent, {far} below it with the first"
+        )
+        corpora[f"{shape}-{args.cluster}"] = records
     print(
         f"{'cluster':10} {'files':>7} {'MB':>6} {'kept':>5} {'survivor':>9} {'bad names':>9} {'rounds':>7} "
         f"{'seconds':>8} {'CPU s':>7} {f'peak {MEMORY}':>10}"
     )
     cluster_row("chain-30", chain, work, beam_args)
-    cluster_row(f"tree-{args.cluster}", tree, work, beam_args)
+    for name, records in corpora.items():
+        cluster_row(name, records, work, beam_args)
 
 
 def main(argv=None) -> None:

@@ -13,9 +13,9 @@ Corpora:
   another) and a copy edited until its
   truth Jaccard with the file is closest to a target drawn evenly within a J bin
   (lines replaced by new lines, lines inserted, lines deleted, or identifiers renamed);
-- one cluster of near-copies: a generated file and copies of copies, each replacing
-  one line of a random earlier copy (a random tree: most copies are far from the first
-  file and reach it only through others).
+- one cluster of near-copies: a generated file and copies, each replacing one line of
+  the file, or of a random earlier copy (a random tree: most copies are then far from
+  the first file and reach it only through others).
 """
 
 from __future__ import annotations
@@ -138,14 +138,14 @@ def pair_corpus(bases: list[str], bins: int, pairs_per_bin: int, seed: int = 0) 
     return records
 
 
-def cluster_corpus(copies: int, lines: int = 30, seed: int = 0) -> tuple[list[dict], list[int]]:
-    """One file and `copies - 1` near-copies, each one line away from a random earlier copy; and the index of
-    each copy's parent (-1 for the first)."""
+def cluster_corpus(copies: int, tree: bool, lines: int = 30, seed: int = 0) -> tuple[list[dict], list[int]]:
+    """One file and `copies - 1` near-copies, each one line away from the first file or (`tree`) from a
+    random earlier copy; and the index of each copy's parent (-1 for the first)."""
     rng = random.Random(seed)
     texts = ["\n".join(new_line(rng) for _ in range(lines)) + "\n"]
     parents = [-1]
     for _ in range(1, copies):
-        parent = rng.randrange(len(texts))
+        parent = rng.randrange(len(texts)) if tree else 0
         body = texts[parent].splitlines()
         body[rng.randrange(lines)] = new_line(rng)
         texts.append("\n".join(body) + "\n")

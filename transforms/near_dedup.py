@@ -9,9 +9,9 @@ each later step that reads it while the clusters are decided):
 
     files ─ SignFiles ─┬ files, whole ─ <scratch>/near-dedup-*.spill (one per bundle): spill paths,
                        │                 and places (file id, its spill path)
-                       ├ (band key, node) ─────────────────────┐
-                       └ signatures ─ dedup/minhash/*.parquet   ├ sorted runs ─ StarEdges ─ Distinct ─ candidate edges
-    earlier versions' dedup/minhash/ ─ (band key, earlier node) ┘   (near_dedup_bands.py; near_dedup_versions.py)
+                       ├ (band key, (node, sketch)) ───────────┐
+                       └ signatures ─ dedup/minhash/*.parquet   ├ sorted runs ─ BucketEdges ─ Distinct ─ candidate edges
+    earlier versions' dedup/minhash/ ─ (band key, (earlier node, sketch)) ┘   (near_dedup_bands.py; near_dedup_versions.py)
     candidate edges ─ [CandidateJaccard: edge ends joined with places (CoGroupByKey on ids),
                        grouped by spill file; each spill file streamed, its candidate files
                        send their shingles to their edges: sorted runs by edge, merged per
@@ -25,8 +25,9 @@ each later step that reads it while the clusters are decided):
 
 A node is a file's `survivor_rank` (most stars, then smallest id), as exact dedup
 chooses survivors, so the least node of a connected component is its survivor.
-Files in one LSH band bucket are linked as a star around the bucket's least node,
-which keeps the component and never lists all pairs of a big bucket. A rejection's
+Each file of an LSH band bucket is linked to the earlier file of the bucket whose sketch
+agrees most (transforms/near_dedup_bands.py), which keeps the bucket connected, gives the
+check links it can keep, and never lists all pairs of a big bucket. A rejection's
 detail names its survivor and their Jaccard (`detail_of`): connected components join
 A and C through B, so that Jaccard may be below the threshold.
 
@@ -53,7 +54,7 @@ from schemas.config import NearDedupConfig
 from schemas.records import Rejected
 from transforms import id_lookup
 from transforms.base import ApplyStage, RecordFn
-from transforms.near_dedup_bands import StarEdgesOfBands
+from transforms.near_dedup_bands import EdgesOfBands
 from transforms.near_dedup_check import EdgeSimilarities
 from transforms.near_dedup_clusters import ConnectedComponents
 from transforms.near_dedup_files import PLACES, SIGNATURES, SPILLS, ShinglesOfCandidatesFn, SignFilesFn, to_spills
@@ -149,13 +150,14 @@ class NearDedup(beam.PTransform):
 
     def expand(self, files):
         config, flow = self.config, self.flow
-        sign = beam.ParDo(SignFilesFn(config, flow.scratch_dir)).with_output_types(tuple[int, tuple[int, str]])
+        pair_type = tuple[int, tuple[tuple[int, str], bytes]]  # (band key, (node, sketch))
+        sign = beam.ParDo(SignFilesFn(config, flow.scratch_dir)).with_output_types(pair_type)
         signed = files | "SignFiles" >> sign.with_outputs(SIGNATURES, SPILLS, PLACES, main="bands")
         places = signed[PLACES]
         bands = [signed.bands]
         if self.earlier_files:
             bands.append(self.read_earlier(files.pipeline, "ForBands") | "BandEarlier" >> beam.ParDo(BandEarlierFn(config)))
-        edges = tuple(bands) | "StarEdges" >> StarEdgesOfBands(flow.scratch_dir) | "DistinctEdges" >> beam.Distinct()
+        edges = tuple(bands) | "BucketEdges" >> EdgesOfBands(flow.scratch_dir) | "DistinctEdges" >> beam.Distinct()
         stats = [
             edges | "CountCandidates" >> beam.combiners.Count.Globally() | "CandidateStat" >> beam.Map(stat("candidate-pairs"))
         ]

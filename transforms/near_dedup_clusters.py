@@ -121,11 +121,7 @@ class ConnectedComponents(beam.PTransform):
             | "FirstLabels" >> beam.FlatMap(first_labels)
         )
         for i in range(1, self.max_rounds + 1):
-            messages = (
-                messages
-                | f"GatherLabels{i}" >> beam.GroupByKey()
-                | f"KeepLeastLabel{i}" >> beam.FlatMap(next_labels, i)
-            )
+            messages = messages | f"GatherLabels{i}" >> beam.GroupByKey() | f"KeepLeastLabel{i}" >> beam.FlatMap(next_labels, i)
         states = messages | "States" >> beam.Filter(is_state)
         self.rounds = (
             states

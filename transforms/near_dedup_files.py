@@ -18,6 +18,7 @@ from infra.spill import BundleSpill, read_spill, return_freed_memory
 from schemas.config import NearDedupConfig
 from transforms.base import in_global_window
 from transforms.dedup import survivor_rank
+from transforms.near_dedup_bands import sketch
 from transforms.near_dedup_versions import MINHASH, SHINGLES, SIGNATURE_DTYPE, hasher_of, is_earlier
 
 SPILL_PREFIX = "near-dedup"
@@ -38,7 +39,7 @@ class FileSignature:
 
 
 class SignFilesFn(beam.DoFn):
-    """A file → (band key, node) per band and its signature to SIGNATURES (files too short for a shingle:
+    """A file → (band key, (node, sketch)) per band and its signature to SIGNATURES (files too short for a shingle:
     neither). Every file goes to this bundle's spill file: (id, spill path) to PLACES, and the path to
     SPILLS once the bundle ends."""
 
@@ -60,9 +61,9 @@ class SignFilesFn(beam.DoFn):
             return
         signature = self.hasher.signature(shingles)
         yield pvalue.TaggedOutput(SIGNATURES, FileSignature(record.id, signature.astype(SIGNATURE_DTYPE).tobytes()))
-        node = survivor_rank(record)
+        member = survivor_rank(record), sketch(signature)
         for key in self.hasher.band_keys(signature):
-            yield key, node
+            yield key, member
 
     def finish_bundle(self):
         path = self.spill.close()

@@ -24,6 +24,7 @@ from infra.writers import read_json
 from schemas.config import ConfigError, NearDedupConfig
 from transforms.id_lookup import lookup
 from transforms.minhash import MinHasher
+from transforms.near_dedup_bands import sketch
 
 SIGNATURES_DIR = "dedup/minhash"  # Parquet shards of (id, minhash) for every file that has shingles
 SIGNATURE_SCHEMA = pa.schema([("id", pa.string()), ("minhash", pa.binary())])
@@ -90,7 +91,7 @@ def read_earlier_signatures(name_and_path):
 
 
 class BandEarlierFn(beam.DoFn):
-    """(earlier node, signature) → (band key, node) per band."""
+    """(earlier node, signature) → (band key, (node, sketch)) per band."""
 
     def __init__(self, config: NearDedupConfig):
         self.config = config
@@ -100,8 +101,10 @@ class BandEarlierFn(beam.DoFn):
 
     def process(self, node_signature):
         node, minhash = node_signature
-        for key in self.hasher.band_keys(np.frombuffer(minhash, dtype=SIGNATURE_DTYPE)):
-            yield key, node
+        signature = np.frombuffer(minhash, dtype=SIGNATURE_DTYPE)
+        member = node, sketch(signature)
+        for key in self.hasher.band_keys(signature):
+            yield key, member
 
 
 class SignaturesOfCandidatesFn(beam.DoFn):

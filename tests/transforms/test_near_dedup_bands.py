@@ -1,4 +1,5 @@
-"""Near-dedup's LSH buckets by an external sort: the (band key, node) pairs reach no GroupByKey."""
+"""Near-dedup's LSH buckets by an external sort: the (band key, (node, sketch)) pairs reach no GroupByKey, and each
+file of a bucket is linked to the earlier file whose sketch agrees most."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from pipeline.corpus import CorpusFlow
 from schemas.config import NearDedupConfig, PipelineConfig
 from schemas.records import RepoFile
 from transforms.near_dedup import NearDedup
-from transforms.near_dedup_bands import StarEdgesOfBands
+from transforms.near_dedup_bands import LINK_WINDOW, EdgesOfBands, bucket_edges
 from transforms.near_dedup_versions import EARLIER, SIGNATURE_SCHEMA, SIGNATURES_DIR
 
 CONFIG = NearDedupConfig(enabled=True)
@@ -71,29 +72,47 @@ def test_the_band_pairs_reach_no_group_by_key_only_run_writers(tmp_path):
         assert pcoll not in group_inputs
 
 
-def reference_star_edges(pairs):
-    """The edges a GroupByKey of the pairs gives: each bucket's least node to every other node."""
+def reference_edges(pairs):
+    """Each bucket's files in rank order, each linked to the earlier one (of the first LINK_WINDOW) sharing the most
+    sketch bytes, the least on a tie: written plainly."""
     edges = set()
     for _, bucket in itertools.groupby(sorted(set(pairs)), key=lambda pair: pair[0]):
-        nodes = [node for _, node in bucket]
-        edges.update((nodes[0], node) for node in nodes[1:])
+        members = []
+        for _, (node, sketch) in bucket:
+            if members and members[-1][0] == node:
+                continue
+            if members:
+                agreement = [sum(x == y for x, y in zip(s, sketch)) for _, s in members[:LINK_WINDOW]]
+                edges.add((members[agreement.index(max(agreement))][0], node))
+            members.append((node, sketch))
     return edges
 
 
+def test_a_file_links_to_the_earlier_file_of_its_bucket_whose_sketch_agrees_most():
+    """Not to the bucket's least file (a star): the check would drop that link when the two are not similar."""
+    least, far, near = (-9, "least"), (-5, "far"), (-1, "near")
+    members = [(least, bytes([1] * 64)), (far, bytes([2] * 64)), (near, bytes([2] * 60 + [3] * 4))]
+    assert list(bucket_edges(members)) == [(least, far), (far, near)]
+    # Listed twice, a file gives no edge to itself; a tie goes to the least.
+    halfway = (near, bytes([1] * 32 + [2] * 32))
+    assert list(bucket_edges([members[0], members[0], members[1], halfway])) == [(least, far), (least, near)]
+
+
 @pytest.mark.slow  # two Beam pipelines, one with worker processes
-def test_star_edges_are_each_buckets_least_node_to_the_others_however_bundled(tmp_path):
+def test_bucket_edges_are_the_same_however_bundled(tmp_path):
     """Buckets across partitions, repeated pairs, earlier versions' nodes and negative band keys: the merged runs
     give the same edges as grouping every pair at once, also with several workers writing runs."""
     rng = random.Random(7)
     nodes = [(-rng.randrange(5), f"f{i}") for i in range(40)] + [(EARLIER, f"e{i} in one/v") for i in range(3)]
+    members = [(node, bytes(rng.randrange(3) for _ in range(64))) for node in nodes]
     keys = [rng.randrange(-(2**63), 2**63) for _ in range(25)]
-    pairs = [(rng.choice(keys), rng.choice(nodes)) for _ in range(400)]
+    pairs = [(rng.choice(keys), rng.choice(members)) for _ in range(400)]
     pairs += pairs[:50]  # a file listed twice in a bucket gives no edge to itself
-    expected = reference_star_edges(pairs)
+    expected = reference_edges(pairs)
     assert len(expected) > 100 and any(edge[0][0] == EARLIER for edge in expected)
     for i, options in enumerate(([], ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])):
         with TestPipeline(options=PipelineOptions(options)) as p:
             halves = (p | "First" >> beam.Create(pairs[::2]), p | "Second" >> beam.Create(pairs[1::2]))
-            edges = halves | StarEdgesOfBands(str(tmp_path / f"scratch{i}"))
+            edges = halves | EdgesOfBands(str(tmp_path / f"scratch{i}"))
             assert_that(edges | beam.Distinct(), equal_to(sorted(expected)))
         assert os.listdir(tmp_path / f"scratch{i}")  # the runs went to the scratch directory
