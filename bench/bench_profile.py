@@ -24,6 +24,8 @@ whole, the pipeline's and the kernels' marginal CPU seconds per MB and their rat
 whole <= 1.3, binarize <= 1.2), then each kernel's MB/s per core at the larger size (the
 MB that reached it over its CPU seconds). The tokenizer trains on at most
 `tokenizer.sample_bytes` (default 100 MB), so past that its kernel adds nothing per MB.
+The kernels' side holds the kept files and their documents in memory (a few times the
+corpus' size).
 
     .venv/bin/python bench/bench_profile.py                              # 100 and 400 MB
     .venv/bin/python bench/bench_profile.py --base-mb 8 --sizes 8,24     # a quick look
