@@ -19,7 +19,8 @@ Then, in this process and on the same data, the stage's kernels alone (CPU secon
     binarize   `Tokenizer.encode_batch_fast` in batches of `BATCH_CHARS`, as the stage calls it
 
 Marginal CPU per MB is (CPU seconds added) / (MB of corpus added) from the smaller size
-to the larger, so each stage's fixed start-up cancels. Prints, per stage and for the
+to the larger, so each stage's fixed start-up cancels (the fixed CPU seconds that the
+two sizes imply are printed too, for the pipeline and for the kernels). Prints, per stage and for the
 whole, the pipeline's and the kernels' marginal CPU seconds per MB and their ratio (goal:
 whole <= 1.3, binarize <= 1.2), then each kernel's MB/s per core at the larger size (the
 MB that reached it over its CPU seconds). The tokenizer trains on at most
@@ -217,19 +218,18 @@ def run_size(args, mb: float, beam_args: list[str]) -> dict:
 
 def print_table(small: dict, large: dict) -> None:
     added = large["mb"] - small["mb"]
-    print(f"marginal CPU seconds per MB of corpus, {small['mb']:.1f} → {large['mb']:.1f} MB (fixed: the start-up it implies):")
-    print(f"{'stage':10} {'pipeline':>9} {'kernels':>8} {'ratio':>6} {'fixed CPU s':>12}")
-    totals = [0.0, 0.0, 0.0]
-    for stage in (*STAGES, "whole"):
-        if stage == "whole":
-            pipe, kern, fixed = totals
-        else:
-            pipe = (large["stages"][stage]["cpu_seconds"] - small["stages"][stage]["cpu_seconds"]) / added
-            kern = (large["kernels"].stage_seconds(stage) - small["kernels"].stage_seconds(stage)) / added
-            fixed = small["stages"][stage]["cpu_seconds"] - pipe * small["mb"]
-            totals = [totals[0] + pipe, totals[1] + kern, totals[2] + fixed]
+    print(f"CPU seconds per MB of corpus added, {small['mb']:.1f} → {large['mb']:.1f} MB, and the fixed CPU s each implies:")
+    print(f"{'stage':10} {'pipeline':>9} {'kernels':>8} {'ratio':>6} {'fixed: pipeline':>16} {'kernels':>8}")
+    rows = {}
+    for stage in STAGES:
+        pipe = [run["stages"][stage]["cpu_seconds"] for run in (small, large)]
+        kern = [run["kernels"].stage_seconds(stage) for run in (small, large)]
+        rows[stage] = [(pipe[1] - pipe[0]) / added, (kern[1] - kern[0]) / added]
+        rows[stage] += [pipe[0] - rows[stage][0] * small["mb"], kern[0] - rows[stage][1] * small["mb"]]
+    rows["whole"] = [sum(row[i] for row in rows.values()) for i in range(4)]
+    for stage, (pipe, kern, pipe_fixed, kern_fixed) in rows.items():
         ratio = f"{pipe / kern:6.2f}" if kern > 1e-3 else f"{'-':>6}"
-        print(f"{stage:10} {pipe:9.3f} {kern:8.3f} {ratio} {fixed:12.1f}")
+        print(f"{stage:10} {pipe:9.3f} {kern:8.3f} {ratio} {pipe_fixed:16.1f} {kern_fixed:8.1f}")
     print(f"goals: whole <= {RATIO_GOAL}, binarize <= {BINARIZE_GOAL}")
     kernels = large["kernels"]
     print(f"kernels at {large['mb']:.1f} MB: {'stage':>9} {'MB in':>7} {'CPU s':>7} {'MB/s per core':>14}")
