@@ -11,7 +11,7 @@ each later step that reads it while the clusters are decided):
                        │                 and places (file id, its spill path)
                        ├ (band key, (node, sketch)) ───────────┐
                        └ signatures ─ dedup/minhash/*.parquet   ├ sorted runs ─ BucketEdges ─ Distinct ─ candidate edges
-    earlier versions' dedup/minhash/ ─ (band key, (earlier node, sketch)) ┘   (near_dedup_bands.py; near_dedup_versions.py)
+    earlier versions' dedup/minhash/ ─ (band key, (node, sketch)) ┘   (near_dedup_bands.py; near_dedup_versions.py)
     candidate edges ─ [CandidateJaccard: edge ends joined with places (CoGroupByKey on ids),
                        grouped by spill file; each spill file streamed, its candidate files
                        send their shingles to their edges: sorted runs by edge, merged per
@@ -31,7 +31,7 @@ check links it can keep, and never lists all pairs of a big bucket. A rejection'
 detail names its survivor and their Jaccard (`detail_of`): connected components join
 A and C through B, so that Jaccard may be below the threshold.
 
-The (band key, node) pairs cross no shuffle: they are sorted into runs on scratch
+The (band key, (node, sketch)) pairs cross no shuffle: they are sorted into runs on scratch
 storage and merged per partition of band keys (transforms/near_dedup_bands.py), so
 the runner never holds them. What crosses the shuffles is ids, star counts, run and
 spill paths; the check's shingle hashes go to sorted runs the same way
