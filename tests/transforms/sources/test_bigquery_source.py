@@ -10,10 +10,11 @@ import yaml
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.errors import ConfigError
+from schemas.records import RepoFile
 from schemas.sources_config import DEFAULT_MAXIMUM_BYTES_BILLED, BigQuerySource
 from tests.conftest import local_pipeline, run_cli
 from tests.transforms.sources.bigquery_fakes import FakeBigQuery, FakeFile
-from transforms.sources.bigquery import ReadBigQueryFiles, estimate_and_check
+from transforms.sources.bigquery import ReadBigQueryFiles, ReadRowsFn, RunQueryFn, estimate_and_check
 from transforms.sources.bigquery_jobs import Staging, make_client, query_sql, session_rows
 from transforms.sources.crawl_state import CrawlState
 from transforms.sources.hosts import RemoteRepo, listing_line
@@ -107,9 +108,7 @@ def test_a_retry_finds_the_job_it_already_ran(bigquery, tmp_path):
     section = section_for(fake)
     listing = crawl_listing(tmp_path)
     for _ in range(2):  # the second run asks for the same job ids and gets 409: nothing runs or bills again
-        with local_pipeline() as p:
-            out = p | ReadBigQueryFiles(section, listing, max_file_bytes=1000)
-            assert_that(out.kept | beam.Map(lambda f: f.path), equal_to(KEPT))
+        kept_paths(section, listing)
     assert len(fake.queries) == 1
     assert sorted(fake.inserts.values()) == [2, 2]  # the exclusion load and the query, asked twice each
 
@@ -155,8 +154,7 @@ def test_a_query_over_the_cap_fails_unbilled_naming_the_key(bigquery):
     fake = bigquery()
     section = section_for(fake, maximum_bytes_billed=100)
     with pytest.raises(Exception, match="sources.bigquery.maximum_bytes_billed"):
-        with local_pipeline() as p:
-            _ = p | ReadBigQueryFiles(section, None, max_file_bytes=1000)
+        records_of_the_stage(section, None)
     assert not fake.queries
 
 
@@ -173,10 +171,21 @@ def test_the_cost_command_prints_the_dry_run_as_a_table(bigquery, tmp_path):
     assert fake.dry_runs == 1 and not fake.jobs
 
 
+def records_of_the_stage(section, listing) -> list:
+    """What ReadBigQueryFiles' two RecordFns yield, called one after the other without Beam (the composite
+    itself runs in test_query_into_a_destination_table_read_in_parallel_streams): the query's shards, then
+    each shard's records."""
+    sizes = (1000, None)
+    run_query, read_rows = RunQueryFn(section, listing, sizes), ReadRowsFn(section, sizes)
+    run_query.setup()
+    read_rows.setup()
+    shards = [out.value for out in run_query(None)]
+    return [record for shard in shards for record in read_rows(shard)]
+
+
 def kept_paths(section, listing) -> None:
-    with local_pipeline() as p:
-        out = p | ReadBigQueryFiles(section, listing, max_file_bytes=1000)
-        assert_that(out.kept | beam.Map(lambda f: f.path), equal_to(KEPT))
+    records = records_of_the_stage(section, listing)
+    assert sorted(r.path for r in records if isinstance(r, RepoFile)) == sorted(KEPT)
 
 
 @pytest.mark.slow
