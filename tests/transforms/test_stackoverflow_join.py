@@ -136,6 +136,7 @@ def check_what_crosses_shuffles(p: beam.Pipeline) -> None:
         node.inputs[0] | "Check_" + node.full_label.replace("/", "_") >> beam.Map(small, node.full_label)
 
 
+@pytest.mark.slow  # the join's whole pipeline, its shuffles checked as it runs (8 s)
 def test_the_join_shuffles_run_paths_not_posts_or_comments(in_memory_run):
     assert len(in_memory_run["documents"]) == 8  # the run checked every element of the join's shuffles
 
