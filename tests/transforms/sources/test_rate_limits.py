@@ -83,7 +83,7 @@ def test_two_workers_never_exceed_the_concurrency_and_report_throttled_time(gith
     state.write_listing(listing_line(item) for item in host.list_repositories(state).items())
 
     with local_pipeline("--direct_running_mode=multi_processing", "--direct_num_workers=2") as p:
-        out = p | CrawlRepos(GitHubHost, section, state.path, 1000, {})
+        out = p | CrawlRepos(GitHubHost, section, state.path, (1000, None), {})
         assert_that(out.kept | beam.Map(lambda f: f.repo), equal_to([r.name for r in repos]), label="AllFetched")
         assert_that(out.rejected, equal_to([]), label="NoneRejected")
     result = p.result
