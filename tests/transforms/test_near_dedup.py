@@ -239,9 +239,12 @@ def test_a_later_version_drops_near_duplicates_of_an_earlier_one(tmp_path):
     first = run_near_dedup(tmp_path / "one", [make("a", a, 1)], ONE_ROUND)
     next(first)
     first_dir = next(first)
-    # A version directory's manifest holds the entry the run wrote as a part.
+    # A version directory's manifest holds the entry the run wrote as a part, and lists its files (the signatures).
     entry = read_json(os.path.join(first_dir, MANIFEST_PARTS_DIR, "near_dedup.json"))
-    write_json(os.path.join(first_dir, "manifest.json"), {"near_dedup": entry})
+    signatures = sorted(os.listdir(os.path.join(first_dir, SIGNATURES_DIR)))
+    assert signatures, "the first run wrote no signature shards"
+    listed = {f"{SIGNATURES_DIR}/{name}": {} for name in signatures}
+    write_json(os.path.join(first_dir, "manifest.json"), {"near_dedup": entry, "files": listed})
 
     files = [make("b", b, 1000), make("other", "\n".join(lines_of_code(9, 60)), 1)]
     second = run_near_dedup(tmp_path / "two", files, ONE_ROUND, previous=(first_dir,))
