@@ -90,8 +90,8 @@ def budget_pass(repos: list[FakeRepo], workers: int, tokens: int, args) -> dict:
     """One rate-limited crawl through the pipeline; the figures come from the fake's own clock."""
     import apache_beam as beam
     from apache_beam.metrics.metric import MetricsFilter
-    from apache_beam.options.pipeline_options import PipelineOptions
 
+    from pipeline.options import make_pipeline_options
     from schemas.sources_config import RateSettings
     from transforms.sources.crawl import CrawlRepos
     from transforms.sources.hosts import listing_line
@@ -110,9 +110,9 @@ def budget_pass(repos: list[FakeRepo], workers: int, tokens: int, args) -> dict:
             state = CrawlState(tmp)
             host = GitHubHost(section, GitHubHost.make_client(section, seed=0))
             state.write_listing(listing_line(item) for item in host.list_repositories(state).items())
-            options = PipelineOptions(["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"])
+            options = make_pipeline_options(["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"])
             with beam.Pipeline(options=options) as p:
-                _ = p | CrawlRepos(GitHubHost, section, state.path, MAX_FILE_BYTES, {})
+                _ = p | CrawlRepos(GitHubHost, section, state.path, (MAX_FILE_BYTES, None), {})
         throttled = p.result.metrics().query(MetricsFilter().with_name("cumulativeThrottlingSeconds"))["counters"]
         times = sorted(fake.budgeted_times)
         in_flight = max(n for token, n in fake.max_in_flight_by_token.items() if token is not None)

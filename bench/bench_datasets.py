@@ -104,16 +104,16 @@ def read_by_row_group(path: str) -> tuple[int, int]:
 
 
 def read_beam(path: str) -> tuple[int, int]:
-    """The source's Beam transform on the DirectRunner: every row read, counted."""
+    """The source's Beam transform on the local runner: every row read, counted."""
     import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
 
+    from pipeline.options import make_pipeline_options
     from transforms.sources.datasets import ReadDatasets, list_files
 
     section = DatasetSource(name="the-stack", preset="the-stack-v1", paths=(path,))
     listed = {"the-stack": list_files(section, "bench", lambda p: p)}
     counted = path + ".count"
-    with beam.Pipeline(options=PipelineOptions(["--direct_running_mode=in_memory"])) as p:
+    with beam.Pipeline(options=make_pipeline_options(["--direct_running_mode=in_memory"])) as p:
         read = p | ReadDatasets((section,), listed, 10**9)
         _ = read.kept | beam.Map(lambda r: r.size) | beam.CombineGlobally(sum) | beam.Map(write_text, counted)
         _ = read.kept | beam.combiners.Count.Globally() | "WriteCount" >> beam.Map(write_text, counted + "s")

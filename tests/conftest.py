@@ -20,17 +20,11 @@ import urllib.request
 import filelock
 import pytest
 import yaml
-from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.testing.test_pipeline import TestPipeline
 
 from infra.storage import connect_anonymously_to_emulator
 from pipeline import cli
-from pipeline.options import LOCAL_RUNNER
-from tests import beam_memo
-
-# Test pipelines that name no runner use the CLI's local runner (Beam's FnApiRunner), not
-# the DirectRunner, whose first move is to download its Prism runner from the internet.
-StandardOptions.DEFAULT_RUNNER = LOCAL_RUNNER
-beam_memo.install()  # Beam's repeated bookkeeping, remembered (tests/beam_memo.py)
+from pipeline.options import make_pipeline_options
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")
@@ -58,6 +52,13 @@ def chromium() -> str:
     if os.environ.get(REQUIRE_CHROMIUM) == "1":
         pytest.fail(f"{REQUIRE_CHROMIUM}=1 but no chromium is on PATH: {install}")
     pytest.skip(f"no chromium on PATH: {install} to run the report's browser tests")
+
+
+def local_pipeline(*flags: str) -> TestPipeline:
+    """A TestPipeline on the CLI's local runner (Beam's FnApiRunner), its options made as the CLI makes
+    them from `flags` (e.g. DIRECT_MODES' flags). Beam's default runner, the DirectRunner, would first
+    try to download its Prism runner from the internet."""
+    return TestPipeline(options=make_pipeline_options(list(flags)))
 
 
 def run_cli(*args: str, check: bool = True, fresh_process: bool = False) -> subprocess.CompletedProcess:

@@ -30,7 +30,7 @@ from schemas import arrow
 from schemas.config import load_config
 from schemas.errors import ConfigError
 from schemas.records import Rejected, RepoFile
-from tests.conftest import ROOT
+from tests.conftest import ROOT, local_pipeline
 from transforms.dedup import ReadKeptFn, ResolveDuplicatesFn, SpilledFile
 from transforms.sources.datasets import ReadDatasetUnitFn, read_datasets, row_mapping, split_file
 
@@ -127,7 +127,7 @@ def test_exact_dedup_keeps_one_file_of_a_key_when_its_files_share_an_id(tmp_path
 def test_documents_that_share_an_id_stop_the_run_before_its_commit(tmp_path):
     rows = [Rejected("same-id", "read", "r", "first"), Rejected("same-id", "read", "r", "second")]
     with pytest.raises(Exception, match="two rows share the id 'same-id'"):
-        with beam.Pipeline() as p:
+        with local_pipeline() as p:
             _ = p | beam.Create(rows) | WriteParquetShards(str(tmp_path), "documents", arrow.REJECTED, 1, unique_ids=True)
 
 

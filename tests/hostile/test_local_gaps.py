@@ -16,8 +16,6 @@ import threading
 import time
 
 import pytest
-from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that
 
 from pipeline.corpus import local_repos
@@ -25,7 +23,7 @@ from schemas.config import ReadConfig, load_config
 from schemas.errors import ConfigError
 from schemas.records import Rejected, RepoFile, record_id
 from schemas.sources_config import ArchiveLimits
-from tests.conftest import SAMPLE_REPOS, git, make_git_repo, run_cli
+from tests.conftest import SAMPLE_REPOS, git, local_pipeline, make_git_repo, run_cli
 from tests.hostile.hostile_inputs import write
 from tests.hostile.test_archives_hostile import member, tar_gz
 from transforms.sources.archives import RepoInfo, read_archive
@@ -204,7 +202,7 @@ def test_the_git_timeout_comes_from_the_config_through_the_beam_read(tmp_path):
 
     def run():
         try:
-            with TestPipeline(options=PipelineOptions(["--direct_running_mode=in_memory"])) as p:
+            with local_pipeline("--direct_running_mode=in_memory") as p:
                 read = p | ReadLocalRepos(list_repos(str(tmp_path / "repos")), *config.read.limits())
                 assert_that(read.rejected, check)
             outcome.append("finished")

@@ -7,12 +7,12 @@ import hashlib
 
 import apache_beam as beam
 import pyarrow.parquet as pq
-from apache_beam.testing.test_pipeline import TestPipeline
 
 from infra import storage, writers
 from infra.spill import SCRATCH_DIR
 from schemas import arrow
 from schemas.records import Document, Rejected, RepoFile, RepoSnapshot, flat_row
+from tests.conftest import local_pipeline
 from transforms.sources.hosts import ListingFailure, RemoteRepo
 
 
@@ -71,7 +71,7 @@ def test_external_sort_writes_the_bytes_of_one_sorted_write(tmp_path, monkeypatc
         Rejected(f"id-{(i * 7919) % 500:03d}", "s", "r", "x" * (i % 97), "local", f"repo{i % 5}", f"p{i}") for i in range(500)
     ]
     version = tmp_path / "v"
-    with TestPipeline() as p:
+    with local_pipeline() as p:
         inputs = (p | "Half1" >> beam.Create(records[:250]), p | "Half2" >> beam.Create(records[250:]))
         inputs | writers.WriteParquetShards(str(version), "rejected", arrow.REJECTED, 3)
     runs = storage.list_files(str(version / SCRATCH_DIR))

@@ -7,13 +7,11 @@ import math
 
 import apache_beam as beam
 import pytest
-from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import DIRECT_MODES
+from tests.conftest import DIRECT_MODES, local_pipeline
 from transforms.buckets import (
     BUCKET_PERCENTILES,
     NUM_BUCKETS,
@@ -74,11 +72,11 @@ def test_boundaries_are_exact_nearest_rank_percentiles(values):
 def test_beam_boundaries_do_not_depend_on_bundling(mode):
     values = [(i * 7919) % 5003 for i in range(12_000)]  # more values than ApproximateQuantiles keeps exactly
     expected = [nearest_rank(values, p) for p in BUCKET_PERCENTILES]
-    with TestPipeline(options=PipelineOptions(DIRECT_MODES[mode])) as p:
+    with local_pipeline(*DIRECT_MODES[mode]) as p:
         spread = p | beam.Create(values, reshuffle=False) | beam.Reshuffle()
         assert_that(spread | ComputeBucketBoundaries(), equal_to([expected]))
 
 
 def test_beam_boundaries_of_nothing_are_empty():
-    with TestPipeline() as p:
+    with local_pipeline() as p:
         assert_that(p | beam.Create([]) | ComputeBucketBoundaries(), equal_to([[]]))

@@ -9,7 +9,6 @@ import re
 
 import apache_beam as beam
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,7 +17,7 @@ from pybloom_live import BloomFilter
 from infra.writers import read_json, write_json
 from schemas.config import ConfigError
 from schemas.records import RepoFile
-from tests.conftest import SAMPLE_REPOS
+from tests.conftest import SAMPLE_REPOS, local_pipeline
 from transforms.dedup import BLOOM_FILE, BloomCombineFn, ExactDedup, read_bloom
 from transforms.dedup_keys import dedup_key
 
@@ -58,7 +57,7 @@ def test_ascii_fast_path_agrees_with_the_regex(text):
 def run_dedup(tmp_path, files, previous=(), capacity=1000):
     """Run ExactDedup on a real Beam pipeline: yields its outputs, then (manifest entry, version dir)."""
     out_dir = str(tmp_path / "v")
-    with TestPipeline() as p:
+    with local_pipeline() as p:
         result = p | beam.Create(files) | ExactDedup(str(tmp_path / "scratch"), out_dir, capacity, 0.01, tuple(previous))
         result.manifest_entry | beam.Map(lambda entry: write_json(os.path.join(out_dir, "dedup.json"), entry))
         # The caller adds its assert_that checks to these before the pipeline runs.

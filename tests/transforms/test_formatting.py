@@ -10,7 +10,6 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,7 +17,7 @@ from hypothesis import strategies as st
 from pipeline.corpus import pinned_star_buckets
 from schemas.config import ConfigError, load_config
 from schemas.records import Document, RepoFile
-from tests.conftest import DIRECT_MODES, EXAMPLES, SAMPLE_CONFIG, SAMPLE_REPOS, run_cli
+from tests.conftest import DIRECT_MODES, EXAMPLES, SAMPLE_CONFIG, SAMPLE_REPOS, local_pipeline, run_cli
 from transforms import markup
 from transforms.base import ApplyStage
 from transforms.buckets import boundaries_from_histogram, bucket_of
@@ -177,7 +176,7 @@ def test_each_attribute_starts_half_the_documents():
 def test_star_buckets_side_input_reaches_the_stage():
     files = [make_file(f"f{i}.py", repo=f"o/r{i % 8}", stars=(i % 8) * 10) for i in range(40)]
     files.append(make_file("g.py", repo="o/gitlab", origin="gitlab", stars=10**6))  # does not count
-    with TestPipeline() as p:
+    with local_pipeline() as p:
         records = p | beam.Create(files)
         entry = records | StarBuckets()
         boundaries = beam.pvalue.AsSingleton(entry | beam.Map(lambda e: e["boundaries"]))

@@ -6,11 +6,10 @@ import os
 import shutil
 
 import apache_beam as beam
-from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.records import Rejected, RepoFile, RepoSnapshot
-from tests.conftest import SAMPLE_REPOS, make_git_repo
+from tests.conftest import SAMPLE_REPOS, local_pipeline, make_git_repo
 from transforms.sources.local import ReadLocalRepos, list_repos, read_repo
 
 MIT = open(os.path.join(SAMPLE_REPOS, "textkit", "LICENSE")).read()
@@ -91,7 +90,7 @@ def test_metadata_file_sets_repo_name_stars_and_origin():
 def test_read_transform_routes_every_file(tmp_path):
     shutil.copytree(os.path.join(SAMPLE_REPOS, "textkit"), tmp_path / "textkit")
     make_git_repo(str(tmp_path / "textkit"))
-    with TestPipeline() as p:
+    with local_pipeline() as p:
         out = p | ReadLocalRepos(list_repos(str(tmp_path)), 1_000_000)
         assert_that(out.rejected | beam.Map(lambda r: (r.path, r.reason)),
                     equal_to([("assets/logo.png", "binary"), ("textkit/legacy_latin1.py", "not-utf8")]),

@@ -10,9 +10,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pipeline import PipelineVisitor
-from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from infra.writers import read_json, write_json
@@ -20,7 +18,7 @@ from pipeline.corpus import MANIFEST_PARTS_DIR, CorpusFlow
 from pipeline.stages import file_entries
 from schemas.config import ConfigError, NearDedupConfig, PipelineConfig, load_config
 from schemas.records import RepoFile
-from tests.conftest import SAMPLE_CONFIG, SAMPLE_REPOS
+from tests.conftest import SAMPLE_CONFIG, SAMPLE_REPOS, local_pipeline
 from transforms.id_lookup import IdBitmapFn, lookup
 from transforms.minhash import MinHasher, jaccard
 from transforms.near_dedup import REASON, REASON_PREVIOUS, SIGNATURES_DIR, STAGE, NearDedup, detail_of
@@ -106,7 +104,7 @@ def chain() -> tuple[str, str, str]:
 
 def run_near_dedup(tmp_path, files, config=CONFIG, options=None, previous=()):
     out_dir = str(tmp_path / "v")
-    with TestPipeline(options=PipelineOptions(options or [])) as p:
+    with local_pipeline(*(options or [])) as p:
         flow = CorpusFlow(p, PipelineConfig("t"), out_dir)
         result = p | beam.Create(files) | NearDedup(flow, config, previous_versions=previous)
         yield {
@@ -203,7 +201,7 @@ def test_the_stage_reads_the_files_once_and_streams_them_back_from_spill_files(t
     """Only the signing step reads `files` (it spills them): the local runner never holds the corpus while the
     clusters are decided, and no content crosses a shuffle. The check and the drop get their decisions by joins
     on ids, not by side-input lookups (each one weighed by walking every loaded module)."""
-    p = beam.Pipeline()
+    p = local_pipeline()
     files = p | beam.Create([make("a", "\n".join(lines_of_code(1, 20)), 1)])
     files | "Near" >> NearDedup(CorpusFlow(p, PipelineConfig("t"), str(tmp_path)), CONFIG)
     readers, side_inputs = [], {}

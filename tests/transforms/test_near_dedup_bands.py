@@ -12,9 +12,7 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pipeline import PipelineVisitor
-from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from infra.version import MANIFEST
@@ -22,6 +20,7 @@ from infra.writers import WriteRunsFn
 from pipeline.corpus import CorpusFlow
 from schemas.config import NearDedupConfig, PipelineConfig
 from schemas.records import RepoFile
+from tests.conftest import local_pipeline
 from transforms.near_dedup import NearDedup
 from transforms.near_dedup_bands import LINK_WINDOW, EdgesOfBands, bucket_edges
 from transforms.near_dedup_versions import EARLIER, SIGNATURE_SCHEMA, SIGNATURES_DIR
@@ -46,7 +45,7 @@ def earlier_version(root) -> str:
 def test_the_band_pairs_reach_no_group_by_key_only_run_writers(tmp_path):
     """Both kinds of (band key, node) pairs, this run's and the earlier versions', go only to run writers
     (which pass on (partition, run path)): no GroupByKey, nor a Flatten in front of one, gets them."""
-    p = beam.Pipeline()
+    p = local_pipeline()
     content = "\n".join(f"value_{i} = compute_{i}(arg_{i})" for i in range(20))
     files = p | beam.Create([RepoFile("a", "local", "o/a", "m.py", None, "MIT", 1, len(content), content)])
     flow = CorpusFlow(p, PipelineConfig("t"), str(tmp_path / "v"))
@@ -111,7 +110,7 @@ def test_bucket_edges_are_the_same_however_bundled(tmp_path):
     expected = reference_edges(pairs)
     assert len(expected) > 100 and any(edge[0][0] == EARLIER for edge in expected)
     for i, options in enumerate(([], ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])):
-        with TestPipeline(options=PipelineOptions(options)) as p:
+        with local_pipeline(*options) as p:
             halves = (p | "First" >> beam.Create(pairs[::2]), p | "Second" >> beam.Create(pairs[1::2]))
             edges = halves | EdgesOfBands(str(tmp_path / f"scratch{i}"))
             assert_that(edges | beam.Distinct(), equal_to(sorted(expected)))

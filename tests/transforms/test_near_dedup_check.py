@@ -5,13 +5,13 @@ from __future__ import annotations
 import apache_beam as beam
 import numpy as np
 from apache_beam.pipeline import PipelineVisitor
-from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from infra.writers import WriteRunsFn
 from pipeline.corpus import CorpusFlow
 from schemas.config import NearDedupConfig, PipelineConfig
 from schemas.records import RepoFile
+from tests.conftest import local_pipeline
 from tests.transforms.test_near_dedup_bands import earlier_version
 from transforms.near_dedup import NearDedup
 from transforms.near_dedup_check import EdgeSimilarities
@@ -23,7 +23,7 @@ CONFIG = NearDedupConfig(enabled=True)
 def test_the_check_values_reach_no_group_by_key_only_run_writers(tmp_path):
     """What the ends of candidate edges send (shingle hashes; earlier files' signatures) goes only to run
     writers, which pass on (partition, run path): no GroupByKey gets the shingles."""
-    p = beam.Pipeline()
+    p = local_pipeline()
     content = "\n".join(f"value_{i} = compute_{i}(arg_{i})" for i in range(20))
     files = p | beam.Create([RepoFile("a", "local", "o/a", "m.py", None, "MIT", 1, len(content), content)])
     flow = CorpusFlow(p, PipelineConfig("t"), str(tmp_path / "v"))
@@ -75,7 +75,7 @@ def test_each_edge_gets_the_jaccard_of_its_two_ends(tmp_path):
         (earlier_close, (MINHASH, near_signature.tobytes())),
         (earlier_far, (MINHASH, signature.tobytes())),
     ]
-    with TestPipeline() as p:
+    with local_pipeline() as p:
         first, second = p | "First" >> beam.Create(values[:4]), p | "Second" >> beam.Create(values[4:])
         similarities = (first, second) | EdgeSimilarities(str(tmp_path / "scratch"))
         expected = [(close, 90 / 110), (far, 60 / 140), (earlier_close, 216 / 256), (earlier_far, 156 / 256)]

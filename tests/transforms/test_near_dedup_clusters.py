@@ -6,9 +6,9 @@ import random
 
 import apache_beam as beam
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from tests.conftest import local_pipeline
 from transforms.near_dedup_clusters import ClustersUnsettled, ConnectedComponents
 
 
@@ -49,7 +49,7 @@ def union_find_least(edges: list[tuple]) -> dict:
 
 
 def run_components(edges, max_rounds):
-    with TestPipeline() as p:
+    with local_pipeline() as p:
         clusters = ConnectedComponents(max_rounds)
         yield p | beam.Create(edges) | clusters, clusters.rounds
 

@@ -8,12 +8,11 @@ import os
 
 import apache_beam as beam
 import pytest
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from infra.writers import WriteSmallJson
 from schemas.config import ConfigError, ScrubConfig, StackOverflowConfig
 from schemas.records import Rejected
-from tests.conftest import DIRECT_MODES
+from tests.conftest import DIRECT_MODES, local_pipeline
 from tests.transforms.test_stackoverflow import SAMPLE_DUMP, SAMPLE_LIMITS, SEED, join, read_dump
 from transforms.buckets import boundaries_from_histogram
 from transforms.sources.dump_files import find_dump_files, split_ranges
@@ -50,7 +49,7 @@ def run_join(dumps: list[str], out: str, partitions: int, beam_args: list[str], 
     """read → JoinThreads → ScoreBuckets → format, as pipeline/corpus.py wires them; what came out, as JSON."""
     limits = StackOverflowConfig(require_kept_answer=True, join_partitions=partitions, range_bytes=2048)
     ranges = split_ranges([f for d in dumps for f in find_dump_files(d)], limits.range_bytes)
-    with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
+    with local_pipeline(*beam_args) as p:
         read = p | "Read" >> ReadStackExchangeDump(ranges, limits.max_row_bytes)
         joined = read.kept | "Join" >> JoinThreads(limits, os.path.join(out, "_scratch"))
         buckets = joined.scores | "ScoreBuckets" >> ScoreBuckets()
@@ -137,6 +136,7 @@ def check_what_crosses_shuffles(p: beam.Pipeline) -> None:
         node.inputs[0] | "Check_" + node.full_label.replace("/", "_") >> beam.Map(small, node.full_label)
 
 
+@pytest.mark.slow  # the join's whole pipeline, its shuffles checked as it runs (8 s)
 def test_the_join_shuffles_run_paths_not_posts_or_comments(in_memory_run):
     assert len(in_memory_run["documents"]) == 8  # the run checked every element of the join's shuffles
 

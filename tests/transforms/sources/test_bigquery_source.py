@@ -7,14 +7,14 @@ import collections
 import apache_beam as beam
 import pytest
 import yaml
-from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.errors import ConfigError
+from schemas.records import RepoFile
 from schemas.sources_config import DEFAULT_MAXIMUM_BYTES_BILLED, BigQuerySource
-from tests.conftest import run_cli
+from tests.conftest import local_pipeline, run_cli
 from tests.transforms.sources.bigquery_fakes import FakeBigQuery, FakeFile
-from transforms.sources.bigquery import ReadBigQueryFiles, estimate_and_check
+from transforms.sources.bigquery import ReadBigQueryFiles, ReadRowsFn, RunQueryFn, estimate_and_check
 from transforms.sources.bigquery_jobs import Staging, make_client, query_sql, session_rows
 from transforms.sources.crawl_state import CrawlState
 from transforms.sources.hosts import RemoteRepo, listing_line
@@ -62,7 +62,7 @@ def crawl_listing(tmp_path, names=("crawled/already",)) -> str:
 def test_query_into_a_destination_table_read_in_parallel_streams(bigquery, tmp_path):
     fake = bigquery()
     section = section_for(fake, read_streams=3, maximum_bytes_billed=10**6)
-    with TestPipeline() as p:
+    with local_pipeline() as p:
         out = p | ReadBigQueryFiles(section, crawl_listing(tmp_path), max_file_bytes=1000, max_notebook_bytes=5000)
         assert_that(out.kept | "Paths" >> beam.Map(lambda f: f.path), equal_to(KEPT), label="Kept")
         assert_that(out.rejected | "Reasons" >> beam.Map(lambda r: (r.path, r.reason)),
@@ -96,7 +96,7 @@ def test_query_into_a_destination_table_read_in_parallel_streams(bigquery, tmp_p
 @pytest.mark.slow
 def test_records_match_the_other_sources(bigquery):
     section = section_for(bigquery(), exclude_crawled=False)
-    with TestPipeline() as p:
+    with local_pipeline() as p:
         kept = p | ReadBigQueryFiles(section, None, max_file_bytes=1000)
         a = kept.kept | beam.Filter(lambda f: f.path == "a.py")
         assert_that(a | beam.Map(lambda f: (f.source, f.origin, f.repo, f.license, f.stars, f.content)),
@@ -108,9 +108,7 @@ def test_a_retry_finds_the_job_it_already_ran(bigquery, tmp_path):
     section = section_for(fake)
     listing = crawl_listing(tmp_path)
     for _ in range(2):  # the second run asks for the same job ids and gets 409: nothing runs or bills again
-        with TestPipeline() as p:
-            out = p | ReadBigQueryFiles(section, listing, max_file_bytes=1000)
-            assert_that(out.kept | beam.Map(lambda f: f.path), equal_to(KEPT))
+        kept_paths(section, listing)
     assert len(fake.queries) == 1
     assert sorted(fake.inserts.values()) == [2, 2]  # the exclusion load and the query, asked twice each
 
@@ -130,7 +128,7 @@ def test_an_exclusion_list_of_a_million_names_is_loaded_and_anti_joined(bigquery
     names = [f"owner{i % 9973}/repo-{i:07d}" for i in range(999_999)] + ["crawled/already"]
     fake = bigquery()
     section = section_for(fake)
-    with TestPipeline() as p:
+    with local_pipeline() as p:
         out = p | ReadBigQueryFiles(section, crawl_listing(tmp_path, names), max_file_bytes=1000)
         assert_that(out.kept | beam.Map(lambda f: f.repo), equal_to(["py/lib"] * len(KEPT)))
     (exclude_table,) = [t for t in fake.tables if ".exclude_" in t]
@@ -156,8 +154,7 @@ def test_a_query_over_the_cap_fails_unbilled_naming_the_key(bigquery):
     fake = bigquery()
     section = section_for(fake, maximum_bytes_billed=100)
     with pytest.raises(Exception, match="sources.bigquery.maximum_bytes_billed"):
-        with TestPipeline() as p:
-            _ = p | ReadBigQueryFiles(section, None, max_file_bytes=1000)
+        records_of_the_stage(section, None)
     assert not fake.queries
 
 
@@ -174,10 +171,21 @@ def test_the_cost_command_prints_the_dry_run_as_a_table(bigquery, tmp_path):
     assert fake.dry_runs == 1 and not fake.jobs
 
 
+def records_of_the_stage(section, listing) -> list:
+    """What ReadBigQueryFiles' two RecordFns yield, called one after the other without Beam (the composite
+    itself runs in test_query_into_a_destination_table_read_in_parallel_streams): the query's shards, then
+    each shard's records."""
+    sizes = (1000, None)
+    run_query, read_rows = RunQueryFn(section, listing, sizes), ReadRowsFn(section, sizes)
+    run_query.setup()
+    read_rows.setup()
+    shards = [out.value for out in run_query(None)]
+    return [record for shard in shards for record in read_rows(shard)]
+
+
 def kept_paths(section, listing) -> None:
-    with TestPipeline() as p:
-        out = p | ReadBigQueryFiles(section, listing, max_file_bytes=1000)
-        assert_that(out.kept | beam.Map(lambda f: f.path), equal_to(KEPT))
+    records = records_of_the_stage(section, listing)
+    assert sorted(r.path for r in records if isinstance(r, RepoFile)) == sorted(KEPT)
 
 
 @pytest.mark.slow

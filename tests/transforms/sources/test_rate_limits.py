@@ -8,12 +8,12 @@ import time
 import apache_beam as beam
 import pytest
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.errors import ConfigError
 from schemas.records import RepoFile
 from schemas.sources_config import GitHubSource, RateSettings
+from tests.conftest import local_pipeline
 from tests.transforms.sources.network_fakes import FakeRepo
 from tests.transforms.sources.ratelimit_fake import FakeRateLimitService
 from tests.transforms.sources.test_github_source import FAST, TOKEN, TOKEN_ENV, github  # noqa: F401 (fixture)
@@ -83,8 +83,7 @@ def test_two_workers_never_exceed_the_concurrency_and_report_throttled_time(gith
     host = GitHubHost(section, GitHubHost.make_client(section, seed=0))
     state.write_listing(listing_line(item) for item in host.list_repositories(state).items())
 
-    options = PipelineOptions(["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
-    with beam.Pipeline(options=options) as p:
+    with local_pipeline("--direct_running_mode=multi_processing", "--direct_num_workers=2") as p:
         out = p | CrawlRepos(GitHubHost, section, state.path, (1000, None), {})
         assert_that(out.kept | beam.Map(lambda f: f.repo), equal_to([r.name for r in repos]), label="AllFetched")
         assert_that(out.rejected, equal_to([]), label="NoneRejected")
