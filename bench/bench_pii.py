@@ -16,15 +16,12 @@ were candidates for the stage (`candidates.py`), secrets only, on the same items
 from __future__ import annotations
 
 import argparse
-import ast
 import collections
-import json
 import os
 import sys
 import sysconfig
 import time
 
-import yaml
 from bench_cleaning import installed_files, list_files
 
 from schemas.config import ScrubConfig
@@ -34,10 +31,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "pii_benchmark"))
 import candidates  # noqa: E402
 import starcoder  # noqa: E402
+from labelled import PARSERS, load_items, parses  # noqa: E402
 
-ITEMS = os.path.join(HERE, "pii_benchmark", "items.jsonl")
 KINDS = ("email", "secret", "ipv4", "ipv6")
-PARSERS = {"python": ast.parse, "json": json.loads, "yaml": yaml.safe_load}
 CONFIG = ScrubConfig()
 
 
@@ -58,19 +54,6 @@ def peer_redact(text: str, findings) -> str:
 
 
 DETECTORS = {"scrub": (ours, ours_redact), "starcoder": (peer, peer_redact)}
-
-
-def load_items() -> list[dict]:
-    with open(ITEMS, encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
-
-
-def parses(lang: str, text: str) -> bool:
-    try:
-        PARSERS[lang](text)
-        return True
-    except Exception:
-        return False
 
 
 def covered(label: dict, spans: list[tuple[int, int]]) -> bool:

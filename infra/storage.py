@@ -130,10 +130,11 @@ def _local_metadata(directory: str, rel: str) -> Iterator[tuple[str, StoredFile]
                 yield from _local_metadata(directory, path)
                 continue
             st = entry.stat(follow_symlinks=False)
-            yield path, StoredFile(_kind(st.st_mode), st.st_size)
+            yield path, StoredFile(entry_kind(st.st_mode), st.st_size)
 
 
-def _kind(mode: int) -> str:
+def entry_kind(mode: int) -> str:
+    """The kind of an lstat mode that is not a folder: file, symlink, fifo, socket, device, special-file."""
     if stat.S_ISREG(mode):
         return "file"
     if stat.S_ISLNK(mode):
@@ -142,7 +143,9 @@ def _kind(mode: int) -> str:
         return "fifo"
     if stat.S_ISSOCK(mode):
         return "socket"
-    return "device"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "special-file"
 
 
 def _matched_sizes(directory: str) -> list[tuple[str, int]]:

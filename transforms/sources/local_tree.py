@@ -18,6 +18,8 @@ import os
 import stat
 from dataclasses import dataclass
 
+from infra.storage import entry_kind as kind_of  # the kind of an lstat mode that is not a folder
+
 BAD_PATH = "not-utf8-path"  # Entry kind and reject reason of a name that is not valid UTF-8
 UNREADABLE = "unreadable"  # a file whose metadata or bytes could not be read
 UNREADABLE_FOLDER = "unreadable-folder"  # a folder whose listing failed: one record, with the OS's reason
@@ -60,19 +62,6 @@ def shown_path(raw: str | bytes) -> tuple[str, bool]:
     return text, text.encode("utf-8") == data
 
 
-def kind_of(mode: int) -> str:
-    """The entry kind of an lstat mode that is not a folder."""
-    if stat.S_ISREG(mode):
-        return "file"
-    if stat.S_ISLNK(mode):
-        return "symlink"
-    if stat.S_ISFIFO(mode):
-        return "fifo"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "device"
-    return "special-file"
 
 
 def os_reason(error: OSError) -> str:
