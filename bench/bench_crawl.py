@@ -69,8 +69,10 @@ def make_repos(max_bytes: int, files_per_repo: int) -> list[FakeRepo]:
 
 
 def report(name: str, seconds: float, repos: int, files: int, size: int) -> None:
-    print(f"| {name} | {repos} | {files} | {size / 1e6:.1f} | {seconds:.2f} | {repos / seconds:.1f} | "
-          f"{files / seconds:.0f} | {size / 1e6 / seconds:.2f} |")
+    print(
+        f"| {name} | {repos} | {files} | {size / 1e6:.1f} | {seconds:.2f} | {repos / seconds:.1f} | "
+        f"{files / seconds:.0f} | {size / 1e6 / seconds:.2f} |"
+    )
 
 
 def crawl(host: GitHubHost, state: CrawlState) -> tuple[int, int]:
@@ -104,8 +106,15 @@ def budget_pass(repos: list[FakeRepo], workers: int, tokens: int, args) -> dict:
     per_hour = int(args.budget * 3600 / args.window)
     rate = RateSettings(requests_per_hour=per_hour, concurrency=args.concurrency, max_wait_seconds=60)
     try:
-        section = GitHubSource(base_url=fake.url, token_env=names[0], extra_tokens=tuple(names[1:]), languages=("Python",),
-                               licenses=("MIT",), http=HttpSettings(timeout_seconds=30), rate=rate)
+        section = GitHubSource(
+            base_url=fake.url,
+            token_env=names[0],
+            extra_tokens=tuple(names[1:]),
+            languages=("Python",),
+            licenses=("MIT",),
+            http=HttpSettings(timeout_seconds=30),
+            rate=rate,
+        )
         with tempfile.TemporaryDirectory() as tmp:
             state = CrawlState(tmp)
             host = GitHubHost(section, GitHubHost.make_client(section, seed=0))
@@ -116,9 +125,15 @@ def budget_pass(repos: list[FakeRepo], workers: int, tokens: int, args) -> dict:
         throttled = p.result.metrics().query(MetricsFilter().with_name("cumulativeThrottlingSeconds"))["counters"]
         times = sorted(fake.budgeted_times)
         in_flight = max(n for token, n in fake.max_in_flight_by_token.items() if token is not None)
-        return {"requests": len(times), "span": times[-1] - times[0], "max_in_flight": in_flight,
-                "over_budget": fake.over_budget, "secondary": fake.secondary_limited,
-                "throttled": sum(c.committed for c in throttled), "fetched": sum(fake.archives_served.values())}
+        return {
+            "requests": len(times),
+            "span": times[-1] - times[0],
+            "max_in_flight": in_flight,
+            "over_budget": fake.over_budget,
+            "secondary": fake.secondary_limited,
+            "throttled": sum(c.committed for c in throttled),
+            "fetched": sum(fake.archives_served.values()),
+        }
     finally:
         fake.close()
 
@@ -128,18 +143,24 @@ def report_budget(repos: int, workers: int, tokens: int, budget: int, window: fl
     rate = (r["requests"] - 1) / r["span"] / tokens  # reached, per token
     per_repo = r["requests"] / repos
     per_hour = GITHUB_REQUESTS_PER_HOUR * (rate / allowed) / per_repo
-    print(f"| {workers} | {tokens} | {r['fetched']}/{repos} | {allowed:.1f} | {rate:.2f} ({rate / allowed:.0%}) | "
-          f"{rate * tokens:.2f} | {per_repo:.2f} | {r['max_in_flight']} | {r['over_budget']} | {r['secondary']} | "
-          f"{r['throttled']} | {per_hour:,.0f} |")
+    print(
+        f"| {workers} | {tokens} | {r['fetched']}/{repos} | {allowed:.1f} | {rate:.2f} ({rate / allowed:.0%}) | "
+        f"{rate * tokens:.2f} | {per_repo:.2f} | {r['max_in_flight']} | {r['over_budget']} | {r['secondary']} | "
+        f"{r['throttled']} | {per_hour:,.0f} |"
+    )
 
 
 def rate_limited(args) -> None:
     repos = [FakeRepo(f"rate/r{i:03d}", {"m.py": f"VALUE = {i}\n".encode()}) for i in range(args.rate_repos)]
-    print(f"\nRate-limited crawl: {len(repos)} repositories, each token allowed {args.budget} requests per "
-          f"{args.window:g} s and {args.concurrency} at once; each request takes {args.latency:g} s\n")
-    print("| workers | tokens | fetched | allowed req/s per token | reached req/s per token | reached req/s, all | "
-          "requests/repo | most in flight per token | over budget (403) | over concurrency (403) | throttled s | "
-          "repos/hour per 5,000-request token |")
+    print(
+        f"\nRate-limited crawl: {len(repos)} repositories, each token allowed {args.budget} requests per "
+        f"{args.window:g} s and {args.concurrency} at once; each request takes {args.latency:g} s\n"
+    )
+    print(
+        "| workers | tokens | fetched | allowed req/s per token | reached req/s per token | reached req/s, all | "
+        "requests/repo | most in flight per token | over budget (403) | over concurrency (403) | throttled s | "
+        "repos/hour per 5,000-request token |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for workers, tokens in ((1, 1), (2, 1), (4, 1), (2, 2)):
         r = budget_pass(repos, workers, tokens, args)
@@ -176,8 +197,9 @@ def main() -> None:
         top = f"{owner}-{name}-{repo.sha[:7]}"
         fake.tarballs[(repo.name, top)] = repo.tarball(top)
     try:
-        section = GitHubSource(base_url=fake.url, token_env=None, languages=("Python",), licenses=("MIT",),
-                               http=HttpSettings(timeout_seconds=30))
+        section = GitHubSource(
+            base_url=fake.url, token_env=None, languages=("Python",), licenses=("MIT",), http=HttpSettings(timeout_seconds=30)
+        )
         host = GitHubHost(section, GitHubHost.make_client(section, seed=0))
         with tempfile.TemporaryDirectory() as tmp:
             state = CrawlState(tmp)

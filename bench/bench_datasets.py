@@ -144,14 +144,23 @@ def measure(path: str, reader: str) -> dict:
     started = time.perf_counter()
     records, content = READERS[reader](path)
     seconds = time.perf_counter() - started
-    return {"records": records, "seconds": round(seconds, 2), "mb_per_s": round(content / 1e6 / seconds, 1),
-            "peak_rss_mb": round(peak_rss_mb(), 1)}
+    return {
+        "records": records,
+        "seconds": round(seconds, 2),
+        "mb_per_s": round(content / 1e6 / seconds, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
 
 
 def run_measure(path: str, reader: str, rows: int) -> dict:
     """`measure` in a fresh process (so its peak RSS is the reader's alone), checking every row was read."""
-    out = subprocess.run([sys.executable, __file__, "--measure", path, reader], capture_output=True, text=True,
-                         check=True, env={**os.environ, "PYTHONPATH": ROOT})
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", path, reader],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["records"] == rows, (reader, result, rows)
     groups = pq.ParquetFile(path).metadata.num_row_groups
@@ -161,8 +170,10 @@ def run_measure(path: str, reader: str, rows: int) -> dict:
 def print_table(results: list[dict]) -> None:
     print(f"{'content MB':>10} {'file MB':>8} {'groups':>6} {'reader':12} {'rows':>8} {'s':>7} {'MB/s':>7} {'peak RSS MB':>12}")
     for r in results:
-        print(f"{r['mb']:>10g} {r['file_mb']:>8} {r['groups']:>6} {r['reader']:12} {r['records']:>8} {r['seconds']:>7} "
-              f"{r['mb_per_s']:>7} {r['peak_rss_mb']:>12}")
+        print(
+            f"{r['mb']:>10g} {r['file_mb']:>8} {r['groups']:>6} {r['reader']:12} {r['records']:>8} {r['seconds']:>7} "
+            f"{r['mb_per_s']:>7} {r['peak_rss_mb']:>12}"
+        )
 
 
 def part_sizes(tmp: str, sizes_mb: list[float]) -> None:
@@ -175,8 +186,10 @@ def part_sizes(tmp: str, sizes_mb: list[float]) -> None:
     print_table(results)
     for mb in sizes_mb:
         source, baseline = (next(r for r in results if r["mb"] == mb and r["reader"] == k) for k in ("source", "baseline"))
-        print(f"{mb:g} MB: throughput source/baseline {source['mb_per_s'] / baseline['mb_per_s']:.2f}, "
-              f"peak RSS source/baseline {source['peak_rss_mb'] / baseline['peak_rss_mb']:.2f}")
+        print(
+            f"{mb:g} MB: throughput source/baseline {source['mb_per_s'] / baseline['mb_per_s']:.2f}, "
+            f"peak RSS source/baseline {source['peak_rss_mb'] / baseline['peak_rss_mb']:.2f}"
+        )
     first, last = (next(r for r in results if r["mb"] == mb and r["reader"] == "source") for mb in (sizes_mb[0], sizes_mb[-1]))
     print(f"source peak RSS at {sizes_mb[-1]:g} MB / at {sizes_mb[0]:g} MB: {last['peak_rss_mb'] / first['peak_rss_mb']:.2f}")
 
@@ -192,8 +205,10 @@ def part_row_group(tmp: str, mb: float) -> None:
     print_table(results)
     for reader in ("source", "by-row-group"):
         a, b = (r for r in results if r["reader"] == reader)
-        print(f"{reader}: peak RSS one {mb:g} MB group / 32 MiB groups {a['peak_rss_mb'] / b['peak_rss_mb']:.2f}, "
-              f"time {a['seconds'] / b['seconds']:.2f}")
+        print(
+            f"{reader}: peak RSS one {mb:g} MB group / 32 MiB groups {a['peak_rss_mb'] / b['peak_rss_mb']:.2f}, "
+            f"time {a['seconds'] / b['seconds']:.2f}"
+        )
     os.remove(one)
     os.remove(bounded)
 
@@ -210,8 +225,9 @@ def part_small_groups(tmp: str, mb: float, many: int, few: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--parts", nargs="+", choices=["sizes", "row-group", "small-groups"],
-                        default=["sizes", "row-group", "small-groups"])
+    parser.add_argument(
+        "--parts", nargs="+", choices=["sizes", "row-group", "small-groups"], default=["sizes", "row-group", "small-groups"]
+    )
     parser.add_argument("--sizes-mb", type=float, nargs="+", default=[100, 200, 400], help="content per file, MB")
     parser.add_argument("--row-group-mb", type=float, default=1000, help="content of the one-row-group file, MB (1 GB)")
     parser.add_argument("--small-mb", type=float, default=20, help="content of the many-row-group files, MB")

@@ -111,8 +111,10 @@ def main() -> None:
         print(f"{reader:14} {name:14} {r['row_groups']:>6} {r['seconds']:>6} {r['mb_per_s']:>7} {r['peak_rss_mb']:>12}")
     for reader in READERS:
         base, ours = results[reader, "one row group"], results[reader, "bounded"]
-        print(f"{reader}: peak RSS bounded/one-group {ours['peak_rss_mb'] / base['peak_rss_mb']:.2f}, "
-              f"throughput {ours['mb_per_s'] / base['mb_per_s']:.2f}")
+        print(
+            f"{reader}: peak RSS bounded/one-group {ours['peak_rss_mb'] / base['peak_rss_mb']:.2f}, "
+            f"throughput {ours['mb_per_s'] / base['mb_per_s']:.2f}"
+        )
 
 
 if __name__ == "__main__":

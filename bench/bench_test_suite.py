@@ -61,8 +61,16 @@ def run_suite(pytest_args: list[str]) -> dict:
     if proc.returncode != 0 or not closing:
         sys.exit(f"pytest {' '.join(pytest_args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}{proc.stderr[-2000:]}")
     line, seconds = closing[-1]
-    return {"line": line, "pytest_s": float(seconds), "wall_s": wall, "cpu_s": cpu, "steal_s": steal,
-            "loop_before_s": before, "loop_after_s": after, "output": proc.stdout}
+    return {
+        "line": line,
+        "pytest_s": float(seconds),
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "steal_s": steal,
+        "loop_before_s": before,
+        "loop_after_s": after,
+        "output": proc.stdout,
+    }
 
 
 def main() -> None:

@@ -161,7 +161,7 @@ def read_manifest(version_dir: str) -> dict:
     except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
         raise VersionError(f"{path}: the manifest does not parse: {e}") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files", {}), dict):
-        raise VersionError(f"{path}: the manifest is not an object with a \"files\" object")
+        raise VersionError(f'{path}: the manifest is not an object with a "files" object')
     return manifest
 
 

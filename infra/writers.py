@@ -243,8 +243,10 @@ class MergeParquetShardFn(beam.DoFn):
             for _, row in merged_runs(paths):
                 if self.unique_ids:
                     if row["id"] == last:
-                        raise DuplicateIdError(f"{self.subdir}/: two rows share the id {last!r} (the second: "
-                                               f"{row.get('repo')!r} {row.get('path')!r}); nothing was committed")
+                        raise DuplicateIdError(
+                            f"{self.subdir}/: two rows share the id {last!r} (the second: "
+                            f"{row.get('repo')!r} {row.get('path')!r}); nothing was committed"
+                        )
                     last = row["id"]
                 rows += 1
                 yield row
@@ -267,7 +269,13 @@ class WriteParquetShards(beam.PTransform):
     """
 
     def __init__(
-        self, version_dir: str, subdir: str, schema: pa.Schema, num_shards: int, key=lambda r: r.id, scratch_dir=None,
+        self,
+        version_dir: str,
+        subdir: str,
+        schema: pa.Schema,
+        num_shards: int,
+        key=lambda r: r.id,
+        scratch_dir=None,
         unique_ids: bool = False,
     ):
         super().__init__()

@@ -67,9 +67,7 @@ def check_output_store(out_root: str) -> None:
     scheme, found, _ = out_root.partition("://")
     if found and scheme not in OUTPUT_SCHEMES:
         local = f"; for a local folder write the path without {scheme}://" if scheme == "file" else ""
-        raise ConfigError(
-            f"--out: {scheme}:// is not supported for writing versions (a local folder or gs://bucket/path){local}"
-        )
+        raise ConfigError(f"--out: {scheme}:// is not supported for writing versions (a local folder or gs://bucket/path){local}")
 
 
 DATAFLOW_RUNNER = "apache_beam.runners.dataflow.dataflow_runner.DataflowRunner"

@@ -160,8 +160,10 @@ def _run_locked(store, config, stages, options, version, overwrite, previous, be
             _discard(work)
             raise
         kept = _commit_corpus_only(store, work, version, overwrite, manifest, options, started)
-        raise EmptyCorpusError(f"{e}. The corpus stage's version was kept to show why: {kept} (its rejected/ holds "
-                               f"every rejection with its stage and reason; code-corpus inspect {kept})") from None
+        raise EmptyCorpusError(
+            f"{e}. The corpus stage's version was kept to show why: {kept} (its rejected/ holds "
+            f"every rejection with its stage and reason; code-corpus inspect {kept})"
+        ) from None
     except BaseException as e:
         _discard(work)  # a failed run leaves nothing that looks like output
         if isinstance(e, KeyboardInterrupt):

@@ -23,9 +23,9 @@ from schemas.yaml_file import load_yaml_file
 STAGES = ("corpus", "tokenizer", "binarize", "train")
 
 
-
 # Beam finds files by glob patterns it cannot escape, so paths must not hold these.
 GLOB_CHARACTERS = frozenset("*?[]{}")
+
 
 @dataclasses.dataclass(frozen=True)
 class ReadConfig:
@@ -268,6 +268,7 @@ class BinarizeConfig:
 # also the defaults of InCoder's example code); temperature 0 decodes greedily.
 SAMPLE_TEMPERATURE = 0.2
 SAMPLE_TOP_P = 0.95
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelPreset:

@@ -67,9 +67,7 @@ SECRET_VERSION = re.compile(r"projects/[^/]+/secrets/[^/]+/versions/[^/]+")
 def check_secret_version(value: str | None, key: str) -> None:
     """A Secret Manager version name, or null."""
     if value is not None and not SECRET_VERSION.fullmatch(value):
-        raise ConfigError(
-            f"{key} must name a secret version like projects/PROJECT/secrets/NAME/versions/latest, got {value!r}"
-        )
+        raise ConfigError(f"{key} must name a secret version like projects/PROJECT/secrets/NAME/versions/latest, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -88,11 +88,7 @@ def finite_float(value: int | float | str, where: str) -> float:
 
 def to_plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value):
-        return {
-            f.name: to_plain(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if not f.metadata.get("internal")
-        }
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value) if not f.metadata.get("internal")}
     if isinstance(value, (list, tuple)):
         return [to_plain(v) for v in value]
     if isinstance(value, dict):

@@ -195,7 +195,20 @@ def gcs_server():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(  # gcp-storage-emulator, taught generation preconditions (tests/gcs_emulator.py)
-        [sys.executable, "-m", "tests.gcs_emulator", "start", "-H", "127.0.0.1", "--port", str(port), "--default-bucket", GCS_BUCKET, "--in-memory", "-q"],
+        [
+            sys.executable,
+            "-m",
+            "tests.gcs_emulator",
+            "start",
+            "-H",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--default-bucket",
+            GCS_BUCKET,
+            "--in-memory",
+            "-q",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

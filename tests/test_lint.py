@@ -28,6 +28,11 @@ def test_code_passes_ruff():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_code_is_formatted_as_ruff_formats_it():
+    proc = subprocess.run([sys.executable, "-m", "ruff", "format", "--check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # `ruff format .` rewrites what it names
+
+
 def test_layers_import_only_downward():
     lint_imports = Path(sys.executable).parent / "lint-imports"
     env = dict(os.environ, PYTHONPATH=str(ROOT))

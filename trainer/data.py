@@ -63,9 +63,7 @@ class ShardDocuments:
 class MaskedSequences:
     """Masked chunks in training order, starting from a cursor."""
 
-    def __init__(
-        self, docs: ShardDocuments, ids: SpecialIds, context_length: int, seed: int, shuffle: bool, cursor: Cursor
-    ):
+    def __init__(self, docs: ShardDocuments, ids: SpecialIds, context_length: int, seed: int, shuffle: bool, cursor: Cursor):
         if not len(docs):
             raise ValueError("the split has no documents")
         self.docs = docs

@@ -116,9 +116,7 @@ def infill(
     ids = SpecialIds.from_tokenizer(tokenizer)
     regions = len(parts) - 1
     if not 1 <= regions < len(ids.masks):
-        raise ValueError(
-            f"infill needs 2 to {len(ids.masks)} parts (1 to {len(ids.masks) - 1} regions), not {len(parts)}"
-        )
+        raise ValueError(f"infill needs 2 to {len(ids.masks)} parts (1 to {len(ids.masks) - 1} regions), not {len(parts)}")
     head = [ids.bos] + _encode(tokenizer, file_prefix(ext))
     sequence = list(head)
     for k, part in enumerate(parts):

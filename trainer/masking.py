@@ -183,9 +183,7 @@ def sample_spans(rng: random.Random, n: int, k: int) -> list[tuple[int, int]]:
     return spans
 
 
-def apply_masks(
-    tokens: Sequence[int], spans: Sequence[tuple[int, int]], ids: SpecialIds
-) -> tuple[np.ndarray, np.ndarray]:
+def apply_masks(tokens: Sequence[int], spans: Sequence[tuple[int, int]], ids: SpecialIds) -> tuple[np.ndarray, np.ndarray]:
     """(masked ids, target flags) for sorted disjoint spans: eq. (1) of §2.1, one span after another.
 
     target[i] is False exactly where masked[i] is a mask sentinel.
@@ -241,9 +239,7 @@ def restore(masked: Sequence[int], ids: SpecialIds) -> list[int]:
     return out
 
 
-def mask_chunk(
-    chunk: Sequence[int], rng: random.Random, ids: SpecialIds, context_length: int
-) -> tuple[np.ndarray, np.ndarray]:
+def mask_chunk(chunk: Sequence[int], rng: random.Random, ids: SpecialIds, context_length: int) -> tuple[np.ndarray, np.ndarray]:
     """Causal-mask one chunk (at most `chunk_length(context_length)` tokens).
 
     A leading <|endoftext|> stays in place. Returns (ids, target flags), at most

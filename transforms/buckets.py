@@ -78,7 +78,5 @@ class ComputeBucketBoundaries(beam.PTransform):
 
     def expand(self, values):
         return (
-            values
-            | "Histogram" >> beam.CombineGlobally(HistogramFn())
-            | "PickBoundaries" >> beam.Map(boundaries_from_histogram)
+            values | "Histogram" >> beam.CombineGlobally(HistogramFn()) | "PickBoundaries" >> beam.Map(boundaries_from_histogram)
         )

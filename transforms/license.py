@@ -97,8 +97,7 @@ def _contained_in() -> dict[str, frozenset[str]]:
     """SPDX id → the other licenses whose canonical text contains this one's."""
     texts = canonical_texts()
     return {
-        a: frozenset(b for b in texts if b != a and len(texts[a] & texts[b]) >= MIN_CONTAINMENT * len(texts[a]))
-        for a in texts
+        a: frozenset(b for b in texts if b != a and len(texts[a] & texts[b]) >= MIN_CONTAINMENT * len(texts[a])) for a in texts
     }
 
 

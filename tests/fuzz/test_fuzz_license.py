@@ -35,7 +35,9 @@ license_words = st.sampled_from(["MIT", "Apache", "License", "Copyright", "(c)",
 texts = st.one_of(
     st.text(),
     st.lists(st.one_of(license_words, st.text(max_size=8)), max_size=60).map(" ".join),
-    st.builds(lambda spdx, cut, junk: canonical(spdx)[:cut] + junk, st.sampled_from(IDS), st.integers(0, 20_000), st.text(max_size=50)),
+    st.builds(
+        lambda spdx, cut, junk: canonical(spdx)[:cut] + junk, st.sampled_from(IDS), st.integers(0, 20_000), st.text(max_size=50)
+    ),
 )
 
 

@@ -33,11 +33,17 @@ languages = st.none() | st.text(max_size=12)
 def notebook(cells: list[tuple[str, str]], language: str | None, version: int) -> str:
     """A version 4 (or 3) notebook; json.dumps writes a lone surrogate as a \\uXXXX escape."""
     if version == 3:
-        v3 = [{"cell_type": t, **({"input": s, "outputs": [], "language": "python"} if t == "code" else {"source": s})} for t, s in cells]
+        v3 = [
+            {"cell_type": t, **({"input": s, "outputs": [], "language": "python"} if t == "code" else {"source": s})}
+            for t, s in cells
+        ]
         metadata = {"language": language} if language else {}
         return json.dumps({"nbformat": 3, "nbformat_minor": 0, "metadata": metadata, "worksheets": [{"cells": v3}]})
     code = {"outputs": [], "execution_count": None}
-    body = [{"cell_type": t, "id": f"c{i}", "metadata": {}, "source": s, **(code if t == "code" else {})} for i, (t, s) in enumerate(cells)]
+    body = [
+        {"cell_type": t, "id": f"c{i}", "metadata": {}, "source": s, **(code if t == "code" else {})}
+        for i, (t, s) in enumerate(cells)
+    ]
     metadata = {"kernelspec": {"name": "k", "display_name": "k", "language": language}} if language is not None else {}
     return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": metadata, "cells": body})
 
@@ -46,7 +52,9 @@ def notebook(cells: list[tuple[str, str]], language: str | None, version: int) -
 @given(cells, languages, st.sampled_from([3, 4]))
 def test_notebooks_become_a_document_that_unwraps_or_a_reason(cells, language, version):
     content = notebook(cells, language, version)
-    record = RepoFile(RepoFile.make_id("local", "r", "n.ipynb", None), "local", "r", "n.ipynb", None, "MIT", None, len(content), content)
+    record = RepoFile(
+        RepoFile.make_id("local", "r", "n.ipynb", None), "local", "r", "n.ipynb", None, "MIT", None, len(content), content
+    )
     convert = ConvertNotebooksFn()
     convert.setup()
     out = convert(record.replace(lang="Jupyter"))

@@ -36,13 +36,21 @@ def post_rows(draw, post_id: int):
     post_type = draw(st.sampled_from([1, 1, 2, 2, 3]))
     parent = draw(st.integers(1, 10**6)) if post_type == 2 else None
     tags = draw(tag_names)
-    attrs = {"Id": str(post_id), "PostTypeId": str(post_type), "Score": str(draw(st.integers(-10**6, 10**6)))}
+    attrs = {"Id": str(post_id), "PostTypeId": str(post_type), "Score": str(draw(st.integers(-(10**6), 10**6)))}
     attrs.update(CreationDate=draw(xml_text), Body=draw(xml_text), Title=draw(xml_text), Tags="".join(f"<{t}>" for t in tags))
     if parent is not None:
         attrs["ParentId"] = str(parent)
     expected = StackPost(
-        StackPost.make_id(SITE, post_id), SITE, post_id, post_type, parent, int(attrs["Score"]), attrs["CreationDate"],
-        attrs["Title"], tuple(tags), attrs["Body"],
+        StackPost.make_id(SITE, post_id),
+        SITE,
+        post_id,
+        post_type,
+        parent,
+        int(attrs["Score"]),
+        attrs["CreationDate"],
+        attrs["Title"],
+        tuple(tags),
+        attrs["Body"],
     )
     return attrs, expected if post_type in (1, 2) else ("post-type", post_id)
 

@@ -62,7 +62,7 @@ def test_reply_json_refuses_what_is_not_storable_json(body, says):
 
 def test_reply_json_accepts_surrogate_pairs_and_other_text():
     body = b'{"full_name": "o/\\ud83d\\ude00", "description": "caf\xc3\xa9 \xf0\x9f\x90\x8d", "topics": ["\\u00e9"], "n": 1}'
-    assert reply(body).json() == {"full_name": "o/\U0001F600", "description": "café \U0001F40D", "topics": ["é"], "n": 1}
+    assert reply(body).json() == {"full_name": "o/\U0001f600", "description": "café \U0001f40d", "topics": ["é"], "n": 1}
     assert reply(b"[]").json() == [] and reply(b"null").json() is None
 
 
@@ -180,8 +180,15 @@ def test_a_malformed_github_commits_reply_rejects_that_repository_for_now(github
         ("commits", (200, {}, [{"id": 7}]), "commit id 7"),
         ("commits", (200, {}, [{"id": "\ud83d"}]), "lone surrogate"),
     ],
-    ids=["project-list", "project-string-stars", "project-string-license", "languages-list", "languages-html",
-         "commit-number", "commit-surrogate"],
+    ids=[
+        "project-list",
+        "project-string-stars",
+        "project-string-license",
+        "languages-list",
+        "languages-html",
+        "commit-number",
+        "commit-surrogate",
+    ],
 )
 def test_a_malformed_gitlab_reply_rejects_that_project_for_now(gitlab, tmp_path, endpoint, answer, says):  # noqa: F811
     repos = [FakeRepo(f"g/p{i}", {f"m{i}.py": b"x = 1\n"}) for i in range(2)]
@@ -217,8 +224,10 @@ def test_a_lone_surrogate_in_an_error_message_leaves_a_storable_rejection(github
 def test_hostile_replies_do_not_stop_the_run(tmp_path, servers):  # noqa: F811
     """Through the CLI: a surrogate-laden search page and a proxy page for one commit list are counted, the rest is written."""
     mit = [FakeRepo("m/one", {"one.py": code("one")})]
-    apache = [FakeRepo("a/two", {"two.py": code("two")}, license="apache-2.0"),
-              FakeRepo("a/three", {"three.py": code("three")}, license="apache-2.0")]
+    apache = [
+        FakeRepo("a/two", {"two.py": code("two")}, license="apache-2.0"),
+        FakeRepo("a/three", {"three.py": code("three")}, license="apache-2.0"),
+    ]
     fake = FakeGitHub(mit + apache, token=PIPELINE_TOKEN)
     servers.append(fake)
     fake.fault("search", None, (200, {}, search_body(fake, mit, full_name="m/\udbff")))

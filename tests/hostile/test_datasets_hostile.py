@@ -40,8 +40,16 @@ BOUND = 30.0  # seconds any read here may take; a hang fails the test instead
 
 def code_rows(n: int, tag: str = "") -> list[dict]:
     """`n` rows of distinct code (distinct for exact dedup: the token sequences differ)."""
-    return [{"text": f"def f{i}{tag}(x):\n    return x + {i}\n", "file": f"src/f{i}.py", "project": "acme/tools", "stars": i,
-             "spdx": "MIT"} for i in range(n)]
+    return [
+        {
+            "text": f"def f{i}{tag}(x):\n    return x + {i}\n",
+            "file": f"src/f{i}.py",
+            "project": "acme/tools",
+            "stars": i,
+            "spdx": "MIT",
+        }
+        for i in range(n)
+    ]
 
 
 def jsonl(rows: list[dict]) -> bytes:
@@ -200,7 +208,11 @@ def test_fifos_devices_links_and_folders_named_like_data_are_rejections_without_
     assert [f.name for f in files] == ["dangling.jsonl", "good.jsonl", "pipe.jsonl", "x.parquet", "zero.jsonl"]
     rejected = {r.path: (r.reason, r.detail) for r in records if isinstance(r, Rejected)}
     assert {p: reason for p, (reason, _) in rejected.items()} == {
-        "pipe.jsonl": "fifo", "zero.jsonl": "device", "x.parquet": "folder", "dangling.jsonl": "symlink"}
+        "pipe.jsonl": "fifo",
+        "zero.jsonl": "device",
+        "x.parquet": "folder",
+        "dangling.jsonl": "symlink",
+    }
     assert "a link to a device" in rejected["zero.jsonl"][1] and "x.parquet/*.parquet" not in rejected["x.parquet"][1]
     assert "name the files inside it" in rejected["x.parquet"][1]
     assert outcome(records) == {"kept": 3, "fifo": 1, "device": 1, "folder": 1, "symlink": 1}
@@ -215,8 +227,9 @@ def test_a_file_replaced_by_a_fifo_after_the_listing_is_rejected_without_a_hang(
     os.mkfifo(tmp_path / "a.jsonl")
     done: list = []
     fn = ReadDatasetUnitFn({"d": row_mapping(section)}, {"d": section}, 1_000_000)
-    thread = threading.Thread(target=lambda: done.append([r for u in split_file(source.files[0], 1 << 20) for r in fn(u)]),
-                              daemon=True)
+    thread = threading.Thread(
+        target=lambda: done.append([r for u in split_file(source.files[0], 1 << 20) for r in fn(u)]), daemon=True
+    )
     thread.start()
     thread.join(BOUND)
     assert done and outcome(done[0]) == {"fifo": 1}
@@ -230,15 +243,23 @@ def test_stars_past_int64_reject_that_row_alone(tmp_path):
     rows[500]["stars"] = 2**63
     rows[501]["stars"] = 10**30 * 1.0  # a whole float past int64
     (tmp_path / "a.jsonl").write_bytes(jsonl(rows))
-    table = pa.table({"text": [r["text"] for r in rows], "file": [r["file"] for r in rows], "project": ["p"] * 1000,
-                      "spdx": ["MIT"] * 1000,
-                      "stars": pa.array([2**64 - 1 if i == 7 else i for i in range(1000)], pa.uint64())})
+    table = pa.table(
+        {
+            "text": [r["text"] for r in rows],
+            "file": [r["file"] for r in rows],
+            "project": ["p"] * 1000,
+            "spdx": ["MIT"] * 1000,
+            "stars": pa.array([2**64 - 1 if i == 7 else i for i in range(1000)], pa.uint64()),
+        }
+    )
     pq.write_table(table, tmp_path / "b.parquet")
     _, records = read_all(tmp_path, ["a.jsonl", "b.parquet"])
     assert outcome(records) == {"kept": 1997, "out-of-range": 3}
     assert {r.detail.split(": ", 1)[0] for r in records if isinstance(r, Rejected)} == {
-        "a.jsonl line at byte " + str(len(jsonl(rows[:500]))), "a.jsonl line at byte " + str(len(jsonl(rows[:501]))),
-        "b.parquet row 7 (row group 0)"}
+        "a.jsonl line at byte " + str(len(jsonl(rows[:500]))),
+        "a.jsonl line at byte " + str(len(jsonl(rows[:501]))),
+        "b.parquet row 7 (row group 0)",
+    }
 
 
 def test_a_json_line_nested_100000_deep_is_a_broken_json_rejection(tmp_path):
@@ -250,12 +271,15 @@ def test_a_json_line_nested_100000_deep_is_a_broken_json_rejection(tmp_path):
 
 
 def test_a_column_named_twice_is_refused_in_the_first_file_and_rejected_in_a_later_one(tmp_path):
-    doubled = pa.Table.from_arrays([pa.array(["a = 1\n"]), pa.array(["b = 2\n"]), pa.array(["a.py"])], names=["text", "text", "file"])
+    doubled = pa.Table.from_arrays(
+        [pa.array(["a = 1\n"]), pa.array(["b = 2\n"]), pa.array(["a.py"])], names=["text", "text", "file"]
+    )
     pq.write_table(doubled, tmp_path / "b.parquet")
     with pytest.raises(ConfigError, match=r"columns.content: column 'text' is in .*b.parquet' 2 times"):
         read_all(tmp_path, ["b.parquet"])
-    pq.write_table(pa.table({"text": ["c = 3\n"], "file": ["c.py"], "project": ["p"], "stars": [1], "spdx": ["MIT"]}),
-                   tmp_path / "a.parquet")
+    pq.write_table(
+        pa.table({"text": ["c = 3\n"], "file": ["c.py"], "project": ["p"], "stars": [1], "spdx": ["MIT"]}), tmp_path / "a.parquet"
+    )
     _, records = read_all(tmp_path, ["*.parquet"])
     assert outcome(records) == {"kept": 1, "unreadable-file": 1}
     (rejected,) = [r for r in records if isinstance(r, Rejected)]

@@ -17,7 +17,9 @@ SECONDS = 20  # generous on a loaded 2-core machine; each case takes well under 
 
 
 def format_notebook(content: str) -> Document | Rejected:
-    record = RepoFile(RepoFile.make_id("local", "r", "nb.ipynb", None), "local", "r", "nb.ipynb", None, "MIT", 3, len(content), content)
+    record = RepoFile(
+        RepoFile.make_id("local", "r", "nb.ipynb", None), "local", "r", "nb.ipynb", None, "MIT", 3, len(content), content
+    )
     convert = ConvertNotebooksFn()
     convert.setup()
     converted = convert(record.replace(lang="Jupyter"))

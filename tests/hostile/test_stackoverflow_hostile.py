@@ -36,7 +36,11 @@ def test_entity_bombs_external_entities_and_bad_utf8_are_broken_rows(tmp_path):
     records, peak = peak_python_memory(lambda: read_dump(dump))
     assert {row_of(r) for r in records if isinstance(r, Rejected)} == hostile_rows
     assert all(r.reason == "broken-xml" for r in records if isinstance(r, Rejected))
-    assert {row_of(r) for r in records if not isinstance(r, Rejected)} == {("Posts.xml", 10), ("Posts.xml", 11), ("Comments.xml", 20)}
+    assert {row_of(r) for r in records if not isinstance(r, Rejected)} == {
+        ("Posts.xml", 10),
+        ("Posts.xml", 11),
+        ("Comments.xml", 20),
+    }
     assert SECRET not in repr(records) and "lollol" not in repr(records)
     assert peak < 4 * 2**20, f"{peak} bytes: an entity was expanded"
 

@@ -66,7 +66,15 @@ def test_every_planted_case_lands_in_its_bucket(sample_version, mode):
     assert counts["scrub"]["stats"] == {"replaced-email": 4, "files-changed": 1}
     assert counts["decontamination"]["stats"] == {"denied-repo": 2, "humaneval-prompt": 1, "humaneval-solution": 1}
     assert manifest["flow"][0][:9] == [
-        "read", "license", "language", "notebooks", "decontamination", "filters", "dedup", "near-dedup", "scrub"
+        "read",
+        "license",
+        "language",
+        "notebooks",
+        "decontamination",
+        "filters",
+        "dedup",
+        "near-dedup",
+        "scrub",
     ]
     contact = next(d for d in documents if d["path"] == "textkit/contact.py")
     assert "textkit-dev.org" not in contact["text"] and contact["text"].count(REPLACEMENT) == 4

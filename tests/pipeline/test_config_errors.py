@@ -109,7 +109,9 @@ def test_license_allow_is_matched_case_insensitively_and_recorded_canonically(tm
 
 
 def test_the_crawls_license_lists_are_matched_the_same_way(tmp_path):
-    config = load_config(write(tmp_path, "name: x\nsources:\n  github:\n    licenses: [mit]\n  bigquery:\n    licenses: [Bsd-2-Clause]\n"))
+    config = load_config(
+        write(tmp_path, "name: x\nsources:\n  github:\n    licenses: [mit]\n  bigquery:\n    licenses: [Bsd-2-Clause]\n")
+    )
     assert config.sources.github.licenses == ("MIT",) and config.sources.bigquery.licenses == ("BSD-2-Clause",)
 
 
@@ -126,7 +128,9 @@ def test_an_allow_list_that_cannot_mean_what_it_says_is_refused(tmp_path, allow,
         load_config(write(tmp_path, f"name: x\nlicense:\n  allow: {allow}\n"))
 
 
-@pytest.mark.parametrize("out", ["s3://bucket/datasets", "hf://datasets/me/corpus", "azfs://account/container/x", "file:///tmp/x"])
+@pytest.mark.parametrize(
+    "out", ["s3://bucket/datasets", "hf://datasets/me/corpus", "azfs://account/container/x", "file:///tmp/x"]
+)
 def test_out_on_a_store_versions_cannot_be_written_to_is_refused_before_any_work(out):
     proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", out, check=False)
     assert proc.returncode == 2

@@ -66,8 +66,22 @@ def test_each_spelling_meets_the_same_checks(runner, tmp_path):
 @pytest.mark.parametrize("runner", ["dataflow", "dataflowrunner", "DataflowRunner"])
 def test_the_cli_stops_every_spelling_before_any_work(runner, tmp_path):
     out = tmp_path / "out"
-    proc = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(out), "--runner", runner, "--project", "p",
-                   "--region", "us-central1", "--temp_location", "gs://b/tmp", check=False)
+    proc = run_cli(
+        "run",
+        "--config",
+        SAMPLE_CONFIG,
+        "--out",
+        str(out),
+        "--runner",
+        runner,
+        "--project",
+        "p",
+        "--region",
+        "us-central1",
+        "--temp_location",
+        "gs://b/tmp",
+        check=False,
+    )
     assert proc.returncode != 0
     error = proc.stderr.strip().splitlines()[-1]
     assert error.startswith("error: --runner DataflowRunner: sources.local reads repositories from this machine's disk")

@@ -43,8 +43,13 @@ def check_every_module_imports(venv: str, workdir) -> None:
     packages = sorted({f.split("/")[0] for f in image_files(ROOT) if f.count("/") == 1 and f.endswith("/__init__.py")})
     assert packages == ["infra", "pipeline", "schemas", "tokenizer_training", "trainer", "transforms"]
     script = IMPORT_EVERY_MODULE.format(train_extra=set(TRAIN_EXTRA))
-    proc = subprocess.run([os.path.join(venv, "bin", "python"), "-c", script, *packages], cwd=workdir,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(workdir)}, capture_output=True, text=True)
+    proc = subprocess.run(
+        [os.path.join(venv, "bin", "python"), "-c", script, *packages],
+        cwd=workdir,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(workdir)},
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert all(line.startswith("train extra: trainer.") for line in proc.stdout.splitlines())
     assert os.path.exists(os.path.join(venv, "bin", "code-corpus"))

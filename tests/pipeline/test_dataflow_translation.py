@@ -81,8 +81,9 @@ def stage_fn(proto, name_part: str):
     from apache_beam.internal import pickler
     from apache_beam.portability.api import beam_runner_api_pb2
 
-    (transform,) = [t for t in proto.components.transforms.values()
-                    if name_part in t.unique_name and t.spec.urn == "beam:transform:pardo:v1"]
+    (transform,) = [
+        t for t in proto.components.transforms.values() if name_part in t.unique_name and t.spec.urn == "beam:transform:pardo:v1"
+    ]
     payload = beam_runner_api_pb2.ParDoPayload.FromString(transform.spec.payload)
     return pickler.loads(payload.do_fn.payload)[0].fn
 
@@ -91,8 +92,13 @@ def test_a_bigquery_source_translates_with_its_cap(tmp_path):
     cap = 3_000_000_000_000
     fake = FakeBigQuery([FakeFile("py/lib", "a.py", "a = 1\n")], {"py/lib": "mit"})
     try:
-        section = {"project": "example-project", "api_endpoint": fake.url, "anonymous": True,
-                   "storage_api_endpoint": fake.storage_endpoint, "maximum_bytes_billed": cap}
+        section = {
+            "project": "example-project",
+            "api_endpoint": fake.url,
+            "anonymous": True,
+            "storage_api_endpoint": fake.storage_endpoint,
+            "maximum_bytes_billed": cap,
+        }
         path = tmp_path / "bigquery.yaml"
         path.write_text(yaml.safe_dump({"name": "bq", "sources": {"bigquery": section}}))
         p = beam.Pipeline(options=dry_run_options())

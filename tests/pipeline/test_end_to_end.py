@@ -54,7 +54,12 @@ def test_main_command_accounts_for_every_sample_file(sample_version, mode):
     assert len(documents) == manifest["documents"]
     assert sum(d["kind"] != "stackoverflow" for d in documents) == counts[manifest["flow"][0][-1]]["kept"]
     assert not {d["repo"] for d in documents} & {"freedom/gpl-app", "someone/scratch"}
-    assert {d["license"] for d in documents if d["kind"] != "stackoverflow"} <= {"MIT", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause"}
+    assert {d["license"] for d in documents if d["kind"] != "stackoverflow"} <= {
+        "MIT",
+        "Apache-2.0",
+        "BSD-2-Clause",
+        "BSD-3-Clause",
+    }
     rejected = pq.read_table(version / "rejected").to_pylist()
     gpl = [r for r in rejected if r["repo"] == "freedom/gpl-app"]
     assert gpl and all(r["stage"] == "license" and r["reason"] == "license" for r in gpl)

@@ -65,7 +65,9 @@ def build_repos(folder, megabytes: float) -> None:
         # the search a sixth, and neither holds anything across files.
         scrub = {"secrets": False, "ip_addresses": False}
         sources = {"local": [{"path": "repos", "metadata": "repos.json"}]}
-        json.dump({"name": "m", "stages": ["corpus"], "sources": sources, "scrub": scrub, "decontamination": {"humaneval": False}}, f)
+        json.dump(
+            {"name": "m", "stages": ["corpus"], "sources": sources, "scrub": scrub, "decontamination": {"humaneval": False}}, f
+        )
 
 
 def tree_rss(process: psutil.Process) -> int:

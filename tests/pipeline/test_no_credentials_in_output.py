@@ -58,5 +58,4 @@ def test_a_run_given_credentials_leaves_no_trace_of_them_in_the_version(tmp_path
         for secret in SECRETS:
             assert secret.encode() not in data, f"{secret} in {path}"
     (run,) = json.loads((version / RUN_INFO).read_text())["runs"]
-    assert run["withheld_options"] == ["azure_connection_string", "s3_access_key_id", "s3_secret_access_key",
-                                       "s3_session_token"]
+    assert run["withheld_options"] == ["azure_connection_string", "s3_access_key_id", "s3_secret_access_key", "s3_session_token"]

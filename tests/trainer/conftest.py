@@ -57,7 +57,10 @@ def write_version(root: str, train_docs: int, valid_docs: int, seed: int = 0, mi
         for text in docs:
             builder.add_document(tokenizer.encode(text).ids)
         builder.finalize(prefix + ".idx")
-    files = {**file_entries(version, os.path.join(version, "tokenizer")), **file_entries(version, os.path.join(version, "shards"))}
+    files = {
+        **file_entries(version, os.path.join(version, "tokenizer")),
+        **file_entries(version, os.path.join(version, "shards")),
+    }
     write_manifest(
         version,
         {"format": MANIFEST_FORMAT, "name": DATASET, "version": VERSION, "stages": ["binarize"], "files": files},

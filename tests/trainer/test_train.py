@@ -199,9 +199,7 @@ def test_sampling_is_seeded_and_leaves_the_global_rng_alone(trained):
     assert draws[0] == draws[1]
     assert len(set(draws[1:])) > 1
     assert torch.equal(state, torch.get_rng_state())
-    assert generate(model, tokenizer, "11", temperature=1.5, seed=7) == generate(
-        model, tokenizer, "11", temperature=1.5, seed=7
-    )
+    assert generate(model, tokenizer, "11", temperature=1.5, seed=7) == generate(model, tokenizer, "11", temperature=1.5, seed=7)
 
 
 def test_sampling_follows_the_paper_by_default_and_ext_adds_the_file_tag(trained):

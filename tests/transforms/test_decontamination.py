@@ -41,7 +41,12 @@ def fn():
 
 
 def test_instances_in_one_process_share_one_index_per_window_size():
-    first, second, other, off = DecontaminateFn(), DecontaminateFn(), DecontaminateFn(min_match_chars=60), DecontaminateFn(humaneval=False)
+    first, second, other, off = (
+        DecontaminateFn(),
+        DecontaminateFn(),
+        DecontaminateFn(min_match_chars=60),
+        DecontaminateFn(humaneval=False),
+    )
     for fn in (first, second, other, off):
         fn.setup()
     assert first.index is second.index and other.index is not first.index and off.index is None

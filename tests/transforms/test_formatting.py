@@ -123,7 +123,14 @@ def test_filename_and_extension(path, ext):
 def test_columns_keep_the_metadata():
     record = make_file("src/a.py", origin="github", stars=4)
     doc = format_file(record)
-    assert (doc.id, doc.kind, doc.repo, doc.path, doc.lang, doc.license) == (record.id, "code", "o/r", "src/a.py", "Python", "MIT")
+    assert (doc.id, doc.kind, doc.repo, doc.path, doc.lang, doc.license) == (
+        record.id,
+        "code",
+        "o/r",
+        "src/a.py",
+        "Python",
+        "MIT",
+    )
     assert (doc.ext, doc.origin, doc.stars, doc.star_bucket) == (".py", "github", 4, 3)
 
 

@@ -92,8 +92,10 @@ def test_read_transform_routes_every_file(tmp_path):
     make_git_repo(str(tmp_path / "textkit"))
     with local_pipeline() as p:
         out = p | ReadLocalRepos(list_repos(str(tmp_path)), 1_000_000)
-        assert_that(out.rejected | beam.Map(lambda r: (r.path, r.reason)),
-                    equal_to([("assets/logo.png", "binary"), ("textkit/legacy_latin1.py", "not-utf8")]),
-                    label="CheckRejected")
+        assert_that(
+            out.rejected | beam.Map(lambda r: (r.path, r.reason)),
+            equal_to([("assets/logo.png", "binary"), ("textkit/legacy_latin1.py", "not-utf8")]),
+            label="CheckRejected",
+        )
         assert_that(out.kept | beam.Map(lambda f: f.license), equal_to(["MIT"] * 8), label="CheckLicense")
         assert_that(out.snapshot | beam.Map(lambda s: s.files), equal_to([8]), label="CheckSnapshot")

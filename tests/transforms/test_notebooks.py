@@ -143,7 +143,12 @@ def test_version_3_notebook_reads_like_version_4():
     )
     assert body_of(doc3) == expected
     assert (doc3.ext, doc3.meta) == (".ipynb:python", (("nbformat", "3"),))
-    same_in_v4 = [("markdown", "Some **bold** text"), ("markdown", "## Results"), ("code", "x = 1\nprint(x)"), ("raw", "raw .. rst")]
+    same_in_v4 = [
+        ("markdown", "Some **bold** text"),
+        ("markdown", "## Results"),
+        ("code", "x = 1\nprint(x)"),
+        ("raw", "raw .. rst"),
+    ]
     assert body_of(format_notebook(notebook_v4(same_in_v4))) == expected
 
 

@@ -152,11 +152,7 @@ class ReadBigQueryFiles(beam.PTransform):
             | "Start" >> beam.Create([None])
             | "RunQuery" >> ApplyStage(RunQueryFn(self.section, self.exclude_state, self.sizes))
         )
-        read = (
-            query[SHARDS]
-            | "SpreadShards" >> beam.Reshuffle()
-            | "ReadRows" >> ApplyStage(ReadRowsFn(self.section, self.sizes))
-        )
+        read = query[SHARDS] | "SpreadShards" >> beam.Reshuffle() | "ReadRows" >> ApplyStage(ReadRowsFn(self.section, self.sizes))
         tally = (query.tally, read.tally) | "AllTallies" >> beam.Flatten()
         snapshot = read.kept | "CountFilesPerRepo" >> CountFilesPerRepo()
         with open(SQL_FILE, "rb") as f:

@@ -317,8 +317,9 @@ def read_shard(read_client, table_id: str, billing_project: str, shard: int) -> 
                     yield row
             return
         except FailedPrecondition as e:
-            log.warning("read session of %s shard %d ended (%s); opening a new one (%d/%d)",
-                        table_id, shard, e, attempt, SESSION_ATTEMPTS)
+            log.warning(
+                "read session of %s shard %d ended (%s); opening a new one (%d/%d)", table_id, shard, e, attempt, SESSION_ATTEMPTS
+            )
     raise RuntimeError(f"{table_id} shard {shard}: {SESSION_ATTEMPTS} read sessions ended before the shard was read")
 
 

@@ -91,7 +91,6 @@ def license_keys(licenses: tuple[str, ...], where: str) -> list[str]:
     return [SPDX_KEYS[s] for s in licenses]
 
 
-
 class SourceOutputs(typing.NamedTuple):
     """What a network source adds to the graph (flow.add_stage reads kept/rejected/tally)."""
 
@@ -140,5 +139,3 @@ def with_snapshot_id(pbegin, summary: dict, snapshots: beam.PCollection) -> beam
         | "Summary" >> beam.Create([summary])
         | "AddSnapshotId" >> beam.Map(lambda s, sid: {**s, "snapshot_id": sid}, beam.pvalue.AsSingleton(snapshot_id))
     )
-
-

@@ -200,8 +200,11 @@ class FetchRepoFn(RecordFn):
 
     def client_totals(self) -> tuple[int, int, int]:
         clients = [host.client for host in self.hosts]
-        return (sum(c.requests for c in clients), sum(c.retries for c in clients),
-                math.ceil(sum(c.throttled_seconds for c in clients)))
+        return (
+            sum(c.requests for c in clients),
+            sum(c.retries for c in clients),
+            math.ceil(sum(c.throttled_seconds for c in clients)),
+        )
 
     def report(self, before: tuple[int, int, int]) -> tuple[int, int, int]:
         """Count what the fetch threads did since `before` (Beam keeps metrics for its own threads only)."""
@@ -216,8 +219,11 @@ class FetchRepoFn(RecordFn):
         clients = [host.client for host in getattr(self, "hosts", [])]
         if any(c.requests for c in clients):
             log.info(
-                "%s fetch worker: %d requests, %d retries, %.0fs waited", self.host_cls.source,
-                sum(c.requests for c in clients), sum(c.retries for c in clients), sum(c.waited_seconds for c in clients),
+                "%s fetch worker: %d requests, %d retries, %.0fs waited",
+                self.host_cls.source,
+                sum(c.requests for c in clients),
+                sum(c.retries for c in clients),
+                sum(c.waited_seconds for c in clients),
             )
 
 
@@ -330,7 +336,10 @@ def list_crawl(host_cls: type[Host], config: PipelineConfig, dataset_dir: str) -
     state.write_listing(listing_line(item) for item in items)
     log.info(
         "%s: %d repositories listed, %d listing failures (%d requests)",
-        where, len(listing.repos), len(listing.failures), client.requests,
+        where,
+        len(listing.repos),
+        len(listing.failures),
+        client.requests,
     )
     summary = {
         "state": shown,
@@ -340,5 +349,3 @@ def list_crawl(host_cls: type[Host], config: PipelineConfig, dataset_dir: str) -
         **{k: sorted(v) for k, v in sorted(listing.notes.items())},
     }
     return CrawlRepos(host_cls, section, state_dir, sizes, summary)
-
-

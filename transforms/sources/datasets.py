@@ -207,8 +207,10 @@ def check_columns(section: DatasetSource, where: str, file: DatasetFile) -> None
                 f"{where}.columns.{field}: column {column!r}{preset} is not in {file.path!r} (its columns: {shown})"
             )
         if columns.count(column) > 1:
-            raise ConfigError(f"{where}.columns.{field}: column {column!r}{preset} is in {file.path!r} "
-                              f"{columns.count(column)} times; rewrite the file with distinct column names")
+            raise ConfigError(
+                f"{where}.columns.{field}: column {column!r}{preset} is in {file.path!r} "
+                f"{columns.count(column)} times; rewrite the file with distinct column names"
+            )
 
 
 def row_mapping(section: DatasetSource) -> RowMapping:
@@ -439,8 +441,11 @@ class ReadDatasets(beam.PTransform):
         entries = []
         for name, section in self.sections.items():
             files = self.listed[name].files
-            where = {"hub": {**dataclasses.asdict(section.hub), **self.listed[name].hub}} if section.hub else \
-                {"paths": list(section.paths)}
+            where = (
+                {"hub": {**dataclasses.asdict(section.hub), **self.listed[name].hub}}
+                if section.hub
+                else {"paths": list(section.paths)}
+            )
             entries.append(
                 {
                     "name": name,

@@ -223,8 +223,10 @@ def split_files(files: list[tuple[str, int]], hub: HubDataset, where: str) -> li
         if any(splits.values()):
             return [f for f in files if splits[f[0]] and (not hub.split or splits[f[0]] == hub.split)]
     if hub.split not in ("", DEFAULT_SPLIT):
-        raise ConfigError(f"{where}.hub.split: no file name under {hub.data_dir or 'the repository'!r} carries a split, "
-                          f"so every file is the {DEFAULT_SPLIT!r} split; set split: {DEFAULT_SPLIT} or \"\"")
+        raise ConfigError(
+            f"{where}.hub.split: no file name under {hub.data_dir or 'the repository'!r} carries a split, "
+            f'so every file is the {DEFAULT_SPLIT!r} split; set split: {DEFAULT_SPLIT} or ""'
+        )
     return files
 
 

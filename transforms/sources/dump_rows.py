@@ -16,7 +16,6 @@ _ROW_START = re.compile(rb"<row[\s/>]")
 _TAG_NAMES = re.compile(r"<([^<>]+)>")
 
 
-
 def row_pieces(blocks: Iterator[bytes], start: int, end: float, max_row_bytes: int) -> Iterator[tuple[int, bytes | None]]:
     """(offset, bytes) of every `<row` whose `<` lies in [start, end).
 

@@ -27,6 +27,7 @@ from transforms.sources.secrets import section_token
 
 log = logging.getLogger(__name__)
 
+
 @dataclasses.dataclass(frozen=True)
 class RemoteRepo:
     """A listed repository: how the API names it and what the listing said about it."""
@@ -264,5 +265,3 @@ def canonical_request(url: str, params: dict | None) -> str:
     if not params:
         return url
     return url + ("&" if "?" in url else "?") + urllib.parse.urlencode(sorted(params.items()))
-
-

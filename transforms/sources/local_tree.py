@@ -62,8 +62,6 @@ def shown_path(raw: str | bytes) -> tuple[str, bool]:
     return text, text.encode("utf-8") == data
 
 
-
-
 def os_reason(error: OSError) -> str:
     return f"{error.strerror or type(error).__name__} (errno {error.errno})" if error.errno else str(error)
 

@@ -29,4 +29,3 @@ def network_sources(config: PipelineConfig, dataset_dir: str) -> list[tuple[str,
     if config.sources.datasets:
         sources.append(("datasets", read_datasets(config.sources.datasets, config.resolve, *sizes)))
     return sources
-

@@ -35,9 +35,19 @@ from werkzeug.wrappers import Request, Response
 
 from tests.transforms.sources.network_fakes import FakeServer, json_response
 
-ARROW_SCHEMA = pa.schema([("repo_name", pa.string()), ("ref", pa.string()), ("path", pa.string()), ("license", pa.string()),
-                          ("is_symlink", pa.bool_()), ("size", pa.int64()), ("binary", pa.bool_()), ("content", pa.string()),
-                          ("shard", pa.int64())])
+ARROW_SCHEMA = pa.schema(
+    [
+        ("repo_name", pa.string()),
+        ("ref", pa.string()),
+        ("path", pa.string()),
+        ("license", pa.string()),
+        ("is_symlink", pa.bool_()),
+        ("size", pa.int64()),
+        ("binary", pa.bool_()),
+        ("content", pa.string()),
+        ("shard", pa.int64()),
+    ]
+)
 EXCLUDE_FROM = re.compile(r"LEFT JOIN `([^`]+)` AS x")
 SHARD_RESTRICTION = re.compile(r"shard = (\d+)")
 
@@ -60,8 +70,9 @@ class FakeFile:
 
 
 def error(code: int, status: str, message: str, reason: str) -> Response:
-    return json_response({"error": {"code": code, "status": status, "message": message,
-                                    "errors": [{"reason": reason, "message": message}]}}, code)
+    return json_response(
+        {"error": {"code": code, "status": status, "message": message, "errors": [{"reason": reason, "message": message}]}}, code
+    )
 
 
 class FakeBigQuery:
@@ -90,13 +101,21 @@ class FakeBigQuery:
         self.lock = threading.Lock()
         self.server = FakeServer(self.wsgi)
         self.grpc_server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=8))
-        self.grpc_server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
-            "google.cloud.bigquery.storage.v1.BigQueryRead", {
-                "CreateReadSession": grpc.unary_unary_rpc_method_handler(
-                    self.create_read_session, types.CreateReadSessionRequest.deserialize, types.ReadSession.serialize),
-                "ReadRows": grpc.unary_stream_rpc_method_handler(
-                    self.read_rows, types.ReadRowsRequest.deserialize, types.ReadRowsResponse.serialize),
-            })])
+        self.grpc_server.add_generic_rpc_handlers(
+            [
+                grpc.method_handlers_generic_handler(
+                    "google.cloud.bigquery.storage.v1.BigQueryRead",
+                    {
+                        "CreateReadSession": grpc.unary_unary_rpc_method_handler(
+                            self.create_read_session, types.CreateReadSessionRequest.deserialize, types.ReadSession.serialize
+                        ),
+                        "ReadRows": grpc.unary_stream_rpc_method_handler(
+                            self.read_rows, types.ReadRowsRequest.deserialize, types.ReadRowsResponse.serialize
+                        ),
+                    },
+                )
+            ]
+        )
         self.grpc_port = self.grpc_server.add_insecure_port("127.0.0.1:0")
         self.grpc_server.start()
 
@@ -139,8 +158,15 @@ class FakeBigQuery:
             return json_response(job) if job else error(404, "NOT_FOUND", f"Not found: Job {m.group(1)}", "notFound")
         if m := re.fullmatch(r"/projects/[^/]+/queries/([^/]+)", path):
             job = self.jobs[m.group(1)]
-            return json_response({"kind": "bigquery#getQueryResultsResponse", "jobReference": job["jobReference"],
-                                  "jobComplete": True, "totalRows": "0", "schema": {"fields": []}})
+            return json_response(
+                {
+                    "kind": "bigquery#getQueryResultsResponse",
+                    "jobReference": job["jobReference"],
+                    "jobComplete": True,
+                    "totalRows": "0",
+                    "schema": {"fields": []},
+                }
+            )
         if m := re.fullmatch(r"/projects/([^/]+)/datasets", path):
             return self.create_dataset(m.group(1), request.get_json())
         if m := re.fullmatch(r"/projects/([^/]+)/datasets/([^/]+)", path):
@@ -161,8 +187,12 @@ class FakeBigQuery:
         with self.lock:
             self.dataset_inserts += 1
         if self.forbid_dataset_insert:
-            return error(403, "PERMISSION_DENIED", f"Access Denied: Project {project}: User does not have "
-                         "bigquery.datasets.create permission in project", "accessDenied")
+            return error(
+                403,
+                "PERMISSION_DENIED",
+                f"Access Denied: Project {project}: User does not have bigquery.datasets.create permission in project",
+                "accessDenied",
+            )
         with self.lock:
             if key in self.datasets:
                 return error(409, "ALREADY_EXISTS", f"Already Exists: Dataset {key}", "duplicate")
@@ -171,10 +201,15 @@ class FakeBigQuery:
 
     def table_resource(self, table_id: str) -> dict:
         project, dataset, table = table_id.split(".")
-        return {"kind": "bigquery#table", "id": f"{project}:{dataset}.{table}", "type": "TABLE",
-                "tableReference": {"projectId": project, "datasetId": dataset, "tableId": table},
-                "numRows": str(len(self.tables[table_id])), "location": "US",
-                "expirationTime": self.expiry.get(table_id)}
+        return {
+            "kind": "bigquery#table",
+            "id": f"{project}:{dataset}.{table}",
+            "type": "TABLE",
+            "tableReference": {"projectId": project, "datasetId": dataset, "tableId": table},
+            "numRows": str(len(self.tables[table_id])),
+            "location": "US",
+            "expirationTime": self.expiry.get(table_id),
+        }
 
     def claim(self, body: dict) -> tuple[str, Response | None]:
         """The job id of an insert, and a 409 answer when a job with that id exists."""
@@ -188,10 +223,19 @@ class FakeBigQuery:
     def finish(self, body: dict, job_id: str, statistics: dict, error_result: dict | None = None) -> dict:
         ref = {**body["jobReference"], "location": body["jobReference"].get("location") or "US"}
         status = {"state": "DONE", **({"errorResult": error_result, "errors": [error_result]} if error_result else {})}
-        resource = {"kind": "bigquery#job", "id": f"{ref['projectId']}:{ref['location']}.{job_id}", "jobReference": ref,
-                    "configuration": body["configuration"], "status": status,
-                    "statistics": {"creationTime": "1700000000000", "startTime": "1700000000000",
-                                   "endTime": "1700000001000", **statistics}}
+        resource = {
+            "kind": "bigquery#job",
+            "id": f"{ref['projectId']}:{ref['location']}.{job_id}",
+            "jobReference": ref,
+            "configuration": body["configuration"],
+            "status": status,
+            "statistics": {
+                "creationTime": "1700000000000",
+                "startTime": "1700000000000",
+                "endTime": "1700000001000",
+                **statistics,
+            },
+        }
         with self.lock:
             self.jobs[job_id] = resource
         return resource
@@ -203,9 +247,14 @@ class FakeBigQuery:
         if config.get("dryRun"):
             self.dry_runs += 1
             self.dry_run_sql.append(query["query"])
-            return json_response({"jobReference": body["jobReference"], "configuration": config, "status": {"state": "DONE"},
-                                  "statistics": {"totalBytesProcessed": str(scanned),
-                                                 "query": {"totalBytesProcessed": str(scanned)}}})
+            return json_response(
+                {
+                    "jobReference": body["jobReference"],
+                    "configuration": config,
+                    "status": {"state": "DONE"},
+                    "statistics": {"totalBytesProcessed": str(scanned), "query": {"totalBytesProcessed": str(scanned)}},
+                }
+            )
         job_id, conflict = self.claim(body)
         if conflict:
             return conflict
@@ -223,12 +272,24 @@ class FakeBigQuery:
         rows = []
         for f in self.files:
             license = self.licenses.get(f.repo_name)
-            if (license in params["licenses"] and any(f.path.lower().endswith(e) for e in params["extensions"])
-                    and f.repo_name.lower() not in excluded):
-                rows.append(dict(repo_name=f.repo_name, ref=f.ref, path=f.path, license=license, is_symlink=f.symlink,
-                                 size=f.nbytes, binary=f.binary,
-                                 content=f.content if f.nbytes <= limits[f.path.lower().endswith(".ipynb")] else None,
-                                 shard=zlib.crc32(f"{f.repo_name}/{f.ref}/{f.path}".encode()) % shards))
+            if (
+                license in params["licenses"]
+                and any(f.path.lower().endswith(e) for e in params["extensions"])
+                and f.repo_name.lower() not in excluded
+            ):
+                rows.append(
+                    dict(
+                        repo_name=f.repo_name,
+                        ref=f.ref,
+                        path=f.path,
+                        license=license,
+                        is_symlink=f.symlink,
+                        size=f.nbytes,
+                        binary=f.binary,
+                        content=f.content if f.nbytes <= limits[f.path.lower().endswith(".ipynb")] else None,
+                        shard=zlib.crc32(f"{f.repo_name}/{f.ref}/{f.path}".encode()) % shards,
+                    )
+                )
         dest = query["destinationTable"]
         self.tables[f"{dest['projectId']}.{dest['datasetId']}.{dest['tableId']}"] = rows
         stats = {"query": {"totalBytesProcessed": str(scanned), "totalBytesBilled": str(scanned), "statementType": "SELECT"}}
@@ -285,23 +346,32 @@ class FakeBigQuery:
                 self.expiring.add(name)
             for i in range(count):
                 self.streams[f"{name}/streams/{i}"] = rows[i::count]
-        return types.ReadSession(name=name, table=table_path, data_format=types.DataFormat.ARROW,
-                                 arrow_schema=types.ArrowSchema(serialized_schema=ARROW_SCHEMA.serialize().to_pybytes()),
-                                 streams=[types.ReadStream(name=f"{name}/streams/{i}") for i in range(count)])
+        return types.ReadSession(
+            name=name,
+            table=table_path,
+            data_format=types.DataFormat.ARROW,
+            arrow_schema=types.ArrowSchema(serialized_schema=ARROW_SCHEMA.serialize().to_pybytes()),
+            streams=[types.ReadStream(name=f"{name}/streams/{i}") for i in range(count)],
+        )
 
     def read_rows(self, request, context):
-        rows = self.streams[request.read_stream][request.offset:]
+        rows = self.streams[request.read_stream][request.offset :]
         schema = types.ArrowSchema(serialized_schema=ARROW_SCHEMA.serialize().to_pybytes())
         session = request.read_stream.split("/streams/")[0]
         for start in range(0, len(rows), self.batch_rows):
             if start and session in self.expiring:
-                context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"there was an error operating on "
-                              f"'{request.read_stream}': session expired at 2026-01-01T06:00:00+00:00")
-            part = rows[start:start + self.batch_rows]
+                context.abort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"there was an error operating on '{request.read_stream}': session expired at 2026-01-01T06:00:00+00:00",
+                )
+            part = rows[start : start + self.batch_rows]
             batch = pa.RecordBatch.from_pylist(part, schema=ARROW_SCHEMA)
             with self.lock:
                 self.batches[request.read_stream] += 1
             yield types.ReadRowsResponse(
-                arrow_record_batch=types.ArrowRecordBatch(serialized_record_batch=batch.serialize().to_pybytes(),
-                                                          row_count=len(part)),
-                row_count=len(part), arrow_schema=schema if start == 0 else None)
+                arrow_record_batch=types.ArrowRecordBatch(
+                    serialized_record_batch=batch.serialize().to_pybytes(), row_count=len(part)
+                ),
+                row_count=len(part),
+                arrow_schema=schema if start == 0 else None,
+            )

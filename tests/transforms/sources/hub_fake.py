@@ -64,7 +64,11 @@ class FakeHub:
             if path == f"{api}paths-info/{revision}":
                 asked = request.form.getlist("paths") or json.loads(request.data or b"{}").get("paths", [])
                 infos = [self.file_entry(p) for p in asked if p in self.files]
-                infos += [{"type": "directory", "oid": "0" * 40, "path": p} for p in asked if any(f.startswith(p + "/") for f in self.files)]
+                infos += [
+                    {"type": "directory", "oid": "0" * 40, "path": p}
+                    for p in asked
+                    if any(f.startswith(p + "/") for f in self.files)
+                ]
                 return self.json(infos)
             resolve = f"/datasets/{self.repo_id}/resolve/{revision}/"
             if path.startswith(resolve) and path[len(resolve) :] in self.files:
@@ -88,7 +92,10 @@ class FakeHub:
             end = min(int(match.group(2)) if match.group(2) else len(data) - 1, len(data) - 1)
             body = data[start : end + 1]
             headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
-            return Response(b"" if request.method == "HEAD" else body, status=206, headers=headers,
-                            content_type="application/octet-stream")
+            return Response(
+                b"" if request.method == "HEAD" else body, status=206, headers=headers, content_type="application/octet-stream"
+            )
         headers["Content-Length"] = str(len(data))
-        return Response(b"" if request.method == "HEAD" else data, status=200, headers=headers, content_type="application/octet-stream")
+        return Response(
+            b"" if request.method == "HEAD" else data, status=200, headers=headers, content_type="application/octet-stream"
+        )

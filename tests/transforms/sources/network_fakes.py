@@ -120,10 +120,13 @@ class FakeRepo:
         return data[: int(len(data) * 0.6)] if self.truncate else data
 
 
-LICENSE_NAMES = {"mit": ("MIT", "MIT License"), "apache-2.0": ("Apache-2.0", "Apache License 2.0"),
-                 "bsd-3-clause": ("BSD-3-Clause", 'BSD 3-Clause "New" or "Revised" License'),
-                 "bsd-2-clause": ("BSD-2-Clause", 'BSD 2-Clause "Simplified" License'),
-                 "gpl-3.0": ("GPL-3.0", "GNU General Public License v3.0")}
+LICENSE_NAMES = {
+    "mit": ("MIT", "MIT License"),
+    "apache-2.0": ("Apache-2.0", "Apache License 2.0"),
+    "bsd-3-clause": ("BSD-3-Clause", 'BSD 3-Clause "New" or "Revised" License'),
+    "bsd-2-clause": ("BSD-2-Clause", 'BSD 2-Clause "Simplified" License'),
+    "gpl-3.0": ("GPL-3.0", "GNU General Public License v3.0"),
+}
 
 
 class FakeApi:
@@ -207,8 +210,12 @@ class FakeApi:
             used = self.spent[key]
             self.over_budget += used > requests
         reset = str(int((key[1] + 1) * window) + 1)  # whole epoch seconds, as the header says it
-        headers = {"X-RateLimit-Limit": str(requests), "X-RateLimit-Remaining": str(max(0, requests - used)),
-                   "X-RateLimit-Reset": reset, "X-RateLimit-Resource": "core"}
+        headers = {
+            "X-RateLimit-Limit": str(requests),
+            "X-RateLimit-Remaining": str(max(0, requests - used)),
+            "X-RateLimit-Reset": reset,
+            "X-RateLimit-Resource": "core",
+        }
         if used > requests:
             return json_response({"message": "API rate limit exceeded for user."}, 403, headers)
         with self.lock:
@@ -241,9 +248,11 @@ class FakeApi:
                 self.tarballs[(repo.name, top)] = repo.tarball(top)
             data = self.tarballs[(repo.name, top)]
             self.archives_served[repo.name] += 1
-        return Response(data, headers={"Content-Length": str(len(data)),
-                                         "Content-Disposition": f"attachment; filename={top}.tar.gz"},
-                        content_type="application/x-gzip")
+        return Response(
+            data,
+            headers={"Content-Length": str(len(data)), "Content-Disposition": f"attachment; filename={top}.tar.gz"},
+            content_type="application/x-gzip",
+        )
 
 
 class FakeGitHub(FakeApi):
@@ -286,7 +295,9 @@ class FakeGitHub(FakeApi):
         if m and m.group(1) in self.repos:
             repo = self.repos[m.group(1)]
             owner, name = repo.name.split("/")
-            return self.answer("archive", repo.name, request, ok, lambda: self.serve_archive(repo, f"{owner}-{name}-{repo.sha[:7]}"))
+            return self.answer(
+                "archive", repo.name, request, ok, lambda: self.serve_archive(repo, f"{owner}-{name}-{repo.sha[:7]}")
+            )
         return self.not_found()
 
     @staticmethod
@@ -307,18 +318,25 @@ class FakeGitHub(FakeApi):
             return json_response({"message": "Validation Failed", "errors": [{"code": "invalid"}]}, 422)
         language, key, start, end = m.groups()
         matches = sorted(
-            (r for r in self.repos.values()
-             if r.language == language and r.license == key and not r.fork and start <= r.created_at <= end),
+            (
+                r
+                for r in self.repos.values()
+                if r.language == language and r.license == key and not r.fork and start <= r.created_at <= end
+            ),
             key=lambda r: r.name,
         )
         per_page, page = int(request.args.get("per_page", 30)), int(request.args.get("page", 1))
         served = matches[: self.SEARCH_CAP]
-        items = served[(page - 1) * per_page: page * per_page]
+        items = served[(page - 1) * per_page : page * per_page]
         with self.lock:
             self.search_remaining = max(0, self.search_remaining - 1)
             remaining = self.search_remaining
-        headers = {"X-RateLimit-Limit": "30", "X-RateLimit-Remaining": str(remaining),
-                   "X-RateLimit-Reset": str(int(time.time()) + 1), "X-RateLimit-Resource": "search"}
+        headers = {
+            "X-RateLimit-Limit": "30",
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": str(int(time.time()) + 1),
+            "X-RateLimit-Resource": "search",
+        }
         last = max(1, -(-len(served) // per_page))
         links = []
         base = f"{self.url}/search/repositories?" + urllib.parse.urlencode({"q": q, "per_page": per_page})
@@ -333,28 +351,64 @@ class FakeGitHub(FakeApi):
     def repo_object(self, repo: FakeRepo) -> dict:
         owner, name = repo.name.split("/")
         spdx, title = LICENSE_NAMES.get(repo.license, ("NOASSERTION", "Other"))
-        license = None if repo.license is None else {
-            "key": repo.license, "name": title, "spdx_id": spdx, "node_id": "MDc6TGljZW5zZTEz",
-            "url": f"https://api.github.com/licenses/{repo.license}"}
+        license = (
+            None
+            if repo.license is None
+            else {
+                "key": repo.license,
+                "name": title,
+                "spdx_id": spdx,
+                "node_id": "MDc6TGljZW5zZTEz",
+                "url": f"https://api.github.com/licenses/{repo.license}",
+            }
+        )
         return {
-            "id": int(repo.sha[:6], 16), "node_id": "R_kgDO" + repo.sha[:8], "name": name, "full_name": repo.name,
-            "private": False, "owner": {"login": owner, "id": 1, "type": "User"},
-            "html_url": f"https://github.com/{repo.name}", "description": None, "fork": repo.fork,
-            "url": f"https://api.github.com/repos/{repo.name}", "created_at": repo.created_at,
-            "updated_at": repo.created_at, "pushed_at": repo.created_at, "size": 10,
-            "stargazers_count": repo.stars, "watchers_count": repo.stars, "language": repo.language,
-            "forks_count": 0, "archived": False, "disabled": False, "open_issues_count": 0, "license": license,
-            "topics": [], "visibility": "public", "default_branch": repo.default_branch, "score": 1.0,
+            "id": int(repo.sha[:6], 16),
+            "node_id": "R_kgDO" + repo.sha[:8],
+            "name": name,
+            "full_name": repo.name,
+            "private": False,
+            "owner": {"login": owner, "id": 1, "type": "User"},
+            "html_url": f"https://github.com/{repo.name}",
+            "description": None,
+            "fork": repo.fork,
+            "url": f"https://api.github.com/repos/{repo.name}",
+            "created_at": repo.created_at,
+            "updated_at": repo.created_at,
+            "pushed_at": repo.created_at,
+            "size": 10,
+            "stargazers_count": repo.stars,
+            "watchers_count": repo.stars,
+            "language": repo.language,
+            "forks_count": 0,
+            "archived": False,
+            "disabled": False,
+            "open_issues_count": 0,
+            "license": license,
+            "topics": [],
+            "visibility": "public",
+            "default_branch": repo.default_branch,
+            "score": 1.0,
         }
 
     def commits(self, repo: FakeRepo) -> Response:
         if repo.vanished:
             return self.not_found()
         if repo.empty:
-            return json_response({"message": "Git Repository is empty.", "documentation_url": "https://docs.github.com/rest"}, 409)
-        return json_response([{"sha": repo.sha, "node_id": "C_" + repo.sha[:8],
-                               "commit": {"message": "initial", "committer": {"date": repo.created_at}},
-                               "url": f"https://api.github.com/repos/{repo.name}/commits/{repo.sha}", "parents": []}])
+            return json_response(
+                {"message": "Git Repository is empty.", "documentation_url": "https://docs.github.com/rest"}, 409
+            )
+        return json_response(
+            [
+                {
+                    "sha": repo.sha,
+                    "node_id": "C_" + repo.sha[:8],
+                    "commit": {"message": "initial", "committer": {"date": repo.created_at}},
+                    "url": f"https://api.github.com/repos/{repo.name}/commits/{repo.sha}",
+                    "parents": [],
+                }
+            ]
+        )
 
     def tarball(self, repo: FakeRepo, request: Request) -> Response:
         if repo.vanished:
@@ -376,8 +430,20 @@ class FakeGitLab(FakeApi):
         self.redirect_archives = False
         self.redirected = {}  # /download/... path → repository
 
-    SIMPLE_FIELDS = ("id", "name", "name_with_namespace", "path", "path_with_namespace", "created_at", "default_branch",
-                     "web_url", "star_count", "forks_count", "last_activity_at", "namespace")
+    SIMPLE_FIELDS = (
+        "id",
+        "name",
+        "name_with_namespace",
+        "path",
+        "path_with_namespace",
+        "created_at",
+        "default_branch",
+        "web_url",
+        "star_count",
+        "forks_count",
+        "last_activity_at",
+        "namespace",
+    )
 
     @staticmethod
     def token_of(request: Request) -> str | None:
@@ -395,7 +461,9 @@ class FakeGitLab(FakeApi):
             return self.serve_archive(self.redirected[path], path.rsplit("/", 1)[1])
         if path == "/user":  # unlike the projects, it needs a token
             ok = ok and token is not None
-            return self.answer("user", None, request, ok, lambda: json_response({"id": 1, "username": "crawler", "state": "active"}))
+            return self.answer(
+                "user", None, request, ok, lambda: json_response({"id": 1, "username": "crawler", "state": "active"})
+            )
         if path == "/projects":
             simple = token is None  # like GitLab: an anonymous listing gets the simple fields only
             return self.answer("projects", None, request, ok, lambda: self.projects(request, simple))
@@ -403,8 +471,12 @@ class FakeGitLab(FakeApi):
         if not m or int(m.group(1)) not in self.by_id:
             return json_response({"message": "404 Project Not Found"}, 404)
         repo = self.by_id[int(m.group(1))]
-        endpoint = {"": "project", "/languages": "languages", "/repository/commits": "commits",
-                    "/repository/archive.tar.gz": "archive"}[m.group(2)]
+        endpoint = {
+            "": "project",
+            "/languages": "languages",
+            "/repository/commits": "commits",
+            "/repository/archive.tar.gz": "archive",
+        }[m.group(2)]
         return self.answer(endpoint, repo.name, request, ok, lambda: self.project_part(endpoint, repo, request))
 
     def headers(self) -> dict:
@@ -413,20 +485,38 @@ class FakeGitLab(FakeApi):
     def project_object(self, repo: FakeRepo, with_license: bool = False) -> dict:
         namespace, _, path = repo.name.rpartition("/")
         project = {
-            "id": repo.project_id, "name": path, "path": path, "path_with_namespace": repo.name,
-            "name_with_namespace": repo.name.replace("/", " / "), "default_branch": repo.default_branch,
-            "visibility": "public", "star_count": repo.stars, "forks_count": 0, "created_at": repo.created_at,
-            "last_activity_at": repo.last_activity_at or repo.created_at, "empty_repo": repo.empty, "archived": False,
-            "web_url": f"https://gitlab.com/{repo.name}", "namespace": {"path": namespace, "kind": "group"},
+            "id": repo.project_id,
+            "name": path,
+            "path": path,
+            "path_with_namespace": repo.name,
+            "name_with_namespace": repo.name.replace("/", " / "),
+            "default_branch": repo.default_branch,
+            "visibility": "public",
+            "star_count": repo.stars,
+            "forks_count": 0,
+            "created_at": repo.created_at,
+            "last_activity_at": repo.last_activity_at or repo.created_at,
+            "empty_repo": repo.empty,
+            "archived": False,
+            "web_url": f"https://gitlab.com/{repo.name}",
+            "namespace": {"path": namespace, "kind": "group"},
         }
         if repo.fork:
             project["forked_from_project"] = {"id": 1, "path_with_namespace": "upstream/original"}
         if with_license:
             spdx, title = LICENSE_NAMES.get(repo.license, ("", "Other"))
             project["license_url"] = None
-            project["license"] = None if repo.license is None else {
-                "key": repo.license, "name": title, "nickname": None,
-                "html_url": f"https://opensource.org/licenses/{spdx}", "source_url": None}
+            project["license"] = (
+                None
+                if repo.license is None
+                else {
+                    "key": repo.license,
+                    "name": title,
+                    "nickname": None,
+                    "html_url": f"https://opensource.org/licenses/{spdx}",
+                    "source_url": None,
+                }
+            )
         return project
 
     def projects(self, request: Request, simple: bool = False) -> Response:
@@ -434,10 +524,13 @@ class FakeGitLab(FakeApi):
         language = args.get("with_programming_language")
         before, after = args.get("last_activity_before"), args.get("last_activity_after")
         matches = sorted(
-            (r for r in self.repos.values()
-             if language in (r.languages or {r.language: 100})
-             and (before is None or (r.last_activity_at or r.created_at) <= before)
-             and (after is None or (r.last_activity_at or r.created_at) >= after)),
+            (
+                r
+                for r in self.repos.values()
+                if language in (r.languages or {r.language: 100})
+                and (before is None or (r.last_activity_at or r.created_at) <= before)
+                and (after is None or (r.last_activity_at or r.created_at) >= after)
+            ),
             key=lambda r: r.project_id,
         )
         per_page = int(args.get("per_page", 20))
@@ -453,10 +546,17 @@ class FakeGitLab(FakeApi):
         else:
             number = int(args.get("page", 1))
             pages = max(1, -(-len(matches) // per_page))
-            page = matches[(number - 1) * per_page: number * per_page]
-            headers.update({"X-Page": str(number), "X-Per-Page": str(per_page), "X-Total": str(len(matches)),
-                            "X-Total-Pages": str(pages), "X-Next-Page": str(number + 1) if number < pages else "",
-                            "X-Prev-Page": str(number - 1) if number > 1 else ""})
+            page = matches[(number - 1) * per_page : number * per_page]
+            headers.update(
+                {
+                    "X-Page": str(number),
+                    "X-Per-Page": str(per_page),
+                    "X-Total": str(len(matches)),
+                    "X-Total-Pages": str(pages),
+                    "X-Next-Page": str(number + 1) if number < pages else "",
+                    "X-Prev-Page": str(number - 1) if number > 1 else "",
+                }
+            )
         objects = [self.project_object(r) for r in page]
         if simple:
             objects = [{k: o[k] for k in self.SIMPLE_FIELDS} for o in objects]
@@ -472,9 +572,21 @@ class FakeGitLab(FakeApi):
         if endpoint == "commits":
             if repo.empty:
                 return json_response([], headers=self.headers())
-            return json_response([{"id": repo.sha, "short_id": repo.sha[:8], "title": "initial",
-                                   "created_at": repo.created_at, "parent_ids": [], "message": "initial",
-                                   "author_name": "t", "committed_date": repo.created_at}], headers=self.headers())
+            return json_response(
+                [
+                    {
+                        "id": repo.sha,
+                        "short_id": repo.sha[:8],
+                        "title": "initial",
+                        "created_at": repo.created_at,
+                        "parent_ids": [],
+                        "message": "initial",
+                        "author_name": "t",
+                        "committed_date": repo.created_at,
+                    }
+                ],
+                headers=self.headers(),
+            )
         if request.args.get("sha") != repo.sha:
             return json_response({"message": "404 Not Found"}, 404)
         path = repo.name.rpartition("/")[2]

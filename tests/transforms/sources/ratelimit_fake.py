@@ -29,11 +29,18 @@ class FakeRateLimitService:
         self.granted = collections.Counter()  # (domain, descriptor, window index) → hits allowed
         self.lock = threading.Lock()
         self.server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=8))
-        self.server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
-            "envoy.service.ratelimit.v3.RateLimitService", {
-                "ShouldRateLimit": grpc.unary_unary_rpc_method_handler(
-                    self.should_rate_limit, rate_limit_pb2.RateLimitRequest.FromString, Response.SerializeToString),
-            })])
+        self.server.add_generic_rpc_handlers(
+            [
+                grpc.method_handlers_generic_handler(
+                    "envoy.service.ratelimit.v3.RateLimitService",
+                    {
+                        "ShouldRateLimit": grpc.unary_unary_rpc_method_handler(
+                            self.should_rate_limit, rate_limit_pb2.RateLimitRequest.FromString, Response.SerializeToString
+                        ),
+                    },
+                )
+            ]
+        )
         self.port = self.server.add_insecure_port("127.0.0.1:0")
         self.server.start()
 

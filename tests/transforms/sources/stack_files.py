@@ -95,8 +95,12 @@ def stack_schema() -> pa.Schema:
             (f"{prefix}_{kind}_event_min_datetime", pa.string()),
             (f"{prefix}_{kind}_event_max_datetime", pa.string()),
         ]
-    fields += [("content", pa.string()), ("avg_line_length", pa.float64()), ("max_line_length", pa.int64()),
-               ("alphanum_fraction", pa.float64())]
+    fields += [
+        ("content", pa.string()),
+        ("avg_line_length", pa.float64()),
+        ("max_line_length", pa.int64()),
+        ("alphanum_fraction", pa.float64()),
+    ]
     return pa.schema(fields)
 
 

@@ -37,17 +37,20 @@ def test_files_keep_paths_below_the_top_directory_and_repository_facts():
 
 
 def test_unsafe_members_and_non_files_are_rejected_by_reason():
-    data = make_tarball("top", {
-        "ok.py": b"x = 1\n",
-        "../escape.py": b"evil\n",
-        "/etc/cron.d/evil": b"evil\n",
-        "link.py": ("symlink", "/etc/passwd"),
-        "hard.py": ("hardlink", "ok.py"),
-        "dev/null": ("device",),
-        "big.py": b"y" * 2000,
-        "blob.bin": b"\x89PNG\x00\x00",
-        "latin.py": "s = 'señor'\n".encode("latin-1"),
-    })
+    data = make_tarball(
+        "top",
+        {
+            "ok.py": b"x = 1\n",
+            "../escape.py": b"evil\n",
+            "/etc/cron.d/evil": b"evil\n",
+            "link.py": ("symlink", "/etc/passwd"),
+            "hard.py": ("hardlink", "ok.py"),
+            "dev/null": ("device",),
+            "big.py": b"y" * 2000,
+            "blob.bin": b"\x89PNG\x00\x00",
+            "latin.py": "s = 'señor'\n".encode("latin-1"),
+        },
+    )
     files, rejected, snapshot = read(data)
     assert set(files) == {"ok.py"}
     reasons = {path: r.reason for path, r in rejected.items()}

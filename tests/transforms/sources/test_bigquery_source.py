@@ -47,8 +47,9 @@ def bigquery():
 
 
 def section_for(fake: FakeBigQuery, **settings) -> BigQuerySource:
-    return BigQuerySource(project="test-project", api_endpoint=fake.url, storage_api_endpoint=fake.storage_endpoint,
-                          anonymous=True, **settings)
+    return BigQuerySource(
+        project="test-project", api_endpoint=fake.url, storage_api_endpoint=fake.storage_endpoint, anonymous=True, **settings
+    )
 
 
 def crawl_listing(tmp_path, names=("crawled/already",)) -> str:
@@ -65,21 +66,33 @@ def test_query_into_a_destination_table_read_in_parallel_streams(bigquery, tmp_p
     with local_pipeline() as p:
         out = p | ReadBigQueryFiles(section, crawl_listing(tmp_path), max_file_bytes=1000, max_notebook_bytes=5000)
         assert_that(out.kept | "Paths" >> beam.Map(lambda f: f.path), equal_to(KEPT), label="Kept")
-        assert_that(out.rejected | "Reasons" >> beam.Map(lambda r: (r.path, r.reason)),
-                    equal_to([("big.py", "too-large"), ("blob.py", "binary"), ("link.py", "symlink")]), label="Rejected")
-        assert_that(out.snapshot | "Snap" >> beam.Map(lambda s: (s.source, s.repo, s.revision, s.license, s.files)),
-                    equal_to([("bigquery", "py/lib", "refs/heads/master", "MIT", 24)]), label="Snapshot")
-        assert_that(out.summary | "Cap" >> beam.Map(lambda s: (sorted(s), s["maximum_bytes_billed"])),
-                    equal_to([(["dataset", "maximum_bytes_billed", "query", "query_sha256", "snapshot_id"], 10**6)]),
-                    label="Summary")
+        assert_that(
+            out.rejected | "Reasons" >> beam.Map(lambda r: (r.path, r.reason)),
+            equal_to([("big.py", "too-large"), ("blob.py", "binary"), ("link.py", "symlink")]),
+            label="Rejected",
+        )
+        assert_that(
+            out.snapshot | "Snap" >> beam.Map(lambda s: (s.source, s.repo, s.revision, s.license, s.files)),
+            equal_to([("bigquery", "py/lib", "refs/heads/master", "MIT", 24)]),
+            label="Snapshot",
+        )
+        assert_that(
+            out.summary | "Cap" >> beam.Map(lambda s: (sorted(s), s["maximum_bytes_billed"])),
+            equal_to([(["dataset", "maximum_bytes_billed", "query", "query_sha256", "snapshot_id"], 10**6)]),
+            label="Summary",
+        )
 
     ((sql, params),) = fake.queries
     (exclude_table,) = [t for t in fake.tables if ".exclude_" in t]
     assert sql == query_sql("bigquery-public-data.github_repos", f"`{exclude_table}`")
     assert exclude_table.startswith("test-project.code_corpus_staging.")
-    assert params == {"licenses": ["mit", "apache-2.0", "bsd-2-clause", "bsd-3-clause"],
-                      "extensions": [".py", ".ipynb"], "max_file_bytes": "1000", "max_notebook_bytes": "5000",
-                      "read_shards": "3"}
+    assert params == {
+        "licenses": ["mit", "apache-2.0", "bsd-2-clause", "bsd-3-clause"],
+        "extensions": [".py", ".ipynb"],
+        "max_file_bytes": "1000",
+        "max_notebook_bytes": "5000",
+        "read_shards": "3",
+    }
     (query_job,) = [j for j in fake.jobs.values() if "query" in j["configuration"]]
     config = query_job["configuration"]["query"]
     assert config["maximumBytesBilled"] == str(10**6) and config["destinationTable"]["tableId"].startswith("files_")
@@ -99,8 +112,10 @@ def test_records_match_the_other_sources(bigquery):
     with local_pipeline() as p:
         kept = p | ReadBigQueryFiles(section, None, max_file_bytes=1000)
         a = kept.kept | beam.Filter(lambda f: f.path == "a.py")
-        assert_that(a | beam.Map(lambda f: (f.source, f.origin, f.repo, f.license, f.stars, f.content)),
-                    equal_to([("bigquery", "github", "Crawled/Already", "Apache-2.0", None, "a = 1\n")]))
+        assert_that(
+            a | beam.Map(lambda f: (f.source, f.origin, f.repo, f.license, f.stars, f.content)),
+            equal_to([("bigquery", "github", "Crawled/Already", "Apache-2.0", None, "a = 1\n")]),
+        )
 
 
 def test_a_retry_finds_the_job_it_already_ran(bigquery, tmp_path):
@@ -205,9 +220,11 @@ def test_six_reruns_with_the_table_expired_in_between_all_succeed(bigquery, tmp_
 def test_an_existing_dataset_needs_no_create_permission(bigquery, tmp_path):
     fake = bigquery()
     fake.forbid_dataset_insert = True  # the worker's role lacks bigquery.datasets.create
-    fake.datasets["test-project.code_corpus_staging"] = {"kind": "bigquery#dataset", "id": "test-project:code_corpus_staging",
-                                                         "datasetReference": {"projectId": "test-project",
-                                                                              "datasetId": "code_corpus_staging"}}
+    fake.datasets["test-project.code_corpus_staging"] = {
+        "kind": "bigquery#dataset",
+        "id": "test-project:code_corpus_staging",
+        "datasetReference": {"projectId": "test-project", "datasetId": "code_corpus_staging"},
+    }
     kept_paths(section_for(fake), crawl_listing(tmp_path))
     assert fake.dataset_inserts == 0
 

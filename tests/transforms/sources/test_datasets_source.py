@@ -47,7 +47,12 @@ def test_a_stack_row_becomes_a_repo_file_with_its_license_stars_and_identity():
     row = stack_rows(files_per_package=1)[0]
     record = row_record(row, V1, "f row 0", 1_000_000)
     assert isinstance(record, RepoFile)
-    assert (record.source, record.repo, record.path, record.origin) == ("dataset", "yaml/pyyaml", row["max_stars_repo_path"], "github")
+    assert (record.source, record.repo, record.path, record.origin) == (
+        "dataset",
+        "yaml/pyyaml",
+        row["max_stars_repo_path"],
+        "github",
+    )
     assert (record.license, record.stars, record.revision) == ("MIT", 2400, row["max_stars_repo_head_hexsha"])
     assert record.content == row["content"] and record.size == len(row["content"].encode())
     assert record.id == record_id("dataset", "stack", "f row 0")  # the row's file and place: unique per row read
@@ -148,7 +153,9 @@ def test_units_read_row_groups_and_ranges_and_a_damaged_file_is_one_rejection(tm
 
 
 def _section(tmp_path):
-    return load_config(_write_config(tmp_path, [{"name": "stack", "preset": "the-stack-v1", "paths": ["*.parquet"]}])).sources.datasets[0]
+    return load_config(
+        _write_config(tmp_path, [{"name": "stack", "preset": "the-stack-v1", "paths": ["*.parquet"]}])
+    ).sources.datasets[0]
 
 
 def _write_config(tmp_path, datasets, **extra) -> str:
@@ -163,17 +170,28 @@ def _write_config(tmp_path, datasets, **extra) -> str:
 @pytest.mark.parametrize(
     "dataset, message",
     [
-        ({"name": "s", "preset": "the-stack-v1", "paths": ["data.jsonl"], "columns": {"content": "text"}},
-         "sources.datasets[0].columns.content: column 'text' is not in"),
-        ({"name": "s", "preset": "the-stack-v2", "paths": ["data.parquet"]},
-         "sources.datasets[0].columns.path: column 'path' (preset the-stack-v2) is not in"),
-        ({"name": "s", "columns": {"content": "content", "path": "nope"}, "paths": ["data.parquet"]},
-         "sources.datasets[0].columns.path: column 'nope' is not in"),
+        (
+            {"name": "s", "preset": "the-stack-v1", "paths": ["data.jsonl"], "columns": {"content": "text"}},
+            "sources.datasets[0].columns.content: column 'text' is not in",
+        ),
+        (
+            {"name": "s", "preset": "the-stack-v2", "paths": ["data.parquet"]},
+            "sources.datasets[0].columns.path: column 'path' (preset the-stack-v2) is not in",
+        ),
+        (
+            {"name": "s", "columns": {"content": "content", "path": "nope"}, "paths": ["data.parquet"]},
+            "sources.datasets[0].columns.path: column 'nope' is not in",
+        ),
         ({"name": "s", "columns": {"content": "content"}, "paths": ["data.parquet"]}, "columns.path: no column for ['path']"),
         ({"name": "s", "preset": "the-stack-v3", "paths": ["data.parquet"]}, "preset must be one of"),
-        ({"name": "s", "preset": "the-stack-v1", "paths": ["missing/*.parquet"]}, "sources.datasets[0].paths[0]: no file matches"),
-        ({"name": "s", "preset": "the-stack-v1", "paths": ["data.parquet"], "hub": {"repo_id": "bigcode/the-stack"}},
-         "give paths (local or gs:// files) or hub"),
+        (
+            {"name": "s", "preset": "the-stack-v1", "paths": ["missing/*.parquet"]},
+            "sources.datasets[0].paths[0]: no file matches",
+        ),
+        (
+            {"name": "s", "preset": "the-stack-v1", "paths": ["data.parquet"], "hub": {"repo_id": "bigcode/the-stack"}},
+            "give paths (local or gs:// files) or hub",
+        ),
         ({"name": "s", "preset": "the-stack-v1", "paths": ["data.parquet"], "colums": {}}, "unknown key(s) ['colums']"),
     ],
 )
@@ -207,10 +225,20 @@ def write_datasets(root) -> tuple[list[dict], list[dict]]:
     (root / "stack" / "extra-1.jsonl.gz").write_bytes(gzip.compress(lines[1], mtime=0))
     (root / "stack" / "extra-2.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(lines[2]))
     custom = [
-        {"text": "def first():\n    return 'custom dataset one'\n", "file": "src/one.py", "project": "acme/tools", "stars": 4,
-         "spdx": "MIT"},
-        {"text": "def second():\n    return 'custom dataset two'\n", "file": "src/two.py", "project": "acme/tools", "stars": 4,
-         "spdx": "MIT"},
+        {
+            "text": "def first():\n    return 'custom dataset one'\n",
+            "file": "src/one.py",
+            "project": "acme/tools",
+            "stars": 4,
+            "spdx": "MIT",
+        },
+        {
+            "text": "def second():\n    return 'custom dataset two'\n",
+            "file": "src/two.py",
+            "project": "acme/tools",
+            "stars": 4,
+            "spdx": "MIT",
+        },
         {"text": None, "file": "src/null.py", "project": "acme/tools", "stars": 4, "spdx": "MIT"},
         {"text": ["not", "text"], "file": "src/list.py", "project": "acme/tools", "stars": 4, "spdx": "MIT"},
         {"file": "src/nocontent.py", "project": "acme/tools", "stars": 4, "spdx": "MIT"},
@@ -262,7 +290,13 @@ def test_stack_and_custom_datasets_run_byte_identical_in_both_runner_modes(tmp_p
     read = m1["counts"]["read"]
     assert read["in"] == len(rows) + len(custom) + 2 == read["kept"] + sum(read["rejected"].values())
     too_large = sum(len(r["content"].encode()) > 6000 for r in rows)
-    assert read["rejected"] == {"null-column": 1, "wrong-type": 1, "missing-column": 1, "too-large": too_large + 1, "broken-json": 2}
+    assert read["rejected"] == {
+        "null-column": 1,
+        "wrong-type": 1,
+        "missing-column": 1,
+        "too-large": too_large + 1,
+        "broken-json": 2,
+    }
     lgpl = sum(r["max_stars_repo_name"] == "miurahr/py7zr" and len(r["content"].encode()) <= 6000 for r in rows)
     assert m1["counts"]["license"]["rejected"].get("license", 0) == lgpl > 0
 
@@ -270,8 +304,14 @@ def test_stack_and_custom_datasets_run_byte_identical_in_both_runner_modes(tmp_p
     by_path = {(d["repo"], d["path"]): d for d in documents}
     assert ("acme/tools", "src/one.py") in by_path and by_path[("acme/tools", "src/one.py")]["origin"] == "gitlab"
     stack = [d for d in documents if d["origin"] == "github"]
-    assert {d["repo"] for d in stack} == {"yaml/pyyaml", "executablebooks/markdown-it-py", "psf/requests", "jupyter/nbformat",
-                                          "joseph-fox/python-bloomfilter", "openai/human-eval"}
+    assert {d["repo"] for d in stack} == {
+        "yaml/pyyaml",
+        "executablebooks/markdown-it-py",
+        "psf/requests",
+        "jupyter/nbformat",
+        "joseph-fox/python-bloomfilter",
+        "openai/human-eval",
+    }
     assert all(d["star_bucket"] is not None for d in stack if d["stars"] is not None)
     assert m1["star_buckets"]["repositories"] == 5  # human-eval has no star count
     requests_doc = next(d for d in stack if d["repo"] == "psf/requests")
@@ -279,7 +319,9 @@ def test_stack_and_custom_datasets_run_byte_identical_in_both_runner_modes(tmp_p
     source = {d["name"]: d for d in m1["source_datasets"]["datasets"]}
     assert source["the-stack"]["files"] == 5 and source["custom"]["files"] == 1
     rejected = {r["reason"]: r for r in read_rows(first, "rejected") if r["stage"] == "read"}
-    assert rejected["null-column"]["path"] == "src/null.py" and rejected["broken-json"]["detail"].startswith("custom.jsonl line at byte")
+    assert rejected["null-column"]["path"] == "src/null.py" and rejected["broken-json"]["detail"].startswith(
+        "custom.jsonl line at byte"
+    )
 
 
 @pytest.mark.slow
@@ -339,10 +381,17 @@ def test_the_stack_on_the_hub_reads_every_row_at_the_resolved_commit(tmp_path, h
     write_parquet(rows[::2], str(tmp_path / "local" / "data-00000-of-00002.parquet"), row_group_rows=4)
     write_parquet(rows[1::2], str(tmp_path / "local" / "data-00001-of-00002.parquet"), row_group_rows=4)
     files = {f"data/python/{n}": (tmp_path / "local" / n).read_bytes() for n in sorted(os.listdir(tmp_path / "local"))}
-    files |= {"data/java/data-00000-of-00001.parquet": b"not read", "README.md": STACK_README, ".gitattributes": b"*.parquet lfs\n"}
+    files |= {
+        "data/java/data-00000-of-00001.parquet": b"not read",
+        "README.md": STACK_README,
+        ".gitattributes": b"*.parquet lfs\n",
+    }
     hub = hub_env("bigcode/the-stack-dedup", files, revision="v1.1")
-    on_hub = {"name": "stack", "preset": "the-stack-v1",
-              "hub": {"repo_id": "bigcode/the-stack-dedup", "data_dir": "data/python", "revision": "v1.1"}}
+    on_hub = {
+        "name": "stack",
+        "preset": "the-stack-v1",
+        "hub": {"repo_id": "bigcode/the-stack-dedup", "data_dir": "data/python", "revision": "v1.1"},
+    }
     local = {"name": "stack", "preset": "the-stack-v1", "paths": ["local/*.parquet"]}
     (tmp_path / "hub").mkdir()
     run_cli("run", "--config", _write_config(tmp_path / "hub", [on_hub]), "--out", str(tmp_path / "hub-out"))
@@ -355,8 +404,10 @@ def test_the_stack_on_the_hub_reads_every_row_at_the_resolved_commit(tmp_path, h
     assert manifest["counts"]["read"]["in"] == len(rows)
     (entry,) = manifest["source_datasets"]["datasets"]
     assert entry["hub"]["revision"] == "v1.1" and entry["hub"]["commit"] == COMMIT and entry["hub"]["config"] is None
-    assert entry["file_list"] == [{"name": n, "size": len(files[f"data/python/{n}"])}
-                                  for n in ("data-00000-of-00002.parquet", "data-00001-of-00002.parquet")]
+    assert entry["file_list"] == [
+        {"name": n, "size": len(files[f"data/python/{n}"])}
+        for n in ("data-00000-of-00002.parquet", "data-00001-of-00002.parquet")
+    ]
     fetched = {path for method, path, _ in hub.requests if "/resolve/" in path}
     at_commit = f"/datasets/bigcode/the-stack-dedup/resolve/{COMMIT}/"
     assert fetched == {at_commit + "README.md"} | {at_commit + f"data/python/data-0000{i}-of-00002.parquet" for i in (0, 1)}
@@ -411,8 +462,10 @@ def test_a_hub_dataset_with_readme_configs_reads_every_row_of_the_chosen_config(
     assert names == ["test.jsonl"] and paths == sorted(r["max_stars_repo_path"] for r in rows[12:])
     names, paths, hub = read(config="python", split="")
     assert names == ["a.parquet"] and paths == sorted(r["max_stars_repo_path"] for r in rows[:5]) and hub["config"] == "python"
-    for hub, message in (({"config": "rust"}, r"hub.config: 'rust' is not one of the README's configs \['default', 'python'\]"),
-                         ({"split": "validation"}, r"hub.split: 'validation' is not a split of config 'default'")):
+    for hub, message in (
+        ({"config": "rust"}, r"hub.config: 'rust' is not one of the README's configs \['default', 'python'\]"),
+        ({"split": "validation"}, r"hub.split: 'validation' is not a split of config 'default'"),
+    ):
         with pytest.raises(ConfigError, match=message):
             read(**hub)
 
@@ -429,8 +482,11 @@ def test_a_hub_dataset_without_a_readme_is_chosen_by_its_file_names_and_a_bad_re
     "names, split, expected",
     [
         (["data/python/data-00000-of-00002.parquet", "data/python/data-00001-of-00002.parquet"], "train", "all"),
-        (["data/train-00000-of-00002.parquet", "data/train-00001-of-00002.parquet", "data/test-00000-of-00001.parquet"],
-         "train", ["data/train-00000-of-00002.parquet", "data/train-00001-of-00002.parquet"]),
+        (
+            ["data/train-00000-of-00002.parquet", "data/train-00001-of-00002.parquet", "data/test-00000-of-00001.parquet"],
+            "train",
+            ["data/train-00000-of-00002.parquet", "data/train-00001-of-00002.parquet"],
+        ),
         (["data/train-00000-of-00001.parquet", "data/test-00000-of-00001.parquet"], "test", ["data/test-00000-of-00001.parquet"]),
         (["train/part-0.parquet", "valid/part-0.parquet"], "validation", ["valid/part-0.parquet"]),
         (["code_train.jsonl", "code_dev.jsonl", "README.md"], "validation", ["code_dev.jsonl"]),
@@ -445,7 +501,9 @@ def test_hub_splits_follow_the_hubs_naming_rules(names, split, expected):
 
 def test_a_split_no_name_carries_is_refused_naming_the_key():
     with pytest.raises(ConfigError, match=r"w.hub.split: no file name under 'data/python' carries a split"):
-        split_files([("data/python/data-00000-of-00001.parquet", 1)], HubDataset("o/d", data_dir="data/python", split="test"), "w")
+        split_files(
+            [("data/python/data-00000-of-00001.parquet", 1)], HubDataset("o/d", data_dir="data/python", split="test"), "w"
+        )
 
 
 @pytest.mark.slow

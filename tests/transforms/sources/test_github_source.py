@@ -46,7 +46,11 @@ def spread(n: int, prefix: str = "o/r") -> list[FakeRepo]:
     """n repositories created six hours apart from 2020 on (the cap test needs more than 1000)."""
     start = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
     return [
-        FakeRepo(f"{prefix}{i:04d}", {"a.py": b"a\n"}, created_at=(start + datetime.timedelta(hours=6 * i)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        FakeRepo(
+            f"{prefix}{i:04d}",
+            {"a.py": b"a\n"},
+            created_at=(start + datetime.timedelta(hours=6 * i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
         for i in range(n)
     ]
 

@@ -134,8 +134,9 @@ def test_a_fork_listed_without_a_token_is_refused_from_its_project_answer(gitlab
 
 
 def test_the_snapshot_date_keeps_projects_that_existed_then_however_active_since(gitlab, tmp_path):
-    maintained = FakeRepo("group/maintained", {"a.py": b"a\n"}, created_at="2019-05-01T10:00:00.000Z",
-                          last_activity_at="2024-03-02T08:00:00.000Z")  # active long after the snapshot date
+    maintained = FakeRepo(
+        "group/maintained", {"a.py": b"a\n"}, created_at="2019-05-01T10:00:00.000Z", last_activity_at="2024-03-02T08:00:00.000Z"
+    )  # active long after the snapshot date
     abandoned = FakeRepo("group/abandoned", {"b.py": b"b\n"}, created_at="2018-01-01T00:00:00.000Z")
     newer = FakeRepo("group/newer", {"c.py": b"c\n"}, created_at="2022-06-01T00:00:00.000Z")  # did not exist then
     fake = gitlab([maintained, abandoned, newer])

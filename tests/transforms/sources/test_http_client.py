@@ -113,7 +113,9 @@ def test_repeated_secondary_limits_wait_exponentially_longer(script):
 def test_primary_rate_limit_waits_until_reset(script):
     clock = RecordingClock()
     reset = str(int(clock.now) + 120)
-    exhausted = json_response({"message": "API rate limit exceeded"}, 403, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset})
+    exhausted = json_response(
+        {"message": "API rate limit exceeded"}, 403, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}
+    )
     s = script(exhausted)
     assert client_for(s, clock).get("x").status == 200
     (sleep,) = clock.sleeps

@@ -45,8 +45,10 @@ class GatedHub(FakeHub):
 def gated(tmp_path, monkeypatch):
     rows = stack_rows(files_per_package=2)
     write_parquet(rows, str(tmp_path / "train-00000-of-00001.parquet"), row_group_rows=4)
-    hub = GatedHub("bigcode/the-stack-dedup", {"data/python/train-00000-of-00001.parquet":
-                                               (tmp_path / "train-00000-of-00001.parquet").read_bytes()})
+    hub = GatedHub(
+        "bigcode/the-stack-dedup",
+        {"data/python/train-00000-of-00001.parquet": (tmp_path / "train-00000-of-00001.parquet").read_bytes()},
+    )
     secrets = FakeSecretManager({SECRET: TOKEN})
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no cached `hf auth login` token either
@@ -58,8 +60,11 @@ def gated(tmp_path, monkeypatch):
 
 
 def write_config(tmp_path, hub: dict) -> str:
-    dataset = {"name": "stack", "preset": "the-stack-v1", "hub": {"repo_id": "bigcode/the-stack-dedup",
-                                                                  "data_dir": "data/python", **hub}}
+    dataset = {
+        "name": "stack",
+        "preset": "the-stack-v1",
+        "hub": {"repo_id": "bigcode/the-stack-dedup", "data_dir": "data/python", **hub},
+    }
     path = tmp_path / "gated.yaml"
     path.write_text(yaml.safe_dump({"name": "ds", "stages": ["corpus"], "sources": {"datasets": [dataset]}}))
     return str(path)

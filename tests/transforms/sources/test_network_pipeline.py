@@ -38,8 +38,16 @@ def github_repos() -> list[FakeRepo]:
         FakeRepo("o/flaky", {"f.py": code("flaky")}),  # 502 on its commit, then fine
         FakeRepo("o/gone", {"g.py": code("gone")}, vanished=True),  # listed, then 404
         FakeRepo("o/cut", {f"c{i}.py": os.urandom(400).hex().encode() for i in range(12)}, truncate=True),
-        FakeRepo("o/unsafe", {"fine.py": code("fine"), "../escape.py": code("escape"), "link.py": ("symlink", "/etc/passwd"),
-                              "hard.py": ("hardlink", "fine.py"), "tty": ("device",)}),
+        FakeRepo(
+            "o/unsafe",
+            {
+                "fine.py": code("fine"),
+                "../escape.py": code("escape"),
+                "link.py": ("symlink", "/etc/passwd"),
+                "hard.py": ("hardlink", "fine.py"),
+                "tty": ("device",),
+            },
+        ),
         FakeRepo("o/down", {"d.py": code("down")}),  # 502 for good: rejected, tried again next run
     ]
 
@@ -47,14 +55,29 @@ def github_repos() -> list[FakeRepo]:
 def write_config(tmp_path, github=None, gitlab=None, bigquery=None) -> str:
     sources = {}
     if github:
-        sources["github"] = {"base_url": github.url, "token_env": "CRAWL_TEST_GITHUB_TOKEN", "languages": ["Python"],
-                             "licenses": ["MIT"], "created_from": "2019-01-01T00:00:00Z", "http": FAST_HTTP}
+        sources["github"] = {
+            "base_url": github.url,
+            "token_env": "CRAWL_TEST_GITHUB_TOKEN",
+            "languages": ["Python"],
+            "licenses": ["MIT"],
+            "created_from": "2019-01-01T00:00:00Z",
+            "http": FAST_HTTP,
+        }
     if gitlab:
-        sources["gitlab"] = {"base_url": gitlab.url + "/api/v4", "token_env": "CRAWL_TEST_GITLAB_TOKEN",
-                             "languages": ["Python"], "http": FAST_HTTP}
+        sources["gitlab"] = {
+            "base_url": gitlab.url + "/api/v4",
+            "token_env": "CRAWL_TEST_GITLAB_TOKEN",
+            "languages": ["Python"],
+            "http": FAST_HTTP,
+        }
     if bigquery:
-        sources["bigquery"] = {"project": "test-project", "api_endpoint": bigquery.url, "anonymous": True,
-                               "storage_api_endpoint": bigquery.storage_endpoint, "read_streams": 2}
+        sources["bigquery"] = {
+            "project": "test-project",
+            "api_endpoint": bigquery.url,
+            "anonymous": True,
+            "storage_api_endpoint": bigquery.storage_endpoint,
+            "read_streams": 2,
+        }
     config = {"name": "crawl", "seed": 3, "sources": sources, "output": {"document_shards": 1}}
     path = tmp_path / "crawl.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -92,11 +115,22 @@ def test_faults_become_counted_rejections_and_a_rerun_replays_the_state(tmp_path
     github.fault("archive", "o/secondary", (403, {"Retry-After": "1"}, {"message": "You have exceeded a secondary rate limit."}))
     github.fault("commits", "o/flaky", (502, {}, "<html>502 Bad Gateway</html>"))
     github.fault("commits", "o/down", *[(502, {}, "<html>502 Bad Gateway</html>")] * 100)
-    gitlab = FakeGitLab([FakeRepo("grp/lib", {"lib.py": code("lib")}, license="apache-2.0", stars=5),
-                         FakeRepo("grp/gpl", {"gpl.py": code("gpl")}, license="gpl-3.0")], token=GITLAB_TOKEN)
+    gitlab = FakeGitLab(
+        [
+            FakeRepo("grp/lib", {"lib.py": code("lib")}, license="apache-2.0", stars=5),
+            FakeRepo("grp/gpl", {"gpl.py": code("gpl")}, license="gpl-3.0"),
+        ],
+        token=GITLAB_TOKEN,
+    )
     gitlab.fault("archive", "grp/lib", (429, {"Retry-After": "0"}, {"message": "429 Too Many Requests"}))
-    bigquery = FakeBigQuery([FakeFile("more/py", "extra.py", code("extra").decode()), FakeFile("more/py", "b.py", None, binary=True, size=4),
-                             FakeFile("o/ok", "ok.py", code("ok").decode())], {"more/py": "mit", "o/ok": "mit"})
+    bigquery = FakeBigQuery(
+        [
+            FakeFile("more/py", "extra.py", code("extra").decode()),
+            FakeFile("more/py", "b.py", None, binary=True, size=4),
+            FakeFile("o/ok", "ok.py", code("ok").decode()),
+        ],
+        {"more/py": "mit", "o/ok": "mit"},
+    )
     servers += [github, gitlab, bigquery]
     config = write_config(tmp_path, github, gitlab, bigquery)
     out = tmp_path / "out"
@@ -120,8 +154,13 @@ def test_faults_become_counted_rejections_and_a_rerun_replays_the_state(tmp_path
     assert read["stats"]["github.repositories"] == 7 and read["stats"]["gitlab.repositories"] == 2
 
     documents = {(d["source"], d["repo"], d["path"]) for d in read_rows(version, "documents")}
-    for expected in [("github", "o/secondary", "s.py"), ("github", "o/flaky", "f.py"), ("github", "o/unsafe", "fine.py"),
-                     ("gitlab", "grp/lib", "lib.py"), ("bigquery", "more/py", "extra.py")]:
+    for expected in [
+        ("github", "o/secondary", "s.py"),
+        ("github", "o/flaky", "f.py"),
+        ("github", "o/unsafe", "fine.py"),
+        ("gitlab", "grp/lib", "lib.py"),
+        ("bigquery", "more/py", "extra.py"),
+    ]:
         assert expected in documents  # retried to success, or read despite its neighbours
     assert not any(repo in ("o/gone", "o/down", "grp/gpl") for _, repo, _ in documents)
     cut = [path for source, repo, path in documents if repo == "o/cut"]
@@ -166,8 +205,13 @@ def test_a_killed_crawl_resumes_and_fetches_each_archive_once(tmp_path, servers)
     cli = os.path.join(os.path.dirname(sys.executable), "code-corpus")
 
     github.gate_after = 3  # the fourth archive request waits: the crawl is killed there
-    proc = subprocess.Popen([cli, "run", "--config", config, "--out", str(out)], cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [cli, "run", "--config", config, "--out", str(out)],
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 120
         while github.blocked == 0 and proc.poll() is None and time.time() < deadline:

@@ -77,8 +77,15 @@ def test_two_workers_never_exceed_the_concurrency_and_report_throttled_time(gith
     fake.concurrency_cap = 2
     fake.budget = (3, 1.0)
     rate = RateSettings(requests_per_hour=3 * 3600, concurrency=2, max_wait_seconds=30)
-    section = GitHubSource(base_url=fake.url, token_env=TOKEN_ENV, extra_tokens=("CRAWL_TEST_GITHUB_TOKEN_2",), http=FAST,
-                           languages=("Python",), licenses=("MIT",), rate=rate)
+    section = GitHubSource(
+        base_url=fake.url,
+        token_env=TOKEN_ENV,
+        extra_tokens=("CRAWL_TEST_GITHUB_TOKEN_2",),
+        http=FAST,
+        languages=("Python",),
+        licenses=("MIT",),
+        rate=rate,
+    )
     state = CrawlState(str(tmp_path / "state"))
     host = GitHubHost(section, GitHubHost.make_client(section, seed=0))
     state.write_listing(listing_line(item) for item in host.list_repositories(state).items())
@@ -139,8 +146,14 @@ def test_workers_share_one_budget_through_the_envoy_service(envoy):
 def test_a_worker_client_fetches_through_the_envoy_service(github, envoy, tmp_path):  # noqa: F811
     service = envoy(limit=100, window=60.0)
     fake = github([FakeRepo("o/a", {"a.py": b"a = 1\n"})])
-    section = GitHubSource(base_url=fake.url, token_env=TOKEN_ENV, http=FAST, languages=("Python",), licenses=("MIT",),
-                           rate=RateSettings(service=service.address))
+    section = GitHubSource(
+        base_url=fake.url,
+        token_env=TOKEN_ENV,
+        http=FAST,
+        languages=("Python",),
+        licenses=("MIT",),
+        rate=RateSettings(service=service.address),
+    )
     state = CrawlState(str(tmp_path))
     listed = GitHubHost(section, GitHubHost.make_client(section, seed=0)).list_repositories(state).repos
     host = GitHubHost(section, GitHubHost.make_client(section, seed=0, worker=True))

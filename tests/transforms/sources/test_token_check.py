@@ -24,8 +24,11 @@ def test_a_valid_github_token_is_checked_without_spending_the_budget(github):  #
     assert fake.hits[("rate_limit", None)] == 1 and not fake.auth_failures
 
 
-@pytest.mark.parametrize("host_for, fixture, env", [(github_host, "github", GITHUB_ENV), (gitlab_host, "gitlab", GITLAB_ENV)],
-                         ids=["github-rate-limit", "gitlab-user"])
+@pytest.mark.parametrize(
+    "host_for, fixture, env",
+    [(github_host, "github", GITHUB_ENV), (gitlab_host, "gitlab", GITLAB_ENV)],
+    ids=["github-rate-limit", "gitlab-user"],
+)
 def test_a_refused_token_stops_the_launcher_naming_the_key(request, monkeypatch, host_for, fixture, env):
     fake = request.getfixturevalue(fixture)([FakeRepo("o/a", {"a.py": b"a\n"})])
     monkeypatch.setenv(env, "revoked-token-value")

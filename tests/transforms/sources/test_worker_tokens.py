@@ -33,16 +33,28 @@ def test_workers_read_the_token_from_the_secret_in_setup(servers, tmp_path):
     secrets = FakeSecretManager({SECRET: TOKEN + "\n"})
     github = FakeGitHub([FakeRepo("o/app", {"a.py": b"a\n"})], token=TOKEN)
     servers += [secrets, github]
-    section = GitHubSource(base_url=github.url, token_env=None, token_secret=SECRET, secret_api_endpoint=secrets.url,
-                           languages=("Python",), licenses=("MIT",), http=FAST)
+    section = GitHubSource(
+        base_url=github.url,
+        token_env=None,
+        token_secret=SECRET,
+        secret_api_endpoint=secrets.url,
+        languages=("Python",),
+        licenses=("MIT",),
+        http=FAST,
+    )
     fn = FetchRepoFn(GitHubHost, section, str(tmp_path), 1000)
     assert TOKEN.encode() not in pickle.dumps(fn)  # the graph holds the secret's name only
     assert not secrets.accessed
     fn.setup()
     assert secrets.accessed == [SECRET]
     client = fn.make_hosts(0).get().client
-    assert client.authenticated and client.get("search/repositories", {"q": 'language:"Python" license:mit fork:false '
-                                                                          'created:2000-01-01..2030-01-01'}).status == 200
+    assert (
+        client.authenticated
+        and client.get(
+            "search/repositories", {"q": 'language:"Python" license:mit fork:false created:2000-01-01..2030-01-01'}
+        ).status
+        == 200
+    )
     assert not github.auth_failures and TOKEN not in repr(client)
 
 
@@ -72,8 +84,13 @@ def test_a_dataflow_crawl_without_a_reachable_secret_stops_before_submitting(ser
     secrets = FakeSecretManager({SECRET: TOKEN})
     github = FakeGitHub([FakeRepo("o/app", {"a.py": b"a\n"})], token=TOKEN)
     servers += [secrets, github]
-    section = {"base_url": github.url, "languages": ["Python"], "licenses": ["MIT"], "state_dir": "gs://b/crawl",
-               "secret_api_endpoint": secrets.url}
+    section = {
+        "base_url": github.url,
+        "languages": ["Python"],
+        "licenses": ["MIT"],
+        "state_dir": "gs://b/crawl",
+        "secret_api_endpoint": secrets.url,
+    }
     if secret:
         section["token_secret"] = secret
     config = tmp_path / "crawl.yaml"
