@@ -82,7 +82,15 @@ def build_context(root: str) -> list[str]:
             rel = name if rel_folder == "." else f"{rel_folder}/{name}"
             if not is_ignored(rel, rules):
                 files.append(rel)
-        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
+        # An ignored folder holds nothing the context keeps unless an exception (`!`) could bring
+        # a file back, so without exceptions it is not walked (.venv and .git are most of a tree).
+        prune = not any(not excludes for excludes, _ in rules)
+        dirs[:] = [
+            d
+            for d in dirs
+            if not os.path.islink(os.path.join(folder, d))
+            and not (prune and is_ignored(d if rel_folder == "." else f"{rel_folder}/{d}", rules))
+        ]
     return sorted(files)
 
 

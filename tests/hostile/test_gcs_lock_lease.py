@@ -70,6 +70,7 @@ def lock_object(path: str) -> dict:
     return json.loads(storage.read_bytes(path))
 
 
+@pytest.mark.slow  # waits out a lease in real time
 def test_a_killed_holders_lock_is_taken_over_once_its_lease_expires(gcs, monkeypatch, caplog):
     monkeypatch.setenv(LEASE_ENV, str(LEASE))
     dataset = f"{gcs}/sample"
@@ -110,6 +111,7 @@ def take_within(dataset: str, seconds: float) -> DatasetLock:
             time.sleep(0.2)
 
 
+@pytest.mark.slow  # waits out a lease in real time
 def test_a_holder_frozen_past_its_lease_finds_its_lock_lost(gcs, monkeypatch):
     """A holder stopped (SIGSTOP) past its lease loses the lock; woken, it knows, and leaves the new holder's lock alone."""
     monkeypatch.setenv(LEASE_ENV, str(LEASE))
