@@ -232,13 +232,22 @@ def remember_interrupts() -> Iterator[Callable[[], bool]]:
             return previous_hook(args)
         log.debug("after Ctrl-C, thread %s: %r", getattr(args.thread, "name", "?"), args.exc_value)
 
+    def beam_quiet_after_interrupt(record: logging.LogRecord) -> bool:
+        """Beam logs the KeyboardInterrupt a DoFn's setup or bundle met as an error with its traceback."""
+        return not (seen and record.name.startswith("apache_beam"))
+
+    handlers = logging.getLogger().handlers  # filters on handlers see the records of every logger below
     previous, previous_hook = signal.signal(signal.SIGINT, interrupt), threading.excepthook
     threading.excepthook = thread_error
+    for handler in handlers:
+        handler.addFilter(beam_quiet_after_interrupt)
     try:
         yield lambda: bool(seen)
     finally:
         signal.signal(signal.SIGINT, previous)
         threading.excepthook = previous_hook
+        for handler in handlers:
+            handler.removeFilter(beam_quiet_after_interrupt)
 
 
 def stop_child_processes() -> None:
