@@ -108,7 +108,12 @@ def run_stages(
             if interrupted():  # a Ctrl-C that a library caught and went on from still stops the commit
                 raise KeyboardInterrupt
 
-        final = _run_locked(store, config, stages, options, version, overwrite, previous, before_commit)
+        try:
+            final = _run_locked(store, config, stages, options, version, overwrite, previous, before_commit)
+        except Exception as e:  # Beam wraps a Ctrl-C that reached a DoFn in its own RuntimeError
+            if interrupted():
+                raise KeyboardInterrupt from e
+            raise
         # As `code-corpus verify` does. On an object store from its listing (sizes, md5s) against what the
         # writers hashed as they wrote: a re-read would pull the whole version through this process.
         verification = verify_version(final, quick=not storage.is_local(final))
@@ -166,7 +171,7 @@ def _run_locked(store, config, stages, options, version, overwrite, previous, be
         ) from None
     except BaseException as e:
         _discard(work)  # a failed run leaves nothing that looks like output
-        if isinstance(e, KeyboardInterrupt):
+        if isinstance(e, KeyboardInterrupt) or "KeyboardInterrupt" in str(e):  # Beam re-raises it in its own error
             log.warning("interrupted: nothing was committed; removed %s, which held what the run had staged", work)
         raise
 
