@@ -26,7 +26,9 @@ BOUND = 300
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode, whole_group", [("in_memory", True)])  # multi_processing, SIGINT to the run alone: hangs now and then (open)
+@pytest.mark.parametrize(
+    "mode, whole_group", [("in_memory", True)]
+)  # multi_processing, SIGINT to the run alone: hangs now and then (open)
 def test_ctrl_c_stops_a_run_cleanly(tmp_path, mode, whole_group):
     out = tmp_path / "out"
     cli = shutil.which("code-corpus", path=os.path.dirname(sys.executable)) or "code-corpus"
