@@ -21,7 +21,6 @@ import re
 from apache_beam.io.filesystems import FileSystems
 
 from infra import storage
-from infra.release import PACKAGE_VERSION, code_version  # noqa: F401  (the manifest records them)
 from infra.writers import write_json
 
 MANIFEST = "manifest.json"

@@ -28,13 +28,13 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from infra import storage
 from infra.lock import DatasetLock
+from infra.release import code_version
 from infra.verify import verify_version
 from infra.version import (
     MANIFEST_FORMAT,
     VersionError,
     VersionStore,
     check_version_name,
-    code_version,
     read_manifest,
     write_manifest,
     write_run_info,
@@ -108,12 +108,7 @@ def run_stages(
             if interrupted():  # a Ctrl-C that a library caught and went on from still stops the commit
                 raise KeyboardInterrupt
 
-        try:
-            final = _run_locked(store, config, stages, options, version, overwrite, previous, before_commit)
-        except Exception as e:  # Beam wraps a Ctrl-C that reached a DoFn in its own RuntimeError
-            if interrupted():
-                raise KeyboardInterrupt from e
-            raise
+        final = _run_locked(store, config, stages, options, version, overwrite, previous, before_commit, interrupted)
         # As `code-corpus verify` does. On an object store from its listing (sizes, md5s) against what the
         # writers hashed as they wrote: a re-read would pull the whole version through this process.
         verification = verify_version(final, quick=not storage.is_local(final))
@@ -123,7 +118,9 @@ def run_stages(
     return final
 
 
-def _run_locked(store, config, stages, options, version, overwrite, previous, before_commit=lambda: None) -> str:
+def _run_locked(
+    store, config, stages, options, version, overwrite, previous, before_commit=lambda: None, interrupted=lambda: False
+) -> str:
     """The body of `run_stages`, while this run holds the dataset's lock (`before_commit` raises if the
     lock was lost or the run interrupted)."""
     for finished in store.finish_commits():
@@ -171,8 +168,10 @@ def _run_locked(store, config, stages, options, version, overwrite, previous, be
         ) from None
     except BaseException as e:
         _discard(work)  # a failed run leaves nothing that looks like output
-        if isinstance(e, KeyboardInterrupt) or "KeyboardInterrupt" in str(e):  # Beam re-raises it in its own error
+        if isinstance(e, KeyboardInterrupt) or interrupted():
             log.warning("interrupted: nothing was committed; removed %s, which held what the run had staged", work)
+            if not isinstance(e, KeyboardInterrupt):  # Beam re-raises a Ctrl-C that met a DoFn as its own error
+                raise KeyboardInterrupt from e
         raise
 
     if stages[0] == "corpus":
