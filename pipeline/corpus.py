@@ -34,25 +34,25 @@ from schemas import arrow
 from schemas.config import ConfigError, PipelineConfig, check_star_boundaries
 from schemas.records import Rejected
 from transforms.base import ApplyStage
-from transforms.decontamination import DecontaminateFn, announce_checks, load_deny_list
-from transforms.dedup import DedupOutputs, ExactDedup, bloom_path
-from transforms.filters import QualityFilterFn
-from transforms.formatting import FormatCodeFn, StarBuckets, entry_boundaries, star_buckets_entry
-from transforms.language import LanguageFn
-from transforms.license import LicenseFilterFn
-from transforms.near_dedup import NearDedup, near_dedup_stages
-from transforms.notebooks import ConvertNotebooksFn
-from transforms.scrub import ScrubFn
-from transforms.sources.dump_files import DumpError, find_dump_files, split_ranges
-from transforms.sources.local import STAGE as READ_STAGE
-from transforms.sources.local import ReadLocalRepos, check_local_sources, list_repos
+from transforms.cleaning.decontamination import DecontaminateFn, announce_checks, load_deny_list
+from transforms.cleaning.filters import QualityFilterFn
+from transforms.cleaning.language import LanguageFn
+from transforms.cleaning.license import LicenseFilterFn
+from transforms.cleaning.pii.scrub import ScrubFn
+from transforms.dedup.exact import DedupOutputs, ExactDedup, bloom_path
+from transforms.dedup.near import NearDedup, near_dedup_stages
+from transforms.formatting.code_files import FormatCodeFn, StarBuckets, entry_boundaries, star_buckets_entry
+from transforms.formatting.notebooks import ConvertNotebooksFn
+from transforms.sources.local.source import STAGE as READ_STAGE
+from transforms.sources.local.source import ReadLocalRepos, check_local_sources, list_repos
 from transforms.sources.registry import network_sources
-from transforms.sources.stackoverflow import STAGE as SO_READ_STAGE
-from transforms.sources.stackoverflow import ReadStackExchangeDump
-from transforms.stackoverflow import JOIN_STAGE as SO_JOIN_STAGE
-from transforms.stackoverflow_format import FORMAT_STAGE as SO_FORMAT_STAGE
-from transforms.stackoverflow_format import ScoreBuckets, format_threads
-from transforms.stackoverflow_join import JoinThreads
+from transforms.stackoverflow.dump_files import DumpError, find_dump_files, split_ranges
+from transforms.stackoverflow.format import FORMAT_STAGE as SO_FORMAT_STAGE
+from transforms.stackoverflow.format import ScoreBuckets, format_threads
+from transforms.stackoverflow.join import JoinThreads
+from transforms.stackoverflow.selection import JOIN_STAGE as SO_JOIN_STAGE
+from transforms.stackoverflow.source import STAGE as SO_READ_STAGE
+from transforms.stackoverflow.source import ReadStackExchangeDump
 
 COUNTS_FILE = "_counts.json"
 FILES_FILE = "_files.json"

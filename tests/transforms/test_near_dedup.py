@@ -19,11 +19,11 @@ from pipeline.stages import file_entries
 from schemas.config import ConfigError, NearDedupConfig, PipelineConfig, load_config
 from schemas.records import RepoFile
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_REPOS, local_pipeline
-from transforms.id_lookup import IdBitmapFn, lookup
-from transforms.minhash import MinHasher, jaccard
-from transforms.near_dedup import REASON, REASON_PREVIOUS, SIGNATURES_DIR, STAGE, NearDedup, detail_of
-from transforms.near_dedup_versions import earlier_node
-from transforms.tokens import alnum_tokens
+from transforms.dedup.id_lookup import IdBitmapFn, lookup
+from transforms.dedup.minhash import MinHasher, jaccard
+from transforms.dedup.near import REASON, REASON_PREVIOUS, SIGNATURES_DIR, STAGE, NearDedup, detail_of
+from transforms.dedup.near_versions import earlier_node
+from transforms.dedup.tokens import alnum_tokens
 
 CONFIG = NearDedupConfig(enabled=True)
 # For clusters whose files are all next to their survivor: their labels settle before the first round,
