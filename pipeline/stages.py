@@ -23,6 +23,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from infra import storage
 from infra.writers import file_info
 from pipeline.corpus import run_corpus
+from schemas import stage_names
 from schemas.config import ConfigError, PipelineConfig
 from schemas.errors import EmptyCorpusError
 from tokenizer_training.binarize import SHARDS_DIR, binarize_version
@@ -71,7 +72,7 @@ def run_binarize_stage(ctx: StageContext) -> dict:
     added = binarize_version(
         ctx.input_dir, ctx.output_dir, ctx.config.binarize, ctx.config.seed, ctx.pipeline_options, ctx.manifest
     )
-    read, documents = added["counts"]["binarize"]["in"], ctx.manifest.get("documents")
+    read, documents = added["counts"][stage_names.BINARIZE]["in"], ctx.manifest.get("documents")
     if documents is not None and read != documents:
         raise RuntimeError(f"binarize read {read} documents but documents/ holds {documents}")
     drop_file_entries(ctx.manifest, SHARDS_DIR + "/")
@@ -120,10 +121,10 @@ def run_train_stage(ctx: StageContext) -> dict:
 
 # Stage name → adapter, in the order of schemas.config.STAGES.
 STAGE_RUNNERS: dict[str, StageRunner] = {
-    "corpus": run_corpus,
-    "tokenizer": run_tokenizer_stage,
-    "binarize": run_binarize_stage,
-    "train": run_train_stage,
+    stage_names.CORPUS: run_corpus,
+    stage_names.TOKENIZER: run_tokenizer_stage,
+    stage_names.BINARIZE: run_binarize_stage,
+    stage_names.TRAIN: run_train_stage,
 }
 
 

@@ -13,6 +13,7 @@ import json
 import os
 from typing import Any
 
+from schemas import stage_names
 from schemas.bounds import MAX_PERMUTATIONS, MAX_READ_BYTES, MAX_SHARDS, check_at_most
 from schemas.errors import ConfigError
 from schemas.records import MAX_EXCERPT_BYTES
@@ -20,7 +21,7 @@ from schemas.sources_config import PERMISSIVE_LICENSES, SourcesConfig, canonical
 from schemas.typed_yaml import from_mapping, to_plain
 from schemas.yaml_file import load_yaml_file
 
-STAGES = ("corpus", "tokenizer", "binarize", "train")
+STAGES = stage_names.RUN_STAGES
 
 
 # Beam finds files by glob patterns it cannot escape, so paths must not hold these.

@@ -28,6 +28,7 @@ import logging
 import re
 
 from infra import storage
+from schemas import stage_names
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
 from transforms.base import RecordFn
@@ -119,7 +120,7 @@ def announce_checks(humaneval: bool, denied: frozenset[str], path: str | None) -
 class DecontaminateFn(RecordFn):
     """Reject files holding HumanEval code, and every file of a denied repository."""
 
-    stage = "decontamination"
+    stage = stage_names.DECONTAMINATION
 
     def __init__(self, humaneval: bool = True, min_match_chars: int = 40, denied_repos: frozenset[str] = frozenset()):
         self.humaneval = humaneval

@@ -23,6 +23,7 @@ this module wraps it as the stage.
 
 from __future__ import annotations
 
+from schemas import stage_names
 from schemas.config import FiltersConfig
 from schemas.records import Rejected, RepoFile
 from transforms.base import RecordFn
@@ -32,7 +33,7 @@ from transforms.cleaning.quality_checks import check_file
 class QualityFilterFn(RecordFn):
     """Reject files that fail a quality filter, naming which one and by how much."""
 
-    stage = "filters"
+    stage = stage_names.FILTERS
 
     def __init__(self, config: FiltersConfig):
         self.config = config

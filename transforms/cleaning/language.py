@@ -10,6 +10,7 @@ as Matlab.
 
 from __future__ import annotations
 
+from schemas import stage_names
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
 from transforms.base import RecordFn
@@ -19,7 +20,7 @@ from transforms.cleaning.language_extensions import EXTENSIONS, LANGUAGES, exten
 class LanguageFn(RecordFn):
     """Set `lang` on files of the chosen languages; reject every other file."""
 
-    stage = "language"
+    stage = stage_names.LANGUAGE
 
     def __init__(self, languages: tuple[str, ...] = ()):
         unknown = sorted(set(languages) - set(LANGUAGES))

@@ -23,6 +23,7 @@ import functools
 import importlib.resources
 import re
 
+from schemas import stage_names
 from schemas.records import Rejected, RepoFile
 from transforms.base import RecordFn
 
@@ -221,7 +222,7 @@ def expression_allowed(expression: str, allow: frozenset[str]) -> bool:
 class LicenseFilterFn(RecordFn):
     """Keep files whose repository license (an SPDX id or expression) is on the allow-list."""
 
-    stage = "license"
+    stage = stage_names.LICENSE
 
     def __init__(self, allow: tuple[str, ...]):
         self.allow = frozenset(allow)

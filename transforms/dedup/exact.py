@@ -42,12 +42,12 @@ from pybloom_live import BloomFilter
 from infra import storage
 from infra.spill import BundleSpill, read_spill, return_freed_memory
 from infra.writers import HashingFile
+from schemas import stage_names
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
 from transforms.base import ApplyStage, RecordFn
 from transforms.dedup.exact_keys import dedup_key
 
-STAGE = "dedup"
 KEYS = "keys"
 BLOOM_FILE = "dedup/bloom.bin"
 
@@ -129,7 +129,7 @@ class SpillFilesFn(beam.DoFn):
         return_freed_memory()
 
     def start_bundle(self):
-        self.spill = BundleSpill(self.scratch_dir, STAGE)
+        self.spill = BundleSpill(self.scratch_dir, stage_names.DEDUP)
 
     def process(self, record: RepoFile):
         spill = self.spill.write(record)
@@ -143,7 +143,7 @@ class SpillFilesFn(beam.DoFn):
 class ResolveDuplicatesFn(RecordFn):
     """One key's files → the survivor kept, the rest rejected; the key once to KEYS."""
 
-    stage = STAGE
+    stage = stage_names.DEDUP
     extra_outputs = (KEYS,)
     each_output_is_an_input = True
 
@@ -161,11 +161,13 @@ class ResolveDuplicatesFn(RecordFn):
         winner = min(range(len(files)), key=lambda i: copy_rank(files[i].stub))
         for i, spilled in enumerate(files):
             if seen_in:
-                yield Rejected.of(spilled.stub, STAGE, "dedup-previous-version", f"key is in {version_label(seen_in)}")
+                yield Rejected.of(
+                    spilled.stub, stage_names.DEDUP, "dedup-previous-version", f"key is in {version_label(seen_in)}"
+                )
             elif i == winner:
                 yield spilled
             else:
-                yield Rejected.of(spilled.stub, STAGE, "duplicate", files[winner].stub.id)
+                yield Rejected.of(spilled.stub, stage_names.DEDUP, "duplicate", files[winner].stub.id)
 
 
 class ReadKeptFn(beam.DoFn):
@@ -206,7 +208,7 @@ class ExactDedup(beam.PTransform):
     `version_dir` is where dedup/bloom.bin goes.
     """
 
-    stage = STAGE
+    stage = stage_names.DEDUP
 
     def __init__(
         self, scratch_dir: str, version_dir: str, capacity: int, error_rate: float, previous_versions: tuple[str, ...] = ()

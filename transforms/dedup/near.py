@@ -50,6 +50,7 @@ import apache_beam as beam
 
 from infra.spill import read_spill, return_freed_memory
 from infra.writers import WriteParquetShards
+from schemas import stage_names
 from schemas.config import NearDedupConfig
 from schemas.records import Rejected
 from transforms.base import ApplyStage, RecordFn
@@ -71,7 +72,6 @@ from transforms.dedup.near_versions import (
     version_name,
 )
 
-STAGE = "near-dedup"
 REASON = "near-duplicate"
 REASON_PREVIOUS = "near-duplicate-previous-version"
 
@@ -89,7 +89,7 @@ class DropNearDuplicatesFn(RecordFn):
     """(spill file, {"rejected": [(id, (survivor node, Jaccard))]}) → each file of the spill, kept unless it is
     named there (its cluster's survivor is another file, or a file of an earlier version)."""
 
-    stage = STAGE
+    stage = stage_names.NEAR_DEDUP
     each_output_is_an_input = True
 
     def setup(self):
@@ -104,7 +104,7 @@ class DropNearDuplicatesFn(RecordFn):
                 yield record
             else:
                 reason = REASON_PREVIOUS if is_earlier(survivor[0]) else REASON
-                yield Rejected.of(record, STAGE, reason, detail_of(*survivor))
+                yield Rejected.of(record, stage_names.NEAR_DEDUP, reason, detail_of(*survivor))
 
 
 def at_threshold(edge_similarity, threshold: float):
@@ -129,7 +129,7 @@ def by_rejected_id(edge_similarity):
 
 def stat(name: str):
     """A count → the stage's tally of stat `name`."""
-    return lambda n: ((STAGE, "stat", name), n)
+    return lambda n: ((stage_names.NEAR_DEDUP, "stat", name), n)
 
 
 class NearDedup(beam.PTransform):
@@ -138,7 +138,7 @@ class NearDedup(beam.PTransform):
     `flow` is the CorpusFlow being built (extra tallies, files written, manifest entry).
     """
 
-    stage = STAGE
+    stage = stage_names.NEAR_DEDUP
 
     def __init__(self, flow, config: NearDedupConfig, signature_shards: int = 1, previous_versions: tuple[str, ...] = ()):
         super().__init__()

@@ -33,12 +33,12 @@ from typing import Sequence
 
 import apache_beam as beam
 
+from schemas import stage_names
 from schemas.records import Document, RepoFile, record_rng
 from transforms.base import RecordFn
 from transforms.formatting import markup
 from transforms.formatting.buckets import BUCKET_PERCENTILES, ComputeBucketBoundaries, bucket_of
 
-STAGE = "format"
 HOSTS = ("github", "gitlab")
 SOURCE_HOSTS = {"github": "github", "gitlab": "gitlab", "bigquery": "github"}  # record.source → host
 
@@ -62,7 +62,7 @@ def file_ext(path: str) -> str:
 class FormatCodeFn(RecordFn):
     """RepoFile → Document (kind code or notebook) with the markup text and metadata columns."""
 
-    stage = STAGE
+    stage = stage_names.FORMAT
 
     def __init__(self, seed: int):
         self.seed = seed

@@ -42,11 +42,11 @@ from markdown_it import MarkdownIt
 from nbformat import reader, validator
 from nbformat.warnings import DuplicateCellId, MissingIDFieldWarning
 
+from schemas import stage_names
 from schemas.records import Rejected, RepoFile
 from transforms.base import RecordFn
 from transforms.sources.file_decoding import is_notebook_path
 
-STAGE = "notebooks"
 NOTEBOOK_VERSION = 4
 READ_VERSIONS = (3, 4)  # the formats of notebooks in the wild since 2013; older ones are rejected
 
@@ -171,7 +171,7 @@ def notebook_body(nb: nbformat.NotebookNode, md: MarkdownIt) -> str:
 class ConvertNotebooksFn(RecordFn):
     """`.ipynb` RepoFile → the same RepoFile holding the notebook's text (outputs left out)."""
 
-    stage = STAGE
+    stage = stage_names.NOTEBOOKS
 
     def setup(self) -> None:
         self.markdown = make_markdown_parser()
@@ -182,10 +182,10 @@ class ConvertNotebooksFn(RecordFn):
         try:
             nb = read_notebook(record.content)
         except NotebookError as e:
-            return Rejected.of(record, STAGE, "notebook-invalid", str(e))
+            return Rejected.of(record, stage_names.NOTEBOOKS, "notebook-invalid", str(e))
         body = notebook_body(nb, self.markdown)
         if not body:
-            return Rejected.of(record, STAGE, "notebook-empty", "no text or code cells")
+            return Rejected.of(record, stage_names.NOTEBOOKS, "notebook-empty", "no text or code cells")
         self.count("notebooks")
         self.count("outputs-dropped", sum(len(cell.get("outputs", ())) for cell in nb.cells))
         version = nb.metadata.get("orig_nbformat", nb.nbformat)

@@ -23,7 +23,6 @@ from py7zr.io import Py7zIO, WriterFactory
 
 from infra import storage
 
-STAGE = "stackoverflow-read"
 SOURCE = "stackoverflow"
 POSTS = "Posts.xml"
 COMMENTS = "Comments.xml"

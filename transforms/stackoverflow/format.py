@@ -13,6 +13,7 @@ from typing import NamedTuple, Sequence
 import apache_beam as beam
 
 from infra.spill import read_spill, return_freed_memory
+from schemas import stage_names
 from schemas.config import ScrubConfig
 from schemas.records import Document, StackPost, record_rng
 from transforms.base import ApplyStage, RecordFn
@@ -24,7 +25,6 @@ from transforms.stackoverflow.html_text import body_text
 from transforms.stackoverflow.selection import Thread
 from transforms.stackoverflow.source import SOURCE
 
-FORMAT_STAGE = "stackoverflow-format"
 KIND = "stackoverflow"
 
 
@@ -85,7 +85,7 @@ def format_thread(
 class FormatThreadFn(RecordFn):
     """Thread → scrubbed Document; the score bucket boundaries arrive as the `score_boundaries` side input."""
 
-    stage = FORMAT_STAGE
+    stage = stage_names.STACKOVERFLOW_FORMAT
 
     def __init__(self, seed: int, scrub: ScrubConfig = ScrubConfig()):
         self.seed = seed

@@ -45,10 +45,11 @@ from apache_beam import pvalue
 
 from infra.spill import BundleSpill, return_freed_memory
 from infra.writers import SortIntoShards, merged_groups, shard_of
+from schemas import stage_names
 from schemas.config import StackOverflowConfig
 from schemas.records import Rejected, StackComment, StackPost
 from transforms.base import REJECTED, TALLY, ApplyStage, RecordFn, Tally
-from transforms.stackoverflow.selection import JOIN_STAGE, link_comments, select_thread
+from transforms.stackoverflow.selection import link_comments, select_thread
 
 POST, COMMENT = 0, 1  # the kind in a sort key: a group's posts come before its comments
 LINKED = "linked"  # comments keyed by their question, from the link pass to the select pass
@@ -119,7 +120,7 @@ class LinkCommentsFn(RecordFn):
     Only the rejected comments are read here; the linked ones are read by the select pass.
     """
 
-    stage = JOIN_STAGE
+    stage = stage_names.STACKOVERFLOW_JOIN
     extra_outputs = (LINKED,)
     each_output_is_an_input = True
 
@@ -151,7 +152,7 @@ class SelectThreadsFn(beam.DoFn):
 
     def setup(self):
         return_freed_memory()
-        self.tally = Tally(JOIN_STAGE)
+        self.tally = Tally(stage_names.STACKOVERFLOW_JOIN)
         self.stats = collections.Counter()
 
     def process(self, partition_runs):

@@ -71,11 +71,10 @@ import collections
 from dataclasses import dataclass
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
+from schemas import stage_names
 from schemas.config import StackOverflowConfig
 from schemas.records import MAX_EXCERPT_BYTES, Rejected, StackComment, StackPost, excerpt_of
 from transforms.stackoverflow.source import COMMENTS, POSTS, SOURCE
-
-JOIN_STAGE = "stackoverflow-join"
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,9 @@ def reject(record: StackPost | StackComment, reason: str, detail: str) -> Reject
     table, what = (POSTS, "post") if isinstance(record, StackPost) else (COMMENTS, "comment")
     number = record.post_id if isinstance(record, StackPost) else record.comment_id
     excerpt = excerpt_of(record.body if isinstance(record, StackPost) else record.text, MAX_EXCERPT_BYTES)
-    return Rejected(record.id, JOIN_STAGE, reason, f"{what} {number}: {detail}", SOURCE, record.site, table, excerpt)
+    return Rejected(
+        record.id, stage_names.STACKOVERFLOW_JOIN, reason, f"{what} {number}: {detail}", SOURCE, record.site, table, excerpt
+    )
 
 
 def post_order(post: StackPost) -> tuple:

@@ -35,13 +35,13 @@ from typing import Iterator
 
 import apache_beam as beam
 
+from schemas import stage_names
 from schemas.records import Rejected, StackComment, StackPost, record_id
 from transforms.base import ApplyStage, RecordFn
 from transforms.stackoverflow.dump_files import (
     COMMENTS,
     POSTS,
     SOURCE,
-    STAGE,
     DumpFile,
     DumpRange,
     NotXml,
@@ -60,7 +60,7 @@ def reject(file: DumpFile, offset: int, reason: str, detail: str, row_id: str = 
     else:
         rid = record_id(SOURCE, file.site, file.table, str(offset))
     where = f"{file.table} row{f' Id={row_id}' if row_id else ''} at byte {offset}"
-    return Rejected(rid, STAGE, reason, f"{where}{detail}"[:500], SOURCE, file.site, file.table)
+    return Rejected(rid, stage_names.STACKOVERFLOW_READ, reason, f"{where}{detail}"[:500], SOURCE, file.site, file.table)
 
 
 def record_from_row(file: DumpFile, offset: int, attrs: dict) -> StackPost | StackComment | Rejected:
@@ -107,7 +107,7 @@ def read_range(r: DumpRange, max_row_bytes: int) -> Iterator[StackPost | StackCo
         rid = record_id(SOURCE, f.site, f.table, f.path, str(r.start), "unreadable")
         detail = f"{where}, after {rows} rows: {type(e).__name__}: {e}"
         reason = "not-xml" if isinstance(e, NotXml) else "unreadable-file"
-        yield Rejected(rid, STAGE, reason, detail[:500], SOURCE, f.site, f.table)
+        yield Rejected(rid, stage_names.STACKOVERFLOW_READ, reason, detail[:500], SOURCE, f.site, f.table)
 
 
 # ---- Beam --------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ def read_range(r: DumpRange, max_row_bytes: int) -> Iterator[StackPost | StackCo
 class ReadDumpRangeFn(RecordFn):
     """One byte range in; each of its rows is one read (StackPost/StackComment kept, or Rejected)."""
 
-    stage = STAGE
+    stage = stage_names.STACKOVERFLOW_READ
     each_output_is_an_input = True
 
     def __init__(self, max_row_bytes: int):

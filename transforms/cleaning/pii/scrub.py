@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import collections
 
+from schemas import stage_names
 from schemas.config import ScrubConfig
 from schemas.records import RepoFile
 from transforms.base import RecordFn
 from transforms.cleaning.pii import emails, ip_addresses, prefilter, secrets
 
-STAGE = "scrub"
 REPLACEMENT = ScrubConfig.replacement  # removed@example.com, paper footnote 7
 EMAIL = "email"
 WARM_UP_TEXT = "ops@corp.io 52.14.3.9 2a00:1450::1"
@@ -95,7 +95,7 @@ def count_replacements(fn: RecordFn, replaced: collections.Counter) -> None:
 class ScrubFn(RecordFn):
     """Replace emails, secrets and IP addresses in a file's content; counts what it replaced."""
 
-    stage = STAGE
+    stage = stage_names.SCRUB
 
     def __init__(self, config: ScrubConfig = ScrubConfig()):
         self.config = config

@@ -31,6 +31,7 @@ import os
 import apache_beam as beam
 from apache_beam import pvalue
 
+from schemas import stage_names
 from schemas.sources_config import BigQuerySource
 from transforms.base import ApplyStage, RecordFn
 from transforms.sources.bigquery.jobs import (
@@ -46,7 +47,6 @@ from transforms.sources.common import CountFilesPerRepo, SourceOutputs, license_
 from transforms.sources.crawl.archives import RepoInfo
 from transforms.sources.crawl.state import CrawlState
 from transforms.sources.file_decoding import size_limit
-from transforms.sources.local.source import STAGE
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def estimate_and_check(section: BigQuerySource, max_file_bytes: int, max_noteboo
 class RunQueryFn(RecordFn):
     """Loads the exclusions, runs the query into its table, and yields the table's read shards."""
 
-    stage = STAGE
+    stage = stage_names.READ
     each_output_is_an_input = True  # it reads no records itself: only its statistics are tallied
     extra_outputs = (SHARDS,)
 
@@ -119,7 +119,7 @@ class RunQueryFn(RecordFn):
 class ReadRowsFn(RecordFn):
     """One shard of the result table, (table id, billing project, shard) → RepoFile (kept) or Rejected per row."""
 
-    stage = STAGE
+    stage = stage_names.READ
     each_output_is_an_input = True
 
     def __init__(self, section: BigQuerySource, sizes: tuple[int, int | None]):

@@ -28,11 +28,12 @@ import tarfile
 import zlib
 from typing import Iterator
 
+from schemas import stage_names
 from schemas.records import Rejected, RepoFile, RepoSnapshot
 from schemas.sources_config import ArchiveLimits
 from transforms.cleaning.license import detect_repo_license, is_license_candidate
 from transforms.sources.file_decoding import decode_file, size_limit
-from transforms.sources.local.source import BAD_PATH, STAGE, shown_path
+from transforms.sources.local.source import BAD_PATH, shown_path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +52,7 @@ class RepoInfo:
 
     def reject(self, path: str, reason: str, detail: str = "", id_path: str | None = None) -> Rejected:
         """`id_path`: the name as the archive spells it, where `path` shows it with U+FFFD."""
-        return Rejected(self.file_id(id_path or path), STAGE, reason, detail, self.source, self.repo, path)
+        return Rejected(self.file_id(id_path or path), stage_names.READ, reason, detail, self.source, self.repo, path)
 
     def file(self, path: str, data: bytes) -> RepoFile | Rejected:
         """A file's bytes as a RepoFile, or a Rejected when they are binary or not UTF-8."""

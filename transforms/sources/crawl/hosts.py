@@ -15,6 +15,7 @@ import logging
 import urllib.parse
 from typing import Callable
 
+from schemas import stage_names
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile, flat_row, record_id
 from schemas.sources_config import ApiSource
@@ -22,7 +23,6 @@ from transforms.sources.common import MALFORMED, STATUS_REASONS, check_repo, mal
 from transforms.sources.crawl.http_client import ApiClient, BudgetExhausted, Reply, RequestFailed
 from transforms.sources.crawl.rate_limits import make_limiter
 from transforms.sources.crawl.state import CrawlState
-from transforms.sources.local.source import STAGE
 from transforms.sources.secret_manager import section_token
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class RemoteRepo:
 
     def unavailable(self, reason: str, detail: str) -> Rejected:
         rid = RepoFile.make_id(self.source, self.repo, "", None)
-        return Rejected(rid, STAGE, reason, detail, self.source, self.repo, "")
+        return Rejected(rid, stage_names.READ, reason, detail, self.source, self.repo, "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +57,7 @@ class ListingFailure:
 
     def rejected(self) -> Rejected:
         rid = record_id(self.source, "listing", self.request)
-        return Rejected(rid, STAGE, self.reason, f"{self.request}: {self.detail}", self.source, None, None)
+        return Rejected(rid, stage_names.READ, self.reason, f"{self.request}: {self.detail}", self.source, None, None)
 
 
 def listing_line(item: RemoteRepo | ListingFailure) -> dict:

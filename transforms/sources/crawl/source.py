@@ -50,6 +50,7 @@ from apache_beam import pvalue
 from apache_beam.io.components.adaptive_throttler import ThrottlingSignaler
 from apache_beam.metrics import Metrics
 
+from schemas import stage_names
 from schemas.config import PipelineConfig
 from schemas.records import RepoSnapshot, flat_row
 from schemas.sources_config import ApiSource
@@ -68,7 +69,7 @@ from transforms.sources.crawl.hosts import Host, ListingFailure, RemoteRepo, Rep
 from transforms.sources.crawl.http_client import NotJson, RequestFailed
 from transforms.sources.crawl.rate_limits import token_of
 from transforms.sources.crawl.state import CrawlState, crawl_key
-from transforms.sources.local.source import SNAPSHOT, STAGE
+from transforms.sources.local.source import SNAPSHOT
 from transforms.sources.secret_manager import section_tokens, token_key
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ class FetchRepoFn(RecordFn):
     Records are yielded, and metrics counted, in this (Beam's) thread.
     """
 
-    stage = STAGE
+    stage = stage_names.READ
     each_output_is_an_input = True  # each file read (or the repository's rejection) counts as one input
     extra_outputs = (SNAPSHOT,)
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterator
 
+from schemas import stage_names
 from schemas.records import Rejected, RepoFile, record_id
 from transforms.sources.file_decoding import decode_file, size_limit
-from transforms.sources.local.source import STAGE
 
 SOURCE = "dataset"
 MAX_STARS = 2**63 - 1  # stars are an int64 column of every output
@@ -135,7 +135,7 @@ def row_record(
         if "id" in fields:
             present(row, fields, "id", True)
     except BadRow as e:
-        return Rejected(rid, STAGE, e.reason, f"{where}: {e}"[:500], SOURCE, repo, path)
+        return Rejected(rid, stage_names.READ, e.reason, f"{where}: {e}"[:500], SOURCE, repo, path)
     try:
         data = content_bytes(present(row, fields, "content", True), fields["content"])
         if len(data) > (limit := size_limit(path, max_file_bytes, max_notebook_bytes)):
@@ -143,11 +143,11 @@ def row_record(
         stars = stars_of(present(row, fields, "stars", False), fields.get("stars"))
         license = license_of(present(row, fields, "license", False), fields.get("license"))
     except BadRow as e:
-        return Rejected(rid, STAGE, e.reason, f"{where}: {e}"[:500], SOURCE, repo, path)
+        return Rejected(rid, stage_names.READ, e.reason, f"{where}: {e}"[:500], SOURCE, repo, path)
     text, problem = decode_file(data)
     if problem:
         reason, _, at = problem.partition(":")
-        return Rejected(rid, STAGE, reason, f"{where}: content{f' at byte {at}' if at else ''}", SOURCE, repo, path)
+        return Rejected(rid, stage_names.READ, reason, f"{where}: content{f' at byte {at}' if at else ''}", SOURCE, repo, path)
     return RepoFile(rid, SOURCE, repo, path, revision, license, stars, len(data), text, origin=mapping.origin)
 
 

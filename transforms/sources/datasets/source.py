@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 import zstandard
 
 from infra import storage
+from schemas import stage_names
 from schemas.datasets_config import DatasetSource
 from schemas.errors import ConfigError
 from schemas.records import Rejected, record_id
@@ -56,7 +57,6 @@ from transforms.sources.datasets.files import (
 )
 from transforms.sources.datasets.hub import list_hub, use_hub_tokens
 from transforms.sources.datasets.rows import SOURCE, BadRow, RowMapping, line_pieces, row_record
-from transforms.sources.local.source import STAGE
 
 EXTENSIONS = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 COMPRESSED = (".gz", ".zst")
@@ -349,7 +349,7 @@ class SplitFileFn(beam.DoFn):
 class ReadDatasetUnitFn(RecordFn):
     """One work unit → a RepoFile or Rejected per row (read = kept + rejected)."""
 
-    stage = STAGE
+    stage = stage_names.READ
     each_output_is_an_input = True
 
     def __init__(
@@ -383,7 +383,9 @@ class ReadDatasetUnitFn(RecordFn):
                 read += 1
                 if isinstance(row, BadRow):
                     rid = record_id(SOURCE, mapping.dataset, where)
-                    yield Rejected(rid, STAGE, row.reason, f"{where}: {row}"[:500], SOURCE, mapping.dataset, unit.file.name)
+                    yield Rejected(
+                        rid, stage_names.READ, row.reason, f"{where}: {row}"[:500], SOURCE, mapping.dataset, unit.file.name
+                    )
                 else:
                     yield row_record(row, mapping, where, *self.sizes)
         except NotRegularFile as e:  # replaced by a FIFO, a device or a folder after it was listed
@@ -392,7 +394,7 @@ class ReadDatasetUnitFn(RecordFn):
             part = self.part(unit)
             rid = record_id(SOURCE, mapping.dataset, unit.file.name, part, "unreadable")
             detail = f"{unit.file.name} {part}, after {read} rows: {type(e).__name__}: {e}"
-            yield Rejected(rid, STAGE, "unreadable-file", detail[:500], SOURCE, mapping.dataset, unit.file.name)
+            yield Rejected(rid, stage_names.READ, "unreadable-file", detail[:500], SOURCE, mapping.dataset, unit.file.name)
 
     @staticmethod
     def part(unit: DatasetUnit) -> str:
@@ -404,7 +406,9 @@ class ReadDatasetUnitFn(RecordFn):
     @staticmethod
     def not_regular(unit: DatasetUnit, mapping: RowMapping, reason: str, detail: str) -> Rejected:
         rid = record_id(SOURCE, mapping.dataset, unit.file.name, "not a regular file")
-        return Rejected(rid, STAGE, reason, f"{unit.file.name}: {detail}"[:500], SOURCE, mapping.dataset, unit.file.name)
+        return Rejected(
+            rid, stage_names.READ, reason, f"{unit.file.name}: {detail}"[:500], SOURCE, mapping.dataset, unit.file.name
+        )
 
 
 class ReadDatasets(beam.PTransform):

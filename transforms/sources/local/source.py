@@ -31,6 +31,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 
 from infra import storage
+from schemas import stage_names
 from schemas.errors import ConfigError
 from schemas.records import Rejected, RepoFile, RepoSnapshot
 from schemas.sources_config import check_repo_metadata
@@ -49,9 +50,8 @@ from transforms.sources.local.folders import (
 )
 from transforms.sources.local.watchdog import Watchdog
 
-__all__ = ["BAD_PATH", "STAGE", "shown_path", "list_repos", "read_repo", "ReadLocalRepos"]
+__all__ = ["BAD_PATH", "shown_path", "list_repos", "read_repo", "ReadLocalRepos"]
 
-STAGE = "read"
 SNAPSHOT = "snapshot"
 REPO_UNREADABLE = "repo-unreadable"
 GIT_TIMEOUT_SECONDS = 600.0  # default of read.git_timeout_seconds: the longest one git call may take
@@ -242,7 +242,9 @@ class GitReader:
 def repo_rejection(ref: RepoRef, reason: str, detail: str) -> Rejected:
     """The one record of a root entry that is not read (or a repository that cannot be listed)."""
     repo, _ = shown_path(ref.repo)  # the id hashes the name as the OS spells it, so each folder gets its own
-    return Rejected(RepoFile.make_id("local", ref.repo, "", None), STAGE, reason, detail[:GIT_DETAIL_CHARS], "local", repo, "")
+    return Rejected(
+        RepoFile.make_id("local", ref.repo, "", None), stage_names.READ, reason, detail[:GIT_DETAIL_CHARS], "local", repo, ""
+    )
 
 
 def read_repo(
@@ -305,13 +307,13 @@ def read_entries(
         where = dict(id=file_id, source="local", repo=ref.repo, path=entry.path)
         data, reason, detail = license_data.get(entry.path) or read_entry(reader, entry, max_file_bytes, max_notebook_bytes)
         if data is None:
-            yield Rejected(stage=STAGE, reason=reason, detail=detail[:GIT_DETAIL_CHARS], **where)
+            yield Rejected(stage=stage_names.READ, reason=reason, detail=detail[:GIT_DETAIL_CHARS], **where)
             continue
         tree.update(f"{entry.path}\0{hashlib.sha1(data).hexdigest()}\0".encode("utf-8", "replace"))
         text, problem = decode_file(data)
         if problem:
             reason, _, at = problem.partition(":")
-            yield Rejected(stage=STAGE, reason=reason, detail=f"at byte {at}" if at else "", **where)
+            yield Rejected(stage=stage_names.READ, reason=reason, detail=f"at byte {at}" if at else "", **where)
             continue
         kept += 1
         yield RepoFile(
@@ -333,7 +335,7 @@ def read_entries(
 class ReadRepoFn(RecordFn):
     """One repository in; each of its entries is one read (kept or rejected); its snapshot tagged."""
 
-    stage = STAGE
+    stage = stage_names.READ
     extra_outputs = (SNAPSHOT,)
     each_output_is_an_input = True
 
