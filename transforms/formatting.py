@@ -35,8 +35,8 @@ import apache_beam as beam
 
 from schemas.records import Document, RepoFile, record_rng
 from transforms import markup
-from transforms.base import RecordFn
 from transforms.buckets import BUCKET_PERCENTILES, ComputeBucketBoundaries, bucket_of
+from transforms.record_fn import RecordFn
 
 STAGE = "format"
 HOSTS = ("github", "gitlab")

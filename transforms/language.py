@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
-from transforms.base import RecordFn
 from transforms.language_extensions import EXTENSIONS, LANGUAGES, extension
+from transforms.record_fn import RecordFn
 
 
 class LanguageFn(RecordFn):

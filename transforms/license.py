@@ -24,7 +24,7 @@ import importlib.resources
 import re
 
 from schemas.records import Rejected, RepoFile
-from transforms.base import RecordFn
+from transforms.record_fn import RecordFn
 
 # Files at a repository's root that may carry its license, most authoritative first.
 LICENSE_FILE_PATTERN = re.compile(r"^(licen[cs]e|copying|unlicense)([.-].*)?$", re.IGNORECASE)

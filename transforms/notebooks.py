@@ -43,7 +43,7 @@ from nbformat import reader, validator
 from nbformat.warnings import DuplicateCellId, MissingIDFieldWarning
 
 from schemas.records import Rejected, RepoFile
-from transforms.base import RecordFn
+from transforms.record_fn import RecordFn
 from transforms.sources.file_decoding import is_notebook_path
 
 STAGE = "notebooks"

@@ -22,7 +22,7 @@ import collections
 from schemas.config import ScrubConfig
 from schemas.records import RepoFile
 from transforms import emails, ip_addresses, pii, pii_prefilter
-from transforms.base import RecordFn
+from transforms.record_fn import RecordFn
 
 STAGE = "scrub"
 REPLACEMENT = ScrubConfig.replacement  # removed@example.com, paper footnote 7

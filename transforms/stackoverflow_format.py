@@ -16,9 +16,10 @@ from infra.spill import read_spill, return_freed_memory
 from schemas.config import ScrubConfig
 from schemas.records import Document, StackPost, record_rng
 from transforms import markup
-from transforms.base import ApplyStage, RecordFn
+from transforms.base import ApplyStage
 from transforms.buckets import ComputeBucketBoundaries, bucket_of
 from transforms.formatting import star_buckets_entry
+from transforms.record_fn import RecordFn
 from transforms.scrub import count_replacements, scrub_text
 from transforms.sources.stackoverflow import SOURCE
 from transforms.stackoverflow import Thread

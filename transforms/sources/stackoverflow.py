@@ -36,7 +36,8 @@ from typing import Iterator
 import apache_beam as beam
 
 from schemas.records import Rejected, StackComment, StackPost, record_id
-from transforms.base import ApplyStage, RecordFn
+from transforms.base import ApplyStage
+from transforms.record_fn import RecordFn
 from transforms.sources.dump_files import (
     COMMENTS,
     POSTS,
