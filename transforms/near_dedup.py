@@ -57,7 +57,15 @@ from transforms.base import ApplyStage
 from transforms.near_dedup_bands import EdgesOfBands
 from transforms.near_dedup_check import EdgeSimilarities
 from transforms.near_dedup_clusters import ConnectedComponents
-from transforms.near_dedup_files import PLACES, SIGNATURES, SPILLS, ShinglesOfCandidatesFn, SignFilesFn, to_spills
+from transforms.near_dedup_files import (
+    FILE_STUBS,
+    PLACES,
+    SIGNATURES,
+    SPILLS,
+    ShinglesOfCandidatesFn,
+    SignFilesFn,
+    to_spills,
+)
 from transforms.near_dedup_versions import (
     SIGNATURE_DTYPE,
     SIGNATURE_SCHEMA,
@@ -164,7 +172,7 @@ class NearDedup(beam.PTransform):
         config = self.config
         pair_type = tuple[int, tuple[tuple[int, str], bytes]]  # (band key, (node, sketch))
         sign = beam.ParDo(SignFilesFn(config, self.scratch_dir)).with_output_types(pair_type)
-        signed = files | "SignFiles" >> sign.with_outputs(SIGNATURES, SPILLS, PLACES, main="bands")
+        signed = files | "SignFiles" >> sign.with_outputs(SIGNATURES, SPILLS, PLACES, FILE_STUBS, main="bands")
         places = signed[PLACES]
         bands = [signed.bands]
         if self.earlier_files:
@@ -194,7 +202,7 @@ class NearDedup(beam.PTransform):
             tally=(dropped.tally, *stats) | "NearDedupTallies" >> beam.Flatten(),
             files=(self.write_signatures(signed[SIGNATURES]),),
             manifest={"near_dedup": files.pipeline | "NearDedupEntry" >> beam.Create([self.manifest_entry()])},
-            extras={STUBS: kept_stubs(files, survivor_of)},
+            extras={STUBS: kept_stubs(signed[FILE_STUBS], survivor_of)},
         )
 
     def read_earlier(self, pipeline, purpose: str):
@@ -235,13 +243,10 @@ class NearDedup(beam.PTransform):
         }
 
 
-def kept_stubs(files: beam.PCollection, survivor_of: beam.PCollection) -> beam.PCollection:
-    """The files the stage keeps, without content: a join on ids of its input with its decisions, which are
-    known before the files are streamed back (so a statistic over them need not wait for the stream)."""
-    joined = {
-        "stub": files | "Stubs" >> beam.Map(lambda f: (f.id, f.replace(content=""))),
-        "rejected": survivor_of,
-    }
+def kept_stubs(stubs: beam.PCollection, survivor_of: beam.PCollection) -> beam.PCollection:
+    """The files the stage keeps, without content: a join on ids of (id, file without content) with its
+    decisions, which are known before the files are streamed back (so a statistic over them need not wait)."""
+    joined = {"stub": stubs, "rejected": survivor_of}
     return (
         joined
         | "StubsAndRejections" >> beam.CoGroupByKey()

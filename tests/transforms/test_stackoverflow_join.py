@@ -18,7 +18,7 @@ from transforms.buckets import boundaries_from_histogram
 from transforms.sources.dump_files import find_dump_files, split_ranges
 from transforms.sources.stackoverflow import ReadStackExchangeDump
 from transforms.stackoverflow_format import ScoreBuckets, format_thread, format_threads
-from transforms.stackoverflow_join import JoinThreads
+from transforms.stackoverflow_join import SCORES, JoinThreads
 
 # Rows the dump repeats with other contents (same Id and CreationDate): only a digest of the
 # whole record orders them, so they show the merge order is the same in every runner mode.
@@ -52,7 +52,7 @@ def run_join(dumps: list[str], out: str, partitions: int, beam_args: list[str], 
     with local_pipeline(*beam_args) as p:
         read = p | "Read" >> ReadStackExchangeDump(ranges, limits.max_row_bytes)
         joined = read.kept | "Join" >> JoinThreads(limits, os.path.join(out, "_scratch"))
-        buckets = joined.scores | "ScoreBuckets" >> ScoreBuckets()
+        buckets = joined.extras[SCORES] | "ScoreBuckets" >> ScoreBuckets()
         formatted = joined.kept | "Format" >> format_threads(SEED, buckets.boundaries)
         outputs = {
             "documents": formatted.kept | "DocumentRows" >> beam.Map(lambda d: d.to_row()),
