@@ -37,7 +37,7 @@ from infra.accounting import check_counts
 from infra.spill import SCRATCH_DIR, return_freed_memory
 from infra.version import document_paths
 from infra.writers import SortIntoShards, WriteParquetShards, file_info, merged_runs, shard_of
-from schemas import arrow
+from schemas import arrow, stage_names
 from schemas.config import BinarizeConfig
 from schemas.records import Rejected, record_rng
 from tokenizer_training.indexed_dataset import IndexedDatasetBuilder, bin_path, idx_path, token_dtype
@@ -46,7 +46,6 @@ from transforms.base import ApplyStage
 from transforms.record_fn import RecordFn
 from transforms.stage_outputs import StageOutputs, by_path, read_counts_and_files, write_counts_and_files
 
-STAGE = "binarize"
 SHARDS_DIR = "shards"
 SPLITS = ("train", "valid")
 READ_COLUMNS = ["id", "text", "source", "repo", "path"]
@@ -88,7 +87,7 @@ class TokenizeDocumentsFn(RecordFn):
     Each row is one read; the stats count each split's documents and tokens.
     """
 
-    stage = STAGE
+    stage = stage_names.BINARIZE
     each_output_is_an_input = True
 
     def __init__(self, tokenizer_path: str, seed: int, valid_fraction: float, shards: dict, dtype: str):
@@ -111,7 +110,7 @@ class TokenizeDocumentsFn(RecordFn):
                 kept.append(row)
                 continue
             where = (row["source"], row["repo"], row["path"])
-            yield Rejected(row["id"], STAGE, "empty", "document text is empty", *where)
+            yield Rejected(row["id"], stage_names.BINARIZE, "empty", "document text is empty", *where)
         encodings = self.tokenizer.encode_batch_fast([row["text"] for row in kept]) if kept else []
         for row, encoding in zip(kept, encodings):
             split = split_of(self.seed, row["id"], self.valid_fraction)
@@ -153,7 +152,7 @@ class BinarizeDocuments(beam.PTransform):
     `files` the entries of the .bin/.idx files written.
     """
 
-    stage = STAGE
+    stage = stage_names.BINARIZE
 
     def __init__(self, version_dir: str, tokenizer_path: str, seed: int, config: BinarizeConfig, dtype: str):
         super().__init__()
@@ -218,12 +217,12 @@ def binarize_version(
     storage.delete_tree(posixpath.join(output_dir, SCRATCH_DIR))
 
     counts, files = read_counts_and_files(output_dir)
-    entry = counts.get(STAGE, {"in": 0, "kept": 0, "rejected": {}, "stats": {}})
+    entry = counts.get(stage_names.BINARIZE, {"in": 0, "kept": 0, "rejected": {}, "stats": {}})
     splits = shard_summary(files)
     sequences = sum(s["documents"] for s in splits.values())
-    check_counts({STAGE: entry}, [], {"shards": ([STAGE], sequences)})
+    check_counts({stage_names.BINARIZE: entry}, [], {"shards": ([stage_names.BINARIZE], sequences)})
     return {
-        "counts": {STAGE: entry},
+        "counts": {stage_names.BINARIZE: entry},
         "files": by_path(files),
         "shards": {
             "format": "MMIDIDX",

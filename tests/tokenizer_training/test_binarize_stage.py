@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
+from schemas import stage_names
 from schemas.config import BinarizeConfig
 from schemas.records import Document
 from tests.conftest import local_pipeline
 from tests.tokenizer_training.test_binarize import make_version
-from tokenizer_training.binarize import STAGE, BinarizeDocuments, row_groups_of
+from tokenizer_training.binarize import BinarizeDocuments, row_groups_of
 from tokenizer_training.indexed_dataset import IndexedDataset, token_dtype
 from tokenizer_training.tokenizer import TOKENIZER_DIR, TOKENIZER_FILE, load_raw_tokenizer
 
@@ -40,16 +41,16 @@ def test_the_stage_tokenizes_kept_documents_into_a_shard_and_rejects_empty_ones(
         kept = out.kept | "Kept" >> beam.MapTuple(lambda shard, doc: (shard, doc[0], doc[1].tolist()))
         assert_that(kept, equal_to([(("train", 0), i, tokens) for i, tokens in ids.items()]), label="Kept")
         rejected = out.rejected | "AllRejected" >> beam.Flatten() | "Reasons" >> beam.Map(lambda r: (r.id, r.stage, r.reason))
-        assert_that(rejected, equal_to([("b", STAGE, "empty")]), label="Rejected")
+        assert_that(rejected, equal_to([("b", stage_names.BINARIZE, "empty")]), label="Rejected")
         files = out.files | "AllFiles" >> beam.Flatten() | "Files" >> beam.Map(lambda f: (f["path"], f["rows"], f["tokens"]))
         tokens = sum(len(t) for t in ids.values())
         assert_that(files, equal_to([("shards/train-00000.bin", 2, tokens), ("shards/train-00000.idx", 2, tokens)]))
         tally = [
-            ((STAGE, "in", ""), 3),
-            ((STAGE, "kept", ""), 2),
-            ((STAGE, "rejected", "empty"), 1),
-            ((STAGE, "stat", "train_documents"), 2),
-            ((STAGE, "stat", "train_tokens"), tokens),
+            ((stage_names.BINARIZE, "in", ""), 3),
+            ((stage_names.BINARIZE, "kept", ""), 2),
+            ((stage_names.BINARIZE, "rejected", "empty"), 1),
+            ((stage_names.BINARIZE, "stat", "train_documents"), 2),
+            ((stage_names.BINARIZE, "stat", "train_tokens"), tokens),
         ]
         assert_that(out.tally | beam.CombinePerKey(sum), equal_to(tally), label="Tally")
     shard = IndexedDataset(os.path.join(out_dir, "shards", "train-00000"))

@@ -7,11 +7,11 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from infra.spill import read_spill
+from schemas import stage_names
 from schemas.config import StackOverflowConfig
 from tests.conftest import local_pipeline
 from tests.transforms.test_stackoverflow import comment, post
-from transforms.stackoverflow import JOIN_STAGE
-from transforms.stackoverflow_join import SCORES, JoinThreads
+from transforms.stackoverflow.join import SCORES, JoinThreads
 
 
 def thread_shape(thread) -> tuple:
@@ -38,20 +38,20 @@ def test_the_join_keeps_threads_in_spill_files_and_rejects_the_rest_with_their_r
         assert_that(threads, equal_to([(1, [100], [(2, [])])]), label="Threads")
         rejected = out.rejected | beam.Flatten() | "Reasons" >> beam.Map(lambda r: (r.stage, r.detail.split(":")[0], r.reason))
         expected = [
-            (JOIN_STAGE, "post 3", "low-score"),
-            (JOIN_STAGE, "post 4", "unanswered"),
-            (JOIN_STAGE, "comment 101", "parent-not-selected"),
-            (JOIN_STAGE, "comment 102", "missing-parent"),
+            (stage_names.STACKOVERFLOW_JOIN, "post 3", "low-score"),
+            (stage_names.STACKOVERFLOW_JOIN, "post 4", "unanswered"),
+            (stage_names.STACKOVERFLOW_JOIN, "comment 101", "parent-not-selected"),
+            (stage_names.STACKOVERFLOW_JOIN, "comment 102", "missing-parent"),
         ]
         assert_that(rejected, equal_to(expected), label="Rejected")
         assert_that(out.extras[SCORES], equal_to([5, 3]), label="Scores")
         tally = [
-            ((JOIN_STAGE, "in", ""), 7),
-            ((JOIN_STAGE, "kept", ""), 3),
-            ((JOIN_STAGE, "rejected", "low-score"), 1),
-            ((JOIN_STAGE, "rejected", "missing-parent"), 1),
-            ((JOIN_STAGE, "rejected", "parent-not-selected"), 1),
-            ((JOIN_STAGE, "rejected", "unanswered"), 1),
-            ((JOIN_STAGE, "stat", "threads"), 1),
+            ((stage_names.STACKOVERFLOW_JOIN, "in", ""), 7),
+            ((stage_names.STACKOVERFLOW_JOIN, "kept", ""), 3),
+            ((stage_names.STACKOVERFLOW_JOIN, "rejected", "low-score"), 1),
+            ((stage_names.STACKOVERFLOW_JOIN, "rejected", "missing-parent"), 1),
+            ((stage_names.STACKOVERFLOW_JOIN, "rejected", "parent-not-selected"), 1),
+            ((stage_names.STACKOVERFLOW_JOIN, "rejected", "unanswered"), 1),
+            ((stage_names.STACKOVERFLOW_JOIN, "stat", "threads"), 1),
         ]
         assert_that(out.tally | beam.CombinePerKey(sum), equal_to(tally), label="Tally")

@@ -13,14 +13,14 @@ from schemas.config import PipelineConfig
 from schemas.records import Rejected, RepoFile, RepoSnapshot
 from tests.conftest import SAMPLE_REPOS, local_pipeline
 from transforms.base import ApplyStage
-from transforms.decontamination import DecontaminateFn
-from transforms.filters import QualityFilterFn
-from transforms.language import LanguageFn
-from transforms.license import LicenseFilterFn
-from transforms.notebooks import ConvertNotebooksFn
+from transforms.cleaning.decontamination import DecontaminateFn
+from transforms.cleaning.filters import QualityFilterFn
+from transforms.cleaning.language import LanguageFn
+from transforms.cleaning.license import LicenseFilterFn
+from transforms.cleaning.pii.scrub import ScrubFn
+from transforms.formatting.notebooks import ConvertNotebooksFn
 from transforms.record_fn import Extra, Grouped, RecordFn, StageResult, outputs_of, run_record_fn
-from transforms.scrub import ScrubFn
-from transforms.sources.local import SNAPSHOT, ReadRepoFn, list_repos
+from transforms.sources.local.source import SNAPSHOT, ReadRepoFn, list_repos
 
 METADATA = os.path.join(SAMPLE_REPOS, "..", "repos.json")
 

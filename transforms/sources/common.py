@@ -14,8 +14,8 @@ import apache_beam as beam
 
 from schemas.config import ConfigError
 from schemas.records import RepoSnapshot
-from transforms.sources.http_client import MalformedReply
-from transforms.sources.local import SNAPSHOT
+from transforms.sources.crawl.http_client import MalformedReply
+from transforms.sources.local.source import SNAPSHOT
 from transforms.stage_outputs import StageOutputs
 
 log = logging.getLogger(__name__)
