@@ -125,10 +125,10 @@ def run_ours(folder: str, out: str, beam_args: list[str]) -> dict:
     import apache_beam as beam
     import pyarrow as pa
 
+    from infra.spill import SCRATCH_DIR
     from infra.writers import WriteParquetShards, WriteSmallJson, read_json
-    from pipeline.corpus import CorpusFlow
     from pipeline.options import make_pipeline_options
-    from schemas.config import NearDedupConfig, PipelineConfig
+    from schemas.config import NearDedupConfig
     from schemas.records import RepoFile
     from transforms.dedup.near import NearDedup
 
@@ -138,16 +138,15 @@ def run_ours(folder: str, out: str, beam_args: list[str]) -> dict:
 
     loaded = own_memory_mb()
     with beam.Pipeline(options=make_pipeline_options(beam_args)) as p:
-        flow = CorpusFlow(p, PipelineConfig("bench"), out)
         files = p | beam.io.ReadFromText(os.path.join(folder, CORPUS)) | "ToRepoFile" >> beam.Map(repo_file)
-        stage = NearDedup(flow, NearDedupConfig(enabled=True))
-        result = files | stage
-        stats = tuple(flow.tallies) | "AllTallies" >> beam.Flatten() | beam.Filter(lambda t: t[0][1] == "stat")
+        result = files | NearDedup(NearDedupConfig(enabled=True), os.path.join(out, SCRATCH_DIR), out)
+        stats = result.tally | beam.Filter(lambda t: t[0][1] == "stat")
         stats | beam.Map(lambda t: [t[0][2], t[1]]) | "WriteStats" >> WriteSmallJson(os.path.join(out, "stats.json"))
         kept_schema = pa.schema([("id", pa.string()), ("content", pa.large_string())])
         result.kept | "WriteKept" >> WriteParquetShards(out, "kept", kept_schema, 4)
         (
             result.rejected
+            | "AllRejected" >> beam.Flatten()
             | beam.Map(lambda r: [r.id, r.detail])
             | "WriteRejected" >> WriteSmallJson(os.path.join(out, "rejected.json"))
         )

@@ -67,11 +67,12 @@ def run_ours(work: str, out: str, beam_args: list[str]) -> dict:
     import pyarrow as pa
 
     from infra.writers import WriteParquetShards, WriteSmallJson, read_json
-    from pipeline.corpus import COUNTS_FILE, CorpusFlow, code_stages, read_code_sources, stage_name
+    from pipeline.corpus import CorpusFlow, code_stages, read_code_sources
     from pipeline.options import make_pipeline_options
     from schemas.config import PipelineConfig, ScrubConfig
     from schemas.sources_config import LocalSource, SourcesConfig
     from transforms.cleaning.decontamination import DecontaminateFn
+    from transforms.stage_outputs import COUNTS_FILE
 
     file_schema = pa.schema(
         [("id", pa.string()), ("source", pa.string()), ("repo", pa.string()), ("path", pa.string())]
@@ -85,7 +86,7 @@ def run_ours(work: str, out: str, beam_args: list[str]) -> dict:
         flow = CorpusFlow(p, config, out)
         (files,) = read_code_sources(flow)
         for stage in code_stages(flow):
-            if stage_name(stage) != DecontaminateFn.stage:  # datatrove has no counterpart
+            if stage.stage != DecontaminateFn.stage:  # datatrove has no counterpart
                 files = flow.add_stage(files | stage)
         files | "WriteFiles" >> WriteParquetShards(out, "files", file_schema, OUTPUT_SHARDS)
         (

@@ -10,7 +10,7 @@
     small results for the manifest (e.g. bucket boundaries) ─ _manifest/<key>.json
 
 The graph is built by a few functions, one per part of the flow, that all add to one
-`CorpusFlow`; each stage's outputs (kept, rejected, tally) go through `flow.add_stage`.
+`CorpusFlow`; every stage's `StageOutputs` go through `flow.add_stage`.
 
 Run it with the CLI (`code-corpus run`); pass Beam flags after the app's own, e.g.
 `--direct_running_mode=multi_processing --direct_num_workers=2`, or
@@ -26,10 +26,10 @@ import posixpath
 import apache_beam as beam
 
 from infra import storage
-from infra.accounting import check_counts, fold_tallies, total_rejected
+from infra.accounting import check_counts, total_rejected
 from infra.spill import SCRATCH_DIR
 from infra.version import MANIFEST
-from infra.writers import WriteParquetShards, WriteSmallJson, read_json, write_json
+from infra.writers import WriteParquetShards, read_json, write_json
 from schemas import arrow, stage_names
 from schemas.config import ConfigError, PipelineConfig, check_star_boundaries
 from schemas.records import Rejected
@@ -39,19 +39,18 @@ from transforms.cleaning.filters import QualityFilterFn
 from transforms.cleaning.language import LanguageFn
 from transforms.cleaning.license import LicenseFilterFn
 from transforms.cleaning.pii.scrub import ScrubFn
-from transforms.dedup.exact import DedupOutputs, ExactDedup, bloom_path
-from transforms.dedup.near import NearDedup, near_dedup_stages
+from transforms.dedup.exact import ExactDedup, bloom_path
+from transforms.dedup.near import NearDedup
 from transforms.formatting.code_files import FormatCodeFn, StarBuckets, entry_boundaries, star_buckets_entry
 from transforms.formatting.notebooks import ConvertNotebooksFn
-from transforms.sources.local.source import ReadLocalRepos, check_local_sources, list_repos
+from transforms.sources.local.source import SNAPSHOT, ReadLocalRepos, check_local_sources, list_repos
 from transforms.sources.registry import network_sources
 from transforms.stackoverflow.dump_files import DumpError, find_dump_files, split_ranges
 from transforms.stackoverflow.format import ScoreBuckets, format_threads
-from transforms.stackoverflow.join import JoinThreads
+from transforms.stackoverflow.join import SCORES, JoinThreads
 from transforms.stackoverflow.source import ReadStackExchangeDump
+from transforms.stage_outputs import STUBS, StageOutputs, by_path, read_counts_and_files, write_counts_and_files
 
-COUNTS_FILE = "_counts.json"
-FILES_FILE = "_files.json"
 MANIFEST_PARTS_DIR = "_manifest"
 
 
@@ -78,15 +77,13 @@ class CorpusFlow:
         """Where stages spill records during the run (removed before the version is committed)."""
         return posixpath.join(self.out_dir, SCRATCH_DIR)
 
-    def add_stage(self, outputs) -> beam.PCollection:
-        """Collect a stage's rejected and tally outputs; return its kept records.
-
-        A stage whose rejects come from several steps gives them as a tuple: a Flatten of
-        PCollections made in different steps would be held whole by the local runner.
-        """
-        rejected = outputs.rejected
-        self.rejected += rejected if isinstance(rejected, tuple) else [rejected]
+    def add_stage(self, outputs: StageOutputs) -> beam.PCollection:
+        """Collect a stage's rejected records, tallies, files written and manifest entries; return its kept records."""
+        self.rejected += outputs.rejected
         self.tallies.append(outputs.tally)
+        self.files_written += outputs.files
+        for key, value in outputs.manifest.items():
+            self.add_manifest_entry(key, value)
         return outputs.kept
 
     def add_manifest_entry(self, key: str, value: beam.PCollection) -> None:
@@ -117,13 +114,17 @@ def code_stages(flow: CorpusFlow) -> list[beam.PTransform]:
         ApplyStage(DecontaminateFn(decont.humaneval, decont.min_match_chars, denied)),
         ApplyStage(QualityFilterFn(filters)),
         ExactDedup(flow.scratch_dir, flow.out_dir, dedup.bloom_capacity, dedup.bloom_error_rate, previous),
-        *near_dedup_stages(flow),
+        *near_dedup_stages(flow, previous),
         ApplyStage(ScrubFn(config.scrub)),
     ]
 
 
-def stage_name(transform: beam.PTransform) -> str:
-    return transform.fn.stage if isinstance(transform, ApplyStage) else transform.stage
+def near_dedup_stages(flow: CorpusFlow, previous: tuple[str, ...]) -> list[beam.PTransform]:
+    """The near-dedup stage as configured under `dedup.near`: none when it is off (the paper's corpus)."""
+    near = flow.config.dedup.near
+    if not near.enabled:
+        return []
+    return [NearDedup(near, flow.scratch_dir, flow.out_dir, flow.config.output.document_shards, previous)]
 
 
 def local_repos(config: PipelineConfig, out_dir: str | None = None) -> list[list]:
@@ -151,32 +152,27 @@ def read_code_sources(flow: CorpusFlow) -> list[beam.PCollection]:
     for i, repos in enumerate(local_repos(flow.config, flow.out_dir)):
         read = flow.pipeline | f"ReadLocal{i}" >> ReadLocalRepos(repos, *flow.config.read.limits())
         files.append(flow.add_stage(read))
-        flow.snapshots.append(read.snapshot)
+        flow.snapshots.append(read.extras[SNAPSHOT])
     # The network sources' state lives beside the versions (<out>/<name>/crawl/), so it outlives a failed run.
     for name, source in network_sources(flow.config, posixpath.dirname(flow.out_dir)):
         read = flow.pipeline | f"Read_{name}" >> source
         files.append(flow.add_stage(read))
-        flow.snapshots.append(read.snapshot)
-        flow.add_manifest_entry(f"source_{name}", read.summary)
+        flow.snapshots.append(read.extras[SNAPSHOT])
     return files
 
 
 def clean_code(flow: CorpusFlow, files: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
     """Run the cleaning stages in order; return the RepoFiles that survive them all, and the
-    same files without content (dedup's survivors, less what near-dedup drops: scrub keeps every file)."""
-    chain = [stage_names.READ]
+    same files without content: the STUBS of the last stage that gives them (the dedup stages;
+    the stages after them keep every file)."""
+    chain, stubs = [stage_names.READ], None
     for stage in code_stages(flow):
         outputs = files | stage
         files = flow.add_stage(outputs)
-        chain.append(stage_name(stage))
-        if isinstance(outputs, DedupOutputs):
-            survivors = outputs.survivors
-            flow.files_written.append(outputs.bloom_file)
-            flow.add_manifest_entry("dedup", outputs.manifest_entry)
-        if isinstance(stage, NearDedup):
-            survivors = stage.keep_survivors(survivors)
+        stubs = outputs.extras.get(STUBS, stubs)
+        chain.append(stage.stage)
     flow.chains.append(chain)
-    return files, survivors
+    return files, stubs
 
 
 def pinned_star_buckets(config: PipelineConfig) -> dict | None:
@@ -245,7 +241,7 @@ def stackoverflow_documents(flow: CorpusFlow) -> None:
     records = flow.add_stage(flow.pipeline | "ReadStackOverflow" >> ReadStackExchangeDump(ranges, limits.max_row_bytes))
     join = records | "JoinStackOverflow" >> JoinThreads(limits, flow.scratch_dir)
     threads = flow.add_stage(join)  # spill files of Threads: they wait for the buckets on storage
-    buckets = join.scores | "ScoreBuckets" >> ScoreBuckets()
+    buckets = join.extras[SCORES] | "ScoreBuckets" >> ScoreBuckets()
     flow.add_manifest_entry("score_buckets", buckets.entry)
     formatted = threads | "FormatStackOverflow" >> format_threads(flow.config.seed, buckets.boundaries, flow.config.scrub)
     flow.documents.append(flow.add_stage(formatted))
@@ -284,17 +280,7 @@ def write_outputs(flow: CorpusFlow) -> None:
             tuple(flow.snapshots)
             | "WriteSnapshot" >> WriteParquetShards(out_dir, "snapshot", arrow.SNAPSHOT, 1, key=lambda s: f"{s.source}/{s.repo}")
         )
-    (
-        flow.tallies
-        | "AllTallies" >> beam.Flatten()
-        | "SumTallies" >> beam.CombinePerKey(sum)
-        | "WriteCounts" >> WriteSmallJson(posixpath.join(out_dir, COUNTS_FILE))
-    )
-    (
-        written + flow.files_written
-        | "AllFilesWritten" >> beam.Flatten()
-        | "WriteFileList" >> WriteSmallJson(posixpath.join(out_dir, FILES_FILE))
-    )
+    write_counts_and_files(out_dir, flow.tallies, written + flow.files_written)
 
 
 def run_corpus(ctx) -> dict:
@@ -302,20 +288,17 @@ def run_corpus(ctx) -> dict:
     with beam.Pipeline(options=ctx.pipeline_options) as p:
         flow = build_corpus(p, ctx.config, ctx.output_dir)
     storage.delete_tree(flow.scratch_dir)
-    counts = fold_tallies(read_json(posixpath.join(ctx.output_dir, COUNTS_FILE)))
-    files = read_json(posixpath.join(ctx.output_dir, FILES_FILE))
+    counts, files = read_counts_and_files(ctx.output_dir)
     rows = {name: sum(f["rows"] for f in files if f["path"].startswith(name + "/")) for name in ("documents", "rejected")}
     check_counts(counts, flow.chains, {"documents": (flow.document_stages, rows["documents"])}, flow.links)
     if rows["rejected"] != total_rejected(counts):
         raise RuntimeError(f"rejected/ holds {rows['rejected']} rows but the stages rejected {total_rejected(counts)}")
     entries = read_manifest_entries(ctx.output_dir)
-    for name in (COUNTS_FILE, FILES_FILE):
-        storage.delete_files([posixpath.join(ctx.output_dir, name)])
     return {
         **entries,
         "flow": flow.chains,
         "counts": counts,
-        "files": {f["path"]: {k: v for k, v in f.items() if k != "path"} for f in files},
+        "files": by_path(files),
         "documents": rows["documents"],
         "rejected": rows["rejected"],
     }

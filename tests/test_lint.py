@@ -20,6 +20,12 @@ BEAM_FREE_MODULES = (
     "transforms.cleaning.language_extensions",
     "transforms.cleaning.quality_checks",
     "transforms.sources.file_decoding",
+    "transforms.record_fn",  # the stage contract, and the per-record stages that need nothing else
+    "transforms.cleaning.language",
+    "transforms.cleaning.license",
+    "transforms.formatting.notebooks",
+    "transforms.cleaning.filters",
+    "transforms.cleaning.pii.scrub",
 )
 
 
@@ -59,6 +65,19 @@ def test_plain_function_modules_do_not_load_beam():
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "[]", f"Beam modules loaded: {proc.stdout[:500]}"
+
+
+def test_no_stage_receives_the_orchestrators_flow():
+    """Stage code gets plain parameters: below pipeline/ no function takes a `flow` and nothing names CorpusFlow."""
+    found = []
+    for package in PACKAGES[1:]:
+        for path in sorted(Path(ROOT, package).rglob("*.py")):
+            tree = ast.parse(path.read_text())
+            names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | {
+                a.arg for n in ast.walk(tree) if isinstance(n, ast.arguments) for a in n.args + n.kwonlyargs
+            }
+            found += [f"{path.relative_to(Path(ROOT))}: {name}" for name in sorted(names & {"flow", "CorpusFlow"})]
+    assert not found, "\n".join(found)
 
 
 def top_level_names(path: Path) -> set[str]:

@@ -25,7 +25,6 @@ in every worker.
 
 from __future__ import annotations
 
-import collections
 import posixpath
 
 import apache_beam as beam
@@ -34,21 +33,21 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from tokenizers import Tokenizer
 
 from infra import storage
-from infra.accounting import check_counts, fold_tallies
+from infra.accounting import check_counts
 from infra.spill import SCRATCH_DIR, return_freed_memory
 from infra.version import document_paths
-from infra.writers import SortIntoShards, WriteParquetShards, WriteSmallJson, file_info, merged_runs, read_json, shard_of
+from infra.writers import SortIntoShards, WriteParquetShards, file_info, merged_runs, shard_of
 from schemas import arrow, stage_names
 from schemas.config import BinarizeConfig
 from schemas.records import Rejected, record_rng
 from tokenizer_training.indexed_dataset import IndexedDatasetBuilder, bin_path, idx_path, token_dtype
 from tokenizer_training.tokenizer import TOKENIZER_DIR, TOKENIZER_FILE, load_raw_tokenizer, tokenizer_hash
-from transforms.base import REJECTED, TALLY, Tally
+from transforms.base import ApplyStage
+from transforms.record_fn import RecordFn
+from transforms.stage_outputs import StageOutputs, by_path, read_counts_and_files, write_counts_and_files
 
 SHARDS_DIR = "shards"
 SPLITS = ("train", "valid")
-COUNTS_FILE = "_binarize_counts.json"
-FILES_FILE = "_binarize_files.json"
 READ_COLUMNS = ["id", "text", "source", "repo", "path"]
 BATCH_CHARS = 1 << 20  # characters per encode_batch_fast call: the Rust encoder spreads a batch over all cores
 
@@ -82,8 +81,14 @@ def shard_prefix(version_dir: str, split: str, index: int) -> str:
     return posixpath.join(version_dir, SHARDS_DIR, f"{split}-{index:05d}")
 
 
-class TokenizeDocumentsDoFn(beam.DoFn):
-    """A batch of document rows → ((split, shard), (id, token ids)); empty ones → Rejected."""
+class TokenizeDocumentsFn(RecordFn):
+    """A batch of document rows → ((split, shard), (id, token ids)) each; empty ones → Rejected.
+
+    Each row is one read; the stats count each split's documents and tokens.
+    """
+
+    stage = stage_names.BINARIZE
+    each_output_is_an_input = True
 
     def __init__(self, tokenizer_path: str, seed: int, valid_fraction: float, shards: dict, dtype: str):
         self.tokenizer_path = tokenizer_path
@@ -97,29 +102,22 @@ class TokenizeDocumentsDoFn(beam.DoFn):
             self.tokenizer = Tokenizer.from_str(f.read().decode("utf-8"))
         self.tokenizer.encode_special_tokens = True  # document text never yields a sentinel id
         return_freed_memory()
-        self.tally = Tally(stage_names.BINARIZE)
-        self.stats = collections.Counter()
 
-    def process(self, rows):
+    def __call__(self, rows):
         kept = []
         for row in rows:
-            self.tally.add_in()
             if row["text"]:
                 kept.append(row)
                 continue
             where = (row["source"], row["repo"], row["path"])
-            yield self.tally.route(Rejected(row["id"], stage_names.BINARIZE, "empty", "document text is empty", *where))
+            yield Rejected(row["id"], stage_names.BINARIZE, "empty", "document text is empty", *where)
         encodings = self.tokenizer.encode_batch_fast([row["text"] for row in kept]) if kept else []
         for row, encoding in zip(kept, encodings):
             split = split_of(self.seed, row["id"], self.valid_fraction)
             tokens = np.array(encoding.ids, dtype=self.dtype)
-            self.stats[f"{split}_tokens"] += len(tokens)
-            self.stats[f"{split}_documents"] += 1
-            yield self.tally.route(((split, shard_of(row["id"], self.shards[split])), (row["id"], tokens)))
-
-    def finish_bundle(self):
-        self.tally.add_stats(self.stats)
-        yield from self.tally.drain()
+            self.count(f"{split}_tokens", len(tokens))
+            self.count(f"{split}_documents")
+            yield (split, shard_of(row["id"], self.shards[split])), (row["id"], tokens)
 
 
 def shard_and_id(element: tuple) -> tuple:
@@ -147,6 +145,39 @@ class WriteTokenShardFn(beam.DoFn):
             yield dict(file_info(self.version_dir, path, sha, size, written["sequences"], md5), tokens=written["tokens"])
 
 
+class BinarizeDocuments(beam.PTransform):
+    """(documents file, row group) units → token shards written into `version_dir`, Rejected and tallies.
+
+    Its outputs' `kept` are the ((split, shard), (id, tokens)) of every document kept, and
+    `files` the entries of the .bin/.idx files written.
+    """
+
+    stage = stage_names.BINARIZE
+
+    def __init__(self, version_dir: str, tokenizer_path: str, seed: int, config: BinarizeConfig, dtype: str):
+        super().__init__()
+        self.version_dir = version_dir
+        self.tokenize = TokenizeDocumentsFn(
+            tokenizer_path, seed, config.valid_fraction, {"train": config.num_shards, "valid": config.valid_shards}, dtype
+        )
+
+    def expand(self, units) -> StageOutputs:
+        tokenized = (
+            units
+            | "ReadDocuments" >> beam.FlatMap(rows_of)
+            | "BatchDocuments"
+            >> beam.BatchElements(min_batch_size=BATCH_CHARS, max_batch_size=BATCH_CHARS, element_size_fn=_text_size)
+            | "Tokenize" >> ApplyStage(self.tokenize)
+        )
+        scratch = posixpath.join(self.version_dir, SCRATCH_DIR)
+        written = (
+            tokenized.kept
+            | "SortIntoShards" >> SortIntoShards(scratch, shard_and_id, lambda tokens: tokens.nbytes)
+            | "WriteShards" >> beam.ParDo(WriteTokenShardFn(self.version_dir, self.tokenize.dtype))
+        )
+        return tokenized._replace(files=(written,))
+
+
 def build_binarize(
     p: beam.Pipeline,
     input_dir: str,
@@ -158,38 +189,16 @@ def build_binarize(
     manifest: dict | None = None,
 ):
     """Wire the binarize graph into `p`; its file list and tallies land in small JSON files under out_dir."""
-    shards = {"train": config.num_shards, "valid": config.valid_shards}
-    tokenized = (
+    binarized = (
         p
         | "RowGroups" >> beam.Create(row_groups_of(input_dir, manifest))
         | "SpreadRowGroups" >> beam.Reshuffle()
-        | "ReadDocuments" >> beam.FlatMap(rows_of)
-        | "BatchDocuments"
-        >> beam.BatchElements(min_batch_size=BATCH_CHARS, max_batch_size=BATCH_CHARS, element_size_fn=_text_size)
-        | "Tokenize"
-        >> beam.ParDo(TokenizeDocumentsDoFn(tokenizer_path, seed, config.valid_fraction, shards, dtype)).with_outputs(
-            REJECTED, TALLY, main="kept"
-        )
+        | "Binarize" >> BinarizeDocuments(out_dir, tokenizer_path, seed, config, dtype)
     )
-    scratch = posixpath.join(out_dir, SCRATCH_DIR)
-    written_shards = (
-        tokenized.kept
-        | "SortIntoShards" >> SortIntoShards(scratch, shard_and_id, lambda tokens: tokens.nbytes)
-        | "WriteShards" >> beam.ParDo(WriteTokenShardFn(out_dir, dtype))
-    )
-    written_rejected = tokenized[REJECTED] | "WriteRejected" >> WriteParquetShards(
+    written_rejected = binarized.rejected | "WriteRejected" >> WriteParquetShards(
         out_dir, posixpath.join(SHARDS_DIR, "rejected"), arrow.REJECTED, 1
     )
-    (
-        (written_shards, written_rejected)
-        | "AllFilesWritten" >> beam.Flatten()
-        | "WriteFileList" >> WriteSmallJson(posixpath.join(out_dir, FILES_FILE))
-    )
-    (
-        tokenized[TALLY]
-        | "SumTallies" >> beam.CombinePerKey(sum)
-        | "WriteCounts" >> WriteSmallJson(posixpath.join(out_dir, COUNTS_FILE))
-    )
+    write_counts_and_files(out_dir, [binarized.tally], [*binarized.files, written_rejected])
 
 
 def binarize_version(
@@ -207,16 +216,14 @@ def binarize_version(
         build_binarize(p, version_dir, output_dir, tokenizer_path, seed, config, dtype, manifest)
     storage.delete_tree(posixpath.join(output_dir, SCRATCH_DIR))
 
-    counts = fold_tallies(read_json(posixpath.join(output_dir, COUNTS_FILE)))
-    files = read_json(posixpath.join(output_dir, FILES_FILE))
-    storage.delete_files([posixpath.join(output_dir, n) for n in (COUNTS_FILE, FILES_FILE)])
+    counts, files = read_counts_and_files(output_dir)
     entry = counts.get(stage_names.BINARIZE, {"in": 0, "kept": 0, "rejected": {}, "stats": {}})
     splits = shard_summary(files)
     sequences = sum(s["documents"] for s in splits.values())
     check_counts({stage_names.BINARIZE: entry}, [], {"shards": ([stage_names.BINARIZE], sequences)})
     return {
         "counts": {stage_names.BINARIZE: entry},
-        "files": {f["path"]: {k: v for k, v in f.items() if k != "path"} for f in files},
+        "files": by_path(files),
         "shards": {
             "format": "MMIDIDX",
             "dtype": dtype,

@@ -1,19 +1,12 @@
-"""The contract every stage follows.
+"""The Beam adapter of the stage contract (`transforms.record_fn`).
 
-A stage's logic is a `RecordFn`: a plain callable over one element that returns the
-record (possibly changed) to keep it, a `Rejected` to drop it, None for nothing, or a
-generator of any number of these (a source reading a repository, a group resolved at
-once). `pvalue.TaggedOutput`s it yields go to the extra outputs it names in
-`extra_outputs` (snapshots, keys). `ApplyStage` wraps it in Beam with these outputs:
+`ApplyStage` runs a `RecordFn` as a `ParDo` and returns its `StageOutputs`:
 
-    main      kept records
+    kept      kept records
     rejected  `Rejected` records
     tally     ((stage, kind, reason), count) pairs, emitted once per bundle, where
               kind is "in", "kept", "rejected" or "stat"
-    ...       one per name in `extra_outputs`
-
-A stage reads one record per element, or, with `each_output_is_an_input`, one per
-record it yields (a source reads the files of a repository: read = kept + rejected).
+    extras    one per name in the fn's `extra_outputs`, from the `Extra`s it returns
 
 The tallies from every stage are summed into the manifest's counts, and the run
 checks in = kept + rejected for every stage before it commits the version.
@@ -21,8 +14,6 @@ checks in = kept + rejected for every stage before it commits the version.
 
 from __future__ import annotations
 
-import collections
-import inspect
 import logging
 import time
 from typing import Any, Iterable
@@ -34,56 +25,20 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from schemas.records import Rejected
+from transforms.record_fn import KEPT, REJECTED, RecordFn, StageCounts, outputs_of
+from transforms.stage_outputs import StageOutputs
 
-REJECTED = "rejected"
 TALLY = "tally"
 PROGRESS_SECONDS = 15.0  # how often a worker logs a stage's progress
 
 log = logging.getLogger(__name__)
 
 
-class RecordFn:
-    """Per-record logic of a stage. Subclasses set `stage` and implement `__call__`.
-
-    Heavy state (tables, tokenizers, Bloom filters) is built in `setup`, which runs
-    once per worker; the constructor only stores small picklable parameters.
-    """
-
-    stage: str = ""
-    extra_outputs: tuple[str, ...] = ()  # tags of the TaggedOutputs the fn yields besides kept/rejected
-    each_output_is_an_input = False  # True: every kept or rejected record it yields counts as one read
-
-    def setup(self) -> None:
-        pass
-
-    def __call__(self, record: Any) -> Any:
-        raise NotImplementedError
-
-    def finish_bundle(self) -> Iterable:
-        """Records or TaggedOutputs held back until the bundle ends (e.g. batched work)."""
-        return ()
-
-    def teardown(self) -> None:
-        pass
-
-    def count(self, name: str, n: int = 1) -> None:
-        """Add to a stage statistic (e.g. emails replaced); it lands in the manifest."""
-        self.stats[name] += n
-
-    @property
-    def stats(self) -> collections.Counter:
-        if "_stats" not in self.__dict__:
-            self.__dict__["_stats"] = collections.Counter()
-        return self.__dict__["_stats"]
-
-
-class Tally:
-    """Counts one stage's records within a bundle and logs progress now and then."""
+class Tally(StageCounts):
+    """Counts one stage's records within a bundle, as Beam metrics too, and logs progress now and then."""
 
     def __init__(self, stage: str):
-        self.stage = stage
-        self.counts: collections.Counter = collections.Counter()
+        super().__init__(stage)
         self.total_in = 0
         self.last_log = time.monotonic()
         self.in_counter = Metrics.counter(stage, "in")
@@ -91,7 +46,7 @@ class Tally:
         self.rejected_counter = Metrics.counter(stage, "rejected")
 
     def add_in(self, n: int = 1) -> None:
-        self.counts[(self.stage, "in", "")] += n
+        super().add_in(n)
         self.in_counter.inc(n)
         self.total_in += n
         if time.monotonic() - self.last_log > PROGRESS_SECONDS:
@@ -99,25 +54,12 @@ class Tally:
             log.info("[%s] %d records read by this worker", self.stage, self.total_in)
 
     def add_kept(self, n: int = 1) -> None:
-        self.counts[(self.stage, "kept", "")] += n
+        super().add_kept(n)
         self.kept_counter.inc(n)
 
     def add_rejected(self, reason: str) -> None:
-        self.counts[(self.stage, "rejected", reason)] += 1
+        super().add_rejected(reason)
         self.rejected_counter.inc()
-
-    def add_stats(self, stats: collections.Counter) -> None:
-        for name, n in stats.items():
-            self.counts[(self.stage, "stat", name)] += n
-        stats.clear()
-
-    def route(self, out: Any) -> Any:
-        """Count one output of the stage and tag it as kept or rejected."""
-        if isinstance(out, Rejected):
-            self.add_rejected(out.reason)
-            return pvalue.TaggedOutput(REJECTED, out)
-        self.add_kept()
-        return out
 
     def drain(self) -> Iterable[pvalue.TaggedOutput]:
         """The bundle's counts as windowed tally outputs (for `finish_bundle`)."""
@@ -152,12 +94,8 @@ class StageDoFn(beam.DoFn):
 
     def _route(self, out):
         for item in outputs_of(out):
-            if isinstance(item, pvalue.TaggedOutput):
-                yield item
-                continue
-            if self.fn.each_output_is_an_input:
-                self.tally.add_in()
-            yield self.tally.route(item)
+            tag, value = self.tally.route(item, self.fn.each_output_is_an_input)
+            yield value if tag == KEPT else pvalue.TaggedOutput(tag, value)
 
 
 def in_global_window(out):
@@ -167,17 +105,8 @@ def in_global_window(out):
     return out if isinstance(out, WindowedValue) else WindowedValue(out, MIN_TIMESTAMP, [GlobalWindow()])
 
 
-def outputs_of(out) -> Iterable:
-    """What a RecordFn returned, as an iterable: nothing, one record, or what a generator yields."""
-    if out is None:
-        return ()
-    if inspect.isgenerator(out) or isinstance(out, (list, tuple)) and not hasattr(out, "_fields"):
-        return out
-    return (out,)
-
-
 class ApplyStage(beam.PTransform):
-    """A stage as a composite transform: kept records out, rejected and tallies tagged.
+    """A stage as a composite transform: its kept records, rejected records, tallies and extras.
 
     Keyword arguments are side inputs (e.g. `beam.pvalue.AsSingleton(pcoll)`); their
     values reach the RecordFn's `__call__` as keyword arguments of the same names.
@@ -188,9 +117,14 @@ class ApplyStage(beam.PTransform):
         self.fn = fn
         self.record_fn_inputs = side_inputs  # not `side_inputs`: Beam's PTransform uses that name
 
+    @property
+    def stage(self) -> str:
+        return self.fn.stage
+
     def default_label(self):
         return type(self.fn).__name__
 
-    def expand(self, records):
+    def expand(self, records) -> StageOutputs:
         stage = beam.ParDo(StageDoFn(self.fn), **self.record_fn_inputs).with_output_types(Any)  # not inferred from bytecode
-        return records | stage.with_outputs(REJECTED, TALLY, *self.fn.extra_outputs, main="kept")
+        out = records | stage.with_outputs(REJECTED, TALLY, *self.fn.extra_outputs, main=KEPT)
+        return StageOutputs(out[KEPT], (out[REJECTED],), out[TALLY], extras={tag: out[tag] for tag in self.fn.extra_outputs})

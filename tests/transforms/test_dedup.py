@@ -59,11 +59,11 @@ def run_dedup(tmp_path, files, previous=(), capacity=1000):
     out_dir = str(tmp_path / "v")
     with local_pipeline() as p:
         result = p | beam.Create(files) | ExactDedup(str(tmp_path / "scratch"), out_dir, capacity, 0.01, tuple(previous))
-        result.manifest_entry | beam.Map(lambda entry: write_json(os.path.join(out_dir, "dedup.json"), entry))
+        result.manifest["dedup"] | beam.Map(lambda entry: write_json(os.path.join(out_dir, "dedup.json"), entry))
         # The caller adds its assert_that checks to these before the pipeline runs.
         yield {
             "kept": result.kept | "KeptIds" >> beam.Map(lambda f: f.id),
-            "rejected": result.rejected | "RejectedIds" >> beam.Map(lambda r: (r.id, r.reason, r.detail)),
+            "rejected": result.rejected | beam.Flatten() | "RejectedIds" >> beam.Map(lambda r: (r.id, r.reason, r.detail)),
             "tally": result.tally | "SumTally" >> beam.CombinePerKey(sum),
         }
     entry = read_json(os.path.join(out_dir, "dedup.json"))

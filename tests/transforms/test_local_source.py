@@ -10,7 +10,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.records import Rejected, RepoFile, RepoSnapshot
 from tests.conftest import SAMPLE_REPOS, local_pipeline, make_git_repo
-from transforms.sources.local.source import ReadLocalRepos, list_repos, read_repo
+from transforms.sources.local.source import SNAPSHOT, ReadLocalRepos, list_repos, read_repo
 
 MIT = open(os.path.join(SAMPLE_REPOS, "textkit", "LICENSE")).read()
 
@@ -93,9 +93,9 @@ def test_read_transform_routes_every_file(tmp_path):
     with local_pipeline() as p:
         out = p | ReadLocalRepos(list_repos(str(tmp_path)), 1_000_000)
         assert_that(
-            out.rejected | beam.Map(lambda r: (r.path, r.reason)),
+            out.rejected | beam.Flatten() | beam.Map(lambda r: (r.path, r.reason)),
             equal_to([("assets/logo.png", "binary"), ("textkit/legacy_latin1.py", "not-utf8")]),
             label="CheckRejected",
         )
         assert_that(out.kept | beam.Map(lambda f: f.license), equal_to(["MIT"] * 8), label="CheckLicense")
-        assert_that(out.snapshot | beam.Map(lambda s: s.files), equal_to([8]), label="CheckSnapshot")
+        assert_that(out.extras[SNAPSHOT] | beam.Map(lambda s: s.files), equal_to([8]), label="CheckSnapshot")

@@ -13,8 +13,8 @@ import pytest
 from apache_beam.pipeline import PipelineVisitor
 from apache_beam.testing.util import assert_that, equal_to
 
+from infra.spill import SCRATCH_DIR
 from infra.writers import read_json, write_json
-from pipeline.corpus import MANIFEST_PARTS_DIR, CorpusFlow
 from pipeline.stages import file_entries
 from schemas import stage_names
 from schemas.config import ConfigError, NearDedupConfig, PipelineConfig, load_config
@@ -25,6 +25,7 @@ from transforms.dedup.minhash import MinHasher, jaccard
 from transforms.dedup.near import REASON, REASON_PREVIOUS, SIGNATURES_DIR, NearDedup, detail_of
 from transforms.dedup.near_versions import earlier_node
 from transforms.dedup.tokens import alnum_tokens
+from transforms.stage_outputs import STUBS
 
 CONFIG = NearDedupConfig(enabled=True)
 # For clusters whose files are all next to their survivor: their labels settle before the first round,
@@ -106,12 +107,16 @@ def chain() -> tuple[str, str, str]:
 def run_near_dedup(tmp_path, files, config=CONFIG, options=None, previous=()):
     out_dir = str(tmp_path / "v")
     with local_pipeline(*(options or [])) as p:
-        flow = CorpusFlow(p, PipelineConfig("t"), out_dir)
-        result = p | beam.Create(files) | NearDedup(flow, config, previous_versions=previous)
+        near = NearDedup(config, os.path.join(out_dir, SCRATCH_DIR), out_dir, previous_versions=previous)
+        result = p | beam.Create(files) | near
+        result.manifest["near_dedup"] | beam.Map(lambda entry: write_json(os.path.join(out_dir, "near_dedup.json"), entry))
         yield {
             "kept": result.kept | "KeptIds" >> beam.Map(lambda f: f.id),
-            "rejected": result.rejected | "RejectedIds" >> beam.Map(lambda r: (r.id, r.stage, r.reason, r.detail)),
-            "tally": (result.tally, *flow.tallies) | beam.Flatten() | "SumTally" >> beam.CombinePerKey(sum),
+            "rejected": result.rejected
+            | beam.Flatten()
+            | "RejectedIds" >> beam.Map(lambda r: (r.id, r.stage, r.reason, r.detail)),
+            "tally": result.tally | "SumTally" >> beam.CombinePerKey(sum),
+            "stubs": result.extras[STUBS] | "StubIds" >> beam.Map(lambda f: (f.id, f.content)),
         }
     yield out_dir
 
@@ -124,6 +129,7 @@ def test_a_chain_ends_as_one_cluster_with_the_most_starred_survivor(tmp_path):
     run = run_near_dedup(tmp_path, files, ONE_ROUND)  # b, the survivor, is next to a and c
     outputs = next(run)
     assert_that(outputs["kept"], equal_to(["b", "other"]), label="Kept")
+    assert_that(outputs["stubs"], equal_to([("b", ""), ("other", "")]), label="KeptWithoutContent")
     # The detail names the survivor and their Jaccard (shingles of the regex's tokens, written plainly).
     expected = [
         ("a", stage_names.NEAR_DEDUP, REASON, detail("b", a, b)),
@@ -146,7 +152,7 @@ def test_a_chain_ends_as_one_cluster_with_the_most_starred_survivor(tmp_path):
     signatures = pq.read_table(os.path.join(out_dir, SIGNATURES_DIR)).to_pylist()
     assert sorted(s["id"] for s in signatures) == ["a", "b", "c", "other"]
     assert all(len(s["minhash"]) == 4 * CONFIG.permutations for s in signatures)
-    entry = read_json(os.path.join(out_dir, MANIFEST_PARTS_DIR, "near_dedup.json"))
+    entry = read_json(os.path.join(out_dir, "near_dedup.json"))
     assert entry["threshold"] == 0.7 and entry["signatures"] == SIGNATURES_DIR
 
 
@@ -207,7 +213,7 @@ def test_the_stage_reads_the_files_once_and_streams_them_back_from_spill_files(t
     on ids, not by side-input lookups (each one weighed by walking every loaded module)."""
     p = local_pipeline()
     files = p | beam.Create([make("a", "\n".join(lines_of_code(1, 20)), 1)])
-    files | "Near" >> NearDedup(CorpusFlow(p, PipelineConfig("t"), str(tmp_path)), CONFIG)
+    files | "Near" >> NearDedup(CONFIG, str(tmp_path / SCRATCH_DIR), str(tmp_path))
     readers, side_inputs = [], {}
 
     class Readers(PipelineVisitor):
@@ -245,7 +251,7 @@ def test_a_later_version_drops_near_duplicates_of_an_earlier_one(tmp_path):
     next(first)
     first_dir = next(first)
     # A version directory's manifest holds the entry the run wrote as a part, and lists the signature shards.
-    entry = read_json(os.path.join(first_dir, MANIFEST_PARTS_DIR, "near_dedup.json"))
+    entry = read_json(os.path.join(first_dir, "near_dedup.json"))
     files = file_entries(first_dir, os.path.join(first_dir, SIGNATURES_DIR))
     write_json(os.path.join(first_dir, "manifest.json"), {"near_dedup": entry, "files": files})
 
@@ -263,12 +269,12 @@ def test_a_later_version_drops_near_duplicates_of_an_earlier_one(tmp_path):
         label="Rejected",
     )
     second_dir = next(second)
-    assert read_json(os.path.join(second_dir, MANIFEST_PARTS_DIR, "near_dedup.json"))["previous_versions"] == ["one/v"]
+    assert read_json(os.path.join(second_dir, "near_dedup.json"))["previous_versions"] == ["one/v"]
 
     with pytest.raises(ConfigError, match=r"dedup.previous_versions\[0\].*dedup.near.seed=42"):
-        NearDedup(None, NearDedupConfig(enabled=True, seed=7), previous_versions=(first_dir,))
+        NearDedup(NearDedupConfig(enabled=True, seed=7), "scratch", "v", previous_versions=(first_dir,))
     with pytest.raises(ConfigError, match=r"dedup.previous_versions\[0\].*no near-dedup signatures"):
-        NearDedup(None, CONFIG, previous_versions=(str(tmp_path),))
+        NearDedup(CONFIG, "scratch", "v", previous_versions=(str(tmp_path),))
 
 
 def test_id_bitmap_skips_absent_ids_and_ignores_bundling():

@@ -17,8 +17,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from infra.version import MANIFEST
 from infra.writers import WriteRunsFn
-from pipeline.corpus import CorpusFlow
-from schemas.config import NearDedupConfig, PipelineConfig
+from schemas.config import NearDedupConfig
 from schemas.records import RepoFile
 from tests.conftest import local_pipeline
 from transforms.dedup.near import NearDedup
@@ -48,8 +47,9 @@ def test_the_band_pairs_reach_no_group_by_key_only_run_writers(tmp_path):
     p = local_pipeline()
     content = "\n".join(f"value_{i} = compute_{i}(arg_{i})" for i in range(20))
     files = p | beam.Create([RepoFile("a", "local", "o/a", "m.py", None, "MIT", 1, len(content), content)])
-    flow = CorpusFlow(p, PipelineConfig("t"), str(tmp_path / "v"))
-    files | "Near" >> NearDedup(flow, CONFIG, previous_versions=(earlier_version(tmp_path),))
+    files | "Near" >> NearDedup(
+        CONFIG, str(tmp_path / "scratch"), str(tmp_path / "v"), previous_versions=(earlier_version(tmp_path),)
+    )
     pairs, consumers, group_inputs = [], {}, []
 
     class Graph(PipelineVisitor):

@@ -8,8 +8,7 @@ from apache_beam.pipeline import PipelineVisitor
 from apache_beam.testing.util import assert_that, equal_to
 
 from infra.writers import WriteRunsFn
-from pipeline.corpus import CorpusFlow
-from schemas.config import NearDedupConfig, PipelineConfig
+from schemas.config import NearDedupConfig
 from schemas.records import RepoFile
 from tests.conftest import local_pipeline
 from tests.transforms.test_near_dedup_bands import earlier_version
@@ -26,8 +25,9 @@ def test_the_check_values_reach_no_group_by_key_only_run_writers(tmp_path):
     p = local_pipeline()
     content = "\n".join(f"value_{i} = compute_{i}(arg_{i})" for i in range(20))
     files = p | beam.Create([RepoFile("a", "local", "o/a", "m.py", None, "MIT", 1, len(content), content)])
-    flow = CorpusFlow(p, PipelineConfig("t"), str(tmp_path / "v"))
-    files | "Near" >> NearDedup(flow, CONFIG, previous_versions=(earlier_version(tmp_path),))
+    files | "Near" >> NearDedup(
+        CONFIG, str(tmp_path / "scratch"), str(tmp_path / "v"), previous_versions=(earlier_version(tmp_path),)
+    )
     labels, consumers, group_inputs = {}, {}, []
 
     class Graph(PipelineVisitor):

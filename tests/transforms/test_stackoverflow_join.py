@@ -17,7 +17,7 @@ from tests.transforms.test_stackoverflow import SAMPLE_DUMP, SAMPLE_LIMITS, SEED
 from transforms.formatting.buckets import boundaries_from_histogram
 from transforms.stackoverflow.dump_files import find_dump_files, split_ranges
 from transforms.stackoverflow.format import ScoreBuckets, format_thread, format_threads
-from transforms.stackoverflow.join import JoinThreads
+from transforms.stackoverflow.join import SCORES, JoinThreads
 from transforms.stackoverflow.source import ReadStackExchangeDump
 
 # Rows the dump repeats with other contents (same Id and CreationDate): only a digest of the
@@ -52,7 +52,7 @@ def run_join(dumps: list[str], out: str, partitions: int, beam_args: list[str], 
     with local_pipeline(*beam_args) as p:
         read = p | "Read" >> ReadStackExchangeDump(ranges, limits.max_row_bytes)
         joined = read.kept | "Join" >> JoinThreads(limits, os.path.join(out, "_scratch"))
-        buckets = joined.scores | "ScoreBuckets" >> ScoreBuckets()
+        buckets = joined.extras[SCORES] | "ScoreBuckets" >> ScoreBuckets()
         formatted = joined.kept | "Format" >> format_threads(SEED, buckets.boundaries)
         outputs = {
             "documents": formatted.kept | "DocumentRows" >> beam.Map(lambda d: d.to_row()),

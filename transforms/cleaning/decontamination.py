@@ -31,7 +31,7 @@ from infra import storage
 from schemas import stage_names
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
-from transforms.base import RecordFn
+from transforms.record_fn import RecordFn
 
 log = logging.getLogger(__name__)
 DENY_LIST_HOWTO = "docs/cleaning.md, 'Building the paper's deny-list'"

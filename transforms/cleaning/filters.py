@@ -26,8 +26,8 @@ from __future__ import annotations
 from schemas import stage_names
 from schemas.config import FiltersConfig
 from schemas.records import Rejected, RepoFile
-from transforms.base import RecordFn
 from transforms.cleaning.quality_checks import check_file
+from transforms.record_fn import RecordFn
 
 
 class QualityFilterFn(RecordFn):

@@ -13,8 +13,8 @@ from __future__ import annotations
 from schemas import stage_names
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
-from transforms.base import RecordFn
 from transforms.cleaning.language_extensions import EXTENSIONS, LANGUAGES, extension
+from transforms.record_fn import RecordFn
 
 
 class LanguageFn(RecordFn):

@@ -25,7 +25,7 @@ import re
 
 from schemas import stage_names
 from schemas.records import Rejected, RepoFile
-from transforms.base import RecordFn
+from transforms.record_fn import RecordFn
 
 # Files at a repository's root that may carry its license, most authoritative first.
 LICENSE_FILE_PATTERN = re.compile(r"^(licen[cs]e|copying|unlicense)([.-].*)?$", re.IGNORECASE)

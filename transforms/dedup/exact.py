@@ -36,7 +36,6 @@ import posixpath
 from typing import NamedTuple
 
 import apache_beam as beam
-from apache_beam import pvalue
 from pybloom_live import BloomFilter
 
 from infra import storage
@@ -45,8 +44,10 @@ from infra.writers import HashingFile
 from schemas import stage_names
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
-from transforms.base import ApplyStage, RecordFn
+from transforms.base import ApplyStage
 from transforms.dedup.exact_keys import dedup_key
+from transforms.record_fn import Extra, RecordFn
+from transforms.stage_outputs import STUBS, StageOutputs
 
 KEYS = "keys"
 BLOOM_FILE = "dedup/bloom.bin"
@@ -155,7 +156,7 @@ class ResolveDuplicatesFn(RecordFn):
 
     def __call__(self, element):
         key, files = element
-        yield pvalue.TaggedOutput(KEYS, key)
+        yield Extra(KEYS, key)
         seen_in = next((version for version, bloom in self.previous if key in bloom), None)
         files = list(files)
         winner = min(range(len(files)), key=lambda i: copy_rank(files[i].stub))
@@ -192,20 +193,12 @@ def write_bloom(serialized: tuple[bytes, int], version_dir: str) -> dict:
     return out.info(version_dir, path)
 
 
-class DedupOutputs(NamedTuple):
-    kept: beam.PCollection  # RepoFile, whole
-    rejected: beam.PCollection
-    tally: beam.PCollection
-    survivors: beam.PCollection  # the kept RepoFiles without content (e.g. for statistics over them)
-    bloom_file: beam.PCollection  # the file entry of dedup/bloom.bin
-    manifest_entry: beam.PCollection  # the manifest's `dedup` entry
-
-
 class ExactDedup(beam.PTransform):
     """RepoFiles → kept survivors, rejected copies and tallies; writes the version's Bloom filter.
 
     `scratch_dir` holds the spill files (removed by the caller after the run);
-    `version_dir` is where dedup/bloom.bin goes.
+    `version_dir` is where dedup/bloom.bin goes. Its outputs' `files` hold dedup/bloom.bin,
+    `manifest` the `dedup` entry, `extras[STUBS]` the survivors without content.
     """
 
     stage = stage_names.DEDUP
@@ -220,7 +213,7 @@ class ExactDedup(beam.PTransform):
         self.error_rate = error_rate
         self.previous_versions = previous_versions
 
-    def expand(self, files):
+    def expand(self, files) -> StageOutputs:
         resolved = (
             files
             | "SpillFiles" >> beam.ParDo(SpillFilesFn(self.scratch_dir))
@@ -233,18 +226,18 @@ class ExactDedup(beam.PTransform):
             | "GroupPlacesBySpill" >> beam.GroupByKey()
             | "ReadKept" >> beam.ParDo(ReadKeptFn())
         )
-        bloom = resolved[KEYS] | "BuildBloomFilter" >> beam.CombineGlobally(BloomCombineFn(self.capacity, self.error_rate))
+        bloom = resolved.extras[KEYS] | "BuildBloomFilter" >> beam.CombineGlobally(BloomCombineFn(self.capacity, self.error_rate))
         entry = {
             "bloom_file": BLOOM_FILE,
             "capacity": self.capacity,
             "error_rate": self.error_rate,
             "previous_versions": [version_label(v) for v in self.previous_versions],
         }
-        return DedupOutputs(
+        return StageOutputs(
             kept=kept,
             rejected=resolved.rejected,
             tally=resolved.tally,
-            survivors=resolved.kept | "Survivors" >> beam.Map(lambda spilled: spilled.stub),
-            bloom_file=bloom | "WriteBloomFilter" >> beam.Map(write_bloom, self.version_dir),
-            manifest_entry=bloom | "DescribeBloomFilter" >> beam.Map(lambda b: dict(entry, keys=b[1])),
+            files=(bloom | "WriteBloomFilter" >> beam.Map(write_bloom, self.version_dir),),
+            manifest={"dedup": bloom | "DescribeBloomFilter" >> beam.Map(lambda b: dict(entry, keys=b[1]))},
+            extras={STUBS: resolved.kept | "Survivors" >> beam.Map(lambda spilled: spilled.stub)},
         )

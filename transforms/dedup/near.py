@@ -35,7 +35,7 @@ The (band key, (node, sketch)) pairs cross no shuffle: they are sorted into runs
 storage and merged per partition of band keys (transforms/dedup/near_bands.py), so
 the runner never holds them. What crosses the shuffles is ids, star counts, run and
 spill paths; the check's shingle hashes go to sorted runs the same way
-(transforms/dedup/near_check.py). Contents travel once; the spill files and runs are scratch (`flow.scratch_dir`,
+(transforms/dedup/near_check.py). Contents travel once; the spill files and runs are scratch (`scratch_dir`,
 removed by the run). Decisions reach the files by joins on ids, not side-input lookups:
 the local runner weighs every looked-up value by walking all loaded modules
 (milliseconds each). Only earlier versions'
@@ -53,12 +53,20 @@ from infra.writers import WriteParquetShards
 from schemas import stage_names
 from schemas.config import NearDedupConfig
 from schemas.records import Rejected
-from transforms.base import ApplyStage, RecordFn
+from transforms.base import ApplyStage
 from transforms.dedup import id_lookup
 from transforms.dedup.near_bands import EdgesOfBands
 from transforms.dedup.near_check import EdgeSimilarities
 from transforms.dedup.near_clusters import ConnectedComponents
-from transforms.dedup.near_files import PLACES, SIGNATURES, SPILLS, ShinglesOfCandidatesFn, SignFilesFn, to_spills
+from transforms.dedup.near_files import (
+    FILE_STUBS,
+    PLACES,
+    SIGNATURES,
+    SPILLS,
+    ShinglesOfCandidatesFn,
+    SignFilesFn,
+    to_spills,
+)
 from transforms.dedup.near_versions import (
     SIGNATURE_DTYPE,
     SIGNATURE_SCHEMA,
@@ -71,6 +79,8 @@ from transforms.dedup.near_versions import (
     read_earlier_signatures,
     version_name,
 )
+from transforms.record_fn import RecordFn
+from transforms.stage_outputs import STUBS, StageOutputs
 
 REASON = "near-duplicate"
 REASON_PREVIOUS = "near-duplicate-previous-version"
@@ -135,29 +145,39 @@ def stat(name: str):
 class NearDedup(beam.PTransform):
     """RepoFiles → kept, rejected near-duplicates and tallies; writes the signatures into the version.
 
-    `flow` is the CorpusFlow being built (extra tallies, files written, manifest entry).
+    `scratch_dir` holds the spill files and sorted runs (removed by the caller after the run);
+    `version_dir` is where the signatures go. Its outputs' `files` hold the signatures,
+    `manifest` the `near_dedup` entry, `extras[STUBS]` the kept files without content.
     """
 
     stage = stage_names.NEAR_DEDUP
 
-    def __init__(self, flow, config: NearDedupConfig, signature_shards: int = 1, previous_versions: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        config: NearDedupConfig,
+        scratch_dir: str,
+        version_dir: str,
+        signature_shards: int = 1,
+        previous_versions: tuple[str, ...] = (),
+    ):
         super().__init__()
-        self.flow = flow
         self.config = config
+        self.scratch_dir = scratch_dir
+        self.version_dir = version_dir
         self.signature_shards = signature_shards
         self.previous_versions = previous_versions
         self.earlier_files = earlier_signature_files(previous_versions, config)
 
-    def expand(self, files):
-        config, flow = self.config, self.flow
+    def expand(self, files) -> StageOutputs:
+        config = self.config
         pair_type = tuple[int, tuple[tuple[int, str], bytes]]  # (band key, (node, sketch))
-        sign = beam.ParDo(SignFilesFn(config, flow.scratch_dir)).with_output_types(pair_type)
-        signed = files | "SignFiles" >> sign.with_outputs(SIGNATURES, SPILLS, PLACES, main="bands")
+        sign = beam.ParDo(SignFilesFn(config, self.scratch_dir)).with_output_types(pair_type)
+        signed = files | "SignFiles" >> sign.with_outputs(SIGNATURES, SPILLS, PLACES, FILE_STUBS, main="bands")
         places = signed[PLACES]
         bands = [signed.bands]
         if self.earlier_files:
             bands.append(self.read_earlier(files.pipeline, "ForBands") | "BandEarlier" >> beam.ParDo(BandEarlierFn(config)))
-        edges = tuple(bands) | "BucketEdges" >> EdgesOfBands(flow.scratch_dir) | "DistinctEdges" >> beam.Distinct()
+        edges = tuple(bands) | "BucketEdges" >> EdgesOfBands(self.scratch_dir) | "DistinctEdges" >> beam.Distinct()
         stats = [
             edges | "CountCandidates" >> beam.combiners.Count.Globally() | "CandidateStat" >> beam.Map(stat("candidate-pairs"))
         ]
@@ -167,28 +187,22 @@ class NearDedup(beam.PTransform):
             stats.append(
                 edges | "CountChecked" >> beam.combiners.Count.Globally() | "CheckedStat" >> beam.Map(stat("similar-pairs"))
             )
-        self.edges = edges  # the pairs judged near-duplicates, for measuring (bench/bench_near_dedup.py)
         clusters = ConnectedComponents(config.max_rounds)
         survivor_edges = edges | "Clusters" >> clusters | "ToSurvivor" >> beam.FlatMap(to_survivor)
         stats.append(clusters.rounds | "RoundsStat" >> beam.Map(stat("label-rounds")))
         survivor_of = self.similarities(places, survivor_edges, "Survivor") | "ByRejectedId" >> beam.Map(by_rejected_id)
-        flow.tallies.append(stats | "AllNearDedupStats" >> beam.Flatten())
-        self.write_signatures(signed[SIGNATURES])
-        self.survivor_of = survivor_of
         routed = {
             "spill": signed[SPILLS] | "KeySpills" >> beam.Map(lambda spill: (spill, None)),
             "rejected": to_spills(places, survivor_of, "Rejections"),
         } | "RejectionsBySpill" >> beam.CoGroupByKey()
-        return routed | "DropNearDuplicates" >> ApplyStage(DropNearDuplicatesFn())
-
-    def keep_survivors(self, stubs: beam.PCollection) -> beam.PCollection:
-        """The files of `stubs` (any records with an id, e.g. dedup's content-free survivors) this
-        stage kept: a join on ids with its decisions (only after the stage was applied)."""
-        joined = {"stub": stubs | "KeyStubs" >> beam.Map(lambda stub: (stub.id, stub)), "rejected": self.survivor_of}
-        return (
-            joined
-            | "StubsAndRejections" >> beam.CoGroupByKey()
-            | "NearDedupSurvivors" >> beam.FlatMap(lambda j: [] if list(j[1]["rejected"]) else j[1]["stub"])
+        dropped = routed | "DropNearDuplicates" >> ApplyStage(DropNearDuplicatesFn())
+        return StageOutputs(
+            kept=dropped.kept,
+            rejected=dropped.rejected,
+            tally=(dropped.tally, *stats) | "NearDedupTallies" >> beam.Flatten(),
+            files=(self.write_signatures(signed[SIGNATURES]),),
+            manifest={"near_dedup": files.pipeline | "NearDedupEntry" >> beam.Create([self.manifest_entry()])},
+            extras={STUBS: kept_stubs(signed[FILE_STUBS], survivor_of)},
         )
 
     def read_earlier(self, pipeline, purpose: str):
@@ -212,27 +226,29 @@ class NearDedup(beam.PTransform):
             # on itself: the earlier files' signatures (a KB each) settle first.
             settled = f"Settle{purpose}Signatures" >> beam.Reshuffle()
             values.append(earlier | f"SignaturesOf{purpose}Ends" >> signatures_of | settled)
-        return tuple(values) | f"{purpose}Jaccard" >> EdgeSimilarities(self.flow.scratch_dir)
+        return tuple(values) | f"{purpose}Jaccard" >> EdgeSimilarities(self.scratch_dir)
 
-    def write_signatures(self, signatures):
-        flow = self.flow
-        written = signatures | "WriteSignatures" >> WriteParquetShards(
-            flow.out_dir, SIGNATURES_DIR, SIGNATURE_SCHEMA, self.signature_shards
+    def write_signatures(self, signatures) -> beam.PCollection:
+        """The signatures → dedup/minhash/*.parquet in the version; returns the written files' entries."""
+        return signatures | "WriteSignatures" >> WriteParquetShards(
+            self.version_dir, SIGNATURES_DIR, SIGNATURE_SCHEMA, self.signature_shards
         )
-        flow.files_written.append(written)
-        entry = {
+
+    def manifest_entry(self) -> dict:
+        return {
             **dataclasses.asdict(self.config),
             "signatures": SIGNATURES_DIR,
             "signature_dtype": SIGNATURE_DTYPE,
             "previous_versions": [version_name(v) for v in self.previous_versions],
         }
-        flow.add_manifest_entry("near_dedup", flow.pipeline | "NearDedupEntry" >> beam.Create([entry]))
 
 
-def near_dedup_stages(flow) -> list[beam.PTransform]:
-    """The near-dedup stage as configured under `dedup.near`: none when it is off (the paper's corpus)."""
-    config = flow.config
-    if not config.dedup.near.enabled:
-        return []
-    previous = tuple(config.resolve(v) for v in config.dedup.previous_versions)
-    return [NearDedup(flow, config.dedup.near, config.output.document_shards, previous)]
+def kept_stubs(stubs: beam.PCollection, survivor_of: beam.PCollection) -> beam.PCollection:
+    """The files the stage keeps, without content: a join on ids of (id, file without content) with its
+    decisions, which are known before the files are streamed back (so a statistic over them need not wait)."""
+    joined = {"stub": stubs, "rejected": survivor_of}
+    return (
+        joined
+        | "StubsAndRejections" >> beam.CoGroupByKey()
+        | "NearDedupSurvivors" >> beam.FlatMap(lambda j: [] if list(j[1]["rejected"]) else j[1]["stub"])
+    )

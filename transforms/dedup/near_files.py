@@ -25,6 +25,7 @@ SPILL_PREFIX = "near-dedup"
 SIGNATURES = "signatures"  # FileSignature of every file with shingles
 SPILLS = "spills"  # the path of each bundle's spill file
 PLACES = "places"  # (file id, its spill path)
+FILE_STUBS = "file-stubs"  # (file id, the file without content)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +42,7 @@ class FileSignature:
 class SignFilesFn(beam.DoFn):
     """A file → (band key, (node, sketch)) per band and its signature to SIGNATURES (files too short for a shingle:
     neither). Every file goes to this bundle's spill file: (id, spill path) to PLACES, and the path to
-    SPILLS once the bundle ends."""
+    SPILLS once the bundle ends; (id, the file without content) to FILE_STUBS."""
 
     def __init__(self, config: NearDedupConfig, scratch_dir: str):
         self.config = config
@@ -56,6 +57,7 @@ class SignFilesFn(beam.DoFn):
 
     def process(self, record):
         yield pvalue.TaggedOutput(PLACES, (record.id, self.spill.write(record)))
+        yield pvalue.TaggedOutput(FILE_STUBS, (record.id, record.replace(content="")))
         shingles = self.hasher.shingles(record.content)
         if not len(shingles):
             return

@@ -35,9 +35,9 @@ import apache_beam as beam
 
 from schemas import stage_names
 from schemas.records import Document, RepoFile, record_rng
-from transforms.base import RecordFn
 from transforms.formatting import markup
 from transforms.formatting.buckets import BUCKET_PERCENTILES, ComputeBucketBoundaries, bucket_of
+from transforms.record_fn import RecordFn
 
 HOSTS = ("github", "gitlab")
 SOURCE_HOSTS = {"github": "github", "gitlab": "gitlab", "bigquery": "github"}  # record.source → host

@@ -44,7 +44,7 @@ from nbformat.warnings import DuplicateCellId, MissingIDFieldWarning
 
 from schemas import stage_names
 from schemas.records import Rejected, RepoFile
-from transforms.base import RecordFn
+from transforms.record_fn import RecordFn
 from transforms.sources.file_decoding import is_notebook_path
 
 NOTEBOOK_VERSION = 4

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import typing
 
 import apache_beam as beam
 
 from schemas.config import ConfigError
 from schemas.records import RepoSnapshot
 from transforms.sources.crawl.http_client import MalformedReply
+from transforms.sources.local.source import SNAPSHOT
+from transforms.stage_outputs import StageOutputs
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +92,10 @@ def license_keys(licenses: tuple[str, ...], where: str) -> list[str]:
     return [SPDX_KEYS[s] for s in licenses]
 
 
-class SourceOutputs(typing.NamedTuple):
-    """What a network source adds to the graph (flow.add_stage reads kept/rejected/tally)."""
-
-    kept: beam.PCollection
-    rejected: beam.PCollection
-    tally: beam.PCollection
-    snapshot: beam.PCollection
-    summary: beam.PCollection  # one dict: the source's manifest entry
+def source_outputs(name: str, read: StageOutputs, snapshot: beam.PCollection, summary: beam.PCollection) -> StageOutputs:
+    """A network source's outputs: the files it read, its repositories' snapshots (extras[SNAPSHOT]) and
+    its manifest entry `source_<name>` (`summary`, one dict)."""
+    return read._replace(manifest={f"source_{name}": summary}, extras={SNAPSHOT: snapshot})
 
 
 class SnapshotIdFn(beam.CombineFn):

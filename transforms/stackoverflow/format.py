@@ -16,11 +16,12 @@ from infra.spill import read_spill, return_freed_memory
 from schemas import stage_names
 from schemas.config import ScrubConfig
 from schemas.records import Document, StackPost, record_rng
-from transforms.base import ApplyStage, RecordFn
+from transforms.base import ApplyStage
 from transforms.cleaning.pii.scrub import count_replacements, scrub_text
 from transforms.formatting import markup
 from transforms.formatting.buckets import ComputeBucketBoundaries, bucket_of
 from transforms.formatting.code_files import star_buckets_entry
+from transforms.record_fn import RecordFn
 from transforms.stackoverflow.html_text import body_text
 from transforms.stackoverflow.selection import Thread
 from transforms.stackoverflow.source import SOURCE

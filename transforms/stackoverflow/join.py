@@ -35,21 +35,21 @@ linked comments, and keeps or rejects each (`select_thread`).
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import pickle
-from typing import Iterator, NamedTuple
+from typing import Iterator
 
 import apache_beam as beam
-from apache_beam import pvalue
 
 from infra.spill import BundleSpill, return_freed_memory
 from infra.writers import SortIntoShards, merged_groups, shard_of
 from schemas import stage_names
 from schemas.config import StackOverflowConfig
 from schemas.records import Rejected, StackComment, StackPost
-from transforms.base import REJECTED, TALLY, ApplyStage, RecordFn, Tally
+from transforms.base import ApplyStage
+from transforms.record_fn import Extra, Grouped, RecordFn
 from transforms.stackoverflow.selection import link_comments, select_thread
+from transforms.stage_outputs import StageOutputs
 
 POST, COMMENT = 0, 1  # the kind in a sort key: a group's posts come before its comments
 LINKED = "linked"  # comments keyed by their question, from the link pass to the select pass
@@ -136,15 +136,19 @@ class LinkCommentsFn(RecordFn):
                     yield out
                 else:  # the record's digest is kept from the link key, not computed again
                     question_id, comment = out
-                    yield pvalue.TaggedOutput(LINKED, ((site, question_id, COMMENT, comment.comment_id, key[4]), comment))
+                    yield Extra(LINKED, ((site, question_id, COMMENT, comment.comment_id, key[4]), comment))
 
 
-class SelectThreadsFn(beam.DoFn):
-    """(partition, run paths) → its kept Threads written to one spill file, whose path is output.
+class SelectThreadsFn(RecordFn):
+    """(partition, run paths) → its kept Threads written to one spill file, whose path is kept as
+    the records the threads hold; each post and linked comment read is kept or rejected.
 
-    Also outputs REJECTED records, the SCORES of kept questions and answers, and the TALLY:
-    the posts and linked comments read, each kept or rejected, and the `threads` stat.
+    Also gives the SCORES of kept questions and answers, and the `threads` stat.
     """
+
+    stage = stage_names.STACKOVERFLOW_JOIN
+    extra_outputs = (SCORES,)
+    each_output_is_an_input = True
 
     def __init__(self, limits: StackOverflowConfig, scratch_dir: str):
         self.limits = limits
@@ -152,52 +156,41 @@ class SelectThreadsFn(beam.DoFn):
 
     def setup(self):
         return_freed_memory()
-        self.tally = Tally(stage_names.STACKOVERFLOW_JOIN)
-        self.stats = collections.Counter()
 
-    def process(self, partition_runs):
+    def __call__(self, partition_runs):
         _, paths = partition_runs
-        spill = BundleSpill(self.scratch_dir, THREADS_SPILL)
+        spill, kept = BundleSpill(self.scratch_dir, THREADS_SPILL), 0
         for _, posts, keyed_comments in groups(paths):
-            self.tally.add_in(len(posts) + len(keyed_comments))
             selection = select_thread(posts, [comment for _, comment in keyed_comments], self.limits)
-            for rejected in selection.rejected:
-                yield self.tally.route(rejected)
+            yield from selection.rejected
             if selection.thread is None:
                 continue
-            self.tally.add_kept(selection.kept)
-            self.stats["threads"] += 1
+            kept += selection.kept
+            self.count("threads")
             spill.write(selection.thread)
             for score in selection.thread.scores():
-                yield pvalue.TaggedOutput(SCORES, score)
+                yield Extra(SCORES, score)
         path = spill.close()
         if path is not None:
-            yield path
-
-    def finish_bundle(self):
-        self.tally.add_stats(self.stats)
-        yield from self.tally.drain()
-
-
-class JoinOutputs(NamedTuple):
-    kept: beam.PCollection  # paths of spill files of Threads, one per partition with a kept thread
-    rejected: tuple[beam.PCollection, beam.PCollection]  # of the link and the select pass: not flattened, so
-    tally: beam.PCollection  # that the local runner does not hold them (a Flatten across steps is materialized)
-    scores: beam.PCollection  # int: one per kept question and answer, what the dscore buckets are over
+            yield Grouped(path, kept)
 
 
 class JoinThreads(beam.PTransform):
     """StackPost and StackComment records → spill files of Threads, Rejected and tallies of stage stackoverflow-join.
 
     `scratch_dir` holds the runs and the thread spill files (the caller removes it after the run).
+    Its outputs' `kept` are the paths of the spill files, one per partition with a kept thread;
+    `extras[SCORES]` one score per kept question and answer, what the dscore buckets are over.
     """
+
+    stage = stage_names.STACKOVERFLOW_JOIN
 
     def __init__(self, limits: StackOverflowConfig, scratch_dir: str):
         super().__init__()
         self.limits = limits
         self.scratch_dir = scratch_dir
 
-    def expand(self, records):
+    def expand(self, records) -> StageOutputs:
         posts = records | "Posts" >> beam.Filter(lambda r: isinstance(r, StackPost))
         comments = records | "Comments" >> beam.Filter(lambda r: isinstance(r, StackComment))
         sort = partitioned(self.limits.join_partitions)
@@ -210,14 +203,13 @@ class JoinThreads(beam.PTransform):
             | "LinkComments" >> ApplyStage(LinkCommentsFn())
         )
         selected = (
-            (posts | "KeyPostToThread" >> beam.Map(thread_key_of_post), linked[LINKED])
+            (posts | "KeyPostToThread" >> beam.Map(thread_key_of_post), linked.extras[LINKED])
             | "SortByQuestion" >> SortIntoShards(self.scratch_dir, sort, stored_bytes)
-            | "SelectThreads"
-            >> beam.ParDo(SelectThreadsFn(self.limits, self.scratch_dir)).with_outputs(REJECTED, TALLY, SCORES, main="kept")
+            | "SelectThreads" >> ApplyStage(SelectThreadsFn(self.limits, self.scratch_dir))
         )
-        return JoinOutputs(
-            selected.kept,
-            (linked.rejected, selected.rejected),
-            (linked.tally, selected.tally) | "JoinTallies" >> beam.Flatten(),
-            selected[SCORES],
+        return StageOutputs(
+            kept=selected.kept,
+            rejected=linked.rejected + selected.rejected,  # of the link and the select pass
+            tally=(linked.tally, selected.tally) | "JoinTallies" >> beam.Flatten(),
+            extras={SCORES: selected.extras[SCORES]},
         )

@@ -37,7 +37,8 @@ import apache_beam as beam
 
 from schemas import stage_names
 from schemas.records import Rejected, StackComment, StackPost, record_id
-from transforms.base import ApplyStage, RecordFn
+from transforms.base import ApplyStage
+from transforms.record_fn import RecordFn
 from transforms.stackoverflow.dump_files import (
     COMMENTS,
     POSTS,

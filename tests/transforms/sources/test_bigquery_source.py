@@ -18,6 +18,7 @@ from transforms.sources.bigquery.jobs import Staging, make_client, query_sql, se
 from transforms.sources.bigquery.source import ReadBigQueryFiles, ReadRowsFn, RunQueryFn, estimate_and_check
 from transforms.sources.crawl.hosts import RemoteRepo, listing_line
 from transforms.sources.crawl.state import CrawlState
+from transforms.sources.local.source import SNAPSHOT
 
 FILES = [FakeFile("py/lib", f"pkg/m{i:02d}.py", f"VALUE = {i}\n") for i in range(23)] + [
     FakeFile("py/lib", "nb/demo.ipynb", '{"cells": []}'),
@@ -67,17 +68,17 @@ def test_query_into_a_destination_table_read_in_parallel_streams(bigquery, tmp_p
         out = p | ReadBigQueryFiles(section, crawl_listing(tmp_path), max_file_bytes=1000, max_notebook_bytes=5000)
         assert_that(out.kept | "Paths" >> beam.Map(lambda f: f.path), equal_to(KEPT), label="Kept")
         assert_that(
-            out.rejected | "Reasons" >> beam.Map(lambda r: (r.path, r.reason)),
+            out.rejected | "AllRejected" >> beam.Flatten() | "Reasons" >> beam.Map(lambda r: (r.path, r.reason)),
             equal_to([("big.py", "too-large"), ("blob.py", "binary"), ("link.py", "symlink")]),
             label="Rejected",
         )
         assert_that(
-            out.snapshot | "Snap" >> beam.Map(lambda s: (s.source, s.repo, s.revision, s.license, s.files)),
+            out.extras[SNAPSHOT] | "Snap" >> beam.Map(lambda s: (s.source, s.repo, s.revision, s.license, s.files)),
             equal_to([("bigquery", "py/lib", "refs/heads/master", "MIT", 24)]),
             label="Snapshot",
         )
         assert_that(
-            out.summary | "Cap" >> beam.Map(lambda s: (sorted(s), s["maximum_bytes_billed"])),
+            out.manifest["source_bigquery"] | "Cap" >> beam.Map(lambda s: (sorted(s), s["maximum_bytes_billed"])),
             equal_to([(["dataset", "maximum_bytes_billed", "query", "query_sha256", "snapshot_id"], 10**6)]),
             label="Summary",
         )

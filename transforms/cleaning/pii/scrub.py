@@ -22,8 +22,8 @@ import collections
 from schemas import stage_names
 from schemas.config import ScrubConfig
 from schemas.records import RepoFile
-from transforms.base import RecordFn
 from transforms.cleaning.pii import emails, ip_addresses, prefilter, secrets
+from transforms.record_fn import RecordFn
 
 REPLACEMENT = ScrubConfig.replacement  # removed@example.com, paper footnote 7
 EMAIL = "email"

@@ -29,11 +29,11 @@ import logging
 import os
 
 import apache_beam as beam
-from apache_beam import pvalue
 
 from schemas import stage_names
 from schemas.sources_config import BigQuerySource
-from transforms.base import ApplyStage, RecordFn
+from transforms.base import ApplyStage
+from transforms.record_fn import Extra, RecordFn
 from transforms.sources.bigquery.jobs import (
     SQL_FILE,
     Staging,
@@ -43,7 +43,7 @@ from transforms.sources.bigquery.jobs import (
     make_read_client,
     read_shard,
 )
-from transforms.sources.common import CountFilesPerRepo, SourceOutputs, license_keys, spdx_of_key, with_snapshot_id
+from transforms.sources.common import CountFilesPerRepo, license_keys, source_outputs, spdx_of_key, with_snapshot_id
 from transforms.sources.crawl.archives import RepoInfo
 from transforms.sources.crawl.state import CrawlState
 from transforms.sources.file_decoding import size_limit
@@ -113,7 +113,7 @@ class RunQueryFn(RecordFn):
         self.count("bigquery.query_generation", generation)
         self.count("bigquery.bytes_billed", int(getattr(job, "total_bytes_billed", None) or 0))
         for shard in range(self.section.read_streams):
-            yield pvalue.TaggedOutput(SHARDS, (table_id, self.client.project, shard))
+            yield Extra(SHARDS, (table_id, self.client.project, shard))
 
 
 class ReadRowsFn(RecordFn):
@@ -135,7 +135,7 @@ class ReadRowsFn(RecordFn):
 
 
 class ReadBigQueryFiles(beam.PTransform):
-    """The query's files as SourceOutputs (kept RepoFiles, Rejected, tallies, snapshots, summary)."""
+    """The query's files as StageOutputs (`source_outputs`: kept RepoFiles, Rejected, tallies, snapshots, summary)."""
 
     def __init__(
         self, section: BigQuerySource, exclude_state: str | None, max_file_bytes: int, max_notebook_bytes: int | None = None
@@ -152,7 +152,11 @@ class ReadBigQueryFiles(beam.PTransform):
             | "Start" >> beam.Create([None])
             | "RunQuery" >> ApplyStage(RunQueryFn(self.section, self.exclude_state, self.sizes))
         )
-        read = query[SHARDS] | "SpreadShards" >> beam.Reshuffle() | "ReadRows" >> ApplyStage(ReadRowsFn(self.section, self.sizes))
+        read = (
+            query.extras[SHARDS]
+            | "SpreadShards" >> beam.Reshuffle()
+            | "ReadRows" >> ApplyStage(ReadRowsFn(self.section, self.sizes))
+        )
         tally = (query.tally, read.tally) | "AllTallies" >> beam.Flatten()
         snapshot = read.kept | "CountFilesPerRepo" >> CountFilesPerRepo()
         with open(SQL_FILE, "rb") as f:
@@ -163,4 +167,4 @@ class ReadBigQueryFiles(beam.PTransform):
             "query_sha256": sql_sha256,
             "maximum_bytes_billed": self.section.maximum_bytes_billed,
         }
-        return SourceOutputs(read.kept, read.rejected, tally, snapshot, with_snapshot_id(pbegin, summary, snapshot))
+        return source_outputs("bigquery", read._replace(tally=tally), snapshot, with_snapshot_id(pbegin, summary, snapshot))

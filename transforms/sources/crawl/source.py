@@ -46,7 +46,6 @@ import threading
 from typing import Iterable, Iterator
 
 import apache_beam as beam
-from apache_beam import pvalue
 from apache_beam.io.components.adaptive_throttler import ThrottlingSignaler
 from apache_beam.metrics import Metrics
 
@@ -54,14 +53,15 @@ from schemas import stage_names
 from schemas.config import PipelineConfig
 from schemas.records import RepoSnapshot, flat_row
 from schemas.sources_config import ApiSource
-from transforms.base import ApplyStage, RecordFn
+from transforms.base import ApplyStage
+from transforms.record_fn import Extra, RecordFn
 from transforms.sources.common import (
     MALFORMED,
-    SourceOutputs,
     check_commit,
     check_repo,
     license_keys,
     malformed,
+    source_outputs,
     with_snapshot_id,
 )
 from transforms.sources.crawl.archives import RepoInfo, read_archive
@@ -183,7 +183,7 @@ class FetchRepoFn(RecordFn):
                 self.count(f"{record}.repositories")
                 before = self.report(before)
                 continue
-            yield pvalue.TaggedOutput(SNAPSHOT, record) if isinstance(record, RepoSnapshot) else record
+            yield Extra(SNAPSHOT, record) if isinstance(record, RepoSnapshot) else record
         self.report(before)
 
     def fetch(self, hosts: queue.Queue, line: str) -> Iterator:
@@ -287,7 +287,7 @@ def run_concurrently(work, items: Iterable, threads: int, backlog: int = 64) -> 
 
 
 class CrawlRepos(beam.PTransform):
-    """A listed crawl's repositories → SourceOutputs, each token's share fetched by one task."""
+    """A listed crawl's repositories → StageOutputs (`source_outputs`), each token's share fetched by one task."""
 
     def __init__(self, host_cls: type[Host], section: ApiSource, state_dir: str, sizes: tuple[int, int], summary: dict):
         super().__init__()
@@ -307,8 +307,8 @@ class CrawlRepos(beam.PTransform):
             | "GroupByToken" >> beam.GroupByKey()
             | "FetchRepos" >> ApplyStage(fetch)
         )
-        summary = with_snapshot_id(pbegin, self.summary, read[SNAPSHOT])
-        return SourceOutputs(read.kept, read.rejected, read.tally, read[SNAPSHOT], summary)
+        snapshot = read.extras[SNAPSHOT]
+        return source_outputs(self.host_cls.source, read, snapshot, with_snapshot_id(pbegin, self.summary, snapshot))
 
 
 def list_crawl(host_cls: type[Host], config: PipelineConfig, dataset_dir: str) -> CrawlRepos:

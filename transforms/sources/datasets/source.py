@@ -45,8 +45,9 @@ from schemas import stage_names
 from schemas.datasets_config import DatasetSource
 from schemas.errors import ConfigError
 from schemas.records import Rejected, record_id
-from transforms.base import ApplyStage, RecordFn
-from transforms.sources.common import CountFilesPerRepo, SourceOutputs, with_snapshot_id
+from transforms.base import ApplyStage
+from transforms.record_fn import RecordFn
+from transforms.sources.common import CountFilesPerRepo, source_outputs, with_snapshot_id
 from transforms.sources.datasets.files import (
     READ_BLOCK,
     NotRegularFile,
@@ -412,7 +413,7 @@ class ReadDatasetUnitFn(RecordFn):
 
 
 class ReadDatasets(beam.PTransform):
-    """Dataset files → SourceOutputs (kept RepoFiles, Rejected, tallies, snapshots, summary)."""
+    """Dataset files → StageOutputs (`source_outputs`: kept RepoFiles, Rejected, tallies, snapshots, summary)."""
 
     def __init__(
         self,
@@ -438,7 +439,7 @@ class ReadDatasets(beam.PTransform):
             | "ReadUnits" >> ApplyStage(ReadDatasetUnitFn(mappings, self.sections, *self.sizes))
         )
         snapshot = read.kept | "CountFilesPerRepo" >> CountFilesPerRepo()
-        return SourceOutputs(read.kept, read.rejected, read.tally, snapshot, with_snapshot_id(pbegin, self.summary(), snapshot))
+        return source_outputs("datasets", read, snapshot, with_snapshot_id(pbegin, self.summary(), snapshot))
 
     def summary(self) -> dict:
         """The manifest entry: per dataset, its mapping, the commit read (Hub) and every file read with its size."""

@@ -28,15 +28,15 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import apache_beam as beam
-from apache_beam import pvalue
 
 from infra import storage
 from schemas import stage_names
 from schemas.errors import ConfigError
 from schemas.records import Rejected, RepoFile, RepoSnapshot
 from schemas.sources_config import check_repo_metadata
-from transforms.base import ApplyStage, RecordFn
+from transforms.base import ApplyStage
 from transforms.cleaning.license import detect_repo_license, is_license_candidate
+from transforms.record_fn import Extra, RecordFn
 from transforms.sources.file_decoding import decode_file, size_limit
 from transforms.sources.local.folders import (
     BAD_PATH,
@@ -52,7 +52,7 @@ from transforms.sources.local.watchdog import Watchdog
 
 __all__ = ["BAD_PATH", "shown_path", "list_repos", "read_repo", "ReadLocalRepos"]
 
-SNAPSHOT = "snapshot"
+SNAPSHOT = "snapshot"  # the extra of RepoSnapshots a source gives besides its files
 REPO_UNREADABLE = "repo-unreadable"
 GIT_TIMEOUT_SECONDS = 600.0  # default of read.git_timeout_seconds: the longest one git call may take
 GIT_DETAIL_CHARS = 500
@@ -346,7 +346,7 @@ class ReadRepoFn(RecordFn):
 
     def __call__(self, ref: RepoRef):
         for out in read_repo(ref, self.max_file_bytes, self.max_notebook_bytes, self.git_timeout):
-            yield pvalue.TaggedOutput(SNAPSHOT, out) if isinstance(out, RepoSnapshot) else out
+            yield Extra(SNAPSHOT, out) if isinstance(out, RepoSnapshot) else out
 
 
 class ReadLocalRepos(beam.PTransform):
