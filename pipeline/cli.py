@@ -20,6 +20,7 @@ import logging
 import sys
 
 from infra.release import code_version
+from infra.runtime import configure_process
 from schemas.config import SAMPLE_TEMPERATURE, SAMPLE_TOP_P
 
 LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -138,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(argv)  # --version and --help answer here, before any setting
+    configure_process()  # before the first import of pyarrow or Beam (pipeline.commands)
     configure_logging(args.log_level)
     if args.command != "run" and extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -29,6 +29,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from infra import storage
 from infra.lock import DatasetLock
 from infra.release import code_version
+from infra.runtime import configure_process
 from infra.verify import verify_version
 from infra.version import (
     MANIFEST_FORMAT,
@@ -91,6 +92,7 @@ def run_stages(
     `previous` names an earlier version directory: it is recorded as the new version's
     parent (what the incremental options read from it is set in the config).
     """
+    configure_process()  # for callers other than the CLI (which made it already: a no-op then)
     storage.check_reachable(out_root, "--out")
     check_output_store(out_root)
     if version is not None:

@@ -34,6 +34,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
+from infra.runtime import configure_worker
 from schemas.records import Rejected
 
 REJECTED = "rejected"
@@ -133,6 +134,7 @@ class StageDoFn(beam.DoFn):
         self.fn = fn
 
     def setup(self):
+        configure_worker()  # sources and stages read and write the store on workers
         self.fn.setup()
         self.tally = Tally(self.fn.stage)
 

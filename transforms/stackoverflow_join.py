@@ -43,7 +43,8 @@ from typing import Iterator, NamedTuple
 import apache_beam as beam
 from apache_beam import pvalue
 
-from infra.spill import BundleSpill, return_freed_memory
+from infra.runtime import configure_worker
+from infra.spill import BundleSpill
 from infra.writers import SortIntoShards, merged_groups, shard_of
 from schemas.config import StackOverflowConfig
 from schemas.records import Rejected, StackComment, StackPost
@@ -124,7 +125,7 @@ class LinkCommentsFn(RecordFn):
     each_output_is_an_input = True
 
     def setup(self):
-        return_freed_memory()
+        configure_worker()
 
     def __call__(self, partition_runs):
         _, paths = partition_runs
@@ -150,7 +151,7 @@ class SelectThreadsFn(beam.DoFn):
         self.scratch_dir = scratch_dir
 
     def setup(self):
-        return_freed_memory()
+        configure_worker()
         self.tally = Tally(JOIN_STAGE)
         self.stats = collections.Counter()
 
