@@ -1,7 +1,7 @@
 """`code-corpus`: build, inspect and use dataset versions.
 
     code-corpus run --config examples/sample.yaml --out datasets
-    code-corpus run --config c.yaml --stages tokenizer..binarize --version v0001
+    code-corpus run --config c.yaml --stages tokenizer..binarize --dataset-version v0001
     code-corpus run --config c.yaml --runner DataflowRunner --project P --region R --temp_location gs://B/tmp
     code-corpus inspect datasets/sample/v0001
     code-corpus verify datasets/sample/v0001          (--quick: sizes and stored checksums, no content read)
@@ -57,6 +57,20 @@ class _PrintVersion(argparse.Action):
         parser.exit()
 
 
+class _RenamedOption(argparse.Action):
+    """An option that was renamed: refused at once (hidden from --help), naming its new spelling."""
+
+    def __init__(self, option_strings, dest, renamed_to: str, **kwargs):
+        super().__init__(option_strings, argparse.SUPPRESS, nargs="?", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        self.renamed_to = renamed_to
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(
+            f"{option_string} is now {self.renamed_to} (the dataset version to write, e.g. {self.renamed_to} v0001); "
+            f"`code-corpus --version` prints the program's version"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="code-corpus", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action=_PrintVersion, help="print the program's version and exit")
@@ -77,7 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", required=True, help="YAML config file (see examples/sample.yaml)")
     run.add_argument("--out", default="datasets", help="root directory of dataset versions (default: datasets)")
     run.add_argument("--stages", help="stage range: 'corpus..binarize', 'tokenizer,binarize', 'train' or 'all'")
-    run.add_argument("--version", help="version name to create (vNNNN), or the existing version later stages work on")
+    run.add_argument(
+        "--dataset-version",
+        metavar="VNNNN",
+        help="the dataset version to create (vNNNN), or the existing version later stages work on",
+    )
+    run.add_argument("--version", action=_RenamedOption, renamed_to="--dataset-version")
     run.add_argument("--overwrite", action="store_true", help="replace an existing version of the same name")
     run.add_argument(
         "--previous",
@@ -145,14 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command != "run" and extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        from pipeline import commands  # the stages and Beam load here, so --version and --help answer at once
+        from pipeline import commands  # Beam loads here (the stages with `run`), so --version and --help answer at once
 
         return commands.run_command(args, extra)
     except KeyboardInterrupt:  # Ctrl-C: one line, no traceback (`run` logs the staging it removed)
         print("error: interrupted (Ctrl-C)", file=sys.stderr)
         return 130
     except Exception as e:  # every failure ends in one readable line, with the traceback at DEBUG
-        from pipeline.run import describe_error
+        from pipeline.commands import describe_error
 
         logging.getLogger(__name__).debug("failed", exc_info=True)
         print(describe_error(e), file=sys.stderr)

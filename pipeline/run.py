@@ -6,7 +6,7 @@
     train      shards → a causal-masking model checkpoint (checkpoints/)
 
 A range that starts with `corpus` makes a new version. A range that starts later
-works on an existing version (`--version`), adding or replacing that stage's
+works on an existing version (`--dataset-version`), adding or replacing that stage's
 outputs. Either way outputs are staged and moved into place only once the stages
 succeed and the manifest is written.
 """
@@ -137,7 +137,7 @@ def _run_locked(
         input_dir = work
     else:
         if not version:
-            raise ConfigError(f"--stages {','.join(stages)} works on an existing version: pass --version vNNNN")
+            raise ConfigError(f"--stages {','.join(stages)} works on an existing version: pass --dataset-version vNNNN")
         final = store.path(version)
         manifest = read_manifest(final)
         work = storage.join(final, f".{'-'.join(stages)}.partial")
@@ -388,9 +388,3 @@ def _record_run(version_dir: str, stages: list[str], options: PipelineOptions, s
             "withheld_options": withheld,
         },
     )
-
-
-def describe_error(error: Exception) -> str:
-    if isinstance(error, (ConfigError, VersionError)):
-        return f"error: {error}"
-    return f"error: {type(error).__name__}: {error}"

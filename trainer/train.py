@@ -1,6 +1,6 @@
 """The training loop: a causal-masking model on a version's shards (paper §2.1, §4).
 
-    code-corpus run --config c.yaml --stages train --version v0001
+    code-corpus run --config c.yaml --stages train --dataset-version v0001
 
 Per update: a batch of packed, causal-masked rows (trainer/data.py); cross-entropy
 on every target token (mask sentinels and padding excluded); Adam with betas
