@@ -79,7 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     log_level = argparse.ArgumentParser(add_help=False)
     log_level.add_argument("--log-level", default=argparse.SUPPRESS, choices=LOG_LEVELS, help="default: INFO")
     sub = parser.add_subparsers(dest="command", required=True)
+    add_run_parser(sub, log_level)
+    add_version_parsers(sub, log_level)
+    add_show_parser(sub, log_level)
+    add_report_parsers(sub, log_level)
+    add_checkpoint_parsers(sub, log_level)
+    return parser
 
+
+def add_run_parser(sub, log_level: argparse.ArgumentParser) -> None:
     run = sub.add_parser(
         "run",
         parents=[log_level],
@@ -106,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--reuse-tokenizer", action="store_true", help="with --previous: copy its tokenizer so old and new shards share ids"
     )
 
+
+def add_version_parsers(sub, log_level: argparse.ArgumentParser) -> None:
+    """The commands that read versions: inspect, diff, verify."""
     inspect = sub.add_parser("inspect", parents=[log_level], help="print a version's manifest and counts as tables")
     inspect.add_argument("version_dir", help="a dataset version directory, e.g. datasets/sample/v0001")
 
@@ -124,8 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="compare sizes and the store's checksums from its listing; read no content"
     )
 
-    add_show_parser(sub, log_level)
 
+def add_report_parsers(sub, log_level: argparse.ArgumentParser) -> None:
+    """report (a version's page) and bigquery-cost (a dry run of the BigQuery source)."""
     report = sub.add_parser("report", parents=[log_level], help="(re)write a version's report.html")
     report.add_argument("version_dir")
     report.add_argument("--screenshot", metavar="PNG", help="also render the page in headless Chromium to this PNG")
@@ -135,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cost.add_argument("--config", required=True, help="YAML config file with a sources.bigquery section")
 
+
+def add_checkpoint_parsers(sub, log_level: argparse.ArgumentParser) -> None:
+    """infill and generate: a trained checkpoint's use."""
     for name, what in (
         ("infill", "fill the <insert> regions of a text with a trained checkpoint (paper §2.2)"),
         ("generate", "continue a text left to right with a trained checkpoint"),
@@ -153,7 +168,6 @@ def build_parser() -> argparse.ArgumentParser:
         use.add_argument("--ext", help="file extension, e.g. .py: the text starts with the tag <| file ext=.py |> (§3.3)")
         use.add_argument("--seed", type=int, default=0, help="sampling seed")
         use.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

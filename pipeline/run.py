@@ -129,19 +129,7 @@ def _run_locked(
         write_report(store.path(finished))
     store.clean_incomplete()
     started = time.time()
-    if stages[0] == "corpus":
-        version = version or store.next_version()
-        final = store.path(version)
-        work = store.staging(version)
-        manifest = new_manifest(config, version, previous)
-        input_dir = work
-    else:
-        if not version:
-            raise ConfigError(f"--stages {','.join(stages)} works on an existing version: pass --dataset-version vNNNN")
-        final = store.path(version)
-        manifest = read_manifest(final)
-        work = storage.join(final, f".{'-'.join(stages)}.partial")
-        input_dir = final
+    version, final, work, manifest, input_dir = _plan(store, config, stages, version, previous)
 
     try:
         if stages[0] == "corpus":
@@ -149,15 +137,7 @@ def _run_locked(
         else:
             storage.delete_tree(work)
             storage.make_dirs(work)
-        for stage in stages:
-            log.info("stage %s: starting", stage)
-            ctx = StageContext(config, input_dir, work, options, manifest)
-            added = STAGE_RUNNERS[stage](ctx)
-            merge_manifest(manifest, added)
-            manifest["stages"] = sorted(set(manifest["stages"]) | {stage}, key=STAGES.index)
-            if input_dir != work:
-                input_dir = _commit_into(work, final)
-                storage.make_dirs(work)
+        _run_each_stage(stages, config, options, manifest, input_dir, work, final)
         before_commit()
     except EmptyCorpusError as e:
         if stages[0] != "corpus" or "corpus" not in manifest["stages"]:
@@ -186,6 +166,33 @@ def _run_locked(
         _record_run(final, stages, options, started)
     write_report(final)
     return final
+
+
+def _plan(store, config, stages, version, previous) -> tuple[str, str, str, dict, str]:
+    """(version, its directory, the staging directory, the manifest, the first stage's input directory):
+    a new version for a range that starts with `corpus`, else the existing `version`."""
+    if stages[0] == "corpus":
+        version = version or store.next_version()
+        work = store.staging(version)
+        return version, store.path(version), work, new_manifest(config, version, previous), work
+    if not version:
+        raise ConfigError(f"--stages {','.join(stages)} works on an existing version: pass --dataset-version vNNNN")
+    final = store.path(version)
+    return version, final, storage.join(final, f".{'-'.join(stages)}.partial"), read_manifest(final), final
+
+
+def _run_each_stage(stages, config, options, manifest, input_dir, work, final) -> None:
+    """Run the stages in order, adding each one's part to `manifest`; on an existing version each
+    stage's outputs move into place before the next stage reads them."""
+    for stage in stages:
+        log.info("stage %s: starting", stage)
+        ctx = StageContext(config, input_dir, work, options, manifest)
+        added = STAGE_RUNNERS[stage](ctx)
+        merge_manifest(manifest, added)
+        manifest["stages"] = sorted(set(manifest["stages"]) | {stage}, key=STAGES.index)
+        if input_dir != work:
+            input_dir = _commit_into(work, final)
+            storage.make_dirs(work)
 
 
 def new_manifest(config: PipelineConfig, version: str, previous: str | None) -> dict:
