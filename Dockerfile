@@ -17,5 +17,9 @@ WORKDIR /opt/code-corpus
 COPY . ./
 RUN pip install --no-cache-dir ".[gcp]"
 
+# Workers do not run the launcher, which sets this before pyarrow loads (infra/runtime.py): Arrow's
+# C++ pool is chosen from it at pyarrow's import, before any DoFn's setup could set it.
+ENV ARROW_DEFAULT_MEMORY_POOL=system
+
 # The SDK image's entrypoint starts the Beam worker harness.
 ENTRYPOINT ["/opt/apache/beam/boot"]

@@ -109,7 +109,7 @@ def run_pipeline(work: str, config: str, beam_args: list[str]) -> dict[str, dict
     out, stages = os.path.join(work, "datasets"), {}
     for stage in STAGES:
         command = [cli, "--log-level", "WARNING", "run", "--config", config, "--out", out]
-        command += ["--stages", stage, "--version", "v0001", *beam_args]
+        command += ["--stages", stage, "--dataset-version", "v0001", *beam_args]
         stages[stage] = run_stage(command, os.path.join(work, f"{stage}.log"))
     return stages
 

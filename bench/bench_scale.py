@@ -66,7 +66,7 @@ def run_size(root: str, work: str, mb: float, copies: int, sample_mb: float, bea
     stages = {}
     for stage in STAGES:
         command = [cli, "--log-level", "WARNING", "run", "--config", config, "--out", out]
-        command += ["--stages", stage, "--version", "v0001"]
+        command += ["--stages", stage, "--dataset-version", "v0001"]
         stages[stage] = measure([*command, *beam_args], os.path.join(work, f"{stage}.log"))
     return {"corpus": corpus, "stages": stages}
 

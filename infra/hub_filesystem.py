@@ -116,7 +116,8 @@ class HubFileSystem(FileSystem):
 
     def open(self, path, mime_type="application/octet-stream", compression_type=CompressionTypes.AUTO):
         raw = self._fs(path).open(path[len(PREFIX) :], "rb")
-        compression_type = FileSystem._get_compression_type(path, compression_type)
+        if compression_type == CompressionTypes.AUTO:
+            compression_type = CompressionTypes.detect_compression_type(path)
         return raw if compression_type == CompressionTypes.UNCOMPRESSED else CompressedFile(raw, compression_type)
 
     def exists(self, path):

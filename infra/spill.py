@@ -14,7 +14,6 @@ scratch: their names are random and nothing in a dataset version depends on them
 
 from __future__ import annotations
 
-import ctypes
 import heapq
 import io
 import pickle
@@ -31,30 +30,7 @@ FRAME_BYTES = 64 << 10  # pickled records per frame: what a reader holds of one 
 MAX_FAN_IN = 16  # runs a merge reads at once; more are first merged into longer runs
 SCRATCH_DIR = "_scratch"  # under a version's staging directory; removed before the commit
 _HEADER = struct.Struct("<II")
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
-_RETURNING = False
 _CODEC = pa.Codec("lz4")
-
-
-def return_freed_memory() -> None:
-    """Make this process give freed memory back to the OS, so its RSS follows what it holds.
-
-    glibc raises its mmap threshold after large blocks (file contents) are freed, then
-    serves later ones from a heap it rarely trims, and Arrow's mimalloc pool keeps what
-    it freed: streaming many large records grows RSS though little is held. A fixed
-    threshold and Arrow's system pool stop that (a few percent of CPU). Idempotent.
-    """
-    global _RETURNING
-    if _RETURNING:
-        return
-    _RETURNING = True
-    pa.set_memory_pool(pa.system_memory_pool())
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to tune
-        return
-    libc.mallopt(_M_MMAP_THRESHOLD, 128 << 10)
-    libc.mallopt(_M_TRIM_THRESHOLD, 128 << 10)
 
 
 def scratch_path(scratch_dir: str, prefix: str) -> str:

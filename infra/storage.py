@@ -28,6 +28,7 @@ from apache_beam.io.filesystem import BeamIOError, CompressedFile, CompressionTy
 from apache_beam.io.filesystems import FileSystems
 
 import infra.hub_filesystem  # noqa: F401  (registers hf:// with FileSystems)
+from infra import runtime
 from schemas.config import GLOB_CHARACTERS, ConfigError
 
 COPY_BLOCK = 8 << 20
@@ -327,25 +328,6 @@ class LocalCopy:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
 
-def connect_anonymously_to_emulator() -> None:
-    """With STORAGE_EMULATOR_HOST set (a local Cloud Storage emulator), skip Beam's credential lookup.
-
-    google-cloud-storage itself connects anonymously to an emulator; Beam first looks for
-    Google credentials and, finding none, retries for about half a minute in every
-    process. Marking its (private) credential cache as filled with "none" gives the
-    anonymous client at once. Without the variable nothing changes.
-    """
-    if not os.environ.get("STORAGE_EMULATOR_HOST"):
-        return
-    try:
-        from apache_beam.internal.gcp import auth
-    except ImportError:  # no gcp extra: Beam has no GCS filesystem to configure
-        return
-    with auth._Credentials._credentials_lock:
-        auth._Credentials._credentials = None
-        auth._Credentials._credentials_init = True
-
-
 def match(pattern: str, limit: int | None = None) -> list[str]:
     """Paths matching a FileSystems glob pattern (at most `limit` of them)."""
     return [m.path for m in FileSystems.match([pattern], limits=[limit] if limit else None)[0].metadata_list]
@@ -363,10 +345,10 @@ def _gcs_io(path: str):
     read cost three requests and 11 ms of CPU on a local server, 4 ms on a kept client.
     """
     filesystem = FileSystems.get_filesystem(path)
-    options = filesystem._pipeline_options
+    options = runtime.gcs_options(filesystem)
     kept = getattr(_GCS_CLIENTS, "kept", None)
     if kept is None or kept[0] is not options:
-        kept = _GCS_CLIENTS.kept = (options, filesystem._gcsIO())
+        kept = _GCS_CLIENTS.kept = (options, runtime.new_gcs_client(filesystem))
     return kept[1]
 
 
@@ -443,6 +425,3 @@ def delete_if_generation(path: str, generation: int) -> bool:
     except (NotFound, PreconditionFailed):
         return False
     return True
-
-
-connect_anonymously_to_emulator()  # on import: every process that touches storage, Beam's workers too

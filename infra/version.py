@@ -113,7 +113,7 @@ class VersionStore:
         check_version_name(version)
         final = self.path(version)
         if storage.is_dir(final) and not overwrite:
-            raise VersionError(f"{final} already exists; pass --overwrite to replace it or pick another --version")
+            raise VersionError(f"{final} already exists; pass --overwrite to replace it or pick another --dataset-version")
         staging = self.staging(version)
         storage.delete_tree(staging)
         storage.make_dirs(staging)
@@ -131,7 +131,7 @@ class VersionStore:
 def check_version_name(version: str) -> None:
     """A version name is `v` and four or more digits, nothing else (no newline, no path)."""
     if not VERSION_PATTERN.fullmatch(version):
-        raise VersionError(f"--version: version names look like v0001 (v and four or more digits), got {version!r}")
+        raise VersionError(f"--dataset-version: version names look like v0001 (v and four or more digits), got {version!r}")
 
 
 def document_paths(version_dir: str, manifest: dict | None = None) -> list[str]:

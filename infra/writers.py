@@ -29,7 +29,8 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindows
 
-from infra.spill import SCRATCH_DIR, merge_runs, return_freed_memory, scratch_path, write_sorted_run
+from infra.runtime import configure_worker
+from infra.spill import SCRATCH_DIR, merge_runs, scratch_path, write_sorted_run
 
 PARQUET_COMPRESSION = "zstd"
 ROW_GROUP_BYTES = 32 << 20  # text per Parquet row group: what a streaming reader holds of a column
@@ -144,7 +145,7 @@ class WriteRunsFn(beam.DoFn):
         self.size = size  # about the bytes a stored item takes
 
     def setup(self):
-        return_freed_memory()
+        configure_worker()
 
     def start_bundle(self):
         self.held: list[tuple] = []
@@ -231,7 +232,7 @@ class MergeParquetShardFn(beam.DoFn):
         self.unique_ids = unique_ids
 
     def setup(self):
-        return_freed_memory()
+        configure_worker()
 
     def process(self, shard_runs):
         index, paths = shard_runs

@@ -1,7 +1,7 @@
 """`code-corpus`: build, inspect and use dataset versions.
 
     code-corpus run --config examples/sample.yaml --out datasets
-    code-corpus run --config c.yaml --stages tokenizer..binarize --version v0001
+    code-corpus run --config c.yaml --stages tokenizer..binarize --dataset-version v0001
     code-corpus run --config c.yaml --runner DataflowRunner --project P --region R --temp_location gs://B/tmp
     code-corpus inspect datasets/sample/v0001
     code-corpus verify datasets/sample/v0001          (--quick: sizes and stored checksums, no content read)
@@ -20,6 +20,7 @@ import logging
 import sys
 
 from infra.release import code_version
+from infra.runtime import configure_process
 from schemas.config import SAMPLE_TEMPERATURE, SAMPLE_TOP_P
 
 LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -56,6 +57,20 @@ class _PrintVersion(argparse.Action):
         parser.exit()
 
 
+class _RenamedOption(argparse.Action):
+    """An option that was renamed: refused at once (hidden from --help), naming its new spelling."""
+
+    def __init__(self, option_strings, dest, renamed_to: str, **kwargs):
+        super().__init__(option_strings, argparse.SUPPRESS, nargs="?", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        self.renamed_to = renamed_to
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(
+            f"{option_string} is now {self.renamed_to} (the dataset version to write, e.g. {self.renamed_to} v0001); "
+            f"`code-corpus --version` prints the program's version"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="code-corpus", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action=_PrintVersion, help="print the program's version and exit")
@@ -64,7 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     log_level = argparse.ArgumentParser(add_help=False)
     log_level.add_argument("--log-level", default=argparse.SUPPRESS, choices=LOG_LEVELS, help="default: INFO")
     sub = parser.add_subparsers(dest="command", required=True)
+    add_run_parser(sub, log_level)
+    add_version_parsers(sub, log_level)
+    add_show_parser(sub, log_level)
+    add_report_parsers(sub, log_level)
+    add_checkpoint_parsers(sub, log_level)
+    return parser
 
+
+def add_run_parser(sub, log_level: argparse.ArgumentParser) -> None:
     run = sub.add_parser(
         "run",
         parents=[log_level],
@@ -76,7 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", required=True, help="YAML config file (see examples/sample.yaml)")
     run.add_argument("--out", default="datasets", help="root directory of dataset versions (default: datasets)")
     run.add_argument("--stages", help="stage range: 'corpus..binarize', 'tokenizer,binarize', 'train' or 'all'")
-    run.add_argument("--version", help="version name to create (vNNNN), or the existing version later stages work on")
+    run.add_argument(
+        "--dataset-version",
+        metavar="VNNNN",
+        help="the dataset version to create (vNNNN), or the existing version later stages work on",
+    )
+    run.add_argument("--version", action=_RenamedOption, renamed_to="--dataset-version")
     run.add_argument("--overwrite", action="store_true", help="replace an existing version of the same name")
     run.add_argument(
         "--previous",
@@ -86,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--reuse-tokenizer", action="store_true", help="with --previous: copy its tokenizer so old and new shards share ids"
     )
 
+
+def add_version_parsers(sub, log_level: argparse.ArgumentParser) -> None:
+    """The commands that read versions: inspect, diff, verify."""
     inspect = sub.add_parser("inspect", parents=[log_level], help="print a version's manifest and counts as tables")
     inspect.add_argument("version_dir", help="a dataset version directory, e.g. datasets/sample/v0001")
 
@@ -104,8 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="compare sizes and the store's checksums from its listing; read no content"
     )
 
-    add_show_parser(sub, log_level)
 
+def add_report_parsers(sub, log_level: argparse.ArgumentParser) -> None:
+    """report (a version's page) and bigquery-cost (a dry run of the BigQuery source)."""
     report = sub.add_parser("report", parents=[log_level], help="(re)write a version's report.html")
     report.add_argument("version_dir")
     report.add_argument("--screenshot", metavar="PNG", help="also render the page in headless Chromium to this PNG")
@@ -115,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cost.add_argument("--config", required=True, help="YAML config file with a sources.bigquery section")
 
+
+def add_checkpoint_parsers(sub, log_level: argparse.ArgumentParser) -> None:
+    """infill and generate: a trained checkpoint's use."""
     for name, what in (
         ("infill", "fill the <insert> regions of a text with a trained checkpoint (paper §2.2)"),
         ("generate", "continue a text left to right with a trained checkpoint"),
@@ -133,24 +168,24 @@ def build_parser() -> argparse.ArgumentParser:
         use.add_argument("--ext", help="file extension, e.g. .py: the text starts with the tag <| file ext=.py |> (§3.3)")
         use.add_argument("--seed", type=int, default=0, help="sampling seed")
         use.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(argv)  # --version and --help answer here, before any setting
+    configure_process()  # before the first import of pyarrow or Beam (pipeline.commands)
     configure_logging(args.log_level)
     if args.command != "run" and extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        from pipeline import commands  # the stages and Beam load here, so --version and --help answer at once
+        from pipeline import commands  # Beam loads here (the stages with `run`), so --version and --help answer at once
 
         return commands.run_command(args, extra)
     except KeyboardInterrupt:  # Ctrl-C: one line, no traceback (`run` logs the staging it removed)
         print("error: interrupted (Ctrl-C)", file=sys.stderr)
         return 130
     except Exception as e:  # every failure ends in one readable line, with the traceback at DEBUG
-        from pipeline.run import describe_error
+        from pipeline.commands import describe_error
 
         logging.getLogger(__name__).debug("failed", exc_info=True)
         print(describe_error(e), file=sys.stderr)

@@ -1,7 +1,7 @@
 """What each `code-corpus` command does, once its arguments are parsed (`pipeline.cli`).
 
-Kept apart from the parser so that the stages, Beam and pyarrow are imported only when a
-command runs: `code-corpus --version` and `--help` need none of them.
+Kept apart from the parser so that Beam and pyarrow are imported only when a command runs
+(`code-corpus --version` and `--help` need neither), and the stages only for `run`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import sys
 
 from infra import storage
 from infra.verify import verify_version
-from infra.version import read_manifest
+from infra.version import VersionError, read_manifest
 from pipeline.diff import diff_versions, render_diff
 from pipeline.report import screenshot, write_report
-from pipeline.run import build_on_previous, parse_stages, run_stages
 from pipeline.show import Query, render_jsonl, render_text, sample
 from pipeline.summary import counts_table, describe_manifest
 from schemas.config import ConfigError, load_config
@@ -73,13 +72,15 @@ def bigquery_cost(config) -> str:
 
 
 def _run(args, beam_args: list[str]) -> int:
+    from pipeline.run import build_on_previous, parse_stages, run_stages  # every stage module loads here
+
     config = load_config(args.config)
     if args.previous:
         config = build_on_previous(config, args.previous, args.reuse_tokenizer)
     elif args.reuse_tokenizer:
         raise ConfigError("--reuse-tokenizer needs --previous (the version whose tokenizer to reuse)")
     stages = parse_stages(args.stages, config.stages)
-    version_dir = run_stages(config, args.out, stages, beam_args, args.version, args.overwrite, args.previous)
+    version_dir = run_stages(config, args.out, stages, beam_args, args.dataset_version, args.overwrite, args.previous)
     manifest = read_manifest(version_dir)
     print(f"\n{manifest['name']} {manifest['version']} written to {_as_given(version_dir, args.out)}\n")
     if manifest.get("counts"):
@@ -92,3 +93,10 @@ def _as_given(version_dir: str, out: str) -> str:
     if storage.is_local(out) and not os.path.isabs(out):
         return os.path.relpath(version_dir)
     return version_dir
+
+
+def describe_error(error: Exception) -> str:
+    """The one line a failed command ends with."""
+    if isinstance(error, (ConfigError, VersionError)):
+        return f"error: {error}"
+    return f"error: {type(error).__name__}: {error}"

@@ -14,34 +14,19 @@ from __future__ import annotations
 
 import re
 
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, _BeamArgumentParser
-from apache_beam.portability.api import beam_provision_api_pb2
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners import create_runner
 from apache_beam.runners.direct.direct_runner import DirectRunner
-from apache_beam.runners.portability.fn_api_runner import fn_runner
-from apache_beam.runners.portability.portable_runner import JobServiceHandle
 from apache_beam.runners.runner import PipelineRunner
 
-from infra.spill import return_freed_memory
+from infra.runtime import beam_option_parser, return_freed_memory, run_on_fn_api_runner
 from schemas.config import ConfigError
-
-
-def _all_option_classes():
-    seen, stack = {}, list(PipelineOptions.__subclasses__())
-    while stack:
-        cls = stack.pop()
-        seen.setdefault(str(cls), cls)
-        stack.extend(cls.__subclasses__())
-    return seen.values()
 
 
 def make_pipeline_options(beam_args: list[str]) -> PipelineOptions:
     """Validated PipelineOptions from the leftover command-line flags."""
-    parser = _BeamArgumentParser(allow_abbrev=False)
-    for cls in _all_option_classes():
-        cls._add_argparse_args(parser)
     try:
-        _, unknown = parser.parse_known_args(beam_args)
+        _, unknown = beam_option_parser().parse_known_args(beam_args)
     except SystemExit:
         raise ConfigError(f"invalid pipeline option in {beam_args}; see the message above") from None
     if unknown:
@@ -118,6 +103,4 @@ class LocalRunner(PipelineRunner):
         # In multi_processing mode this process is the runner: every element between two
         # stages arrives in a gRPC message, and glibc would otherwise keep those buffers.
         return_freed_memory()
-        encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
-        provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
-        return fn_runner.FnApiRunner(provision_info=provision).run_pipeline(pipeline, options)
+        return run_on_fn_api_runner(pipeline, options)

@@ -6,7 +6,7 @@
     train      shards → a causal-masking model checkpoint (checkpoints/)
 
 A range that starts with `corpus` makes a new version. A range that starts later
-works on an existing version (`--version`), adding or replacing that stage's
+works on an existing version (`--dataset-version`), adding or replacing that stage's
 outputs. Either way outputs are staged and moved into place only once the stages
 succeed and the manifest is written.
 """
@@ -29,6 +29,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from infra import storage
 from infra.lock import DatasetLock
 from infra.release import code_version
+from infra.runtime import configure_process
 from infra.verify import verify_version
 from infra.version import (
     MANIFEST_FORMAT,
@@ -91,6 +92,7 @@ def run_stages(
     `previous` names an earlier version directory: it is recorded as the new version's
     parent (what the incremental options read from it is set in the config).
     """
+    configure_process()  # for callers other than the CLI (which made it already: a no-op then)
     storage.check_reachable(out_root, "--out")
     check_output_store(out_root)
     if version is not None:
@@ -127,19 +129,7 @@ def _run_locked(
         write_report(store.path(finished))
     store.clean_incomplete()
     started = time.time()
-    if stages[0] == "corpus":
-        version = version or store.next_version()
-        final = store.path(version)
-        work = store.staging(version)
-        manifest = new_manifest(config, version, previous)
-        input_dir = work
-    else:
-        if not version:
-            raise ConfigError(f"--stages {','.join(stages)} works on an existing version: pass --version vNNNN")
-        final = store.path(version)
-        manifest = read_manifest(final)
-        work = storage.join(final, f".{'-'.join(stages)}.partial")
-        input_dir = final
+    version, final, work, manifest, input_dir = _plan(store, config, stages, version, previous)
 
     try:
         if stages[0] == "corpus":
@@ -147,15 +137,7 @@ def _run_locked(
         else:
             storage.delete_tree(work)
             storage.make_dirs(work)
-        for stage in stages:
-            log.info("stage %s: starting", stage)
-            ctx = StageContext(config, input_dir, work, options, manifest)
-            added = STAGE_RUNNERS[stage](ctx)
-            merge_manifest(manifest, added)
-            manifest["stages"] = sorted(set(manifest["stages"]) | {stage}, key=STAGES.index)
-            if input_dir != work:
-                input_dir = _commit_into(work, final)
-                storage.make_dirs(work)
+        _run_each_stage(stages, config, options, manifest, input_dir, work, final)
         before_commit()
     except EmptyCorpusError as e:
         if stages[0] != "corpus" or "corpus" not in manifest["stages"]:
@@ -184,6 +166,33 @@ def _run_locked(
         _record_run(final, stages, options, started)
     write_report(final)
     return final
+
+
+def _plan(store, config, stages, version, previous) -> tuple[str, str, str, dict, str]:
+    """(version, its directory, the staging directory, the manifest, the first stage's input directory):
+    a new version for a range that starts with `corpus`, else the existing `version`."""
+    if stages[0] == "corpus":
+        version = version or store.next_version()
+        work = store.staging(version)
+        return version, store.path(version), work, new_manifest(config, version, previous), work
+    if not version:
+        raise ConfigError(f"--stages {','.join(stages)} works on an existing version: pass --dataset-version vNNNN")
+    final = store.path(version)
+    return version, final, storage.join(final, f".{'-'.join(stages)}.partial"), read_manifest(final), final
+
+
+def _run_each_stage(stages, config, options, manifest, input_dir, work, final) -> None:
+    """Run the stages in order, adding each one's part to `manifest`; on an existing version each
+    stage's outputs move into place before the next stage reads them."""
+    for stage in stages:
+        log.info("stage %s: starting", stage)
+        ctx = StageContext(config, input_dir, work, options, manifest)
+        added = STAGE_RUNNERS[stage](ctx)
+        merge_manifest(manifest, added)
+        manifest["stages"] = sorted(set(manifest["stages"]) | {stage}, key=STAGES.index)
+        if input_dir != work:
+            input_dir = _commit_into(work, final)
+            storage.make_dirs(work)
 
 
 def new_manifest(config: PipelineConfig, version: str, previous: str | None) -> dict:
@@ -386,9 +395,3 @@ def _record_run(version_dir: str, stages: list[str], options: PipelineOptions, s
             "withheld_options": withheld,
         },
     )
-
-
-def describe_error(error: Exception) -> str:
-    if isinstance(error, (ConfigError, VersionError)):
-        return f"error: {error}"
-    return f"error: {type(error).__name__}: {error}"

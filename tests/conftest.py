@@ -22,7 +22,7 @@ import pytest
 import yaml
 from apache_beam.testing.test_pipeline import TestPipeline
 
-from infra.storage import connect_anonymously_to_emulator
+from infra.runtime import configure_process, connect_anonymously_to_emulator
 from pipeline import cli
 from pipeline.options import make_pipeline_options
 
@@ -151,6 +151,12 @@ def copy_code_sample(tmp_path) -> str:
     del config["sources"]["stackoverflow"], config["stackoverflow"], config["dedup"]["near"]
     (examples / "code.yaml").write_text(yaml.safe_dump(config))
     return str(examples / "code.yaml")
+
+
+def pytest_configure(config):
+    """This process launches pipelines as `code-corpus` does, so it takes the launcher's settings
+    (its local runner's workers inherit the Arrow pool's variable)."""
+    configure_process()
 
 
 def pytest_xdist_auto_num_workers(config):

@@ -117,6 +117,13 @@ def dockerfile_steps(root: str) -> tuple[list[tuple[list[str], str]], list[str]]
     return copies, pip_args
 
 
+def image_env(root: str) -> dict[str, str]:
+    """The variables the Dockerfile's `ENV KEY=VALUE` lines set in the image."""
+    text = open(os.path.join(root, "Dockerfile")).read().replace("\\\n", " ")
+    lines = (shlex.split(line, comments=True) for line in text.splitlines())
+    return dict(w.split("=", 1) for words in lines if words and words[0].upper() == "ENV" for w in words[1:])
+
+
 def image_files(root: str) -> dict[str, str]:
     """{path in the image's working directory: path in the build context} for every file the COPY lines copy."""
     context = build_context(root)
@@ -164,8 +171,8 @@ def _pip_env() -> dict:
 
 
 def worker_env(venv: str, home: str) -> dict:
-    """What a worker process sees: the venv's bin first on PATH, a home of its own, and WORKER_ENV."""
-    env = {"PATH": f"{os.path.join(venv, 'bin')}:{SYSTEM_PATH}", "HOME": home, "LANG": "C.UTF-8"}
+    """What a worker process sees: the venv's bin first on PATH, a home of its own, the image's ENV and WORKER_ENV."""
+    env = {"PATH": f"{os.path.join(venv, 'bin')}:{SYSTEM_PATH}", "HOME": home, "LANG": "C.UTF-8", **image_env(ROOT)}
     env.update({k: os.environ[k] for k in WORKER_ENV if k in os.environ})
     return env
 

@@ -114,3 +114,32 @@ def test_every_name_a_benchmark_imports_from_the_project_exists():
                 if alias.name not in names and not submodule.with_suffix(".py").is_file() and not submodule.is_dir():
                     missing.append(f"{script.name}: {node.module}.{alias.name}")
     assert not missing, missing
+
+
+MAX_FUNCTION_LINES = 60  # "no function over ~60 lines": longer ones are split into named pieces
+
+
+def long_functions(root: Path, packages: tuple[str, ...], limit: int) -> list[str]:
+    """`path:line name (N lines)` of every function or method in `packages` longer than `limit` lines,
+    counted from its `def` to its last line (a nested function counts in the one that holds it too)."""
+    found = []
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    lines = node.end_lineno - node.lineno + 1
+                    if lines > limit:
+                        found.append(f"{path.relative_to(root)}:{node.lineno} {node.name} ({lines} lines)")
+    return found
+
+
+def test_no_function_is_longer_than_sixty_lines():
+    too_long = long_functions(Path(ROOT), PACKAGES, MAX_FUNCTION_LINES)
+    assert not too_long, f"functions over {MAX_FUNCTION_LINES} lines; split them into named pieces:\n" + "\n".join(too_long)
+
+
+def test_the_length_check_names_a_long_function_and_its_length(tmp_path):
+    body = "".join(f"    x{i} = {i}\n" for i in range(60))
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mod.py").write_text(f"def short():\n    pass\n\n\ndef long_one():\n{body}")
+    assert long_functions(tmp_path, ("pkg",), MAX_FUNCTION_LINES) == ["pkg/mod.py:5 long_one (61 lines)"]

@@ -34,7 +34,8 @@ from tokenizers import Tokenizer
 
 from infra import storage
 from infra.accounting import check_counts
-from infra.spill import SCRATCH_DIR, return_freed_memory
+from infra.runtime import configure_worker
+from infra.spill import SCRATCH_DIR
 from infra.version import document_paths
 from infra.writers import SortIntoShards, WriteParquetShards, file_info, merged_runs, shard_of
 from schemas import arrow, stage_names
@@ -101,7 +102,7 @@ class TokenizeDocumentsFn(RecordFn):
         with storage.open_file(self.tokenizer_path) as f:
             self.tokenizer = Tokenizer.from_str(f.read().decode("utf-8"))
         self.tokenizer.encode_special_tokens = True  # document text never yields a sentinel id
-        return_freed_memory()
+        configure_worker()
 
     def __call__(self, rows):
         kept = []
@@ -132,6 +133,9 @@ class WriteTokenShardFn(beam.DoFn):
     def __init__(self, version_dir: str, dtype: str):
         self.version_dir = version_dir
         self.dtype = dtype
+
+    def setup(self):
+        configure_worker()
 
     def process(self, shard_runs):
         (split, index), runs = shard_runs

@@ -1,6 +1,6 @@
 """The training loop: a causal-masking model on a version's shards (paper §2.1, §4).
 
-    code-corpus run --config c.yaml --stages train --version v0001
+    code-corpus run --config c.yaml --stages train --dataset-version v0001
 
 Per update: a batch of packed, causal-masked rows (trainer/data.py); cross-entropy
 on every target token (mask sentinels and padding excluded); Adam with betas
@@ -119,33 +119,50 @@ def evaluate(model, docs: ShardDocuments, ids: SpecialIds, cfg: TrainConfig, dev
     return float((total / count.clamp(min=1)).item())
 
 
-def train(
-    cfg: TrainConfig, version_dir: str, checkpoints_dir: str | None = None, on_checkpoint: Callable[[], None] | None = None
-) -> TrainResult:
-    """Train on `version_dir`'s shards, resuming from the newest checkpoint in `checkpoints_dir`.
+@dataclasses.dataclass
+class TrainingData:
+    """What a run reads from a version: its tokenizer, the special ids, the train and valid shards."""
 
-    `on_checkpoint` runs after each checkpoint is saved (the train stage uploads it from there).
-    """
-    checkpoints_dir = checkpoints_dir or os.path.join(version_dir, CHECKPOINTS_DIR)
-    os.makedirs(checkpoints_dir, exist_ok=True)
-    device = pick_device(cfg.device)
-    tokenizer = load_tokenizer(version_dir)
-    ids = SpecialIds.from_tokenizer(tokenizer)
-    train_docs = ShardDocuments(version_dir, "train")
-    if not len(train_docs):
-        raise ConfigError(f"train: {version_dir} has no train shards; run the binarize stage first")
-    valid_docs = ShardDocuments(version_dir, "valid")
+    tokenizer: object
+    ids: SpecialIds
+    train: ShardDocuments
+    valid: ShardDocuments
 
+    @classmethod
+    def open(cls, version_dir: str) -> TrainingData:
+        tokenizer = load_tokenizer(version_dir)
+        ids = SpecialIds.from_tokenizer(tokenizer)
+        train_docs = ShardDocuments(version_dir, "train")
+        if not len(train_docs):
+            raise ConfigError(f"train: {version_dir} has no train shards; run the binarize stage first")
+        return cls(tokenizer, ids, train_docs, ShardDocuments(version_dir, "valid"))
+
+
+@dataclasses.dataclass
+class Trainee:
+    """The model, optimizer and schedule of a run, the step it starts after, and the checkpoint it resumed."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    cursor: Cursor
+    start: int
+    resumed: str | None
+
+
+def prepare(cfg: TrainConfig, checkpoints_dir: str, data: TrainingData, device: torch.device) -> Trainee:
+    """A new model, or the newest checkpoint's model, optimizer, schedule, data cursor and RNG state."""
     remove_partial_checkpoints(checkpoints_dir)
     existing = list_checkpoints(checkpoints_dir)
+    resumed = existing[-1] if existing else None
     state = None
-    if existing:
-        check_resumable(existing[-1], cfg)
-        model = load_model(existing[-1])
-        state = load_state(existing[-1])
-        log.info("resuming from %s", existing[-1])
+    if resumed:
+        check_resumable(resumed, cfg)
+        model = load_model(resumed)
+        state = load_state(resumed)
+        log.info("resuming from %s", resumed)
     else:
-        config = model_config(cfg.preset, len(tokenizer), ids, cfg.context_length)
+        config = model_config(cfg.preset, len(data.tokenizer), data.ids, cfg.context_length)
         if cfg.dropout is not None:
             config.dropout = config.attention_dropout = cfg.dropout
         model = build_model(config, cfg.seed)
@@ -156,81 +173,165 @@ def train(
     end_ratio = cfg.lr_end / cfg.lr
     schedule = functools.partial(polynomial_decay, warmup=cfg.warmup_steps, total=cfg.steps, end_ratio=end_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    cursor, start = Cursor(), 0
+    trainee = Trainee(model, optimizer, scheduler, Cursor(), 0, resumed)
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        cursor, start = Cursor(**state["cursor"]), state["step"]
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] and device.type == "cuda":
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        restore_state(trainee, state, device)
     else:
         torch.manual_seed(cfg.seed)  # dropout
+    return trainee
 
-    n_params = count_parameters(model)
-    flops_per_token = train_flops_per_token(model.config, n_params, cfg.context_length)
+
+def restore_state(trainee: Trainee, state: dict, device: torch.device) -> None:
+    """Where a checkpoint left off: optimizer, schedule, data cursor, step and RNG."""
+    trainee.optimizer.load_state_dict(state["optimizer"])
+    trainee.scheduler.load_state_dict(state["scheduler"])
+    trainee.cursor, trainee.start = Cursor(**state["cursor"]), state["step"]
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] and device.type == "cuda":
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+
+def peak_flops(cfg: TrainConfig, device: torch.device) -> float | None:
+    """The device's peak FLOP/s for MFU: from the config, or known for the GPU; None on CPU or unknown."""
     peak = cfg.gpu_peak_tflops * 1e12 if cfg.gpu_peak_tflops else None
     if device.type == "cuda" and peak is None:
         peak = gpu_peak_flops(torch.cuda.get_device_name(device))
         if peak is None:
             log.warning("MFU not logged: unknown GPU %s; set train.gpu_peak_tflops", torch.cuda.get_device_name(device))
+    return peak
+
+
+class Throughput:
+    """Tokens per second of each logging interval, and MFU where the device's peak is known.
+
+    The run's rate leaves out its first interval (start-up costs) and the time spent on checkpoints.
+    """
+
+    def __init__(self, device: torch.device, start: int, log_every: int, flops_per_token: float, peak: float | None):
+        self.start, self.log_every, self.flops_per_token, self.peak = start, log_every, flops_per_token, peak
+        self.interval_tokens = torch.zeros((), dtype=torch.long, device=device)
+        self.measured_tokens, self.measured_seconds, self.mfu = 0, 0.0, None
+        self.tick = time.perf_counter()
+
+    def add(self, tokens: torch.Tensor) -> None:
+        self.interval_tokens += tokens
+
+    def measure(self, step: int) -> tuple[float, dict]:
+        """(tokens per second, the figures the step log records) of the interval ending at `step`."""
+        interval = int(self.interval_tokens.item())  # waits for the device
+        now = time.perf_counter()
+        rate = interval / (now - self.tick)
+        if step - self.start > self.log_every:  # the first interval includes start-up costs
+            self.measured_tokens += interval
+            self.measured_seconds += now - self.tick
+        extra = {"tokens_per_s": round(rate, 1)}
+        if self.peak:
+            self.mfu = rate * self.flops_per_token / self.peak
+            extra["mfu"] = round(self.mfu, 4)
+        return rate, extra
+
+    def restart(self) -> None:
+        self.interval_tokens.zero_()
+        self.tick = time.perf_counter()
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Time spent inside (a checkpoint) is not training time."""
+        pause = time.perf_counter()
+        yield
+        self.tick += time.perf_counter() - pause
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.measured_tokens / self.measured_seconds if self.measured_seconds else 0.0
+
+
+def update(trainee: Trainee, seqs: MaskedSequences, pad: int, cfg: TrainConfig, device: torch.device):
+    """One optimizer step on the next batch; (loss, non-padding tokens, the learning rate it used)."""
+    inputs, labels = (torch.from_numpy(a).to(device, non_blocking=True) for a in next_batch(seqs, cfg.batch_size))
+    loss, _ = masked_lm_loss(trainee.model, inputs, labels, device)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(trainee.model.parameters(), GRAD_CLIP)
+    lr = trainee.scheduler.get_last_lr()[0]
+    trainee.optimizer.step()
+    trainee.scheduler.step()
+    trainee.optimizer.zero_grad(set_to_none=True)
+    return loss, (inputs != pad).sum(), lr
+
+
+def log_interval(step: int, lr: float, steplog: StepLog, meter: Throughput) -> None:
+    rate, extra = meter.measure(step)
+    steplog.write(**extra)
+    mfu = f" MFU {meter.mfu:.1%}" if meter.peak else ""
+    log.info("step %d loss %.4f lr %.3g tokens/s %.0f%s", step, steplog.last_loss, lr, rate, mfu)
+    meter.restart()
+
+
+def save_and_evaluate(
+    step: int, cfg: TrainConfig, checkpoints_dir: str, trainee: Trainee, data: TrainingData, seqs, steplog, device
+) -> str:
+    """Save a checkpoint (the step log first) and, with a valid split, log its loss; the checkpoint's directory."""
+    steplog.write()
+    checkpoint = save_checkpoint(
+        checkpoints_dir,
+        step,
+        trainee.model,
+        data.tokenizer,
+        trainee.optimizer,
+        trainee.scheduler,
+        seqs.cursor,
+        cfg,
+        cfg.keep_checkpoints,
+    )
+    if cfg.eval_batches and len(data.valid):
+        valid_loss = evaluate(trainee.model, data.valid, data.ids, cfg, device)
+        steplog.append([{"step": step, "valid_loss": valid_loss}])
+        log.info("step %d valid loss %.4f", step, valid_loss)
+    return checkpoint
+
+
+def train(
+    cfg: TrainConfig, version_dir: str, checkpoints_dir: str | None = None, on_checkpoint: Callable[[], None] | None = None
+) -> TrainResult:
+    """Train on `version_dir`'s shards, resuming from the newest checkpoint in `checkpoints_dir`.
+
+    `on_checkpoint` runs after each checkpoint is saved (the train stage uploads it from there).
+    """
+    checkpoints_dir = checkpoints_dir or os.path.join(version_dir, CHECKPOINTS_DIR)
+    os.makedirs(checkpoints_dir, exist_ok=True)
+    device = pick_device(cfg.device)
+    data = TrainingData.open(version_dir)
+    trainee = prepare(cfg, checkpoints_dir, data, device)
+    n_params = count_parameters(trainee.model)
+    flops_per_token = train_flops_per_token(trainee.model.config, n_params, cfg.context_length)
+    peak = peak_flops(cfg, device)
     log.info(
         "training %s (%d parameters) on %s from step %d to %d; %d train documents (%d tokens)",
-        cfg.preset, n_params, device, start, cfg.steps, len(train_docs), train_docs.num_tokens(),
+        cfg.preset, n_params, device, trainee.start, cfg.steps, len(data.train), data.train.num_tokens(),
     )  # fmt: skip
 
-    seqs = MaskedSequences(train_docs, ids, cfg.context_length, cfg.seed, shuffle=True, cursor=cursor)
-    steplog = StepLog(os.path.join(checkpoints_dir, LOG_FILE), start)
-    interval_tokens = torch.zeros((), dtype=torch.long, device=device)
-    measured_tokens, measured_seconds, mfu = 0, 0.0, None
-    tick = time.perf_counter()
-    checkpoint, valid_loss = existing[-1] if existing else None, None
-    for step in range(start + 1, cfg.steps + 1):
-        inputs, labels = (torch.from_numpy(a).to(device, non_blocking=True) for a in next_batch(seqs, cfg.batch_size))
-        loss, _ = masked_lm_loss(model, inputs, labels, device)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-        lr = scheduler.get_last_lr()[0]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step_tokens = (inputs != ids.pad).sum()
+    seqs = MaskedSequences(data.train, data.ids, cfg.context_length, cfg.seed, shuffle=True, cursor=trainee.cursor)
+    steplog = StepLog(os.path.join(checkpoints_dir, LOG_FILE), trainee.start)
+    meter = Throughput(device, trainee.start, cfg.log_every, flops_per_token, peak)
+    checkpoint = trainee.resumed
+    for step in range(trainee.start + 1, cfg.steps + 1):
+        loss, step_tokens, lr = update(trainee, seqs, data.ids.pad, cfg, device)
         steplog.add(step, loss, step_tokens, lr)
-        interval_tokens += step_tokens
-
+        meter.add(step_tokens)
         if step % cfg.log_every == 0 or step == cfg.steps:
-            interval = int(interval_tokens.item())  # waits for the device
-            now = time.perf_counter()
-            rate = interval / (now - tick)
-            if step - start > cfg.log_every:  # the first interval includes start-up costs
-                measured_tokens += interval
-                measured_seconds += now - tick
-            extra = {"tokens_per_s": round(rate, 1)}
-            if peak:
-                mfu = rate * flops_per_token / peak
-                extra["mfu"] = round(mfu, 4)
-            steplog.write(**extra)
-            log.info(
-                "step %d loss %.4f lr %.3g tokens/s %.0f%s",
-                step, steplog.last_loss, lr, rate, f" MFU {mfu:.1%}" if peak else "",
-            )  # fmt: skip
-            interval_tokens.zero_()
-            tick = time.perf_counter()
-
+            log_interval(step, lr, steplog, meter)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            pause = time.perf_counter()
-            steplog.write()
-            checkpoint = save_checkpoint(
-                checkpoints_dir, step, model, tokenizer, optimizer, scheduler, seqs.cursor, cfg, cfg.keep_checkpoints
-            )
-            if cfg.eval_batches and len(valid_docs):
-                valid_loss = evaluate(model, valid_docs, ids, cfg, device)
-                steplog.append([{"step": step, "valid_loss": valid_loss}])
-                log.info("step %d valid loss %.4f", step, valid_loss)
-            if on_checkpoint:
-                on_checkpoint()
-            tick += time.perf_counter() - pause  # checkpoint time is not training time
+            with meter.paused():
+                checkpoint = save_and_evaluate(step, cfg, checkpoints_dir, trainee, data, seqs, steplog, device)
+                if on_checkpoint:
+                    on_checkpoint()
+    return summarize(cfg, checkpoints_dir, checkpoint, trainee.start, n_params, meter)
 
+
+def summarize(
+    cfg: TrainConfig, checkpoints_dir: str, checkpoint: str, start: int, n_params: int, meter: Throughput
+) -> TrainResult:
+    """The run's result, its losses and tokens read back from the step log (all runs together)."""
     history = read_log(os.path.join(checkpoints_dir, LOG_FILE))
     losses = [r["loss"] for r in history if "loss" in r]
     valids = [r["valid_loss"] for r in history if "valid_loss" in r]
@@ -242,6 +343,6 @@ def train(
         final_loss=losses[-1] if losses else float("nan"),
         valid_loss=valids[-1] if valids else None,
         tokens=sum(r.get("tokens", 0) for r in history),
-        tokens_per_second=measured_tokens / measured_seconds if measured_seconds else 0.0,
-        mfu=mfu,
+        tokens_per_second=meter.tokens_per_second,
+        mfu=meter.mfu,
     )

@@ -25,6 +25,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
+from infra.runtime import configure_worker
 from transforms.record_fn import KEPT, REJECTED, RecordFn, StageCounts, outputs_of
 from transforms.stage_outputs import StageOutputs
 
@@ -75,6 +76,7 @@ class StageDoFn(beam.DoFn):
         self.fn = fn
 
     def setup(self):
+        configure_worker()  # sources and stages read and write the store on workers
         self.fn.setup()
         self.tally = Tally(self.fn.stage)
 

@@ -31,8 +31,8 @@ from tests.conftest import ROOT, use_gcs_server
 LEASE = 2.0
 HOLDER = """
 import sys
-from infra.storage import connect_anonymously_to_emulator
-connect_anonymously_to_emulator()
+from infra.runtime import configure_process
+configure_process()
 from infra.lock import DatasetLock, DatasetLocked
 lock = DatasetLock(sys.argv[1]).__enter__()
 print("held", flush=True)

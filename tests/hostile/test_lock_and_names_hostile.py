@@ -1,7 +1,7 @@
 """The local dataset lock against links planted in its place, and version names that are not names.
 
 A `.lock` that was a symbolic link had its target truncated and overwritten with the
-holder's JSON; `--version 'v0001\\n'` made a folder with a newline in its name (the
+holder's JSON; `--dataset-version 'v0001\\n'` made a folder with a newline in its name (the
 pattern's `$` matched before the trailing newline). Now the lock is opened with
 O_NOFOLLOW and O_EXCL semantics and must be a regular file with one link, and version
 names must be `v` and four or more digits, whole.
@@ -87,7 +87,7 @@ def test_version_names_are_checked_whole(tmp_path, name):
 
 def test_a_version_name_with_a_newline_is_refused_before_any_work(tmp_path):
     out = tmp_path / "out"
-    proc = run_cli("run", "--config", copy_code_sample(tmp_path), "--out", str(out), "--version", "v0001\n", check=False)
-    assert proc.returncode == 1 and "--version: version names look like v0001" in proc.stderr, proc.stderr
+    proc = run_cli("run", "--config", copy_code_sample(tmp_path), "--out", str(out), "--dataset-version", "v0001\n", check=False)
+    assert proc.returncode == 1 and "--dataset-version: version names look like v0001" in proc.stderr, proc.stderr
     assert "'v0001\\n'" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()

@@ -98,5 +98,5 @@ def test_second_run_makes_a_new_version_and_never_overwrites(tmp_path, monkeypat
     assert "so v0001 written to datasets/so/v0001\n" in first.stdout  # as --out was given
     run_cli(*run)
     assert sorted(os.listdir(tmp_path / "datasets" / "so")) == ["v0001", "v0002"]
-    clash = run_cli(*run, "--version", "v0001", check=False)
+    clash = run_cli(*run, "--dataset-version", "v0001", check=False)
     assert clash.returncode != 0 and "--overwrite" in clash.stderr

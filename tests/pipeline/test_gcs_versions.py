@@ -83,7 +83,7 @@ def test_incremental_build_later_stages_and_diff_on_cloud_storage(tmp_path, gcs,
     assert manifest["tokenizer"]["hash"] == read_manifest(v1)["tokenizer"]["hash"]
     assert manifest["tokenizer"]["reused_from"]["path"] == v1
 
-    run_cli("run", "--config", config, "--out", gcs, "--stages", "binarize", "--version", "v0002")
+    run_cli("run", "--config", config, "--out", gcs, "--stages", "binarize", "--dataset-version", "v0002")
     manifest = read_manifest(v2)
     assert manifest["stages"] == ["corpus", "tokenizer", "binarize"]
     assert manifest["shards"]["splits"]["train"]["documents"] > 0
@@ -136,7 +136,7 @@ def test_train_stage_on_a_cloud_version_uploads_checkpoints_and_resumes_from_the
     storage.copy_tree(write_version(str(tmp_path), train_docs=40, valid_docs=8), version)
     config = tmp_path / "train.yaml"
     config.write_text(TRAIN_CONFIG.format(steps=10))
-    train = ["run", "--config", str(config), "--out", gcs, "--stages", "train", "--version", "v0001"]
+    train = ["run", "--config", str(config), "--out", gcs, "--stages", "train", "--dataset-version", "v0001"]
 
     run_cli(*train)
     manifest = read_manifest(version)

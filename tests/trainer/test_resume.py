@@ -1,6 +1,6 @@
 """The train stage killed mid-run and started again computes exactly the losses of an unbroken run.
 
-Both runs go through the CLI (`code-corpus run --stages train --version v0001`): the
+Both runs go through the CLI (`code-corpus run --stages train --dataset-version v0001`): the
 first in a process of its own, killed by a real SIGKILL, the second in this one. Dropout
 is on, so the resumed run must restore the model, the optimizer and scheduler, the data
 cursor and the RNG state to match.
@@ -49,7 +49,7 @@ KILL_AFTER_STEP = 25
 
 def cli_command(config: str, out: str) -> list[str]:
     code = "import sys; from pipeline.cli import main; sys.exit(main())"
-    args = ["run", "--config", config, "--out", out, "--stages", "train", "--version", VERSION]
+    args = ["run", "--config", config, "--out", out, "--stages", "train", "--dataset-version", VERSION]
     return [sys.executable, "-c", code, *args]
 
 
@@ -92,7 +92,7 @@ def test_killed_run_resumes_with_identical_losses(setup):
     assert 20 <= resume_step <= killed_at < cfg.steps  # killed mid-run, after at least two checkpoints
 
     with one_thread():  # the killed process' arithmetic (ONE_THREAD_ENV), here without a second interpreter's start
-        done = run_cli("run", "--config", config, "--out", out, "--stages", "train", "--version", VERSION)
+        done = run_cli("run", "--config", config, "--out", out, "--stages", "train", "--dataset-version", VERSION)
     assert f"resuming from {survivors[-1]}" in done.stderr
     resumed = read_log(log_path)
     assert _losses(resumed) == _losses(expected)  # every step, bit for bit, the resumed ones included

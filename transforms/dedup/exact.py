@@ -39,7 +39,8 @@ import apache_beam as beam
 from pybloom_live import BloomFilter
 
 from infra import storage
-from infra.spill import BundleSpill, read_spill, return_freed_memory
+from infra.runtime import configure_worker
+from infra.spill import BundleSpill, read_spill
 from infra.writers import HashingFile
 from schemas import stage_names
 from schemas.config import ConfigError
@@ -127,7 +128,7 @@ class SpillFilesFn(beam.DoFn):
         self.scratch_dir = scratch_dir
 
     def setup(self):
-        return_freed_memory()
+        configure_worker()
 
     def start_bundle(self):
         self.spill = BundleSpill(self.scratch_dir, stage_names.DEDUP)
@@ -175,7 +176,7 @@ class ReadKeptFn(beam.DoFn):
     """(spill file, places of its survivors) → those files, streamed from the spill file."""
 
     def setup(self):
-        return_freed_memory()
+        configure_worker()
 
     def process(self, spill_places):
         spill, places = spill_places

@@ -48,7 +48,8 @@ import dataclasses
 
 import apache_beam as beam
 
-from infra.spill import read_spill, return_freed_memory
+from infra.runtime import configure_worker
+from infra.spill import read_spill
 from infra.writers import WriteParquetShards
 from schemas import stage_names
 from schemas.config import NearDedupConfig
@@ -103,7 +104,7 @@ class DropNearDuplicatesFn(RecordFn):
     each_output_is_an_input = True
 
     def setup(self):
-        return_freed_memory()
+        configure_worker()
 
     def __call__(self, spill_rejections):
         spill, groups = spill_rejections

@@ -25,7 +25,7 @@ from typing import Iterable, Iterator
 import apache_beam as beam
 import numpy as np
 
-from infra.spill import return_freed_memory
+from infra.runtime import configure_worker
 from infra.writers import SortIntoShards, merged_groups
 
 BAND_PARTITIONS = 16  # workers that merge band runs; a band key is already a 64-bit mix, so `key % 16` spreads them evenly
@@ -75,7 +75,7 @@ class BucketEdgesFn(beam.DoFn):
     """(partition, run paths) → the edges of every bucket whose band key falls in that partition."""
 
     def setup(self):
-        return_freed_memory()
+        configure_worker()
 
     def process(self, partition_runs):
         _, paths = partition_runs

@@ -22,7 +22,7 @@ import operator
 import apache_beam as beam
 import numpy as np
 
-from infra.spill import return_freed_memory
+from infra.runtime import configure_worker
 from infra.writers import SortIntoShards, merged_groups, shard_of
 from transforms.dedup.minhash import jaccard
 from transforms.dedup.near_versions import SHINGLES, SIGNATURE_DTYPE
@@ -54,7 +54,7 @@ class SimilarityOfEdgesFn(beam.DoFn):
     """(partition, run paths) → (edge, Jaccard) for every edge of that partition."""
 
     def setup(self):
-        return_freed_memory()
+        configure_worker()
 
     def process(self, partition_runs):
         _, paths = partition_runs

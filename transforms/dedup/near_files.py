@@ -14,7 +14,8 @@ import dataclasses
 import apache_beam as beam
 from apache_beam import pvalue
 
-from infra.spill import BundleSpill, read_spill, return_freed_memory
+from infra.runtime import configure_worker
+from infra.spill import BundleSpill, read_spill
 from schemas.config import NearDedupConfig
 from transforms.base import in_global_window
 from transforms.dedup.exact import survivor_rank
@@ -50,7 +51,7 @@ class SignFilesFn(beam.DoFn):
 
     def setup(self):
         self.hasher = hasher_of(self.config)
-        return_freed_memory()
+        configure_worker()
 
     def start_bundle(self):
         self.spill = BundleSpill(self.scratch_dir, SPILL_PREFIX)
@@ -85,7 +86,7 @@ class ShinglesOfCandidatesFn(beam.DoFn):
 
     def setup(self):
         self.hasher = hasher_of(self.config)
-        return_freed_memory()
+        configure_worker()
 
     def process(self, spill_ends):
         spill, ends = spill_ends

@@ -34,7 +34,6 @@ the same way) and validated against nbformat's schema; anything that fails raise
 
 from __future__ import annotations
 
-import logging
 import warnings
 
 import nbformat
@@ -42,6 +41,7 @@ from markdown_it import MarkdownIt
 from nbformat import reader, validator
 from nbformat.warnings import DuplicateCellId, MissingIDFieldWarning
 
+from infra.runtime import quiet_nbformat_validation_log
 from schemas import stage_names
 from schemas.records import Rejected, RepoFile
 from transforms.record_fn import RecordFn
@@ -49,18 +49,6 @@ from transforms.sources.file_decoding import is_notebook_path
 
 NOTEBOOK_VERSION = 4
 READ_VERSIONS = (3, 4)  # the formats of notebooks in the wild since 2013; older ones are rejected
-
-
-class _DropValidationLog(logging.Filter):
-    """nbformat logs each validation failure it meets while converting (an ERROR with the whole
-    failing cell, through traitlets' logger) before it raises; read_notebook turns the raise into
-    a NotebookError, which the run records as a Rejected, so the log line would only repeat it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Notebook JSON is")
-
-
-logging.getLogger("traitlets").addFilter(_DropValidationLog())
 
 
 class NotebookError(ValueError):
@@ -174,6 +162,7 @@ class ConvertNotebooksFn(RecordFn):
     stage = stage_names.NOTEBOOKS
 
     def setup(self) -> None:
+        quiet_nbformat_validation_log()  # read_notebook's errors become Rejected records
         self.markdown = make_markdown_parser()
 
     def __call__(self, record: RepoFile) -> RepoFile | Rejected:

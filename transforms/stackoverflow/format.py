@@ -12,7 +12,8 @@ from typing import NamedTuple, Sequence
 
 import apache_beam as beam
 
-from infra.spill import read_spill, return_freed_memory
+from infra.runtime import configure_worker
+from infra.spill import read_spill
 from schemas import stage_names
 from schemas.config import ScrubConfig
 from schemas.records import Document, StackPost, record_rng
@@ -110,7 +111,7 @@ class FormatSpilledThreadsFn(FormatThreadFn):
     each_output_is_an_input = True
 
     def setup(self):
-        return_freed_memory()
+        configure_worker()
 
     def __call__(self, path: str, *, score_boundaries: Sequence[float]):
         for thread in read_spill(path):

@@ -41,7 +41,8 @@ from typing import Iterator
 
 import apache_beam as beam
 
-from infra.spill import BundleSpill, return_freed_memory
+from infra.runtime import configure_worker
+from infra.spill import BundleSpill
 from infra.writers import SortIntoShards, merged_groups, shard_of
 from schemas import stage_names
 from schemas.config import StackOverflowConfig
@@ -125,7 +126,7 @@ class LinkCommentsFn(RecordFn):
     each_output_is_an_input = True
 
     def setup(self):
-        return_freed_memory()
+        configure_worker()
 
     def __call__(self, partition_runs):
         _, paths = partition_runs
@@ -155,7 +156,7 @@ class SelectThreadsFn(RecordFn):
         self.scratch_dir = scratch_dir
 
     def setup(self):
-        return_freed_memory()
+        configure_worker()
 
     def __call__(self, partition_runs):
         _, paths = partition_runs

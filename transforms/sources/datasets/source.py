@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 import zstandard
 
 from infra import storage
+from infra.runtime import configure_worker
 from schemas import stage_names
 from schemas.datasets_config import DatasetSource
 from schemas.errors import ConfigError
@@ -341,6 +342,7 @@ class SplitFileFn(beam.DoFn):
         self.sections = sections
 
     def setup(self):
+        configure_worker()
         use_hub_tokens(s.hub for s in self.sections.values())
 
     def process(self, file: DatasetFile):
