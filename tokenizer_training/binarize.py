@@ -7,7 +7,8 @@
       └─ tallies ─ SumTallies ─ counts["binarize"]
 
 Each document becomes one sequence: `<|endoftext|>` then its tokens, whole (long
-documents are kept; the trainer cuts its own windows). Literal special-token text
+documents are kept; the trainer cuts its own windows), encoded by tiktoken built from
+the tokenizer's merges (`encoder.py`: the same ids as `tokenizers`). Literal special-token text
 inside a document (say `<|endofmask|>` in a source file) is encoded as plain text, so only
 the trainer puts real sentinels into a sequence.
 
@@ -31,7 +32,6 @@ import posixpath
 import apache_beam as beam
 import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
-from tokenizers import Tokenizer
 
 from infra import storage
 from infra.accounting import check_counts, fold_tallies
@@ -41,6 +41,7 @@ from infra.writers import SortIntoShards, WriteParquetShards, WriteSmallJson, fi
 from schemas import arrow
 from schemas.config import BinarizeConfig
 from schemas.records import Rejected, record_rng
+from tokenizer_training.encoder import encoder_for
 from tokenizer_training.indexed_dataset import IndexedDatasetBuilder, bin_path, idx_path, token_dtype
 from tokenizer_training.tokenizer import TOKENIZER_DIR, TOKENIZER_FILE, load_raw_tokenizer, tokenizer_hash
 from transforms.base import REJECTED, TALLY, Tally
@@ -51,7 +52,7 @@ SPLITS = ("train", "valid")
 COUNTS_FILE = "_binarize_counts.json"
 FILES_FILE = "_binarize_files.json"
 READ_COLUMNS = ["id", "text", "source", "repo", "path"]
-BATCH_CHARS = 1 << 20  # characters per encode_batch_fast call: the Rust encoder spreads a batch over all cores
+BATCH_CHARS = 1 << 20  # characters per encoder call (tokenizers spreads a batch over all cores)
 
 
 def row_groups_of(version_dir: str, manifest: dict | None = None) -> list[tuple[str, int]]:
@@ -95,8 +96,7 @@ class TokenizeDocumentsDoFn(beam.DoFn):
 
     def setup(self):
         with storage.open_file(self.tokenizer_path) as f:
-            self.tokenizer = Tokenizer.from_str(f.read().decode("utf-8"))
-        self.tokenizer.encode_special_tokens = True  # document text never yields a sentinel id
+            self.encoder = encoder_for(f.read().decode("utf-8"), self.dtype)  # special-token text encodes as text
         return_freed_memory()
         self.tally = Tally(STAGE)
         self.stats = collections.Counter()
@@ -110,10 +110,9 @@ class TokenizeDocumentsDoFn(beam.DoFn):
                 continue
             where = (row["source"], row["repo"], row["path"])
             yield self.tally.route(Rejected(row["id"], STAGE, "empty", "document text is empty", *where))
-        encodings = self.tokenizer.encode_batch_fast([row["text"] for row in kept]) if kept else []
-        for row, encoding in zip(kept, encodings):
+        encoded = self.encoder.encode([row["text"] for row in kept]) if kept else []
+        for row, tokens in zip(kept, encoded):
             split = split_of(self.seed, row["id"], self.valid_fraction)
-            tokens = np.array(encoding.ids, dtype=self.dtype)
             self.stats[f"{split}_tokens"] += len(tokens)
             self.stats[f"{split}_documents"] += 1
             yield self.tally.route(((split, shard_of(row["id"], self.shards[split])), (row["id"], tokens)))
