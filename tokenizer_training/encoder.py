@@ -49,6 +49,17 @@ def byte_of_char() -> dict[str, int]:
 
 
 @functools.cache
+def _latin1_of_char() -> dict[int, int]:
+    """byte_of_char for str.translate: each alphabet character becomes the code point of its byte."""
+    return {ord(c): b for c, b in byte_of_char().items()}
+
+
+def token_bytes(token: str) -> bytes:
+    """The raw bytes a byte-level token stands for."""
+    return token.translate(_latin1_of_char()).encode("latin-1")
+
+
+@functools.cache
 def _reference() -> dict:
     """The parts of tokenizer.json that `train_tokenizer` writes whatever it learns."""
     tokenizer = new_tokenizer()
@@ -80,8 +91,7 @@ def mergeable_ranks(saved: dict) -> dict[bytes, int]:
         raise NotEquivalent("its learned tokens' ids do not follow the merge list one to one")
     if len(vocab) != first_merge + len(merged):
         raise NotEquivalent("its vocabulary has tokens that are neither bytes nor merges")
-    table = byte_of_char()
-    return {bytes(table[c] for c in token): i for token, i in vocab.items() if i >= first_byte}
+    return {token_bytes(token): i for token, i in vocab.items() if i >= first_byte}
 
 
 class TiktokenEncoder:
