@@ -7,7 +7,8 @@
       └─ tallies ─ SumTallies ─ counts["binarize"]
 
 Each document becomes one sequence: `<|endoftext|>` then its tokens, whole (long
-documents are kept; the trainer cuts its own windows). Literal special-token text
+documents are kept; the trainer cuts its own windows), encoded by tiktoken built from
+the tokenizer's merges (`encoder.py`: the same ids as `tokenizers`). Literal special-token text
 inside a document (say `<|endofmask|>` in a source file) is encoded as plain text, so only
 the trainer puts real sentinels into a sequence.
 
@@ -30,7 +31,6 @@ import posixpath
 import apache_beam as beam
 import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
-from tokenizers import Tokenizer
 
 from infra import storage
 from infra.accounting import check_counts
@@ -41,6 +41,7 @@ from infra.writers import SortIntoShards, WriteParquetShards, file_info, merged_
 from schemas import arrow, stage_names
 from schemas.config import BinarizeConfig
 from schemas.records import Rejected, record_rng
+from tokenizer_training.encoder import encoder_for
 from tokenizer_training.indexed_dataset import IndexedDatasetBuilder, bin_path, idx_path, token_dtype
 from tokenizer_training.tokenizer import TOKENIZER_DIR, TOKENIZER_FILE, load_raw_tokenizer, tokenizer_hash
 from transforms.base import ApplyStage
@@ -50,7 +51,7 @@ from transforms.stage_outputs import StageOutputs, by_path, read_counts_and_file
 SHARDS_DIR = "shards"
 SPLITS = ("train", "valid")
 READ_COLUMNS = ["id", "text", "source", "repo", "path"]
-BATCH_CHARS = 1 << 20  # characters per encode_batch_fast call: the Rust encoder spreads a batch over all cores
+BATCH_CHARS = 1 << 20  # characters per encoder call (tokenizers spreads a batch over all cores)
 
 
 def row_groups_of(version_dir: str, manifest: dict | None = None) -> list[tuple[str, int]]:
@@ -100,8 +101,7 @@ class TokenizeDocumentsFn(RecordFn):
 
     def setup(self):
         with storage.open_file(self.tokenizer_path) as f:
-            self.tokenizer = Tokenizer.from_str(f.read().decode("utf-8"))
-        self.tokenizer.encode_special_tokens = True  # document text never yields a sentinel id
+            self.encoder = encoder_for(f.read().decode("utf-8"), self.dtype)  # special-token text encodes as text
         configure_worker()
 
     def __call__(self, rows):
@@ -112,10 +112,9 @@ class TokenizeDocumentsFn(RecordFn):
                 continue
             where = (row["source"], row["repo"], row["path"])
             yield Rejected(row["id"], stage_names.BINARIZE, "empty", "document text is empty", *where)
-        encodings = self.tokenizer.encode_batch_fast([row["text"] for row in kept]) if kept else []
-        for row, encoding in zip(kept, encodings):
+        encoded = self.encoder.encode([row["text"] for row in kept]) if kept else []
+        for row, tokens in zip(kept, encoded):
             split = split_of(self.seed, row["id"], self.valid_fraction)
-            tokens = np.array(encoding.ids, dtype=self.dtype)
             self.count(f"{split}_tokens", len(tokens))
             self.count(f"{split}_documents")
             yield (split, shard_of(row["id"], self.shards[split])), (row["id"], tokens)

@@ -41,6 +41,7 @@ def test_sample_run_writes_shards_that_megatron_and_we_read_alike(sample_version
     documents = pq.read_table(version / "documents", columns=["id", "text"]).to_pylist()
     text_of = {d["id"]: d["text"] for d in documents}
     tokenizer = load_raw_tokenizer(str(version))
+    tokenizer.encode_special_tokens = True  # as binarize encodes: special-token text is text
 
     assert manifest["stages"] == ["corpus", "tokenizer", "binarize"]
     counts = manifest["counts"]["binarize"]
@@ -68,6 +69,7 @@ def test_sample_run_writes_shards_that_megatron_and_we_read_alike(sample_version
             for i, doc_id in enumerate(layout[name]):
                 assert ours[i].tolist() == theirs[i].tolist()
                 assert ours[i][0] == 0  # <|endoftext|>
+                assert ours[i].tolist() == tokenizer.encode(text_of[doc_id]).ids  # tiktoken's ids are tokenizers'
                 assert tokenizer.decode(ours[i][1:].tolist()) == text_of[doc_id]
             for kind in ("bin", "idx"):
                 data = open(f"{prefix}.{kind}", "rb").read()
