@@ -71,6 +71,7 @@ def run_ours(work: str, out: str, beam_args: list[str]) -> dict:
     from pipeline.options import make_pipeline_options
     from schemas.config import PipelineConfig, ScrubConfig
     from schemas.sources_config import LocalSource, SourcesConfig
+    from transforms.base import fused, stage_names_of
     from transforms.cleaning.decontamination import DecontaminateFn
     from transforms.stage_outputs import COUNTS_FILE
 
@@ -85,9 +86,9 @@ def run_ours(work: str, out: str, beam_args: list[str]) -> dict:
     with beam.Pipeline(options=make_pipeline_options(beam_args)) as p:
         flow = CorpusFlow(p, config, out)
         (files,) = read_code_sources(flow)
-        for stage in code_stages(flow):
-            if stage.stage != DecontaminateFn.stage:  # datatrove has no counterpart
-                files = flow.add_stage(files | stage)
+        stages = [s for s in code_stages(flow) if stage_names_of(s) != [DecontaminateFn.stage]]  # datatrove has none
+        for stage in fused(stages):
+            files = flow.add_stage(files | stage)
         files | "WriteFiles" >> WriteParquetShards(out, "files", file_schema, OUTPUT_SHARDS)
         (
             flow.tallies

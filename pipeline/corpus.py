@@ -33,7 +33,7 @@ from infra.writers import WriteParquetShards, read_json, write_json
 from schemas import arrow, stage_names
 from schemas.config import ConfigError, PipelineConfig, check_star_boundaries
 from schemas.records import Rejected
-from transforms.base import ApplyStage
+from transforms.base import ApplyStage, fused, stage_names_of
 from transforms.cleaning.decontamination import DecontaminateFn, announce_checks, load_deny_list
 from transforms.cleaning.filters import QualityFilterFn
 from transforms.cleaning.language import LanguageFn
@@ -166,11 +166,11 @@ def clean_code(flow: CorpusFlow, files: beam.PCollection) -> tuple[beam.PCollect
     same files without content: the STUBS of the last stage that gives them (the dedup stages;
     the stages after them keep every file)."""
     chain, stubs = [stage_names.READ], None
-    for stage in code_stages(flow):
+    for stage in fused(code_stages(flow)):
         outputs = files | stage
         files = flow.add_stage(outputs)
         stubs = outputs.extras.get(STUBS, stubs)
-        chain.append(stage.stage)
+        chain += stage_names_of(stage)
     flow.chains.append(chain)
     return files, stubs
 

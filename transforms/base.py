@@ -1,6 +1,7 @@
 """The Beam adapter of the stage contract (`transforms.record_fn`).
 
-`ApplyStage` runs a `RecordFn` as a `ParDo` and returns its `StageOutputs`:
+`ApplyStage` runs a `RecordFn` (or a chain of them, `fused`) as a `ParDo` and returns
+its `StageOutputs`:
 
     kept      kept records
     rejected  `Rejected` records
@@ -14,6 +15,7 @@ checks in = kept + rejected for every stage before it commits the version.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from typing import Any, Iterable
@@ -36,7 +38,11 @@ log = logging.getLogger(__name__)
 
 
 class Tally(StageCounts):
-    """Counts one stage's records within a bundle, as Beam metrics too, and logs progress now and then."""
+    """Counts one stage's records within a bundle, and logs progress now and then.
+
+    Per record it only adds to plain counters; the Beam metrics (progress on Dataflow's
+    page) are made once per bundle, in `drain`.
+    """
 
     def __init__(self, stage: str):
         super().__init__(stage)
@@ -48,56 +54,87 @@ class Tally(StageCounts):
 
     def add_in(self, n: int = 1) -> None:
         super().add_in(n)
-        self.in_counter.inc(n)
         self.total_in += n
-        if time.monotonic() - self.last_log > PROGRESS_SECONDS:
+        if self.total_in % 1024 < n and time.monotonic() - self.last_log > PROGRESS_SECONDS:
             self.last_log = time.monotonic()
             log.info("[%s] %d records read by this worker", self.stage, self.total_in)
 
-    def add_kept(self, n: int = 1) -> None:
-        super().add_kept(n)
-        self.kept_counter.inc(n)
-
-    def add_rejected(self, reason: str) -> None:
-        super().add_rejected(reason)
-        self.rejected_counter.inc()
-
     def drain(self) -> Iterable[pvalue.TaggedOutput]:
-        """The bundle's counts as windowed tally outputs (for `finish_bundle`)."""
+        """The bundle's counts as windowed tally outputs (for `finish_bundle`), and as metrics."""
+        rejected = 0
         for key, n in sorted(self.counts.items()):
+            _, kind, _ = key
+            if kind == "in":
+                self.in_counter.inc(n)
+            elif kind == "kept":
+                self.kept_counter.inc(n)
+            elif kind == "rejected":
+                rejected += n
             yield in_global_window(pvalue.TaggedOutput(TALLY, (key, n)))
+        if rejected:
+            self.rejected_counter.inc(rejected)
         self.counts.clear()
 
 
 class StageDoFn(beam.DoFn):
-    """Runs a `RecordFn` on each element, routing kept/rejected and tallying both."""
+    """Runs a chain of `RecordFn`s on each element, routing kept/rejected and tallying each.
 
-    def __init__(self, fn: RecordFn):
-        self.fn = fn
+    What one fn keeps goes straight to the next, inside this DoFn: a chain of cheap
+    per-record stages costs one Beam dispatch per record, not one per stage.
+    """
+
+    def __init__(self, fns: tuple[RecordFn, ...]):
+        self.fns = fns
 
     def setup(self):
         configure_worker()  # sources and stages read and write the store on workers
-        self.fn.setup()
-        self.tally = Tally(self.fn.stage)
+        for fn in self.fns:
+            fn.setup()
+        self.tallies = [Tally(fn.stage) for fn in self.fns]
+        self.takes = [side_input_names(fn) for fn in self.fns]
 
     def process(self, record, **side_inputs):
-        if not self.fn.each_output_is_an_input:
-            self.tally.add_in()
-        yield from self._route(self.fn(record, **side_inputs))
+        yield from self._run(0, record, side_inputs)
 
     def finish_bundle(self):
-        for out in self._route(self.fn.finish_bundle()):
-            yield in_global_window(out)
-        self.tally.add_stats(self.fn.stats)
-        yield from self.tally.drain()
+        for i, fn in enumerate(self.fns):
+            for out in self._route(i, fn.finish_bundle(), {}):
+                yield in_global_window(out)
+        for fn, tally in zip(self.fns, self.tallies):
+            tally.add_stats(fn.stats)
+            yield from tally.drain()
 
     def teardown(self):
-        self.fn.teardown()
+        for fn in self.fns:
+            fn.teardown()
 
-    def _route(self, out):
+    def _run(self, i: int, record, side_inputs: dict):
+        """Call fn i on one record (with the side inputs it names) and route what it returns."""
+        fn, takes = self.fns[i], self.takes[i]
+        if not fn.each_output_is_an_input:
+            self.tallies[i].add_in()
+        mine = side_inputs if takes is None else {k: v for k, v in side_inputs.items() if k in takes}
+        yield from self._route(i, fn(record, **mine), side_inputs)
+
+    def _route(self, i: int, out, side_inputs: dict):
+        """Tally fn i's outputs; what it keeps goes to fn i + 1, or out of the chain after the last."""
+        fn, tally, last = self.fns[i], self.tallies[i], i + 1 == len(self.fns)
         for item in outputs_of(out):
-            tag, value = self.tally.route(item, self.fn.each_output_is_an_input)
-            yield value if tag == KEPT else pvalue.TaggedOutput(tag, value)
+            tag, value = tally.route(item, fn.each_output_is_an_input)
+            if tag != KEPT:
+                yield pvalue.TaggedOutput(tag, value)
+            elif last:
+                yield value
+            else:
+                yield from self._run(i + 1, value, side_inputs)
+
+
+def side_input_names(fn: RecordFn) -> set[str] | None:
+    """The keyword arguments a fn's `__call__` takes (None: any, it takes **kwargs)."""
+    params = inspect.signature(fn.__call__).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params}
 
 
 def in_global_window(out):
@@ -108,25 +145,59 @@ def in_global_window(out):
 
 
 class ApplyStage(beam.PTransform):
-    """A stage as a composite transform: its kept records, rejected records, tallies and extras.
+    """Stages as one composite transform: their kept records, rejected records, tallies and extras.
 
-    Keyword arguments are side inputs (e.g. `beam.pvalue.AsSingleton(pcoll)`); their
-    values reach the RecordFn's `__call__` as keyword arguments of the same names.
+    `ApplyStage(fn)` runs one stage; `ApplyStage(fn1, fn2, ...)` runs a chain in one
+    `ParDo`, each fn reading what the one before it kept (`rejected`, `tally` and the
+    extras hold every fn's). Keyword arguments are side inputs (e.g.
+    `beam.pvalue.AsSingleton(pcoll)`); their values reach each RecordFn's `__call__`
+    that names them, as keyword arguments of the same names.
     """
 
-    def __init__(self, fn: RecordFn, **side_inputs):
+    def __init__(self, *fns: RecordFn, **side_inputs):
         super().__init__(label=None)
-        self.fn = fn
+        if not fns:
+            raise ValueError("ApplyStage needs at least one RecordFn")
+        self.fns = fns
         self.record_fn_inputs = side_inputs  # not `side_inputs`: Beam's PTransform uses that name
+
+    @property
+    def fn(self) -> RecordFn:
+        """The fn of a one-stage transform."""
+        (fn,) = self.fns
+        return fn
 
     @property
     def stage(self) -> str:
         return self.fn.stage
 
+    @property
+    def stages(self) -> list[str]:
+        return [fn.stage for fn in self.fns]
+
     def default_label(self):
-        return type(self.fn).__name__
+        return "+".join(type(fn).__name__ for fn in self.fns)
 
     def expand(self, records) -> StageOutputs:
-        stage = beam.ParDo(StageDoFn(self.fn), **self.record_fn_inputs).with_output_types(Any)  # not inferred from bytecode
-        out = records | stage.with_outputs(REJECTED, TALLY, *self.fn.extra_outputs, main=KEPT)
-        return StageOutputs(out[KEPT], (out[REJECTED],), out[TALLY], extras={tag: out[tag] for tag in self.fn.extra_outputs})
+        stage = beam.ParDo(StageDoFn(self.fns), **self.record_fn_inputs).with_output_types(Any)  # not inferred from bytecode
+        extra_tags = [tag for fn in self.fns for tag in fn.extra_outputs]
+        out = records | stage.with_outputs(REJECTED, TALLY, *extra_tags, main=KEPT)
+        return StageOutputs(out[KEPT], (out[REJECTED],), out[TALLY], extras={tag: out[tag] for tag in extra_tags})
+
+
+def stage_names_of(stage: beam.PTransform) -> list[str]:
+    """The stage names a transform runs: every fn's of an `ApplyStage` chain, else its `stage`."""
+    return stage.stages if isinstance(stage, ApplyStage) else [stage.stage]
+
+
+def fused(stages: list[beam.PTransform]) -> list[beam.PTransform]:
+    """The stages, with each run of consecutive `ApplyStage`s without side inputs made one chain."""
+    out: list[beam.PTransform] = []
+    for stage in stages:
+        previous = out[-1] if out else None
+        if isinstance(stage, ApplyStage) and isinstance(previous, ApplyStage):
+            if not stage.record_fn_inputs and not previous.record_fn_inputs:
+                out[-1] = ApplyStage(*previous.fns, *stage.fns)
+                continue
+        out.append(stage)
+    return out

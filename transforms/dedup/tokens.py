@@ -9,14 +9,27 @@ from __future__ import annotations
 import re
 import string
 
-_WORD = re.compile(r"\w+")
+_WORD_RUNS = re.compile(r"\W+")
+_NON_ASCII_RUN = re.compile(rb"[\x80-\xff]+")
 _ASCII_WORD = frozenset((string.ascii_letters + string.digits + "_").encode())
-_ASCII_TO_SPACES = bytes(b if b in _ASCII_WORD else 0x20 for b in range(256))
+# ASCII bytes that are not word characters become spaces; bytes of non-ASCII characters stay.
+_ASCII_TO_SPACES = bytes(b if b in _ASCII_WORD or b >= 0x80 else 0x20 for b in range(256))
 
 
 def alnum_tokens(text: str) -> bytes:
     """The text's alphanumeric tokens (maximal runs of letters, digits, underscores), separated
-    by runs of spaces: what exact dedup keys on and near-dedup shingles."""
-    if text.isascii():  # same tokens as the regex, split at C speed
-        return text.encode("ascii").translate(_ASCII_TO_SPACES)
-    return " ".join(_WORD.findall(text)).encode("utf-8")
+    by runs of spaces: what exact dedup keys on and near-dedup shingles.
+
+    The same tokens as the regex `\\w+`, found at C speed: ASCII separators
+    become spaces by a byte translation, and only the runs of non-ASCII characters (whole
+    UTF-8 sequences, since no ASCII byte occurs inside one) go through the regex.
+    """
+    data = text.encode("utf-8", "surrogatepass").translate(_ASCII_TO_SPACES)
+    if len(data) == len(text):  # ASCII only
+        return data
+    return _NON_ASCII_RUN.sub(_separate_non_word, data)
+
+
+def _separate_non_word(run: re.Match) -> bytes:
+    """A run of non-ASCII characters with its non-word characters made spaces."""
+    return _WORD_RUNS.sub(" ", run.group().decode("utf-8", "surrogatepass")).encode("utf-8", "surrogatepass")
