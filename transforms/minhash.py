@@ -30,21 +30,28 @@ _BASE_INVERSE = np.uint64(pow(int(_BASE), -1, 2**64))
 _CHUNK = 512  # shingles per block of the (shingles x permutations) product: 512 x 256 x 8 B = 1 MiB
 EMPTY = np.zeros(0, dtype=np.uint64)
 _POWER_TABLES = (EMPTY, EMPTY)
+_POWERS_KEPT = 1 << 18  # bytes of text the kept power tables cover: 2 x 8 B each, 4 MiB
+
+
+def _power_tables(size: int) -> tuple[np.ndarray, np.ndarray]:
+    return (
+        np.cumprod(np.full(size, _BASE, dtype=np.uint64)),  # wraps
+        np.cumprod(np.full(size, _BASE_INVERSE, dtype=np.uint64)),
+    )
 
 
 def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(B^1 .. B^n, B^-1 .. B^-n) mod 2^64: views of tables kept for the process and grown to the longest text yet.
+    """(B^1 .. B^n, B^-1 .. B^-n) mod 2^64: views of tables kept for the process and grown to the longest text yet
+    (up to _POWERS_KEPT bytes; a longer text gets tables of its own).
 
     Built once instead of per file: two cumulative products per file were a quarter of
     the shingling, and arrays past the process' mmap threshold (infra.spill) cost page faults.
     """
     global _POWER_TABLES
+    if n > _POWERS_KEPT:
+        return _power_tables(n)
     if len(_POWER_TABLES[0]) < n:
-        size = max(n, 2 * len(_POWER_TABLES[0]), 1 << 16)
-        _POWER_TABLES = (
-            np.cumprod(np.full(size, _BASE, dtype=np.uint64)),  # wraps
-            np.cumprod(np.full(size, _BASE_INVERSE, dtype=np.uint64)),
-        )
+        _POWER_TABLES = _power_tables(min(_POWERS_KEPT, max(n, 2 * len(_POWER_TABLES[0]), 1 << 16)))
     powers, inverse = _POWER_TABLES
     return powers[:n], inverse[:n]
 

@@ -71,6 +71,7 @@ def texts() -> list[str]:
         "\n".join(f"value_{i} = compute_{i}(arg_{i})" for i in range(40)),
         " ".join(rng.choice(words) for _ in range(1400)),  # more shingles than one block of the product
         "z" * 70000 + " tail of a long token",  # longer than the power tables start
+        "y" * 300000 + " past the kept tables",  # longer than the tables kept: tables of its own
     ]
 
 
