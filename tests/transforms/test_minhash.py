@@ -8,8 +8,8 @@ import threading
 
 import numpy as np
 
-from transforms.minhash import MinHasher
-from transforms.tokens import alnum_tokens
+from transforms.dedup.minhash import MinHasher
+from transforms.dedup.tokens import alnum_tokens
 
 SETTINGS = dict(shingle_tokens=5, permutations=256, bands=36, rows=7, seed=42)  # the dedup.near defaults
 MASK = 2**64 - 1
