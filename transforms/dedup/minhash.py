@@ -27,8 +27,33 @@ from transforms.dedup.tokens import alnum_tokens
 
 _BASE = np.uint64(0x100000001B3)  # odd, so invertible mod 2^64
 _BASE_INVERSE = np.uint64(pow(int(_BASE), -1, 2**64))
-_CHUNK = 2048  # shingles per block of the (shingles x permutations) product: 2048 x 256 x 8 B = 4 MiB
+_CHUNK = 512  # shingles per block of the (shingles x permutations) product: 512 x 256 x 8 B = 1 MiB
 EMPTY = np.zeros(0, dtype=np.uint64)
+_POWER_TABLES = (EMPTY, EMPTY)
+_POWERS_KEPT = 1 << 18  # bytes of text the kept power tables cover: 2 x 8 B each, 4 MiB
+
+
+def _power_tables(size: int) -> tuple[np.ndarray, np.ndarray]:
+    return (
+        np.cumprod(np.full(size, _BASE, dtype=np.uint64)),  # wraps
+        np.cumprod(np.full(size, _BASE_INVERSE, dtype=np.uint64)),
+    )
+
+
+def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(B^1 .. B^n, B^-1 .. B^-n) mod 2^64: views of tables kept for the process and grown to the longest text yet
+    (up to _POWERS_KEPT bytes; a longer text gets tables of its own).
+
+    Built once instead of per file: two cumulative products per file were a quarter of
+    the shingling, and arrays past the process' mmap threshold (infra.spill) cost page faults.
+    """
+    global _POWER_TABLES
+    if n > _POWERS_KEPT:
+        return _power_tables(n)
+    if len(_POWER_TABLES[0]) < n:
+        _POWER_TABLES = _power_tables(min(_POWERS_KEPT, max(n, 2 * len(_POWER_TABLES[0]), 1 << 16)))
+    powers, inverse = _POWER_TABLES
+    return powers[:n], inverse[:n]
 
 
 def token_hashes(data: bytes) -> np.ndarray:
@@ -39,10 +64,10 @@ def token_hashes(data: bytes) -> np.ndarray:
     starts, ends = edges[0::2], edges[1::2]
     if not len(starts):
         return EMPTY
-    powers = np.cumprod(np.full(len(buf), _BASE, dtype=np.uint64))  # B^1 .. B^n, wrapping
+    powers, inverse = _powers(len(buf))
     prefix = np.zeros(len(buf) + 1, dtype=np.uint64)
-    np.cumsum(buf * powers, dtype=np.uint64, out=prefix[1:])
-    inverse = np.cumprod(np.full(len(buf), _BASE_INVERSE, dtype=np.uint64))  # B^-1 .. B^-n
+    np.multiply(buf, powers, out=prefix[1:])
+    np.cumsum(prefix[1:], out=prefix[1:])
     return (prefix[ends] - prefix[starts]) * inverse[starts]
 
 
@@ -71,7 +96,10 @@ def _odd_constants(n: int, seed: int) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class MinHasher:
-    """Signatures and band keys for one setting of (shingle size, permutations, bands x rows, seed)."""
+    """Signatures and band keys for one setting of (shingle size, permutations, bands x rows, seed).
+
+    It holds a scratch block for the signatures: one per thread (each DoFn makes its own in setup).
+    """
 
     shingle_tokens: int
     permutations: int
@@ -85,6 +113,9 @@ class MinHasher:
         object.__setattr__(self, "b", rng.integers(0, 2**64, size=self.permutations, dtype=np.uint64, endpoint=False))
         object.__setattr__(self, "position_keys", _odd_constants(self.shingle_tokens, self.seed + 1))
         object.__setattr__(self, "row_keys", _odd_constants(self.rows + 1, self.seed + 2))
+        # The product's block, allocated once: past the mmap threshold the stages set (infra.spill), a new
+        # block per file was mapped and faulted in page by page, which cost as much CPU as the arithmetic.
+        object.__setattr__(self, "block", np.empty((_CHUNK, self.permutations), dtype=np.uint64))
 
     def shingles(self, text: str) -> np.ndarray:
         """Sorted distinct 64-bit hashes of the file's shingles (empty if it has too few tokens)."""
@@ -101,10 +132,14 @@ class MinHasher:
         """The MinHash signature (uint32, one value per permutation) of a non-empty shingle set."""
         x = (shingles >> np.uint64(32))[:, None]
         least = np.full(self.permutations, np.iinfo(np.uint64).max, dtype=np.uint64)
+        block_least = np.empty(self.permutations, dtype=np.uint64)
         for start in range(0, len(x), _CHUNK):
-            block = x[start : start + _CHUNK] * self.a  # wraps mod 2^64
+            chunk = x[start : start + _CHUNK]
+            block = self.block[: len(chunk)]
+            np.multiply(chunk, self.a, out=block)  # wraps mod 2^64
             block += self.b
-            np.minimum(least, block.min(axis=0), out=least)
+            np.minimum.reduce(block, axis=0, out=block_least)
+            np.minimum(least, block_least, out=least)
         return (least >> np.uint64(32)).astype(np.uint32)  # the shift is monotonic: min, then shift
 
     def band_keys(self, signature: np.ndarray) -> list[int]:

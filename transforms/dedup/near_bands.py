@@ -52,23 +52,32 @@ def held_pair_bytes(_stored) -> int:
 
 def bucket_edges(members: Iterable[tuple]) -> Iterator[tuple[tuple, tuple]]:
     """The sorted (node, sketch) of one bucket → (earlier node, node) for every other distinct node: the earlier
-    node among the first LINK_WINDOW whose sketch agrees most (the least of those on a tie)."""
-    nodes, window = [], None
+    node among the first LINK_WINDOW whose sketch agrees most (the least of those on a tie).
+
+    Most buckets hold one file, and in a big bucket of copies most sketches equal the first: numpy
+    is touched only for a sketch that does not, and the window fills from the sketches kept so far.
+    """
+    nodes, sketches, last, window, filled = [], [], None, None, 0
     for node, node_sketch in members:
-        if nodes and node == nodes[-1]:
+        if node == last:
             continue
-        values = np.frombuffer(node_sketch, dtype=np.uint8)
-        if window is None:
-            window = np.empty((LINK_WINDOW, len(values)), dtype=np.uint8)
-        elif np.array_equal(window[0], values):  # the common case in a big bucket of copies: no scan
+        if not nodes:
+            pass
+        elif node_sketch == sketches[0]:
             yield nodes[0], node
         else:
-            seen = min(len(nodes), LINK_WINDOW)
-            agreement = (window[:seen] == values).sum(axis=1)
+            seen = len(sketches)
+            if window is None:
+                window = np.empty((LINK_WINDOW, len(node_sketch)), dtype=np.uint8)
+            if filled < seen:
+                window[filled:seen] = np.frombuffer(b"".join(sketches[filled:]), dtype=np.uint8).reshape(seen - filled, -1)
+                filled = seen
+            agreement = (window[:seen] == np.frombuffer(node_sketch, dtype=np.uint8)).sum(axis=1)
             yield nodes[int(np.argmax(agreement))], node
         if len(nodes) < LINK_WINDOW:
-            window[len(nodes)] = values
-        nodes.append(node)
+            nodes.append(node)
+            sketches.append(node_sketch)
+        last = node
 
 
 class BucketEdgesFn(beam.DoFn):
