@@ -16,7 +16,8 @@ Then, in this process and on the same data, the stage's kernels alone (CPU secon
                rule, format (`FormatCodeFn`), and the Parquet writer (`write_parquet` of
                the documents' rows, sorted by id as the shards are)
     tokenizer  the BPE trainer (`train_tokenizer`) on the stage's own sample
-    binarize   `Tokenizer.encode_batch_fast` in batches of `BATCH_CHARS`, as the stage calls it
+    binarize   the stage's encoder (`encoder_for`: tiktoken built from our merges) in batches of
+               `BATCH_CHARS`, as the stage calls it
 
 Marginal CPU per MB is (CPU seconds added) / (MB of corpus added) from the smaller size
 to the larger, so each stage's fixed start-up cancels (the fixed CPU seconds that the
@@ -48,7 +49,6 @@ import time
 
 from bench_scale import STAGES, write_config
 from site_corpus import REPOS_DIR, build_corpus, warm_cache
-from tokenizers import Tokenizer
 
 from infra import storage
 from infra.version import DOCUMENTS_DIR, MANIFEST, document_paths
@@ -58,6 +58,7 @@ from schemas import arrow
 from schemas.config import load_config
 from schemas.records import Rejected, RepoFile
 from tokenizer_training.binarize import BATCH_CHARS
+from tokenizer_training.encoder import encoder_for
 from tokenizer_training.sample import choose_sample, iter_batches, iter_sample
 from tokenizer_training.tokenizer import TOKENIZER_DIR, TOKENIZER_FILE, train_tokenizer
 from transforms.base import ApplyStage
@@ -67,7 +68,7 @@ from transforms.formatting.code_files import FormatCodeFn
 from transforms.sources.local.source import list_repos, read_repo
 
 RATIO_GOAL = 1.3  # whole pipeline / kernels, CPU per MB
-BINARIZE_GOAL = 1.2  # binarize / encode_batch_fast
+BINARIZE_GOAL = 1.2  # binarize / its encoder
 DEDUP_AT = 5  # license, language, notebooks, decontamination, filters run before dedup; the rest after
 
 
@@ -171,12 +172,11 @@ def train_and_encode(config, version_dir: str, kernels: Kernels) -> None:
     with kernels.timed("tokenizer", "BPE trainer", sum(map(mb_of, sample))):
         train_tokenizer(sample, tok.vocab_size, tok.min_frequency)
     with open(os.path.join(version_dir, TOKENIZER_DIR, TOKENIZER_FILE)) as f:
-        tokenizer = Tokenizer.from_str(f.read())
-    tokenizer.encode_special_tokens = True
+        encoder = encoder_for(f.read(), "uint16")  # the stage's own encoder (tiktoken from our merges)
     texts = [t for batch in iter_batches(paths, ["text"]) for t in batch.column("text").to_pylist() if t]
     for batch in char_batches(texts, BATCH_CHARS):
-        with kernels.timed("binarize", "encode_batch_fast", sum(map(mb_of, batch))):
-            tokenizer.encode_batch_fast(batch)
+        with kernels.timed("binarize", "encoder", sum(map(mb_of, batch))):
+            encoder.encode(batch)
 
 
 def char_batches(texts: list[str], max_chars: int):
