@@ -216,19 +216,23 @@ def remember_interrupts() -> Iterator[Callable[[], bool]]:
     """While a run goes on, SIGINT (Ctrl-C) raises KeyboardInterrupt as usual and is also remembered,
     so that one a library catches still stops the commit; yields "was there one?".
 
-    The run's child processes (Beam's multi-processing workers) are stopped with SIGTERM first:
-    Beam's teardown waits for each worker, and one that did not get the signal (`kill -INT`
-    reaches only this process) would keep it waiting for ever. What Beam's threads raise as
-    they are torn down is then logged at DEBUG rather than printed as a traceback.
+    The run's child processes (Beam's multi-processing workers) are stopped with SIGTERM first,
+    and again until the run has unwound (`stop_children_until`): Beam's teardown waits for each
+    worker, and one that did not get the signal (`kill -INT` reaches only this process) would
+    keep it waiting for ever. What Beam's threads raise as they are torn down is then logged at
+    DEBUG rather than printed as a traceback.
     """
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield lambda: False
         return
     seen: list[int] = []
+    unwound = threading.Event()
 
     def interrupt(signum, frame):
-        seen.append(signum)
+        seen.append(signum)  # first: the threads of the workers stopped here raise as they end
         stop_child_processes()
+        if len(seen) == 1:
+            threading.Thread(target=stop_children_until, args=(unwound,), name="stop-children", daemon=True).start()
         raise KeyboardInterrupt
 
     def thread_error(args) -> None:
@@ -248,10 +252,23 @@ def remember_interrupts() -> Iterator[Callable[[], bool]]:
     try:
         yield lambda: bool(seen)
     finally:
+        unwound.set()
         signal.signal(signal.SIGINT, previous)
         threading.excepthook = previous_hook
         for handler in handlers:
             handler.removeFilter(beam_quiet_after_interrupt)
+
+
+def stop_children_until(unwound: threading.Event, every: float = 0.1) -> None:
+    """After Ctrl-C, SIGTERM the run's child processes every `every` seconds until the run has unwound.
+
+    Beam starts each multi-processing worker from a thread of its own a moment after the runner
+    asks for it, so a worker can appear after the first sweep. Beam's teardown then waits for that
+    worker's thread while the worker, connected to the runner's still open control server, waits
+    for work: each waits for the other for ever.
+    """
+    while not unwound.wait(every):
+        stop_child_processes()
 
 
 def stop_child_processes() -> None:
