@@ -14,6 +14,7 @@ succeed and the manifest is written.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import datetime
 import logging
@@ -51,6 +52,7 @@ from transforms.sources.secrets import check_worker_token
 log = logging.getLogger(__name__)
 
 DEDUP_DIR = BLOOM_FILE.split("/")[0] + "/"  # the Bloom filter and the MinHash signatures (dedup/minhash/)
+PR_SET_CHILD_SUBREAPER = 36  # prctl option (linux/prctl.h)
 WORKER_PYTHON = (3, 11)  # the Python of the worker image (Dockerfile: FROM apache/beam_python3.11_sdk)
 
 
@@ -230,9 +232,10 @@ def remember_interrupts() -> Iterator[Callable[[], bool]]:
 
     def interrupt(signum, frame):
         seen.append(signum)  # first: the threads of the workers stopped here raise as they end
-        stop_child_processes()
         if len(seen) == 1:
+            adopt_orphans()
             threading.Thread(target=stop_children_until, args=(unwound,), name="stop-children", daemon=True).start()
+        stop_child_processes()
         raise KeyboardInterrupt
 
     def thread_error(args) -> None:
@@ -269,6 +272,16 @@ def stop_children_until(unwound: threading.Event, every: float = 0.1) -> None:
     """
     while not unwound.wait(every):
         stop_child_processes()
+
+
+def adopt_orphans() -> None:
+    """Make this process the parent of its descendants' orphans (Linux), so that the sweeps reach them.
+
+    Beam starts a worker as `sh -c python ...`: a shell stopped just after it forked its Python
+    would leave that worker to init, outside this process's tree, waiting for the runner for ever.
+    """
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 def stop_child_processes() -> None:

@@ -30,12 +30,12 @@ BOUND = 300
 
 def wait_for(moment: str, run: subprocess.Popen, staging) -> None:
     """Return at `moment` of the run: 'staging' (3 s after its staging folder appears), 'workers'
-    (Beam's first worker process started) or 'documents' (the corpus stage writes its documents)."""
+    (Beam's first worker process started, once staging) or 'documents' (the corpus stage writes its documents)."""
     deadline = time.monotonic() + BOUND
 
     def reached() -> bool:
-        if moment == "workers":
-            return bool(psutil.Process(run.pid).children())
+        if moment == "workers":  # the run may start other processes (git) before it stages
+            return staging.exists() and bool(psutil.Process(run.pid).children())
         return (staging / "documents" if moment == "documents" else staging).exists()
 
     while run.poll() is None and time.monotonic() < deadline and not reached():
