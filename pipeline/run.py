@@ -233,7 +233,7 @@ def remember_interrupts() -> Iterator[Callable[[], bool]]:
     def interrupt(signum, frame):
         seen.append(signum)  # first: the threads of the workers stopped here raise as they end
         if len(seen) == 1:
-            adopt_orphans()
+            adopt_orphans(True)
             threading.Thread(target=stop_children_until, args=(unwound,), name="stop-children", daemon=True).start()
         stop_child_processes()
         raise KeyboardInterrupt
@@ -256,6 +256,8 @@ def remember_interrupts() -> Iterator[Callable[[], bool]]:
         yield lambda: bool(seen)
     finally:
         unwound.set()
+        if seen:
+            adopt_orphans(False)  # a caller that goes on after the interrupt gets its process back as it was
         signal.signal(signal.SIGINT, previous)
         threading.excepthook = previous_hook
         for handler in handlers:
@@ -274,14 +276,14 @@ def stop_children_until(unwound: threading.Event, every: float = 0.1) -> None:
         stop_child_processes()
 
 
-def adopt_orphans() -> None:
+def adopt_orphans(adopt: bool) -> None:
     """Make this process the parent of its descendants' orphans (Linux), so that the sweeps reach them.
 
     Beam starts a worker as `sh -c python ...`: a shell stopped just after it forked its Python
     would leave that worker to init, outside this process's tree, waiting for the runner for ever.
     """
     if sys.platform == "linux":
-        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, int(adopt), 0, 0, 0)
 
 
 def stop_child_processes() -> None:
