@@ -25,25 +25,25 @@ def run_command(args, extra: list[str]) -> int:
     if args.command == "run":
         return _run(args, extra)
     if args.command == "diff":
-        print(render_diff(diff_versions(args.a, args.b), all_ids=args.all_ids))
+        print_to_pipe(render_diff(diff_versions(args.a, args.b), all_ids=args.all_ids))
     elif args.command in ("infill", "generate"):
         from trainer.infill import run_command as infill_command  # torch loads only for these commands
 
-        print(infill_command(args))
+        print_to_pipe(infill_command(args))
     elif args.command == "verify":
         verification = verify_version(args.version_dir, quick=args.quick)
-        print(verification.render())
+        print_to_pipe(verification.render())
         return 0 if verification.ok else 1
     elif args.command == "bigquery-cost":
-        print(bigquery_cost(load_config(args.config)))
+        print_to_pipe(bigquery_cost(load_config(args.config)))
     elif args.command == "show":
         print_to_pipe(show_command(args))
     elif args.command == "report":
-        print(write_report(args.version_dir))
+        print_to_pipe(write_report(args.version_dir))
         if args.screenshot:
-            print(screenshot(args.version_dir, args.screenshot))
+            print_to_pipe(screenshot(args.version_dir, args.screenshot))
     else:
-        print(describe_manifest(read_manifest(args.version_dir)))
+        print_to_pipe(describe_manifest(read_manifest(args.version_dir)))
     return 0
 
 
@@ -54,7 +54,7 @@ def show_command(args) -> str:
 
 
 def print_to_pipe(text: str) -> None:
-    """Print, and stop quietly when the reader has closed the pipe (`show ... | head`)."""
+    """Print, and stop quietly when the reader has closed the pipe (`inspect ... | head`), as Unix tools do."""
     try:
         print(text, flush=True)
     except BrokenPipeError:  # the interpreter flushes stdout again at exit: point it at nothing

@@ -14,6 +14,7 @@ succeed and the manifest is written.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import datetime
 import logging
@@ -52,6 +53,7 @@ from transforms.sources.secret_manager import check_worker_token
 log = logging.getLogger(__name__)
 
 DEDUP_DIR = BLOOM_FILE.split("/")[0] + "/"  # the Bloom filter and the MinHash signatures (dedup/minhash/)
+PR_SET_CHILD_SUBREAPER = 36  # prctl option (linux/prctl.h)
 WORKER_PYTHON = (3, 11)  # the Python of the worker image (Dockerfile: FROM apache/beam_python3.11_sdk)
 
 
@@ -225,18 +227,23 @@ def remember_interrupts() -> Iterator[Callable[[], bool]]:
     """While a run goes on, SIGINT (Ctrl-C) raises KeyboardInterrupt as usual and is also remembered,
     so that one a library catches still stops the commit; yields "was there one?".
 
-    The run's child processes (Beam's multi-processing workers) are stopped with SIGTERM first:
-    Beam's teardown waits for each worker, and one that did not get the signal (`kill -INT`
-    reaches only this process) would keep it waiting for ever. What Beam's threads raise as
-    they are torn down is then logged at DEBUG rather than printed as a traceback.
+    The run's child processes (Beam's multi-processing workers) are stopped with SIGTERM first,
+    and again until the run has unwound (`stop_children_until`): Beam's teardown waits for each
+    worker, and one that did not get the signal (`kill -INT` reaches only this process) would
+    keep it waiting for ever. What Beam's threads raise as they are torn down is then logged at
+    DEBUG rather than printed as a traceback.
     """
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield lambda: False
         return
     seen: list[int] = []
+    unwound = threading.Event()
 
     def interrupt(signum, frame):
-        seen.append(signum)
+        seen.append(signum)  # first: the threads of the workers stopped here raise as they end
+        if len(seen) == 1:
+            adopt_orphans(True)
+            threading.Thread(target=stop_children_until, args=(unwound,), name="stop-children", daemon=True).start()
         stop_child_processes()
         raise KeyboardInterrupt
 
@@ -257,10 +264,35 @@ def remember_interrupts() -> Iterator[Callable[[], bool]]:
     try:
         yield lambda: bool(seen)
     finally:
+        unwound.set()
+        if seen:
+            adopt_orphans(False)  # a caller that goes on after the interrupt gets its process back as it was
         signal.signal(signal.SIGINT, previous)
         threading.excepthook = previous_hook
         for handler in handlers:
             handler.removeFilter(beam_quiet_after_interrupt)
+
+
+def stop_children_until(unwound: threading.Event, every: float = 0.1) -> None:
+    """After Ctrl-C, SIGTERM the run's child processes every `every` seconds until the run has unwound.
+
+    Beam starts each multi-processing worker from a thread of its own a moment after the runner
+    asks for it, so a worker can appear after the first sweep. Beam's teardown then waits for that
+    worker's thread while the worker, connected to the runner's still open control server, waits
+    for work: each waits for the other for ever.
+    """
+    while not unwound.wait(every):
+        stop_child_processes()
+
+
+def adopt_orphans(adopt: bool) -> None:
+    """Make this process the parent of its descendants' orphans (Linux), so that the sweeps reach them.
+
+    Beam starts a worker as `sh -c python ...`: a shell stopped just after it forked its Python
+    would leave that worker to init, outside this process's tree, waiting for the runner for ever.
+    """
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, int(adopt), 0, 0, 0)
 
 
 def stop_child_processes() -> None:
