@@ -123,9 +123,7 @@ def _run_locked(
 ) -> str:
     """The body of `run_stages`, while this run holds the dataset's lock (`before_commit` raises if the
     lock was lost or the run interrupted)."""
-    for finished in store.finish_commits():
-        write_report(store.path(finished))
-    store.clean_incomplete()
+    tidy_dataset(store)
     started = time.time()
     if stages[0] == "corpus":
         version = version or store.next_version()
@@ -184,6 +182,14 @@ def _run_locked(
         _record_run(final, stages, options, started)
     write_report(final)
     return final
+
+
+def tidy_dataset(store: VersionStore) -> None:
+    """What a run does first, holding the lock: finish the commits a killed run left half done
+    (each finished version gets its report) and remove what runs cut short left."""
+    for finished in store.finish_commits():
+        write_report(store.path(finished))
+    store.clean_incomplete()
 
 
 def new_manifest(config: PipelineConfig, version: str, previous: str | None) -> dict:
