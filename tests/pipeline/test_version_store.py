@@ -18,11 +18,11 @@ import pytest
 
 from infra import storage
 from infra.verify import verify_version
-from infra.version import MANIFEST, MANIFEST_FORMAT, VersionStore, write_manifest
+from infra.version import MANIFEST, MANIFEST_FORMAT, VersionError, VersionStore, write_manifest
 from pipeline.run import tidy_dataset
 from pipeline.stages import file_entries
 from schemas import arrow
-from tests.conftest import run_cli
+from tests.conftest import SAMPLE_CONFIG, run_cli
 
 pytestmark = pytest.mark.slow  # the Cloud Storage server starts once per worker (seconds)
 
@@ -112,3 +112,15 @@ def test_on_local_disk_a_staging_folder_goes_and_a_version_folder_stays(tmp_path
     assert "removing .v0002.partial" in caplog.text and "v0003" not in caplog.text
     assert storage.list_children(os.path.join(str(tmp_path), DATASET)) == ["v0001", "v0003"]
     assert verify_version(v1).ok
+
+
+def test_the_next_run_makes_a_new_version_and_never_overwrites(tmp_path):
+    write_version(str(tmp_path))
+    store = VersionStore(str(tmp_path), DATASET)
+    assert store.begin(None, overwrite=False) == ("v0002", store.staging("v0002"))
+    with pytest.raises(VersionError, match="already exists; pass --overwrite"):
+        store.begin("v0001", overwrite=False)
+    # The CLI refuses the same before any work (the sample config's dataset is `sample`).
+    clash = run_cli("run", "--config", SAMPLE_CONFIG, "--out", str(tmp_path), "--version", "v0001", check=False)
+    assert clash.returncode != 0 and "--overwrite" in clash.stderr
+    assert verify_version(store.path("v0001")).ok
