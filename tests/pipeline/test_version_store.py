@@ -29,27 +29,24 @@ pytestmark = pytest.mark.slow  # the Cloud Storage server starts once per worker
 DATASET = "sample"
 
 
-def write_version(root: str, version: str = "v0001", shards: int = 4) -> str:
-    """`<root>/sample/<version>`: `shards` documents/ files of a few rows each and a manifest that lists them."""
+def write_version(root: str, version: str = "v0001", shards: int = 4, ids: list[str] | None = None, **manifest) -> str:
+    """`<root>/sample/<version>`: documents/ in `shards` files (of `ids`, by default three a shard) and a
+    manifest that lists every file, plus the `manifest` entries given."""
     path = os.path.join(root, DATASET, version)
     os.makedirs(os.path.join(path, "documents"))
+    ids = ids if ids is not None else [f"{n}-{i}" for n in range(shards) for i in range(3)]
     for n in range(shards):
         rows = [
-            {
-                **dict.fromkeys(arrow.DOCUMENT.names),
-                "id": f"{n}-{i}",
-                "kind": "code",
-                "text": f"x = {n * 10 + i}\n",
-                "tags": [],
-                "meta": [],
-            }
-            for i in range(3)
+            {**dict.fromkeys(arrow.DOCUMENT.names), "id": i, "kind": "code", "text": f"# {i}\n", "tags": [], "meta": []}
+            for i in ids[n::shards]
         ]
         shard = os.path.join(path, "documents", f"part-{n:05d}-of-{shards:05d}.parquet")
         pq.write_table(pa.Table.from_pylist(rows, schema=arrow.DOCUMENT), shard)
     files = file_entries(path, os.path.join(path, "documents"))
-    manifest = {"format": MANIFEST_FORMAT, "name": DATASET, "version": version, "stages": ["corpus"], "files": files}
-    write_manifest(path, manifest)
+    for n in range(shards):  # the rows, as the document writers record them
+        files[f"documents/part-{n:05d}-of-{shards:05d}.parquet"]["rows"] = len(ids[n::shards])
+    head = {"format": MANIFEST_FORMAT, "name": DATASET, "version": version, "stages": ["corpus"], "documents": len(ids)}
+    write_manifest(path, {**head, **manifest, "files": files})
     return path
 
 
