@@ -24,8 +24,6 @@ from pipeline.stages import file_entries
 from schemas import arrow
 from tests.conftest import SAMPLE_CONFIG, run_cli
 
-pytestmark = pytest.mark.slow  # the Cloud Storage server starts once per worker (seconds)
-
 DATASET = "sample"
 
 
