@@ -21,7 +21,7 @@ setup(
     # pickled code is loaded there. pipeline.run checks it again before a Dataflow submission.
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=[p + suffix for p in PACKAGES for suffix in ("", ".*")]),
-    package_data={"": ["*.sql", "*.txt", "*.json"], "transforms.sources": ["sql/*.sql"]},
+    package_data={"": ["*.sql", "*.txt", "*.json"], "transforms.sources.bigquery": ["sql/*.sql"]},
     install_requires=[
         "apache-beam==2.77.0",
         "pyarrow==25.0.1",

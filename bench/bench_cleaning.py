@@ -49,8 +49,8 @@ from pipeline.options import make_pipeline_options
 from schemas.config import PipelineConfig
 from schemas.records import Rejected, RepoFile
 from transforms.base import ApplyStage
-from transforms.dedup import survivor_rank
-from transforms.dedup_keys import dedup_key
+from transforms.dedup.exact import survivor_rank
+from transforms.dedup.exact_keys import dedup_key
 
 CONFIG = PipelineConfig(name="bench")
 

@@ -38,10 +38,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from schemas.records import RepoFile
 from schemas.sources_config import GitHubSource, HttpSettings
 from tests.transforms.sources.network_fakes import FakeGitHub, FakeRepo, make_tarball
-from transforms.sources.archives import RepoInfo, read_archive
-from transforms.sources.crawl import fetch_repo
-from transforms.sources.crawl_state import CrawlState
-from transforms.sources.github import GitHubHost
+from transforms.sources.crawl.archives import RepoInfo, read_archive
+from transforms.sources.crawl.github import GitHubHost
+from transforms.sources.crawl.source import fetch_repo
+from transforms.sources.crawl.state import CrawlState
 
 MAX_FILE_BYTES = 1_000_000
 BENCH_TOKEN_ENV = "BENCH_CRAWL_GITHUB_TOKEN"  # _0, _1, ...: the tokens of the rate-limited crawl
@@ -95,8 +95,8 @@ def budget_pass(repos: list[FakeRepo], workers: int, tokens: int, args) -> dict:
 
     from pipeline.options import make_pipeline_options
     from schemas.sources_config import RateSettings
-    from transforms.sources.crawl import CrawlRepos
-    from transforms.sources.hosts import listing_line
+    from transforms.sources.crawl.hosts import listing_line
+    from transforms.sources.crawl.source import CrawlRepos
 
     names = [f"{BENCH_TOKEN_ENV}_{i}" for i in range(tokens)]
     values = [f"ghp_bench{i}BENCHbench00000000000000000000" for i in range(tokens)]

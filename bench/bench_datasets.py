@@ -42,7 +42,7 @@ sys.path.insert(0, ROOT)
 
 from schemas.datasets_config import DatasetSource  # noqa: E402
 from tests.transforms.sources.stack_files import stack_rows, stack_schema  # noqa: E402
-from transforms.sources.datasets import DatasetFile, ReadDatasetUnitFn, row_mapping, split_file  # noqa: E402
+from transforms.sources.datasets.source import DatasetFile, ReadDatasetUnitFn, row_mapping, split_file  # noqa: E402
 
 ROW_GROUP_CONTENT_BYTES = 32 * 2**20
 SECTION = DatasetSource(name="the-stack", preset="the-stack-v1", paths=("bench.parquet",))
@@ -108,7 +108,7 @@ def read_beam(path: str) -> tuple[int, int]:
     import apache_beam as beam
 
     from pipeline.options import make_pipeline_options
-    from transforms.sources.datasets import ReadDatasets, list_files
+    from transforms.sources.datasets.source import ReadDatasets, list_files
 
     section = DatasetSource(name="the-stack", preset="the-stack-v1", paths=(path,))
     listed = {"the-stack": list_files(section, "bench", lambda p: p)}

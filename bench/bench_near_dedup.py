@@ -5,7 +5,7 @@
    one copy edited until its truth Jaccard is closest to a target drawn evenly within
    one of ten J bins (bench/near_dedup_truth.py: the truth is exact Jaccard over sets
    of 5-token shingles of the regex's tokens, code of its own). Our stage
-   (`transforms.near_dedup.NearDedup`, the `dedup.near` defaults) and datatrove's
+   (`transforms.dedup.near.NearDedup`, the `dedup.near` defaults) and datatrove's
    MinhashDedupSignature → Buckets → Cluster → Filter run on it, datatrove twice: with
    our banding (36 x 7) and with its default (14 x 8), the same shingles (a
    WordTokenizer giving exact dedup's alphanumeric tokens, text normalisation off) and
@@ -58,7 +58,7 @@ DATATROVE_BANDINGS = {"datatrove": (36, 7), "datatrove-default": (14, 8)}  # buc
 
 def real_files(root: str, max_files: int = 10**9, max_bytes: int = 10**12) -> list[str]:
     """Texts of distinct .py files of 1-30 KB under root, in order of a hash of their path."""
-    from transforms.dedup_keys import dedup_key
+    from transforms.dedup.exact_keys import dedup_key
 
     paths = []
     for dirpath, dirnames, names in os.walk(root):
@@ -130,7 +130,7 @@ def run_ours(folder: str, out: str, beam_args: list[str]) -> dict:
     from pipeline.options import make_pipeline_options
     from schemas.config import NearDedupConfig, PipelineConfig
     from schemas.records import RepoFile
-    from transforms.near_dedup import NearDedup
+    from transforms.dedup.near import NearDedup
 
     def repo_file(line: str) -> RepoFile:
         r = json.loads(line)
@@ -178,7 +178,7 @@ def run_datatrove(folder: str, out: str, buckets: int, hashes_per_bucket: int) -
     from datatrove.utils.word_tokenizers import WordTokenizer
 
     from schemas.config import NearDedupConfig
-    from transforms.tokens import alnum_tokens
+    from transforms.dedup.tokens import alnum_tokens
 
     # Beam is ours alone: loaded here, its libraries (over 100 MB) would count against datatrove.
     assert "apache_beam" not in sys.modules, "datatrove's side must not import Beam"

@@ -10,9 +10,9 @@ of distinct files, so exact dedup has real work. Both sides read that folder.
                (default --direct_running_mode=multi_processing --direct_num_workers=2)
     datatrove  LocalPipelineExecutor, `--workers` processes: a reader of the same
                repositories → language (LambdaFilter) → the same quality filters
-               (a BaseFilter calling `transforms.quality_checks.check_file`) → exact
+               (a BaseFilter calling `transforms.cleaning.quality_checks.check_file`) → exact
                dedup (ExactDedupSignature → ExactFindDedups → ExactDedupFilter, keyed
-               by `transforms.dedup_keys.dedup_key`, priority = stars) → PIIFormatter
+               by `transforms.dedup.exact_keys.dedup_key`, priority = stars) → PIIFormatter
                (emails) → ParquetWriter. Its dedup needs the filtered documents twice,
                so the first pass also writes them as JSON lines for the third to read.
 
@@ -71,7 +71,7 @@ def run_ours(work: str, out: str, beam_args: list[str]) -> dict:
     from pipeline.options import make_pipeline_options
     from schemas.config import PipelineConfig, ScrubConfig
     from schemas.sources_config import LocalSource, SourcesConfig
-    from transforms.decontamination import DecontaminateFn
+    from transforms.cleaning.decontamination import DecontaminateFn
 
     file_schema = pa.schema(
         [("id", pa.string()), ("source", pa.string()), ("repo", pa.string()), ("path", pa.string())]
@@ -129,9 +129,9 @@ def run_datatrove(work: str, out: str, tasks: int, workers: int) -> dict:
     from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
     from schemas.config import FiltersConfig, ScrubConfig
-    from transforms.dedup_keys import dedup_key
-    from transforms.language_extensions import language_of
-    from transforms.quality_checks import check_file
+    from transforms.cleaning.language_extensions import language_of
+    from transforms.cleaning.quality_checks import check_file
+    from transforms.dedup.exact_keys import dedup_key
     from transforms.sources.file_decoding import decode_file
 
     assert_beam_never_loaded()

@@ -1,6 +1,6 @@
 """Benchmark: PII redaction on the labelled items of bench/pii_benchmark/, ours beside StarCoder's.
 
-Scores the scrub stage (`transforms.scrub`) and BigCode's StarCoder redaction
+Scores the scrub stage (`transforms.cleaning.pii.scrub`) and BigCode's StarCoder redaction
 (`bench/pii_benchmark/starcoder.py`, re-implemented from its published code) on the same
 items, as bench/pii_benchmark/README.md says: recall and precision per kind (email,
 secret, ipv4, ipv6) and per secret subkind; the share of Python, JSON and YAML items
@@ -25,7 +25,7 @@ import time
 from bench_cleaning import installed_files, list_files
 
 from schemas.config import ScrubConfig
-from transforms import pii, scrub
+from transforms.cleaning.pii import scrub, secrets
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "pii_benchmark"))
@@ -129,7 +129,7 @@ def corpus_texts(mb: float) -> list[str]:
 
 def throughput(detect, texts: list[str]) -> float:
     """MB per CPU second of this process."""
-    detect(scrub.WARM_UP_TEXT + pii.WARM_UP)
+    detect(scrub.WARM_UP_TEXT + secrets.WARM_UP)
     started = time.process_time()
     for text in texts:
         detect(text)

@@ -61,10 +61,10 @@ from tokenizer_training.binarize import BATCH_CHARS
 from tokenizer_training.sample import choose_sample, iter_batches, iter_sample
 from tokenizer_training.tokenizer import TOKENIZER_DIR, TOKENIZER_FILE, train_tokenizer
 from transforms.base import ApplyStage
-from transforms.dedup import survivor_rank
-from transforms.dedup_keys import dedup_key
-from transforms.formatting import FormatCodeFn
-from transforms.sources.local import list_repos, read_repo
+from transforms.dedup.exact import survivor_rank
+from transforms.dedup.exact_keys import dedup_key
+from transforms.formatting.code_files import FormatCodeFn
+from transforms.sources.local.source import list_repos, read_repo
 
 RATIO_GOAL = 1.3  # whole pipeline / kernels, CPU per MB
 BINARIZE_GOAL = 1.2  # binarize / encode_batch_fast

@@ -64,7 +64,7 @@ def print_to_pipe(text: str) -> None:
 
 def bigquery_cost(config) -> str:
     """The dry run's table; nothing runs and nothing is billed."""
-    from transforms.sources.bigquery_jobs import dry_run, make_client
+    from transforms.sources.bigquery.jobs import dry_run, make_client
 
     section = config.sources.bigquery
     if section is None:

@@ -30,29 +30,25 @@ from infra.accounting import check_counts, fold_tallies, total_rejected
 from infra.spill import SCRATCH_DIR
 from infra.version import MANIFEST
 from infra.writers import WriteParquetShards, WriteSmallJson, read_json, write_json
-from schemas import arrow
+from schemas import arrow, stage_names
 from schemas.config import ConfigError, PipelineConfig, check_star_boundaries
 from schemas.records import Rejected
 from transforms.base import ApplyStage
-from transforms.decontamination import DecontaminateFn, announce_checks, load_deny_list
-from transforms.dedup import DedupOutputs, ExactDedup, bloom_path
-from transforms.filters import QualityFilterFn
-from transforms.formatting import FormatCodeFn, StarBuckets, entry_boundaries, star_buckets_entry
-from transforms.language import LanguageFn
-from transforms.license import LicenseFilterFn
-from transforms.near_dedup import NearDedup, near_dedup_stages
-from transforms.notebooks import ConvertNotebooksFn
-from transforms.scrub import ScrubFn
-from transforms.sources.dump_files import DumpError, find_dump_files, split_ranges
-from transforms.sources.local import STAGE as READ_STAGE
-from transforms.sources.local import ReadLocalRepos, check_local_sources, list_repos
+from transforms.cleaning.decontamination import DecontaminateFn, announce_checks, load_deny_list
+from transforms.cleaning.filters import QualityFilterFn
+from transforms.cleaning.language import LanguageFn
+from transforms.cleaning.license import LicenseFilterFn
+from transforms.cleaning.pii.scrub import ScrubFn
+from transforms.dedup.exact import DedupOutputs, ExactDedup, bloom_path
+from transforms.dedup.near import NearDedup, near_dedup_stages
+from transforms.formatting.code_files import FormatCodeFn, StarBuckets, entry_boundaries, star_buckets_entry
+from transforms.formatting.notebooks import ConvertNotebooksFn
+from transforms.sources.local.source import ReadLocalRepos, check_local_sources, list_repos
 from transforms.sources.registry import network_sources
-from transforms.sources.stackoverflow import STAGE as SO_READ_STAGE
-from transforms.sources.stackoverflow import ReadStackExchangeDump
-from transforms.stackoverflow import JOIN_STAGE as SO_JOIN_STAGE
-from transforms.stackoverflow_format import FORMAT_STAGE as SO_FORMAT_STAGE
-from transforms.stackoverflow_format import ScoreBuckets, format_threads
-from transforms.stackoverflow_join import JoinThreads
+from transforms.stackoverflow.dump_files import DumpError, find_dump_files, split_ranges
+from transforms.stackoverflow.format import ScoreBuckets, format_threads
+from transforms.stackoverflow.join import JoinThreads
+from transforms.stackoverflow.source import ReadStackExchangeDump
 
 COUNTS_FILE = "_counts.json"
 FILES_FILE = "_files.json"
@@ -168,7 +164,7 @@ def read_code_sources(flow: CorpusFlow) -> list[beam.PCollection]:
 def clean_code(flow: CorpusFlow, files: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
     """Run the cleaning stages in order; return the RepoFiles that survive them all, and the
     same files without content (dedup's survivors, less what near-dedup drops: scrub keeps every file)."""
-    chain = [READ_STAGE]
+    chain = [stage_names.READ]
     for stage in code_stages(flow):
         outputs = files | stage
         files = flow.add_stage(outputs)
@@ -253,9 +249,9 @@ def stackoverflow_documents(flow: CorpusFlow) -> None:
     flow.add_manifest_entry("score_buckets", buckets.entry)
     formatted = threads | "FormatStackOverflow" >> format_threads(flow.config.seed, buckets.boundaries, flow.config.scrub)
     flow.documents.append(flow.add_stage(formatted))
-    flow.chains += [[SO_READ_STAGE, SO_JOIN_STAGE], [SO_FORMAT_STAGE]]
-    flow.links.append((SO_JOIN_STAGE, "threads", SO_FORMAT_STAGE))
-    flow.document_stages.append(SO_FORMAT_STAGE)
+    flow.chains += [[stage_names.STACKOVERFLOW_READ, stage_names.STACKOVERFLOW_JOIN], [stage_names.STACKOVERFLOW_FORMAT]]
+    flow.links.append((stage_names.STACKOVERFLOW_JOIN, "threads", stage_names.STACKOVERFLOW_FORMAT))
+    flow.document_stages.append(stage_names.STACKOVERFLOW_FORMAT)
 
 
 def build_corpus(p: beam.Pipeline, config: PipelineConfig, out_dir: str) -> CorpusFlow:

@@ -45,8 +45,8 @@ from pipeline.report import write_report
 from pipeline.stages import STAGE_RUNNERS, StageContext
 from schemas.config import STAGES, ConfigError, PipelineConfig
 from schemas.errors import EmptyCorpusError
-from transforms.dedup import BLOOM_FILE
-from transforms.sources.secrets import check_worker_token
+from transforms.dedup.exact import BLOOM_FILE
+from transforms.sources.secret_manager import check_worker_token
 
 log = logging.getLogger(__name__)
 

@@ -172,7 +172,7 @@ class ScrubConfig:
 
     replacement: str = "removed@example.com"  # email addresses (paper footnote 7)
     # Beyond the paper, as StarCoder's PII step: API keys, tokens and private keys found by
-    # Kingfisher's rules (transforms/pii.py), and public IPv4 and IPv6 addresses. False leaves them in the text.
+    # Kingfisher's rules (transforms/cleaning/pii/secrets.py), and public IPv4 and IPv6 addresses. False leaves them in the text.
     secrets: bool = True
     ip_addresses: bool = True
     key_replacement: str = "<KEY>"  # StarCoder's placeholder for keys

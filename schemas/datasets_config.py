@@ -73,7 +73,7 @@ def check_secret_version(value: str | None, key: str) -> None:
 @dataclasses.dataclass(frozen=True)
 class HubDataset:
     """A dataset on the Hugging Face Hub, its files chosen as the Hub's dataset configs choose them
-    (`transforms/sources/datasets_hub.py`).
+    (`transforms/sources/datasets/hub.py`).
 
     Only the listing differs from local files; the endpoint is huggingface_hub's own setting
     (HF_ENDPOINT), and so is the token (HF_TOKEN, or `hf auth login`) unless `token_secret` names one.

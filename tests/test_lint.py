@@ -15,10 +15,10 @@ from tests.conftest import ROOT
 PACKAGES = ("pipeline", "trainer", "tokenizer_training", "transforms", "infra", "schemas")
 # Plain functions that processes other than Beam's call (datatrove's side of the peer benchmarks).
 BEAM_FREE_MODULES = (
-    "transforms.tokens",
-    "transforms.dedup_keys",
-    "transforms.language_extensions",
-    "transforms.quality_checks",
+    "transforms.dedup.tokens",
+    "transforms.dedup.exact_keys",
+    "transforms.cleaning.language_extensions",
+    "transforms.cleaning.quality_checks",
     "transforms.sources.file_decoding",
 )
 

@@ -38,14 +38,13 @@ from infra.accounting import check_counts, fold_tallies
 from infra.spill import SCRATCH_DIR, return_freed_memory
 from infra.version import document_paths
 from infra.writers import SortIntoShards, WriteParquetShards, WriteSmallJson, file_info, merged_runs, read_json, shard_of
-from schemas import arrow
+from schemas import arrow, stage_names
 from schemas.config import BinarizeConfig
 from schemas.records import Rejected, record_rng
 from tokenizer_training.indexed_dataset import IndexedDatasetBuilder, bin_path, idx_path, token_dtype
 from tokenizer_training.tokenizer import TOKENIZER_DIR, TOKENIZER_FILE, load_raw_tokenizer, tokenizer_hash
 from transforms.base import REJECTED, TALLY, Tally
 
-STAGE = "binarize"
 SHARDS_DIR = "shards"
 SPLITS = ("train", "valid")
 COUNTS_FILE = "_binarize_counts.json"
@@ -98,7 +97,7 @@ class TokenizeDocumentsDoFn(beam.DoFn):
             self.tokenizer = Tokenizer.from_str(f.read().decode("utf-8"))
         self.tokenizer.encode_special_tokens = True  # document text never yields a sentinel id
         return_freed_memory()
-        self.tally = Tally(STAGE)
+        self.tally = Tally(stage_names.BINARIZE)
         self.stats = collections.Counter()
 
     def process(self, rows):
@@ -109,7 +108,7 @@ class TokenizeDocumentsDoFn(beam.DoFn):
                 kept.append(row)
                 continue
             where = (row["source"], row["repo"], row["path"])
-            yield self.tally.route(Rejected(row["id"], STAGE, "empty", "document text is empty", *where))
+            yield self.tally.route(Rejected(row["id"], stage_names.BINARIZE, "empty", "document text is empty", *where))
         encodings = self.tokenizer.encode_batch_fast([row["text"] for row in kept]) if kept else []
         for row, encoding in zip(kept, encodings):
             split = split_of(self.seed, row["id"], self.valid_fraction)
@@ -211,12 +210,12 @@ def binarize_version(
     counts = fold_tallies(read_json(posixpath.join(output_dir, COUNTS_FILE)))
     files = read_json(posixpath.join(output_dir, FILES_FILE))
     storage.delete_files([posixpath.join(output_dir, n) for n in (COUNTS_FILE, FILES_FILE)])
-    entry = counts.get(STAGE, {"in": 0, "kept": 0, "rejected": {}, "stats": {}})
+    entry = counts.get(stage_names.BINARIZE, {"in": 0, "kept": 0, "rejected": {}, "stats": {}})
     splits = shard_summary(files)
     sequences = sum(s["documents"] for s in splits.values())
-    check_counts({STAGE: entry}, [], {"shards": ([STAGE], sequences)})
+    check_counts({stage_names.BINARIZE: entry}, [], {"shards": ([stage_names.BINARIZE], sequences)})
     return {
-        "counts": {STAGE: entry},
+        "counts": {stage_names.BINARIZE: entry},
         "files": {f["path"]: {k: v for k, v in f.items() if k != "path"} for f in files},
         "shards": {
             "format": "MMIDIDX",

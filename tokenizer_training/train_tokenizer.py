@@ -16,6 +16,7 @@ import logging
 import time
 
 from infra import storage
+from schemas import stage_names
 from schemas.config import ConfigError, TokenizerConfig
 from tokenizer_training.sample import choose_sample, document_files, iter_sample
 from tokenizer_training.tokenizer import (
@@ -32,8 +33,6 @@ from tokenizer_training.tokenizer import (
     tokenizer_hash,
     train_tokenizer,
 )
-
-STAGE = "tokenizer"
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,7 @@ def _train(version_dir: str, out: str, config: TokenizerConfig, seed: int, manif
     tokenizer = train_tokenizer(texts, config.vocab_size, config.min_frequency)
     log.info(
         "[%s] trained %d tokens on %d documents (%d bytes) in %.1fs",
-        STAGE,
+        stage_names.TOKENIZER,
         tokenizer.get_vocab_size(),
         texts.documents,
         texts.bytes,

@@ -14,7 +14,7 @@ temperature 0.2, also the defaults of InCoder's example code), seeded; temperatu
 greedy.
 
 With `ext`, the document starts with the opening file tag `<| file ext=.py |>` (the
-metadata markup of §3.3, written by `transforms.markup`), so the model knows the
+metadata markup of §3.3, written by `transforms.formatting.markup`), so the model knows the
 language; the returned text leaves the tag out.
 """
 
@@ -28,7 +28,7 @@ import torch
 from schemas.config import SAMPLE_TEMPERATURE as TEMPERATURE
 from schemas.config import SAMPLE_TOP_P as TOP_P
 from trainer.masking import SpecialIds, restore
-from transforms import markup
+from transforms.formatting import markup
 
 INSERT_MARKER = "<insert>"  # marks a region to fill in CLI input, as in InCoder's demo
 

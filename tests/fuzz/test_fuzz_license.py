@@ -1,4 +1,4 @@
-"""Fuzzing the license detector and the SPDX expression check (transforms/license.py)."""
+"""Fuzzing the license detector and the SPDX expression check (transforms/cleaning/license.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from schemas.records import Rejected, RepoFile
 from tests.fuzz.fuzz_settings import FUZZ
-from transforms.license import (
+from transforms.cleaning.license import (
     NOASSERTION,
     LicenseFilterFn,
     canonical_texts,
@@ -28,7 +28,7 @@ OTHER = ["GPL-3.0-only", "LicenseRef-X", "BSD-2-Clause"]
 
 
 def canonical(spdx: str) -> str:
-    return (importlib.resources.files("transforms.license_texts") / f"{spdx}.txt").read_text(encoding="utf-8")
+    return (importlib.resources.files("transforms.cleaning.license_texts") / f"{spdx}.txt").read_text(encoding="utf-8")
 
 
 license_words = st.sampled_from(["MIT", "Apache", "License", "Copyright", "(c)", "SPDX-License-Identifier:", "AND", "OR"])

@@ -1,4 +1,4 @@
-"""Fuzzing the markup formatter (transforms/markup.py) and the code format stage built on it."""
+"""Fuzzing the markup formatter (transforms/formatting/markup.py) and the code format stage built on it."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from schemas.records import Document, RepoFile
 from tests.fuzz.fuzz_settings import FUZZ
-from transforms import markup
-from transforms.formatting import FormatCodeFn
+from transforms.formatting import markup
+from transforms.formatting.code_files import FormatCodeFn
 
 pytestmark = pytest.mark.slow  # fuzzing
 

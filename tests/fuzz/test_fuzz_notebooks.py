@@ -1,4 +1,4 @@
-"""Fuzzing the notebook converter (transforms/notebooks.py) through the notebooks and format stages."""
+"""Fuzzing the notebook converter (transforms/formatting/notebooks.py) through the notebooks and format stages."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from schemas.records import Rejected, RepoFile
 from tests.conftest import is_utf8
 from tests.fuzz.fuzz_settings import FUZZ
-from transforms import markup
-from transforms.formatting import FormatCodeFn
-from transforms.notebooks import ConvertNotebooksFn, make_markdown_parser, markdown_text
+from transforms.formatting import markup
+from transforms.formatting.code_files import FormatCodeFn
+from transforms.formatting.notebooks import ConvertNotebooksFn, make_markdown_parser, markdown_text
 
 pytestmark = pytest.mark.slow  # fuzzing
 

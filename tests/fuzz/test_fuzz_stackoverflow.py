@@ -1,4 +1,4 @@
-"""Fuzzing the StackOverflow row reader (transforms/sources/stackoverflow.py): any rows, any splits."""
+"""Fuzzing the StackOverflow row reader (transforms/stackoverflow/source.py): any rows, any splits."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from schemas.records import Rejected, StackComment, StackPost
 from tests.fuzz.fuzz_settings import FUZZ
-from transforms.sources.dump_files import find_dump_files, split_ranges
-from transforms.sources.stackoverflow import read_range
+from transforms.stackoverflow.dump_files import find_dump_files, split_ranges
+from transforms.stackoverflow.source import read_range
 
 pytestmark = pytest.mark.slow  # fuzzing
 

@@ -23,9 +23,9 @@ from tests.transforms.sources.test_gitlab_source import gitlab  # noqa: F401 (fi
 from tests.transforms.sources.test_gitlab_source import host_for as gitlab_host
 from tests.transforms.sources.test_network_pipeline import GITHUB_TOKEN as PIPELINE_TOKEN
 from tests.transforms.sources.test_network_pipeline import code, read_rows, servers, write_config  # noqa: F401
-from transforms.sources.crawl import fetch_repo
-from transforms.sources.crawl_state import CrawlState
-from transforms.sources.http_client import MalformedReply, Reply
+from transforms.sources.crawl.http_client import MalformedReply, Reply
+from transforms.sources.crawl.source import fetch_repo
+from transforms.sources.crawl.state import CrawlState
 
 HTML = (200, {"Content-Type": "text/html"}, "<html><body>Sign in to the corporate proxy</body></html>")
 

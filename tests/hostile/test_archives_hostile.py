@@ -13,7 +13,7 @@ from schemas.sources_config import ArchiveLimits
 from tests.conftest import peak_python_memory
 from tests.hostile.test_local_hostile import tree_state
 from tests.transforms.sources.network_fakes import make_tarball
-from transforms.sources.archives import RepoInfo, read_archive
+from transforms.sources.crawl.archives import RepoInfo, read_archive
 
 INFO = RepoInfo("github", "o/r", "c" * 40, None, 5, "github")
 

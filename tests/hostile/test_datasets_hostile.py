@@ -31,8 +31,8 @@ from schemas.config import load_config
 from schemas.errors import ConfigError
 from schemas.records import Rejected, RepoFile
 from tests.conftest import ROOT, local_pipeline
-from transforms.dedup import ReadKeptFn, ResolveDuplicatesFn, SpilledFile
-from transforms.sources.datasets import ReadDatasetUnitFn, read_datasets, row_mapping, split_file
+from transforms.dedup.exact import ReadKeptFn, ResolveDuplicatesFn, SpilledFile
+from transforms.sources.datasets.source import ReadDatasetUnitFn, read_datasets, row_mapping, split_file
 
 COLUMNS = {"content": "text", "path": "file", "repo": "project", "stars": "stars", "license": "spdx"}
 BOUND = 30.0  # seconds any read here may take; a hang fails the test instead

@@ -30,10 +30,10 @@ from schemas.errors import ConfigError
 from schemas.records import Rejected, RepoFile
 from tests.conftest import make_git_repo, run_cli
 from tests.hostile.hostile_inputs import SECRET, make_outside, write
-from transforms.sources.dump_files import DumpError, find_dump_files, split_ranges
-from transforms.sources.local import list_repos, read_entries, read_repo
-from transforms.sources.local_tree import FolderReader
-from transforms.sources.stackoverflow import read_range
+from transforms.sources.local.folders import FolderReader
+from transforms.sources.local.source import list_repos, read_entries, read_repo
+from transforms.stackoverflow.dump_files import DumpError, find_dump_files, split_ranges
+from transforms.stackoverflow.source import read_range
 
 MAX = 1000
 NOBODY = 65534

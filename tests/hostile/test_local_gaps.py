@@ -26,9 +26,9 @@ from schemas.sources_config import ArchiveLimits
 from tests.conftest import SAMPLE_REPOS, git, local_pipeline, make_git_repo, run_cli
 from tests.hostile.hostile_inputs import write
 from tests.hostile.test_archives_hostile import member, tar_gz
-from transforms.sources.archives import RepoInfo, read_archive
-from transforms.sources.local import GitReader, ReadLocalRepos, list_repos, read_entries, read_repo
-from transforms.sources.watchdog import Watchdog
+from transforms.sources.crawl.archives import RepoInfo, read_archive
+from transforms.sources.local.source import GitReader, ReadLocalRepos, list_repos, read_entries, read_repo
+from transforms.sources.local.watchdog import Watchdog
 
 MAX = 100_000
 BOUND = 60.0  # seconds any read here may take; the slowest is a 1 s git timeout

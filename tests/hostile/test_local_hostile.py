@@ -9,8 +9,8 @@ import pytest
 from schemas.records import Rejected, RepoFile
 from tests.conftest import make_git_repo, peak_python_memory
 from tests.hostile.hostile_inputs import SECRET, TWO_GB, hostile_repos, make_outside, sparse_file, write
-from transforms.license import LicenseFilterFn
-from transforms.sources.local import list_repos, read_repo
+from transforms.cleaning.license import LicenseFilterFn
+from transforms.sources.local.source import list_repos, read_repo
 
 MAX_FILE_BYTES = 1_000_000
 

@@ -9,8 +9,8 @@ import pytest
 
 from schemas.records import Document, Rejected, RepoFile
 from tests.hostile.hostile_inputs import code_cell, markdown_cell, notebook
-from transforms.formatting import FormatCodeFn
-from transforms.notebooks import ConvertNotebooksFn
+from transforms.formatting.code_files import FormatCodeFn
+from transforms.formatting.notebooks import ConvertNotebooksFn
 
 BOUNDARIES = [1, 2, 3, 4, 5]
 SECONDS = 20  # generous on a loaded 2-core machine; each case takes well under a second alone

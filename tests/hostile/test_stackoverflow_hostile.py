@@ -10,8 +10,8 @@ import pytest
 from schemas.records import Rejected, StackComment, StackPost
 from tests.conftest import peak_python_memory
 from tests.hostile.hostile_inputs import SECRET, billion_laughs_dump, make_outside
-from transforms.sources.dump_files import find_dump_files, split_ranges
-from transforms.sources.stackoverflow import read_range
+from transforms.stackoverflow.dump_files import find_dump_files, split_ranges
+from transforms.stackoverflow.source import read_range
 
 MAX_ROW_BYTES = 1 << 20
 

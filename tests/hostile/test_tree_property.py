@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from schemas.records import Rejected, RepoFile, RepoSnapshot
 from tests.fuzz.fuzz_settings import FUZZ
 from tests.hostile.hostile_inputs import SECRET
-from transforms.sources.local import list_repos, read_repo
+from transforms.sources.local.source import list_repos, read_repo
 
 MAX_FILE_BYTES = 1000
 BOUND_SECONDS = 120  # far above what any tree here takes; a blocked read never ends

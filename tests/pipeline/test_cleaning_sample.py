@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from tests.conftest import DIRECT_MODES, EXAMPLES, SAMPLE_CONFIG, run_cli
-from transforms.dedup import BLOOM_FILE, read_bloom
-from transforms.scrub import REPLACEMENT
+from transforms.cleaning.pii.scrub import REPLACEMENT
+from transforms.dedup.exact import BLOOM_FILE, read_bloom
 
 # (repository, path) → (stage, reason) for each case planted in examples/repos.
 PLANTED = {

@@ -11,7 +11,7 @@ from pipeline.run import parse_stages
 from schemas.config import ConfigError, load_config
 from schemas.records import Rejected, RepoFile
 from tests.conftest import EXAMPLES, SAMPLE_CONFIG, run_cli
-from transforms.license import LicenseFilterFn
+from transforms.cleaning.license import LicenseFilterFn
 
 
 def write(tmp_path, text: str) -> str:

@@ -22,7 +22,7 @@ from schemas.config import ConfigError, load_config
 from schemas.sources_config import SourcesConfig
 from tests.conftest import SAMPLE_CONFIG
 from tests.transforms.sources.bigquery_fakes import FakeBigQuery, FakeFile
-from transforms.sources.bigquery import ReadRowsFn, RunQueryFn
+from transforms.sources.bigquery.source import ReadRowsFn, RunQueryFn
 
 pytestmark = pytest.mark.slow  # translates the whole graph with Dataflow's runner
 

@@ -13,7 +13,7 @@ from infra.spill import SCRATCH_DIR
 from schemas import arrow
 from schemas.records import Document, Rejected, RepoFile, RepoSnapshot, flat_row
 from tests.conftest import local_pipeline
-from transforms.sources.hosts import ListingFailure, RemoteRepo
+from transforms.sources.crawl.hosts import ListingFailure, RemoteRepo
 
 
 def rejected_rows(n: int, detail_bytes: int) -> list[dict]:

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import DIRECT_MODES, local_pipeline
-from transforms.buckets import (
+from transforms.formatting.buckets import (
     BUCKET_PERCENTILES,
     NUM_BUCKETS,
     ComputeBucketBoundaries,

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
 from tests.conftest import EXAMPLES
-from transforms.decontamination import (
+from transforms.cleaning.decontamination import (
     DecontaminateFn,
     SubstringIndex,
     humaneval_needles,
@@ -127,9 +127,9 @@ def test_missing_deny_list_names_the_key(tmp_path):
 
 
 def test_a_run_without_a_deny_list_says_that_only_humaneval_is_active(caplog):
-    from transforms.decontamination import announce_checks
+    from transforms.cleaning.decontamination import announce_checks
 
-    with caplog.at_level("INFO", logger="transforms.decontamination"):
+    with caplog.at_level("INFO", logger="transforms.cleaning.decontamination"):
         announce_checks(True, frozenset(), None)
         announce_checks(True, frozenset({"a/b", "c/d"}), "denied.txt")
     first, second = caplog.records

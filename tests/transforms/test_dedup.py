@@ -18,8 +18,8 @@ from infra.writers import read_json, write_json
 from schemas.config import ConfigError
 from schemas.records import RepoFile
 from tests.conftest import SAMPLE_REPOS, local_pipeline
-from transforms.dedup import BLOOM_FILE, BloomCombineFn, ExactDedup, read_bloom
-from transforms.dedup_keys import dedup_key
+from transforms.dedup.exact import BLOOM_FILE, BloomCombineFn, ExactDedup, read_bloom
+from transforms.dedup.exact_keys import dedup_key
 
 
 def sample(path: str) -> str:

@@ -10,8 +10,8 @@ import pytest
 from schemas.config import FiltersConfig
 from schemas.records import Rejected, RepoFile
 from tests.conftest import SAMPLE_REPOS
-from transforms.filters import QualityFilterFn
-from transforms.quality_checks import GENERATED_PHRASES, check_file, count_tokens, count_word_chars
+from transforms.cleaning.filters import QualityFilterFn
+from transforms.cleaning.quality_checks import GENERATED_PHRASES, check_file, count_tokens, count_word_chars
 
 DEFAULT = FiltersConfig()  # the paper's thresholds (§3.1)
 

@@ -18,10 +18,10 @@ from pipeline.corpus import pinned_star_buckets
 from schemas.config import ConfigError, load_config
 from schemas.records import Document, RepoFile
 from tests.conftest import DIRECT_MODES, EXAMPLES, SAMPLE_CONFIG, SAMPLE_REPOS, local_pipeline, run_cli
-from transforms import markup
 from transforms.base import ApplyStage
-from transforms.buckets import boundaries_from_histogram, bucket_of
-from transforms.formatting import FormatCodeFn, StarBuckets
+from transforms.formatting import markup
+from transforms.formatting.buckets import boundaries_from_histogram, bucket_of
+from transforms.formatting.code_files import FormatCodeFn, StarBuckets
 
 BOUNDARIES = [1, 2, 3, 4, 5]  # stars=5 → dstars=4, as in Figure 6a
 
@@ -45,7 +45,7 @@ FIGURE_6A_BODY = "\n".join(
 )
 # Figure 6a as printed in the paper, its last line included.
 FIGURE_6A = "<| file ext=.py source=github |>\n" + FIGURE_6A_BODY + "<|/ file filename=string_utils.py dstars=4>"
-# The one deliberate difference: every closing tag ends with " |>" (see transforms/markup.py).
+# The one deliberate difference: every closing tag ends with " |>" (see transforms/formatting/markup.py).
 FIGURE_6A_AS_BUILT = FIGURE_6A[: -len(">")] + " |>"
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
-from transforms.language import LanguageFn
-from transforms.language_extensions import EXTENSIONS, LANGUAGES, extension, language_of
+from transforms.cleaning.language import LanguageFn
+from transforms.cleaning.language_extensions import EXTENSIONS, LANGUAGES, extension, language_of
 
 # Paper footnote 4, verbatim.
 FOOTNOTE_4 = (

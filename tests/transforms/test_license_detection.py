@@ -9,7 +9,7 @@ import pytest
 
 from schemas.records import Rejected, RepoFile
 from tests.conftest import SAMPLE_REPOS
-from transforms.license import (
+from transforms.cleaning.license import (
     NOASSERTION,
     LicenseFilterFn,
     detect_license_text,

@@ -10,7 +10,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.records import Rejected, RepoFile, RepoSnapshot
 from tests.conftest import SAMPLE_REPOS, local_pipeline, make_git_repo
-from transforms.sources.local import ReadLocalRepos, list_repos, read_repo
+from transforms.sources.local.source import ReadLocalRepos, list_repos, read_repo
 
 MIT = open(os.path.join(SAMPLE_REPOS, "textkit", "LICENSE")).read()
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms import markup
+from transforms.formatting import markup
 
 KEYS = ("filename", "ext", "source", "dstars")
 

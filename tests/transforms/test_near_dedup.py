@@ -16,14 +16,15 @@ from apache_beam.testing.util import assert_that, equal_to
 from infra.writers import read_json, write_json
 from pipeline.corpus import MANIFEST_PARTS_DIR, CorpusFlow
 from pipeline.stages import file_entries
+from schemas import stage_names
 from schemas.config import ConfigError, NearDedupConfig, PipelineConfig, load_config
 from schemas.records import RepoFile
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_REPOS, local_pipeline
-from transforms.id_lookup import IdBitmapFn, lookup
-from transforms.minhash import MinHasher, jaccard
-from transforms.near_dedup import REASON, REASON_PREVIOUS, SIGNATURES_DIR, STAGE, NearDedup, detail_of
-from transforms.near_dedup_versions import earlier_node
-from transforms.tokens import alnum_tokens
+from transforms.dedup.id_lookup import IdBitmapFn, lookup
+from transforms.dedup.minhash import MinHasher, jaccard
+from transforms.dedup.near import REASON, REASON_PREVIOUS, SIGNATURES_DIR, NearDedup, detail_of
+from transforms.dedup.near_versions import earlier_node
+from transforms.dedup.tokens import alnum_tokens
 
 CONFIG = NearDedupConfig(enabled=True)
 # For clusters whose files are all next to their survivor: their labels settle before the first round,
@@ -124,16 +125,19 @@ def test_a_chain_ends_as_one_cluster_with_the_most_starred_survivor(tmp_path):
     outputs = next(run)
     assert_that(outputs["kept"], equal_to(["b", "other"]), label="Kept")
     # The detail names the survivor and their Jaccard (shingles of the regex's tokens, written plainly).
-    expected = [("a", STAGE, REASON, detail("b", a, b)), ("c", STAGE, REASON, detail("b", c, b))]
+    expected = [
+        ("a", stage_names.NEAR_DEDUP, REASON, detail("b", a, b)),
+        ("c", stage_names.NEAR_DEDUP, REASON, detail("b", c, b)),
+    ]
     assert_that(outputs["rejected"], equal_to(expected), label="Rejected")
     assert_that(
         outputs["tally"] | beam.Filter(lambda t: t[0][1] != "stat" or t[0][2] == "label-rounds"),
         equal_to(
             [
-                ((STAGE, "in", ""), 4),
-                ((STAGE, "kept", ""), 2),
-                ((STAGE, "rejected", REASON), 2),
-                ((STAGE, "stat", "label-rounds"), 0),
+                ((stage_names.NEAR_DEDUP, "in", ""), 4),
+                ((stage_names.NEAR_DEDUP, "kept", ""), 2),
+                ((stage_names.NEAR_DEDUP, "rejected", REASON), 2),
+                ((stage_names.NEAR_DEDUP, "stat", "label-rounds"), 0),
             ]
         ),
         label="Tally",
@@ -170,7 +174,7 @@ def test_a_chain_of_30_near_copies_keeps_one_file_and_every_rejection_names_it(t
     run = run_near_dedup(tmp_path, files)
     outputs = next(run)
     assert_that(outputs["kept"], equal_to(["x00"]), label="Kept")
-    expected = [(f"x{i:02d}", STAGE, REASON, detail("x00", texts[i], texts[0])) for i in range(1, 30)]
+    expected = [(f"x{i:02d}", stage_names.NEAR_DEDUP, REASON, detail("x00", texts[i], texts[0])) for i in range(1, 30)]
     assert_that(outputs["rejected"], equal_to(expected), label="Rejected")
     rounds = outputs["tally"] | beam.Filter(lambda t: t[0][2] == "label-rounds") | beam.Map(lambda t: 1 <= t[1] < 29)
     assert_that(rounds, equal_to([True]), label="Rounds")
@@ -193,7 +197,7 @@ def test_candidates_below_the_threshold_are_not_clustered_when_checked(tmp_path)
     run = run_near_dedup(tmp_path / "unchecked", files, unchecked)
     outputs = next(run)
     # Connected through an unchecked candidate, c names a survivor below the threshold, and says so.
-    assert_that(outputs["rejected"], equal_to([("c", STAGE, REASON, detail("a", c, a))]))
+    assert_that(outputs["rejected"], equal_to([("c", stage_names.NEAR_DEDUP, REASON, detail("a", c, a))]))
     next(run)
 
 
@@ -252,7 +256,7 @@ def test_a_later_version_drops_near_duplicates_of_an_earlier_one(tmp_path):
     assert_that(outputs["kept"], equal_to(["other"]), label="Kept")
     # Against an earlier version the Jaccard is estimated from the signatures (within about 0.03 at 256 values).
     rejected = outputs["rejected"] | beam.Map(lambda r: (*r[:3], r[3].rsplit("=", 1)[0], float(r[3].rsplit("=", 1)[1])))
-    expected = ("b", STAGE, REASON_PREVIOUS, "survivor=a version=one/v jaccard", reference_jaccard(a, b))
+    expected = ("b", stage_names.NEAR_DEDUP, REASON_PREVIOUS, "survivor=a version=one/v jaccard", reference_jaccard(a, b))
     assert_that(
         rejected | beam.Map(lambda r, e: r[:4] == e[:4] and abs(r[4] - e[4]) < 0.08, expected),
         equal_to([True]),

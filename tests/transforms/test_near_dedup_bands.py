@@ -21,9 +21,9 @@ from pipeline.corpus import CorpusFlow
 from schemas.config import NearDedupConfig, PipelineConfig
 from schemas.records import RepoFile
 from tests.conftest import local_pipeline
-from transforms.near_dedup import NearDedup
-from transforms.near_dedup_bands import LINK_WINDOW, EdgesOfBands, bucket_edges
-from transforms.near_dedup_versions import EARLIER, SIGNATURE_SCHEMA, SIGNATURES_DIR
+from transforms.dedup.near import NearDedup
+from transforms.dedup.near_bands import LINK_WINDOW, EdgesOfBands, bucket_edges
+from transforms.dedup.near_versions import EARLIER, SIGNATURE_SCHEMA, SIGNATURES_DIR
 
 CONFIG = NearDedupConfig(enabled=True)
 

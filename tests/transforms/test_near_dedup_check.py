@@ -13,9 +13,9 @@ from schemas.config import NearDedupConfig, PipelineConfig
 from schemas.records import RepoFile
 from tests.conftest import local_pipeline
 from tests.transforms.test_near_dedup_bands import earlier_version
-from transforms.near_dedup import NearDedup
-from transforms.near_dedup_check import EdgeSimilarities
-from transforms.near_dedup_versions import EARLIER, MINHASH, SHINGLES, SIGNATURE_DTYPE
+from transforms.dedup.near import NearDedup
+from transforms.dedup.near_check import EdgeSimilarities
+from transforms.dedup.near_versions import EARLIER, MINHASH, SHINGLES, SIGNATURE_DTYPE
 
 CONFIG = NearDedupConfig(enabled=True)
 

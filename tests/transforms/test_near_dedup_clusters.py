@@ -9,7 +9,7 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.conftest import local_pipeline
-from transforms.near_dedup_clusters import ClustersUnsettled, ConnectedComponents
+from transforms.dedup.near_clusters import ClustersUnsettled, ConnectedComponents
 
 
 def chain(length: int, order: str, tag: str) -> list[tuple]:

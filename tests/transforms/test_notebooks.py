@@ -13,8 +13,8 @@ from nbformat import v3, v4
 
 from schemas.records import Document, Rejected, RepoFile
 from tests.conftest import SAMPLE_REPOS
-from transforms import markup, notebooks
-from transforms.formatting import FormatCodeFn
+from transforms.formatting import markup, notebooks
+from transforms.formatting.code_files import FormatCodeFn
 
 FIGURE_6B_PREFIX = """<| file ext=.ipynb:python |>
 <text>

@@ -18,9 +18,9 @@ from PIL import Image
 from schemas.config import FiltersConfig
 from schemas.records import RepoFile
 from tests.conftest import SAMPLE_REPOS, run_cli
-from transforms import markup
-from transforms.notebooks import ConvertNotebooksFn
-from transforms.quality_checks import check_file
+from transforms.cleaning.quality_checks import check_file
+from transforms.formatting import markup
+from transforms.formatting.notebooks import ConvertNotebooksFn
 
 CELLS = [
     ("markdown", "# Noise\nA plot of *random* pixels."),

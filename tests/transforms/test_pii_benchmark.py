@@ -8,8 +8,8 @@ import os
 
 from schemas.config import ScrubConfig
 from tests.conftest import ROOT
-from transforms import emails, ip_addresses, pii
-from transforms.scrub import EMAIL, find_pii, scrub_text
+from transforms.cleaning.pii import emails, ip_addresses, secrets
+from transforms.cleaning.pii.scrub import EMAIL, find_pii, scrub_text
 
 BENCHMARK = os.path.join(ROOT, "bench", "pii_benchmark")
 
@@ -38,10 +38,10 @@ def test_every_python_json_and_yaml_item_that_parsed_still_parses_after_scrubbin
     assert broken == []
 
 
-def without_prefilter(text: str) -> list[pii.Finding]:
-    found = [pii.Finding(start, end, EMAIL, EMAIL) for start, end in emails.find_emails(text)] + pii.find_secrets(text)
-    found += [pii.Finding(start, end, kind, kind) for start, end, kind in ip_addresses.find_addresses(text)]
-    return pii.non_overlapping(found)
+def without_prefilter(text: str) -> list[secrets.Finding]:
+    found = [secrets.Finding(start, end, EMAIL, EMAIL) for start, end in emails.find_emails(text)] + secrets.find_secrets(text)
+    found += [secrets.Finding(start, end, kind, kind) for start, end, kind in ip_addresses.find_addresses(text)]
+    return secrets.non_overlapping(found)
 
 
 def test_the_prefilter_skips_no_finding():

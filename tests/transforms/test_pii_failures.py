@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from schemas.config import ScrubConfig
-from transforms.scrub import REPLACEMENT, scrub_text
+from transforms.cleaning.pii.scrub import REPLACEMENT, scrub_text
 
 CONFIG = ScrubConfig()
 IP = "<IP_ADDRESS>"

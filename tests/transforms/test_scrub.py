@@ -12,7 +12,7 @@ import pytest
 from schemas.config import ScrubConfig
 from schemas.records import RepoFile
 from tests.conftest import SAMPLE_REPOS
-from transforms.scrub import REPLACEMENT, ScrubFn, scrub_emails, scrub_text
+from transforms.cleaning.pii.scrub import REPLACEMENT, ScrubFn, scrub_emails, scrub_text
 
 DECORATOR = re.compile(r"^\s*@\w")
 

@@ -11,14 +11,14 @@ import pytest
 from schemas.config import StackOverflowConfig
 from schemas.records import Rejected, StackComment, StackPost
 from tests.conftest import EXAMPLES, peak_python_memory
-from transforms import markup
-from transforms.buckets import boundaries_from_histogram
-from transforms.sources.dump_files import DumpFile, DumpRange, find_dump_files, split_ranges
-from transforms.sources.dump_rows import parse_tags
-from transforms.sources.stackoverflow import read_range
-from transforms.stackoverflow import Thread, link_comments, select_thread
-from transforms.stackoverflow_format import FormatThreadFn, format_thread
-from transforms.stackoverflow_html import body_text
+from transforms.formatting import markup
+from transforms.formatting.buckets import boundaries_from_histogram
+from transforms.stackoverflow.dump_files import DumpFile, DumpRange, find_dump_files, split_ranges
+from transforms.stackoverflow.dump_rows import parse_tags
+from transforms.stackoverflow.format import FormatThreadFn, format_thread
+from transforms.stackoverflow.html_text import body_text
+from transforms.stackoverflow.selection import Thread, link_comments, select_thread
+from transforms.stackoverflow.source import read_range
 
 SAMPLE_DUMP = os.path.join(EXAMPLES, "stackoverflow")
 SEED = 1234  # examples/sample.yaml's seed

@@ -14,11 +14,11 @@ from schemas.config import ConfigError, ScrubConfig, StackOverflowConfig
 from schemas.records import Rejected
 from tests.conftest import DIRECT_MODES, local_pipeline
 from tests.transforms.test_stackoverflow import SAMPLE_DUMP, SAMPLE_LIMITS, SEED, join, read_dump
-from transforms.buckets import boundaries_from_histogram
-from transforms.sources.dump_files import find_dump_files, split_ranges
-from transforms.sources.stackoverflow import ReadStackExchangeDump
-from transforms.stackoverflow_format import ScoreBuckets, format_thread, format_threads
-from transforms.stackoverflow_join import JoinThreads
+from transforms.formatting.buckets import boundaries_from_histogram
+from transforms.stackoverflow.dump_files import find_dump_files, split_ranges
+from transforms.stackoverflow.format import ScoreBuckets, format_thread, format_threads
+from transforms.stackoverflow.join import JoinThreads
+from transforms.stackoverflow.source import ReadStackExchangeDump
 
 # Rows the dump repeats with other contents (same Id and CreationDate): only a digest of the
 # whole record orders them, so they show the merge order is the same in every runner mode.

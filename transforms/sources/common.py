@@ -15,7 +15,7 @@ import apache_beam as beam
 
 from schemas.config import ConfigError
 from schemas.records import RepoSnapshot
-from transforms.sources.http_client import MalformedReply
+from transforms.sources.crawl.http_client import MalformedReply
 
 log = logging.getLogger(__name__)
 

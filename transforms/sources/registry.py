@@ -5,11 +5,11 @@ from __future__ import annotations
 import apache_beam as beam
 
 from schemas.config import PipelineConfig
-from transforms.sources.bigquery import ReadBigQueryFiles, estimate_and_check
-from transforms.sources.crawl import list_crawl
-from transforms.sources.datasets import read_datasets
-from transforms.sources.github import GitHubHost
-from transforms.sources.gitlab import GitLabHost
+from transforms.sources.bigquery.source import ReadBigQueryFiles, estimate_and_check
+from transforms.sources.crawl.github import GitHubHost
+from transforms.sources.crawl.gitlab import GitLabHost
+from transforms.sources.crawl.source import list_crawl
+from transforms.sources.datasets.source import read_datasets
 
 
 def network_sources(config: PipelineConfig, dataset_dir: str) -> list[tuple[str, beam.PTransform]]:

@@ -11,7 +11,7 @@ from schemas.records import Rejected, RepoFile, RepoSnapshot
 from schemas.sources_config import ArchiveLimits
 from tests.conftest import SAMPLE_REPOS
 from tests.transforms.sources.network_fakes import make_tarball
-from transforms.sources.archives import RepoInfo, read_archive
+from transforms.sources.crawl.archives import RepoInfo, read_archive
 
 MIT = open(os.path.join(SAMPLE_REPOS, "textkit", "LICENSE"), "rb").read()
 INFO = RepoInfo("github", "o/r", "c" * 40, "MIT", 12, "github")

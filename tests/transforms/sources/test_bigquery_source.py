@@ -14,10 +14,10 @@ from schemas.records import RepoFile
 from schemas.sources_config import DEFAULT_MAXIMUM_BYTES_BILLED, BigQuerySource
 from tests.conftest import local_pipeline, run_cli
 from tests.transforms.sources.bigquery_fakes import FakeBigQuery, FakeFile
-from transforms.sources.bigquery import ReadBigQueryFiles, ReadRowsFn, RunQueryFn, estimate_and_check
-from transforms.sources.bigquery_jobs import Staging, make_client, query_sql, session_rows
-from transforms.sources.crawl_state import CrawlState
-from transforms.sources.hosts import RemoteRepo, listing_line
+from transforms.sources.bigquery.jobs import Staging, make_client, query_sql, session_rows
+from transforms.sources.bigquery.source import ReadBigQueryFiles, ReadRowsFn, RunQueryFn, estimate_and_check
+from transforms.sources.crawl.hosts import RemoteRepo, listing_line
+from transforms.sources.crawl.state import CrawlState
 
 FILES = [FakeFile("py/lib", f"pkg/m{i:02d}.py", f"VALUE = {i}\n") for i in range(23)] + [
     FakeFile("py/lib", "nb/demo.ipynb", '{"cells": []}'),

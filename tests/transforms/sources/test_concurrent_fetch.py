@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from transforms.sources.crawl import run_concurrently
+from transforms.sources.crawl.source import run_concurrently
 
 
 def test_every_output_arrives_with_at_most_n_items_at_once():

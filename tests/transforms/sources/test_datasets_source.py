@@ -19,9 +19,9 @@ from schemas.records import Rejected, RepoFile, record_id
 from tests.conftest import DIRECT_MODES, EXAMPLES, run_cli
 from tests.transforms.sources.hub_fake import COMMIT, FakeHub
 from tests.transforms.sources.stack_files import stack_rows, stack_schema, write_parquet
-from transforms.sources.datasets import DatasetFile, DatasetUnit, ReadDatasetUnitFn, read_datasets, split_file
-from transforms.sources.datasets_hub import list_hub, split_files
-from transforms.sources.datasets_rows import RowMapping, line_pieces, row_record
+from transforms.sources.datasets.hub import list_hub, split_files
+from transforms.sources.datasets.rows import RowMapping, line_pieces, row_record
+from transforms.sources.datasets.source import DatasetFile, DatasetUnit, ReadDatasetUnitFn, read_datasets, split_file
 from transforms.sources.registry import network_sources
 
 V1 = RowMapping(

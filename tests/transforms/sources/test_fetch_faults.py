@@ -21,9 +21,9 @@ from tests.conftest import run_cli
 from tests.transforms.sources.network_fakes import FakeGitHub, FakeGitLab, FakeRepo
 from tests.transforms.sources.test_github_source import github, host_for  # noqa: F401 (fixture)
 from tests.transforms.sources.test_network_pipeline import GITHUB_TOKEN, GITLAB_TOKEN, code, read_rows, servers, write_config  # noqa: F401
-from transforms.sources.crawl import fetch_repo
-from transforms.sources.crawl_state import CrawlState
-from transforms.sources.http_client import ApiClient
+from transforms.sources.crawl.http_client import ApiClient
+from transforms.sources.crawl.source import fetch_repo
+from transforms.sources.crawl.state import CrawlState
 
 BROKEN_GZIP = (200, {"Content-Encoding": "gzip", "Content-Type": "application/json"}, b"\x1f\x8b\x08\x00not a gzip stream")
 

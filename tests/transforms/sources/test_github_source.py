@@ -11,10 +11,10 @@ import pytest
 from schemas.records import Rejected, RepoFile, RepoSnapshot
 from schemas.sources_config import ArchiveLimits, GitHubSource, HttpSettings
 from tests.transforms.sources.network_fakes import FakeGitHub, FakeRepo
-from transforms.sources.crawl import fetch_repo
-from transforms.sources.crawl_state import CrawlState
-from transforms.sources.github import GitHubHost
-from transforms.sources.hosts import RemoteRepo
+from transforms.sources.crawl.github import GitHubHost
+from transforms.sources.crawl.hosts import RemoteRepo
+from transforms.sources.crawl.source import fetch_repo
+from transforms.sources.crawl.state import CrawlState
 
 TOKEN = "ghp_testTOKEN0000000000000000000000000"
 TOKEN_ENV = "CRAWL_TEST_GITHUB_TOKEN"

@@ -10,9 +10,9 @@ from schemas.records import Rejected, RepoFile, RepoSnapshot
 from schemas.sources_config import GitLabSource, HttpSettings
 from tests.conftest import SAMPLE_REPOS
 from tests.transforms.sources.network_fakes import FakeGitLab, FakeRepo
-from transforms.sources.crawl import fetch_repo
-from transforms.sources.crawl_state import CrawlState
-from transforms.sources.gitlab import GitLabHost
+from transforms.sources.crawl.gitlab import GitLabHost
+from transforms.sources.crawl.source import fetch_repo
+from transforms.sources.crawl.state import CrawlState
 
 TOKEN = "glpat-testTOKEN00000000000"
 TOKEN_ENV = "CRAWL_TEST_GITLAB_TOKEN"

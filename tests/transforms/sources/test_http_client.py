@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 
 from schemas.sources_config import HttpSettings
 from tests.transforms.sources.network_fakes import FakeServer, json_response
-from transforms.sources.http_client import ApiClient, BudgetExhausted, RequestFailed
+from transforms.sources.crawl.http_client import ApiClient, BudgetExhausted, RequestFailed
 
 TOKEN = "ghp_SECRETsecretSECRET0123456789"
 

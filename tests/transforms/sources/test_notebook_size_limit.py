@@ -12,13 +12,13 @@ from tests.hostile.hostile_inputs import write
 from tests.transforms.sources.network_fakes import make_tarball
 from tests.transforms.sources.stack_files import stack_rows, write_parquet
 from tests.transforms.sources.test_datasets_source import V1
-from transforms.sources.archives import RepoInfo, read_archive
-from transforms.sources.bigquery import row_record as bigquery_row
-from transforms.sources.bigquery_jobs import SQL_FILE, query_parameters
-from transforms.sources.crawl_state import crawl_key
-from transforms.sources.datasets_rows import row_record as dataset_row
+from transforms.sources.bigquery.jobs import SQL_FILE, query_parameters
+from transforms.sources.bigquery.source import row_record as bigquery_row
+from transforms.sources.crawl.archives import RepoInfo, read_archive
+from transforms.sources.crawl.state import crawl_key
+from transforms.sources.datasets.rows import row_record as dataset_row
 from transforms.sources.file_decoding import size_limit
-from transforms.sources.local import list_repos, read_repo
+from transforms.sources.local.source import list_repos, read_repo
 from transforms.sources.registry import network_sources
 
 FILE_BYTES, NOTEBOOK_BYTES = 1_000, 10_000

@@ -17,11 +17,11 @@ from tests.conftest import local_pipeline
 from tests.transforms.sources.network_fakes import FakeRepo
 from tests.transforms.sources.ratelimit_fake import FakeRateLimitService
 from tests.transforms.sources.test_github_source import FAST, TOKEN, TOKEN_ENV, github  # noqa: F401 (fixture)
-from transforms.sources.crawl import CrawlRepos, fetch_repo
-from transforms.sources.crawl_state import CrawlState
-from transforms.sources.github import GitHubHost
-from transforms.sources.hosts import listing_line
-from transforms.sources.rate_limits import TokenRateLimiter, make_limiter, token_id, token_of
+from transforms.sources.crawl.github import GitHubHost
+from transforms.sources.crawl.hosts import listing_line
+from transforms.sources.crawl.rate_limits import TokenRateLimiter, make_limiter, token_id, token_of
+from transforms.sources.crawl.source import CrawlRepos, fetch_repo
+from transforms.sources.crawl.state import CrawlState
 
 SECOND_TOKEN = "ghp_secondTOKEN000000000000000000000000"
 
@@ -164,7 +164,7 @@ def test_a_worker_client_fetches_through_the_envoy_service(github, envoy, tmp_pa
 
 def test_an_unset_budget_is_the_apis_documented_one():
     from schemas.sources_config import GitLabSource
-    from transforms.sources.gitlab import GitLabHost
+    from transforms.sources.crawl.gitlab import GitLabHost
 
     paced = GitHubHost.limiter_for(GitHubSource(rate=RateSettings(concurrency=8)), TOKEN, 0)  # as YAML `rate: {concurrency: 8}`
     assert paced.interval == 3600 / 5000

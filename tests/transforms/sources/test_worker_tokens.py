@@ -11,9 +11,9 @@ from schemas.errors import ConfigError
 from schemas.sources_config import GitHubSource, HttpSettings
 from tests.conftest import run_cli
 from tests.transforms.sources.network_fakes import FakeGitHub, FakeRepo, FakeSecretManager
-from transforms.sources.crawl import FetchRepoFn
-from transforms.sources.github import GitHubHost
-from transforms.sources.secrets import check_worker_token
+from transforms.sources.crawl.github import GitHubHost
+from transforms.sources.crawl.source import FetchRepoFn
+from transforms.sources.secret_manager import check_worker_token
 
 TOKEN = "ghp_fromSECRETmanager000000000000000000"
 SECRET = "projects/test-project/secrets/github-token/versions/latest"

@@ -1,0 +1,1 @@
+"""The per-file cleaning stages: license, language, decontamination, quality filters, PII scrubbing."""

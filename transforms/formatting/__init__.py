@@ -1,0 +1,1 @@
+"""Formatting: files become training Documents in InCoder's metadata markup (notebooks included)."""

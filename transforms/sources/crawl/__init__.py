@@ -1,0 +1,1 @@
+"""The network crawls: GitHub and GitLab listed through their APIs, repositories fetched as archives."""

@@ -1,0 +1,1 @@
+"""StackOverflow: the dump read, posts and comments joined into threads, selected and formatted."""
