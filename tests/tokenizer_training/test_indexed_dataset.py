@@ -35,6 +35,7 @@ def write_shard(prefix: str, documents, dtype) -> dict:
     return builder.finalize(idx_path(prefix))
 
 
+@pytest.mark.slow  # importing Megatron takes about 7 CPU s; the fast loop checks the header's layout itself
 @pytest.mark.parametrize("dtype", [np.uint16, np.int32])
 def test_megatron_reads_back_what_we_write(tmp_path, dtype):
     prefix = str(tmp_path / "train-00000")
