@@ -51,12 +51,12 @@ STAGES = ("corpus", "tokenizer", "binarize")
 SCALING_STAGES = ("corpus", "binarize")  # the tokenizer's work is bounded by tokenizer.sample_bytes
 
 
-def write_config(work: str, sample_mb: float) -> str:
+def write_config(work: str, sample_mb: float, vocab_size: int = 4000) -> str:
     config = {
         "name": "scale",
         "stages": list(STAGES),
         "sources": {"local": [{"path": REPOS_DIR, "metadata": METADATA_FILE}]},
-        "tokenizer": {"vocab_size": 4000, "sample_bytes": int(sample_mb * 1e6)},
+        "tokenizer": {"vocab_size": vocab_size, "sample_bytes": int(sample_mb * 1e6)},
     }
     path = os.path.join(work, "scale.yaml")
     with open(path, "w") as f:
@@ -64,11 +64,11 @@ def write_config(work: str, sample_mb: float) -> str:
     return path
 
 
-def run_size(root: str, work: str, mb: float, copies: int, sample_mb: float, beam_args: list[str], clis: dict) -> dict:
+def run_size(root: str, work: str, mb: float, copies: int, args, beam_args: list[str], clis: dict) -> dict:
     """Build one size's corpus, then run every stage on it with each tree's CLI (`clis`: name → command)."""
     corpus = build_corpus(root, work, mb, copies, distinct=True)
     warm_cache(os.path.join(work, REPOS_DIR))
-    config = write_config(work, sample_mb)
+    config = write_config(work, args.sample_mb, args.vocab_size)
     trees = {}
     for name, cli in clis.items():
         out, stages = os.path.join(work, f"datasets-{name}"), {}
@@ -155,13 +155,14 @@ def main(argv=None) -> None:
     parser.add_argument("--root", default=sysconfig.get_paths()["purelib"], help="directory of .py files")
     parser.add_argument("--work", default=None, help="scratch directory (default: a new temporary one)")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="multiples of the base corpus (default 1,4,16,64)")
+    parser.add_argument("--vocab-size", type=int, default=4000, help="tokenizer.vocab_size (default 4000; the product: 50000)")
     parser.add_argument("--baseline", help="a git ref of an earlier release: run it too, on the same corpora, and compare")
     args, beam_args = parser.parse_known_args(argv)
     sizes = [int(n) for n in args.sizes.split(",")]
     if len(sizes) < 2:
         parser.error("--sizes needs at least two sizes for a marginal throughput")
     beam_args = beam_args or ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
-    print(f"local runner: {' '.join(beam_args)}; tokenizer sample <= {args.sample_mb:g} MB")
+    print(f"local runner: {' '.join(beam_args)}; tokenizer sample <= {args.sample_mb:g} MB, vocabulary {args.vocab_size}")
     scratch = tempfile.mkdtemp(prefix="bench-scale-", dir=args.work)
     try:
         clis = {"this": [shutil.which("code-corpus", path=os.path.dirname(sys.executable)) or "code-corpus"]}
@@ -174,7 +175,7 @@ def main(argv=None) -> None:
         for label, (mb, copies) in runs.items():
             work = tempfile.mkdtemp(prefix=f"{label}-", dir=scratch)
             try:
-                result = run_size(args.root, work, mb, copies, args.sample_mb, beam_args, clis)
+                result = run_size(args.root, work, mb, copies, args, beam_args, clis)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             for name, stages in result["trees"].items():
