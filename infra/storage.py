@@ -338,7 +338,7 @@ _GCS_CLIENTS = threading.local()
 
 def _gcs_io(path: str):
     """Beam's Cloud Storage client for `path`, with the options and retries FileSystems gives it:
-    one per thread, kept while those options stay the same.
+    one per thread, kept while those options (and the emulator's address, if any) stay the same.
 
     FileSystems builds a new client for every call, and with it a new connection (a TLS
     handshake on the real service) and a background request for the bucket's metadata: a
@@ -346,10 +346,11 @@ def _gcs_io(path: str):
     """
     filesystem = FileSystems.get_filesystem(path)
     options = runtime.gcs_options(filesystem)
+    endpoint = os.environ.get("STORAGE_EMULATOR_HOST")  # the client sends its requests where this said when it was built
     kept = getattr(_GCS_CLIENTS, "kept", None)
-    if kept is None or kept[0] is not options:
-        kept = _GCS_CLIENTS.kept = (options, runtime.new_gcs_client(filesystem))
-    return kept[1]
+    if kept is None or kept[0] is not options or kept[1] != endpoint:
+        kept = _GCS_CLIENTS.kept = (options, endpoint, runtime.new_gcs_client(filesystem))
+    return kept[2]
 
 
 def _gcs_open(path: str, mode: str, compression: str):

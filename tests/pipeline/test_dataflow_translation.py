@@ -85,7 +85,8 @@ def stage_fn(proto, name_part: str):
         t for t in proto.components.transforms.values() if name_part in t.unique_name and t.spec.urn == "beam:transform:pardo:v1"
     ]
     payload = beam_runner_api_pb2.ParDoPayload.FromString(transform.spec.payload)
-    return pickler.loads(payload.do_fn.payload)[0].fn
+    (fn,) = pickler.loads(payload.do_fn.payload)[0].fns  # a one-stage ParDo
+    return fn
 
 
 def test_a_bigquery_source_translates_with_its_cap(tmp_path):
