@@ -72,9 +72,10 @@ def run_size(root: str, work: str, mb: float, copies: int, args, beam_args: list
     trees = {}
     for name, cli in clis.items():
         out, stages = os.path.join(work, f"datasets-{name}"), {}
+        flag = version_flag(cli)
         for stage in STAGES:
             command = [*cli, "--log-level", "WARNING", "run", "--config", config, "--out", out, "--stages", stage]
-            command += [version_flag(cli), "v0001"]
+            command += [flag, "v0001"]
             stages[stage] = measure([*command, *beam_args], os.path.join(work, f"{name}-{stage}.log"))
         trees[name] = stages
     return {"corpus": corpus, "trees": trees}

@@ -113,7 +113,7 @@ class StageDoFn(beam.DoFn):
         fn, takes = self.fns[i], self.takes[i]
         if not fn.each_output_is_an_input:
             self.tallies[i].add_in()
-        mine = side_inputs if takes is None else {k: v for k, v in side_inputs.items() if k in takes}
+        mine = {k: v for k, v in side_inputs.items() if k in takes} if side_inputs and takes is not None else side_inputs
         yield from self._route(i, fn(record, **mine), side_inputs)
 
     def _route(self, i: int, out, side_inputs: dict):
