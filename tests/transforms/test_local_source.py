@@ -6,11 +6,23 @@ import os
 import shutil
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.records import Rejected, RepoFile, RepoSnapshot
-from tests.conftest import SAMPLE_REPOS, local_pipeline, make_git_repo
-from transforms.sources.local.source import SNAPSHOT, ReadLocalRepos, list_repos, read_repo
+from tests.conftest import DIRECT_MODES, SAMPLE_REPOS, local_pipeline, make_git_repo
+from transforms.sources.local.source import (
+    SNAPSHOT,
+    Limits,
+    PartTree,
+    ReadLocalRepos,
+    RepoPart,
+    list_repo,
+    list_repos,
+    read_part_alone,
+    read_repo,
+    repo_snapshot,
+)
 
 MIT = open(os.path.join(SAMPLE_REPOS, "textkit", "LICENSE")).read()
 
@@ -99,3 +111,68 @@ def test_read_transform_routes_every_file(tmp_path):
         )
         assert_that(out.kept | beam.Map(lambda f: f.license), equal_to(["MIT"] * 8), label="CheckLicense")
         assert_that(out.extras[SNAPSHOT] | beam.Map(lambda s: s.files), equal_to([8]), label="CheckSnapshot")
+
+
+def sample_copy(tmp_path, git: bool) -> str:
+    """Two sample repositories under tmp_path/repos (git repositories with `git`), plus an empty folder."""
+    root = tmp_path / "repos"
+    for name in ("textkit", "mathlib"):
+        shutil.copytree(os.path.join(SAMPLE_REPOS, name), root / name)
+        if git:
+            make_git_repo(str(root / name))
+    (root / "empty").mkdir()
+    return str(root)
+
+
+def read_in_parts(ref, part_bytes: int):
+    """A repository's parts, each read alone (last first, as workers may), and the snapshot they make."""
+    limits = Limits(1_000_000, part_bytes=part_bytes)
+    parts = list(list_repo(ref, limits))
+    outs = [out for part in reversed(parts) for out in read_part_alone(part, limits)]
+    records = [out for out in outs if not isinstance(out, PartTree)]
+    return parts, records, repo_snapshot([out for out in outs if isinstance(out, PartTree)])
+
+
+@pytest.mark.parametrize("git", [False, True], ids=["plain", "git"])
+def test_a_repository_read_in_parts_gives_the_records_and_snapshot_of_one_whole_read(tmp_path, git):
+    for ref in list_repos(sample_copy(tmp_path, git)):
+        whole = list(read_repo(ref, 1_000_000))
+        parts, records, snapshot = read_in_parts(ref, part_bytes=2_000)
+        assert all(isinstance(p, RepoPart) and (p.index, p.count) == (i, len(parts)) for i, p in enumerate(parts))
+        listed = [e for p in parts for e in p.entries]
+        assert [e.path for e in listed] == sorted(e.path for e in listed)  # consecutive, in listing order
+        for part in parts:  # no part over the size, unless one file alone is
+            sizes = [e.size for e in part.entries if e.kind == "file"]
+            assert sum(sizes) <= 2_000 or len(part.entries) == 1
+        if ref.name == "empty":
+            assert len(parts) == 1 and parts[0].entries == () and records == []
+        else:
+            assert len(parts) >= 3
+        assert sorted(records, key=lambda r: r.path) == sorted(whole[:-1], key=lambda r: r.path)
+        assert snapshot == whole[-1] and isinstance(snapshot, RepoSnapshot)
+
+
+def test_a_snapshot_needs_every_part_of_its_repository(tmp_path):
+    (ref,) = [r for r in list_repos(sample_copy(tmp_path, git=False)) if r.name == "textkit"]
+    limits = Limits(1_000_000, part_bytes=2_000)
+    trees = [out for part in list_repo(ref, limits) for out in read_part_alone(part, limits) if isinstance(out, PartTree)]
+    with pytest.raises(ValueError, match="'textkit': parts"):
+        repo_snapshot(trees[1:])
+
+
+@pytest.mark.slow  # a Beam pipeline on two worker processes
+def test_the_read_transform_spreads_parts_over_workers_and_gives_what_one_read_gives(tmp_path):
+    refs = list_repos(sample_copy(tmp_path, git=True))
+    whole = [out for ref in refs for out in read_repo(ref, 1_000_000)]
+    with local_pipeline(*DIRECT_MODES["multi_processing"]) as p:
+        out = p | ReadLocalRepos(refs, 1_000_000, part_bytes=2_000)
+        assert_that(out.kept, equal_to([r for r in whole if isinstance(r, RepoFile)]), label="CheckKept")
+        assert_that(out.rejected | beam.Flatten(), equal_to([r for r in whole if isinstance(r, Rejected)]), label="CheckRejected")
+        assert_that(out.extras[SNAPSHOT], equal_to([r for r in whole if isinstance(r, RepoSnapshot)]), label="CheckSnapshots")
+        reads = len(whole) - len(refs)
+        kept = sum(isinstance(r, RepoFile) for r in whole)
+        assert_that(
+            out.tally | beam.Filter(lambda kv: kv[0][1] in ("in", "kept")) | beam.CombinePerKey(sum),
+            equal_to([(("read", "in", ""), reads), (("read", "kept", ""), kept)]),
+            label="CheckTally",
+        )

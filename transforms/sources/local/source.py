@@ -1,5 +1,8 @@
 """Local source: a directory of repositories, each a plain folder or a git repository.
 
+A repository is listed on one worker and read in parts of about PART_BYTES, spread over
+the workers, so one large repository does not keep one worker busy while the rest wait.
+
 A git repository (a folder holding a `.git` folder) is read at its HEAD commit with git
 itself (`ls-tree` and `cat-file --batch`), so uncommitted edits in its work tree are not
 part of the dataset and the revision recorded is the commit id. A plain folder is walked
@@ -49,6 +52,7 @@ from transforms.sources.local.folders import (
     shown_path,
 )
 from transforms.sources.local.watchdog import Watchdog
+from transforms.stage_outputs import StageOutputs
 
 __all__ = ["BAD_PATH", "shown_path", "list_repos", "read_repo", "ReadLocalRepos"]
 
@@ -56,6 +60,10 @@ SNAPSHOT = "snapshot"  # the extra of RepoSnapshots a source gives besides its f
 REPO_UNREADABLE = "repo-unreadable"
 GIT_TIMEOUT_SECONDS = 600.0  # default of read.git_timeout_seconds: the longest one git call may take
 GIT_DETAIL_CHARS = 500
+PART_BYTES = 2_000_000  # a repository is read in parts of about this many bytes of files...
+PART_ENTRIES = 2_000  # ...or this many entries, whichever comes first
+PARTS = "parts"  # the extra of ListRepoPartsFn: the parts to read
+TREES = "trees"  # the extra of ReadRepoPartFn: each part's PartTree, for its repository's snapshot
 
 
 @dataclass(frozen=True)
@@ -137,11 +145,12 @@ class GitReader:
     repository is rejected unread, so a hung git costs one timeout, not one per file.
     """
 
-    def __init__(self, path: str, timeout: float = GIT_TIMEOUT_SECONDS):
+    def __init__(self, path: str, timeout: float = GIT_TIMEOUT_SECONDS, revision: str | None = None):
+        """`revision`: the commit whose blobs are read (default: HEAD's, asked of git)."""
         self.path = path
         self.timeout = timeout
         self.timed_out = False
-        self.revision = self._git("rev-parse", "--verify", "HEAD").decode("utf-8", "replace").strip()
+        self.revision = revision or self._git("rev-parse", "--verify", "HEAD").decode("utf-8", "replace").strip()
         self._proc: subprocess.Popen | None = None
         self._watchdog: Watchdog | None = None
 
@@ -247,14 +256,52 @@ def repo_rejection(ref: RepoRef, reason: str, detail: str) -> Rejected:
     )
 
 
-def read_repo(
-    ref: RepoRef, max_file_bytes: int, max_notebook_bytes: int | None = None, git_timeout: float = GIT_TIMEOUT_SECONDS
-) -> Iterator[RepoFile | Rejected | RepoSnapshot]:
-    """Every entry of one repository as a RepoFile or a Rejected, then its snapshot.
+@dataclass(frozen=True)
+class Limits:
+    """The read limits: file and notebook sizes (read.max_file_bytes, read.max_notebook_bytes), git's timeout,
+    and the size of the parts a repository is read in."""
 
-    Notebooks may be up to `max_notebook_bytes` (default: `max_file_bytes`); each git call
-    may take up to `git_timeout` seconds.
+    max_file_bytes: int
+    max_notebook_bytes: int | None = None
+    git_timeout: float = GIT_TIMEOUT_SECONDS
+    part_bytes: int = PART_BYTES
+
+    def of(self, path: str) -> int:
+        return size_limit(path, self.max_file_bytes, self.max_notebook_bytes or self.max_file_bytes)
+
+
+@dataclass(frozen=True)
+class RepoPart:
+    """Some of one listed repository's entries, read as one unit of work.
+
+    A repository is split into parts of about PART_BYTES, so one large repository is read
+    (and cleaned) by several workers at once instead of keeping one busy after the rest finish.
     """
+
+    ref: RepoRef
+    revision: str | None  # the commit listed (git), or None (a plain folder)
+    license: str | None
+    index: int
+    count: int
+    entries: tuple[Entry, ...]
+
+
+@dataclass(frozen=True)
+class PartTree:
+    """What a read part adds to its repository's snapshot: its share of the tree hash, and the files it kept."""
+
+    part: RepoPart
+    tree: bytes  # "path\\0sha1(content)\\0" of each entry read, in listing order
+    kept: int
+
+
+def open_reader(ref: RepoRef, git_timeout: float, revision: str | None = None):
+    return GitReader(ref.path, git_timeout, revision) if is_git_repo(ref.path) else FolderReader(ref.path)
+
+
+def list_repo(ref: RepoRef, limits: Limits) -> Iterator[Rejected | RepoPart]:
+    """One repository's parts, with its license decided from its license files; or the
+    one record of a root entry that is not a repository, or of a repository that cannot be listed."""
     repo, valid = shown_path(ref.repo)
     if not valid:
         yield repo_rejection(ref, BAD_PATH, "the repository folder's name is not valid UTF-8")
@@ -263,53 +310,54 @@ def read_repo(
         yield repo_rejection(ref, ref.kind, ref.detail)
         return
     try:
-        reader = GitReader(ref.path, git_timeout) if is_git_repo(ref.path) else FolderReader(ref.path)
+        reader = open_reader(ref, limits.git_timeout)
         entries = reader.entries()
     except (EntryUnreadable, OSError) as e:
         yield repo_rejection(ref, REPO_UNREADABLE, str(e))
         return
     try:
-        yield from read_entries(ref, reader, entries, max_file_bytes, max_notebook_bytes)
+        license, _ = repo_license(reader, entries, limits)
     finally:
         reader.close()
+    # A git that hung on the license files would hang on each part: one part then costs one more timeout.
+    groups = [entries] if getattr(reader, "timed_out", False) else split_entries(entries, limits)
+    for i, group in enumerate(groups):
+        yield RepoPart(ref, reader.revision, license, i, len(groups), tuple(group))
 
 
-def read_entry(reader, entry: Entry, max_file_bytes: int, max_notebook_bytes: int) -> tuple[bytes | None, str, str]:
-    """(bytes, "", "") of a file to keep reading, or (None, reason, detail) of one to reject."""
-    if entry.kind != "file":
-        return None, entry.kind, entry.detail or "not a regular file"
-    limit = size_limit(entry.path, max_file_bytes, max_notebook_bytes)
-    if entry.size > limit:
-        return None, "too-large", f"{entry.size} bytes > {limit}"
-    try:
-        data = reader.read(entry, limit)
-    except EntryUnreadable as e:
-        return None, UNREADABLE, str(e)
-    if len(data) > limit:
-        return None, "too-large", f"over {limit} bytes when read (it grew after it was listed)"
-    return data, "", ""
-
-
-def read_entries(
-    ref: RepoRef, reader, entries: list[Entry], max_file_bytes: int, max_notebook_bytes: int | None = None
-) -> Iterator:
-    max_notebook_bytes = max_notebook_bytes or max_file_bytes
-    license_data = {}
-    for entry in entries:
-        if entry.kind == "file" and is_license_candidate(entry.path):
-            license_data[entry.path] = read_entry(reader, entry, max_file_bytes, max_notebook_bytes)
+def repo_license(reader, entries: list[Entry], limits: Limits) -> tuple[str | None, dict]:
+    """The repository's license (from its license files), and what reading each of them gave."""
+    license_data = {e.path: read_entry(reader, e, limits) for e in entries if e.kind == "file" and is_license_candidate(e.path)}
     texts = {path: decode_file(data)[0] for path, (data, _, _) in license_data.items() if data is not None}
-    license = detect_repo_license({path: text for path, text in texts.items() if text is not None})
-    tree = hashlib.sha1()
-    kept = 0
+    return detect_repo_license({path: text for path, text in texts.items() if text is not None}), license_data
+
+
+def split_entries(entries: list[Entry], limits: Limits) -> list[list[Entry]]:
+    """Consecutive entries in groups of at most `limits.part_bytes` to read (or PART_ENTRIES entries); at least one group."""
+    groups, group, size = [], [], 0
     for entry in entries:
-        file_id = RepoFile.make_id("local", ref.repo, entry.id_path, reader.revision)
+        n = entry.size if entry.kind == "file" and 0 < entry.size <= limits.of(entry.path) else 0
+        if group and (size + n > limits.part_bytes or len(group) >= PART_ENTRIES):
+            groups.append(group)
+            group, size = [], 0
+        group.append(entry)
+        size += n
+    groups.append(group)
+    return groups
+
+
+def read_part(part: RepoPart, reader, limits: Limits, license_data: dict | None = None) -> Iterator:
+    """Every entry of a part as a RepoFile or a Rejected, then its PartTree."""
+    ref, license_data = part.ref, license_data or {}
+    tree, kept = bytearray(), 0
+    for entry in part.entries:
+        file_id = RepoFile.make_id("local", ref.repo, entry.id_path, part.revision)
         where = dict(id=file_id, source="local", repo=ref.repo, path=entry.path)
-        data, reason, detail = license_data.get(entry.path) or read_entry(reader, entry, max_file_bytes, max_notebook_bytes)
+        data, reason, detail = license_data.get(entry.path) or read_entry(reader, entry, limits)
         if data is None:
             yield Rejected(stage=stage_names.READ, reason=reason, detail=detail[:GIT_DETAIL_CHARS], **where)
             continue
-        tree.update(f"{entry.path}\0{hashlib.sha1(data).hexdigest()}\0".encode("utf-8", "replace"))
+        tree += f"{entry.path}\0{hashlib.sha1(data).hexdigest()}\0".encode("utf-8", "replace")
         text, problem = decode_file(data)
         if problem:
             reason, _, at = problem.partition(":")
@@ -321,36 +369,131 @@ def read_entries(
             source="local",
             repo=ref.repo,
             path=entry.path,
-            revision=reader.revision,
-            license=license,
+            revision=part.revision,
+            license=part.license,
             stars=ref.stars,
             size=len(data),
             content=text,
             origin=ref.origin,
         )
-    revision = reader.revision or "tree:" + tree.hexdigest()
-    yield RepoSnapshot("local", ref.repo, revision, license, ref.stars, kept)
+    yield PartTree(part, bytes(tree), kept)
+
+
+def read_entry(reader, entry: Entry, limits: Limits) -> tuple[bytes | None, str, str]:
+    """(bytes, "", "") of a file to keep reading, or (None, reason, detail) of one to reject."""
+    if entry.kind != "file":
+        return None, entry.kind, entry.detail or "not a regular file"
+    limit = limits.of(entry.path)
+    if entry.size > limit:
+        return None, "too-large", f"{entry.size} bytes > {limit}"
+    try:
+        data = reader.read(entry, limit)
+    except EntryUnreadable as e:
+        return None, UNREADABLE, str(e)
+    if len(data) > limit:
+        return None, "too-large", f"over {limit} bytes when read (it grew after it was listed)"
+    return data, "", ""
+
+
+def repo_snapshot(trees: list[PartTree]) -> RepoSnapshot:
+    """A repository's snapshot from every one of its parts' trees (in any order)."""
+    trees = sorted(trees, key=lambda t: t.part.index)
+    part = trees[0].part
+    if [t.part.index for t in trees] != list(range(part.count)):
+        raise ValueError(f"repository {part.ref.repo!r}: parts {[t.part.index for t in trees]} of {part.count}")
+    revision = part.revision or "tree:" + hashlib.sha1(b"".join(t.tree for t in trees)).hexdigest()
+    return RepoSnapshot("local", part.ref.repo, revision, part.license, part.ref.stars, sum(t.kept for t in trees))
+
+
+def read_entries(ref: RepoRef, reader, entries: list[Entry], max_file_bytes: int, max_notebook_bytes: int | None = None):
+    """Every listed entry of one repository through one reader, then the repository's snapshot."""
+    limits = Limits(max_file_bytes, max_notebook_bytes)
+    license, license_data = repo_license(reader, entries, limits)
+    for out in read_part(RepoPart(ref, reader.revision, license, 0, 1, tuple(entries)), reader, limits, license_data):
+        yield repo_snapshot([out]) if isinstance(out, PartTree) else out
+
+
+def read_part_alone(part: RepoPart, limits: Limits) -> Iterator[RepoFile | Rejected | PartTree]:
+    """A part read with a reader of its own (what a worker does with each part)."""
+    reader = open_reader(part.ref, limits.git_timeout, part.revision)
+    try:
+        yield from read_part(part, reader, limits)
+    finally:
+        reader.close()
+
+
+def read_repo(
+    ref: RepoRef, max_file_bytes: int, max_notebook_bytes: int | None = None, git_timeout: float = GIT_TIMEOUT_SECONDS
+) -> Iterator[RepoFile | Rejected | RepoSnapshot]:
+    """Every entry of one repository as a RepoFile or a Rejected, then its snapshot: the listing
+    and each of its parts in turn, in this process (ReadLocalRepos spreads the parts over workers)."""
+    limits, trees = Limits(max_file_bytes, max_notebook_bytes, git_timeout), []
+    for listed in list_repo(ref, limits):
+        if not isinstance(listed, RepoPart):
+            yield listed
+            continue
+        for out in read_part_alone(listed, limits):
+            if isinstance(out, PartTree):
+                trees.append(out)
+            else:
+                yield out
+    if trees:
+        yield repo_snapshot(trees)
 
 
 class ReadRepoFn(RecordFn):
-    """One repository in; each of its entries is one read (kept or rejected); its snapshot tagged."""
+    """One repository in, read whole in this process; each entry is one read (kept or rejected); its snapshot tagged."""
 
     stage = stage_names.READ
     extra_outputs = (SNAPSHOT,)
     each_output_is_an_input = True
 
     def __init__(self, max_file_bytes: int, max_notebook_bytes: int | None = None, git_timeout: float = GIT_TIMEOUT_SECONDS):
-        self.max_file_bytes = max_file_bytes
-        self.max_notebook_bytes = max_notebook_bytes
-        self.git_timeout = git_timeout
+        self.limits = Limits(max_file_bytes, max_notebook_bytes, git_timeout)
 
     def __call__(self, ref: RepoRef):
-        for out in read_repo(ref, self.max_file_bytes, self.max_notebook_bytes, self.git_timeout):
+        limits = self.limits
+        for out in read_repo(ref, limits.max_file_bytes, limits.max_notebook_bytes, limits.git_timeout):
             yield Extra(SNAPSHOT, out) if isinstance(out, RepoSnapshot) else out
 
 
+class ListRepoPartsFn(RecordFn):
+    """One repository in: its parts (extra PARTS), or the one read it is when it cannot be listed."""
+
+    stage = stage_names.READ
+    extra_outputs = (PARTS,)
+    each_output_is_an_input = True
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+
+    def __call__(self, ref: RepoRef):
+        for out in list_repo(ref, self.limits):
+            yield Extra(PARTS, out) if isinstance(out, RepoPart) else out
+
+
+class ReadRepoPartFn(RecordFn):
+    """One part in; each of its entries is one read (kept or rejected); its PartTree tagged (extra TREES)."""
+
+    stage = stage_names.READ
+    extra_outputs = (TREES,)
+    each_output_is_an_input = True
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+
+    def __call__(self, part: RepoPart):
+        for out in read_part_alone(part, self.limits):
+            yield Extra(TREES, (part.ref.repo, out)) if isinstance(out, PartTree) else out
+
+
 class ReadLocalRepos(beam.PTransform):
-    """Local repositories → RepoFile (main, "kept"), Rejected, tallies and repository snapshots."""
+    """Local repositories → RepoFile (main, "kept"), Rejected, tallies and repository snapshots.
+
+    Repositories are listed first and read in parts spread over the workers (only the
+    listings are shuffled, never file contents); each repository's snapshot is then put
+    together from its parts' trees.
+    """
 
     def __init__(
         self,
@@ -358,18 +501,23 @@ class ReadLocalRepos(beam.PTransform):
         max_file_bytes: int,
         max_notebook_bytes: int | None = None,
         git_timeout: float = GIT_TIMEOUT_SECONDS,
+        part_bytes: int = PART_BYTES,
     ):
         super().__init__()
         self.repos = repos
-        self.limits = (max_file_bytes, max_notebook_bytes, git_timeout)
+        self.limits = Limits(max_file_bytes, max_notebook_bytes, git_timeout, part_bytes)
 
     def expand(self, pbegin):
-        return (
-            pbegin
-            | "ListRepos" >> beam.Create(self.repos)
-            | "SpreadRepos" >> beam.Reshuffle()
-            | "ReadRepoFiles" >> ApplyStage(ReadRepoFn(*self.limits))
+        listed = pbegin | "Repos" >> beam.Create(self.repos) | "ListRepos" >> ApplyStage(ListRepoPartsFn(self.limits))
+        parts = listed.extras[PARTS] | "SpreadParts" >> beam.Reshuffle()
+        read = parts | "ReadRepoFiles" >> ApplyStage(ReadRepoPartFn(self.limits))
+        snapshots = (
+            read.extras[TREES]
+            | "PartsByRepo" >> beam.GroupByKey()
+            | "Snapshot" >> beam.MapTuple(lambda _, trees: repo_snapshot(list(trees)))
         )
+        tally = (listed.tally, read.tally) | "ReadTally" >> beam.Flatten()
+        return StageOutputs(read.kept, listed.rejected + read.rejected, tally, extras={SNAPSHOT: snapshots})
 
 
 def check_local_sources(roots: list[str], listed: list[list[RepoRef]], out_dir: str | None) -> None:
