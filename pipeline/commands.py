@@ -81,11 +81,17 @@ def _run(args, beam_args: list[str]) -> int:
         raise ConfigError("--reuse-tokenizer needs --previous (the version whose tokenizer to reuse)")
     stages = parse_stages(args.stages, config.stages)
     version_dir = run_stages(config, args.out, stages, beam_args, args.dataset_version, args.overwrite, args.previous)
-    manifest = read_manifest(version_dir)
-    print(f"\n{manifest['name']} {manifest['version']} written to {_as_given(version_dir, args.out)}\n")
-    if manifest.get("counts"):
-        print(counts_table(manifest["counts"], manifest.get("flow")))
+    # The version is committed: a reader that stopped early (`run ... | head`) loses only the table.
+    print_to_pipe(run_summary(read_manifest(version_dir), _as_given(version_dir, args.out)))
     return 0
+
+
+def run_summary(manifest: dict, shown_path: str) -> str:
+    """What `run` prints once the version is committed: where it is, and its counts table."""
+    summary = f"\n{manifest['name']} {manifest['version']} written to {shown_path}\n"
+    if manifest.get("counts"):
+        summary += "\n" + counts_table(manifest["counts"], manifest.get("flow"))
+    return summary
 
 
 def _as_given(version_dir: str, out: str) -> str:
