@@ -17,6 +17,9 @@ MAX_READ_BYTES = 2**31 - 1
 MAX_PERMUTATIONS = 4096
 # Rows a reader decodes at a time, each up to its file-size bound.
 MAX_BATCH_ROWS = 1_000_000
+# A timeout or wait in seconds: past a day nothing is worth waiting for, and far past it a
+# socket's or a timer's C time value overflows in the middle of a run.
+MAX_WAIT_SECONDS = 86_400
 
 
 def check_at_most(section: object, prefix: str, bounds: dict[str, int]) -> None:

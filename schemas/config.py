@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from schemas import stage_names
-from schemas.bounds import MAX_PERMUTATIONS, MAX_READ_BYTES, MAX_SHARDS, check_at_most
+from schemas.bounds import MAX_PERMUTATIONS, MAX_READ_BYTES, MAX_SHARDS, MAX_WAIT_SECONDS, check_at_most
 from schemas.errors import ConfigError
 from schemas.records import MAX_EXCERPT_BYTES
 from schemas.sources_config import PERMISSIVE_LICENSES, SourcesConfig, canonical_spdx_ids
@@ -44,8 +44,8 @@ class ReadConfig:
         for name in ("max_file_bytes", "max_notebook_bytes", "git_timeout_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"read.{name} must be positive, got {getattr(self, name)}")
-        bounds = {"max_file_bytes": MAX_READ_BYTES, "max_notebook_bytes": MAX_READ_BYTES, "git_timeout_seconds": 86_400}
-        check_at_most(self, "read", bounds)  # a day: past that a timer overflows, and nothing waits a day for git
+        bounds = {"max_file_bytes": MAX_READ_BYTES, "max_notebook_bytes": MAX_READ_BYTES, "git_timeout_seconds": MAX_WAIT_SECONDS}
+        check_at_most(self, "read", bounds)
 
     def limits(self) -> tuple[int, int, float]:
         """(max_file_bytes, max_notebook_bytes, git_timeout_seconds), as the local source takes them."""

@@ -6,7 +6,7 @@ import dataclasses
 import datetime
 import re
 
-from schemas.bounds import MAX_SHARDS, check_at_most
+from schemas.bounds import MAX_SHARDS, MAX_WAIT_SECONDS, check_at_most
 from schemas.datasets_config import DatasetSource, check_secret_version
 from schemas.errors import ConfigError
 
@@ -109,6 +109,8 @@ class HttpSettings:
             raise ConfigError("timeout_seconds must be positive and 0 <= backoff_seconds <= max_backoff_seconds")
         if self.max_retries < 0 or self.max_wait_seconds < 0:
             raise ConfigError("max_retries and max_wait_seconds must not be negative")
+        seconds = ("timeout_seconds", "backoff_seconds", "max_backoff_seconds", "max_wait_seconds")
+        check_at_most(self, "", {name: MAX_WAIT_SECONDS for name in seconds})
         if self.request_budget is not None and self.request_budget < 1:
             raise ConfigError(f"request_budget must be at least 1 (or null for none), got {self.request_budget}")
 
@@ -131,6 +133,7 @@ class RateSettings:
             raise ConfigError(
                 f"concurrency must be at least 1 and max_wait_seconds positive, got {self.concurrency}, {self.max_wait_seconds}"
             )
+        check_at_most(self, "", {"max_wait_seconds": MAX_WAIT_SECONDS})
         if self.service is not None and not re.fullmatch(r"[^\s:/]+:\d+", self.service):
             raise ConfigError(f"service must be host:port of an Envoy rate-limit service, got {self.service!r}")
 
