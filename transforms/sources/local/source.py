@@ -22,6 +22,7 @@ git or the OS fails to hand over, with git's or the OS's own reason. Notebooks m
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -288,10 +289,13 @@ class RepoPart:
 
 @dataclass(frozen=True)
 class PartTree:
-    """What a read part adds to its repository's snapshot: its share of the tree hash, and the files it kept."""
+    """What a read part adds to its repository's snapshot: its share of the tree hash, and the files it kept
+    (without the part's listing, which the snapshot does not need)."""
 
-    part: RepoPart
-    tree: bytes  # "path\\0sha1(content)\\0" of each entry read, in listing order
+    snapshot: RepoSnapshot  # the repository's snapshot as the part knows it: revision None for a plain folder, files 0
+    index: int
+    count: int
+    tree: bytes  # "path\0sha1(content)\0" of each entry read, in listing order
     kept: int
 
 
@@ -376,7 +380,8 @@ def read_part(part: RepoPart, reader, limits: Limits, license_data: dict | None 
             content=text,
             origin=ref.origin,
         )
-    yield PartTree(part, bytes(tree), kept)
+    snapshot = RepoSnapshot("local", ref.repo, part.revision, part.license, ref.stars, 0)
+    yield PartTree(snapshot, part.index, part.count, bytes(tree), kept)
 
 
 def read_entry(reader, entry: Entry, limits: Limits) -> tuple[bytes | None, str, str]:
@@ -397,12 +402,12 @@ def read_entry(reader, entry: Entry, limits: Limits) -> tuple[bytes | None, str,
 
 def repo_snapshot(trees: list[PartTree]) -> RepoSnapshot:
     """A repository's snapshot from every one of its parts' trees (in any order)."""
-    trees = sorted(trees, key=lambda t: t.part.index)
-    part = trees[0].part
-    if [t.part.index for t in trees] != list(range(part.count)):
-        raise ValueError(f"repository {part.ref.repo!r}: parts {[t.part.index for t in trees]} of {part.count}")
-    revision = part.revision or "tree:" + hashlib.sha1(b"".join(t.tree for t in trees)).hexdigest()
-    return RepoSnapshot("local", part.ref.repo, revision, part.license, part.ref.stars, sum(t.kept for t in trees))
+    trees = sorted(trees, key=lambda t: t.index)
+    first = trees[0]
+    if [t.index for t in trees] != list(range(first.count)):
+        raise ValueError(f"repository {first.snapshot.repo!r}: parts {[t.index for t in trees]} of {first.count}")
+    revision = first.snapshot.revision or "tree:" + hashlib.sha1(b"".join(t.tree for t in trees)).hexdigest()
+    return dataclasses.replace(first.snapshot, revision=revision, files=sum(t.kept for t in trees))
 
 
 def read_entries(ref: RepoRef, reader, entries: list[Entry], max_file_bytes: int, max_notebook_bytes: int | None = None):
@@ -484,7 +489,7 @@ class ReadRepoPartFn(RecordFn):
 
     def __call__(self, part: RepoPart):
         for out in read_part_alone(part, self.limits):
-            yield Extra(TREES, (part.ref.repo, out)) if isinstance(out, PartTree) else out
+            yield Extra(TREES, (out.snapshot.repo, out)) if isinstance(out, PartTree) else out
 
 
 class ReadLocalRepos(beam.PTransform):
