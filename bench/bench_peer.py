@@ -20,7 +20,8 @@ datatrove has no license detection; ours reads each repository's LICENSE file an
 checks every file's license (all are MIT here, so nothing is dropped by it). Each
 side runs in its own process; peak memory is the PSS summed over that process and all
 its descendants (`process_tree.py`), sampled every 0.2 s. Prints files/s, MB/s, peak
-memory and ours/datatrove.
+memory and ours/datatrove, then each side's CPU seconds per process: on 2 cores the
+busiest process bounds the wall time, so they say how evenly each side spread its work.
 
 datatrove's side calls our functions from modules that do not import Beam, and it
 asserts that its process and every one of its tasks' processes never loaded Beam:
@@ -263,6 +264,9 @@ def main(argv=None) -> None:
             run = measure(command, os.path.join(work, f"{name}.log"))
             results[name] = dict(run, **json.loads(run["stdout"].strip().splitlines()[-1]))
         print_side_by_side(results, corpus["files"], mb, extra="kept")
+        for name, r in results.items():  # the busiest process bounds the wall time on 2 cores
+            busy = [f"{seconds:.1f}" for seconds in r["process_cpu"] if seconds >= 0.5]
+            print(f"{name}: CPU s of each process over 0.5 s, largest first: {', '.join(busy)}")
         ours = results["ours"]
         print(f"ours: {ours['dedup_rejected']} duplicates rejected, {ours['emails_replaced']} emails replaced")
     finally:

@@ -61,7 +61,8 @@ def tree_usage(root_pid: int) -> dict[int, tuple[int, float]]:
 @contextlib.contextmanager
 def sampling(pid: int):
     """Sample a process tree every 0.2 s while the block runs; the dict it yields then holds
-    `cpu_seconds` and `peak_mb` (worker processes of a fork server are not children anyone
+    `cpu_seconds`, `peak_mb` and `process_cpu` (each process's CPU seconds, largest first: how
+    evenly the work was spread) (worker processes of a fork server are not children anyone
     waits for, so rusage would miss them)."""
     peak, cpu, done, figures = 0, {}, threading.Event(), {}
 
@@ -79,7 +80,8 @@ def sampling(pid: int):
     finally:
         done.set()
         sampler.join()
-        figures.update(cpu_seconds=sum(cpu.values()), peak_mb=peak / 2**20)
+        process_cpu = sorted(cpu.values(), reverse=True)
+        figures.update(cpu_seconds=sum(process_cpu), peak_mb=peak / 2**20, process_cpu=process_cpu)
 
 
 def measure(argv: list[str], log_path: str) -> dict:
