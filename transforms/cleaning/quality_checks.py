@@ -11,9 +11,9 @@ from __future__ import annotations
 import functools
 import re
 import string
-import threading
 
 from schemas.config import FiltersConfig
+from transforms.cleaning.pattern_set import PatternSet
 
 TOKEN = re.compile(r"\w+|[^\w\s]")
 _NON_WORD = re.compile(r"\W+")
@@ -63,47 +63,18 @@ def generator_phrases(extra: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 
 
 @functools.lru_cache(maxsize=8)
-def phrase_database(phrases: tuple[tuple[str, str], ...]):
-    """The phrases as one Hyperscan literal database (once per process and phrase list)."""
-    import hyperscan
-
-    db = hyperscan.Database()
-    db.compile(
-        expressions=[phrase.encode("utf-8", "surrogatepass") for _, phrase in phrases],
-        ids=list(range(len(phrases))),
-        elements=len(phrases),
-        flags=hyperscan.HS_FLAG_SINGLEMATCH,
-        literal=True,
-    )
-    return db
-
-
-_local = threading.local()
-
-
-def _scratch(db):
-    """Hyperscan's scratch space, one per thread (Beam may run bundles on several) and database."""
-    scratches = _local.__dict__.setdefault("scratches", {})
-    if id(db) not in scratches:
-        import hyperscan
-
-        scratches[id(db)] = hyperscan.Scratch(db)
-    return scratches[id(db)]
+def phrase_set(phrases: tuple[tuple[str, str], ...]) -> PatternSet:
+    """The phrases as one literal pattern set (once per process and phrase list)."""
+    return PatternSet([phrase.encode("utf-8", "surrogatepass") for _, phrase in phrases], literal=True)
 
 
 def generated_by(text: str, phrases: tuple[tuple[str, str], ...] = GENERATED_PHRASES) -> tuple[str, str] | None:
     """The (generator, phrase) of the first phrase (in `phrases`' order) found in text, or None.
 
-    One Hyperscan pass over the UTF-8 bytes for all the phrases, not one scan of the text
-    per phrase; a phrase's bytes occur in the bytes exactly where the phrase occurs in the text.
+    One pass over the UTF-8 bytes for all the phrases, not one scan of the text per
+    phrase; a phrase's bytes occur in the bytes exactly where the phrase occurs in the text.
     """
-    found: list[int] = []
-    db = phrase_database(phrases)
-    db.scan(
-        text.encode("utf-8", "surrogatepass"),
-        match_event_handler=lambda pattern_id, *_: found.append(pattern_id),
-        scratch=_scratch(db),
-    )
+    found = phrase_set(phrases).found(text.encode("utf-8", "surrogatepass"))
     return phrases[min(found)] if found else None
 
 

@@ -23,7 +23,8 @@ once for all of them, at several hundred MB/s.
 from __future__ import annotations
 
 import functools
-import threading
+
+from transforms.cleaning.pattern_set import PatternSet
 
 EMAIL, SECRET, IPV4, IPV6 = "email", "secret", "ipv4", "ipv6"
 PATTERNS = (
@@ -41,38 +42,11 @@ PATTERNS = (
 
 
 @functools.lru_cache(maxsize=1)
-def database():
+def pattern_set() -> PatternSet:
     """The compiled patterns (once per process)."""
-    import hyperscan
-
-    db = hyperscan.Database()
-    db.compile(
-        expressions=[pattern for _, pattern in PATTERNS],
-        ids=list(range(len(PATTERNS))),
-        elements=len(PATTERNS),
-        flags=[hyperscan.HS_FLAG_SINGLEMATCH] * len(PATTERNS),
-    )
-    return db
-
-
-_local = threading.local()
-
-
-def _scratch():
-    """Hyperscan's scratch space is per thread; Beam may run bundles on several."""
-    if not hasattr(_local, "scratch"):
-        import hyperscan
-
-        _local.scratch = hyperscan.Scratch(database())
-    return _local.scratch
+    return PatternSet([pattern for _, pattern in PATTERNS])
 
 
 def candidate_kinds(data: bytes) -> set[str]:
     """The kinds (`email`, `secret`, `ipv4`, `ipv6`) whose candidates occur in the UTF-8 bytes."""
-    found: set[str] = set()
-
-    def on_match(pattern_id, start, end, flags, context):
-        found.add(PATTERNS[pattern_id][0])
-
-    database().scan(data, match_event_handler=on_match, scratch=_scratch())
-    return found
+    return {PATTERNS[i][0] for i in pattern_set().found(data)}
