@@ -5,7 +5,9 @@ else) into a fresh virtual environment and starts Beam's worker pool from it, wi
 working directory and home of its own and none of this process's environment but the
 storage emulator's address. The launcher runs here with Beam's portable runner, which
 sends every bundle to that pool; the version lands on the Cloud Storage emulator, passes
-`code-corpus verify`, and is byte-identical to the same run in this process.
+`code-corpus verify`, and is byte-identical to the same run here, in one process (for the
+sample, the session's build of it, which ran the later stages too: every file the corpus
+stage wrote, and the manifest's facts about them).
 """
 
 from __future__ import annotations
