@@ -40,7 +40,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER_ENV = ("STORAGE_EMULATOR_HOST", "NO_GCE_CHECK", "GOOGLE_CLOUD_PROJECT", "GOOGLE_APPLICATION_CREDENTIALS")
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"  # the image's own tools (git); no other Python than the venv's
 # The Dockerfile's `pip install` line is run by uv's `uv pip install`: the same requirements from
-# the same index, resolved to the same releases, with a tenth of pip's CPU time. pip spent most
+# the same index, resolved to the same releases, with about a quarter of pip's CPU time. pip spent most
 # of its 37 CPU s (a fresh venv with pip in it, then the install) reading every file link of every
 # release of every dependency from the index pages, in Python (bench/README.md, "Test suite").
 
