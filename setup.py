@@ -62,6 +62,7 @@ setup(
             "gcp-storage-emulator==2026.7.19",  # a GCS JSON API server on 127.0.0.1 for gs:// version stores
             "ruff==0.17.6",  # tests/test_lint.py
             "import-linter==2.17",  # tests/test_lint.py: the layers of .importlinter
+            "uv==0.13.8",  # installs the worker image's packages for the Dataflow rehearsal (tests/dataflow_rehearsal.py)
         ],
         "bench": [
             "datatrove==0.10.0",

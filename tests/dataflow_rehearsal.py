@@ -32,15 +32,17 @@ import sys
 import tempfile
 import time
 
+from uv import find_uv_bin
+
 log = logging.getLogger(__name__)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER_ENV = ("STORAGE_EMULATOR_HOST", "NO_GCE_CHECK", "GOOGLE_CLOUD_PROJECT", "GOOGLE_APPLICATION_CREDENTIALS")
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"  # the image's own tools (git); no other Python than the venv's
-# The pip that installs the image's contents. The venv's own (Python 3.11's ensurepip: 23.2.1) spent
-# 95 CPU s resolving, most of it checking the wheel tags of every file an index page lists; this
-# one resolves and installs the same requirements in 34 (bench/README.md, "Test suite").
-WORKER_PIP = "pip==26.2.1"
+# The Dockerfile's `pip install` line is run by uv's `uv pip install`: the same requirements from
+# the same index, resolved to the same releases, with about a quarter of pip's CPU time. pip spent most
+# of its 37 CPU s (a fresh venv with pip in it, then the install) reading every file link of every
+# release of every dependency from the index pages, in Python (bench/README.md, "Test suite").
 
 
 def ignore_rules(root: str) -> list[tuple[bool, re.Pattern]]:
@@ -156,14 +158,14 @@ def build_worker_environment(root: str, dest: str) -> str:
         shutil.copy2(os.path.join(root, source), os.path.join(image, target))
     _, pip_args = dockerfile_steps(root)
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-    python = os.path.join(venv, "bin", "python")
-    subprocess.run([python, "-m", "pip", "install", "-q", WORKER_PIP], env=_pip_env(), check=True, capture_output=True)
-    # Two flags differ from the image's line, neither changing what is installed: pip's cache is used
-    # (--no-cache-dir only keeps the image small), and modules are compiled when first imported rather
-    # than all at once (--no-compile: a third of the install's CPU time).
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    # uv resolves and installs as pip does: a PEP 517 build of setup.py in an isolated environment,
+    # and the newest releases the pins allow. Two things differ from the image's line, neither
+    # changing what is installed: modules are compiled when first imported rather than all at once,
+    # and the download cache is used (--no-cache-dir only keeps the image small).
     args = [a for a in pip_args if a != "--no-cache-dir"]
-    install = [python, "-m", "pip", "install", "-q", "--no-compile", *args]
+    python = os.path.join(venv, "bin", "python")
+    install = [find_uv_bin(), "pip", "install", "--quiet", "--no-config", "--python", python, *args]
     proc = subprocess.run(install, cwd=image, env=_pip_env(), capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"the worker image's `pip install` failed ({proc.returncode}):\n{proc.stderr[-3000:]}")

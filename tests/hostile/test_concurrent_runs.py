@@ -26,10 +26,13 @@ from tests.conftest import ROOT, copy_code_sample, run_cli
 
 
 def two_runs_at_once(out: str, config: str) -> list[subprocess.CompletedProcess]:
+    """`code-corpus run` in a new process and, while that one starts, in this one (whose imports are done)."""
     cli = shutil.which("code-corpus", path=os.path.dirname(sys.executable)) or "code-corpus"
-    command = [cli, "run", "--config", config, "--out", out, "--stages", "corpus"]
-    procs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    return [subprocess.CompletedProcess(p.args, p.wait(timeout=900), *p.communicate()) for p in procs]
+    args = ["run", "--config", config, "--out", out, "--stages", "corpus"]
+    other = subprocess.Popen([cli, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    here = run_cli(*args, check=False)
+    stdout, stderr = other.communicate(timeout=900)  # reads its pipes while waiting: a full one would stall it
+    return [here, subprocess.CompletedProcess(other.args, other.returncode, stdout, stderr)]
 
 
 def check_no_corrupt_version(out: str, runs: list[subprocess.CompletedProcess]) -> None:

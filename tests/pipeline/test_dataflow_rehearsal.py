@@ -5,7 +5,9 @@ else) into a fresh virtual environment and starts Beam's worker pool from it, wi
 working directory and home of its own and none of this process's environment but the
 storage emulator's address. The launcher runs here with Beam's portable runner, which
 sends every bundle to that pool; the version lands on the Cloud Storage emulator, passes
-`code-corpus verify`, and is byte-identical to the same run in this process.
+`code-corpus verify`, and is byte-identical to the same run here, in one process (for the
+sample, the session's build of it, which ran the later stages too: every file the corpus
+stage wrote, and the manifest's facts about them).
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import subprocess
 import pytest
 
 from infra import storage
-from infra.version import RUN_INFO
+from infra.version import MANIFEST, RUN_INFO, read_manifest
+from pipeline.report import REPORT
 from tests.conftest import EXAMPLES, SAMPLE_CONFIG, run_cli
 from tests.dataflow_rehearsal import ROOT, build_worker_environment, image_files, worker_pool
 
 pytestmark = pytest.mark.slow  # installs the worker image's packages into a new environment (minutes)
 
+LATER_STAGES_KEYS = ("stages", "tokenizer", "shards")  # what the tokenizer and binarize stages add to a manifest
 TRAIN_EXTRA = ("torch", "transformers")  # the train stage runs in the launcher; the image has no torch
 IMPORT_EVERY_MODULE = """
 import importlib, pkgutil, sys
@@ -55,28 +59,42 @@ def check_every_module_imports(venv: str, workdir) -> None:
     assert os.path.exists(os.path.join(venv, "bin", "code-corpus"))
 
 
-def check_run_matches_the_run_here(config: str, out: str, flags: list[str], pool_log) -> None:
-    """`--stages corpus` of `config` on the pool's workers and in this process: the same version, byte for byte."""
+def run_on_the_pool(config: str, out: str, flags: list[str], pool_log) -> str:
+    """`--stages corpus` of `config` with its bundles on the pool's workers; returns the version, checked by `verify`."""
     started = pool_log.read_text().count("Starting worker")
-    name = os.path.splitext(os.path.basename(config))[0]
-    for where, extra in [("workers", flags), ("here", [])]:
-        run_cli("run", "--config", config, "--out", f"{out}/{where}", "--stages", "corpus", *extra)
+    run_cli("run", "--config", config, "--out", out, "--stages", "corpus", *flags)
     assert pool_log.read_text().count("Starting worker") > started  # the bundles went to the pool's workers
+    version = f"{out}/{os.path.splitext(os.path.basename(config))[0]}/v0001"
+    run_cli("verify", version)  # exits non-zero on any file that does not match the manifest
+    return version
 
-    rehearsed, here = f"{out}/workers/{name}/v0001", f"{out}/here/{name}/v0001"
-    run_cli("verify", rehearsed)  # exits non-zero on any file that does not match the manifest
+
+def check_same_corpus(rehearsed: str, here: str) -> None:
+    """Every file of the rehearsed corpus stage is byte-identical to `here`'s, a version of the same
+    config built in this process (that may have run the later stages too), and so are the manifest's
+    facts about them."""
+    manifest, built = read_manifest(rehearsed), read_manifest(here)
     names = storage.list_files(rehearsed)
-    assert names == storage.list_files(here) and any(n.startswith("documents/") for n in names)
-    for rel in names:
-        if rel != RUN_INFO:  # wall-clock facts and the runner's flags
-            assert storage.read_bytes(f"{rehearsed}/{rel}") == storage.read_bytes(f"{here}/{rel}"), rel
+    assert set(names) <= set(storage.list_files(here)) and any(n.startswith("documents/") for n in names)
+    differ = {RUN_INFO} if manifest["stages"] == built["stages"] else {RUN_INFO, MANIFEST, REPORT}
+    for rel in set(names) - differ:  # the run's wall-clock facts, and what the later stages add
+        assert storage.read_bytes(f"{rehearsed}/{rel}") == storage.read_bytes(f"{here}/{rel}"), rel
+    assert manifest["counts"] == {stage: built["counts"][stage] for stage in manifest["counts"]}
+    assert manifest["files"] == {rel: built["files"][rel] for rel in manifest["files"]}
+    for key in manifest.keys() - {"counts", "files", *LATER_STAGES_KEYS}:
+        assert manifest[key] == built[key], key
 
 
-def test_the_worker_image_s_contents_run_the_pipeline_as_this_process_does(gcs, tmp_path):
-    """One test, so that one worker of the suite builds the environment (minutes) and the others go on."""
+def test_the_worker_image_s_contents_run_the_pipeline_as_this_process_does(gcs, tmp_path, sample_version):
+    """One test, so that one worker of the suite builds the environment and the others go on. The sample's
+    corpus is compared with the session's sample build, which every other worker reads too."""
     venv = build_worker_environment(ROOT, str(tmp_path))
     check_every_module_imports(venv, tmp_path)
     pool_log = tmp_path / "pool.log"
     with worker_pool(venv, str(tmp_path / "workdir"), str(pool_log)) as flags:  # sees the store, set by `gcs`
-        check_run_matches_the_run_here(SAMPLE_CONFIG, f"{gcs}/sample", flags, pool_log)
-        check_run_matches_the_run_here(os.path.join(EXAMPLES, "the-stack.yaml"), f"{gcs}/the-stack", flags, pool_log)
+        sample = run_on_the_pool(SAMPLE_CONFIG, f"{gcs}/workers", flags, pool_log)
+        check_same_corpus(sample, str(sample_version()[0]))
+        the_stack = os.path.join(EXAMPLES, "the-stack.yaml")
+        rehearsed = run_on_the_pool(the_stack, f"{gcs}/workers", flags, pool_log)
+        run_cli("run", "--config", the_stack, "--out", f"{gcs}/here", "--stages", "corpus")
+        check_same_corpus(rehearsed, f"{gcs}/here/the-stack/v0001")

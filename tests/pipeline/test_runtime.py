@@ -18,7 +18,7 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from infra.runtime import ARROW_POOL, ARROW_POOL_VARIABLE
-from tests.conftest import DIRECT_MODES, ROOT, local_pipeline
+from tests.conftest import ROOT, local_pipeline
 from tests.runtime_probe import WorkerSettingsFn
 from transforms.base import ApplyStage
 
@@ -134,7 +134,7 @@ def test_local_workers_inherit_the_launchers_arrow_pool_and_reach_the_emulator_a
         "pyarrow_pool": ARROW_POOL,
         "credentials_cache_filled": True,
     }
-    with local_pipeline(*DIRECT_MODES["multi_processing"]) as p:
+    with local_pipeline("--direct_running_mode=multi_processing", "--direct_num_workers=1") as p:  # one worker proves it
         found = p | beam.Create([os.getpid()]) | ApplyStage(WorkerSettingsFn())
         assert_that(found.kept, equal_to([expected]))
 
