@@ -18,6 +18,7 @@ from tests.conftest import DIRECT_MODES, local_pipeline, run_cli
 from tests.transforms.sources.hub_fake import FakeHub
 from tests.transforms.sources.network_fakes import FakeSecretManager
 from tests.transforms.sources.stack_files import stack_rows, write_parquet
+from tests.transforms.sources.test_datasets_source import read_stage
 from transforms.sources.datasets.source import read_datasets
 
 pytestmark = pytest.mark.slow  # a run on two worker processes
@@ -73,14 +74,18 @@ def write_config(tmp_path, hub: dict) -> str:
 
 def test_workers_read_a_gated_dataset_with_the_token_from_secret_manager(gated, tmp_path):
     """The datasets source alone, on two worker processes: the launcher lists the files and each worker
-    reads its row groups, each with the token it read from the secret; no output carries the token."""
+    reads its row groups, each with the token it read from the secret, into the records the stage gives
+    in this process (so the composite pickles and reads alike in both runner modes); no output carries the token."""
     hub, secrets, rows = gated
-    config = load_config(write_config(tmp_path, {"token_secret": SECRET, "secret_api_endpoint": secrets.url}))
+    path = write_config(tmp_path, {"token_secret": SECRET, "secret_api_endpoint": secrets.url})
+    here, _ = read_stage(path)  # the read stage's RecordFn in this process: the records the workers must give
+    assert sorted(f.path for f in here.kept) == sorted(r["max_stars_repo_path"] for r in rows)
+    config = load_config(path)
     source = read_datasets(config.sources.datasets, config.resolve, config.read.max_file_bytes)
     launcher_reads = len(secrets.accessed)
     with local_pipeline(*DIRECT_MODES["multi_processing"]) as p:
         out = p | source
-        assert_that(out.kept | beam.Map(lambda f: f.path), equal_to([r["max_stars_repo_path"] for r in rows]), label="EveryRow")
+        assert_that(out.kept, equal_to(here.kept), label="TheSameRecordsAsHere")
         assert_that(out.rejected | "AllRejected" >> beam.Flatten(), equal_to([]), label="NoneRejected")
         emitted = (out.kept, *out.rejected, out.tally, *out.extras.values(), *out.manifest.values())
         leaks = emitted | "Everything" >> beam.Flatten() | beam.Map(repr) | beam.Filter(lambda text, token=TOKEN: token in text)
