@@ -14,7 +14,7 @@ from infra import storage
 from schemas.errors import ConfigError
 from schemas.records import RepoFile
 from schemas.sources_config import DEFAULT_MAXIMUM_BYTES_BILLED, BigQuerySource
-from tests.conftest import DIRECT_MODES, local_pipeline, run_cli
+from tests.conftest import local_pipeline, run_cli
 from tests.transforms.sources.bigquery_fakes import FakeBigQuery, FakeFile
 from transforms.sources.bigquery.jobs import Staging, make_client, query_sql, session_rows
 from transforms.sources.bigquery.source import ReadBigQueryFiles, ReadRowsFn, RunQueryFn, estimate_and_check
@@ -71,7 +71,8 @@ def crawl_listing(tmp_path, names=("crawled/already",)) -> str:
 def test_query_into_a_destination_table_read_in_parallel_streams(bigquery, tmp_path):
     fake = bigquery()
     section = section_for(fake, read_streams=3, maximum_bytes_billed=10**6)
-    with local_pipeline(*DIRECT_MODES["multi_processing"]) as p:  # the composite's pickling, on processes of their own
+    # On a worker process of its own (one: each costs an interpreter's start), which proves the composite pickles.
+    with local_pipeline("--direct_running_mode=multi_processing", "--direct_num_workers=1") as p:
         out = p | ReadBigQueryFiles(section, crawl_listing(tmp_path), max_file_bytes=1000, max_notebook_bytes=5000)
         assert_that(out.kept | "Paths" >> beam.Map(lambda f: f.path), equal_to(KEPT), label="Kept")
         assert_that(
