@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import collections
+from json.encoder import encode_basestring_ascii
 
 import apache_beam as beam
 import pytest
 import yaml
 from apache_beam.testing.util import assert_that, equal_to
 
+from infra import storage
 from schemas.errors import ConfigError
 from schemas.records import RepoFile
 from schemas.sources_config import DEFAULT_MAXIMUM_BYTES_BILLED, BigQuerySource
@@ -17,7 +19,7 @@ from tests.transforms.sources.bigquery_fakes import FakeBigQuery, FakeFile
 from transforms.sources.bigquery.jobs import Staging, make_client, query_sql, session_rows
 from transforms.sources.bigquery.source import ReadBigQueryFiles, ReadRowsFn, RunQueryFn, estimate_and_check
 from transforms.sources.crawl.hosts import RemoteRepo, listing_line
-from transforms.sources.crawl.state import CrawlState
+from transforms.sources.crawl.state import CrawlState, encode_sorted
 from transforms.sources.local.source import SNAPSHOT
 
 FILES = [FakeFile("py/lib", f"pkg/m{i:02d}.py", f"VALUE = {i}\n") for i in range(23)] + [
@@ -54,9 +56,14 @@ def section_for(fake: FakeBigQuery, **settings) -> BigQuerySource:
 
 
 def crawl_listing(tmp_path, names=("crawled/already",)) -> str:
+    """A crawl state whose listing names `names`, each line the bytes the crawl writes (one line's JSON with
+    the name put in: a million dicts through the encoder would cost this test seconds)."""
     state = CrawlState(str(tmp_path / "github-crawl"))
-    line = listing_line(RemoteRepo("github", "", "", "main", 1, "MIT"))
-    state.write_listing({**line, "repo": n, "api_id": n} for n in names)
+    line = encode_sorted({**listing_line(RemoteRepo("github", "", "", "main", 1, "MIT")), "repo": "\0", "api_id": "\0"})
+    head, middle, tail = line.split(encode_basestring_ascii("\0"))
+    quoted = map(encode_basestring_ascii, names)
+    with storage.create_file(state.listing_path, compress=True) as f:
+        f.write("".join(f"{head}{q}{middle}{q}{tail}\n" for q in quoted).encode())
     return state.path
 
 
@@ -64,7 +71,8 @@ def crawl_listing(tmp_path, names=("crawled/already",)) -> str:
 def test_query_into_a_destination_table_read_in_parallel_streams(bigquery, tmp_path):
     fake = bigquery()
     section = section_for(fake, read_streams=3, maximum_bytes_billed=10**6)
-    with local_pipeline() as p:
+    # On a worker process of its own (one: each costs an interpreter's start), which proves the composite pickles.
+    with local_pipeline("--direct_running_mode=multi_processing", "--direct_num_workers=1") as p:
         out = p | ReadBigQueryFiles(section, crawl_listing(tmp_path), max_file_bytes=1000, max_notebook_bytes=5000)
         assert_that(out.kept | "Paths" >> beam.Map(lambda f: f.path), equal_to(KEPT), label="Kept")
         assert_that(
@@ -107,16 +115,17 @@ def test_query_into_a_destination_table_read_in_parallel_streams(bigquery, tmp_p
     assert sum(fake.batches.values()) == sum(-(-n // 4) for n in sizes.values())
 
 
-@pytest.mark.slow
 def test_records_match_the_other_sources(bigquery):
     section = section_for(bigquery(), exclude_crawled=False)
-    with local_pipeline() as p:
-        kept = p | ReadBigQueryFiles(section, None, max_file_bytes=1000)
-        a = kept.kept | beam.Filter(lambda f: f.path == "a.py")
-        assert_that(
-            a | beam.Map(lambda f: (f.source, f.origin, f.repo, f.license, f.stars, f.content)),
-            equal_to([("bigquery", "github", "Crawled/Already", "Apache-2.0", None, "a = 1\n")]),
-        )
+    (a,) = [r for r in records_of_the_stage(section, None) if r.path == "a.py"]
+    assert (a.source, a.origin, a.repo, a.license, a.stars, a.content) == (
+        "bigquery",
+        "github",
+        "Crawled/Already",
+        "Apache-2.0",
+        None,
+        "a = 1\n",
+    )
 
 
 def test_a_retry_finds_the_job_it_already_ran(bigquery, tmp_path):
@@ -144,9 +153,8 @@ def test_an_exclusion_list_of_a_million_names_is_loaded_and_anti_joined(bigquery
     names = [f"owner{i % 9973}/repo-{i:07d}" for i in range(999_999)] + ["crawled/already"]
     fake = bigquery()
     section = section_for(fake)
-    with local_pipeline() as p:
-        out = p | ReadBigQueryFiles(section, crawl_listing(tmp_path, names), max_file_bytes=1000)
-        assert_that(out.kept | beam.Map(lambda f: f.repo), equal_to(["py/lib"] * len(KEPT)))
+    kept = [r.repo for r in records_of_the_stage(section, crawl_listing(tmp_path, names)) if isinstance(r, RepoFile)]
+    assert kept == ["py/lib"] * len(KEPT)
     (exclude_table,) = [t for t in fake.tables if ".exclude_" in t]
     assert len(fake.tables[exclude_table]) == 1_000_000
     ((sql, params),) = fake.queries

@@ -19,9 +19,17 @@ from schemas.records import Rejected, RepoFile, record_id
 from tests.conftest import DIRECT_MODES, EXAMPLES, run_cli
 from tests.transforms.sources.hub_fake import COMMIT, FakeHub
 from tests.transforms.sources.stack_files import stack_rows, stack_schema, write_parquet
+from transforms.record_fn import run_record_fn
 from transforms.sources.datasets.hub import list_hub, split_files
 from transforms.sources.datasets.rows import RowMapping, line_pieces, row_record
-from transforms.sources.datasets.source import DatasetFile, DatasetUnit, ReadDatasetUnitFn, read_datasets, split_file
+from transforms.sources.datasets.source import (
+    DatasetFile,
+    DatasetUnit,
+    ReadDatasetUnitFn,
+    read_datasets,
+    row_mapping,
+    split_file,
+)
 from transforms.sources.registry import network_sources
 
 V1 = RowMapping(
@@ -264,30 +272,33 @@ RUN_SETTINGS = {"read": {"max_file_bytes": 6000}, "output": {"document_shards": 
 
 
 @pytest.fixture(scope="module")
-def datasets_build(tmp_path_factory):
-    """(data folder, stack rows, custom rows, config, version): the datasets of `write_datasets` read by
-    one in-memory run, the build that the multi-processing run and the run from Cloud Storage match."""
+def dataset_files(tmp_path_factory):
+    """(data folder, stack rows, custom rows): the datasets of `write_datasets`, written once for the module."""
     root = tmp_path_factory.mktemp("datasets")
-    rows, custom = write_datasets(root)
-    config = _write_config(root, datasets_config(root), **RUN_SETTINGS)
-    run_cli("run", "--config", config, "--out", str(root / "in_memory"), *DIRECT_MODES["in_memory"])
-    return root, rows, custom, config, root / "in_memory" / "ds" / "v0001"
+    return (root, *write_datasets(root))
+
+
+def read_stage(config_path: str):
+    """(the read stage's StageResult, the source's manifest entry) of a config's datasets, listed as the
+    launcher lists them and each work unit read by the stage's RecordFn without Beam (the composite
+    itself runs in test_stack_and_custom_datasets_run_through_the_incoder_stages)."""
+    config = load_config(config_path)
+    source = read_datasets(config.sources.datasets, config.resolve, config.read.max_file_bytes)
+    mappings = {name: row_mapping(section) for name, section in source.sections.items()}
+    units = [u for f in source.files for u in split_file(f, source.sections[f.dataset].range_bytes)]
+    return run_record_fn(ReadDatasetUnitFn(mappings, source.sections, *source.sizes), units), source.summary()
 
 
 @pytest.mark.slow
-def test_stack_and_custom_datasets_run_byte_identical_in_both_runner_modes(tmp_path, datasets_build):
-    _, rows, custom, config, first = datasets_build
-    run_cli("run", "--config", config, "--out", str(tmp_path / "multi_processing"), *DIRECT_MODES["multi_processing"])
-    second = tmp_path / "multi_processing" / "ds" / "v0001"
-    for part in ("documents", "rejected", "snapshot"):
-        names = sorted(os.listdir(first / part))
-        assert names == sorted(os.listdir(second / part))
-        for name in names:
-            assert (first / part / name).read_bytes() == (second / part / name).read_bytes(), f"{part}/{name}"
-    m1, m2 = (json.loads((v / "manifest.json").read_text()) for v in (first, second))
-    assert m1["counts"] == m2["counts"] and m1["source_datasets"] == m2["source_datasets"]
-
-    read = m1["counts"]["read"]
+def test_stack_and_custom_datasets_run_through_the_incoder_stages(tmp_path, dataset_files):
+    """One in-memory run of the whole corpus graph (the datasets composite on worker processes, and the
+    same records there as here, is test_hub_token_secret's)."""
+    root, rows, custom = dataset_files
+    config = _write_config(tmp_path, datasets_config(root, prefix=f"{root}/"), **RUN_SETTINGS)
+    run_cli("run", "--config", config, "--out", str(tmp_path / "out"), *DIRECT_MODES["in_memory"])
+    version = tmp_path / "out" / "ds" / "v0001"
+    manifest = json.loads((version / "manifest.json").read_text())
+    read = manifest["counts"]["read"]
     assert read["in"] == len(rows) + len(custom) + 2 == read["kept"] + sum(read["rejected"].values())
     too_large = sum(len(r["content"].encode()) > 6000 for r in rows)
     assert read["rejected"] == {
@@ -298,9 +309,9 @@ def test_stack_and_custom_datasets_run_byte_identical_in_both_runner_modes(tmp_p
         "broken-json": 2,
     }
     lgpl = sum(r["max_stars_repo_name"] == "miurahr/py7zr" and len(r["content"].encode()) <= 6000 for r in rows)
-    assert m1["counts"]["license"]["rejected"].get("license", 0) == lgpl > 0
+    assert manifest["counts"]["license"]["rejected"].get("license", 0) == lgpl > 0
 
-    documents = read_rows(first, "documents")
+    documents = read_rows(version, "documents")
     by_path = {(d["repo"], d["path"]): d for d in documents}
     assert ("acme/tools", "src/one.py") in by_path and by_path[("acme/tools", "src/one.py")]["origin"] == "gitlab"
     stack = [d for d in documents if d["origin"] == "github"]
@@ -313,31 +324,26 @@ def test_stack_and_custom_datasets_run_byte_identical_in_both_runner_modes(tmp_p
         "openai/human-eval",
     }
     assert all(d["star_bucket"] is not None for d in stack if d["stars"] is not None)
-    assert m1["star_buckets"]["repositories"] == 5  # human-eval has no star count
+    assert manifest["star_buckets"]["repositories"] == 5  # human-eval has no star count
     requests_doc = next(d for d in stack if d["repo"] == "psf/requests")
     assert requests_doc["license"] == "Apache-2.0" and requests_doc["stars"] == 51000 and "dstars=" in requests_doc["text"]
-    source = {d["name"]: d for d in m1["source_datasets"]["datasets"]}
+    source = {d["name"]: d for d in manifest["source_datasets"]["datasets"]}
     assert source["the-stack"]["files"] == 5 and source["custom"]["files"] == 1
-    rejected = {r["reason"]: r for r in read_rows(first, "rejected") if r["stage"] == "read"}
+    rejected = {r["reason"]: r for r in read_rows(version, "rejected") if r["stage"] == "read"}
     assert rejected["null-column"]["path"] == "src/null.py" and rejected["broken-json"]["detail"].startswith(
         "custom.jsonl line at byte"
     )
 
 
-@pytest.mark.slow
-def test_a_dataset_on_cloud_storage_reads_as_the_local_one(tmp_path, gcs, datasets_build):
-    root, _, _, _, a = datasets_build
+def test_a_dataset_on_cloud_storage_reads_as_the_local_one(tmp_path, gcs, dataset_files):
+    root = dataset_files[0]
     for rel in ["custom.jsonl", *(f"stack/{n}" for n in sorted(os.listdir(root / "stack")))]:
         storage.write_bytes(f"{gcs}/data/{rel}", (root / rel).read_bytes())
-    remote_config = _write_config(tmp_path, datasets_config(root, prefix=f"{gcs}/data/"), **RUN_SETTINGS)
-    run_cli("run", "--config", remote_config, "--out", str(tmp_path / "remote-out"), *DIRECT_MODES["in_memory"])
-    b = tmp_path / "remote-out" / "ds" / "v0001"
-    for part in ("documents", "rejected", "snapshot"):
-        for name in sorted(os.listdir(a / part)):
-            assert (a / part / name).read_bytes() == (b / part / name).read_bytes(), f"{part}/{name}"
-    ma, mb = (json.loads((v / "manifest.json").read_text()) for v in (a, b))
-    assert ma["counts"] == mb["counts"]
-    digests = [[d["files_sha256"] for d in m["source_datasets"]["datasets"]] for m in (ma, mb)]
+    local, local_entry = read_stage(_write_config(tmp_path, datasets_config(root, prefix=f"{root}/"), **RUN_SETTINGS))
+    remote, remote_entry = read_stage(_write_config(tmp_path, datasets_config(root, prefix=f"{gcs}/data/"), **RUN_SETTINGS))
+    assert remote.kept == local.kept and remote.rejected == local.rejected and remote.counts == local.counts
+    assert len(local.kept) > 20 and local.rejected  # the Stack's rows and the custom file's bad rows, read from gs://
+    digests = [[d["files_sha256"] for d in entry["datasets"]] for entry in (local_entry, remote_entry)]
     assert digests[0] == digests[1]
 
 
@@ -373,10 +379,9 @@ def hub_env(monkeypatch):
 STACK_README = b"---\nannotations_creators: []\nlicense:\n- other\npretty_name: The-Stack\n---\n# The Stack\n"
 
 
-@pytest.mark.slow
 def test_the_stack_on_the_hub_reads_every_row_at_the_resolved_commit(tmp_path, hub_env):
     """The Stack's real layout (data/<lang>/data-0000N-of-0000M.parquet: no split in the names) through
-    huggingface_hub's own HfFileSystem: every row read, byte-identical to the same files on local disk."""
+    huggingface_hub's own HfFileSystem: every row read, record for record what the same files on local disk give."""
     rows = stack_rows(files_per_package=3)
     write_parquet(rows[::2], str(tmp_path / "local" / "data-00000-of-00002.parquet"), row_group_rows=4)
     write_parquet(rows[1::2], str(tmp_path / "local" / "data-00001-of-00002.parquet"), row_group_rows=4)
@@ -394,15 +399,12 @@ def test_the_stack_on_the_hub_reads_every_row_at_the_resolved_commit(tmp_path, h
     }
     local = {"name": "stack", "preset": "the-stack-v1", "paths": ["local/*.parquet"]}
     (tmp_path / "hub").mkdir()
-    run_cli("run", "--config", _write_config(tmp_path / "hub", [on_hub]), "--out", str(tmp_path / "hub-out"))
-    run_cli("run", "--config", _write_config(tmp_path, [local]), "--out", str(tmp_path / "local-out"))
-    a, b = tmp_path / "local-out" / "ds" / "v0001", tmp_path / "hub-out" / "ds" / "v0001"
-    for part in ("documents", "rejected", "snapshot"):
-        for name in sorted(os.listdir(a / part)):
-            assert (a / part / name).read_bytes() == (b / part / name).read_bytes(), f"{part}/{name}"
-    manifest = json.loads((b / "manifest.json").read_text())
-    assert manifest["counts"]["read"]["in"] == len(rows)
-    (entry,) = manifest["source_datasets"]["datasets"]
+    read, summary = read_stage(_write_config(tmp_path / "hub", [on_hub]))
+    on_disk, _ = read_stage(_write_config(tmp_path, [local]))
+    assert read.kept == on_disk.kept and not read.rejected and not on_disk.rejected
+    assert read.counts["in"] == len(read.kept) == len(rows)
+    assert sorted(f.path for f in read.kept) == sorted(r["max_stars_repo_path"] for r in rows)
+    (entry,) = summary["datasets"]
     assert entry["hub"]["revision"] == "v1.1" and entry["hub"]["commit"] == COMMIT and entry["hub"]["config"] is None
     assert entry["file_list"] == [
         {"name": n, "size": len(files[f"data/python/{n}"])}

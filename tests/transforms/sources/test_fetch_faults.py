@@ -9,21 +9,23 @@ sends nothing more: the token is no good).
 from __future__ import annotations
 
 import http.server
-import json
 import multiprocessing
 import tracemalloc
 
 import pytest
 
+from schemas.config import load_config
 from schemas.records import Rejected, RepoFile
 from schemas.sources_config import HttpSettings
-from tests.conftest import run_cli
 from tests.transforms.sources.network_fakes import FakeGitHub, FakeGitLab, FakeRepo
 from tests.transforms.sources.test_github_source import github, host_for  # noqa: F401 (fixture)
-from tests.transforms.sources.test_network_pipeline import GITHUB_TOKEN, GITLAB_TOKEN, code, read_rows, servers, write_config  # noqa: F401
+from tests.transforms.sources.test_network_pipeline import GITHUB_TOKEN, GITLAB_TOKEN, code, servers, write_config  # noqa: F401
+from transforms.record_fn import StageResult, run_record_fn
+from transforms.sources.crawl.github import GitHubHost
+from transforms.sources.crawl.gitlab import GitLabHost
 from transforms.sources.crawl.http_client import ApiClient
-from transforms.sources.crawl.source import fetch_repo
-from transforms.sources.crawl.state import CrawlState
+from transforms.sources.crawl.source import CrawlRepos, FetchRepoFn, fetch_repo, list_crawl
+from transforms.sources.crawl.state import CrawlState, encode_sorted
 
 BROKEN_GZIP = (200, {"Content-Encoding": "gzip", "Content-Type": "application/json"}, b"\x1f\x8b\x08\x00not a gzip stream")
 
@@ -111,9 +113,16 @@ def test_an_archive_is_held_once_in_memory_not_copied():
     assert peak < 1.5 * len(reply.body), f"peak {peak:,} bytes for a body of {len(reply.body):,}"
 
 
-@pytest.mark.slow
+def read_stage(crawl: CrawlRepos) -> StageResult:
+    """What a listed crawl's read stage gives, without Beam: its RecordFn over the listing's lines, one
+    token's share (the composite groups the lines by token; it runs in test_network_pipeline and, on
+    worker processes, in test_rate_limits)."""
+    lines = [encode_sorted(item) for item in CrawlState(crawl.state_dir).read_listing()]
+    return run_record_fn(FetchRepoFn(crawl.host_cls, crawl.section, crawl.state_dir, *crawl.sizes), [(0, lines)])
+
+
 def test_a_run_with_every_fault_succeeds_and_accounts_for_each_repository(tmp_path, servers):  # noqa: F811
-    """Through the CLI: the GitHub faults on one crawl, a 401 on the GitLab crawl (its own client)."""
+    """As a run lists and reads: the GitHub faults on one crawl, a 401 on the GitLab crawl (its own client)."""
     reasons = ["bad-encoding", "bad-json", "http-500", "redirect-loop"]
     repos = [FakeRepo(f"f/{reason}", {f"{i}.py": code(f"m{i}")}) for i, reason in enumerate(reasons)]
     repos.append(FakeRepo("f/fine", {"fine.py": code("fine")}))
@@ -124,14 +133,16 @@ def test_a_run_with_every_fault_succeeds_and_accounts_for_each_repository(tmp_pa
     lab = FakeGitLab([refused], token=GITLAB_TOKEN)
     lab.fault("project", "g/refused", (401, {}, {"message": "401 Unauthorized"}))
     servers += [hub, lab]
-    config = write_config(tmp_path, github=hub, gitlab=lab)
-    out = tmp_path / "out"
+    config = load_config(write_config(tmp_path, github=hub, gitlab=lab))
 
-    run_cli("run", "--config", config, "--out", str(out))
-    version = out / "crawl" / "v0001"
-    read = json.loads((version / "manifest.json").read_text())["counts"]["read"]
-    assert read["rejected"] == {reason: 1 for reason in reasons + ["unauthorized"]}
-    assert read["in"] == read["kept"] + sum(read["rejected"].values())
-    rows = {(r["repo"], r["reason"]) for r in read_rows(version, "rejected")}
-    assert rows == {(f"f/{reason}", reason) for reason in reasons} | {("g/refused", "unauthorized")}
-    assert {(d["repo"], d["path"]) for d in read_rows(version, "documents")} == {("f/fine", "fine.py")}
+    on_github, on_gitlab = (read_stage(list_crawl(host, config, str(tmp_path / "out"))) for host in (GitHubHost, GitLabHost))
+    for read in (on_github, on_gitlab):
+        assert read.counts["in"] == read.counts["kept"] + sum(read.counts["rejected"].values())
+    assert (
+        on_github.counts["rejected"] == {reason: 1 for reason in reasons}
+        and on_github.counts["stats"]["github.repositories"] == 5
+    )
+    assert on_gitlab.counts["rejected"] == {"unauthorized": 1} and not on_gitlab.kept
+    rejected = {(r.repo, r.reason, r.stage) for r in on_github.rejected + on_gitlab.rejected}
+    assert rejected == {(f"f/{reason}", reason, "read") for reason in reasons} | {("g/refused", "unauthorized", "read")}
+    assert {(f.repo, f.path) for f in on_github.kept} == {("f/fine", "fine.py")}
