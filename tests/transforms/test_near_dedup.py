@@ -8,6 +8,7 @@ import re
 
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from apache_beam.pipeline import PipelineVisitor
@@ -15,7 +16,6 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from infra.spill import SCRATCH_DIR
 from infra.writers import read_json, write_json
-from pipeline.stages import file_entries
 from schemas import stage_names
 from schemas.config import ConfigError, NearDedupConfig, PipelineConfig, load_config
 from schemas.records import RepoFile
@@ -23,7 +23,8 @@ from tests.conftest import SAMPLE_CONFIG, SAMPLE_REPOS, local_pipeline
 from transforms.dedup.id_lookup import IdBitmapFn, lookup
 from transforms.dedup.minhash import MinHasher, jaccard
 from transforms.dedup.near import REASON, REASON_PREVIOUS, SIGNATURES_DIR, NearDedup, detail_of
-from transforms.dedup.near_versions import earlier_node
+from transforms.dedup.near_files import SIGNATURES, SignFilesFn
+from transforms.dedup.near_versions import SIGNATURE_SCHEMA, earlier_node
 from transforms.dedup.tokens import alnum_tokens
 from transforms.stage_outputs import STUBS
 
@@ -31,6 +32,9 @@ CONFIG = NearDedupConfig(enabled=True)
 # For clusters whose files are all next to their survivor: their labels settle before the first round,
 # so one round proves the same as twenty, with some forty fewer stages in the graph.
 ONE_ROUND = NearDedupConfig(enabled=True, max_rounds=1)
+# Shortcuts settle a chain of 30 in about eight rounds (transforms/dedup/near_clusters.py): ten rounds laid out
+# prove what the default twenty do, with twenty fewer stages.
+TEN_ROUNDS = NearDedupConfig(enabled=True, max_rounds=10)
 
 
 def sample(path: str) -> str:
@@ -168,7 +172,7 @@ def chain_of(length: int) -> list[str]:
     return ["\n".join(t) + "\n" for t in texts]
 
 
-@pytest.mark.slow  # a Beam pipeline of some eighty stages
+@pytest.mark.slow  # a Beam pipeline of some sixty stages
 def test_a_chain_of_30_near_copies_keeps_one_file_and_every_rejection_names_it(tmp_path):
     """The survivor (most stars) at one end of the chain: 29 hops from the other end. Every other file is
     rejected naming it, none names a file that was itself rejected, and the labels settled in fewer rounds
@@ -177,7 +181,7 @@ def test_a_chain_of_30_near_copies_keeps_one_file_and_every_rejection_names_it(t
     assert all(reference_jaccard(x, y) >= 0.7 for x, y in zip(texts, texts[1:]))
     assert all(reference_jaccard(x, y) < 0.7 for x, y in zip(texts, texts[2:]))
     files = [make(f"x{i:02d}", text, 100 - i) for i, text in enumerate(texts)]
-    run = run_near_dedup(tmp_path, files)
+    run = run_near_dedup(tmp_path, files, TEN_ROUNDS)
     outputs = next(run)
     assert_that(outputs["kept"], equal_to(["x00"]), label="Kept")
     expected = [(f"x{i:02d}", stage_names.NEAR_DEDUP, REASON, detail("x00", texts[i], texts[0])) for i in range(1, 30)]
@@ -187,7 +191,7 @@ def test_a_chain_of_30_near_copies_keeps_one_file_and_every_rejection_names_it(t
     next(run)
 
 
-@pytest.mark.slow  # a Beam pipeline of some seventy stages
+@pytest.mark.slow  # a Beam pipeline of two near-dedup graphs, some seventy stages each
 def test_candidates_below_the_threshold_are_not_clustered_when_checked(tmp_path):
     a, _, c = chain()
     j = true_jaccard(a, c)
@@ -195,16 +199,20 @@ def test_candidates_below_the_threshold_are_not_clustered_when_checked(tmp_path)
     files = [make("a", a, 1), make("c", c, 1)]
     # One row per band: nearly every pair is a candidate, so only the true-Jaccard check tells them apart.
     loose = NearDedupConfig(enabled=True, bands=256, rows=1, max_rounds=1)
-    run = run_near_dedup(tmp_path / "checked", files, loose)
-    outputs = next(run)
-    assert_that(outputs["kept"], equal_to(["a", "c"]))
-    next(run)
     unchecked = NearDedupConfig(enabled=True, bands=256, rows=1, check_jaccard=False, max_rounds=1)
-    run = run_near_dedup(tmp_path / "unchecked", files, unchecked)
-    outputs = next(run)
-    # Connected through an unchecked candidate, c names a survivor below the threshold, and says so.
-    assert_that(outputs["rejected"], equal_to([("c", stage_names.NEAR_DEDUP, REASON, detail("a", c, a))]))
-    next(run)
+    with local_pipeline() as p:
+        created = p | beam.Create(files)
+        checked = created | "Checked" >> NearDedup(loose, str(tmp_path / "checked" / SCRATCH_DIR), str(tmp_path / "checked"))
+        assert_that(checked.kept | "CheckedIds" >> beam.Map(lambda f: f.id), equal_to(["a", "c"]), label="CheckedKept")
+        assert_that(checked.rejected | "CheckedRejected" >> beam.Flatten(), equal_to([]), label="CheckedRejected")
+        unchecked = created | "Unchecked" >> NearDedup(
+            unchecked, str(tmp_path / "unchecked" / SCRATCH_DIR), str(tmp_path / "unchecked")
+        )
+        rejected = (
+            unchecked.rejected | "UncheckedRejected" >> beam.Flatten() | beam.Map(lambda r: (r.id, r.stage, r.reason, r.detail))
+        )
+        # Connected through an unchecked candidate, c names a survivor below the threshold, and says so.
+        assert_that(rejected, equal_to([("c", stage_names.NEAR_DEDUP, REASON, detail("a", c, a))]), label="Unchecked")
 
 
 def test_the_stage_reads_the_files_once_and_streams_them_back_from_spill_files(tmp_path):
@@ -244,17 +252,26 @@ def test_bad_near_dedup_config_names_the_key(tmp_path):
     assert not PipelineConfig("t").dedup.near.enabled  # off by default: the paper's corpus
 
 
+def signed_version(root, files, config: NearDedupConfig = CONFIG) -> str:
+    """A version directory as a near-dedup run leaves it, written without Beam: the signatures SignFilesFn gives
+    `files` in a Parquet shard, and a manifest holding the stage's entry and listing the shard."""
+    version = root / "one" / "v"
+    fn = SignFilesFn(config, str(root / SCRATCH_DIR))
+    fn.setup()
+    fn.start_bundle()
+    signatures = [out.value for f in files for out in fn.process(f) if getattr(out, "tag", None) == SIGNATURES]
+    shard = f"{SIGNATURES_DIR}/part-00000-of-00001.parquet"
+    (version / SIGNATURES_DIR).mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([s.to_row() for s in signatures], SIGNATURE_SCHEMA), version / shard)
+    entry = NearDedup(config, "scratch", str(version)).manifest_entry()
+    write_json(str(version / "manifest.json"), {"near_dedup": entry, "files": {shard: {}}})
+    return str(version)
+
+
 @pytest.mark.slow  # a Beam pipeline of some seventy stages
 def test_a_later_version_drops_near_duplicates_of_an_earlier_one(tmp_path):
     a, b, _ = chain()
-    first = run_near_dedup(tmp_path / "one", [make("a", a, 1)], ONE_ROUND)
-    next(first)
-    first_dir = next(first)
-    # A version directory's manifest holds the entry the run wrote as a part, and lists the signature shards.
-    entry = read_json(os.path.join(first_dir, "near_dedup.json"))
-    files = file_entries(first_dir, os.path.join(first_dir, SIGNATURES_DIR))
-    write_json(os.path.join(first_dir, "manifest.json"), {"near_dedup": entry, "files": files})
-
+    first_dir = signed_version(tmp_path, [make("a", a, 1)])
     files = [make("b", b, 1000), make("other", "\n".join(lines_of_code(9, 60)), 1)]
     second = run_near_dedup(tmp_path / "two", files, ONE_ROUND, previous=(first_dir,))
     outputs = next(second)
