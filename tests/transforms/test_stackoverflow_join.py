@@ -86,20 +86,20 @@ def tally(result: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def in_memory_run(dumps, tmp_path_factory) -> dict:
-    """One in-memory run over four partitions, whose shuffles are checked as it runs (shared by two tests)."""
-    return run_join(dumps, str(tmp_path_factory.mktemp("in_memory")), 4, DIRECT_MODES["in_memory"], check_shuffles=True)
+    """One in-memory run over more partitions than questions, whose shuffles are checked as it runs (shared by
+    three tests)."""
+    return run_join(dumps, str(tmp_path_factory.mktemp("in_memory")), 1000, DIRECT_MODES["in_memory"], check_shuffles=True)
 
 
-@pytest.mark.slow  # two pipelines, one of them with worker processes
+@pytest.mark.slow  # a pipeline with worker processes
 def test_both_runner_modes_give_the_same_threads_documents_and_counts(dumps, in_memory_run, tmp_path):
-    assert in_memory_run == run_join(dumps, str(tmp_path), 4, DIRECT_MODES["multi_processing"])
+    assert in_memory_run == run_join(dumps, str(tmp_path), 1000, DIRECT_MODES["multi_processing"])
     assert {k: v for k, v in in_memory_run.items() if k in ("documents", "rejected")} == reference(dumps)
 
 
-@pytest.mark.slow  # two pipelines
-def test_one_partition_and_more_partitions_than_questions_give_the_same_threads(dumps, tmp_path):
-    one = run_join(dumps, str(tmp_path / "one"), 1, DIRECT_MODES["in_memory"])
-    many = run_join(dumps, str(tmp_path / "many"), 1000, DIRECT_MODES["in_memory"])
+@pytest.mark.slow  # a pipeline
+def test_one_partition_and_more_partitions_than_questions_give_the_same_threads(dumps, in_memory_run, tmp_path):
+    one, many = run_join(dumps, str(tmp_path / "one"), 1, DIRECT_MODES["in_memory"]), in_memory_run
     assert one == many
     assert {k: v for k, v in one.items() if k in ("documents", "rejected")} == reference(dumps)
     counts = tally(one)
