@@ -15,7 +15,7 @@ from apache_beam.pipeline import PipelineVisitor
 from apache_beam.testing.util import assert_that, equal_to
 
 from infra.spill import SCRATCH_DIR
-from infra.writers import read_json, write_json
+from infra.writers import WriteSmallJson, read_json, write_json
 from schemas import stage_names
 from schemas.config import ConfigError, NearDedupConfig, PipelineConfig, load_config
 from schemas.records import RepoFile
@@ -108,13 +108,17 @@ def chain() -> tuple[str, str, str]:
     return a_text, b_text, c_text
 
 
-def run_near_dedup(tmp_path, files, config=CONFIG, options=None, previous=()):
+def run_near_dedup(tmp_path, files, config=CONFIG, previous=()) -> dict:
+    """Run NearDedup on a real Beam pipeline; what came out: kept ids, kept stubs as (id, content), rejections as
+    (id, stage, reason, detail), the summed tally as {(stage, kind, reason): n}, and the version directory."""
     out_dir = str(tmp_path / "v")
-    with local_pipeline(*(options or [])) as p:
-        near = NearDedup(config, os.path.join(out_dir, SCRATCH_DIR), out_dir, previous_versions=previous)
-        result = p | beam.Create(files) | near
+    outputs = os.path.join(str(tmp_path), "outputs")
+    with local_pipeline() as p:
+        result = (
+            p | beam.Create(files) | NearDedup(config, os.path.join(out_dir, SCRATCH_DIR), out_dir, previous_versions=previous)
+        )
         result.manifest["near_dedup"] | beam.Map(lambda entry: write_json(os.path.join(out_dir, "near_dedup.json"), entry))
-        yield {
+        written = {
             "kept": result.kept | "KeptIds" >> beam.Map(lambda f: f.id),
             "rejected": result.rejected
             | beam.Flatten()
@@ -122,73 +126,85 @@ def run_near_dedup(tmp_path, files, config=CONFIG, options=None, previous=()):
             "tally": result.tally | "SumTally" >> beam.CombinePerKey(sum),
             "stubs": result.extras[STUBS] | "StubIds" >> beam.Map(lambda f: (f.id, f.content)),
         }
-    yield out_dir
+        for name, pcoll in written.items():
+            pcoll | f"Write_{name}" >> WriteSmallJson(os.path.join(outputs, f"{name}.json"))
+    got = {
+        name: [tuple(x) if isinstance(x, list) else x for x in read_json(os.path.join(outputs, f"{name}.json"))]
+        for name in written
+    }
+    got["tally"] = {tuple(key): n for key, n in got["tally"]}
+    return dict(got, dir=out_dir)
 
 
-@pytest.mark.slow  # a Beam pipeline of some seventy stages
-def test_a_chain_ends_as_one_cluster_with_the_most_starred_survivor(tmp_path):
-    a, b, c = chain()
-    assert true_jaccard(a, b) >= 0.7 and true_jaccard(b, c) >= 0.7 and true_jaccard(a, c) < 0.7
-    files = [make("a", a, 3), make("b", b, 50), make("c", c, 3), make("other", "\n".join(lines_of_code(9, 60)), 1)]
-    run = run_near_dedup(tmp_path, files, ONE_ROUND)  # b, the survivor, is next to a and c
-    outputs = next(run)
-    assert_that(outputs["kept"], equal_to(["b", "other"]), label="Kept")
-    assert_that(outputs["stubs"], equal_to([("b", ""), ("other", "")]), label="KeptWithoutContent")
-    # The detail names the survivor and their Jaccard (shingles of the regex's tokens, written plainly).
-    expected = [
-        ("a", stage_names.NEAR_DEDUP, REASON, detail("b", a, b)),
-        ("c", stage_names.NEAR_DEDUP, REASON, detail("b", c, b)),
-    ]
-    assert_that(outputs["rejected"], equal_to(expected), label="Rejected")
-    assert_that(
-        outputs["tally"] | beam.Filter(lambda t: t[0][1] != "stat" or t[0][2] == "label-rounds"),
-        equal_to(
-            [
-                ((stage_names.NEAR_DEDUP, "in", ""), 4),
-                ((stage_names.NEAR_DEDUP, "kept", ""), 2),
-                ((stage_names.NEAR_DEDUP, "rejected", REASON), 2),
-                ((stage_names.NEAR_DEDUP, "stat", "label-rounds"), 0),
-            ]
-        ),
-        label="Tally",
-    )
-    out_dir = next(run)
-    signatures = pq.read_table(os.path.join(out_dir, SIGNATURES_DIR)).to_pylist()
-    assert sorted(s["id"] for s in signatures) == ["a", "b", "c", "other"]
-    assert all(len(s["minhash"]) == 4 * CONFIG.permutations for s in signatures)
-    entry = read_json(os.path.join(out_dir, "near_dedup.json"))
-    assert entry["threshold"] == 0.7 and entry["signatures"] == SIGNATURES_DIR
-
-
-def chain_of(length: int) -> list[str]:
+def chain_of(length: int, seed: int = 1000) -> list[str]:
     """x0 ~ x1 ~ ... : each copy replaces the next 9 of 100 lines of the one before it, so neighbours are
     near-duplicates (Jaccard about 0.8) and files two or more apart are not."""
-    texts = [lines_of_code(1, 100)]
+    texts = [lines_of_code(seed, 100)]
     for k in range(1, length):
         edited = texts[-1][:]
         start = (9 * k) % 91
-        edited[start : start + 9] = lines_of_code(100 + k, 9)
+        edited[start : start + 9] = lines_of_code(seed + k, 9)
         texts.append(edited)
     return ["\n".join(t) + "\n" for t in texts]
 
 
+OTHER = "\n".join(lines_of_code(9, 60))  # like no other file
+
+
+@pytest.fixture(scope="module")
+def chains(tmp_path_factory) -> dict:
+    """One run (ten rounds) over the chain a ~ b ~ c, the chain of 30 copies x00 ~ x01 ~ ... and a file like no
+    other: clusters apart from each other, so each test reads its own (shared by two tests)."""
+    a, b, c = chain()
+    thirty = chain_of(30)
+    files = [make("a", a, 3), make("b", b, 50), make("c", c, 3), make("other", OTHER, 1)]
+    files += [make(f"x{i:02d}", text, 100 - i) for i, text in enumerate(thirty)]
+    return dict(run_near_dedup(tmp_path_factory.mktemp("chains"), files, TEN_ROUNDS), three=(a, b, c), thirty=thirty)
+
+
+def of(ids, prefix: tuple) -> list:
+    """The items whose id (or first field) starts with one of `prefix`, sorted."""
+    return sorted(x for x in ids if (x if isinstance(x, str) else x[0]).startswith(prefix))
+
+
 @pytest.mark.slow  # a Beam pipeline of some sixty stages
-def test_a_chain_of_30_near_copies_keeps_one_file_and_every_rejection_names_it(tmp_path):
+def test_a_chain_ends_as_one_cluster_with_the_most_starred_survivor(chains):
+    a, b, c = chains["three"]
+    assert true_jaccard(a, b) >= 0.7 and true_jaccard(b, c) >= 0.7 and true_jaccard(a, c) < 0.7
+    assert of(chains["kept"], ("a", "b", "c", "other")) == ["b", "other"]
+    assert of(chains["stubs"], ("a", "b", "c", "other")) == [("b", ""), ("other", "")]  # kept, without content
+    # The detail names the survivor and their Jaccard (shingles of the regex's tokens, written plainly).
+    assert of(chains["rejected"], ("a", "b", "c", "other")) == [
+        ("a", stage_names.NEAR_DEDUP, REASON, detail("b", a, b)),
+        ("c", stage_names.NEAR_DEDUP, REASON, detail("b", c, b)),
+    ]
+    # Read = kept + rejected over the whole run: the four files here and the chain of 30.
+    tally = {key: n for key, n in chains["tally"].items() if key[1] != "stat"}
+    assert tally == {
+        (stage_names.NEAR_DEDUP, "in", ""): 34,
+        (stage_names.NEAR_DEDUP, "kept", ""): 3,
+        (stage_names.NEAR_DEDUP, "rejected", REASON): 31,
+    }
+    assert len(chains["kept"]) == 3 and len(chains["rejected"]) == 31
+    signatures = pq.read_table(os.path.join(chains["dir"], SIGNATURES_DIR)).to_pylist()
+    assert of((s["id"] for s in signatures), ("a", "b", "c", "other")) == ["a", "b", "c", "other"]
+    assert all(len(s["minhash"]) == 4 * CONFIG.permutations for s in signatures) and len(signatures) == 34
+    entry = read_json(os.path.join(chains["dir"], "near_dedup.json"))
+    assert entry["threshold"] == 0.7 and entry["signatures"] == SIGNATURES_DIR
+
+
+@pytest.mark.slow  # the shared run of some sixty stages
+def test_a_chain_of_30_near_copies_keeps_one_file_and_every_rejection_names_it(chains):
     """The survivor (most stars) at one end of the chain: 29 hops from the other end. Every other file is
     rejected naming it, none names a file that was itself rejected, and the labels settled in fewer rounds
     than hops (the stat `label-rounds`)."""
-    texts = chain_of(30)
+    texts = chains["thirty"]
     assert all(reference_jaccard(x, y) >= 0.7 for x, y in zip(texts, texts[1:]))
     assert all(reference_jaccard(x, y) < 0.7 for x, y in zip(texts, texts[2:]))
-    files = [make(f"x{i:02d}", text, 100 - i) for i, text in enumerate(texts)]
-    run = run_near_dedup(tmp_path, files, TEN_ROUNDS)
-    outputs = next(run)
-    assert_that(outputs["kept"], equal_to(["x00"]), label="Kept")
+    assert of(chains["kept"], ("x",)) == ["x00"]
     expected = [(f"x{i:02d}", stage_names.NEAR_DEDUP, REASON, detail("x00", texts[i], texts[0])) for i in range(1, 30)]
-    assert_that(outputs["rejected"], equal_to(expected), label="Rejected")
-    rounds = outputs["tally"] | beam.Filter(lambda t: t[0][2] == "label-rounds") | beam.Map(lambda t: 1 <= t[1] < 29)
-    assert_that(rounds, equal_to([True]), label="Rounds")
-    next(run)
+    assert of(chains["rejected"], ("x",)) == expected
+    assert 1 <= chains["tally"][stage_names.NEAR_DEDUP, "stat", "label-rounds"] < 29
 
 
 @pytest.mark.slow  # a Beam pipeline of two near-dedup graphs, some seventy stages each
@@ -272,21 +288,16 @@ def signed_version(root, files, config: NearDedupConfig = CONFIG) -> str:
 def test_a_later_version_drops_near_duplicates_of_an_earlier_one(tmp_path):
     a, b, _ = chain()
     first_dir = signed_version(tmp_path, [make("a", a, 1)])
-    files = [make("b", b, 1000), make("other", "\n".join(lines_of_code(9, 60)), 1)]
+    files = [make("b", b, 1000), make("other", OTHER, 1)]
     second = run_near_dedup(tmp_path / "two", files, ONE_ROUND, previous=(first_dir,))
-    outputs = next(second)
     # The earlier file survives whatever the stars: b goes, naming it and its version.
-    assert_that(outputs["kept"], equal_to(["other"]), label="Kept")
+    assert second["kept"] == ["other"]
     # Against an earlier version the Jaccard is estimated from the signatures (within about 0.03 at 256 values).
-    rejected = outputs["rejected"] | beam.Map(lambda r: (*r[:3], r[3].rsplit("=", 1)[0], float(r[3].rsplit("=", 1)[1])))
-    expected = ("b", stage_names.NEAR_DEDUP, REASON_PREVIOUS, "survivor=a version=one/v jaccard", reference_jaccard(a, b))
-    assert_that(
-        rejected | beam.Map(lambda r, e: r[:4] == e[:4] and abs(r[4] - e[4]) < 0.08, expected),
-        equal_to([True]),
-        label="Rejected",
-    )
-    second_dir = next(second)
-    assert read_json(os.path.join(second_dir, "near_dedup.json"))["previous_versions"] == ["one/v"]
+    ((file_id, stage, reason, detail_text),) = second["rejected"]
+    named, similarity = detail_text.rsplit("=", 1)
+    assert (file_id, stage, reason, named) == ("b", stage_names.NEAR_DEDUP, REASON_PREVIOUS, "survivor=a version=one/v jaccard")
+    assert abs(float(similarity) - reference_jaccard(a, b)) < 0.08
+    assert read_json(os.path.join(second["dir"], "near_dedup.json"))["previous_versions"] == ["one/v"]
 
     with pytest.raises(ConfigError, match=r"dedup.previous_versions\[0\].*dedup.near.seed=42"):
         NearDedup(NearDedupConfig(enabled=True, seed=7), "scratch", "v", previous_versions=(first_dir,))
