@@ -97,13 +97,13 @@ def lines_of_code(seed: int, n: int) -> list[str]:
     return [f"value_{rng.randrange(10**6)} = compute_{rng.randrange(10**6)}(arg_{rng.randrange(10**6)})" for _ in range(n)]
 
 
-def chain() -> tuple[str, str, str]:
+def chain(seed: int = 1) -> tuple[str, str, str]:
     """A, B, C where A~B and B~C reach the threshold and A~C does not."""
-    base = lines_of_code(1, 100)
+    base = lines_of_code(seed, 100)
     b = base[:]
-    b[0:9] = lines_of_code(2, 9)
+    b[0:9] = lines_of_code(seed + 1, 9)
     c = b[:]
-    c[50:59] = lines_of_code(3, 9)
+    c[50:59] = lines_of_code(seed + 2, 9)
     a_text, b_text, c_text = ("\n".join(x) + "\n" for x in (base, b, c))
     return a_text, b_text, c_text
 
@@ -153,13 +153,23 @@ OTHER = "\n".join(lines_of_code(9, 60))  # like no other file
 
 @pytest.fixture(scope="module")
 def chains(tmp_path_factory) -> dict:
-    """One run (ten rounds) over the chain a ~ b ~ c, the chain of 30 copies x00 ~ x01 ~ ... and a file like no
-    other: clusters apart from each other, so each test reads its own (shared by two tests)."""
+    """One run (ten rounds) over the chain a ~ b ~ c, the chain of 30 copies x00 ~ x01 ~ ..., a file like no other,
+    and later-b, a near copy of earlier-a in an earlier version it names: clusters apart from each other, so each
+    test reads its own (shared by three tests)."""
+    root = tmp_path_factory.mktemp("chains")
     a, b, c = chain()
     thirty = chain_of(30)
-    files = [make("a", a, 3), make("b", b, 50), make("c", c, 3), make("other", OTHER, 1)]
+    earlier_a, later_b, _ = chain(seed=500)
+    earlier = signed_version(root, [make("earlier-a", earlier_a, 1)])
+    files = [make("a", a, 3), make("b", b, 50), make("c", c, 3), make("other", OTHER, 1), make("later-b", later_b, 1000)]
     files += [make(f"x{i:02d}", text, 100 - i) for i, text in enumerate(thirty)]
-    return dict(run_near_dedup(tmp_path_factory.mktemp("chains"), files, TEN_ROUNDS), three=(a, b, c), thirty=thirty)
+    return dict(
+        run_near_dedup(root, files, TEN_ROUNDS, previous=(earlier,)),
+        three=(a, b, c),
+        thirty=thirty,
+        later=(earlier_a, later_b),
+        earlier=earlier,
+    )
 
 
 def of(ids, prefix: tuple) -> list:
@@ -178,17 +188,18 @@ def test_a_chain_ends_as_one_cluster_with_the_most_starred_survivor(chains):
         ("a", stage_names.NEAR_DEDUP, REASON, detail("b", a, b)),
         ("c", stage_names.NEAR_DEDUP, REASON, detail("b", c, b)),
     ]
-    # Read = kept + rejected over the whole run: the four files here and the chain of 30.
+    # Read = kept + rejected over the whole run: the four files here, the chain of 30 and later-b.
     tally = {key: n for key, n in chains["tally"].items() if key[1] != "stat"}
     assert tally == {
-        (stage_names.NEAR_DEDUP, "in", ""): 34,
+        (stage_names.NEAR_DEDUP, "in", ""): 35,
         (stage_names.NEAR_DEDUP, "kept", ""): 3,
         (stage_names.NEAR_DEDUP, "rejected", REASON): 31,
+        (stage_names.NEAR_DEDUP, "rejected", REASON_PREVIOUS): 1,
     }
-    assert len(chains["kept"]) == 3 and len(chains["rejected"]) == 31
+    assert len(chains["kept"]) == 3 and len(chains["rejected"]) == 32
     signatures = pq.read_table(os.path.join(chains["dir"], SIGNATURES_DIR)).to_pylist()
     assert of((s["id"] for s in signatures), ("a", "b", "c", "other")) == ["a", "b", "c", "other"]
-    assert all(len(s["minhash"]) == 4 * CONFIG.permutations for s in signatures) and len(signatures) == 34
+    assert all(len(s["minhash"]) == 4 * CONFIG.permutations for s in signatures) and len(signatures) == 35
     entry = read_json(os.path.join(chains["dir"], "near_dedup.json"))
     assert entry["threshold"] == 0.7 and entry["signatures"] == SIGNATURES_DIR
 
@@ -284,20 +295,19 @@ def signed_version(root, files, config: NearDedupConfig = CONFIG) -> str:
     return str(version)
 
 
-@pytest.mark.slow  # a Beam pipeline of some seventy stages
-def test_a_later_version_drops_near_duplicates_of_an_earlier_one(tmp_path):
-    a, b, _ = chain()
-    first_dir = signed_version(tmp_path, [make("a", a, 1)])
-    files = [make("b", b, 1000), make("other", OTHER, 1)]
-    second = run_near_dedup(tmp_path / "two", files, ONE_ROUND, previous=(first_dir,))
-    # The earlier file survives whatever the stars: b goes, naming it and its version.
-    assert second["kept"] == ["other"]
+@pytest.mark.slow  # the shared run of some sixty stages
+def test_a_later_version_drops_near_duplicates_of_an_earlier_one(chains, tmp_path):
+    earlier_a, later_b = chains["later"]
+    first_dir = chains["earlier"]
+    # The earlier file survives whatever the stars: later-b goes, naming it and its version.
+    assert of(chains["kept"], ("later", "earlier")) == []
     # Against an earlier version the Jaccard is estimated from the signatures (within about 0.03 at 256 values).
-    ((file_id, stage, reason, detail_text),) = second["rejected"]
+    ((file_id, stage, reason, detail_text),) = of(chains["rejected"], ("later", "earlier"))
     named, similarity = detail_text.rsplit("=", 1)
-    assert (file_id, stage, reason, named) == ("b", stage_names.NEAR_DEDUP, REASON_PREVIOUS, "survivor=a version=one/v jaccard")
-    assert abs(float(similarity) - reference_jaccard(a, b)) < 0.08
-    assert read_json(os.path.join(second["dir"], "near_dedup.json"))["previous_versions"] == ["one/v"]
+    expected = ("later-b", stage_names.NEAR_DEDUP, REASON_PREVIOUS, "survivor=earlier-a version=one/v jaccard")
+    assert (file_id, stage, reason, named) == expected
+    assert abs(float(similarity) - reference_jaccard(earlier_a, later_b)) < 0.08
+    assert read_json(os.path.join(chains["dir"], "near_dedup.json"))["previous_versions"] == ["one/v"]
 
     with pytest.raises(ConfigError, match=r"dedup.previous_versions\[0\].*dedup.near.seed=42"):
         NearDedup(NearDedupConfig(enabled=True, seed=7), "scratch", "v", previous_versions=(first_dir,))
