@@ -20,6 +20,7 @@ from schemas import stage_names
 from schemas.config import ConfigError, NearDedupConfig, PipelineConfig, load_config
 from schemas.records import RepoFile
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_REPOS, local_pipeline
+from tests.transforms.near_dedup_graph import near_dedup_graph
 from transforms.dedup.id_lookup import IdBitmapFn, lookup
 from transforms.dedup.minhash import MinHasher, jaccard
 from transforms.dedup.near import REASON, REASON_PREVIOUS, SIGNATURES_DIR, NearDedup, detail_of
@@ -242,13 +243,12 @@ def test_candidates_below_the_threshold_are_not_clustered_when_checked(tmp_path)
         assert_that(rejected, equal_to([("c", stage_names.NEAR_DEDUP, REASON, detail("a", c, a))]), label="Unchecked")
 
 
-def test_the_stage_reads_the_files_once_and_streams_them_back_from_spill_files(tmp_path):
+def test_the_stage_reads_the_files_once_and_streams_them_back_from_spill_files():
     """Only the signing step reads `files` (it spills them): the local runner never holds the corpus while the
     clusters are decided, and no content crosses a shuffle. The check and the drop get their decisions by joins
-    on ids, not by side-input lookups (each one weighed by walking every loaded module)."""
-    p = local_pipeline()
-    files = p | beam.Create([make("a", "\n".join(lines_of_code(1, 20)), 1)])
-    files | "Near" >> NearDedup(CONFIG, str(tmp_path / SCRATCH_DIR), str(tmp_path))
+    on ids, not by side-input lookups (each one weighed by walking every loaded module); only an earlier
+    version's signatures, not in spill files, are looked up."""
+    p, files = near_dedup_graph()
     readers, side_inputs = [], {}
 
     class Readers(PipelineVisitor):

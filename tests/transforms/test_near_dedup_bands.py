@@ -5,23 +5,17 @@ from __future__ import annotations
 
 import collections
 import itertools
-import json
 import os
 import random
 
 import apache_beam as beam
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from apache_beam.pipeline import PipelineVisitor
 from apache_beam.testing.util import assert_that, equal_to
 
-from infra.version import MANIFEST
 from infra.writers import WriteRunsFn
-from schemas.config import NearDedupConfig
-from schemas.records import RepoFile
 from tests.conftest import local_pipeline
-from transforms.dedup.near import NearDedup
+from tests.transforms.near_dedup_graph import near_dedup_graph
 from transforms.dedup.near_bands import (
     LINK_WINDOW,
     BucketEdgesFn,
@@ -30,34 +24,13 @@ from transforms.dedup.near_bands import (
     bucket_edges,
     held_pair_bytes,
 )
-from transforms.dedup.near_versions import EARLIER, SIGNATURE_SCHEMA, SIGNATURES_DIR
-
-CONFIG = NearDedupConfig(enabled=True)
+from transforms.dedup.near_versions import EARLIER
 
 
-def earlier_version(root) -> str:
-    """A version directory holding near-dedup signatures, as a later run names it in dedup.previous_versions."""
-    version = root / "one" / "v"
-    (version / SIGNATURES_DIR).mkdir(parents=True)
-    pq.write_table(
-        pa.Table.from_pylist([{"id": "e", "minhash": bytes(4 * CONFIG.permutations)}], SIGNATURE_SCHEMA),
-        version / SIGNATURES_DIR / "part-00000-of-00001.parquet",
-    )
-    entry = {"shingle_tokens": 5, "permutations": 256, "seed": 42, "signatures": SIGNATURES_DIR}
-    listed = {f"{SIGNATURES_DIR}/part-00000-of-00001.parquet": {}}  # later runs read the shards the manifest lists
-    (version / MANIFEST).write_text(json.dumps({"near_dedup": entry, "files": listed}))
-    return str(version)
-
-
-def test_the_band_pairs_reach_no_group_by_key_only_run_writers(tmp_path):
+def test_the_band_pairs_reach_no_group_by_key_only_run_writers():
     """Both kinds of (band key, node) pairs, this run's and the earlier versions', go only to run writers
     (which pass on (partition, run path)): no GroupByKey, nor a Flatten in front of one, gets them."""
-    p = local_pipeline()
-    content = "\n".join(f"value_{i} = compute_{i}(arg_{i})" for i in range(20))
-    files = p | beam.Create([RepoFile("a", "local", "o/a", "m.py", None, "MIT", 1, len(content), content)])
-    files | "Near" >> NearDedup(
-        CONFIG, str(tmp_path / "scratch"), str(tmp_path / "v"), previous_versions=(earlier_version(tmp_path),)
-    )
+    p, _ = near_dedup_graph()
     pairs, consumers, group_inputs = [], {}, []
 
     class Graph(PipelineVisitor):
