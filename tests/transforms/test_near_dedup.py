@@ -12,7 +12,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from apache_beam.pipeline import PipelineVisitor
-from apache_beam.testing.util import assert_that, equal_to
 
 from infra.spill import SCRATCH_DIR
 from infra.writers import WriteSmallJson, read_json, write_json
@@ -30,9 +29,6 @@ from transforms.dedup.tokens import alnum_tokens
 from transforms.stage_outputs import STUBS
 
 CONFIG = NearDedupConfig(enabled=True)
-# For clusters whose files are all next to their survivor: their labels settle before the first round,
-# so one round proves the same as twenty, with some forty fewer stages in the graph.
-ONE_ROUND = NearDedupConfig(enabled=True, max_rounds=1)
 # Shortcuts settle a chain of 30 in about eight rounds (transforms/dedup/near_clusters.py): ten rounds laid out
 # prove what the default twenty do, with twenty fewer stages.
 TEN_ROUNDS = NearDedupConfig(enabled=True, max_rounds=10)
@@ -155,14 +151,16 @@ OTHER = "\n".join(lines_of_code(9, 60))  # like no other file
 @pytest.fixture(scope="module")
 def chains(tmp_path_factory) -> dict:
     """One run (ten rounds) over the chain a ~ b ~ c, the chain of 30 copies x00 ~ x01 ~ ..., a file like no other,
-    and later-b, a near copy of earlier-a in an earlier version it names: clusters apart from each other, so each
-    test reads its own (shared by three tests)."""
+    later-b, a near copy of earlier-a in an earlier version it names, and pair-a and pair-c, candidates below the
+    threshold: clusters apart from each other, so each test reads its own (shared by four tests)."""
     root = tmp_path_factory.mktemp("chains")
     a, b, c = chain()
     thirty = chain_of(30)
     earlier_a, later_b, _ = chain(seed=500)
     earlier = signed_version(root, [make("earlier-a", earlier_a, 1)])
+    cand_a, _, cand_c = chain(seed=700)  # they share 4 of the 36 bands
     files = [make("a", a, 3), make("b", b, 50), make("c", c, 3), make("other", OTHER, 1), make("later-b", later_b, 1000)]
+    files += [make("pair-a", cand_a, 1), make("pair-c", cand_c, 1)]
     files += [make(f"x{i:02d}", text, 100 - i) for i, text in enumerate(thirty)]
     return dict(
         run_near_dedup(root, files, TEN_ROUNDS, previous=(earlier,)),
@@ -170,6 +168,7 @@ def chains(tmp_path_factory) -> dict:
         thirty=thirty,
         later=(earlier_a, later_b),
         earlier=earlier,
+        candidates=(cand_a, cand_c),
     )
 
 
@@ -189,18 +188,18 @@ def test_a_chain_ends_as_one_cluster_with_the_most_starred_survivor(chains):
         ("a", stage_names.NEAR_DEDUP, REASON, detail("b", a, b)),
         ("c", stage_names.NEAR_DEDUP, REASON, detail("b", c, b)),
     ]
-    # Read = kept + rejected over the whole run: the four files here, the chain of 30 and later-b.
+    # Read = kept + rejected over the whole run: the four files here, the chain of 30, later-b and the candidates.
     tally = {key: n for key, n in chains["tally"].items() if key[1] != "stat"}
     assert tally == {
-        (stage_names.NEAR_DEDUP, "in", ""): 35,
-        (stage_names.NEAR_DEDUP, "kept", ""): 3,
+        (stage_names.NEAR_DEDUP, "in", ""): 37,
+        (stage_names.NEAR_DEDUP, "kept", ""): 5,
         (stage_names.NEAR_DEDUP, "rejected", REASON): 31,
         (stage_names.NEAR_DEDUP, "rejected", REASON_PREVIOUS): 1,
     }
-    assert len(chains["kept"]) == 3 and len(chains["rejected"]) == 32
+    assert len(chains["kept"]) == 5 and len(chains["rejected"]) == 32
     signatures = pq.read_table(os.path.join(chains["dir"], SIGNATURES_DIR)).to_pylist()
     assert of((s["id"] for s in signatures), ("a", "b", "c", "other")) == ["a", "b", "c", "other"]
-    assert all(len(s["minhash"]) == 4 * CONFIG.permutations for s in signatures) and len(signatures) == 35
+    assert all(len(s["minhash"]) == 4 * CONFIG.permutations for s in signatures) and len(signatures) == 37
     entry = read_json(os.path.join(chains["dir"], "near_dedup.json"))
     assert entry["threshold"] == 0.7 and entry["signatures"] == SIGNATURES_DIR
 
@@ -219,28 +218,19 @@ def test_a_chain_of_30_near_copies_keeps_one_file_and_every_rejection_names_it(c
     assert 1 <= chains["tally"][stage_names.NEAR_DEDUP, "stat", "label-rounds"] < 29
 
 
-@pytest.mark.slow  # a Beam pipeline of two near-dedup graphs, some seventy stages each
-def test_candidates_below_the_threshold_are_not_clustered_when_checked(tmp_path):
-    a, _, c = chain()
-    j = true_jaccard(a, c)
-    assert 0.4 < j < 0.7
-    files = [make("a", a, 1), make("c", c, 1)]
-    # One row per band: nearly every pair is a candidate, so only the true-Jaccard check tells them apart.
-    loose = NearDedupConfig(enabled=True, bands=256, rows=1, max_rounds=1)
-    unchecked = NearDedupConfig(enabled=True, bands=256, rows=1, check_jaccard=False, max_rounds=1)
-    with local_pipeline() as p:
-        created = p | beam.Create(files)
-        checked = created | "Checked" >> NearDedup(loose, str(tmp_path / "checked" / SCRATCH_DIR), str(tmp_path / "checked"))
-        assert_that(checked.kept | "CheckedIds" >> beam.Map(lambda f: f.id), equal_to(["a", "c"]), label="CheckedKept")
-        assert_that(checked.rejected | "CheckedRejected" >> beam.Flatten(), equal_to([]), label="CheckedRejected")
-        unchecked = created | "Unchecked" >> NearDedup(
-            unchecked, str(tmp_path / "unchecked" / SCRATCH_DIR), str(tmp_path / "unchecked")
-        )
-        rejected = (
-            unchecked.rejected | "UncheckedRejected" >> beam.Flatten() | beam.Map(lambda r: (r.id, r.stage, r.reason, r.detail))
-        )
-        # Connected through an unchecked candidate, c names a survivor below the threshold, and says so.
-        assert_that(rejected, equal_to([("c", stage_names.NEAR_DEDUP, REASON, detail("a", c, a))]), label="Unchecked")
+@pytest.mark.slow  # a Beam pipeline of some thirty stages, and the shared run
+def test_candidates_below_the_threshold_are_not_clustered_when_checked(chains, tmp_path):
+    a, c = chains["candidates"]
+    assert 0.4 < true_jaccard(a, c) < 0.7
+    h = hasher()
+    assert set(h.band_keys(h.signature(h.shingles(a)))) & set(h.band_keys(h.signature(h.shingles(c))))  # candidates
+    # The shared run checks the pair's true Jaccard: both stay.
+    assert of(chains["kept"], ("pair",)) == ["pair-a", "pair-c"] and of(chains["rejected"], ("pair",)) == []
+    # Two files next to each other: their labels settle before the first round, so one round is laid out.
+    unchecked = NearDedupConfig(enabled=True, check_jaccard=False, max_rounds=1)
+    run = run_near_dedup(tmp_path, [make("pair-a", a, 1), make("pair-c", c, 1)], unchecked)
+    # Connected through an unchecked candidate, pair-c names a survivor below the threshold, and says so.
+    assert run["rejected"] == [("pair-c", stage_names.NEAR_DEDUP, REASON, detail("pair-a", c, a))]
 
 
 def test_the_stage_reads_the_files_once_and_streams_them_back_from_spill_files():
