@@ -18,8 +18,18 @@ from infra.writers import read_json, write_json
 from schemas.config import ConfigError
 from schemas.records import RepoFile
 from tests.conftest import SAMPLE_REPOS, local_pipeline
-from transforms.dedup.exact import BLOOM_FILE, BloomCombineFn, ExactDedup, read_bloom
+from transforms.dedup.exact import (
+    BLOOM_FILE,
+    KEYS,
+    BloomCombineFn,
+    ExactDedup,
+    ResolveDuplicatesFn,
+    SpilledFile,
+    read_bloom,
+    write_bloom,
+)
 from transforms.dedup.exact_keys import dedup_key
+from transforms.record_fn import run_record_fn
 
 
 def sample(path: str) -> str:
@@ -108,19 +118,26 @@ def test_survivor_is_most_starred_then_smallest_id(tmp_path):
     assert len(bloom) == 3 and all(dedup_key(f.path, f.content) in bloom for f in files)
 
 
-@pytest.mark.slow
+def earlier_version(root, *contents: str) -> str:
+    """A version directory holding the Bloom filter of `contents`' keys (as written by ExactDedup), built without Beam."""
+    version = str(root / "one" / "v")
+    write_bloom(combine([dedup_key("m.py", c) for c in contents], 1, 1000, 0.01), version)
+    return version
+
+
 def test_previous_version_filter_rejects_known_keys(tmp_path):
-    first = run_dedup(tmp_path / "one", [make("a", "x = 1\n", 3), make("b", "y = 2\n", 3)])
-    next(first)
-    _, first_dir = next(first)
-    second = run_dedup(tmp_path / "two", [make("c", "x  =  1\n", 9), make("d", "z = 3\n", 1)], previous=[first_dir])
-    outputs = next(second)
-    assert_that(outputs["kept"], equal_to(["d"]), label="Kept")
-    assert_that(outputs["rejected"], equal_to([("c", "dedup-previous-version", "key is in one/v")]), label="Rejected")
-    entry, second_dir = next(second)
-    assert entry["previous_versions"] == ["one/v"] and entry["keys"] == 2
-    # Keys already in an earlier version are carried forward, so naming the latest version is enough.
-    assert dedup_key("m.py", "x = 1") in read_bloom(os.path.join(second_dir, BLOOM_FILE))
+    """ResolveDuplicatesFn on its groups of one key: a key in the earlier version's filter rejects every copy, and
+    every key, known or new, goes on to this version's filter (so naming the latest version is enough)."""
+    first_dir = earlier_version(tmp_path, "x = 1\n", "y = 2\n")
+    groups = [
+        (dedup_key(f.path, f.content), [SpilledFile("s", i, f.replace(content=""))])
+        for i, f in enumerate([make("c", "x  =  1\n", 9), make("d", "z = 3\n", 1)])
+    ]
+    result = run_record_fn(ResolveDuplicatesFn((first_dir,)), groups)
+    assert [spilled.stub.id for spilled in result.kept] == ["d"]
+    assert [(r.id, r.reason, r.detail) for r in result.rejected] == [("c", "dedup-previous-version", "key is in one/v")]
+    assert result.extras[KEYS] == [key for key, _ in groups] and dedup_key("m.py", "x = 1") == groups[0][0]
+    assert result.counts == {"in": 2, "kept": 1, "rejected": {"dedup-previous-version": 1}, "stats": {}}
 
 
 def combine(keys, bundles: int, capacity: int, error_rate: float) -> tuple[bytes, int]:

@@ -8,29 +8,30 @@ import re
 
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from apache_beam.pipeline import PipelineVisitor
-from apache_beam.testing.util import assert_that, equal_to
 
 from infra.spill import SCRATCH_DIR
-from infra.writers import read_json, write_json
-from pipeline.stages import file_entries
+from infra.writers import WriteSmallJson, read_json, write_json
 from schemas import stage_names
 from schemas.config import ConfigError, NearDedupConfig, PipelineConfig, load_config
 from schemas.records import RepoFile
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_REPOS, local_pipeline
+from tests.transforms.near_dedup_graph import near_dedup_graph
 from transforms.dedup.id_lookup import IdBitmapFn, lookup
 from transforms.dedup.minhash import MinHasher, jaccard
 from transforms.dedup.near import REASON, REASON_PREVIOUS, SIGNATURES_DIR, NearDedup, detail_of
-from transforms.dedup.near_versions import earlier_node
+from transforms.dedup.near_files import SIGNATURES, SignFilesFn
+from transforms.dedup.near_versions import SIGNATURE_SCHEMA, earlier_node
 from transforms.dedup.tokens import alnum_tokens
 from transforms.stage_outputs import STUBS
 
 CONFIG = NearDedupConfig(enabled=True)
-# For clusters whose files are all next to their survivor: their labels settle before the first round,
-# so one round proves the same as twenty, with some forty fewer stages in the graph.
-ONE_ROUND = NearDedupConfig(enabled=True, max_rounds=1)
+# Shortcuts settle a chain of 30 in about eight rounds (transforms/dedup/near_clusters.py): ten rounds laid out
+# prove what the default twenty do, with twenty fewer stages.
+TEN_ROUNDS = NearDedupConfig(enabled=True, max_rounds=10)
 
 
 def sample(path: str) -> str:
@@ -93,24 +94,28 @@ def lines_of_code(seed: int, n: int) -> list[str]:
     return [f"value_{rng.randrange(10**6)} = compute_{rng.randrange(10**6)}(arg_{rng.randrange(10**6)})" for _ in range(n)]
 
 
-def chain() -> tuple[str, str, str]:
+def chain(seed: int = 1) -> tuple[str, str, str]:
     """A, B, C where A~B and B~C reach the threshold and A~C does not."""
-    base = lines_of_code(1, 100)
+    base = lines_of_code(seed, 100)
     b = base[:]
-    b[0:9] = lines_of_code(2, 9)
+    b[0:9] = lines_of_code(seed + 1, 9)
     c = b[:]
-    c[50:59] = lines_of_code(3, 9)
+    c[50:59] = lines_of_code(seed + 2, 9)
     a_text, b_text, c_text = ("\n".join(x) + "\n" for x in (base, b, c))
     return a_text, b_text, c_text
 
 
-def run_near_dedup(tmp_path, files, config=CONFIG, options=None, previous=()):
+def run_near_dedup(tmp_path, files, config=CONFIG, previous=()) -> dict:
+    """Run NearDedup on a real Beam pipeline; what came out: kept ids, kept stubs as (id, content), rejections as
+    (id, stage, reason, detail), the summed tally as {(stage, kind, reason): n}, and the version directory."""
     out_dir = str(tmp_path / "v")
-    with local_pipeline(*(options or [])) as p:
-        near = NearDedup(config, os.path.join(out_dir, SCRATCH_DIR), out_dir, previous_versions=previous)
-        result = p | beam.Create(files) | near
+    outputs = os.path.join(str(tmp_path), "outputs")
+    with local_pipeline() as p:
+        result = (
+            p | beam.Create(files) | NearDedup(config, os.path.join(out_dir, SCRATCH_DIR), out_dir, previous_versions=previous)
+        )
         result.manifest["near_dedup"] | beam.Map(lambda entry: write_json(os.path.join(out_dir, "near_dedup.json"), entry))
-        yield {
+        written = {
             "kept": result.kept | "KeptIds" >> beam.Map(lambda f: f.id),
             "rejected": result.rejected
             | beam.Flatten()
@@ -118,102 +123,122 @@ def run_near_dedup(tmp_path, files, config=CONFIG, options=None, previous=()):
             "tally": result.tally | "SumTally" >> beam.CombinePerKey(sum),
             "stubs": result.extras[STUBS] | "StubIds" >> beam.Map(lambda f: (f.id, f.content)),
         }
-    yield out_dir
+        for name, pcoll in written.items():
+            pcoll | f"Write_{name}" >> WriteSmallJson(os.path.join(outputs, f"{name}.json"))
+    got = {
+        name: [tuple(x) if isinstance(x, list) else x for x in read_json(os.path.join(outputs, f"{name}.json"))]
+        for name in written
+    }
+    got["tally"] = {tuple(key): n for key, n in got["tally"]}
+    return dict(got, dir=out_dir)
 
 
-@pytest.mark.slow  # a Beam pipeline of some seventy stages
-def test_a_chain_ends_as_one_cluster_with_the_most_starred_survivor(tmp_path):
-    a, b, c = chain()
-    assert true_jaccard(a, b) >= 0.7 and true_jaccard(b, c) >= 0.7 and true_jaccard(a, c) < 0.7
-    files = [make("a", a, 3), make("b", b, 50), make("c", c, 3), make("other", "\n".join(lines_of_code(9, 60)), 1)]
-    run = run_near_dedup(tmp_path, files, ONE_ROUND)  # b, the survivor, is next to a and c
-    outputs = next(run)
-    assert_that(outputs["kept"], equal_to(["b", "other"]), label="Kept")
-    assert_that(outputs["stubs"], equal_to([("b", ""), ("other", "")]), label="KeptWithoutContent")
-    # The detail names the survivor and their Jaccard (shingles of the regex's tokens, written plainly).
-    expected = [
-        ("a", stage_names.NEAR_DEDUP, REASON, detail("b", a, b)),
-        ("c", stage_names.NEAR_DEDUP, REASON, detail("b", c, b)),
-    ]
-    assert_that(outputs["rejected"], equal_to(expected), label="Rejected")
-    assert_that(
-        outputs["tally"] | beam.Filter(lambda t: t[0][1] != "stat" or t[0][2] == "label-rounds"),
-        equal_to(
-            [
-                ((stage_names.NEAR_DEDUP, "in", ""), 4),
-                ((stage_names.NEAR_DEDUP, "kept", ""), 2),
-                ((stage_names.NEAR_DEDUP, "rejected", REASON), 2),
-                ((stage_names.NEAR_DEDUP, "stat", "label-rounds"), 0),
-            ]
-        ),
-        label="Tally",
-    )
-    out_dir = next(run)
-    signatures = pq.read_table(os.path.join(out_dir, SIGNATURES_DIR)).to_pylist()
-    assert sorted(s["id"] for s in signatures) == ["a", "b", "c", "other"]
-    assert all(len(s["minhash"]) == 4 * CONFIG.permutations for s in signatures)
-    entry = read_json(os.path.join(out_dir, "near_dedup.json"))
-    assert entry["threshold"] == 0.7 and entry["signatures"] == SIGNATURES_DIR
-
-
-def chain_of(length: int) -> list[str]:
+def chain_of(length: int, seed: int = 1000) -> list[str]:
     """x0 ~ x1 ~ ... : each copy replaces the next 9 of 100 lines of the one before it, so neighbours are
     near-duplicates (Jaccard about 0.8) and files two or more apart are not."""
-    texts = [lines_of_code(1, 100)]
+    texts = [lines_of_code(seed, 100)]
     for k in range(1, length):
         edited = texts[-1][:]
         start = (9 * k) % 91
-        edited[start : start + 9] = lines_of_code(100 + k, 9)
+        edited[start : start + 9] = lines_of_code(seed + k, 9)
         texts.append(edited)
     return ["\n".join(t) + "\n" for t in texts]
 
 
-@pytest.mark.slow  # a Beam pipeline of some eighty stages
-def test_a_chain_of_30_near_copies_keeps_one_file_and_every_rejection_names_it(tmp_path):
+OTHER = "\n".join(lines_of_code(9, 60))  # like no other file
+
+
+@pytest.fixture(scope="module")
+def chains(tmp_path_factory) -> dict:
+    """One run (ten rounds) over the chain a ~ b ~ c, the chain of 30 copies x00 ~ x01 ~ ..., a file like no other,
+    later-b, a near copy of earlier-a in an earlier version it names, and pair-a and pair-c, candidates below the
+    threshold: clusters apart from each other, so each test reads its own (shared by four tests)."""
+    root = tmp_path_factory.mktemp("chains")
+    a, b, c = chain()
+    thirty = chain_of(30)
+    earlier_a, later_b, _ = chain(seed=500)
+    earlier = signed_version(root, [make("earlier-a", earlier_a, 1)])
+    cand_a, _, cand_c = chain(seed=700)  # they share 4 of the 36 bands
+    files = [make("a", a, 3), make("b", b, 50), make("c", c, 3), make("other", OTHER, 1), make("later-b", later_b, 1000)]
+    files += [make("pair-a", cand_a, 1), make("pair-c", cand_c, 1)]
+    files += [make(f"x{i:02d}", text, 100 - i) for i, text in enumerate(thirty)]
+    return dict(
+        run_near_dedup(root, files, TEN_ROUNDS, previous=(earlier,)),
+        three=(a, b, c),
+        thirty=thirty,
+        later=(earlier_a, later_b),
+        earlier=earlier,
+        candidates=(cand_a, cand_c),
+    )
+
+
+def of(ids, prefix: tuple) -> list:
+    """The items whose id (or first field) starts with one of `prefix`, sorted."""
+    return sorted(x for x in ids if (x if isinstance(x, str) else x[0]).startswith(prefix))
+
+
+@pytest.mark.slow  # a Beam pipeline of some sixty stages
+def test_a_chain_ends_as_one_cluster_with_the_most_starred_survivor(chains):
+    a, b, c = chains["three"]
+    assert true_jaccard(a, b) >= 0.7 and true_jaccard(b, c) >= 0.7 and true_jaccard(a, c) < 0.7
+    assert of(chains["kept"], ("a", "b", "c", "other")) == ["b", "other"]
+    assert of(chains["stubs"], ("a", "b", "c", "other")) == [("b", ""), ("other", "")]  # kept, without content
+    # The detail names the survivor and their Jaccard (shingles of the regex's tokens, written plainly).
+    assert of(chains["rejected"], ("a", "b", "c", "other")) == [
+        ("a", stage_names.NEAR_DEDUP, REASON, detail("b", a, b)),
+        ("c", stage_names.NEAR_DEDUP, REASON, detail("b", c, b)),
+    ]
+    # Read = kept + rejected over the whole run: the four files here, the chain of 30, later-b and the candidates.
+    tally = {key: n for key, n in chains["tally"].items() if key[1] != "stat"}
+    assert tally == {
+        (stage_names.NEAR_DEDUP, "in", ""): 37,
+        (stage_names.NEAR_DEDUP, "kept", ""): 5,
+        (stage_names.NEAR_DEDUP, "rejected", REASON): 31,
+        (stage_names.NEAR_DEDUP, "rejected", REASON_PREVIOUS): 1,
+    }
+    assert len(chains["kept"]) == 5 and len(chains["rejected"]) == 32
+    signatures = pq.read_table(os.path.join(chains["dir"], SIGNATURES_DIR)).to_pylist()
+    assert of((s["id"] for s in signatures), ("a", "b", "c", "other")) == ["a", "b", "c", "other"]
+    assert all(len(s["minhash"]) == 4 * CONFIG.permutations for s in signatures) and len(signatures) == 37
+    entry = read_json(os.path.join(chains["dir"], "near_dedup.json"))
+    assert entry["threshold"] == 0.7 and entry["signatures"] == SIGNATURES_DIR
+
+
+@pytest.mark.slow  # the shared run of some sixty stages
+def test_a_chain_of_30_near_copies_keeps_one_file_and_every_rejection_names_it(chains):
     """The survivor (most stars) at one end of the chain: 29 hops from the other end. Every other file is
     rejected naming it, none names a file that was itself rejected, and the labels settled in fewer rounds
     than hops (the stat `label-rounds`)."""
-    texts = chain_of(30)
+    texts = chains["thirty"]
     assert all(reference_jaccard(x, y) >= 0.7 for x, y in zip(texts, texts[1:]))
     assert all(reference_jaccard(x, y) < 0.7 for x, y in zip(texts, texts[2:]))
-    files = [make(f"x{i:02d}", text, 100 - i) for i, text in enumerate(texts)]
-    run = run_near_dedup(tmp_path, files)
-    outputs = next(run)
-    assert_that(outputs["kept"], equal_to(["x00"]), label="Kept")
+    assert of(chains["kept"], ("x",)) == ["x00"]
     expected = [(f"x{i:02d}", stage_names.NEAR_DEDUP, REASON, detail("x00", texts[i], texts[0])) for i in range(1, 30)]
-    assert_that(outputs["rejected"], equal_to(expected), label="Rejected")
-    rounds = outputs["tally"] | beam.Filter(lambda t: t[0][2] == "label-rounds") | beam.Map(lambda t: 1 <= t[1] < 29)
-    assert_that(rounds, equal_to([True]), label="Rounds")
-    next(run)
+    assert of(chains["rejected"], ("x",)) == expected
+    assert 1 <= chains["tally"][stage_names.NEAR_DEDUP, "stat", "label-rounds"] < 29
 
 
-@pytest.mark.slow  # a Beam pipeline of some seventy stages
-def test_candidates_below_the_threshold_are_not_clustered_when_checked(tmp_path):
-    a, _, c = chain()
-    j = true_jaccard(a, c)
-    assert 0.4 < j < 0.7
-    files = [make("a", a, 1), make("c", c, 1)]
-    # One row per band: nearly every pair is a candidate, so only the true-Jaccard check tells them apart.
-    loose = NearDedupConfig(enabled=True, bands=256, rows=1, max_rounds=1)
-    run = run_near_dedup(tmp_path / "checked", files, loose)
-    outputs = next(run)
-    assert_that(outputs["kept"], equal_to(["a", "c"]))
-    next(run)
-    unchecked = NearDedupConfig(enabled=True, bands=256, rows=1, check_jaccard=False, max_rounds=1)
-    run = run_near_dedup(tmp_path / "unchecked", files, unchecked)
-    outputs = next(run)
-    # Connected through an unchecked candidate, c names a survivor below the threshold, and says so.
-    assert_that(outputs["rejected"], equal_to([("c", stage_names.NEAR_DEDUP, REASON, detail("a", c, a))]))
-    next(run)
+@pytest.mark.slow  # a Beam pipeline of some thirty stages, and the shared run
+def test_candidates_below_the_threshold_are_not_clustered_when_checked(chains, tmp_path):
+    a, c = chains["candidates"]
+    assert 0.4 < true_jaccard(a, c) < 0.7
+    h = hasher()
+    assert set(h.band_keys(h.signature(h.shingles(a)))) & set(h.band_keys(h.signature(h.shingles(c))))  # candidates
+    # The shared run checks the pair's true Jaccard: both stay.
+    assert of(chains["kept"], ("pair",)) == ["pair-a", "pair-c"] and of(chains["rejected"], ("pair",)) == []
+    # Two files next to each other: their labels settle before the first round, so one round is laid out.
+    unchecked = NearDedupConfig(enabled=True, check_jaccard=False, max_rounds=1)
+    run = run_near_dedup(tmp_path, [make("pair-a", a, 1), make("pair-c", c, 1)], unchecked)
+    # Connected through an unchecked candidate, pair-c names a survivor below the threshold, and says so.
+    assert run["rejected"] == [("pair-c", stage_names.NEAR_DEDUP, REASON, detail("pair-a", c, a))]
 
 
-def test_the_stage_reads_the_files_once_and_streams_them_back_from_spill_files(tmp_path):
+def test_the_stage_reads_the_files_once_and_streams_them_back_from_spill_files():
     """Only the signing step reads `files` (it spills them): the local runner never holds the corpus while the
     clusters are decided, and no content crosses a shuffle. The check and the drop get their decisions by joins
-    on ids, not by side-input lookups (each one weighed by walking every loaded module)."""
-    p = local_pipeline()
-    files = p | beam.Create([make("a", "\n".join(lines_of_code(1, 20)), 1)])
-    files | "Near" >> NearDedup(CONFIG, str(tmp_path / SCRATCH_DIR), str(tmp_path))
+    on ids, not by side-input lookups (each one weighed by walking every loaded module); only an earlier
+    version's signatures, not in spill files, are looked up."""
+    p, files = near_dedup_graph()
     readers, side_inputs = [], {}
 
     class Readers(PipelineVisitor):
@@ -244,32 +269,35 @@ def test_bad_near_dedup_config_names_the_key(tmp_path):
     assert not PipelineConfig("t").dedup.near.enabled  # off by default: the paper's corpus
 
 
-@pytest.mark.slow  # a Beam pipeline of some seventy stages
-def test_a_later_version_drops_near_duplicates_of_an_earlier_one(tmp_path):
-    a, b, _ = chain()
-    first = run_near_dedup(tmp_path / "one", [make("a", a, 1)], ONE_ROUND)
-    next(first)
-    first_dir = next(first)
-    # A version directory's manifest holds the entry the run wrote as a part, and lists the signature shards.
-    entry = read_json(os.path.join(first_dir, "near_dedup.json"))
-    files = file_entries(first_dir, os.path.join(first_dir, SIGNATURES_DIR))
-    write_json(os.path.join(first_dir, "manifest.json"), {"near_dedup": entry, "files": files})
+def signed_version(root, files, config: NearDedupConfig = CONFIG) -> str:
+    """A version directory as a near-dedup run leaves it, written without Beam: the signatures SignFilesFn gives
+    `files` in a Parquet shard, and a manifest holding the stage's entry and listing the shard."""
+    version = root / "one" / "v"
+    fn = SignFilesFn(config, str(root / SCRATCH_DIR))
+    fn.setup()
+    fn.start_bundle()
+    signatures = [out.value for f in files for out in fn.process(f) if getattr(out, "tag", None) == SIGNATURES]
+    shard = f"{SIGNATURES_DIR}/part-00000-of-00001.parquet"
+    (version / SIGNATURES_DIR).mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([s.to_row() for s in signatures], SIGNATURE_SCHEMA), version / shard)
+    entry = NearDedup(config, "scratch", str(version)).manifest_entry()
+    write_json(str(version / "manifest.json"), {"near_dedup": entry, "files": {shard: {}}})
+    return str(version)
 
-    files = [make("b", b, 1000), make("other", "\n".join(lines_of_code(9, 60)), 1)]
-    second = run_near_dedup(tmp_path / "two", files, ONE_ROUND, previous=(first_dir,))
-    outputs = next(second)
-    # The earlier file survives whatever the stars: b goes, naming it and its version.
-    assert_that(outputs["kept"], equal_to(["other"]), label="Kept")
+
+@pytest.mark.slow  # the shared run of some sixty stages
+def test_a_later_version_drops_near_duplicates_of_an_earlier_one(chains, tmp_path):
+    earlier_a, later_b = chains["later"]
+    first_dir = chains["earlier"]
+    # The earlier file survives whatever the stars: later-b goes, naming it and its version.
+    assert of(chains["kept"], ("later", "earlier")) == []
     # Against an earlier version the Jaccard is estimated from the signatures (within about 0.03 at 256 values).
-    rejected = outputs["rejected"] | beam.Map(lambda r: (*r[:3], r[3].rsplit("=", 1)[0], float(r[3].rsplit("=", 1)[1])))
-    expected = ("b", stage_names.NEAR_DEDUP, REASON_PREVIOUS, "survivor=a version=one/v jaccard", reference_jaccard(a, b))
-    assert_that(
-        rejected | beam.Map(lambda r, e: r[:4] == e[:4] and abs(r[4] - e[4]) < 0.08, expected),
-        equal_to([True]),
-        label="Rejected",
-    )
-    second_dir = next(second)
-    assert read_json(os.path.join(second_dir, "near_dedup.json"))["previous_versions"] == ["one/v"]
+    ((file_id, stage, reason, detail_text),) = of(chains["rejected"], ("later", "earlier"))
+    named, similarity = detail_text.rsplit("=", 1)
+    expected = ("later-b", stage_names.NEAR_DEDUP, REASON_PREVIOUS, "survivor=earlier-a version=one/v jaccard")
+    assert (file_id, stage, reason, named) == expected
+    assert abs(float(similarity) - reference_jaccard(earlier_a, later_b)) < 0.08
+    assert read_json(os.path.join(chains["dir"], "near_dedup.json"))["previous_versions"] == ["one/v"]
 
     with pytest.raises(ConfigError, match=r"dedup.previous_versions\[0\].*dedup.near.seed=42"):
         NearDedup(NearDedupConfig(enabled=True, seed=7), "scratch", "v", previous_versions=(first_dir,))

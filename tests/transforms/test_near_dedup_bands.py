@@ -3,53 +3,34 @@ file of a bucket is linked to the earlier file whose sketch agrees most."""
 
 from __future__ import annotations
 
+import collections
 import itertools
-import json
 import os
 import random
 
 import apache_beam as beam
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from apache_beam.pipeline import PipelineVisitor
 from apache_beam.testing.util import assert_that, equal_to
 
-from infra.version import MANIFEST
 from infra.writers import WriteRunsFn
-from schemas.config import NearDedupConfig
-from schemas.records import RepoFile
 from tests.conftest import local_pipeline
-from transforms.dedup.near import NearDedup
-from transforms.dedup.near_bands import LINK_WINDOW, EdgesOfBands, bucket_edges
-from transforms.dedup.near_versions import EARLIER, SIGNATURE_SCHEMA, SIGNATURES_DIR
-
-CONFIG = NearDedupConfig(enabled=True)
-
-
-def earlier_version(root) -> str:
-    """A version directory holding near-dedup signatures, as a later run names it in dedup.previous_versions."""
-    version = root / "one" / "v"
-    (version / SIGNATURES_DIR).mkdir(parents=True)
-    pq.write_table(
-        pa.Table.from_pylist([{"id": "e", "minhash": bytes(4 * CONFIG.permutations)}], SIGNATURE_SCHEMA),
-        version / SIGNATURES_DIR / "part-00000-of-00001.parquet",
-    )
-    entry = {"shingle_tokens": 5, "permutations": 256, "seed": 42, "signatures": SIGNATURES_DIR}
-    listed = {f"{SIGNATURES_DIR}/part-00000-of-00001.parquet": {}}  # later runs read the shards the manifest lists
-    (version / MANIFEST).write_text(json.dumps({"near_dedup": entry, "files": listed}))
-    return str(version)
+from tests.transforms.near_dedup_graph import near_dedup_graph
+from transforms.dedup.near_bands import (
+    LINK_WINDOW,
+    BucketEdgesFn,
+    EdgesOfBands,
+    band_partition,
+    bucket_edges,
+    held_pair_bytes,
+)
+from transforms.dedup.near_versions import EARLIER
 
 
-def test_the_band_pairs_reach_no_group_by_key_only_run_writers(tmp_path):
+def test_the_band_pairs_reach_no_group_by_key_only_run_writers():
     """Both kinds of (band key, node) pairs, this run's and the earlier versions', go only to run writers
     (which pass on (partition, run path)): no GroupByKey, nor a Flatten in front of one, gets them."""
-    p = local_pipeline()
-    content = "\n".join(f"value_{i} = compute_{i}(arg_{i})" for i in range(20))
-    files = p | beam.Create([RepoFile("a", "local", "o/a", "m.py", None, "MIT", 1, len(content), content)])
-    files | "Near" >> NearDedup(
-        CONFIG, str(tmp_path / "scratch"), str(tmp_path / "v"), previous_versions=(earlier_version(tmp_path),)
-    )
+    p, _ = near_dedup_graph()
     pairs, consumers, group_inputs = [], {}, []
 
     class Graph(PipelineVisitor):
@@ -97,10 +78,9 @@ def test_a_file_links_to_the_earlier_file_of_its_bucket_whose_sketch_agrees_most
     assert list(bucket_edges([members[0], members[0], members[1], halfway])) == [(least, far), (least, near)]
 
 
-@pytest.mark.slow  # two Beam pipelines, one with worker processes
-def test_bucket_edges_are_the_same_however_bundled(tmp_path):
-    """Buckets across partitions, repeated pairs, earlier versions' nodes and negative band keys: the merged runs
-    give the same edges as grouping every pair at once, also with several workers writing runs."""
+def bands_test_pairs() -> tuple[list, set]:
+    """Buckets across partitions, repeated pairs, earlier versions' nodes and negative band keys; and their edges
+    by `reference_edges`."""
     rng = random.Random(7)
     nodes = [(-rng.randrange(5), f"f{i}") for i in range(40)] + [(EARLIER, f"e{i} in one/v") for i in range(3)]
     members = [(node, bytes(rng.randrange(3) for _ in range(64))) for node in nodes]
@@ -109,9 +89,41 @@ def test_bucket_edges_are_the_same_however_bundled(tmp_path):
     pairs += pairs[:50]  # a file listed twice in a bucket gives no edge to itself
     expected = reference_edges(pairs)
     assert len(expected) > 100 and any(edge[0][0] == EARLIER for edge in expected)
-    for i, options in enumerate(([], ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])):
-        with local_pipeline(*options) as p:
-            halves = (p | "First" >> beam.Create(pairs[::2]), p | "Second" >> beam.Create(pairs[1::2]))
-            edges = halves | EdgesOfBands(str(tmp_path / f"scratch{i}"))
-            assert_that(edges | beam.Distinct(), equal_to(sorted(expected)))
-        assert os.listdir(tmp_path / f"scratch{i}")  # the runs went to the scratch directory
+    return pairs, expected
+
+
+def edges_in_bundles(pairs: list, bundles: int, scratch: str) -> set:
+    """EdgesOfBands' two steps without a runner: WriteRunsFn over `bundles` bundles (each spills its own runs),
+    the run paths grouped by partition, then BucketEdgesFn on each partition's runs."""
+    write = WriteRunsFn(scratch, band_partition, held_pair_bytes)
+    write.setup()
+    runs = collections.defaultdict(list)
+    for b in range(bundles):
+        write.start_bundle()
+        spilled = [out for pair in pairs[b::bundles] for out in write.process(pair)]
+        spilled += [out.value for out in write.finish_bundle()]
+        for partition, path in spilled:
+            runs[partition].append(path)
+    bucket = BucketEdgesFn()
+    bucket.setup()
+    return {edge for partition, paths in runs.items() for edge in bucket.process((partition, sorted(paths)))}
+
+
+def test_bucket_edges_are_the_same_however_bundled(tmp_path):
+    """One bundle or many, each writing runs of its own: the merged runs give the same edges as grouping every
+    pair at once."""
+    pairs, expected = bands_test_pairs()
+    for bundles in (1, 3, 8):
+        assert edges_in_bundles(pairs, bundles, str(tmp_path / f"scratch{bundles}")) == expected, bundles
+
+
+@pytest.mark.slow  # a Beam pipeline
+def test_edges_of_bands_in_a_pipeline_are_the_reference_edges(tmp_path):
+    """The composite on two inputs (a run writer each) gives the reference edges; its runs go to the scratch
+    directory. Worker processes run it in the multi_processing sample build."""
+    pairs, expected = bands_test_pairs()
+    with local_pipeline() as p:
+        halves = (p | "First" >> beam.Create(pairs[::2]), p | "Second" >> beam.Create(pairs[1::2]))
+        edges = halves | EdgesOfBands(str(tmp_path / "scratch"))
+        assert_that(edges | beam.Distinct(), equal_to(sorted(expected)))
+    assert os.listdir(tmp_path / "scratch")  # the runs went to the scratch directory

@@ -8,26 +8,16 @@ from apache_beam.pipeline import PipelineVisitor
 from apache_beam.testing.util import assert_that, equal_to
 
 from infra.writers import WriteRunsFn
-from schemas.config import NearDedupConfig
-from schemas.records import RepoFile
 from tests.conftest import local_pipeline
-from tests.transforms.test_near_dedup_bands import earlier_version
-from transforms.dedup.near import NearDedup
+from tests.transforms.near_dedup_graph import near_dedup_graph
 from transforms.dedup.near_check import EdgeSimilarities
 from transforms.dedup.near_versions import EARLIER, MINHASH, SHINGLES, SIGNATURE_DTYPE
 
-CONFIG = NearDedupConfig(enabled=True)
 
-
-def test_the_check_values_reach_no_group_by_key_only_run_writers(tmp_path):
+def test_the_check_values_reach_no_group_by_key_only_run_writers():
     """What the ends of candidate edges send (shingle hashes; earlier files' signatures) goes only to run
     writers, which pass on (partition, run path): no GroupByKey gets the shingles."""
-    p = local_pipeline()
-    content = "\n".join(f"value_{i} = compute_{i}(arg_{i})" for i in range(20))
-    files = p | beam.Create([RepoFile("a", "local", "o/a", "m.py", None, "MIT", 1, len(content), content)])
-    files | "Near" >> NearDedup(
-        CONFIG, str(tmp_path / "scratch"), str(tmp_path / "v"), previous_versions=(earlier_version(tmp_path),)
-    )
+    p, _ = near_dedup_graph()
     labels, consumers, group_inputs = {}, {}, []
 
     class Graph(PipelineVisitor):

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import base64
+import collections
 import io
-import os
-import shutil
 
 import nbformat
 import numpy as np
-import pyarrow.parquet as pq
-import pytest
-import yaml
 from nbformat import v4
 from PIL import Image
 
 from schemas.config import FiltersConfig
 from schemas.records import RepoFile
-from tests.conftest import SAMPLE_REPOS, run_cli
+from transforms.cleaning.filters import QualityFilterFn
 from transforms.cleaning.quality_checks import check_file
+from transforms.dedup.exact import ResolveDuplicatesFn, SpilledFile
+from transforms.dedup.exact_keys import dedup_key
 from transforms.formatting import markup
+from transforms.formatting.code_files import FormatCodeFn
 from transforms.formatting.notebooks import ConvertNotebooksFn
+from transforms.record_fn import run_record_fn
 
 CELLS = [
     ("markdown", "# Noise\nA plot of *random* pixels."),
@@ -80,24 +80,24 @@ def test_notebooks_differing_only_in_outputs_have_the_same_text():
     assert a.content == b.content == c.content
 
 
-@pytest.mark.slow
-def test_in_a_run_the_image_notebook_is_kept_without_outputs_and_output_twins_are_duplicates(tmp_path):
-    repo = tmp_path / "repos" / "plots"
-    (repo / "a").mkdir(parents=True)
-    (repo / "b").mkdir()
-    shutil.copy(os.path.join(SAMPLE_REPOS, "textkit", "LICENSE"), repo / "LICENSE")
-    (repo / "a" / "noise.ipynb").write_text(notebook(noise_png(3), execution_count=7), encoding="utf-8")
-    (repo / "b" / "noise.ipynb").write_text(notebook(noise_png(4), execution_count=12, stream="again\n"), encoding="utf-8")
-    config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump({"name": "nb", "sources": {"local": [{"path": "repos"}]}, "output": {"document_shards": 1}}))
-    run_cli("run", "--config", str(config), "--out", str(tmp_path / "out"), "--direct_running_mode=in_memory")
-    version = tmp_path / "out" / "nb" / "v0001"
-    documents = pq.read_table(version / "documents").to_pylist()
-    rejected = pq.read_table(version / "rejected").to_pylist()
-    notebooks = [d for d in documents if d["kind"] == "notebook"]
-    assert len(notebooks) == 1, rejected
-    body = markup.unwrap("file", notebooks[0]["text"])[0]
+def test_through_the_stages_in_their_order_the_image_notebook_is_kept_without_outputs_and_its_twin_is_a_duplicate():
+    """The code stages from notebooks to format, in the run's order (the sample build's manifest shows it), each
+    RecordFn run by run_record_fn: the converted notebook passes the filters, and the copy whose outputs differ
+    has its dedup key."""
+    files = [
+        record(notebook(noise_png(3), execution_count=7), path="a/noise.ipynb"),
+        record(notebook(noise_png(4), execution_count=12, stream="again\n"), path="b/noise.ipynb"),
+    ]
+    converted = run_record_fn(ConvertNotebooksFn(), files)
+    filtered = run_record_fn(QualityFilterFn(FiltersConfig()), converted.kept)
+    assert len(filtered.kept) == 2, filtered.rejected
+    groups = collections.defaultdict(list)
+    for i, f in enumerate(filtered.kept):
+        groups[dedup_key(f.path, f.content)].append(SpilledFile("spill", i, f))
+    deduped = run_record_fn(ResolveDuplicatesFn(()), sorted(groups.items()))
+    (survivor,), (twin,) = deduped.kept, deduped.rejected
+    assert (twin.stage, twin.reason, twin.detail) == ("dedup", "duplicate", survivor.stub.id)
+    formatted = run_record_fn(FormatCodeFn(seed=0), [survivor.stub], star_boundaries=[])
+    body = markup.unwrap("file", formatted.kept[0].text)[0]
     assert body.startswith("<text>\nNoise\n\nA plot of random pixels.\n</text>\n<cell>\nimport numpy as np")
     assert "iVBOR" not in body and "again" not in body
-    twins = [(r["stage"], r["reason"]) for r in rejected if r["path"].endswith("noise.ipynb")]
-    assert len(twins) == 1 and twins[0][0] == "dedup", twins

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import random
 
 import apache_beam as beam
 import pytest
@@ -21,7 +22,7 @@ from transforms.stackoverflow.join import SCORES, JoinThreads
 from transforms.stackoverflow.source import ReadStackExchangeDump
 
 # Rows the dump repeats with other contents (same Id and CreationDate): only a digest of the
-# whole record orders them, so they show the merge order is the same in every runner mode.
+# whole record orders them, so they show the merge order is the same whatever order the records arrive in.
 DUPLICATE_POSTS = [
     '<row Id="2" PostTypeId="2" ParentId="1" CreationDate="2011-03-02T14:20:00.000" Score="4" '
     'Body="&lt;p&gt;Another body for answer 2.&lt;/p&gt;" />',
@@ -45,13 +46,20 @@ def dumps(tmp_path_factory) -> list[str]:
     return [SAMPLE_DUMP, str(folder)]
 
 
-def run_join(dumps: list[str], out: str, partitions: int, beam_args: list[str], check_shuffles: bool = False) -> dict:
-    """read → JoinThreads → ScoreBuckets → format, as pipeline/corpus.py wires them; what came out, as JSON."""
+def run_join(dumps: list[str], out: str, partitions: int, check_shuffles: bool = False, shuffled_bundles: int = 0) -> dict:
+    """read → JoinThreads → ScoreBuckets → format, as pipeline/corpus.py wires them (in_memory); what came out, as
+    JSON. With `shuffled_bundles`, the read's kept records, read here and shuffled, come from that many Creates."""
     limits = StackOverflowConfig(require_kept_answer=True, join_partitions=partitions, range_bytes=2048)
     ranges = split_ranges([f for d in dumps for f in find_dump_files(d)], limits.range_bytes)
-    with local_pipeline(*beam_args) as p:
-        read = p | "Read" >> ReadStackExchangeDump(ranges, limits.max_row_bytes)
-        joined = read.kept | "Join" >> JoinThreads(limits, os.path.join(out, "_scratch"))
+    with local_pipeline(*DIRECT_MODES["in_memory"]) as p:
+        if shuffled_bundles:
+            records = [r for d in dumps for r in read_dump(d) if not isinstance(r, Rejected)]
+            random.Random(0).shuffle(records)
+            bundles = [p | f"Records{i}" >> beam.Create(records[i::shuffled_bundles]) for i in range(shuffled_bundles)]
+            kept = tuple(bundles) | "Records" >> beam.Flatten()
+        else:
+            kept = (p | "Read" >> ReadStackExchangeDump(ranges, limits.max_row_bytes)).kept
+        joined = kept | "Join" >> JoinThreads(limits, os.path.join(out, "_scratch"))
         buckets = joined.extras[SCORES] | "ScoreBuckets" >> ScoreBuckets()
         formatted = joined.kept | "Format" >> format_threads(SEED, buckets.boundaries)
         outputs = {
@@ -86,20 +94,22 @@ def tally(result: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def in_memory_run(dumps, tmp_path_factory) -> dict:
-    """One in-memory run over four partitions, whose shuffles are checked as it runs (shared by two tests)."""
-    return run_join(dumps, str(tmp_path_factory.mktemp("in_memory")), 4, DIRECT_MODES["in_memory"], check_shuffles=True)
+    """One in-memory run over more partitions than questions, whose shuffles are checked as it runs (shared by
+    three tests)."""
+    return run_join(dumps, str(tmp_path_factory.mktemp("in_memory")), 1000, check_shuffles=True)
 
 
-@pytest.mark.slow  # two pipelines, one of them with worker processes
-def test_both_runner_modes_give_the_same_threads_documents_and_counts(dumps, in_memory_run, tmp_path):
-    assert in_memory_run == run_join(dumps, str(tmp_path), 4, DIRECT_MODES["multi_processing"])
+@pytest.mark.slow  # a pipeline
+def test_arrival_order_and_bundles_do_not_change_the_threads_documents_and_counts(dumps, in_memory_run, tmp_path):
+    """The records shuffled over several bundles, as worker processes would get them, give what the read's order
+    gives (the multi_processing sample build runs the join in worker processes)."""
+    assert in_memory_run == run_join(dumps, str(tmp_path), 1000, shuffled_bundles=3)
     assert {k: v for k, v in in_memory_run.items() if k in ("documents", "rejected")} == reference(dumps)
 
 
-@pytest.mark.slow  # two pipelines
-def test_one_partition_and_more_partitions_than_questions_give_the_same_threads(dumps, tmp_path):
-    one = run_join(dumps, str(tmp_path / "one"), 1, DIRECT_MODES["in_memory"])
-    many = run_join(dumps, str(tmp_path / "many"), 1000, DIRECT_MODES["in_memory"])
+@pytest.mark.slow  # a pipeline
+def test_one_partition_and_more_partitions_than_questions_give_the_same_threads(dumps, in_memory_run, tmp_path):
+    one, many = run_join(dumps, str(tmp_path / "one"), 1), in_memory_run
     assert one == many
     assert {k: v for k, v in one.items() if k in ("documents", "rejected")} == reference(dumps)
     counts = tally(one)

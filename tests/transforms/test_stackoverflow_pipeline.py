@@ -1,4 +1,5 @@
-"""The StackOverflow part of the corpus graph, run by the CLI under both DirectRunner modes."""
+"""The StackOverflow part of the corpus graph, run by the CLI (in_memory; the multi_processing sample build runs
+it in worker processes)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import yaml
 
 from pipeline.corpus import stackoverflow_ranges
 from schemas.config import ConfigError, load_config
-from tests.conftest import run_cli
+from tests.conftest import DIRECT_MODES, run_cli
 from tests.transforms.test_stackoverflow import (
     BOUNDARIES,
     EXPECTED_REJECTED,
@@ -40,10 +41,10 @@ def broken_archive(tmp_path) -> str:
     return str(broken)
 
 
-def test_pipeline_writes_the_expected_documents_and_accounts_for_every_row(tmp_path, direct_mode):
+def test_pipeline_writes_the_expected_documents_and_accounts_for_every_row(tmp_path):
     limits = {"range_bytes": 1024, "require_kept_answer": True}  # as examples/sample.yaml
     config = write_config(tmp_path, [SAMPLE_DUMP, broken_archive(tmp_path)], stackoverflow=limits)
-    run_cli("run", "--config", config, "--out", str(tmp_path / "out"), *direct_mode)
+    run_cli("run", "--config", config, "--out", str(tmp_path / "out"), *DIRECT_MODES["in_memory"])
     version = tmp_path / "out" / "so" / "v0001"
     manifest = json.loads((version / "manifest.json").read_text())
 
