@@ -27,14 +27,16 @@ from trainer.masking import SpecialIds
 
 pytestmark = pytest.mark.slow  # trains a model
 
-# The recipe holds on every seed: seeds 0-7 of both the model and the corpus, at lr 0.003 and 400
-# updates (first number / whole span right, %): 52/20 (seed 0, the one used here), 67/47, 72/35,
-# 83/55, 57/22, 80/40, 65/30, 52/22 (seed 7). At lr 0.01 and 300 updates two seeds of eight never
-# learnt to infill (7/3 on seeds 4 and 7); lr 0.02 did worse (18/2, 0/0 on those seeds).
+# The recipe holds on every seed: seeds 0-7 of both the model and the corpus, at lr 0.003, 400
+# updates and batches of 16 rows (first number / whole span right, %): 57/25 (seed 0, the one used
+# here), 37/22, 48/23, 75/40, 68/32, 87/47, 40/27, 45/28 (seed 7). Batches of 32 did better on the
+# first number (52% to 83%) at twice the CPU; 250 updates of 32 rows at lr 0.005 fell to 30% on seed 2.
+# At lr 0.01 and 300 updates two seeds of eight never learnt to infill (7/3 on seeds 4 and 7); lr 0.02
+# did worse (18/2, 0/0 on those seeds).
 E2E = TrainConfig(
     preset="tiny",
     steps=400,
-    batch_size=32,
+    batch_size=16,
     context_length=32,
     lr=0.003,
     warmup_steps=30,
@@ -45,8 +47,8 @@ E2E = TrainConfig(
 )
 CHANCE = 1 / MODULUS
 HELD_OUT_CASES = 60
-MIN_FIRST_NUMBER_ACCURACY = 0.35  # 10x chance (measured: 52% to 83% over seeds 0-7)
-MIN_EXACT_SPAN_ACCURACY = 0.15  # 4.5x the chance of even the first number (measured: 20% to 55%)
+MIN_FIRST_NUMBER_ACCURACY = 0.30  # 9x chance (measured: 37% to 87% over seeds 0-7)
+MIN_EXACT_SPAN_ACCURACY = 0.15  # 4.5x the chance of even the first number (measured: 22% to 47%)
 
 
 @pytest.fixture(scope="module")
