@@ -13,7 +13,12 @@ from trainer.masking import SpecialIds
 IDS = SpecialIds(bos=0, pad=1, eom=2, masks=tuple(range(3, 259)))
 INCODER_VOCAB = 50518  # facebook/incoder-1B and -6B's vocabulary size
 
+# Building a model imports the model's code, which brings in torch.distributed and torch._dynamo
+# (about 4 CPU s in each process): those tests are slow; the fast loop checks the presets' configs.
+builds_a_model = pytest.mark.slow
 
+
+@builds_a_model
 @pytest.mark.parametrize("preset, billions", [("125m", 0.124), ("1.3b", 1.31), ("6.7b", 6.65)])
 def test_preset_sizes_match_their_names(preset, billions):
     import torch
@@ -35,6 +40,7 @@ def test_table_8_shapes():
     assert (small.d_model, small.ffn_dim, small.num_layers, small.attention_heads) == (2048, 8192, 24, 32)
 
 
+@builds_a_model
 def test_architecture_is_pre_norm_sinusoidal_and_tied():
     import torch
 
@@ -57,6 +63,7 @@ def test_architecture_is_pre_norm_sinusoidal_and_tied():
         assert torch.equal(layer(x, attention_mask=None), x)
 
 
+@builds_a_model
 def test_same_seed_same_weights():
     import torch
 
