@@ -20,11 +20,9 @@ import urllib.request
 import filelock
 import pytest
 import yaml
-from apache_beam.testing.test_pipeline import TestPipeline
 
 from infra.runtime import configure_process, connect_anonymously_to_emulator
 from pipeline import cli
-from pipeline.options import make_pipeline_options
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")
@@ -54,10 +52,15 @@ def chromium() -> str:
     pytest.skip(f"no chromium on PATH: {install} to run the report's browser tests")
 
 
-def local_pipeline(*flags: str) -> TestPipeline:
+def local_pipeline(*flags: str):
     """A TestPipeline on the CLI's local runner (Beam's FnApiRunner), its options made as the CLI makes
     them from `flags` (e.g. DIRECT_MODES' flags). Beam's default runner, the DirectRunner, would first
-    try to download its Prism runner from the internet."""
+    try to download its Prism runner from the internet. (Beam is imported here, not with this module:
+    xdist's controlling process loads this module too and runs no test.)"""
+    from apache_beam.testing.test_pipeline import TestPipeline
+
+    from pipeline.options import make_pipeline_options
+
     return TestPipeline(options=make_pipeline_options(list(flags)))
 
 

@@ -4,7 +4,8 @@ Classes: copies of one row in two files (overlapping shards, a file downloaded t
 compressed streams cut short; paths that are no regular file (FIFOs, devices, links to
 them, folders named like data files); one bad value (stars past int64, JSON nested
 100,000 deep, a column named twice). Nothing may hang or end in a traceback: reads run
-under a time bound, and the whole run in a process of its own with a timeout.
+under a time bound, and the whole run on a thread of its own that the test waits for a
+bounded time.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import subprocess
-import sys
 import threading
 import zlib
 
@@ -30,7 +29,8 @@ from schemas import arrow
 from schemas.config import load_config
 from schemas.errors import ConfigError
 from schemas.records import Rejected, RepoFile
-from tests.conftest import ROOT, local_pipeline
+from tests.conftest import local_pipeline
+from tests.hostile.test_previous_version_hostile import run_bounded
 from transforms.dedup.exact import ReadKeptFn, ResolveDuplicatesFn, SpilledFile
 from transforms.sources.datasets.source import ReadDatasetUnitFn, read_datasets, row_mapping, split_file
 
@@ -303,8 +303,7 @@ def test_a_run_over_every_hostile_dataset_file_exits_cleanly_with_every_row_acco
     (tmp_path / "b" / "x.parquet").mkdir()
     (tmp_path / "b" / "deep.jsonl").write_bytes(b"[" * 100_000 + b"]" * 100_000 + b"\n")
     config = config_file(tmp_path, ["a/*", "b/*"], read={"max_file_bytes": 100_000})
-    command = [sys.executable, "-m", "pipeline.cli", "run", "--config", config, "--out", str(tmp_path / "out")]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=ROOT)
+    done = run_bounded("run", "--config", config, "--out", str(tmp_path / "out"), seconds=240)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
     version = tmp_path / "out" / "ds" / "v0001"
     manifest = json.loads((version / "manifest.json").read_text())

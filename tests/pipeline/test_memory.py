@@ -1,9 +1,9 @@
 """The corpus stage's memory is bounded by its buffers, not by the corpus.
 
 File contents travel once, from the reader to the spill and run files on disk; what
-crosses a shuffle is keys, ids and paths. So a corpus several times larger than a
-memory budget goes through the corpus stage while the process's RSS stays within
-that budget of what a tiny corpus needs.
+crosses a shuffle is keys, ids and paths. So a corpus twice as large as a memory
+budget goes through the corpus stage while the process's RSS stays within that budget
+of what a tiny corpus needs (a stage that held the corpus would add at least its size).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from pipeline.run import run_stages
 from schemas.config import load_config
 from tests.conftest import SAMPLE_REPOS
 
-BUDGET_MB = 40  # what the run may add to the tiny corpus' peak RSS (measured: 30 MB at 134 MiB)
-CORPUS_MB = 3.5 * BUDGET_MB
+BUDGET_MB = 40  # what the run may add to the tiny corpus' peak RSS (measured: 30 MB at 134 MiB, 31 MB at 60 MiB)
+CORPUS_MB = 2.25 * BUDGET_MB  # at 5-6 MB/s through the corpus stage, the test's CPU is this corpus
 SMALL_BUFFERS = 1 << 20  # the writers' run buffer and row groups, so their fixed cost stays well inside the budget
 LICENSE = os.path.join(SAMPLE_REPOS, "cli-tools", "LICENSE")  # a permissive license from the sample
 
@@ -118,7 +118,7 @@ def test_corpus_stage_peak_rss_stays_within_a_budget_smaller_than_the_corpus(tmp
     tiny, large = tmp_path / "tiny", tmp_path / "large"
     build_repos(tiny, 0.2)
     build_repos(large, CORPUS_MB)
-    assert corpus_bytes(large) >= 3 * BUDGET_MB * 2**20
+    assert corpus_bytes(large) >= 2 * BUDGET_MB * 2**20
 
     # A fresh process: a test worker's heap, shaped by the tests before, would move the baseline.
     with multiprocessing.get_context("spawn").Pool(1) as pool:

@@ -6,13 +6,11 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
 
 from tests.trainer.conftest import write_version
 from tokenizer_training.tokenizer import load_tokenizer
 from trainer.data import IGNORE_INDEX, Cursor, MaskedSequences, ShardDocuments, next_batch
 from trainer.masking import SpecialIds, restore
-from trainer.train import masked_lm_loss
 
 CONTEXT = 32
 
@@ -70,6 +68,9 @@ def test_a_saved_cursor_gives_the_same_following_batches(shards):
 
 def test_loss_is_the_mean_over_target_tokens_only():
     """Positions whose next token is a sentinel or padding do not count: changing their logits changes nothing."""
+    import torch  # here, not at collection, where every test worker would pay for it
+
+    from trainer.train import masked_lm_loss
 
     class Fixed(torch.nn.Module):
         def __init__(self, logits):

@@ -23,8 +23,9 @@ from infra.version import read_manifest
 from schemas.config import ConfigError, load_config
 from tests.conftest import ROOT, run_cli
 from tests.trainer.conftest import ONE_THREAD_ENV, VERSION, one_thread, write_version
-from trainer.checkpoints import LOG_FILE, list_checkpoints, read_log
-from trainer.train import train
+
+# torch (trainer.train, trainer.checkpoints) is imported by the tests that use it: at module
+# level every test worker would import it while collecting (about 2 CPU s).
 
 pytestmark = pytest.mark.slow  # trains a model, twice
 
@@ -71,6 +72,9 @@ def setup(tmp_path_factory):
 
 
 def test_killed_run_resumes_with_identical_losses(setup):
+    from trainer.checkpoints import LOG_FILE, list_checkpoints, read_log
+    from trainer.train import train
+
     config, version, reference = setup
     cfg = load_config(config).train
     train(cfg, reference)
@@ -115,6 +119,8 @@ def _valid(log: list[dict]) -> dict[int, float]:
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path):
+    from trainer.train import train
+
     version = write_version(str(tmp_path), train_docs=20, valid_docs=0)
     cfg = dataclasses.replace(load_config_text(tmp_path, CONFIG), steps=2, warmup_steps=1)
     train(cfg, version)
