@@ -17,7 +17,6 @@ from pipeline.diff import diff_versions
 from schemas.records import RepoFile
 from tests.conftest import SAMPLE_CONFIG, copy_code_sample, run_cli
 from tests.trainer.conftest import ONE_THREAD_ENV, write_version
-from trainer.checkpoints import LOG_FILE, STATE_FILE
 
 pytestmark = pytest.mark.slow  # builds versions on a Cloud Storage server
 
@@ -91,6 +90,8 @@ train:
 
 
 def test_train_stage_on_a_cloud_version_uploads_checkpoints_and_resumes_from_them(tmp_path, gcs, monkeypatch):
+    from trainer.checkpoints import LOG_FILE, STATE_FILE  # torch: only this test loads it
+
     for name, value in ONE_THREAD_ENV.items():
         monkeypatch.setenv(name, value)
     version = f"{gcs}/counting/v0001"
