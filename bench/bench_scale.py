@@ -26,8 +26,9 @@ at most 3 GB; at the default 24 MB base that row is about 1.5 GB of code).
     .venv/bin/python bench/bench_scale.py --base-mb 24 --sizes 1,16 --baseline c8dec55   # against a release
 
 With `--baseline REF`, the release at git REF is exported into the scratch folder and run
-too, on the same corpora, one size after the other (so both see the same machine), and the
-two marginal throughputs of the whole pipeline are printed with their ratio.
+too (its own packages first on the path, checked before it runs), on the same corpora, one
+size after the other (so both see the same machine), and the two marginal throughputs of
+the whole pipeline are printed with their ratio.
 """
 
 from __future__ import annotations
@@ -94,7 +95,14 @@ def baseline_cli(ref: str, work: str) -> list[str]:
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     archive = subprocess.run(["git", "-C", repo, "archive", ref], check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
-    return ["env", f"PYTHONPATH={tree}", sys.executable, "-c", "import sys; from pipeline.cli import main; sys.exit(main())"]
+    # PYTHONSAFEPATH: `python -c` (and Beam's workers, `python -m`) would put the working directory
+    # first on sys.path, and a run from this checkout would import this checkout, not the release.
+    env = ["env", f"PYTHONPATH={tree}", "PYTHONSAFEPATH=1"]
+    where = [*env, sys.executable, "-c", "import pipeline; print(pipeline.__file__)"]
+    found = subprocess.run(where, capture_output=True, text=True)
+    if not found.stdout.startswith(tree + os.sep):
+        raise RuntimeError(f"the baseline {ref} imports {found.stdout.strip() or found.stderr[-500:]}, not its own tree {tree}")
+    return [*env, sys.executable, "-c", "import sys; from pipeline.cli import main; sys.exit(main())"]
 
 
 def print_rows(name: str, label: str, corpus: dict, stages: dict) -> dict:
