@@ -20,7 +20,7 @@ from transforms.cleaning.license import LicenseFilterFn
 from transforms.cleaning.pii.scrub import ScrubFn
 from transforms.formatting.notebooks import ConvertNotebooksFn
 from transforms.record_fn import Extra, Grouped, RecordFn, StageResult, outputs_of, run_record_fn
-from transforms.sources.local.source import SNAPSHOT, ReadRepoFn, list_repos
+from transforms.sources.local.source import PARTS, TREES, Limits, ListRepoPartsFn, ReadRepoPartFn, list_repos, repo_snapshot
 
 METADATA = os.path.join(SAMPLE_REPOS, "..", "repos.json")
 
@@ -49,16 +49,23 @@ def test_a_per_record_stage_keeps_rejects_and_counts_each_record():
     assert balanced(result) and result.extras == {}
 
 
+def read_by_the_source_fns(refs, limits: Limits = Limits(1_000_000)) -> tuple[StageResult, StageResult]:
+    """The local source's two RecordFns as ReadLocalRepos chains them: list the repositories, read their parts."""
+    listed = run_record_fn(ListRepoPartsFn(limits), refs)
+    return listed, run_record_fn(ReadRepoPartFn(limits), listed.extras[PARTS])
+
+
 def test_a_source_counts_each_record_it_yields_as_a_read_and_tags_its_snapshot():
     (ref,) = [r for r in list_repos(SAMPLE_REPOS, METADATA) if r.name == "textkit"]
-    result = run_record_fn(ReadRepoFn(1_000_000), [ref])
-    (snapshot,) = result.extras[SNAPSHOT]
-    assert isinstance(snapshot, RepoSnapshot) and snapshot.files == len(result.kept)
-    assert sorted((r.path, r.reason) for r in result.rejected) == [
+    listed, read = read_by_the_source_fns([ref], Limits(1_000_000, part_bytes=2_000))
+    assert len(listed.extras[PARTS]) > 1 and listed.counts["in"] == 0  # a listed repository is no read itself
+    snapshot = repo_snapshot([tree for _, tree in read.extras[TREES]])
+    assert isinstance(snapshot, RepoSnapshot) and snapshot.files == len(read.kept)
+    assert sorted((r.path, r.reason) for r in read.rejected) == [
         ("assets/logo.png", "binary"),
         ("textkit/legacy_latin1.py", "not-utf8"),
     ]
-    assert result.counts["in"] == len(result.kept) + 2 and balanced(result)  # one repository, many reads
+    assert read.counts["in"] == len(read.kept) + 2 and balanced(read)  # one repository, many reads
 
 
 class PairsFn(RecordFn):
@@ -98,8 +105,9 @@ def test_a_record_that_is_a_tuple_is_one_output():
 def test_the_cleaning_stages_each_read_what_the_one_before_kept():
     """The sample's repositories through the per-file stages of the corpus, in order, without Beam."""
     config = PipelineConfig("t")
+    _, read = read_by_the_source_fns(list_repos(SAMPLE_REPOS, METADATA))
+    assert balanced(read) and all(r.stage == "read" for r in read.rejected)
     stages = [
-        ReadRepoFn(1_000_000),
         LicenseFilterFn(config.license.allow),
         LanguageFn(config.language.languages),
         ConvertNotebooksFn(),
@@ -107,15 +115,12 @@ def test_the_cleaning_stages_each_read_what_the_one_before_kept():
         QualityFilterFn(config.filters),
         ScrubFn(config.scrub),
     ]
-    records = list_repos(SAMPLE_REPOS, METADATA)
+    records = read.kept
     for fn in stages:
         result = run_record_fn(fn, records)
         assert balanced(result), fn.stage
         assert all(r.stage == fn.stage for r in result.rejected)
-        if fn.each_output_is_an_input:  # the source: many reads per repository
-            assert result.counts["in"] > len(records)
-        else:
-            assert result.counts["in"] == len(records)
+        assert result.counts["in"] == len(records)
         records = result.kept
     assert records and all(isinstance(r, RepoFile) for r in records)
 

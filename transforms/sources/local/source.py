@@ -268,7 +268,7 @@ class Limits:
     part_bytes: int = PART_BYTES
 
     def of(self, path: str) -> int:
-        return size_limit(path, self.max_file_bytes, self.max_notebook_bytes or self.max_file_bytes)
+        return size_limit(path, self.max_file_bytes, self.max_notebook_bytes)
 
 
 @dataclass(frozen=True)
@@ -306,7 +306,7 @@ def open_reader(ref: RepoRef, git_timeout: float, revision: str | None = None):
 def list_repo(ref: RepoRef, limits: Limits) -> Iterator[Rejected | RepoPart]:
     """One repository's parts, with its license decided from its license files; or the
     one record of a root entry that is not a repository, or of a repository that cannot be listed."""
-    repo, valid = shown_path(ref.repo)
+    _, valid = shown_path(ref.repo)
     if not valid:
         yield repo_rejection(ref, BAD_PATH, "the repository folder's name is not valid UTF-8")
         return
@@ -444,22 +444,6 @@ def read_repo(
                 yield out
     if trees:
         yield repo_snapshot(trees)
-
-
-class ReadRepoFn(RecordFn):
-    """One repository in, read whole in this process; each entry is one read (kept or rejected); its snapshot tagged."""
-
-    stage = stage_names.READ
-    extra_outputs = (SNAPSHOT,)
-    each_output_is_an_input = True
-
-    def __init__(self, max_file_bytes: int, max_notebook_bytes: int | None = None, git_timeout: float = GIT_TIMEOUT_SECONDS):
-        self.limits = Limits(max_file_bytes, max_notebook_bytes, git_timeout)
-
-    def __call__(self, ref: RepoRef):
-        limits = self.limits
-        for out in read_repo(ref, limits.max_file_bytes, limits.max_notebook_bytes, limits.git_timeout):
-            yield Extra(SNAPSHOT, out) if isinstance(out, RepoSnapshot) else out
 
 
 class ListRepoPartsFn(RecordFn):
