@@ -23,6 +23,7 @@ Beam is imported inside the functions that need it, so this module is cheap to i
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 
@@ -71,12 +72,31 @@ def return_freed_memory() -> None:
     import pyarrow as pa
 
     pa.set_memory_pool(pa.system_memory_pool())  # pyarrow's own default; the C++ one is the variable's
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to tune
+    libc = _glibc()
+    if libc is None:
         return
     libc.mallopt(_M_MMAP_THRESHOLD, 128 << 10)
     libc.mallopt(_M_TRIM_THRESHOLD, 128 << 10)
+
+
+def release_freed_memory() -> None:
+    """Give the OS the pages the allocators hold free, after a step that held many records
+    (a spilled run, a Parquet row group): glibc trims only the top of its heap by itself,
+    so the holes such a step leaves would stay resident for the rest of the run."""
+    import pyarrow as pa
+
+    pool = pa.default_memory_pool()
+    pool.release_unused()  # the system pool's calls glibc's malloc_trim itself
+    if pool.backend_name != "system" and (libc := _glibc()) is not None:
+        libc.malloc_trim(0)  # Python's own large objects
+
+
+@functools.cache
+def _glibc():
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to tune
+        return None
 
 
 def connect_anonymously_to_emulator() -> None:

@@ -29,10 +29,15 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindows
 
-from infra.runtime import configure_worker
+from infra.runtime import configure_worker, release_freed_memory
 from infra.spill import SCRATCH_DIR, merge_runs, scratch_path, write_sorted_run
 
 PARQUET_COMPRESSION = "zstd"
+BATCH_BYTES = 1 << 20  # rows turned into Arrow at a time while a row group fills
+# Values the Parquet writer encodes before it checks its page size (Arrow's default is 1,024:
+# pages of about 13 MB of code text). 64 keeps a code page near the 1 MB page size, which is
+# what a streaming reader holds and what the writer buffers (pages of small rows are 1 MB either way).
+WRITE_BATCH_ROWS = 64
 ROW_GROUP_BYTES = 32 << 20  # text per Parquet row group: what a streaming reader holds of a column
 RUN_BYTES = 8 << 20  # what a writer holds per bundle before it sorts it and spills it as a run (more runs only add merge passes)
 
@@ -106,9 +111,11 @@ def write_parquet(path: str, schema: pa.Schema, rows: Iterable[dict]) -> tuple[s
 def write_parquet_hashed(path: str, schema: pa.Schema, rows: Iterable[dict]) -> HashingFile:
     """`write_parquet`, returning the closed HashingFile (its digests and size)."""
     out = HashingFile(FileSystems.create(path))
-    with pq.ParquetWriter(out, schema, compression=PARQUET_COMPRESSION) as writer:
-        for group in row_groups(rows, ROW_GROUP_BYTES):
-            writer.write_table(pa.Table.from_pylist(group, schema=schema))
+    with pq.ParquetWriter(out, schema, compression=PARQUET_COMPRESSION, write_batch_size=WRITE_BATCH_ROWS) as writer:
+        for group in row_group_tables(rows, schema, ROW_GROUP_BYTES):
+            writer.write_table(group)
+            del group
+            release_freed_memory()
     out.close()
     return out
 
@@ -118,18 +125,31 @@ def row_bytes(row: dict) -> int:
     return sum(len(v) for v in row.values() if isinstance(v, (str, bytes)))
 
 
-def row_groups(rows: Iterable[dict], max_bytes: int) -> Iterator[list[dict]]:
-    """Consecutive runs of rows whose text and binary values add up to about `max_bytes` (at least one row each)."""
-    group: list[dict] = []
-    size = 0
+def row_group_tables(rows: Iterable[dict], schema: pa.Schema, max_bytes: int) -> Iterator[pa.Table]:
+    """Consecutive runs of rows whose text and binary values add up to about `max_bytes` (at least
+    one row each), as Tables: a Parquet row group each.
+
+    A group is held as Arrow (UTF-8), not as Python strings (up to 4 bytes a character): rows
+    become a RecordBatch about every BATCH_BYTES, cut only after a multiple of WRITE_BATCH_ROWS
+    rows, since the writer encodes that many values at a time and also stops at every chunk
+    edge: so cut, a file's bytes are those of the group written as one chunk.
+    """
+    batches: list[pa.RecordBatch] = []
+    pending: list[dict] = []
+    group_size = pending_size = 0
     for row in rows:
         size_of_row = row_bytes(row)
-        if group and size + size_of_row > max_bytes:
-            yield group
-            group, size = [], 0
-        group.append(row)
-        size += size_of_row
-    yield group  # an empty file still gets one (empty) row group
+        if (pending or batches) and group_size + size_of_row > max_bytes:
+            yield pa.Table.from_batches([*batches, pa.RecordBatch.from_pylist(pending, schema=schema)], schema=schema)
+            batches, pending, group_size, pending_size = [], [], 0, 0
+        pending.append(row)
+        group_size += size_of_row
+        pending_size += size_of_row
+        if pending_size >= BATCH_BYTES and len(pending) % WRITE_BATCH_ROWS == 0:
+            batches.append(pa.RecordBatch.from_pylist(pending, schema=schema))
+            pending, pending_size = [], 0
+    # an empty file still gets one (empty) row group
+    yield pa.Table.from_batches([*batches, pa.RecordBatch.from_pylist(pending, schema=schema)], schema=schema)
 
 
 class WriteRunsFn(beam.DoFn):
@@ -169,6 +189,7 @@ class WriteRunsFn(beam.DoFn):
             write_sorted_run(path, ((key, stored) for _, key, stored in items))
             yield shard, path
         self.held, self.held_bytes = [], 0
+        release_freed_memory()
 
 
 def merged_runs(paths: Iterable[str]) -> Iterator[tuple]:

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 
 import apache_beam as beam
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from infra import storage, writers
@@ -62,6 +63,47 @@ def test_a_row_over_the_budget_gets_a_group_of_its_own_and_no_rows_one_empty_gro
     empty = str(tmp_path / "empty.parquet")
     writers.write_parquet(empty, arrow.REJECTED, [])
     assert pq.read_table(empty).num_rows == 0 and pq.read_table(empty).schema.equals(arrow.REJECTED)
+
+
+def installed_code_documents(limit: int) -> list[dict]:
+    """Document rows of real code: the standard library's top-level modules, and a non-ASCII
+    file (a Python str of 4 bytes a character)."""
+    import json
+    import pathlib
+
+    files = sorted(pathlib.Path(json.__file__).parent.parent.glob("*.py"))[:limit]
+    texts = [p.read_text(errors="replace") for p in files] + ["def smile():\n    return '\U0001f600'\n" * 200]
+    return [Document(f"id{i:04d}", "code", text, "local", path=f"f{i}.py", tags=("python",)).to_row() for i, text in enumerate(texts)]
+
+
+def test_a_shard_has_the_bytes_of_its_row_groups_written_whole_however_rows_are_batched(tmp_path, monkeypatch):
+    """Rows go into Arrow a batch at a time (not held as Python strings for a whole group); the
+    file is byte for byte the one each group written as a single table gives."""
+    monkeypatch.setattr(writers, "ROW_GROUP_BYTES", 1_500_000)  # past the writer's 1 MB pages
+    monkeypatch.setattr(writers, "WRITE_BATCH_ROWS", 4)  # so these few rows make several batches
+    rows = installed_code_documents(150)
+
+    def write_whole_groups(path):
+        groups = [[]]
+        for row in rows:  # the groups row_group_tables cuts: about ROW_GROUP_BYTES of text each
+            if groups[-1] and sum(map(writers.row_bytes, groups[-1])) + writers.row_bytes(row) > writers.ROW_GROUP_BYTES:
+                groups.append([])
+            groups[-1].append(row)
+        with pq.ParquetWriter(path, arrow.DOCUMENT, compression=writers.PARQUET_COMPRESSION, write_batch_size=4) as w:
+            for group in groups:
+                w.write_table(pa.Table.from_pylist(group, schema=arrow.DOCUMENT))
+        return len(groups)
+
+    groups = write_whole_groups(str(tmp_path / "whole.parquet"))
+    assert groups >= 3
+    whole = (tmp_path / "whole.parquet").read_bytes()
+    for batch_bytes in (1, 30_000, 10**9):  # a batch every 4 rows, every few files, one per group
+        monkeypatch.setattr(writers, "BATCH_BYTES", batch_bytes)
+        path = str(tmp_path / f"batched-{batch_bytes}.parquet")
+        writers.write_parquet(path, arrow.DOCUMENT, rows)
+        assert (tmp_path / f"batched-{batch_bytes}.parquet").read_bytes() == whole, batch_bytes
+        assert pq.ParquetFile(path).metadata.num_row_groups == groups
+    assert pq.read_table(str(tmp_path / "whole.parquet")).to_pylist() == rows
 
 
 def test_external_sort_writes_the_bytes_of_one_sorted_write(tmp_path, monkeypatch):
