@@ -73,7 +73,9 @@ def installed_code_documents(limit: int) -> list[dict]:
 
     files = sorted(pathlib.Path(json.__file__).parent.parent.glob("*.py"))[:limit]
     texts = [p.read_text(errors="replace") for p in files] + ["def smile():\n    return '\U0001f600'\n" * 200]
-    return [Document(f"id{i:04d}", "code", text, "local", path=f"f{i}.py", tags=("python",)).to_row() for i, text in enumerate(texts)]
+    return [
+        Document(f"id{i:04d}", "code", text, "local", path=f"f{i}.py", tags=("python",)).to_row() for i, text in enumerate(texts)
+    ]
 
 
 def test_a_shard_has_the_bytes_of_its_row_groups_written_whole_however_rows_are_batched(tmp_path, monkeypatch):
