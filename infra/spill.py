@@ -27,7 +27,7 @@ import pyarrow as pa
 from infra import storage
 
 FRAME_BYTES = 64 << 10  # pickled records per frame: what a reader holds of one stream
-MAX_FAN_IN = 16  # runs a merge reads at once; more are first merged into longer runs
+MAX_FAN_IN = 64  # runs a merge reads at once (a frame each); more are first merged into longer runs
 SCRATCH_DIR = "_scratch"  # under a version's staging directory; removed before the commit
 _HEADER = struct.Struct("<II")
 _CODEC = pa.Codec("lz4")

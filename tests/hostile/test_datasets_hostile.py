@@ -109,13 +109,13 @@ def test_identical_rows_in_two_files_of_one_name_are_two_records_with_their_own_
     assert len({r.id for r in records}) == 10  # each row read has its own id
 
 
-def spilled_copies(tmp_path, stars: tuple) -> list[SpilledFile]:
+def spilled_copies(tmp_path, stars: tuple) -> list[tuple]:
     """Copies of one file under one id, written to a spill file as exact dedup writes them."""
     spill = BundleSpill(str(tmp_path), "dedup")
     copies = []
     for i, n in enumerate(stars):
         record = RepoFile("same-id", "dataset", "acme/tools", "src/a.py", None, None, n, 12, f"x = {i}\n")
-        copies.append(SpilledFile(spill.write(record), spill.writer.count - 1, record.replace(content="")))
+        copies.append(SpilledFile(spill.write(record.fields()), spill.writer.count - 1, record.replace(content="")).shuffled())
     spill.close()
     return copies
 

@@ -15,7 +15,8 @@ def test_records_round_trip_across_frames(tmp_path):
     assert list(spill.read_spill(path)) == records
 
 
-def test_merging_more_runs_than_the_fan_in_goes_through_longer_runs(tmp_path):
+def test_merging_more_runs_than_the_fan_in_goes_through_longer_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(spill, "MAX_FAN_IN", 16)
     rng = random.Random(7)
     keys = rng.sample(range(100_000), 3000)
     runs = [sorted(keys[i::40]) for i in range(40)]  # 40 runs > MAX_FAN_IN

@@ -37,6 +37,17 @@ def test_a_records_row_is_what_dataclasses_asdict_gives_without_its_deep_copy():
     assert document.to_row() == {**dataclasses.asdict(document), "tags": ["a", "b"], "meta": [["k", "v"]]}
 
 
+def test_a_repo_file_crosses_a_shuffle_as_its_fields_and_comes_back_equal():
+    """What exact dedup shuffles and spills is `fields()`: a plain tuple Beam's coder writes itself."""
+    from apache_beam.coders.typecoders import registry
+
+    record = RepoFile("id", "github", "o/r", "a.ipynb", "c0ffee", "MIT", 3, 2, "x\n", "Python", "github", 4, "python")
+    fields = record.fields()
+    assert type(fields) is tuple and fields == dataclasses.astuple(record)
+    coder = registry.get_coder(beam.typehints.Any).get_impl()
+    assert RepoFile.of_fields(coder.decode(coder.encode(fields))) == record
+
+
 def test_row_groups_hold_about_the_byte_budget_and_keep_the_order(tmp_path, monkeypatch):
     monkeypatch.setattr(writers, "ROW_GROUP_BYTES", 10_000)
     rows = rejected_rows(100, 1_000)

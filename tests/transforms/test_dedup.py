@@ -130,7 +130,7 @@ def test_previous_version_filter_rejects_known_keys(tmp_path):
     every key, known or new, goes on to this version's filter (so naming the latest version is enough)."""
     first_dir = earlier_version(tmp_path, "x = 1\n", "y = 2\n")
     groups = [
-        (dedup_key(f.path, f.content), [SpilledFile("s", i, f.replace(content=""))])
+        (dedup_key(f.path, f.content), [SpilledFile("s", i, f.replace(content="")).shuffled()])
         for i, f in enumerate([make("c", "x  =  1\n", 9), make("d", "z = 3\n", 1)])
     ]
     result = run_record_fn(ResolveDuplicatesFn((first_dir,)), groups)

@@ -93,7 +93,7 @@ def test_through_the_stages_in_their_order_the_image_notebook_is_kept_without_ou
     assert len(filtered.kept) == 2, filtered.rejected
     groups = collections.defaultdict(list)
     for i, f in enumerate(filtered.kept):
-        groups[dedup_key(f.path, f.content)].append(SpilledFile("spill", i, f))
+        groups[dedup_key(f.path, f.content)].append(SpilledFile("spill", i, f).shuffled())
     deduped = run_record_fn(ResolveDuplicatesFn(()), sorted(groups.items()))
     (survivor,), (twin,) = deduped.kept, deduped.rejected
     assert (twin.stage, twin.reason, twin.detail) == ("dedup", "duplicate", survivor.stub.id)

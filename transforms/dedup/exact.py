@@ -15,7 +15,7 @@ that no file's content crosses a shuffle:
            │                                                            │   (detail: survivor id), │
            │                                                            │   dedup-previous-version │
            │                                                            └ keys ─ BloomCombineFn ─ dedup/bloom.bin
-           └─ spill_to_places (GroupByKey) ─ ReadKept ─ kept files, streamed from the spill files ─┘
+           └─ spill_to_places (combined per key) ─ ReadKept ─ kept files, streamed from the spill files ┘
 
 A survivor is named by its place in its spill file, not by its id, so one key keeps one
 file even when two of its files share an id; the documents writer refuses equal ids that
@@ -114,11 +114,20 @@ class BloomCombineFn(beam.CombineFn):
 
 
 class SpilledFile(NamedTuple):
-    """A file as the shuffle sees it: its record without content, and where it is whole (spill file, place)."""
+    """A file as the dedup rule sees it: its record without content, and where it is whole (spill file, place)."""
 
     spill: str
     index: int
     stub: RepoFile
+
+    def shuffled(self) -> tuple:
+        """As it crosses the shuffle: a plain tuple (see `RepoFile.fields`)."""
+        return self.spill, self.index, self.stub.fields()
+
+    @classmethod
+    def unshuffled(cls, value: tuple) -> "SpilledFile":
+        spill, index, stub = value
+        return cls(spill, index, RepoFile.of_fields(stub))
 
 
 class SpillFilesFn(beam.DoFn):
@@ -134,9 +143,9 @@ class SpillFilesFn(beam.DoFn):
         self.spill = BundleSpill(self.scratch_dir, stage_names.DEDUP)
 
     def process(self, record: RepoFile):
-        spill = self.spill.write(record)
+        spill = self.spill.write(record.fields())
         index = self.spill.writer.count - 1
-        yield dedup_key(record.path, record.content), SpilledFile(spill, index, record.replace(content=""))
+        yield dedup_key(record.path, record.content), SpilledFile(spill, index, record.replace(content="")).shuffled()
 
     def finish_bundle(self):
         self.spill.close()
@@ -156,10 +165,10 @@ class ResolveDuplicatesFn(RecordFn):
         self.previous = [(v, read_bloom(bloom_path(v))) for v in self.previous_versions]
 
     def __call__(self, element):
-        key, files = element
+        key, shuffled = element
         yield Extra(KEYS, key)
         seen_in = next((version for version, bloom in self.previous if key in bloom), None)
-        files = list(files)
+        files = [SpilledFile.unshuffled(value) for value in shuffled]
         winner = min(range(len(files)), key=lambda i: copy_rank(files[i].stub))
         for i, spilled in enumerate(files):
             if seen_in:
@@ -181,9 +190,9 @@ class ReadKeptFn(beam.DoFn):
     def process(self, spill_places):
         spill, places = spill_places
         places = set(places)
-        for index, record in enumerate(read_spill(spill)):
+        for index, fields in enumerate(read_spill(spill)):
             if index in places:
-                yield record
+                yield RepoFile.of_fields(fields)
 
 
 def write_bloom(serialized: tuple[bytes, int], version_dir: str) -> dict:
@@ -224,7 +233,7 @@ class ExactDedup(beam.PTransform):
         kept = (
             resolved.kept
             | "KeySpillToPlace" >> beam.Map(lambda spilled: (spilled.spill, spilled.index))
-            | "GroupPlacesBySpill" >> beam.GroupByKey()
+            | "GroupPlacesBySpill" >> beam.CombinePerKey(beam.combiners.ToListCombineFn())  # lists made before the shuffle
             | "ReadKept" >> beam.ParDo(ReadKeptFn())
         )
         bloom = resolved.extras[KEYS] | "BuildBloomFilter" >> beam.CombineGlobally(BloomCombineFn(self.capacity, self.error_rate))
