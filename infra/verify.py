@@ -54,15 +54,14 @@ class Verification:
         return "\n".join(lines)
 
 
-def file_digests(path: str) -> tuple[str, str, int]:
-    """(sha256, md5, bytes) of a file's content, read once."""
-    sha256, md5, size = hashlib.sha256(), hashlib.md5(), 0
+def file_sha256(path: str) -> tuple[str, int]:
+    """(sha256, bytes) of a file's content, read once (the manifest's md5 is for the store's listing: not recomputed)."""
+    sha256, size = hashlib.sha256(), 0
     with storage.open_file(path) as f:
         while block := f.read(HASH_BLOCK):
             sha256.update(block)
-            md5.update(block)
             size += len(block)
-    return sha256.hexdigest(), md5.hexdigest(), size
+    return sha256.hexdigest(), size
 
 
 def verify_version(version_dir: str, quick: bool = False, under: str = "") -> Verification:
@@ -103,7 +102,7 @@ def _listed_file_problem(version_dir: str, rel: str, info: dict, found, quick: b
     if quick:
         return _metadata_problem(rel, info, found)
     try:
-        sha256, _, size = file_digests(storage.join(version_dir, rel))
+        sha256, size = file_sha256(storage.join(version_dir, rel))
         rows = _parquet_rows(storage.join(version_dir, rel)) if "rows" in info and rel.endswith(".parquet") else None
     except Exception as e:  # OSError, a Parquet file pyarrow cannot read: the file's own fault, named
         return f"unreadable: {rel}: {e}"

@@ -108,12 +108,15 @@ def write_parquet(path: str, schema: pa.Schema, rows: Iterable[dict]) -> tuple[s
     return out.sha256.hexdigest(), out.size
 
 
-def write_parquet_hashed(path: str, schema: pa.Schema, rows: Iterable[dict]) -> HashingFile:
-    """`write_parquet`, returning the closed HashingFile (its digests and size)."""
+def write_parquet_hashed(path: str, schema: pa.Schema, rows: Iterable[dict], summary=None) -> HashingFile:
+    """`write_parquet`, returning the closed HashingFile (its digests and size); `summary.add` (if
+    given) sees each row group as it is written."""
     out = HashingFile(FileSystems.create(path))
     with pq.ParquetWriter(out, schema, compression=PARQUET_COMPRESSION, write_batch_size=WRITE_BATCH_ROWS) as writer:
         for group in row_group_tables(rows, schema, ROW_GROUP_BYTES):
             writer.write_table(group)
+            if summary is not None:
+                summary.add(group)
             del group
             release_freed_memory()
     out.close()
@@ -242,15 +245,17 @@ class MergeParquetShardFn(beam.DoFn):
     """(shard, run paths) → the runs merged by sort key into one Parquet file; yields its file entry.
 
     With `unique_ids`, two rows of one id (sorted next to each other, as a shard holds every
-    row of its ids) stop the run.
+    row of its ids) stop the run. With `summary` (a class: `add(row group)`, `to_json()`), the
+    entry's "summary" is what it counted of the shard.
     """
 
-    def __init__(self, version_dir: str, subdir: str, schema: pa.Schema, num_shards: int, unique_ids: bool = False):
+    def __init__(self, version_dir: str, subdir: str, schema: pa.Schema, num_shards: int, unique_ids: bool = False, summary=None):
         self.version_dir = version_dir
         self.subdir = subdir
         self.schema = schema
         self.num_shards = num_shards
         self.unique_ids = unique_ids
+        self.summary = summary
 
     def setup(self):
         configure_worker()
@@ -274,7 +279,9 @@ class MergeParquetShardFn(beam.DoFn):
                 yield row
 
         path = posixpath.join(self.version_dir, self.subdir, shard_name("part", index, self.num_shards, ".parquet"))
-        yield write_parquet_hashed(path, self.schema, merged_rows()).info(self.version_dir, path, rows)
+        summary = self.summary() if self.summary else None
+        entry = write_parquet_hashed(path, self.schema, merged_rows(), summary).info(self.version_dir, path, rows)
+        yield entry if summary is None else dict(entry, summary=summary.to_json())
 
 
 def _row_id(row: dict) -> tuple:
@@ -299,9 +306,11 @@ class WriteParquetShards(beam.PTransform):
         key=lambda r: r.id,
         scratch_dir=None,
         unique_ids: bool = False,
+        summary=None,
     ):
         super().__init__()
         self.unique_ids = unique_ids
+        self.summary = summary
         self.version_dir = version_dir
         self.subdir = subdir
         self.schema = schema
@@ -319,7 +328,8 @@ class WriteParquetShards(beam.PTransform):
         return (
             records
             | "SortIntoShards" >> SortIntoShards(self.scratch_dir, shard_and_key, row_bytes, range(n))
-            | "WriteShards" >> beam.ParDo(MergeParquetShardFn(self.version_dir, self.subdir, self.schema, n, self.unique_ids))
+            | "WriteShards"
+            >> beam.ParDo(MergeParquetShardFn(self.version_dir, self.subdir, self.schema, n, self.unique_ids, self.summary))
         )
 
 

@@ -30,6 +30,7 @@ from infra.accounting import check_counts, total_rejected
 from infra.spill import SCRATCH_DIR
 from infra.version import MANIFEST
 from infra.writers import WriteParquetShards, read_json, write_json
+from pipeline.document_stats import DocumentStats
 from schemas import arrow, stage_names
 from schemas.config import ConfigError, PipelineConfig, check_star_boundaries
 from schemas.records import Rejected
@@ -267,7 +268,9 @@ def build_corpus(p: beam.Pipeline, config: PipelineConfig, out_dir: str) -> Corp
 def write_outputs(flow: CorpusFlow) -> None:
     out_dir, output = flow.out_dir, flow.config.output
     # The writers take the lists as they are: a Flatten before them would gather every document.
-    documents = WriteParquetShards(out_dir, "documents", arrow.DOCUMENT, output.document_shards, unique_ids=True)
+    documents = WriteParquetShards(
+        out_dir, "documents", arrow.DOCUMENT, output.document_shards, unique_ids=True, summary=DocumentStats
+    )
     rejected = WriteParquetShards(out_dir, "rejected", arrow.REJECTED, output.rejected_shards)
     # Each stage's excerpts are cut where the stage made them (the step fuses with it), before any shuffle.
     cut = [
@@ -289,6 +292,7 @@ def run_corpus(ctx) -> dict:
         flow = build_corpus(p, ctx.config, ctx.output_dir)
     storage.delete_tree(flow.scratch_dir)
     counts, files = read_counts_and_files(ctx.output_dir)
+    document_stats = DocumentStats.summed(f.pop("summary") for f in files if "summary" in f)
     rows = {name: sum(f["rows"] for f in files if f["path"].startswith(name + "/")) for name in ("documents", "rejected")}
     check_counts(counts, flow.chains, {"documents": (flow.document_stages, rows["documents"])}, flow.links)
     if rows["rejected"] != total_rejected(counts):
@@ -300,6 +304,7 @@ def run_corpus(ctx) -> dict:
         "counts": counts,
         "files": by_path(files),
         "documents": rows["documents"],
+        "document_stats": document_stats.to_json(),
         "rejected": rows["rejected"],
     }
 

@@ -9,50 +9,33 @@ are read one Parquet batch at a time, only the columns needed.
 
 from __future__ import annotations
 
-import collections
 import html
-import math
 import os
-
-import pyarrow.compute as pc
 
 from infra import storage
 from infra.version import document_paths, read_manifest
-from pipeline.report_examples import KeptExamples, rejection_examples, render_examples
+from pipeline.document_stats import DocumentStats
+from pipeline.report_examples import kept_examples, rejection_examples, render_examples
 from pipeline.summary import flow_order
 from pipeline.svg_chart import bar_chart
 
 REPORT = "report.html"
 
 
-def document_stats(version_dir: str) -> dict:
-    """Bytes and documents per language, star buckets, and log2 length bins, streamed."""
-    bytes_per_lang: collections.Counter = collections.Counter()
-    docs_per_lang: collections.Counter = collections.Counter()
-    buckets: collections.Counter = collections.Counter()
-    lengths: collections.Counter = collections.Counter()
-    kept = KeptExamples()
-    columns = ["star_bucket", *KeptExamples.columns]
-    for path in document_paths(version_dir):
-        for batch in storage.parquet_batches(path, columns, storage.TEXT_BATCH_ROWS):
-            kept.add(batch)
-            sizes = pc.binary_length(batch.column("text")).to_pylist()  # bytes of UTF-8, no copy
-            langs = batch.column("lang").to_pylist()
-            kinds = batch.column("kind").to_pylist()
-            for lang, kind, size, bucket in zip(langs, kinds, sizes, batch.column("star_bucket").to_pylist()):
-                label = lang or kind
-                bytes_per_lang[label] += size
-                docs_per_lang[label] += 1
-                lengths[max(0, int(math.log2(size))) if size else 0] += 1
-                if bucket is not None:
-                    buckets[bucket] += 1
-    return {
-        "bytes_per_lang": bytes_per_lang,
-        "docs_per_lang": docs_per_lang,
-        "star_buckets": buckets,
-        "length_bins": lengths,
-        "kept_examples": kept.by_label,
-    }
+def document_stats(version_dir: str, manifest: dict) -> dict:
+    """Bytes and documents per language, star buckets and log2 length bins (the manifest's
+    `document_stats`, counted as the documents were written; those of a version written before
+    they were kept are counted now), and the kept examples."""
+    paths = document_paths(version_dir, manifest)
+    if "document_stats" in manifest:
+        stats = DocumentStats.summed([manifest["document_stats"]])
+    else:
+        stats = DocumentStats()
+        for path in paths:
+            with storage.parquet_file(path) as f:
+                for group in range(f.metadata.num_row_groups):
+                    stats.add(f.read_row_group(group, columns=["text", "lang", "kind", "star_bucket"]))
+    return {**stats.figures, "kept_examples": kept_examples(paths, stats.figures["docs_per_lang"])}
 
 
 def shard_tokens(manifest: dict) -> list[tuple[str, int]]:
@@ -76,7 +59,7 @@ def _cell(value) -> str:
 
 def render_report(version_dir: str) -> str:
     manifest = read_manifest(version_dir)
-    stats = document_stats(version_dir)
+    stats = document_stats(version_dir, manifest)
     counts = manifest.get("counts", {})
     sections = [f"<h1>{html.escape(manifest['name'])} {html.escape(manifest['version'])}</h1>"]
     sections.append(

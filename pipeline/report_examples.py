@@ -6,8 +6,8 @@ element text, never into an attribute, so the page shows it and runs none of it.
 
 Rejections are read one batch at a time, only the columns shown; each (stage, reason)
 keeps its first `EXAMPLES` rows in file order (shards are sorted by id, so these are
-a fixed, arbitrary choice). Kept documents are sampled the same way while the report
-reads their text for its statistics (`KeptExamples.add`).
+a fixed, arbitrary choice). Kept documents are picked the same way per language, reading
+a row group's text only when it holds a pick.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ EXAMPLES = 3  # per stage and reason, and per language
 OPENING_LINES = 12  # of a kept document
 LINE_CHARS = 160  # a longer line is cut (minified code)
 EXAMPLE_COLUMNS = ["id", "stage", "reason", "detail", "repo", "path", "size", "excerpt"]
+KEPT_COLUMNS = ["id", "repo", "path", "kind", "lang", "text"]
 
 
 def rejection_examples(version_dir: str) -> dict[tuple[str, str], list[dict]]:
@@ -35,35 +36,42 @@ def rejection_examples(version_dir: str) -> dict[tuple[str, str], list[dict]]:
     for path in listed_paths(version_dir, REJECTED_DIR):
         for batch in storage.parquet_batches(path, EXAMPLE_COLUMNS, REJECTED_BATCH_ROWS):
             keys = zip(column_of(batch, "stage").to_pylist(), column_of(batch, "reason").to_pylist())
-            for row in first_rows(batch, keys, counts):
+            for row in first_rows(lambda: batch, keys, counts):
                 examples[(row.get("stage"), row.get("reason"))].append(row)
     return dict(examples)
 
 
-def first_rows(batch: pa.RecordBatch, labels, counts: collections.Counter) -> list[dict]:
-    """The batch's rows whose label has had fewer than EXAMPLES so far (counted in `counts`)."""
+def first_rows(read, labels, counts: collections.Counter) -> list[dict]:
+    """The rows whose label has had fewer than EXAMPLES so far (counted in `counts`), taken from
+    `read()` (a batch or table of those rows, read only if one is picked)."""
     picked = []
     for i, label in enumerate(labels):
         if counts[label] < EXAMPLES:
             counts[label] += 1
             picked.append(i)
-    return batch.take(pa.array(picked, type=pa.int64())).to_pylist() if picked else []
+    return read().take(pa.array(picked, type=pa.int64())).to_pylist() if picked else []
 
 
-class KeptExamples:
-    """The opening lines of the first EXAMPLES documents of each language (or kind), batch by batch."""
-
-    columns = ["id", "repo", "path", "kind", "lang", "text"]
-
-    def __init__(self):
-        self.by_label: dict[str, list[dict]] = collections.defaultdict(list)
-        self.counts: collections.Counter = collections.Counter()
-
-    def add(self, batch: pa.RecordBatch) -> None:
-        labels = [lang or kind for lang, kind in zip(batch.column("lang").to_pylist(), batch.column("kind").to_pylist())]
-        for row in first_rows(batch.select(self.columns), labels, self.counts):
-            row["text"] = opening_lines(row["text"])
-            self.by_label[row["lang"] or row["kind"]].append(row)
+def kept_examples(paths: list[str], docs_per_label: dict) -> dict[str, list[dict]]:
+    """label (language, else kind) → the opening lines of its first EXAMPLES documents in file
+    order. A row group's labels are read first and its other columns only when it holds a pick;
+    reading stops once every label of `docs_per_label` has its examples."""
+    wanted = {label: min(EXAMPLES, n) for label, n in docs_per_label.items()}
+    by_label: dict[str, list[dict]] = collections.defaultdict(list)
+    counts: collections.Counter = collections.Counter()
+    for path in paths:
+        with storage.parquet_file(path) as f:
+            for group in range(f.metadata.num_row_groups):
+                if all(counts[label] >= n for label, n in wanted.items()):
+                    return dict(by_label)
+                labeled = f.read_row_group(group, columns=["lang", "kind"])
+                labels = [
+                    lang or kind for lang, kind in zip(labeled.column("lang").to_pylist(), labeled.column("kind").to_pylist())
+                ]
+                for row in first_rows(lambda: f.read_row_group(group, columns=KEPT_COLUMNS), labels, counts):
+                    row["text"] = opening_lines(row["text"])
+                    by_label[row["lang"] or row["kind"]].append(row)
+    return dict(by_label)
 
 
 def opening_lines(text: str) -> str:

@@ -8,6 +8,7 @@ import re
 import shutil
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
@@ -74,3 +75,42 @@ def test_chromium_draws_the_report_with_its_stage_table(sample_version, tmp_path
     assert stage_table, dom[:2000]
     for stage, c in manifest["counts"].items():
         assert f"<td>{stage}</td><td>{c['in']:,}</td><td>{c['kept']:,}</td>" in stage_table.group(1)
+
+
+def test_the_writers_document_stats_are_what_the_documents_hold(sample_version, tmp_path):
+    """The manifest's document_stats (counted by each shard's writer) give the report a version without
+    them gets by reading its documents: the same report, byte for byte."""
+    version = tmp_path / "v0001"
+    shutil.copytree(sample_version()[0], version)
+    manifest = json.loads((version / "manifest.json").read_text())
+    stats = manifest.pop("document_stats")
+    documents = pq.read_table(version / "documents").to_pylist()
+    assert sum(stats["docs_per_lang"].values()) == manifest["documents"] == len(documents)
+    assert sum(stats["bytes_per_lang"].values()) == sum(len(d["text"].encode()) for d in documents)
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    first = (version / "report.html").read_bytes()
+    run_cli("report", str(version))
+    assert (version / "report.html").read_bytes() == first
+
+
+def test_kept_examples_read_text_only_from_row_groups_that_hold_a_pick(tmp_path, monkeypatch):
+    from pipeline.report_examples import EXAMPLES, kept_examples
+    from schemas import arrow
+
+    rows = [
+        {"id": f"d{i:03d}", "kind": "code", "lang": "Python", "text": f"x = {i}\n", "tags": [], "meta": []} for i in range(40)
+    ]
+    rows[35]["lang"] = "Rust"  # the only Rust document, in the fourth row group
+    path = str(tmp_path / "part-0.parquet")
+    pq.write_table(pa.Table.from_pylist(rows, schema=arrow.DOCUMENT), path, row_group_size=10)
+    read = []
+    real = pq.ParquetFile.read_row_group
+    monkeypatch.setattr(
+        pq.ParquetFile, "read_row_group", lambda f, i, columns: read.append((i, "text" in columns)) or real(f, i, columns=columns)
+    )
+
+    examples = kept_examples([path], {"Python": 39, "Rust": 1})
+    assert [r["id"] for r in examples["Python"]] == [f"d{i:03d}" for i in range(EXAMPLES)]
+    assert [r["id"] for r in examples["Rust"]] == ["d035"]
+    assert [i for i, text in read if text] == [0, 3]  # groups 1 and 2 hold no pick: their labels only
+    assert max(i for i, _ in read) == 3  # every label had its examples: nothing after
