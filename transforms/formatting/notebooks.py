@@ -35,17 +35,17 @@ the same way) and validated against nbformat's schema; anything that fails raise
 from __future__ import annotations
 
 import warnings
-
-import nbformat
-from markdown_it import MarkdownIt
-from nbformat import reader, validator
-from nbformat.warnings import DuplicateCellId, MissingIDFieldWarning
+from typing import TYPE_CHECKING
 
 from infra.runtime import quiet_nbformat_validation_log
 from schemas import stage_names
 from schemas.records import Rejected, RepoFile
 from transforms.record_fn import RecordFn
 from transforms.sources.file_decoding import is_notebook_path
+
+if TYPE_CHECKING:  # nbformat and markdown-it are imported where a notebook is read: a corpus without one never loads them
+    import nbformat
+    from markdown_it import MarkdownIt
 
 NOTEBOOK_VERSION = 4
 READ_VERSIONS = (3, 4)  # the formats of notebooks in the wild since 2013; older ones are rejected
@@ -57,6 +57,10 @@ class NotebookError(ValueError):
 
 def read_notebook(content: str) -> nbformat.NotebookNode:
     """Parse, convert to version 4 and validate; raise NotebookError on any problem."""
+    import nbformat
+    from nbformat import reader, validator
+    from nbformat.warnings import DuplicateCellId, MissingIDFieldWarning
+
     try:
         data = reader.parse_json(content)
         version = data.get("nbformat") if isinstance(data, dict) else None
@@ -96,6 +100,8 @@ def kernel_language(nb: nbformat.NotebookNode) -> str | None:
 
 
 def make_markdown_parser() -> MarkdownIt:
+    from markdown_it import MarkdownIt
+
     return MarkdownIt("commonmark").enable(["table", "strikethrough"])
 
 
@@ -163,11 +169,13 @@ class ConvertNotebooksFn(RecordFn):
 
     def setup(self) -> None:
         quiet_nbformat_validation_log()  # read_notebook's errors become Rejected records
-        self.markdown = make_markdown_parser()
+        self.markdown = None  # made at the first notebook
 
     def __call__(self, record: RepoFile) -> RepoFile | Rejected:
         if not is_notebook_path(record.path):
             return record
+        if self.markdown is None:
+            self.markdown = make_markdown_parser()
         try:
             nb = read_notebook(record.content)
         except NotebookError as e:
