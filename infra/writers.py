@@ -140,10 +140,16 @@ def row_group_tables(rows: Iterable[dict], schema: pa.Schema, max_bytes: int) ->
     batches: list[pa.RecordBatch] = []
     pending: list[dict] = []
     group_size = pending_size = 0
+
+    def group() -> pa.Table:
+        if pending or not batches:  # an empty file still gets one (empty) row group
+            batches.append(pa.RecordBatch.from_pylist(pending, schema=schema))
+        return pa.Table.from_batches(batches, schema=schema)
+
     for row in rows:
         size_of_row = row_bytes(row)
         if (pending or batches) and group_size + size_of_row > max_bytes:
-            yield pa.Table.from_batches([*batches, pa.RecordBatch.from_pylist(pending, schema=schema)], schema=schema)
+            yield group()
             batches, pending, group_size, pending_size = [], [], 0, 0
         pending.append(row)
         group_size += size_of_row
@@ -151,8 +157,7 @@ def row_group_tables(rows: Iterable[dict], schema: pa.Schema, max_bytes: int) ->
         if pending_size >= BATCH_BYTES and len(pending) % WRITE_BATCH_ROWS == 0:
             batches.append(pa.RecordBatch.from_pylist(pending, schema=schema))
             pending, pending_size = [], 0
-    # an empty file still gets one (empty) row group
-    yield pa.Table.from_batches([*batches, pa.RecordBatch.from_pylist(pending, schema=schema)], schema=schema)
+    yield group()
 
 
 class WriteRunsFn(beam.DoFn):
