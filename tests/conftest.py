@@ -262,6 +262,17 @@ def is_utf8(text: str) -> bool:
     return True
 
 
+def combine_in_bundles(fn, values: list, bundles: int):
+    """A CombineFn's output as a runner gives it: values dealt into `bundles` accumulators, then merged."""
+    accumulators = []
+    for b in range(bundles):
+        acc = fn.create_accumulator()
+        for value in values[b::bundles]:
+            acc = fn.add_input(acc, value)
+        accumulators.append(acc)
+    return fn.extract_output(fn.merge_accumulators(accumulators))
+
+
 def peak_python_memory(compute):
     """(compute(), the peak bytes Python allocated while it ran), measured by tracemalloc."""
     tracemalloc.start()

@@ -11,7 +11,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import local_pipeline
+from tests.conftest import combine_in_bundles, local_pipeline
 from transforms.formatting.buckets import (
     BUCKET_PERCENTILES,
     NUM_BUCKETS,
@@ -68,23 +68,11 @@ def test_boundaries_are_exact_nearest_rank_percentiles(values):
         assert below < p / 100 * len(values) <= at_or_below
 
 
-def histogram_in_bundles(values: list, bundles: int) -> dict:
-    """HistogramFn as a runner applies it: one accumulator per bundle, then merged."""
-    fn = HistogramFn()
-    accumulators = []
-    for b in range(bundles):
-        acc = fn.create_accumulator()
-        for value in values[b::bundles]:
-            acc = fn.add_input(acc, value)
-        accumulators.append(acc)
-    return fn.extract_output(fn.merge_accumulators(accumulators))
-
-
 def test_boundaries_do_not_depend_on_bundling():
     values = [(i * 7919) % 5003 for i in range(12_000)]  # more values than ApproximateQuantiles keeps exactly
     expected = [nearest_rank(values, p) for p in BUCKET_PERCENTILES]
     for bundles in (1, 2, 7):
-        assert boundaries_from_histogram(histogram_in_bundles(values, bundles)) == expected, bundles
+        assert boundaries_from_histogram(combine_in_bundles(HistogramFn(), values, bundles)) == expected, bundles
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from pybloom_live import BloomFilter
 from infra.writers import read_json, write_json
 from schemas.config import ConfigError
 from schemas.records import RepoFile
-from tests.conftest import SAMPLE_REPOS, local_pipeline
+from tests.conftest import SAMPLE_REPOS, combine_in_bundles, local_pipeline
 from transforms.dedup.exact import (
     BLOOM_FILE,
     KEYS,
@@ -141,15 +141,7 @@ def test_previous_version_filter_rejects_known_keys(tmp_path):
 
 
 def combine(keys, bundles: int, capacity: int, error_rate: float) -> tuple[bytes, int]:
-    """Run BloomCombineFn as a runner does: one accumulator per bundle, then merged."""
-    fn = BloomCombineFn(capacity, error_rate)
-    accumulators = []
-    for b in range(bundles):
-        acc = fn.create_accumulator()
-        for key in keys[b::bundles]:
-            acc = fn.add_input(acc, key)
-        accumulators.append(acc)
-    return fn.extract_output(fn.merge_accumulators(accumulators))
+    return combine_in_bundles(BloomCombineFn(capacity, error_rate), keys, bundles)
 
 
 def synthetic_keys(start: int, n: int) -> list[str]:

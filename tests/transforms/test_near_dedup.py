@@ -18,7 +18,7 @@ from infra.writers import WriteSmallJson, read_json, write_json
 from schemas import stage_names
 from schemas.config import ConfigError, NearDedupConfig, PipelineConfig, load_config
 from schemas.records import RepoFile
-from tests.conftest import SAMPLE_CONFIG, SAMPLE_REPOS, local_pipeline
+from tests.conftest import SAMPLE_CONFIG, SAMPLE_REPOS, combine_in_bundles, local_pipeline
 from tests.transforms.near_dedup_graph import near_dedup_graph
 from transforms.dedup.id_lookup import IdBitmapFn, lookup
 from transforms.dedup.minhash import MinHasher, jaccard
@@ -307,19 +307,8 @@ def test_a_later_version_drops_near_duplicates_of_an_earlier_one(chains, tmp_pat
 
 def test_id_bitmap_skips_absent_ids_and_ignores_bundling():
     ids = [f"id-{i}" for i in range(1000)]
-    fn = IdBitmapFn()
-
-    def combine(bundles):
-        accumulators = []
-        for b in range(bundles):
-            acc = fn.create_accumulator()
-            for record_id in ids[b::bundles]:
-                acc = fn.add_input(acc, record_id)
-            accumulators.append(acc)
-        return fn.extract_output(fn.merge_accumulators(accumulators))
-
-    bitmap = combine(1)
-    assert np.array_equal(bitmap, combine(7))
+    bitmap = combine_in_bundles(IdBitmapFn(), ids, 1)
+    assert np.array_equal(bitmap, combine_in_bundles(IdBitmapFn(), ids, 7))
     values_of = {record_id: [record_id.upper()] for record_id in ids}
     assert all(lookup(values_of, bitmap, record_id) == [record_id.upper()] for record_id in ids)
     absent = [f"other-{i}" for i in range(1000)]
