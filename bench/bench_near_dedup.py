@@ -140,7 +140,7 @@ def run_ours(folder: str, out: str, beam_args: list[str]) -> dict:
     with beam.Pipeline(options=make_pipeline_options(beam_args)) as p:
         files = p | beam.io.ReadFromText(os.path.join(folder, CORPUS)) | "ToRepoFile" >> beam.Map(repo_file)
         result = files | NearDedup(NearDedupConfig(enabled=True), os.path.join(out, SCRATCH_DIR), out)
-        stats = result.tally | beam.Filter(lambda t: t[0][1] == "stat")
+        stats = result.tally | beam.Filter(lambda t: t[0][1] == "stat") | "SumStats" >> beam.CombinePerKey(sum)
         stats | beam.Map(lambda t: [t[0][2], t[1]]) | "WriteStats" >> WriteSmallJson(os.path.join(out, "stats.json"))
         kept_schema = pa.schema([("id", pa.string()), ("content", pa.large_string())])
         result.kept | "WriteKept" >> WriteParquetShards(out, "kept", kept_schema, 4)

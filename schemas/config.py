@@ -136,7 +136,7 @@ class NearDedupConfig:
     rows: int = 7  # signature values per band (BigCode: 10); bands x rows must not exceed permutations
     threshold: float = 0.7  # Jaccard similarity of the shingle sets at which two files are duplicates (BigCode: 0.7)
     check_jaccard: bool = True  # a candidate pair joins a cluster only if its true Jaccard >= threshold
-    max_rounds: int = 20  # cluster rounds laid out, a GroupByKey each; labels still changing in the last fail the run
+    max_rounds: int = 4  # label rounds laid out, a GroupByKey each; pairs still unsettled after them join in one union
     seed: int = 42  # of the permutations; signatures compare only under the same seed (BigCode: 42)
 
     def __post_init__(self):

@@ -11,12 +11,12 @@ each later step that reads it while the clusters are decided):
                        │                 and places (file id, its spill path)
                        ├ (band key, (node, sketch)) ───────────┐
                        └ signatures ─ dedup/minhash/*.parquet   ├ sorted runs ─ BucketEdges ─ Distinct ─ candidate edges
-    earlier versions' dedup/minhash/ ─ (band key, (node, sketch)) ┘   (near_dedup_bands.py; near_dedup_versions.py)
+    earlier versions' dedup/minhash/ ─ (band key, (node, sketch)) ┘   (near_bands.py; near_versions.py)
     candidate edges ─ [CandidateJaccard: edge ends joined with places (CoGroupByKey on ids),
                        grouped by spill file; each spill file streamed, its candidate files
                        send their shingles to their edges: sorted runs by edge, merged per
-                       partition (near_dedup_check.py)] ─ edges at the threshold
-    edges ─ Clusters: connected components to the end, or the run fails (near_dedup_clusters.py)
+                       partition (near_check.py)] ─ edges at the threshold
+    edges ─ Clusters: connected components, a few label rounds and one union of what is left (near_clusters.py)
           ─ (survivor node, file node) of every file whose label is not its own
           ─ [SurvivorJaccard: the same as CandidateJaccard] ─ (id, (survivor node, Jaccard)), joined with places
     (spill path, its rejected ids) ─ DropNearDuplicates (each spill file streamed) ─┬ kept
@@ -138,9 +138,18 @@ def by_rejected_id(edge_similarity):
     return node[1], (survivor, similarity)
 
 
+STATS = ("candidate-pairs", "similar-pairs", "label-rounds", "unsettled-pairs")  # each tallied at 0 too
+
+
 def stat(name: str):
-    """A count → the stage's tally of stat `name`."""
+    """A count → the stage's tally of stat `name` (tallies are summed per stat)."""
     return lambda n: ((stage_names.NEAR_DEDUP, "stat", name), n)
+
+
+def counted(name: str):
+    """An element → a tally of 1 for stat `name`: counting is the tallies' sum, not a CombineGlobally of its own."""
+    one = ((stage_names.NEAR_DEDUP, "stat", name), 1)
+    return lambda _: one
 
 
 class NearDedup(beam.PTransform):
@@ -179,18 +188,17 @@ class NearDedup(beam.PTransform):
         if self.earlier_files:
             bands.append(self.read_earlier(files.pipeline, "ForBands") | "BandEarlier" >> beam.ParDo(BandEarlierFn(config)))
         edges = tuple(bands) | "BucketEdges" >> EdgesOfBands(self.scratch_dir) | "DistinctEdges" >> beam.Distinct()
-        stats = [
-            edges | "CountCandidates" >> beam.combiners.Count.Globally() | "CandidateStat" >> beam.Map(stat("candidate-pairs"))
-        ]
+        unused = () if config.check_jaccard else ("similar-pairs",)
+        stats = [files.pipeline | "NoStatsYet" >> beam.Create([stat(name)(0) for name in STATS if name not in unused])]
+        stats.append(edges | "CountCandidates" >> beam.Map(counted("candidate-pairs")))
         if config.check_jaccard:
             similarities = self.similarities(places, edges, "Candidate")
             edges = similarities | "AtThreshold" >> beam.FlatMap(at_threshold, config.threshold)
-            stats.append(
-                edges | "CountChecked" >> beam.combiners.Count.Globally() | "CheckedStat" >> beam.Map(stat("similar-pairs"))
-            )
+            stats.append(edges | "CountChecked" >> beam.Map(counted("similar-pairs")))
         clusters = ConnectedComponents(config.max_rounds)
         survivor_edges = edges | "Clusters" >> clusters | "ToSurvivor" >> beam.FlatMap(to_survivor)
         stats.append(clusters.rounds | "RoundsStat" >> beam.Map(stat("label-rounds")))
+        stats.append(clusters.unsettled | "CountUnsettled" >> beam.Map(counted("unsettled-pairs")))
         survivor_of = self.similarities(places, survivor_edges, "Survivor") | "ByRejectedId" >> beam.Map(by_rejected_id)
         routed = {
             "spill": signed[SPILLS] | "KeySpills" >> beam.Map(lambda spill: (spill, None)),
