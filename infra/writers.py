@@ -27,6 +27,7 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.pvalue import AsList
 from apache_beam.transforms.window import GlobalWindows
 
 from infra.runtime import configure_worker, release_freed_memory
@@ -233,7 +234,8 @@ class SortIntoShards(beam.PTransform):
             pcoll | f"WriteRuns{i}" >> beam.ParDo(write_runs).with_output_types(tuple[Any, str]) for i, pcoll in enumerate(inputs)
         ]
         if self.shards:  # one empty marker per shard, so a shard with no items is still written
-            spilled.append(inputs[0].pipeline | "ShardMarkers" >> beam.Create([(shard, None) for shard in self.shards]))
+            markers = beam.Create([(shard, None) for shard in self.shards], reshuffle=False)  # the grouping spreads them
+            spilled.append(inputs[0].pipeline | "ShardMarkers" >> markers)
         return (
             tuple(spilled)
             | "WithMarkers" >> beam.Flatten()
@@ -363,6 +365,7 @@ class WriteSmallJson(beam.PTransform):
 
     def expand(self, items):
         path = self.path
-        write = beam.Map(lambda xs: write_json(path, sorted(xs, key=lambda x: json.dumps(x, sort_keys=True))))
-        # Declared, or Beam infers it through write_json's bytecode and all it calls.
-        return items | "Gather" >> beam.combiners.ToList() | "WriteJson" >> write.with_output_types(Any)
+        write = beam.Map(lambda _, xs: write_json(path, sorted(xs, key=lambda x: json.dumps(x, sort_keys=True))), AsList(items))
+        # One impulse reading the items as a list: a file even when there are none, in two steps where a global
+        # combine with its default takes eight. Declared, or Beam infers it through write_json's bytecode.
+        return items.pipeline | "Once" >> beam.Impulse() | "WriteJson" >> write.with_output_types(Any)

@@ -189,7 +189,8 @@ class NearDedup(beam.PTransform):
             bands.append(self.read_earlier(files.pipeline, "ForBands") | "BandEarlier" >> beam.ParDo(BandEarlierFn(config)))
         edges = tuple(bands) | "BucketEdges" >> EdgesOfBands(self.scratch_dir) | "DistinctEdges" >> beam.Distinct()
         unused = () if config.check_jaccard else ("similar-pairs",)
-        stats = [files.pipeline | "NoStatsYet" >> beam.Create([stat(name)(0) for name in STATS if name not in unused])]
+        zeros = [stat(name)(0) for name in STATS if name not in unused]
+        stats = [files.pipeline | "NoStatsYet" >> beam.Create(zeros, reshuffle=False)]
         stats.append(edges | "CountCandidates" >> beam.Map(counted("candidate-pairs")))
         if config.check_jaccard:
             similarities = self.similarities(places, edges, "Candidate")

@@ -99,7 +99,6 @@ def last_change_of(state) -> int:
     return last_change
 
 
-
 def tell_label(state):
     """A node's state after the last round → its label, to itself and to each of its neighbours."""
     node, (_, (label, neighbours, *_)) = state
@@ -191,7 +190,8 @@ class ConnectedComponents(beam.PTransform):
         for i in range(1, self.max_rounds + 1):
             messages = messages | f"GatherLabels{i}" >> beam.GroupByKey() | f"KeepLeastLabel{i}" >> beam.FlatMap(next_labels, i)
         states = messages | "States" >> beam.Filter(is_state)
-        self.rounds = states | "LastChange" >> beam.Map(last_change_of) | "LastRound" >> beam.CombineGlobally(max).without_defaults()
+        last_round = beam.CombineGlobally(max).without_defaults()
+        self.rounds = states | "LastChange" >> beam.Map(last_change_of) | "LastRound" >> last_round
         told = states | "TellLabels" >> beam.FlatMap(tell_label) | "GatherTold" >> beam.GroupByKey()
         pairs = self.unsettled = told | "UnsettledPairs" >> beam.FlatMap(unsettled_pairs)
         roots = (
