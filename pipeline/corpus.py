@@ -42,7 +42,8 @@ from transforms.cleaning.license import LicenseFilterFn
 from transforms.cleaning.pii.scrub import ScrubFn
 from transforms.dedup.exact import ExactDedup, bloom_path
 from transforms.dedup.near import NearDedup
-from transforms.formatting.code_files import FormatCodeFn, StarBuckets, entry_boundaries, star_buckets_entry
+from transforms.formatting.buckets import buckets_entry
+from transforms.formatting.code_files import FormatCodeFn, StarBuckets, entry_boundaries
 from transforms.formatting.notebooks import ConvertNotebooksFn
 from transforms.sources.local.source import SNAPSHOT, ReadLocalRepos, check_local_sources, list_repos
 from transforms.sources.registry import network_sources
@@ -180,7 +181,7 @@ def pinned_star_buckets(config: PipelineConfig) -> dict | None:
     """The `star_buckets` entry the config pins (None: compute it), read now so a bad pin fails first."""
     fmt = config.format
     if fmt.star_boundaries is not None:
-        return star_buckets_entry(fmt.star_boundaries, pinned_from="format.star_boundaries")
+        return buckets_entry(fmt.star_boundaries, pinned_from="format.star_boundaries")
     if fmt.star_boundaries_from is None:
         return None
     manifest = posixpath.join(config.resolve(fmt.star_boundaries_from), MANIFEST)
@@ -192,7 +193,7 @@ def pinned_star_buckets(config: PipelineConfig) -> dict | None:
             "point it at a version directory built by the corpus stage"
         ) from None
     check_star_boundaries(boundaries, f"format.star_boundaries_from: star_buckets.boundaries in {manifest!r}")
-    return star_buckets_entry(boundaries, pinned_from=fmt.star_boundaries_from)
+    return buckets_entry(boundaries, pinned_from=fmt.star_boundaries_from)
 
 
 def format_code(flow: CorpusFlow, files: beam.PCollection, stubs: beam.PCollection) -> beam.PCollection:

@@ -15,10 +15,11 @@ from tests.conftest import combine_in_bundles, local_pipeline
 from transforms.formatting.buckets import (
     BUCKET_PERCENTILES,
     NUM_BUCKETS,
-    ComputeBucketBoundaries,
     HistogramFn,
     boundaries_from_histogram,
     bucket_of,
+    buckets_entry,
+    entry_of_histogram,
 )
 
 
@@ -77,15 +78,16 @@ def test_boundaries_do_not_depend_on_bundling():
 
 @pytest.mark.slow
 def test_beam_boundaries_are_the_nearest_rank_percentiles():
-    """The composite in a pipeline, its input spread by a Reshuffle (worker processes run it in the
+    """The global histogram in a pipeline, its input spread by a Reshuffle (worker processes run it in the
     multi_processing sample build)."""
     values = [(i * 7919) % 5003 for i in range(2_000)]
     expected = [nearest_rank(values, p) for p in BUCKET_PERCENTILES]
     with local_pipeline() as p:
         spread = p | beam.Create(values, reshuffle=False) | beam.Reshuffle()
-        assert_that(spread | ComputeBucketBoundaries(), equal_to([expected]))
+        assert_that(spread | beam.CombineGlobally(HistogramFn()) | beam.Map(boundaries_from_histogram), equal_to([expected]))
 
 
-def test_beam_boundaries_of_nothing_are_empty():
+def test_beam_buckets_entry_of_nothing_has_no_boundaries_and_counts_zero():
     with local_pipeline() as p:
-        assert_that(p | beam.Create([]) | ComputeBucketBoundaries(), equal_to([[]]))
+        histogram = p | beam.Create([]) | beam.CombineGlobally(HistogramFn())
+        assert_that(histogram | beam.Map(entry_of_histogram, "posts"), equal_to([buckets_entry([], posts=0)]))

@@ -68,15 +68,12 @@ class HistogramFn(beam.CombineFn):
         return dict(counts)
 
 
-class ComputeBucketBoundaries(beam.PTransform):
-    """PCollection of numbers → a single-element PCollection: the five boundaries.
+def buckets_entry(boundaries: list, **how: object) -> dict:
+    """A buckets entry of the manifest (`star_buckets`, `score_buckets`): the boundaries and how they were obtained."""
+    return {"percentiles": list(BUCKET_PERCENTILES), "boundaries": list(boundaries), **how}
 
-    Feed it one value per unit that is bucketed (one per repository for stars, one per
-    post for scores), not one per file. Use the result with `beam.pvalue.AsSingleton`.
-    An empty input gives [] (every value then falls in bucket 0).
-    """
 
-    def expand(self, values):
-        return (
-            values | "Histogram" >> beam.CombineGlobally(HistogramFn()) | "PickBoundaries" >> beam.Map(boundaries_from_histogram)
-        )
+def entry_of_histogram(histogram: dict, counted: str) -> dict:
+    """The entry of buckets drawn from a histogram: its boundaries, and how many values (`counted`) it held, so
+    one global combine (HistogramFn's) gives both."""
+    return buckets_entry(boundaries_from_histogram(histogram), **{counted: sum(histogram.values())})

@@ -36,7 +36,7 @@ import apache_beam as beam
 from schemas import stage_names
 from schemas.records import Document, RepoFile, record_rng
 from transforms.formatting import markup
-from transforms.formatting.buckets import BUCKET_PERCENTILES, ComputeBucketBoundaries, bucket_of
+from transforms.formatting.buckets import HistogramFn, bucket_of, entry_of_histogram
 from transforms.record_fn import RecordFn
 
 HOSTS = ("github", "gitlab")
@@ -104,11 +104,6 @@ def repo_stars(record: RepoFile) -> tuple[str, int]:
     return record.repo, record.stars
 
 
-def star_buckets_entry(boundaries: list, **how: object) -> dict:
-    """The manifest's `star_buckets` entry: the boundaries and how they were obtained."""
-    return {"percentiles": list(BUCKET_PERCENTILES), "boundaries": list(boundaries), **how}
-
-
 def entry_boundaries(entry: dict) -> list:
     return entry["boundaries"]
 
@@ -129,9 +124,5 @@ class StarBuckets(beam.PTransform):
             | "OnePerRepo" >> beam.CombinePerKey(max)
             | "Stars" >> beam.Values()
         )
-        repositories = stars | "CountRepos" >> beam.combiners.Count.Globally()
-        return (
-            stars
-            | "Boundaries" >> ComputeBucketBoundaries()
-            | "ManifestEntry" >> beam.Map(star_buckets_entry, repositories=beam.pvalue.AsSingleton(repositories))
-        )
+        histogram = stars | "Histogram" >> beam.CombineGlobally(HistogramFn())
+        return histogram | "ManifestEntry" >> beam.Map(entry_of_histogram, "repositories")

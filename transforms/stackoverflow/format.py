@@ -20,8 +20,7 @@ from schemas.records import Document, StackPost, record_rng
 from transforms.base import ApplyStage
 from transforms.cleaning.pii.scrub import count_replacements, scrub_text
 from transforms.formatting import markup
-from transforms.formatting.buckets import ComputeBucketBoundaries, bucket_of
-from transforms.formatting.code_files import star_buckets_entry
+from transforms.formatting.buckets import HistogramFn, boundaries_from_histogram, bucket_of, entry_of_histogram
 from transforms.record_fn import RecordFn
 from transforms.stackoverflow.html_text import body_text
 from transforms.stackoverflow.selection import Thread
@@ -131,9 +130,9 @@ class ScoreBuckets(beam.PTransform):
     """
 
     def expand(self, scores):
-        boundaries = scores | "Boundaries" >> ComputeBucketBoundaries()
-        posts = scores | "CountPosts" >> beam.combiners.Count.Globally()
-        entry = boundaries | "ManifestEntry" >> beam.Map(star_buckets_entry, posts=beam.pvalue.AsSingleton(posts))
+        histogram = scores | "Histogram" >> beam.CombineGlobally(HistogramFn())
+        boundaries = histogram | "PickBoundaries" >> beam.Map(boundaries_from_histogram)
+        entry = histogram | "ManifestEntry" >> beam.Map(entry_of_histogram, "posts")
         return BucketOutputs(boundaries, entry)
 
 
