@@ -22,7 +22,7 @@ from tests.conftest import SAMPLE_CONFIG, SAMPLE_REPOS, combine_in_bundles, loca
 from tests.transforms.near_dedup_graph import near_dedup_graph
 from transforms.dedup.id_lookup import IdBitmapFn, lookup
 from transforms.dedup.minhash import MinHasher, jaccard
-from transforms.dedup.near import REASON, REASON_PREVIOUS, SIGNATURES_DIR, NearDedup, detail_of
+from transforms.dedup.near import REASON, REASON_PREVIOUS, SIGNATURES_DIR, UNMEASURED, NearDedup, detail_of, measured_or_not
 from transforms.dedup.near_files import SIGNATURES, SignFilesFn
 from transforms.dedup.near_versions import SIGNATURE_SCHEMA, earlier_node
 from transforms.dedup.tokens import alnum_tokens
@@ -251,6 +251,16 @@ def test_the_stage_reads_the_files_once_and_streams_them_back_from_spill_files()
     check, survivors = "Near/ShinglesOfCandidateEnds", "Near/ShinglesOfSurvivorEnds"
     drop = "Near/DropNearDuplicates/ParDo(StageDoFn)/ParDo(StageDoFn)"
     assert not side_inputs[check] and not side_inputs[survivors] and not side_inputs[drop]
+
+
+def test_a_survivor_next_to_its_file_takes_the_checks_jaccard_and_only_others_are_measured_again():
+    """A survivor edge that is a checked pair keeps the check's Jaccard; one joined through other files goes to
+    the survivor pass; a checked pair that is no survivor edge gives nothing."""
+    edge = ((-9, "s"), (-1, "f"))
+    assert list(measured_or_not((edge, {"survivor": [None], "similar": [0.82]}))) == [(edge, 0.82)]
+    (unmeasured,) = measured_or_not((edge, {"survivor": [None], "similar": []}))
+    assert unmeasured.tag == UNMEASURED and unmeasured.value == edge
+    assert list(measured_or_not((edge, {"survivor": [], "similar": [0.9]}))) == []
 
 
 def test_a_rejections_detail_names_its_survivor_and_their_jaccard():

@@ -18,7 +18,8 @@ each later step that reads it while the clusters are decided):
                        partition (near_check.py)] ─ edges at the threshold
     edges ─ Clusters: connected components, a few label rounds and one union of what is left (near_clusters.py)
           ─ (survivor node, file node) of every file whose label is not its own
-          ─ [SurvivorJaccard: the same as CandidateJaccard] ─ (id, (survivor node, Jaccard)), joined with places
+          ─ its Jaccard: the check's where the survivor is a neighbour (a join on edges), else
+            [SurvivorJaccard: the same as CandidateJaccard] ─ (id, (survivor node, Jaccard)), joined with places
     (spill path, its rejected ids) ─ DropNearDuplicates (each spill file streamed) ─┬ kept
                                                      └ rejected: near-duplicate,
                                                          near-duplicate-previous-version
@@ -85,6 +86,7 @@ from transforms.stage_outputs import STUBS, StageOutputs
 
 REASON = "near-duplicate"
 REASON_PREVIOUS = "near-duplicate-previous-version"
+UNMEASURED = "unmeasured"  # survivor edges that are no checked pair (a cluster joined through others)
 
 
 def detail_of(survivor: tuple, similarity: float) -> str:
@@ -118,11 +120,21 @@ class DropNearDuplicatesFn(RecordFn):
                 yield Rejected.of(record, stage_names.NEAR_DEDUP, reason, detail_of(*survivor))
 
 
-def at_threshold(edge_similarity, threshold: float):
-    """(edge, Jaccard) → the edge if the Jaccard reaches the threshold."""
-    edge, similarity = edge_similarity
-    if similarity >= threshold:
-        yield edge
+def at_threshold(edge_similarity, threshold: float) -> bool:
+    """Whether an (edge, Jaccard) reaches the threshold."""
+    return edge_similarity[1] >= threshold
+
+
+def measured_or_not(edge_groups):
+    """(edge, {"survivor": [None] for a survivor edge, "similar": [its Jaccard] for a checked pair}) → (survivor
+    edge, Jaccard) where the check measured it (the survivor is a neighbour), else the edge as UNMEASURED."""
+    edge, groups = edge_groups
+    if not any(True for _ in groups["survivor"]):
+        return
+    for similarity in groups["similar"]:
+        yield edge, similarity
+        return
+    yield beam.pvalue.TaggedOutput(UNMEASURED, edge)
 
 
 def to_survivor(node_label):
@@ -193,14 +205,22 @@ class NearDedup(beam.PTransform):
         stats = [files.pipeline | "NoStatsYet" >> beam.Create(zeros, reshuffle=False)]
         stats.append(edges | "CountCandidates" >> beam.Map(counted("candidate-pairs")))
         if config.check_jaccard:
-            similarities = self.similarities(places, edges, "Candidate")
-            edges = similarities | "AtThreshold" >> beam.FlatMap(at_threshold, config.threshold)
+            similar = self.similarities(places, edges, "Candidate") | "AtThreshold" >> beam.Filter(at_threshold, config.threshold)
+            edges = similar | "SimilarEdges" >> beam.Keys()
             stats.append(edges | "CountChecked" >> beam.Map(counted("similar-pairs")))
         clusters = ConnectedComponents(config.max_rounds)
         survivor_edges = edges | "Clusters" >> clusters | "ToSurvivor" >> beam.FlatMap(to_survivor)
         stats.append(clusters.rounds | "RoundsStat" >> beam.Map(stat("label-rounds")))
         stats.append(clusters.unsettled | "CountUnsettled" >> beam.Map(counted("unsettled-pairs")))
-        survivor_of = self.similarities(places, survivor_edges, "Survivor") | "ByRejectedId" >> beam.Map(by_rejected_id)
+        if config.check_jaccard:  # most survivors are neighbours, whose Jaccard the check measured
+            keyed = survivor_edges | "KeySurvivorEdges" >> beam.Map(lambda edge: (edge, None))
+            joined = {"survivor": keyed, "similar": similar} | "SurvivorsAmongSimilar" >> beam.CoGroupByKey()
+            split = joined | "MeasuredOrNot" >> beam.FlatMap(measured_or_not).with_outputs(UNMEASURED, main="measured")
+            measured = (split.measured, self.similarities(places, split[UNMEASURED], "Survivor"))
+            survivor_similarities = measured | "SurvivorSimilarities" >> beam.Flatten()
+        else:
+            survivor_similarities = self.similarities(places, survivor_edges, "Survivor")
+        survivor_of = survivor_similarities | "ByRejectedId" >> beam.Map(by_rejected_id)
         routed = {
             "spill": signed[SPILLS] | "KeySpills" >> beam.Map(lambda spill: (spill, None)),
             "rejected": to_spills(places, survivor_of, "Rejections"),
