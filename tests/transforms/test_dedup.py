@@ -29,6 +29,7 @@ from transforms.dedup.exact import (
     write_bloom,
 )
 from transforms.dedup.exact_keys import dedup_key
+from transforms.dedup.tokens import alnum_tokens, joined_tokens
 from transforms.record_fn import run_record_fn
 
 
@@ -62,6 +63,25 @@ def test_ascii_fast_path_agrees_with_the_regex(text):
     tokens = re.findall(r"\w+", text)
     expected = f".py\t{len(tokens)}\t{hashlib.md5(' '.join(tokens).encode()).hexdigest()}"
     assert dedup_key("a.py", text) == expected
+
+
+def test_joined_tokens_are_split_and_join_on_real_code():
+    """The numpy join gives what splitting into one bytes object per token and joining gives, on the modules of
+    two installed packages (non-ASCII names and strings among them) and on edge cases."""
+    import email
+    import json as json_package
+
+    paths = [
+        os.path.join(os.path.dirname(m.__file__), n)
+        for m in (email, json_package)
+        for n in os.listdir(os.path.dirname(m.__file__))
+    ]
+    texts = [open(p, encoding="utf-8", errors="surrogateescape").read() for p in sorted(paths) if p.endswith(".py")]
+    texts += ["", " ", "  \n\t", "x", " x", "x ", "é", "ab  cd", "  ab  cd  e  "]
+    assert len(texts) > 30
+    for text in texts:
+        tokens = alnum_tokens(text)
+        assert joined_tokens(tokens) == (len(tokens.split()), b" ".join(tokens.split()))
 
 
 def run_dedup(tmp_path, files, previous=(), capacity=1000):

@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 
 from transforms.cleaning.language_extensions import extension
-from transforms.dedup.tokens import alnum_tokens
+from transforms.dedup.tokens import alnum_tokens, joined_tokens
 
 
 def dedup_key(path: str, text: str) -> str:
     """`<extension>\\t<token count>\\t<md5 of the space-joined alphanumeric tokens>`."""
-    tokens = alnum_tokens(text).split()
-    return f"{extension(path)}\t{len(tokens)}\t{hashlib.md5(b' '.join(tokens)).hexdigest()}"
+    count, joined = joined_tokens(alnum_tokens(text))
+    return f"{extension(path)}\t{count}\t{hashlib.md5(joined).hexdigest()}"
