@@ -165,12 +165,14 @@ class WriteRunsFn(beam.DoFn):
     """Items → sorted runs on storage, one per shard each time RUN_BYTES are held; yields (shard, run path).
 
     The first half of an external sort: what crosses the shuffle after it is a path per
-    run, not the items. `shard_and_key(item)` gives (shard, sort key, item as stored).
+    run, not the items. `placements(item)` gives the (shard, sort key, item as stored) it
+    is sorted as: one for most items, several where an element carries several (a file's
+    LSH bands), so the runner dispatches one element, not one per placement.
     """
 
-    def __init__(self, scratch_dir: str, shard_and_key: Callable, size: Callable[[Any], int]):
+    def __init__(self, scratch_dir: str, placements: Callable, size: Callable[[Any], int]):
         self.scratch_dir = scratch_dir
-        self.shard_and_key = shard_and_key
+        self.placements = placements
         self.size = size  # about the bytes a stored item takes
 
     def setup(self):
@@ -181,9 +183,9 @@ class WriteRunsFn(beam.DoFn):
         self.held_bytes = 0
 
     def process(self, item):
-        shard, key, stored = self.shard_and_key(item)
-        self.held.append((shard, key, stored))
-        self.held_bytes += self.size(stored)
+        for placed in self.placements(item):
+            self.held.append(placed)
+            self.held_bytes += self.size(placed[2])
         if self.held_bytes >= RUN_BYTES:
             yield from self._spill()
 
@@ -219,16 +221,16 @@ class SortIntoShards(beam.PTransform):
     with `merged_runs(paths)` (or `merged_groups`): (sort key, stored item) in sort-key order.
     """
 
-    def __init__(self, scratch_dir: str, shard_and_key: Callable, size: Callable[[Any], int], shards=()):
+    def __init__(self, scratch_dir: str, placements: Callable, size: Callable[[Any], int], shards=()):
         super().__init__()
         self.scratch_dir = scratch_dir
-        self.shard_and_key = shard_and_key
+        self.placements = placements
         self.size = size
         self.shards = list(shards)
 
     def expand(self, items):
         inputs = [items] if isinstance(items, beam.PCollection) else list(items)
-        write_runs = WriteRunsFn(self.scratch_dir, self.shard_and_key, self.size)
+        write_runs = WriteRunsFn(self.scratch_dir, self.placements, self.size)
         # The output type is declared, so Beam need not infer it from process' bytecode (a tenth of a small run's CPU).
         spilled = [
             pcoll | f"WriteRuns{i}" >> beam.ParDo(write_runs).with_output_types(tuple[Any, str]) for i, pcoll in enumerate(inputs)
@@ -328,13 +330,13 @@ class WriteParquetShards(beam.PTransform):
     def expand(self, records):
         n, key = self.num_shards, self.key
 
-        def shard_and_key(record):
+        def placements(record):
             row = record.to_row()
-            return shard_of(key(record), n), _row_id(row), row
+            return ((shard_of(key(record), n), _row_id(row), row),)
 
         return (
             records
-            | "SortIntoShards" >> SortIntoShards(self.scratch_dir, shard_and_key, row_bytes, range(n))
+            | "SortIntoShards" >> SortIntoShards(self.scratch_dir, placements, row_bytes, range(n))
             | "WriteShards"
             >> beam.ParDo(MergeParquetShardFn(self.version_dir, self.subdir, self.schema, n, self.unique_ids, self.summary))
         )

@@ -120,10 +120,10 @@ class TokenizeDocumentsFn(RecordFn):
             yield (split, shard_of(row["id"], self.shards[split])), (row["id"], tokens)
 
 
-def shard_and_id(element: tuple) -> tuple:
-    """((split, shard), (id, tokens)) → what the run writer sorts by: (shard, id, the element)."""
+def shard_and_id(element: tuple) -> tuple[tuple]:
+    """((split, shard), (id, tokens)) → what the run writer sorts by: (shard, id, the tokens)."""
     shard, (doc_id, tokens) = element
-    return shard, doc_id, tokens
+    return ((shard, doc_id, tokens),)
 
 
 class WriteTokenShardFn(beam.DoFn):

@@ -78,8 +78,8 @@ def test_a_file_links_to_the_earlier_file_of_its_bucket_whose_sketch_agrees_most
     assert list(bucket_edges([members[0], members[0], members[1], halfway])) == [(least, far), (least, near)]
 
 
-def bands_test_pairs() -> tuple[list, set]:
-    """Buckets across partitions, repeated pairs, earlier versions' nodes and negative band keys; and their edges
+def bands_test_files() -> tuple[list, set]:
+    """Files' bands: buckets across partitions, repeated pairs, earlier versions' nodes and negative band keys; and their edges
     by `reference_edges`."""
     rng = random.Random(7)
     nodes = [(-rng.randrange(5), f"f{i}") for i in range(40)] + [(EARLIER, f"e{i} in one/v") for i in range(3)]
@@ -89,10 +89,19 @@ def bands_test_pairs() -> tuple[list, set]:
     pairs += pairs[:50]  # a file listed twice in a bucket gives no edge to itself
     expected = reference_edges(pairs)
     assert len(expected) > 100 and any(edge[0][0] == EARLIER for edge in expected)
-    return pairs, expected
+    return as_files(pairs), expected
 
 
-def edges_in_bundles(pairs: list, bundles: int, scratch: str) -> set:
+def as_files(pairs: list) -> list:
+    """The pairs as the stage's elements, a file's band keys with it: (band keys, (node, sketch)), the first 400 by
+    member, the repeats one key each."""
+    keys_of = collections.defaultdict(list)
+    for key, member in pairs[:400]:
+        keys_of[member].append(key)
+    return [(keys, member) for member, keys in keys_of.items()] + [([key], member) for key, member in pairs[400:]]
+
+
+def edges_in_bundles(files: list, bundles: int, scratch: str) -> set:
     """EdgesOfBands' two steps without a runner: WriteRunsFn over `bundles` bundles (each spills its own runs),
     the run paths grouped by partition, then BucketEdgesFn on each partition's runs."""
     write = WriteRunsFn(scratch, band_partition, held_pair_bytes)
@@ -100,7 +109,7 @@ def edges_in_bundles(pairs: list, bundles: int, scratch: str) -> set:
     runs = collections.defaultdict(list)
     for b in range(bundles):
         write.start_bundle()
-        spilled = [out for pair in pairs[b::bundles] for out in write.process(pair)]
+        spilled = [out for file_bands in files[b::bundles] for out in write.process(file_bands)]
         spilled += [out.value for out in write.finish_bundle()]
         for partition, path in spilled:
             runs[partition].append(path)
@@ -112,18 +121,18 @@ def edges_in_bundles(pairs: list, bundles: int, scratch: str) -> set:
 def test_bucket_edges_are_the_same_however_bundled(tmp_path):
     """One bundle or many, each writing runs of its own: the merged runs give the same edges as grouping every
     pair at once."""
-    pairs, expected = bands_test_pairs()
+    files, expected = bands_test_files()
     for bundles in (1, 3, 8):
-        assert edges_in_bundles(pairs, bundles, str(tmp_path / f"scratch{bundles}")) == expected, bundles
+        assert edges_in_bundles(files, bundles, str(tmp_path / f"scratch{bundles}")) == expected, bundles
 
 
 @pytest.mark.slow  # a Beam pipeline
 def test_edges_of_bands_in_a_pipeline_are_the_reference_edges(tmp_path):
     """The composite on two inputs (a run writer each) gives the reference edges; its runs go to the scratch
     directory. Worker processes run it in the multi_processing sample build."""
-    pairs, expected = bands_test_pairs()
+    files, expected = bands_test_files()
     with local_pipeline() as p:
-        halves = (p | "First" >> beam.Create(pairs[::2]), p | "Second" >> beam.Create(pairs[1::2]))
+        halves = (p | "First" >> beam.Create(files[::2]), p | "Second" >> beam.Create(files[1::2]))
         edges = halves | EdgesOfBands(str(tmp_path / "scratch"))
         assert_that(edges | beam.Distinct(), equal_to(sorted(expected)))
     assert os.listdir(tmp_path / "scratch")  # the runs went to the scratch directory

@@ -9,9 +9,9 @@ each later step that reads it while the clusters are decided):
 
     files ─ SignFiles ─┬ files, whole ─ <scratch>/near-dedup-*.spill (one per bundle): spill paths,
                        │                 and places (file id, its spill path)
-                       ├ (band key, (node, sketch)) ───────────┐
+                       ├ (band keys, (node, sketch)) ──────────┐
                        └ signatures ─ dedup/minhash/*.parquet   ├ sorted runs ─ BucketEdges ─ Distinct ─ candidate edges
-    earlier versions' dedup/minhash/ ─ (band key, (node, sketch)) ┘   (near_bands.py; near_versions.py)
+    earlier versions' dedup/minhash/ ─ (band keys, (node, sketch)) ┘  (near_bands.py; near_versions.py)
     candidate edges ─ [CandidateJaccard: edge ends joined with places (CoGroupByKey on ids),
                        grouped by spill file; each spill file streamed, its candidate files
                        send their shingles to their edges: sorted runs by edge, merged per
@@ -32,7 +32,8 @@ check links it can keep, and never lists all pairs of a big bucket. A rejection'
 detail names its survivor and their Jaccard (`detail_of`): connected components join
 A and C through B, so that Jaccard may be below the threshold.
 
-The (band key, (node, sketch)) pairs cross no shuffle: they are sorted into runs on scratch
+The (band key, (node, sketch)) pairs, one per band of a file (a file's travel as one element), cross
+no shuffle: they are sorted into runs on scratch
 storage and merged per partition of band keys (transforms/dedup/near_bands.py), so
 the runner never holds them. What crosses the shuffles is ids, star counts, run and
 spill paths; the check's shingle hashes go to sorted runs the same way
@@ -192,7 +193,7 @@ class NearDedup(beam.PTransform):
 
     def expand(self, files) -> StageOutputs:
         config = self.config
-        pair_type = tuple[int, tuple[tuple[int, str], bytes]]  # (band key, (node, sketch))
+        pair_type = tuple[list[int], tuple[tuple[int, str], bytes]]  # (band keys, (node, sketch))
         sign = beam.ParDo(SignFilesFn(config, self.scratch_dir)).with_output_types(pair_type)
         signed = files | "SignFiles" >> sign.with_outputs(SIGNATURES, SPILLS, PLACES, FILE_STUBS, main="bands")
         places = signed[PLACES]

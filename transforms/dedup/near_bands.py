@@ -39,11 +39,11 @@ def sketch(signature: np.ndarray) -> bytes:
     return (signature[-SKETCH_VALUES:] & 0xFF).astype(np.uint8).tobytes()
 
 
-def band_partition(pair: tuple) -> tuple[int, tuple, None]:
-    """shard_and_key for SortIntoShards: (band key, (node, sketch)) → (partition of the key, the pair as sort key,
-    nothing else)."""
-    band_key, _ = pair
-    return band_key % BAND_PARTITIONS, pair, None
+def band_partition(file_bands: tuple) -> list[tuple[int, tuple, None]]:
+    """placements for SortIntoShards: a file's (band keys, (node, sketch)) → for each band key, (partition of the
+    key, the pair (band key, (node, sketch)) as sort key, nothing else)."""
+    band_keys, member = file_bands
+    return [(band_key % BAND_PARTITIONS, (band_key, member), None) for band_key in band_keys]
 
 
 def held_pair_bytes(_stored) -> int:
@@ -93,7 +93,7 @@ class BucketEdgesFn(beam.DoFn):
 
 
 class EdgesOfBands(beam.PTransform):
-    """(band key, (node, sketch)) pairs (one PCollection or a tuple of them) → (earlier node, node) per other node
+    """Files' (band keys, (node, sketch)) (one PCollection or a tuple of them) → (earlier node, node) per other node
     of each bucket; the same edge may come from several buckets (the caller removes repeats)."""
 
     def __init__(self, scratch_dir: str):

@@ -31,10 +31,10 @@ CHECK_PARTITIONS = 16  # workers that merge the runs
 HELD_OVERHEAD_BYTES = 300  # what a run writer holds per pair besides the value's bytes (tuples, nodes' ids)
 
 
-def edge_partition(pair: tuple) -> tuple[int, tuple, bytes]:
-    """shard_and_key for SortIntoShards: (edge, (kind, bytes)) → (partition of the edge, (edge, kind), bytes)."""
+def edge_partition(pair: tuple) -> tuple[tuple[int, tuple, bytes]]:
+    """placements for SortIntoShards: (edge, (kind, bytes)) → (partition of the edge, (edge, kind), bytes)."""
     edge, (kind, value) = pair
-    return shard_of(repr(edge), CHECK_PARTITIONS), (edge, kind), value
+    return ((shard_of(repr(edge), CHECK_PARTITIONS), (edge, kind), value),)
 
 
 def held_pair_bytes(value: bytes) -> int:

@@ -41,7 +41,7 @@ class FileSignature:
 
 
 class SignFilesFn(beam.DoFn):
-    """A file → (band key, (node, sketch)) per band and its signature to SIGNATURES (files too short for a shingle:
+    """A file → (its band keys, (node, sketch)) and its signature to SIGNATURES (files too short for a shingle:
     neither). Every file goes to this bundle's spill file: (id, spill path) to PLACES, and the path to
     SPILLS once the bundle ends; (id, the file without content) to FILE_STUBS."""
 
@@ -64,9 +64,7 @@ class SignFilesFn(beam.DoFn):
             return
         signature = self.hasher.signature(shingles)
         yield pvalue.TaggedOutput(SIGNATURES, FileSignature(record.id, signature.astype(SIGNATURE_DTYPE).tobytes()))
-        member = survivor_rank(record), sketch(signature)
-        for key in self.hasher.band_keys(signature):
-            yield key, member
+        yield self.hasher.band_keys(signature), (survivor_rank(record), sketch(signature))
 
     def finish_bundle(self):
         path = self.spill.close()

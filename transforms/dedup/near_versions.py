@@ -91,7 +91,7 @@ def read_earlier_signatures(name_and_path):
 
 
 class BandEarlierFn(beam.DoFn):
-    """(earlier node, signature) → (band key, (node, sketch)) per band."""
+    """(earlier node, signature) → (its band keys, (node, sketch))."""
 
     def __init__(self, config: NearDedupConfig):
         self.config = config
@@ -102,9 +102,7 @@ class BandEarlierFn(beam.DoFn):
     def process(self, node_signature):
         node, minhash = node_signature
         signature = np.frombuffer(minhash, dtype=SIGNATURE_DTYPE)
-        member = node, sketch(signature)
-        for key in self.hasher.band_keys(signature):
-            yield key, member
+        yield self.hasher.band_keys(signature), (node, sketch(signature))
 
 
 class SignaturesOfCandidatesFn(beam.DoFn):

@@ -94,13 +94,13 @@ def stored_bytes(stored) -> int:
 
 
 def partitioned(partitions: int):
-    """shard_and_key for SortIntoShards over (sort key, item) pairs: the partition is a hash of (site, id)."""
+    """placements for SortIntoShards over (sort key, item) pairs: the partition is a hash of (site, id)."""
 
-    def shard_and_key(keyed: tuple) -> tuple[int, tuple, object]:
+    def placements(keyed: tuple) -> tuple[tuple[int, tuple, object]]:
         key, stored = keyed
-        return shard_of(f"{key[0]}/{key[1]}", partitions), key, stored
+        return ((shard_of(f"{key[0]}/{key[1]}", partitions), key, stored),)
 
-    return shard_and_key
+    return placements
 
 
 def groups(paths: list[str]) -> Iterator[tuple[tuple, list, list]]:
