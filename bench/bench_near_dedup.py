@@ -22,8 +22,8 @@
 4. Clusters: a chain of 30 near-copies (each next to the one before it only, the
    survivor at one end), `--cluster` near-copies of one file, and `--cluster` copies of
    copies (a random tree): files kept, whether the one kept is the most-starred,
-   rejections naming a file that was itself rejected, the rounds the labels took
-   (`label-rounds`), time and memory.
+   rejections naming a file that was itself rejected, the last round that changed a label
+   (`label-rounds`), the pairs left to the union after the rounds (`unsettled-pairs`), time and memory.
 
     .venv/bin/pip install -e '.[bench]'    # datatrove, scipy
     .venv/bin/python bench/bench_near_dedup.py --pairs-per-bin 80 --scale-mb 1.8 --cluster 10000
@@ -357,7 +357,7 @@ def cluster_row(name: str, records: list[dict], work: str, beam_args: list[str])
     print(
         f"{name:10} {len(records):7d} {mb:6.1f} {len(kept):5d} {str(kept == [expected]):>9} "
         f"{sum(s in survivor_of for s in survivor_of.values()):9d} {r['stats'].get('label-rounds'):7d} "
-        f"{r['seconds']:8.1f} {r['cpu_seconds']:7.1f} {r['peak_mb']:10.0f}"
+        f"{r['stats'].get('unsettled-pairs'):9d} {r['seconds']:8.1f} {r['cpu_seconds']:7.1f} {r['peak_mb']:10.0f}"
     )
 
 
@@ -379,7 +379,7 @@ def clusters(args, work: str, beam_args: list[str]) -> None:
         corpora[f"{shape}-{args.cluster}"] = records
     print(
         f"{'cluster':10} {'files':>7} {'MB':>6} {'kept':>5} {'survivor':>9} {'bad names':>9} {'rounds':>7} "
-        f"{'seconds':>8} {'CPU s':>7} {f'peak {MEMORY}':>10}"
+        f"{'unsettled':>9} {'seconds':>8} {'CPU s':>7} {f'peak {MEMORY}':>10}"
     )
     cluster_row("chain-30", chain, work, beam_args)
     for name, records in corpora.items():
