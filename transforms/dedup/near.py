@@ -32,8 +32,8 @@ check links it can keep, and never lists all pairs of a big bucket. A rejection'
 detail names its survivor and their Jaccard (`detail_of`): connected components join
 A and C through B, so that Jaccard may be below the threshold.
 
-The (band key, (node, sketch)) pairs, one per band of a file (a file's travel as one element), cross
-no shuffle: they are sorted into runs on scratch
+The (band key, (node, sketch)) pairs, one per band of a file (a file's bands reach the run writer
+as one element), cross no shuffle: they are sorted into runs on scratch
 storage and merged per partition of band keys (transforms/dedup/near_bands.py), so
 the runner never holds them. What crosses the shuffles is ids, star counts, run and
 spill paths; the check's shingle hashes go to sorted runs the same way
