@@ -27,8 +27,8 @@ class DocumentStats:
     def __init__(self):
         self.figures: dict[str, collections.Counter] = {name: collections.Counter() for name in FIGURES}
 
-    def add(self, table: pa.Table) -> None:
-        """Count one row group of documents."""
+    def add(self, table: pa.Table | pa.RecordBatch) -> None:
+        """Count one row group (or record batch) of documents."""
         import pyarrow.compute as pc  # here: 60 ms of import every worker would pay, only the documents' writers need it
 
         sizes = pc.binary_length(table.column("text")).to_pylist()

@@ -32,9 +32,8 @@ def document_stats(version_dir: str, manifest: dict) -> dict:
     else:
         stats = DocumentStats()
         for path in paths:
-            with storage.parquet_file(path) as f:
-                for group in range(f.metadata.num_row_groups):
-                    stats.add(f.read_row_group(group, columns=["text", "lang", "kind", "star_bucket"]))
+            for batch in storage.parquet_batches(path, ["text", "lang", "kind", "star_bucket"], storage.TEXT_BATCH_ROWS):
+                stats.add(batch)
     return {**stats.figures, "kept_examples": kept_examples(paths, stats.figures["docs_per_lang"])}
 
 
