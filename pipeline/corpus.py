@@ -42,8 +42,8 @@ from transforms.cleaning.license import LicenseFilterFn
 from transforms.cleaning.pii.scrub import ScrubFn
 from transforms.dedup.exact import ExactDedup, bloom_path
 from transforms.dedup.near import NearDedup
-from transforms.formatting.buckets import buckets_entry
-from transforms.formatting.code_files import FormatCodeFn, StarBuckets, entry_boundaries
+from transforms.formatting.buckets import buckets_entry, entry_boundaries
+from transforms.formatting.code_files import FormatCodeFn, StarBuckets
 from transforms.formatting.notebooks import ConvertNotebooksFn
 from transforms.sources.local.source import SNAPSHOT, ReadLocalRepos, check_local_sources, list_repos
 from transforms.sources.registry import network_sources

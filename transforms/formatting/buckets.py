@@ -73,6 +73,10 @@ def buckets_entry(boundaries: list, **how: object) -> dict:
     return {"percentiles": list(BUCKET_PERCENTILES), "boundaries": list(boundaries), **how}
 
 
+def entry_boundaries(entry: dict) -> list:
+    return entry["boundaries"]
+
+
 def entry_of_histogram(histogram: dict, counted: str) -> dict:
     """The entry of buckets drawn from a histogram: its boundaries, and how many values (`counted`) it held, so
     one global combine (HistogramFn's) gives both."""

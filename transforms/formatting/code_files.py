@@ -104,10 +104,6 @@ def repo_stars(record: RepoFile) -> tuple[str, int]:
     return record.repo, record.stars
 
 
-def entry_boundaries(entry: dict) -> list:
-    return entry["boundaries"]
-
-
 class StarBuckets(beam.PTransform):
     """RepoFiles → one element: the `star_buckets` entry computed over the run's repositories.
 

@@ -20,7 +20,7 @@ from schemas.records import Document, StackPost, record_rng
 from transforms.base import ApplyStage
 from transforms.cleaning.pii.scrub import count_replacements, scrub_text
 from transforms.formatting import markup
-from transforms.formatting.buckets import HistogramFn, boundaries_from_histogram, bucket_of, entry_of_histogram
+from transforms.formatting.buckets import HistogramFn, bucket_of, entry_boundaries, entry_of_histogram
 from transforms.record_fn import RecordFn
 from transforms.stackoverflow.html_text import body_text
 from transforms.stackoverflow.selection import Thread
@@ -131,8 +131,8 @@ class ScoreBuckets(beam.PTransform):
 
     def expand(self, scores):
         histogram = scores | "Histogram" >> beam.CombineGlobally(HistogramFn())
-        boundaries = histogram | "PickBoundaries" >> beam.Map(boundaries_from_histogram)
         entry = histogram | "ManifestEntry" >> beam.Map(entry_of_histogram, "posts")
+        boundaries = entry | "PickBoundaries" >> beam.Map(entry_boundaries)
         return BucketOutputs(boundaries, entry)
 
 
